@@ -1,0 +1,43 @@
+/**
+ * The Central service as a Fastify plugin: routes, OpenAPI, compression and error
+ * handling. The server file owns the Fastify instance, the pool and the lifecycle.
+ */
+import compress from '@fastify/compress';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { FastifyInstance } from 'fastify';
+import type { Pool } from '../platform/db.ts';
+import { installErrorHandling } from '../platform/http.ts';
+import { deviceSyncRoutes } from './routes/device-sync.ts';
+import { healthRoutes } from './routes/health.ts';
+
+export interface CentralAppOptions {
+  pool: Pool;
+  manifestTtlSeconds: number;
+  expectedMigration: number;
+}
+
+export async function centralApp(app: FastifyInstance, opts: CentralAppOptions): Promise<void> {
+  installErrorHandling(app);
+  await app.register(swagger, {
+    openapi: {
+      info: {
+        title: 'central-db-update-api',
+        version: '1',
+        description: 'Central side of dbupdate: device snapshots, acknowledgements and audit.',
+      },
+      components: { securitySchemes: { device: { type: 'http', scheme: 'bearer' } } },
+      security: [{ device: [] }],
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  await app.register(compress, {
+    global: true,
+    encodings: ['gzip', 'deflate'],
+    threshold: 1024,
+    customTypes: /^application\/(vnd\.dbupdate\.|json)/,
+  });
+  await app.register(healthRoutes, { pool: opts.pool, expectedMigration: opts.expectedMigration });
+  await app.register(deviceSyncRoutes, { pool: opts.pool, manifestTtlSeconds: opts.manifestTtlSeconds });
+}

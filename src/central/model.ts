@@ -1,0 +1,86 @@
+/**
+ * Central's domain types, and the one place where database rows become domain
+ * objects and domain objects become wire objects.
+ */
+import type { AckBody, AckResponse, Manifest } from '../contract/wire.ts';
+import type { TableDigest } from '../contract/canonical.ts';
+
+export interface Device {
+  id: string;
+  mac: string;
+  locationId: string;
+  companyId: string;
+  enabled: boolean;
+}
+
+export interface DeviceRow {
+  id: string;
+  mac: string;
+  location_id: string;
+  company_id: string;
+  is_enabled: boolean;
+}
+
+export function deviceFromRow(row: DeviceRow): Device {
+  return { id: row.id, mac: row.mac, locationId: row.location_id, companyId: row.company_id, enabled: row.is_enabled };
+}
+
+export interface ManifestHeader {
+  manifestId: string;
+  deviceId: string;
+  mac: string;
+  generatedAt: Date;
+  expiresAt: Date;
+}
+
+export interface ManifestHeaderRow {
+  manifest_id: string;
+  device_id: string;
+  mac: string;
+  generated_at: Date;
+  expires_at: Date;
+}
+
+export function manifestHeaderFromRow(row: ManifestHeaderRow): ManifestHeader {
+  return {
+    manifestId: row.manifest_id,
+    deviceId: row.device_id,
+    mac: row.mac,
+    generatedAt: row.generated_at,
+    expiresAt: row.expires_at,
+  };
+}
+
+export function manifestToWire(input: {
+  manifestId: string;
+  generatedAt: Date;
+  expiresAt: Date;
+  schemaVersion: number;
+  tables: readonly TableDigest[];
+  globalSha256: string;
+  device: Device;
+  rowsIncluded: boolean;
+}): Manifest {
+  return {
+    manifestId: input.manifestId,
+    generatedAt: input.generatedAt.toISOString(),
+    expiresAt: input.expiresAt.toISOString(),
+    schemaVersion: input.schemaVersion,
+    tables: input.tables.map(({ name, rowCount, sha256 }) => ({ name, rowCount, sha256 })),
+    globalSha256: input.globalSha256,
+    filters: { companyId: input.device.companyId, locationId: input.device.locationId, deviceId: input.device.id },
+    rowsIncluded: input.rowsIncluded,
+  };
+}
+
+export interface AckRow {
+  manifest_id: string;
+  result: 'Success' | 'Failed';
+  completed_at: Date;
+}
+
+export function ackToWire(row: AckRow): AckResponse {
+  return { manifestId: row.manifest_id, result: row.result, completedAt: row.completed_at.toISOString() };
+}
+
+export type { AckBody };

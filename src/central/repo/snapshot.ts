@@ -1,0 +1,43 @@
+/**
+ * The scope rule of CONTRACT §2 as SQL. COPY takes no bind parameters, so the scope
+ * (device, location, company) travels as transaction-local settings read with
+ * current_setting(): nothing from a request is ever spliced into SQL text.
+ */
+import { to as copyTo } from 'pg-copy-streams';
+import type { PoolClient } from '../../platform/db.ts';
+import { columnList, orderBy, type TableDef, type TableName } from '../../contract/tables.ts';
+import type { Device } from '../model.ts';
+
+const COMPANY = "current_setting('dbupdate.company_id')::uuid";
+const LOCATION = "current_setting('dbupdate.location_id')::uuid";
+const DEVICE = "current_setting('dbupdate.device_id')::uuid";
+const LOCATION_GROUPS = `SELECT lg.group_id FROM location_groups lg WHERE lg.location_id = ${LOCATION}`;
+
+const SCOPE: Record<TableName, string> = {
+  companies: `id = ${COMPANY}`,
+  locations: `id = ${LOCATION}`,
+  groups: `id IN (${LOCATION_GROUPS})`,
+  location_groups: `location_id = ${LOCATION}`,
+  users: `id IN (SELECT gu.user_id FROM group_users gu WHERE gu.group_id IN (${LOCATION_GROUPS}))`,
+  group_users: `group_id IN (${LOCATION_GROUPS})`,
+  areas: `location_id = ${LOCATION}`,
+  devices: `id = ${DEVICE}`,
+};
+
+export async function setScope(client: PoolClient, device: Device): Promise<void> {
+  await client.query(
+    `SELECT set_config('dbupdate.company_id', $1::text, true),
+            set_config('dbupdate.location_id', $2::text, true),
+            set_config('dbupdate.device_id', $3::text, true)`,
+    [device.companyId, device.locationId, device.id],
+  );
+}
+
+export function scopeSelectSql(def: TableDef): string {
+  return `SELECT ${columnList(def)} FROM "${def.name}" WHERE ${SCOPE[def.name]} ORDER BY ${orderBy(def)}`;
+}
+
+/** COPY text of one table's scoped rows, in primary-key order. */
+export function copyScopedTable(client: PoolClient, def: TableDef): NodeJS.ReadableStream {
+  return client.query(copyTo(`COPY (${scopeSelectSql(def)}) TO STDOUT`));
+}

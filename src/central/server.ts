@@ -1,0 +1,59 @@
+/**
+ * Builds the Central Fastify instance around the app plugin, and runs it: migrate at
+ * start, listen, and on SIGTERM/SIGINT stop taking requests, let in-flight ones
+ * finish, close the pool.
+ */
+import Fastify from 'fastify';
+import fp from 'fastify-plugin';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { createPool, type Pool } from '../platform/db.ts';
+import { createLogger, loggerOptions, type Logger } from '../platform/logger.ts';
+import { migrate } from '../platform/migrate.ts';
+import { centralApp } from './app.ts';
+import type { CentralConfig } from './config.ts';
+import { centralMigrations } from './migrations.ts';
+
+export async function buildCentral(
+  config: CentralConfig,
+  pool: Pool,
+  options: { logger?: Logger | boolean } = {},
+) {
+  const migrations = await centralMigrations();
+  const app = Fastify({
+    ...(options.logger === undefined
+      ? { logger: loggerOptions('central-db-update-api', config.LOG_LEVEL) }
+      : typeof options.logger === 'boolean'
+        ? { logger: options.logger }
+        : { loggerInstance: options.logger }),
+    bodyLimit: config.BODY_LIMIT_BYTES,
+    requestIdHeader: 'x-request-id',
+    trustProxy: true,
+    forceCloseConnections: 'idle',
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+  await app.register(fp(centralApp), {
+    pool,
+    manifestTtlSeconds: config.MANIFEST_TTL_SECONDS,
+    expectedMigration: migrations.at(-1)?.id ?? 0,
+  });
+  return app;
+}
+
+export async function runCentral(config: CentralConfig): Promise<void> {
+  const log = createLogger('central-db-update-api', config.LOG_LEVEL);
+  const pool = createPool(config.CENTRAL_DATABASE_URL, { max: config.DB_POOL_MAX, applicationName: 'central' });
+  await migrate(pool, await centralMigrations(), log);
+  const app = await buildCentral(config, pool, { logger: log });
+  let closing = false;
+  const shutdown = async (signal: string): Promise<void> => {
+    if (closing) return;
+    closing = true;
+    log.info({ event: 'shutdown.start', signal }, 'shutting down');
+    await app.close();
+    await pool.end();
+    log.info({ event: 'shutdown.finish', outcome: 'success' }, 'stopped');
+  };
+  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+  process.once('SIGINT', () => void shutdown('SIGINT'));
+  await app.listen({ port: config.PORT, host: config.HOST });
+}

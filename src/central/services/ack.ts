@@ -1,0 +1,25 @@
+/** Acknowledgements: validated, bound to the manifest's device, stored once. */
+import { normalizeMac } from '../../contract/mac.ts';
+import type { AckBody, AckResponse } from '../../contract/wire.ts';
+import type { Pool } from '../../platform/db.ts';
+import { AppError } from '../../platform/errors.ts';
+import { getSecretHash } from '../repo/devices.ts';
+import { findManifestHeader, insertAckOnce } from '../repo/manifests.ts';
+import { bearerToken, verifySecret } from './credentials.ts';
+
+export async function recordAck(pool: Pool, body: AckBody, authorization: string | undefined): Promise<AckResponse> {
+  const mac = normalizeMac(body.mac);
+  if (!mac) throw new AppError('INVALID_MAC', `not a MAC address: ${JSON.stringify(body.mac.slice(0, 64))}`);
+  const token = bearerToken(authorization);
+  if (!token) throw new AppError('UNAUTHENTICATED', 'missing Authorization: Bearer <device credential>');
+  const header = await findManifestHeader(pool, body.manifestId);
+  if (!header) throw new AppError('MANIFEST_NOT_FOUND', `no manifest ${body.manifestId}`);
+  const stored = await getSecretHash(pool, header.deviceId);
+  if (!stored || !(await verifySecret(token, stored))) {
+    throw new AppError('UNAUTHENTICATED', 'device credential not accepted');
+  }
+  if (header.mac !== mac) {
+    throw new AppError('MANIFEST_FORBIDDEN', `manifest ${body.manifestId} was not issued to ${mac}`);
+  }
+  return insertAckOnce(pool, body, mac);
+}

@@ -1,0 +1,161 @@
+/**
+ * The device-sync request from start to finish: audit row first, then device and
+ * credential, then the snapshot in one REPEATABLE READ READ ONLY transaction, the
+ * manifest written before the first byte is sent, and the audit row finished with
+ * the outcome whatever happens to the response.
+ */
+import { ulid } from 'ulid';
+import { globalSha256 } from '../../contract/canonical.ts';
+import { normalizeMac } from '../../contract/mac.ts';
+import { COPY_SESSION_SETTINGS_SQL } from '../../contract/tables.ts';
+import { SCHEMA_VERSION, type Manifest, type SyncRequestBody } from '../../contract/wire.ts';
+import { withTransaction, type Pool, type PoolClient } from '../../platform/db.ts';
+import { AppError, isDatabaseUnavailable, type ErrorCode } from '../../platform/errors.ts';
+import type { Logger } from '../../platform/logger.ts';
+import { step } from '../../platform/step.ts';
+import { findDeviceByMac, getSecretHash } from '../repo/devices.ts';
+import { insertManifest } from '../repo/manifests.ts';
+import { finishRequest, insertRequestStarted, type RequestOutcome } from '../repo/requests.ts';
+import { setScope } from '../repo/snapshot.ts';
+import { manifestToWire, type Device } from '../model.ts';
+import { bearerToken, verifySecret } from './credentials.ts';
+import { computeDigests, newStreamStats, snapshotBody } from './snapshot.ts';
+
+export interface SyncDeps {
+  pool: Pool;
+  manifestTtlSeconds: number;
+}
+
+export interface SyncInput {
+  body: SyncRequestBody;
+  authorization: string | undefined;
+  remoteAddr: string | null;
+  log: Logger;
+  /** Called once this request has its own audit row (refusals before that are audited by the route). */
+  onAudited(): void;
+}
+
+export interface PreparedSync {
+  manifest: Manifest;
+  body: AsyncIterable<Buffer>;
+  /** Call once the response is closed; `sent` is true when every byte was handed to the client. */
+  complete(sent: boolean, err?: Error): Promise<void>;
+}
+
+const STATUS_FOR: Partial<Record<ErrorCode, RequestOutcome['status']>> = {
+  INVALID_MAC: 'invalid_input',
+  INVALID_INPUT: 'invalid_input',
+  DEVICE_NOT_FOUND: 'unknown_device',
+  DEVICE_DISABLED: 'disabled',
+  UNAUTHENTICATED: 'unauthenticated',
+};
+
+export function outcomeForError(err: unknown): RequestOutcome {
+  const appErr = err instanceof AppError ? err : undefined;
+  return {
+    status: (appErr && STATUS_FOR[appErr.code]) ?? 'error',
+    errorCode: appErr?.code ?? (isDatabaseUnavailable(err) ? 'DATABASE_UNAVAILABLE' : 'INTERNAL'),
+    reason: (err as Error).message.slice(0, 1000),
+  };
+}
+
+async function authenticate(client: PoolClient, device: Device, authorization: string | undefined): Promise<void> {
+  const token = bearerToken(authorization);
+  if (!token) throw new AppError('UNAUTHENTICATED', 'missing Authorization: Bearer <device credential>');
+  const stored = await getSecretHash(client, device.id);
+  if (!stored || !(await verifySecret(token, stored))) {
+    throw new AppError('UNAUTHENTICATED', 'device credential not accepted');
+  }
+}
+
+export async function prepareSync(deps: SyncDeps, input: SyncInput): Promise<PreparedSync> {
+  const started = performance.now();
+  const mac = normalizeMac(input.body.mac);
+  if (!mac) throw new AppError('INVALID_MAC', `not a MAC address: ${JSON.stringify(input.body.mac.slice(0, 64))}`);
+  const log = input.log.child({ mac });
+  const requestId = await insertRequestStarted(deps.pool, { mac, remoteAddr: input.remoteAddr });
+  input.onAudited();
+  const finish = async (outcome: RequestOutcome): Promise<void> => {
+    const durationMs = Math.round(performance.now() - started);
+    try {
+      await finishRequest(deps.pool, requestId, { ...outcome, durationMs });
+    } catch (err) {
+      log.error({ err, event: 'audit.write', outcome: 'error', requestId }, 'could not finish the audit row');
+    }
+  };
+
+  let client: PoolClient | undefined;
+  let device: Device | undefined;
+  try {
+    client = await deps.pool.connect();
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    await client.query(COPY_SESSION_SETTINGS_SQL);
+    const tx = client;
+    device = await step(log, 'device.resolve', {}, async () => {
+      const found = await findDeviceByMac(tx, mac);
+      if (!found) throw new AppError('DEVICE_NOT_FOUND', `no device with MAC ${mac}`);
+      if (!found.enabled) throw new AppError('DEVICE_DISABLED', `device ${mac} is disabled`);
+      await authenticate(tx, found, input.authorization);
+      return found;
+    });
+    const resolved = device;
+    await setScope(tx, resolved);
+    const digests = await step(log, 'snapshot.digest', { deviceId: resolved.id }, () => computeDigests(tx));
+    const generatedAt = new Date();
+    const global = globalSha256(digests);
+    const manifest = manifestToWire({
+      manifestId: ulid(),
+      generatedAt,
+      expiresAt: new Date(generatedAt.getTime() + deps.manifestTtlSeconds * 1000),
+      schemaVersion: SCHEMA_VERSION,
+      tables: digests,
+      globalSha256: global,
+      device: resolved,
+      rowsIncluded: input.body.knownGlobalSha256 !== global,
+    });
+    await withTransaction(deps.pool, 'BEGIN', (c) => insertManifest(c, manifest, mac));
+    log.info(
+      { event: 'manifest.created', manifestId: manifest.manifestId, rowsIncluded: manifest.rowsIncluded },
+      'manifest created',
+    );
+
+    const stats = newStreamStats();
+    let streamed = false;
+    const body = (async function* () {
+      yield* snapshotBody(tx, manifest, stats);
+      streamed = true;
+    })();
+    return {
+      manifest,
+      body,
+      complete: async (sent, err) => {
+        const ok = sent && streamed && !err;
+        let broken: Error | undefined = ok ? undefined : (err ?? new Error('response aborted'));
+        if (ok) await tx.query('COMMIT').catch((commitErr: Error) => (broken = commitErr));
+        tx.release(broken);
+        await finish({
+          status: ok ? (manifest.rowsIncluded ? 'served' : 'unchanged') : err ? 'error' : 'aborted',
+          reason: ok ? null : (err?.message ?? 'client went away before the snapshot was sent'),
+          errorCode: ok ? null : err ? 'SNAPSHOT_FAILED' : null,
+          deviceId: resolved.id,
+          manifestId: manifest.manifestId,
+          bytesSent: stats.bytes,
+          payloadSha256: ok ? stats.payload.digest('hex') : null,
+        });
+      },
+    };
+  } catch (err) {
+    if (client) {
+      const c = client;
+      await c.query('ROLLBACK').then(
+        () => c.release(),
+        (rollbackErr: Error) => c.release(rollbackErr),
+      );
+    }
+    const outcome = outcomeForError(err);
+    await finish({ ...outcome, deviceId: device?.id ?? null });
+    if (err instanceof AppError) throw err;
+    if (isDatabaseUnavailable(err)) throw new AppError('DATABASE_UNAVAILABLE', 'database unavailable', { cause: err });
+    throw new AppError('SNAPSHOT_FAILED', 'could not build the snapshot', { cause: err });
+  }
+}

@@ -1,0 +1,165 @@
+/**
+ * Canonical rows and hashes (CONTRACT §3), computed from COPY text lines.
+ *
+ * Both services read their tables with `COPY (SELECT <columns> ... ORDER BY <pk>) TO STDOUT`
+ * under COPY_SESSION_SETTINGS_SQL and feed the output here, so Central's manifest and
+ * Edge's verification run the same code on the same text: no `pg` type parsers in
+ * between to lose microseconds, bigint precision, numeric scale or JSON null.
+ */
+import { createHash, type Hash } from 'node:crypto';
+import { StringDecoder } from 'node:string_decoder';
+import canonicalize from 'canonicalize';
+import { COPY_NULL, unescapeCopyField } from './copy-text.ts';
+import type { Column, TableDef, TableName } from './tables.ts';
+
+export class CanonicalError extends Error {}
+
+export interface TableDigest {
+  name: TableName;
+  rowCount: number;
+  sha256: string;
+}
+
+/** `2025-03-01 06:15:30.5+00` (TimeZone UTC, DateStyle ISO) → `2025-03-01T06:15:30.500000Z`. */
+export function canonicalTimestamp(text: string): string {
+  if (text === 'infinity' || text === '-infinity') return text;
+  let s = text;
+  let bc = false;
+  if (s.endsWith(' BC')) {
+    bc = true;
+    s = s.slice(0, -3);
+  }
+  if (!s.endsWith('+00')) throw new CanonicalError(`timestamp not in UTC: ${text}`);
+  s = s.slice(0, -3);
+  const space = s.indexOf(' ');
+  const dot = s.indexOf('.', space);
+  if (space < 10) throw new CanonicalError(`unexpected timestamp form: ${text}`);
+  let date = s.slice(0, space);
+  const time = dot < 0 ? s.slice(space + 1) : s.slice(space + 1, dot);
+  const frac = dot < 0 ? '000000' : s.slice(dot + 1).padEnd(6, '0');
+  const dash = date.indexOf('-', 4);
+  const year = Number(date.slice(0, dash));
+  // Out-of-range years take ECMAScript's expanded form (as Date#toISOString does).
+  if (bc || year > 9999) {
+    const astronomical = bc ? 1 - year : year;
+    const sign = astronomical < 0 ? '-' : '+';
+    date = sign + String(Math.abs(astronomical)).padStart(6, '0') + date.slice(dash);
+  }
+  return `${date}T${time}.${frac}Z`;
+}
+
+function canonicalValue(col: Column, field: string): string {
+  if (field === COPY_NULL) return 'null';
+  switch (col.type) {
+    case 'uuid':
+      return `"${field}"`;
+    case 'macaddr':
+      return `"${field}"`;
+    case 'integer':
+      return field;
+    case 'boolean':
+      if (field === 't') return 'true';
+      if (field === 'f') return 'false';
+      throw new CanonicalError(`unexpected boolean ${field} in ${col.name}`);
+    case 'bigint':
+    case 'numeric':
+      return `"${field}"`;
+    case 'timestamptz':
+      return `"${canonicalTimestamp(field)}"`;
+    case 'text':
+      return JSON.stringify(unescapeCopyField(field));
+    case 'jsonb': {
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(unescapeCopyField(field));
+      } catch {
+        throw new CanonicalError(`invalid jsonb in ${col.name}`);
+      }
+      try {
+        return canonicalize(parsed) as string;
+      } catch (err) {
+        throw new CanonicalError(`jsonb in ${col.name} has no canonical form: ${(err as Error).message}`);
+      }
+    }
+  }
+}
+
+/** Turns COPY text lines of one table into canonical JSON lines. */
+export class RowCanonicalizer {
+  readonly #columns: readonly Column[];
+  /** Indexes of columns in canonical (sorted key) order, with their `"key":` prefixes. */
+  readonly #order: readonly { index: number; prefix: string }[];
+
+  constructor(def: TableDef) {
+    this.#columns = def.columns;
+    this.#order = def.columns
+      .map((col, index) => ({ name: col.name, index }))
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+      .map(({ name, index }, i) => ({ index, prefix: `${i === 0 ? '{' : ','}${JSON.stringify(name)}:` }));
+  }
+
+  line(copyLine: string): string {
+    const fields = copyLine.split('\t');
+    if (fields.length !== this.#columns.length) {
+      throw new CanonicalError(`expected ${this.#columns.length} fields, got ${fields.length}`);
+    }
+    let out = '';
+    for (const { index, prefix } of this.#order) {
+      out += prefix + canonicalValue(this.#columns[index]!, fields[index]!);
+    }
+    return out + '}';
+  }
+}
+
+/**
+ * Consumes the raw COPY output of one table (chunks need not align with lines) and
+ * yields its row count and SHA-256. `onLine` sees every canonical line (tests, debugging).
+ */
+export class TableHasher {
+  readonly #def: TableDef;
+  readonly #rows: RowCanonicalizer;
+  readonly #hash: Hash = createHash('sha256');
+  readonly #decoder = new StringDecoder('utf8');
+  readonly #onLine: ((line: string) => void) | undefined;
+  #pending = '';
+  #count = 0;
+
+  constructor(def: TableDef, onLine?: (line: string) => void) {
+    this.#def = def;
+    this.#rows = new RowCanonicalizer(def);
+    this.#onLine = onLine;
+  }
+
+  write(chunk: Buffer | string): void {
+    const text = this.#pending + (typeof chunk === 'string' ? chunk : this.#decoder.write(chunk));
+    let start = 0;
+    let nl = text.indexOf('\n', start);
+    while (nl >= 0) {
+      this.#addLine(text.slice(start, nl));
+      start = nl + 1;
+      nl = text.indexOf('\n', start);
+    }
+    this.#pending = text.slice(start);
+  }
+
+  digest(): TableDigest {
+    const rest = this.#pending + this.#decoder.end();
+    if (rest.length > 0) throw new CanonicalError(`${this.#def.name}: COPY data ends mid-row`);
+    return { name: this.#def.name, rowCount: this.#count, sha256: this.#hash.digest('hex') };
+  }
+
+  #addLine(copyLine: string): void {
+    const line = this.#rows.line(copyLine);
+    this.#onLine?.(line);
+    this.#hash.update(line + '\n');
+    this.#count++;
+  }
+}
+
+/** SHA-256 of the RFC 8785 form of `[{name,rowCount,sha256}]` in table order. */
+export function globalSha256(tables: readonly TableDigest[]): string {
+  const summary = tables.map(({ name, rowCount, sha256 }) => ({ name, rowCount, sha256 }));
+  return createHash('sha256')
+    .update(canonicalize(summary) as string)
+    .digest('hex');
+}

@@ -1,0 +1,60 @@
+/**
+ * PostgreSQL COPY text format, the field level: the wire carries rows in this
+ * format so that Edge can hand them to `COPY ... FROM STDIN` untouched.
+ */
+export const COPY_NULL = '\\N';
+
+const SIMPLE: Record<string, string> = { b: '\b', f: '\f', n: '\n', r: '\r', t: '\t', v: '\v' };
+
+/** Decodes one COPY text field (not `\N`, which the caller maps to NULL). */
+export function unescapeCopyField(field: string): string {
+  if (!field.includes('\\')) return field;
+  let out = '';
+  for (let i = 0; i < field.length; i++) {
+    const ch = field[i]!;
+    if (ch !== '\\') {
+      out += ch;
+      continue;
+    }
+    const next = field[++i];
+    if (next === undefined) break;
+    const simple = SIMPLE[next];
+    if (simple !== undefined) {
+      out += simple;
+    } else if (next >= '0' && next <= '7') {
+      let digits = next;
+      while (digits.length < 3 && field[i + 1]! >= '0' && field[i + 1]! <= '7') digits += field[++i];
+      out += String.fromCharCode(parseInt(digits, 8));
+    } else if (next === 'x' && /^[0-9a-fA-F]/.test(field[i + 1] ?? '')) {
+      let digits = field[++i]!;
+      if (/^[0-9a-fA-F]/.test(field[i + 1] ?? '')) digits += field[++i];
+      out += String.fromCharCode(parseInt(digits, 16));
+    } else {
+      out += next;
+    }
+  }
+  return out;
+}
+
+/** Encodes a value as a COPY text field; null becomes `\N`. */
+export function escapeCopyField(value: string | null): string {
+  if (value === null) return COPY_NULL;
+  return value.replace(/[\\\b\f\n\r\t\v]/g, (ch) => {
+    switch (ch) {
+      case '\\':
+        return '\\\\';
+      case '\b':
+        return '\\b';
+      case '\f':
+        return '\\f';
+      case '\n':
+        return '\\n';
+      case '\r':
+        return '\\r';
+      case '\t':
+        return '\\t';
+      default:
+        return '\\v';
+    }
+  });
+}

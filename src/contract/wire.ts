@@ -1,0 +1,93 @@
+/**
+ * Wire types shared by Central and Edge: one TypeBox schema each, used for
+ * validation, OpenAPI and TypeScript types alike.
+ */
+import { Type, type Static } from 'typebox';
+import { TABLE_NAMES } from './tables.ts';
+
+/** Bumped with every change to the data model; Edge refuses a manifest of another version. */
+export const SCHEMA_VERSION = 1;
+
+/** Content type of the snapshot stream (see docs/protocol.md). */
+export const SNAPSHOT_MEDIA_TYPE = 'application/vnd.dbupdate.snapshot.v1';
+
+const Sha256 = Type.String({ pattern: '^[0-9a-f]{64}$' });
+const Ulid = Type.String({ pattern: '^[0-9A-HJKMNP-TV-Z]{26}$' });
+const Uuid = Type.String({ format: 'uuid' });
+const MacText = Type.String({ minLength: 1, maxLength: 64, description: 'MAC in a common spelling' });
+
+export const SyncRequestBody = Type.Object(
+  {
+    mac: MacText,
+    knownGlobalSha256: Type.Optional(
+      Type.Union([Sha256, Type.Null()], {
+        description: 'globalSha256 the device holds now; when it still matches, no rows are sent',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type SyncRequestBody = Static<typeof SyncRequestBody>;
+
+export const TableSummary = Type.Object(
+  {
+    name: Type.Enum(TABLE_NAMES),
+    rowCount: Type.Integer({ minimum: 0 }),
+    sha256: Sha256,
+  },
+  { additionalProperties: false },
+);
+export type TableSummary = Static<typeof TableSummary>;
+
+export const Manifest = Type.Object({
+  manifestId: Ulid,
+  generatedAt: Type.String({ format: 'date-time' }),
+  expiresAt: Type.String({ format: 'date-time' }),
+  schemaVersion: Type.Integer(),
+  tables: Type.Array(TableSummary),
+  globalSha256: Sha256,
+  filters: Type.Object({ companyId: Uuid, locationId: Uuid, deviceId: Uuid }),
+  rowsIncluded: Type.Boolean({ description: 'false when knownGlobalSha256 matched: the stream ends here' }),
+});
+export type Manifest = Static<typeof Manifest>;
+
+/** Stream frames: one JSON line each; a table frame is followed by rowCount COPY text lines. */
+export const ManifestFrame = Type.Object({ manifest: Manifest });
+export type ManifestFrame = Static<typeof ManifestFrame>;
+export const TableFrame = Type.Object({
+  table: Type.String(),
+  rowCount: Type.Integer({ minimum: 0 }),
+  columns: Type.Array(Type.String()),
+});
+export type TableFrame = Static<typeof TableFrame>;
+export const EndFrame = Type.Object({ end: Type.Literal(true), tables: Type.Integer({ minimum: 0 }) });
+export type EndFrame = Static<typeof EndFrame>;
+
+export const AckBody = Type.Object(
+  {
+    manifestId: Ulid,
+    mac: MacText,
+    status: Type.Union([Type.Literal('Success'), Type.Literal('Failed')]),
+    localCounts: Type.Record(Type.String({ maxLength: 63 }), Type.Integer({ minimum: 0 }), { maxProperties: 32 }),
+    localChecksums: Type.Record(Type.String({ maxLength: 63 }), Type.String({ maxLength: 64 }), {
+      maxProperties: 32,
+    }),
+    durationMs: Type.Integer({ minimum: 0, maximum: 86_400_000 }),
+    error: Type.Union([Type.String({ maxLength: 4000 }), Type.Null()]),
+    payloadSha256: Type.Optional(Type.Union([Sha256, Type.Null()])),
+  },
+  { additionalProperties: false },
+);
+export type AckBody = Static<typeof AckBody>;
+
+export const AckResponse = Type.Object({
+  manifestId: Ulid,
+  result: Type.Union([Type.Literal('Success'), Type.Literal('Failed')]),
+  completedAt: Type.String({ format: 'date-time' }),
+});
+export type AckResponse = Static<typeof AckResponse>;
+
+export const ErrorBody = Type.Object({
+  error: Type.Object({ code: Type.String(), message: Type.String() }),
+});
+export type ErrorBody = Static<typeof ErrorBody>;

@@ -1,0 +1,46 @@
+/**
+ * PostgreSQL access. Pools are created by the service that owns them and passed
+ * down; repository functions take a client (or pool) as their first argument.
+ */
+import pg from 'pg';
+
+export type Queryable = pg.Pool | pg.PoolClient | pg.Client;
+export type { PoolClient, Pool } from 'pg';
+
+export function createPool(connectionString: string, options: { max?: number; applicationName: string }): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString,
+    max: options.max ?? 10,
+    application_name: options.applicationName,
+    connectionTimeoutMillis: 10_000,
+    idleTimeoutMillis: 30_000,
+  });
+  // An idle client losing its server must not crash the process; the pool drops it.
+  pool.on('error', () => {});
+  return pool;
+}
+
+/** Runs `work` in a transaction on its own client; the client is destroyed if the work broke it. */
+export async function withTransaction<T>(
+  pool: pg.Pool,
+  begin: string,
+  work: (client: pg.PoolClient) => Promise<T>,
+): Promise<T> {
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  try {
+    await client.query(begin);
+    const result = await work(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (err) {
+    try {
+      await client.query('ROLLBACK');
+    } catch (rollbackErr) {
+      broken = rollbackErr as Error;
+    }
+    throw err;
+  } finally {
+    client.release(broken);
+  }
+}

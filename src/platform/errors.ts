@@ -1,0 +1,60 @@
+/**
+ * One error type for the whole system. Every code is stable and documented in
+ * docs/errors.md (a test keeps the two in step); messages are for people, codes
+ * are for programs.
+ */
+export const ERROR_CODES = {
+  INVALID_INPUT: { status: 400, description: 'The request body or query failed validation.' },
+  INVALID_MAC: { status: 400, description: 'The MAC address is not in a recognised spelling.' },
+  UNAUTHENTICATED: { status: 401, description: 'Missing or wrong device credential.' },
+  DEVICE_DISABLED: { status: 403, description: 'The device exists but is disabled; it gets no data.' },
+  MANIFEST_FORBIDDEN: { status: 403, description: 'The manifest belongs to another device.' },
+  DEVICE_NOT_FOUND: { status: 404, description: 'No device has this MAC.' },
+  MANIFEST_NOT_FOUND: { status: 404, description: 'No manifest has this id.' },
+  ROUTE_NOT_FOUND: { status: 404, description: 'No such endpoint.' },
+  BODY_TOO_LARGE: { status: 413, description: 'The request body exceeds the configured limit.' },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, description: 'The request body is not application/json.' },
+  DATABASE_UNAVAILABLE: { status: 503, description: 'The database cannot be reached; retry later.' },
+  NOT_READY: { status: 503, description: 'The service is not ready (database unreachable or not migrated).' },
+  INTERNAL: { status: 500, description: 'An unexpected failure; details are in the service log only.' },
+  SNAPSHOT_FAILED: { status: 500, description: 'Central data could not be turned into a snapshot.' },
+  CONFIG_INVALID: { status: 500, description: 'A setting is missing or invalid; the process stops at start.' },
+  MIGRATION_UNKNOWN: {
+    status: 500,
+    description: 'The database has migrations this code does not know (it is newer); refusing to run.',
+  },
+  MIGRATION_FAILED: { status: 500, description: 'A migration failed and was rolled back.' },
+  SEED_NOT_EMPTY: { status: 409, description: 'Seeding refused: the data tables are not empty (use --reset).' },
+  USAGE: { status: 400, description: 'The command line is wrong.' },
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export class AppError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; details?: Record<string, unknown> }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'AppError';
+    this.code = code;
+    this.status = ERROR_CODES[code].status;
+    this.details = options?.details;
+  }
+}
+
+export function isAppError(err: unknown): err is AppError {
+  return err instanceof AppError;
+}
+
+/** SQLSTATEs meaning "the database is not there right now", as opposed to a bug. */
+const UNAVAILABLE_SQLSTATES = new Set(['57P01', '57P02', '57P03', '53300', '08000', '08001', '08003', '08006']);
+const UNAVAILABLE_ERRNOS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EPIPE']);
+
+export function isDatabaseUnavailable(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && (UNAVAILABLE_SQLSTATES.has(code) || UNAVAILABLE_ERRNOS.has(code))) return true;
+  const message = (err as Error | null)?.message ?? '';
+  return /Connection terminated|timeout exceeded when trying to connect/i.test(message);
+}

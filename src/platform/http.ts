@@ -1,0 +1,59 @@
+/**
+ * One error handler for every Fastify app we run: everything becomes the documented
+ * `{ error: { code, message } }` shape; 5xx never carry internals.
+ */
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { AppError, isAppError, isDatabaseUnavailable, type ErrorCode } from './errors.ts';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The stable code of the error this request was answered with, for audit hooks. */
+    errorCode?: ErrorCode;
+  }
+}
+
+const FASTIFY_CODES: Record<string, ErrorCode> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: 'BODY_TOO_LARGE',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'INVALID_INPUT',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'INVALID_INPUT',
+  FST_ERR_CTP_INVALID_JSON_BODY: 'INVALID_INPUT',
+};
+
+export function toAppError(err: FastifyError | Error): AppError {
+  if (isAppError(err)) return err;
+  const fastifyErr = err as FastifyError;
+  if (fastifyErr.validation) return new AppError('INVALID_INPUT', err.message);
+  const mapped = fastifyErr.code ? FASTIFY_CODES[fastifyErr.code] : undefined;
+  if (mapped) return new AppError(mapped, err.message);
+  if (err instanceof SyntaxError || (fastifyErr.statusCode !== undefined && fastifyErr.statusCode < 500)) {
+    if (fastifyErr.statusCode === 413) return new AppError('BODY_TOO_LARGE', err.message);
+    if (fastifyErr.statusCode === 415) return new AppError('UNSUPPORTED_MEDIA_TYPE', err.message);
+    return new AppError('INVALID_INPUT', err.message);
+  }
+  if (isDatabaseUnavailable(err)) {
+    return new AppError('DATABASE_UNAVAILABLE', 'database unavailable, retry later', { cause: err });
+  }
+  return new AppError('INTERNAL', 'internal error', { cause: err });
+}
+
+export function installErrorHandling(app: FastifyInstance): void {
+  app.setErrorHandler((err: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
+    const appErr = toAppError(err);
+    request.errorCode = appErr.code;
+    if (appErr.status >= 500) {
+      request.log.error({ err, code: appErr.code }, 'request failed');
+    } else {
+      request.log.info({ code: appErr.code, reason: appErr.message }, 'request refused');
+    }
+    if (appErr.code === 'DATABASE_UNAVAILABLE' || appErr.code === 'NOT_READY') reply.header('retry-after', '5');
+    const message = appErr.status >= 500 && appErr.code === 'INTERNAL' ? 'internal error' : appErr.message;
+    return reply.status(appErr.status).send({ error: { code: appErr.code, message } });
+  });
+  app.setNotFoundHandler((request, reply) => {
+    request.errorCode = 'ROUTE_NOT_FOUND';
+    return reply
+      .status(404)
+      .send({ error: { code: 'ROUTE_NOT_FOUND', message: `no route ${request.method} ${request.url}` } });
+  });
+}

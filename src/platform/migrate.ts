@@ -1,0 +1,101 @@
+/**
+ * Forward-only numbered SQL migrations (`NNNN_name.sql`), each in its own transaction,
+ * applied under an advisory lock so that instances starting together take turns.
+ * A database holding a migration this code does not know is newer than the code:
+ * we refuse to run rather than guess.
+ */
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type pg from 'pg';
+import { AppError } from './errors.ts';
+import type { Logger } from './logger.ts';
+
+export interface Migration {
+  readonly id: number;
+  readonly name: string;
+  readonly sql: string;
+}
+
+const FILE = /^(\d{4})_([a-z0-9_]+)\.sql$/;
+/** Arbitrary, fixed: one lock key per database for our migrations. */
+const LOCK_KEY = 0x64627570; // "dbup"
+
+export async function loadMigrations(dirs: readonly string[]): Promise<Migration[]> {
+  const found = new Map<number, Migration>();
+  for (const dir of dirs) {
+    for (const file of (await readdir(dir)).sort()) {
+      const match = FILE.exec(file);
+      if (!match) continue;
+      const id = Number(match[1]);
+      if (found.has(id)) throw new Error(`two migrations numbered ${id}: ${found.get(id)!.name} and ${file}`);
+      found.set(id, { id, name: file, sql: await readFile(join(dir, file), 'utf8') });
+    }
+  }
+  const list = [...found.values()].sort((a, b) => a.id - b.id);
+  list.forEach((m, i) => {
+    if (m.id !== i + 1) throw new Error(`migration numbers must run 1..n without gaps; found ${m.name}`);
+  });
+  return list;
+}
+
+export interface MigrateResult {
+  applied: string[];
+  current: number;
+}
+
+export async function migrate(pool: pg.Pool, migrations: readonly Migration[], log?: Logger): Promise<MigrateResult> {
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  try {
+    await client.query("SET lock_timeout = '60s'");
+    await client.query('SELECT pg_advisory_lock($1)', [LOCK_KEY]);
+    try {
+      await client.query(`CREATE TABLE IF NOT EXISTS dbupdate_migrations (
+        id integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
+      const { rows } = await client.query<{ id: number; name: string }>(
+        'SELECT id, name FROM dbupdate_migrations ORDER BY id',
+      );
+      const known = new Map(migrations.map((m) => [m.id, m]));
+      const unknown = rows.filter((r) => known.get(r.id)?.name !== r.name);
+      if (unknown.length > 0) {
+        throw new AppError(
+          'MIGRATION_UNKNOWN',
+          `database has migrations this code does not know: ${unknown.map((r) => r.name).join(', ')}`,
+        );
+      }
+      const done = new Set(rows.map((r) => r.id));
+      const applied: string[] = [];
+      for (const m of migrations) {
+        if (done.has(m.id)) continue;
+        log?.info({ event: 'migration.start', migration: m.name }, `applying ${m.name}`);
+        try {
+          await client.query('BEGIN');
+          // The row goes first: a concurrent runner without our lock fails on the key at once.
+          await client.query('INSERT INTO dbupdate_migrations (id, name) VALUES ($1, $2)', [m.id, m.name]);
+          await client.query(m.sql);
+          await client.query('COMMIT');
+        } catch (err) {
+          await client.query('ROLLBACK').catch(() => undefined);
+          throw new AppError('MIGRATION_FAILED', `${m.name}: ${(err as Error).message}`, { cause: err });
+        }
+        log?.info({ event: 'migration.finish', migration: m.name, outcome: 'success' }, `applied ${m.name}`);
+        applied.push(m.name);
+      }
+      return { applied, current: migrations.at(-1)?.id ?? 0 };
+    } finally {
+      await client.query('SELECT pg_advisory_unlock($1)', [LOCK_KEY]).catch((err: Error) => {
+        broken = err;
+      });
+    }
+  } finally {
+    client.release(broken);
+  }
+}
+
+/** The highest migration applied, or 0 when none (readiness checks compare it with the code's). */
+export async function currentMigration(client: pg.Pool | pg.PoolClient): Promise<number> {
+  const { rows } = await client.query<{ id: number | null }>(
+    "SELECT CASE WHEN to_regclass('dbupdate_migrations') IS NULL THEN 0 ELSE (SELECT coalesce(max(id), 0) FROM dbupdate_migrations) END AS id",
+  );
+  return rows[0]?.id ?? 0;
+}

@@ -1,0 +1,35 @@
+/** Reading a whole snapshot response in tests (small scopes only). */
+import { readSnapshot } from '../../src/contract/snapshot-reader.ts';
+import type { Manifest } from '../../src/contract/wire.ts';
+
+export interface ReadSnapshot {
+  manifest: Manifest;
+  tables: { name: string; rowCount: number; columns: string[]; copyText: string }[];
+}
+
+export async function readWholeSnapshot(body: AsyncIterable<Uint8Array | string>): Promise<ReadSnapshot> {
+  let manifest: Manifest | undefined;
+  const tables: ReadSnapshot['tables'] = [];
+  for await (const item of readSnapshot(body)) {
+    if (item.type === 'manifest') manifest = item.manifest;
+    if (item.type === 'table') {
+      const parts: Buffer[] = [];
+      for await (const part of item.rows) parts.push(part);
+      tables.push({ name: item.frame.table, rowCount: item.frame.rowCount, columns: item.frame.columns, copyText: Buffer.concat(parts).toString('utf8') });
+    }
+  }
+  if (!manifest) throw new Error('no manifest');
+  return { manifest, tables };
+}
+
+export async function requestSnapshot(
+  centralUrl: string,
+  body: unknown,
+  token?: string,
+): Promise<Response> {
+  return fetch(`${centralUrl}/api/device-sync/request`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: JSON.stringify(body),
+  });
+}

@@ -1,0 +1,28 @@
+/** Template databases, migrated once per run and cloned per test file. */
+import pg from 'pg';
+import { centralMigrations } from '../../src/central/migrations.ts';
+import { migrate, type Migration } from '../../src/platform/migrate.ts';
+
+export const TEMPLATES = { central: 'dbupdate_tpl_central' } as const;
+export type TemplateKind = keyof typeof TEMPLATES;
+
+const MIGRATIONS: Record<TemplateKind, () => Promise<Migration[]>> = { central: centralMigrations };
+
+export function databaseUrl(adminUrl: string, database: string): string {
+  const url = new URL(adminUrl);
+  url.pathname = `/${database}`;
+  return url.toString();
+}
+
+export async function prepareTemplates(admin: pg.Client, adminUrl: string): Promise<void> {
+  for (const [kind, name] of Object.entries(TEMPLATES) as [TemplateKind, string][]) {
+    await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+    await admin.query(`CREATE DATABASE "${name}"`);
+    const pool = new pg.Pool({ connectionString: databaseUrl(adminUrl, name), max: 2 });
+    try {
+      await migrate(pool, await MIGRATIONS[kind]());
+    } finally {
+      await pool.end();
+    }
+  }
+}
