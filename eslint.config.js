@@ -12,6 +12,8 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       '@typescript-eslint/consistent-type-imports': 'error',
       'no-console': 'off',
+      // With noUncheckedIndexedAccess, an explicit `!` after a checked lookup is the honest form.
+      '@typescript-eslint/no-non-null-assertion': 'off',
     },
   },
 );

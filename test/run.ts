@@ -22,7 +22,7 @@ if (!adminUrl) {
   stop = cluster.stop;
 }
 
-let code = 1;
+let code: number;
 try {
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
@@ -37,7 +37,9 @@ try {
     ['--test', '--test-concurrency=2', '--test-timeout=300000', ...files],
     { stdio: 'inherit', env: { ...process.env, TEST_DATABASE_URL: adminUrl } },
   );
-  code = await new Promise<number>((resolve) => child.on('exit', (c, signal) => resolve(c ?? (signal ? 1 : 0))));
+  code = await new Promise<number>((resolve) =>
+    child.on('exit', (c, signal) => resolve(c ?? (signal ? 1 : 0))),
+  );
 } finally {
   await stop?.();
   if (dataDir) await rm(dataDir, { recursive: true, force: true });

@@ -90,11 +90,15 @@ describe('scope-v1 vectors', () => {
       const res = await requestSnapshot(central.url, { mac: scopeV1.device.mac }, token);
       const snapshot = await readWholeSnapshot(res.body!);
       const users = snapshot.tables.find((t) => t.name === 'users')!;
-      const row = users.copyText.split('\n').find((l) => l.startsWith('3d6f5b0e-0000-4000-8000-000000000002'))!;
+      const row = users.copyText
+        .split('\n')
+        .find((l) => l.startsWith('3d6f5b0e-0000-4000-8000-000000000002'))!;
       const fields = row.split('\t');
       assert.equal(fields[4], '\\\\N', 'text that is literally \\N is escaped, not NULL');
       assert.equal(fields[7], 'null', 'JSON null stays JSON null');
-      const plain = users.copyText.split('\n').find((l) => l.startsWith('3d6f5b0e-0000-4000-8000-000000000001'))!;
+      const plain = users.copyText
+        .split('\n')
+        .find((l) => l.startsWith('3d6f5b0e-0000-4000-8000-000000000001'))!;
       assert.equal(plain.split('\t')[4], '\\N', 'SQL NULL is \\N');
     } finally {
       await db.pool.query(

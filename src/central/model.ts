@@ -22,7 +22,13 @@ export interface DeviceRow {
 }
 
 export function deviceFromRow(row: DeviceRow): Device {
-  return { id: row.id, mac: row.mac, locationId: row.location_id, companyId: row.company_id, enabled: row.is_enabled };
+  return {
+    id: row.id,
+    mac: row.mac,
+    locationId: row.location_id,
+    companyId: row.company_id,
+    enabled: row.is_enabled,
+  };
 }
 
 export interface ManifestHeader {
@@ -68,7 +74,11 @@ export function manifestToWire(input: {
     schemaVersion: input.schemaVersion,
     tables: input.tables.map(({ name, rowCount, sha256 }) => ({ name, rowCount, sha256 })),
     globalSha256: input.globalSha256,
-    filters: { companyId: input.device.companyId, locationId: input.device.locationId, deviceId: input.device.id },
+    filters: {
+      companyId: input.device.companyId,
+      locationId: input.device.locationId,
+      deviceId: input.device.id,
+    },
     rowsIncluded: input.rowsIncluded,
   };
 }

@@ -41,7 +41,10 @@ export async function buildCentral(
 
 export async function runCentral(config: CentralConfig): Promise<void> {
   const log = createLogger('central-db-update-api', config.LOG_LEVEL);
-  const pool = createPool(config.CENTRAL_DATABASE_URL, { max: config.DB_POOL_MAX, applicationName: 'central' });
+  const pool = createPool(config.CENTRAL_DATABASE_URL, {
+    max: config.DB_POOL_MAX,
+    applicationName: 'central',
+  });
   await migrate(pool, await centralMigrations(), log);
   const app = await buildCentral(config, pool, { logger: log });
   let closing = false;

@@ -2,7 +2,8 @@
  * MAC addresses: accepted in the common spellings (either case; `:`, `-` or `.`
  * separated, or bare hex), always stored and compared as lowercase colon form.
  */
-const SEPARATED = /^([0-9a-f]{2})([:-])([0-9a-f]{2})\2([0-9a-f]{2})\2([0-9a-f]{2})\2([0-9a-f]{2})\2([0-9a-f]{2})$/i;
+const SEPARATED =
+  /^([0-9a-f]{2})([:-])([0-9a-f]{2})\2([0-9a-f]{2})\2([0-9a-f]{2})\2([0-9a-f]{2})\2([0-9a-f]{2})$/i;
 const DOTTED = /^([0-9a-f]{4})\.([0-9a-f]{4})\.([0-9a-f]{4})$/i;
 const BARE = /^[0-9a-f]{12}$/i;
 

@@ -17,7 +17,9 @@ export type SnapshotItem =
 const MAX_FRAME_BYTES = 1 << 20;
 const NL = 0x0a;
 
-export async function* readSnapshot(source: AsyncIterable<Uint8Array | string>): AsyncGenerator<SnapshotItem> {
+export async function* readSnapshot(
+  source: AsyncIterable<Uint8Array | string>,
+): AsyncGenerator<SnapshotItem> {
   const iterator = source[Symbol.asyncIterator]();
   let buf: Buffer = Buffer.alloc(0);
   let done = false;

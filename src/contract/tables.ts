@@ -3,15 +3,7 @@
  * lists, key order and canonical form from this one description.
  */
 export type ColumnType =
-  | 'uuid'
-  | 'text'
-  | 'boolean'
-  | 'integer'
-  | 'bigint'
-  | 'numeric'
-  | 'timestamptz'
-  | 'macaddr'
-  | 'jsonb';
+  'uuid' | 'text' | 'boolean' | 'integer' | 'bigint' | 'numeric' | 'timestamptz' | 'macaddr' | 'jsonb';
 
 export interface Column {
   readonly name: string;

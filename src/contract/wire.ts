@@ -68,7 +68,9 @@ export const AckBody = Type.Object(
     manifestId: Ulid,
     mac: MacText,
     status: Type.Union([Type.Literal('Success'), Type.Literal('Failed')]),
-    localCounts: Type.Record(Type.String({ maxLength: 63 }), Type.Integer({ minimum: 0 }), { maxProperties: 32 }),
+    localCounts: Type.Record(Type.String({ maxLength: 63 }), Type.Integer({ minimum: 0 }), {
+      maxProperties: 32,
+    }),
     localChecksums: Type.Record(Type.String({ maxLength: 63 }), Type.String({ maxLength: 64 }), {
       maxProperties: 32,
     }),

@@ -7,7 +7,10 @@ import pg from 'pg';
 export type Queryable = pg.Pool | pg.PoolClient | pg.Client;
 export type { PoolClient, Pool } from 'pg';
 
-export function createPool(connectionString: string, options: { max?: number; applicationName: string }): pg.Pool {
+export function createPool(
+  connectionString: string,
+  options: { max?: number; applicationName: string },
+): pg.Pool {
   const pool = new pg.Pool({
     connectionString,
     max: options.max ?? 10,

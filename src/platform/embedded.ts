@@ -29,7 +29,7 @@ export async function startEmbeddedCluster(options: {
   name: string;
   port?: number;
   persistent?: boolean;
-  onLog?: (message: string) => void;
+  onLog?: (message: unknown) => void;
 }): Promise<EmbeddedCluster> {
   const port = options.port ?? (await freePort());
   const password = 'postgres';
@@ -46,13 +46,20 @@ export async function startEmbeddedCluster(options: {
     onError: options.onLog ?? (() => {}),
     initdbFlags: ['--encoding=UTF8', '--locale=C'],
     postgresFlags: [
-      '-c', 'listen_addresses=127.0.0.1',
-      '-c', 'max_connections=300',
-      '-c', 'shared_buffers=256MB',
-      '-c', 'fsync=off',
-      '-c', 'synchronous_commit=off',
-      '-c', 'full_page_writes=off',
-      '-c', 'unix_socket_directories=',
+      '-c',
+      'listen_addresses=127.0.0.1',
+      '-c',
+      'max_connections=300',
+      '-c',
+      'shared_buffers=256MB',
+      '-c',
+      'fsync=off',
+      '-c',
+      'synchronous_commit=off',
+      '-c',
+      'full_page_writes=off',
+      '-c',
+      'unix_socket_directories=',
     ],
   });
   await cluster.initialise();

@@ -18,13 +18,19 @@ export const ERROR_CODES = {
   NOT_READY: { status: 503, description: 'The service is not ready (database unreachable or not migrated).' },
   INTERNAL: { status: 500, description: 'An unexpected failure; details are in the service log only.' },
   SNAPSHOT_FAILED: { status: 500, description: 'Central data could not be turned into a snapshot.' },
-  CONFIG_INVALID: { status: 500, description: 'A setting is missing or invalid; the process stops at start.' },
+  CONFIG_INVALID: {
+    status: 500,
+    description: 'A setting is missing or invalid; the process stops at start.',
+  },
   MIGRATION_UNKNOWN: {
     status: 500,
     description: 'The database has migrations this code does not know (it is newer); refusing to run.',
   },
   MIGRATION_FAILED: { status: 500, description: 'A migration failed and was rolled back.' },
-  SEED_NOT_EMPTY: { status: 409, description: 'Seeding refused: the data tables are not empty (use --reset).' },
+  SEED_NOT_EMPTY: {
+    status: 409,
+    description: 'Seeding refused: the data tables are not empty (use --reset).',
+  },
   USAGE: { status: 400, description: 'The command line is wrong.' },
 } as const;
 
@@ -35,7 +41,11 @@ export class AppError extends Error {
   readonly status: number;
   readonly details: Record<string, unknown> | undefined;
 
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; details?: Record<string, unknown> }) {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options?: { cause?: unknown; details?: Record<string, unknown> },
+  ) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'AppError';
     this.code = code;
@@ -49,12 +59,22 @@ export function isAppError(err: unknown): err is AppError {
 }
 
 /** SQLSTATEs meaning "the database is not there right now", as opposed to a bug. */
-const UNAVAILABLE_SQLSTATES = new Set(['57P01', '57P02', '57P03', '53300', '08000', '08001', '08003', '08006']);
+const UNAVAILABLE_SQLSTATES = new Set([
+  '57P01',
+  '57P02',
+  '57P03',
+  '53300',
+  '08000',
+  '08001',
+  '08003',
+  '08006',
+]);
 const UNAVAILABLE_ERRNOS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EPIPE']);
 
 export function isDatabaseUnavailable(err: unknown): boolean {
   const code = (err as { code?: unknown } | null)?.code;
-  if (typeof code === 'string' && (UNAVAILABLE_SQLSTATES.has(code) || UNAVAILABLE_ERRNOS.has(code))) return true;
+  if (typeof code === 'string' && (UNAVAILABLE_SQLSTATES.has(code) || UNAVAILABLE_ERRNOS.has(code)))
+    return true;
   const message = (err as Error | null)?.message ?? '';
   return /Connection terminated|timeout exceeded when trying to connect/i.test(message);
 }

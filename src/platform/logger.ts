@@ -27,7 +27,10 @@ export function loggerOptions(service: string, level: string): LoggerOptions {
     timestamp: pino.stdTimeFunctions.isoTime,
   };
   if (process.stdout.isTTY && process.env.LOG_FORMAT !== 'json') {
-    options.transport = { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } };
+    options.transport = {
+      target: 'pino-pretty',
+      options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' },
+    };
   }
   return options;
 }

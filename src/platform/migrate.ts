@@ -43,7 +43,11 @@ export interface MigrateResult {
   current: number;
 }
 
-export async function migrate(pool: pg.Pool, migrations: readonly Migration[], log?: Logger): Promise<MigrateResult> {
+export async function migrate(
+  pool: pg.Pool,
+  migrations: readonly Migration[],
+  log?: Logger,
+): Promise<MigrateResult> {
   const client = await pool.connect();
   let broken: Error | undefined;
   try {

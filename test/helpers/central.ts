@@ -10,7 +10,10 @@ export interface RunningCentral {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
-export async function startCentral(db: TestDatabase, env: Record<string, string> = {}): Promise<RunningCentral> {
+export async function startCentral(
+  db: TestDatabase,
+  env: Record<string, string> = {},
+): Promise<RunningCentral> {
   const config = loadCentralConfig({ CENTRAL_DATABASE_URL: db.url, PORT: '0', HOST: '127.0.0.1', ...env });
   const app = await buildCentral(config, db.pool, { logger: false });
   await app.listen({ port: 0, host: '127.0.0.1' });

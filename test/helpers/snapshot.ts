@@ -15,18 +15,19 @@ export async function readWholeSnapshot(body: AsyncIterable<Uint8Array | string>
     if (item.type === 'table') {
       const parts: Buffer[] = [];
       for await (const part of item.rows) parts.push(part);
-      tables.push({ name: item.frame.table, rowCount: item.frame.rowCount, columns: item.frame.columns, copyText: Buffer.concat(parts).toString('utf8') });
+      tables.push({
+        name: item.frame.table,
+        rowCount: item.frame.rowCount,
+        columns: item.frame.columns,
+        copyText: Buffer.concat(parts).toString('utf8'),
+      });
     }
   }
   if (!manifest) throw new Error('no manifest');
   return { manifest, tables };
 }
 
-export async function requestSnapshot(
-  centralUrl: string,
-  body: unknown,
-  token?: string,
-): Promise<Response> {
+export async function requestSnapshot(centralUrl: string, body: unknown, token?: string): Promise<Response> {
   return fetch(`${centralUrl}/api/device-sync/request`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },

@@ -44,7 +44,10 @@ export async function insertManifest(db: Queryable, manifest: Manifest, mac: str
   );
 }
 
-export async function findManifestHeader(db: Queryable, manifestId: string): Promise<ManifestHeader | undefined> {
+export async function findManifestHeader(
+  db: Queryable,
+  manifestId: string,
+): Promise<ManifestHeader | undefined> {
   const { rows } = await db.query<ManifestHeaderRow>(
     `SELECT manifest_id, device_id, mac::text AS mac, generated_at, expires_at
        FROM sync_manifest_headers WHERE manifest_id = $1::text`,

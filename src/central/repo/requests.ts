@@ -63,6 +63,13 @@ export async function insertRequestRefused(
   await db.query(
     `INSERT INTO sync_requests (mac, status, reason, error_code, remote_addr, duration_ms, completed_at)
      VALUES ($1::text, $2::text, $3::text, $4::text, $5::text, $6::integer, now())`,
-    [input.mac, input.status, input.reason ?? null, input.errorCode ?? null, input.remoteAddr, input.durationMs ?? null],
+    [
+      input.mac,
+      input.status,
+      input.reason ?? null,
+      input.errorCode ?? null,
+      input.remoteAddr,
+      input.durationMs ?? null,
+    ],
   );
 }

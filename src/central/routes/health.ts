@@ -18,16 +18,23 @@ export const healthRoutes: FastifyPluginAsyncTypebox<HealthOptions> = async (app
     { schema: { tags: ['probes'], response: { 200: Probe } }, logLevel: 'warn' },
     async () => ({ status: 'ok' }),
   );
-  app.get('/readyz', { schema: { tags: ['probes'], response: { 200: Probe } }, logLevel: 'warn' }, async () => {
-    let migration: number;
-    try {
-      migration = await currentMigration(opts.pool);
-    } catch (err) {
-      throw new AppError('NOT_READY', 'database unreachable', { cause: err });
-    }
-    if (migration < opts.expectedMigration) {
-      throw new AppError('NOT_READY', `database at migration ${migration}, code needs ${opts.expectedMigration}`);
-    }
-    return { status: 'ready', migration };
-  });
+  app.get(
+    '/readyz',
+    { schema: { tags: ['probes'], response: { 200: Probe } }, logLevel: 'warn' },
+    async () => {
+      let migration: number;
+      try {
+        migration = await currentMigration(opts.pool);
+      } catch (err) {
+        throw new AppError('NOT_READY', 'database unreachable', { cause: err });
+      }
+      if (migration < opts.expectedMigration) {
+        throw new AppError(
+          'NOT_READY',
+          `database at migration ${migration}, code needs ${opts.expectedMigration}`,
+        );
+      }
+      return { status: 'ready', migration };
+    },
+  );
 };

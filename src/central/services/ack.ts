@@ -7,7 +7,11 @@ import { getSecretHash } from '../repo/devices.ts';
 import { findManifestHeader, insertAckOnce } from '../repo/manifests.ts';
 import { bearerToken, verifySecret } from './credentials.ts';
 
-export async function recordAck(pool: Pool, body: AckBody, authorization: string | undefined): Promise<AckResponse> {
+export async function recordAck(
+  pool: Pool,
+  body: AckBody,
+  authorization: string | undefined,
+): Promise<AckResponse> {
   const mac = normalizeMac(body.mac);
   if (!mac) throw new AppError('INVALID_MAC', `not a MAC address: ${JSON.stringify(body.mac.slice(0, 64))}`);
   const token = bearerToken(authorization);

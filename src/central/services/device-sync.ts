@@ -59,7 +59,11 @@ export function outcomeForError(err: unknown): RequestOutcome {
   };
 }
 
-async function authenticate(client: PoolClient, device: Device, authorization: string | undefined): Promise<void> {
+async function authenticate(
+  client: PoolClient,
+  device: Device,
+  authorization: string | undefined,
+): Promise<void> {
   const token = bearerToken(authorization);
   if (!token) throw new AppError('UNAUTHENTICATED', 'missing Authorization: Bearer <device credential>');
   const stored = await getSecretHash(client, device.id);
@@ -71,7 +75,8 @@ async function authenticate(client: PoolClient, device: Device, authorization: s
 export async function prepareSync(deps: SyncDeps, input: SyncInput): Promise<PreparedSync> {
   const started = performance.now();
   const mac = normalizeMac(input.body.mac);
-  if (!mac) throw new AppError('INVALID_MAC', `not a MAC address: ${JSON.stringify(input.body.mac.slice(0, 64))}`);
+  if (!mac)
+    throw new AppError('INVALID_MAC', `not a MAC address: ${JSON.stringify(input.body.mac.slice(0, 64))}`);
   const log = input.log.child({ mac });
   const requestId = await insertRequestStarted(deps.pool, { mac, remoteAddr: input.remoteAddr });
   input.onAudited();
@@ -155,7 +160,8 @@ export async function prepareSync(deps: SyncDeps, input: SyncInput): Promise<Pre
     const outcome = outcomeForError(err);
     await finish({ ...outcome, deviceId: device?.id ?? null });
     if (err instanceof AppError) throw err;
-    if (isDatabaseUnavailable(err)) throw new AppError('DATABASE_UNAVAILABLE', 'database unavailable', { cause: err });
+    if (isDatabaseUnavailable(err))
+      throw new AppError('DATABASE_UNAVAILABLE', 'database unavailable', { cause: err });
     throw new AppError('SNAPSHOT_FAILED', 'could not build the snapshot', { cause: err });
   }
 }

@@ -5,11 +5,15 @@ import { AppError } from '../../platform/errors.ts';
 import { findDeviceByMac, upsertSecretHash } from '../repo/devices.ts';
 import { hashSecret, newSecret } from './credentials.ts';
 
-export async function enrollDevice(pool: Pool, macText: string): Promise<{ deviceId: string; mac: string; secret: string }> {
+export async function enrollDevice(
+  pool: Pool,
+  macText: string,
+): Promise<{ deviceId: string; mac: string; secret: string }> {
   const mac = normalizeMac(macText);
   if (!mac) throw new AppError('INVALID_MAC', `not a MAC address: ${JSON.stringify(macText)}`);
   const device = await findDeviceByMac(pool, mac);
-  if (!device) throw new AppError('DEVICE_NOT_FOUND', `no device with MAC ${mac}; create it in central first`);
+  if (!device)
+    throw new AppError('DEVICE_NOT_FOUND', `no device with MAC ${mac}; create it in central first`);
   const secret = newSecret();
   await upsertSecretHash(pool, device.id, await hashSecret(secret));
   return { deviceId: device.id, mac, secret };

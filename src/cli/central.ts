@@ -1,0 +1,105 @@
+import { Type } from 'typebox';
+import { loadCentralConfig } from '../central/config.ts';
+import { centralMigrations } from '../central/migrations.ts';
+import { runCentral } from '../central/server.ts';
+import { enrollDevice } from '../central/services/enroll.ts';
+import { DEFAULT_SHAPE, seedCentral } from '../central/services/seed.ts';
+import type { SeedShape } from '../central/repo/seed.ts';
+import { loadConfig, LogLevelSetting } from '../platform/config.ts';
+import { createPool, type Pool } from '../platform/db.ts';
+import { AppError } from '../platform/errors.ts';
+import { createLogger } from '../platform/logger.ts';
+import { migrate } from '../platform/migrate.ts';
+import { parseFlags, type Command } from './main.ts';
+
+const DbSettings = Type.Object({
+  CENTRAL_DATABASE_URL: Type.String({ pattern: '^postgres(ql)?://' }),
+  LOG_LEVEL: LogLevelSetting,
+});
+
+async function withCentralPool<T>(work: (pool: Pool, logLevel: string) => Promise<T>): Promise<T> {
+  const settings = loadConfig(DbSettings);
+  const pool = createPool(settings.CENTRAL_DATABASE_URL, { max: 4, applicationName: 'dbupdate-cli' });
+  try {
+    return await work(pool, settings.LOG_LEVEL);
+  } finally {
+    await pool.end();
+  }
+}
+
+const SEED_FLAGS = {
+  seed: 'seed',
+  companies: 'companies',
+  'locations-per-company': 'locationsPerCompany',
+  'groups-per-company': 'groupsPerCompany',
+  'groups-per-location': 'groupsPerLocation',
+  'users-per-company': 'usersPerCompany',
+  'groups-per-user': 'groupsPerUser',
+  'areas-per-location': 'areasPerLocation',
+  'devices-per-location': 'devicesPerLocation',
+} as const satisfies Record<string, keyof SeedShape>;
+
+export function parseSeedShape(values: Record<string, unknown>): SeedShape {
+  const shape: SeedShape = { ...DEFAULT_SHAPE };
+  for (const [flag, key] of Object.entries(SEED_FLAGS)) {
+    const raw = values[flag];
+    if (raw === undefined) continue;
+    const n = Number(raw);
+    const min = key === 'seed' || key === 'groupsPerLocation' || key === 'groupsPerUser' ? 0 : 1;
+    if (!Number.isSafeInteger(n) || n < min || n > 100_000_000) {
+      throw new AppError('USAGE', `--${flag} must be a whole number from ${min}, got ${String(raw)}`);
+    }
+    shape[key] = n;
+  }
+  return shape;
+}
+
+export const centralCommands: Record<string, Command> = {
+  async migrate() {
+    return withCentralPool(async (pool, level) => {
+      const result = await migrate(pool, await centralMigrations(), createLogger('dbupdate-cli', level));
+      console.log(`central migrations: ${result.applied.length} applied, now at ${result.current}`);
+      return 0;
+    });
+  },
+
+  async seed(argv) {
+    const options = Object.fromEntries(Object.keys(SEED_FLAGS).map((f) => [f, { type: 'string' as const }]));
+    const values = parseFlags(argv, { ...options, reset: { type: 'boolean' }, help: { type: 'boolean' } });
+    if (values.help) {
+      console.log(
+        `usage: dbupdate central seed [--reset] ${Object.keys(SEED_FLAGS)
+          .map((f) => `[--${f} N]`)
+          .join(' ')}\ndefaults: ${JSON.stringify(DEFAULT_SHAPE)}`,
+      );
+      return 0;
+    }
+    const shape = parseSeedShape(values);
+    return withCentralPool(async (pool) => {
+      await migrate(pool, await centralMigrations());
+      const result = await seedCentral(pool, shape, { reset: values.reset === true });
+      console.log(JSON.stringify({ shape, ...result }, null, 2));
+      return 0;
+    });
+  },
+
+  async serve(argv) {
+    parseFlags(argv, {});
+    await runCentral(loadCentralConfig());
+    return -1;
+  },
+
+  async enroll(argv) {
+    const values = parseFlags(argv, { mac: { type: 'string' } });
+    if (!values.mac) throw new AppError('USAGE', 'enroll needs --mac M');
+    const mac = values.mac as string;
+    return withCentralPool(async (pool) => {
+      const result = await enrollDevice(pool, mac);
+      console.error(
+        `enrolled device ${result.deviceId} (${result.mac}); the credential below is shown only once`,
+      );
+      console.log(result.secret);
+      return 0;
+    });
+  },
+};

@@ -1,0 +1,3 @@
+import type { Command } from './main.ts';
+
+export const edgeCommands: Record<string, Command> = {};

@@ -1,0 +1,64 @@
+/**
+ * The `dbupdate` command line (CONTRACT §6). Each command validates its settings,
+ * does its work and exits: 0 on success, 1 on failure, 2 on a usage error, always
+ * with one line naming the error code on failure.
+ */
+import { parseArgs } from 'node:util';
+import { AppError, isAppError } from '../platform/errors.ts';
+import { centralCommands } from './central.ts';
+
+export type Command = (argv: string[]) => Promise<number>;
+
+const USAGE = `usage: dbupdate <command>
+
+  central migrate                 apply central migrations
+  central seed [options]          fill central with realistic fake data (--help for options)
+  central serve                   run the central API
+  central enroll --mac M          create or rotate a device credential (printed on the last line)
+  edge migrate                    apply edge migrations
+  edge serve                      run the edge service (schedule + local API)
+  edge sync                       one sync now, in the foreground
+  edge verify                     compare local tables with the last applied manifest
+  demo                            the whole system on embedded PostgreSQL`;
+
+async function loadGroup(group: string): Promise<Record<string, Command> | undefined> {
+  if (group === 'central') return centralCommands;
+  if (group === 'edge') return (await import('./edge.ts')).edgeCommands;
+  return undefined;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [group, name, ...rest] = argv;
+  if (group === undefined || group === '--help' || group === '-h' || group === 'help') {
+    console.log(USAGE);
+    return group === undefined ? 2 : 0;
+  }
+  try {
+    if (group === 'demo')
+      return await (await import('./demo.ts')).demo([name, ...rest].filter((a) => a !== undefined));
+    const commands = await loadGroup(group);
+    const command = name === undefined ? undefined : commands?.[name];
+    if (!command)
+      throw new AppError('USAGE', `unknown command: ${[group, name].filter(Boolean).join(' ')}\n${USAGE}`);
+    return await command(rest);
+  } catch (err) {
+    if (isAppError(err)) {
+      console.error(`dbupdate: ${err.code}: ${err.message}`);
+      return err.code === 'USAGE' ? 2 : 1;
+    }
+    console.error(`dbupdate: INTERNAL: ${(err as Error).stack ?? String(err)}`);
+    return 1;
+  }
+}
+
+/** parseArgs with our error type, so a bad flag is a USAGE error, not a crash. */
+export function parseFlags<T extends NonNullable<Parameters<typeof parseArgs>[0]>['options']>(
+  argv: string[],
+  options: T,
+) {
+  try {
+    return parseArgs({ args: argv, options: options!, strict: true, allowPositionals: false }).values;
+  } catch (err) {
+    throw new AppError('USAGE', (err as Error).message);
+  }
+}

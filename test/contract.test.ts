@@ -1,0 +1,114 @@
+/** The contract module's pure parts: MAC spellings, COPY text, timestamps, canonical rows. */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import {
+  canonicalTimestamp,
+  RowCanonicalizer,
+  TableHasher,
+  globalSha256,
+} from '../src/contract/canonical.ts';
+import { escapeCopyField, unescapeCopyField } from '../src/contract/copy-text.ts';
+import { normalizeMac } from '../src/contract/mac.ts';
+import { tableDef } from '../src/contract/tables.ts';
+
+describe('MAC addresses', () => {
+  it('accepts the common spellings and normalizes them', () => {
+    for (const text of [
+      '48:b0:2d:e9:c3:b7',
+      '48:B0:2D:E9:C3:B7',
+      '48-b0-2d-e9-c3-b7',
+      '48b02de9c3b7',
+      '48b0.2de9.c3b7',
+    ]) {
+      assert.equal(normalizeMac(text), '48:b0:2d:e9:c3:b7', text);
+    }
+  });
+  it('rejects everything else', () => {
+    for (const text of [
+      '',
+      'not-a-mac',
+      '48:b0:2d:e9:c3',
+      '48:b0-2d:e9:c3:b7',
+      '48:b0:2d:e9:c3:b7:00',
+      ' 48b02de9c3b7',
+      'gg:b0:2d:e9:c3:b7',
+      '48b02de9c3b7\n',
+    ]) {
+      assert.equal(normalizeMac(text), null, JSON.stringify(text));
+    }
+  });
+});
+
+describe('COPY text fields', () => {
+  it('round-trips every escaped character, and keeps a literal \\N apart from NULL', () => {
+    const nasty = 'a\\b\tc\nd\re\bf\fg\vh \\N \u2028 🚀';
+    assert.equal(unescapeCopyField(escapeCopyField(nasty)), nasty);
+    assert.equal(escapeCopyField(null), '\\N');
+    assert.equal(escapeCopyField('\\N'), '\\\\N');
+  });
+  it('decodes octal and hex escapes', () => {
+    assert.equal(unescapeCopyField('\\101\\x42\\q'), 'ABq');
+  });
+});
+
+describe('canonical timestamps', () => {
+  const cases: [string, string][] = [
+    ['2025-03-01 06:15:30.123456+00', '2025-03-01T06:15:30.123456Z'],
+    ['2025-06-15 19:30:00.5+00', '2025-06-15T19:30:00.500000Z'],
+    ['2025-01-01 00:00:00+00', '2025-01-01T00:00:00.000000Z'],
+    ['infinity', 'infinity'],
+    ['-infinity', '-infinity'],
+    ['10000-01-01 00:00:00+00', '+010000-01-01T00:00:00.000000Z'],
+    ['0044-03-15 12:00:00+00 BC', '-000043-03-15T12:00:00.000000Z'],
+  ];
+  for (const [input, expected] of cases) {
+    it(`${input} → ${expected}`, () => assert.equal(canonicalTimestamp(input), expected));
+  }
+  it('refuses a timestamp that is not in UTC', () => {
+    assert.throws(() => canonicalTimestamp('2025-01-01 00:00:00+02'), /not in UTC/);
+  });
+});
+
+describe('canonical rows', () => {
+  it('sorts keys, maps types, and canonicalizes jsonb', () => {
+    const users = new RowCanonicalizer(tableDef('users'));
+    const line = users.line(
+      [
+        '3d6f5b0e-0000-4000-8000-000000000001',
+        '0a6f5b0e-0000-4000-8000-000000000001',
+        'a@b',
+        'Ana\\tM',
+        '\\N',
+        '9007199254740993',
+        't',
+        '{"b": 1, "a": [1.0, 1e2, null]}',
+        '2025-01-01 00:00:00+00',
+        '2025-01-01 00:00:00.25+00',
+      ].join('\t'),
+    );
+    assert.equal(
+      line,
+      '{"company_id":"0a6f5b0e-0000-4000-8000-000000000001","created_at":"2025-01-01T00:00:00.000000Z",' +
+        '"display_name":"Ana\\tM","email":"a@b","employee_number":"9007199254740993",' +
+        '"id":"3d6f5b0e-0000-4000-8000-000000000001","is_active":true,"phone":null,' +
+        '"settings":{"a":[1,100,null],"b":1},"updated_at":"2025-01-01T00:00:00.250000Z"}',
+    );
+  });
+  it('refuses rows with the wrong number of fields, and data cut mid-row', () => {
+    const hasher = new TableHasher(tableDef('companies'));
+    assert.throws(() => hasher.write('only\tthree\tfields\n'), /expected 4 fields/);
+    const cut = new TableHasher(tableDef('location_groups'));
+    cut.write('a\tb\nc');
+    assert.throws(() => cut.digest(), /ends mid-row/);
+  });
+  it('hashes an empty table as the empty string, whatever the chunking', () => {
+    const empty = new TableHasher(tableDef('areas')).digest();
+    assert.equal(empty.sha256, 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855');
+    const whole = new TableHasher(tableDef('location_groups'));
+    whole.write(Buffer.from('x\ty\nz\tw\n'));
+    const split = new TableHasher(tableDef('location_groups'));
+    for (const ch of Buffer.from('x\ty\nz\tw\n')) split.write(Buffer.from([ch]));
+    assert.deepEqual(split.digest(), whole.digest());
+    assert.equal(globalSha256([]), '4f53cda18c2baa0c0354bb5f9a3ecbe5ed12ab4d8e11ba873c2f11161202b945');
+  });
+});

@@ -1,0 +1,190 @@
+-- columns
+areas.id uuid NOT NULL
+areas.location_id uuid NOT NULL
+areas.name text NOT NULL
+areas.floor integer
+areas.size_sqm numeric(12,2)
+areas.created_at timestamp with time zone NOT NULL
+areas.updated_at timestamp with time zone NOT NULL
+companies.id uuid NOT NULL
+companies.name text NOT NULL
+companies.created_at timestamp with time zone NOT NULL
+companies.updated_at timestamp with time zone NOT NULL
+dbupdate_migrations.id integer NOT NULL
+dbupdate_migrations.name text NOT NULL
+dbupdate_migrations.applied_at timestamp with time zone NOT NULL DEFAULT now()
+device_credentials.device_id uuid NOT NULL
+device_credentials.secret_hash text NOT NULL
+device_credentials.created_at timestamp with time zone NOT NULL DEFAULT now()
+device_credentials.rotated_at timestamp with time zone NOT NULL DEFAULT now()
+devices.id uuid NOT NULL
+devices.location_id uuid NOT NULL
+devices.mac macaddr NOT NULL
+devices.name text NOT NULL
+devices.is_enabled boolean NOT NULL DEFAULT true
+devices.created_at timestamp with time zone NOT NULL
+devices.updated_at timestamp with time zone NOT NULL
+group_users.group_id uuid NOT NULL
+group_users.user_id uuid NOT NULL
+groups.id uuid NOT NULL
+groups.company_id uuid NOT NULL
+groups.name text NOT NULL
+groups.description text
+groups.created_at timestamp with time zone NOT NULL
+groups.updated_at timestamp with time zone NOT NULL
+location_groups.location_id uuid NOT NULL
+location_groups.group_id uuid NOT NULL
+locations.id uuid NOT NULL
+locations.company_id uuid NOT NULL
+locations.name text NOT NULL
+locations.address text
+locations.timezone text NOT NULL
+locations.created_at timestamp with time zone NOT NULL
+locations.updated_at timestamp with time zone NOT NULL
+sync_acknowledgements.manifest_id text NOT NULL
+sync_acknowledgements.mac macaddr NOT NULL
+sync_acknowledgements.completed_at timestamp with time zone NOT NULL DEFAULT now()
+sync_acknowledgements.result text NOT NULL
+sync_acknowledgements.duration_ms integer NOT NULL
+sync_acknowledgements.device_counts_json jsonb NOT NULL
+sync_acknowledgements.device_hashes_json jsonb NOT NULL
+sync_acknowledgements.error_text text
+sync_acknowledgements.payload_sha256 text
+sync_manifest_headers.manifest_id text NOT NULL
+sync_manifest_headers.device_id uuid NOT NULL
+sync_manifest_headers.mac macaddr NOT NULL
+sync_manifest_headers.generated_at timestamp with time zone NOT NULL
+sync_manifest_headers.expires_at timestamp with time zone NOT NULL
+sync_manifest_headers.schema_version integer NOT NULL
+sync_manifest_headers.global_sha256 text NOT NULL
+sync_manifest_headers.filter_desc jsonb NOT NULL
+sync_manifests.manifest_id text NOT NULL
+sync_manifests.generated_at timestamp with time zone NOT NULL
+sync_manifests.table_name text NOT NULL
+sync_manifests.table_order smallint NOT NULL
+sync_manifests.row_count bigint NOT NULL
+sync_manifests.sha256 text NOT NULL
+sync_manifests.filter_desc jsonb NOT NULL
+sync_requests.id bigint NOT NULL
+sync_requests.mac text NOT NULL
+sync_requests.device_id uuid
+sync_requests.manifest_id text
+sync_requests.requested_at timestamp with time zone NOT NULL DEFAULT now()
+sync_requests.completed_at timestamp with time zone
+sync_requests.status text NOT NULL
+sync_requests.reason text
+sync_requests.error_code text
+sync_requests.duration_ms integer
+sync_requests.bytes_sent bigint
+sync_requests.payload_sha256 text
+sync_requests.remote_addr text
+users.id uuid NOT NULL
+users.company_id uuid NOT NULL
+users.email text NOT NULL
+users.display_name text NOT NULL
+users.phone text
+users.employee_number bigint
+users.is_active boolean NOT NULL
+users.settings jsonb NOT NULL DEFAULT '{}'::jsonb
+users.created_at timestamp with time zone NOT NULL
+users.updated_at timestamp with time zone NOT NULL
+-- constraints
+areas areas_location_id_fkey FOREIGN KEY (location_id) REFERENCES locations(id)
+areas areas_pkey PRIMARY KEY (id)
+companies companies_pkey PRIMARY KEY (id)
+dbupdate_migrations dbupdate_migrations_pkey PRIMARY KEY (id)
+device_credentials device_credentials_device_id_fkey FOREIGN KEY (device_id) REFERENCES devices(id) ON DELETE CASCADE
+device_credentials device_credentials_pkey PRIMARY KEY (device_id)
+devices devices_location_id_fkey FOREIGN KEY (location_id) REFERENCES locations(id)
+devices devices_mac_key UNIQUE (mac)
+devices devices_pkey PRIMARY KEY (id)
+group_users group_users_group_id_fkey FOREIGN KEY (group_id) REFERENCES groups(id)
+group_users group_users_pkey PRIMARY KEY (group_id, user_id)
+group_users group_users_user_id_fkey FOREIGN KEY (user_id) REFERENCES users(id)
+groups groups_company_id_fkey FOREIGN KEY (company_id) REFERENCES companies(id)
+groups groups_pkey PRIMARY KEY (id)
+location_groups location_groups_group_id_fkey FOREIGN KEY (group_id) REFERENCES groups(id)
+location_groups location_groups_location_id_fkey FOREIGN KEY (location_id) REFERENCES locations(id)
+location_groups location_groups_pkey PRIMARY KEY (location_id, group_id)
+locations locations_company_id_fkey FOREIGN KEY (company_id) REFERENCES companies(id)
+locations locations_pkey PRIMARY KEY (id)
+sync_acknowledgements sync_acknowledgements_manifest_id_fkey FOREIGN KEY (manifest_id) REFERENCES sync_manifest_headers(manifest_id)
+sync_acknowledgements sync_acknowledgements_pkey PRIMARY KEY (manifest_id)
+sync_acknowledgements sync_acknowledgements_result_check CHECK ((result = ANY (ARRAY['Success'::text, 'Failed'::text])))
+sync_manifest_headers sync_manifest_headers_pkey PRIMARY KEY (manifest_id)
+sync_manifests sync_manifests_manifest_id_fkey FOREIGN KEY (manifest_id) REFERENCES sync_manifest_headers(manifest_id)
+sync_manifests sync_manifests_pkey PRIMARY KEY (manifest_id, table_name)
+sync_requests sync_requests_pkey PRIMARY KEY (id)
+sync_requests sync_requests_status_check CHECK ((status = ANY (ARRAY['started'::text, 'served'::text, 'unchanged'::text, 'invalid_input'::text, 'unauthenticated'::text, 'unknown_device'::text, 'disabled'::text, 'error'::text, 'aborted'::text])))
+users users_company_id_fkey FOREIGN KEY (company_id) REFERENCES companies(id)
+users users_pkey PRIMARY KEY (id)
+-- indexes
+CREATE INDEX areas_location_id_idx ON public.areas USING btree (location_id)
+CREATE UNIQUE INDEX areas_pkey ON public.areas USING btree (id)
+CREATE UNIQUE INDEX companies_pkey ON public.companies USING btree (id)
+CREATE UNIQUE INDEX dbupdate_migrations_pkey ON public.dbupdate_migrations USING btree (id)
+CREATE UNIQUE INDEX device_credentials_pkey ON public.device_credentials USING btree (device_id)
+CREATE INDEX devices_location_id_idx ON public.devices USING btree (location_id)
+CREATE UNIQUE INDEX devices_mac_key ON public.devices USING btree (mac)
+CREATE UNIQUE INDEX devices_pkey ON public.devices USING btree (id)
+CREATE UNIQUE INDEX group_users_pkey ON public.group_users USING btree (group_id, user_id)
+CREATE INDEX group_users_user_id_idx ON public.group_users USING btree (user_id)
+CREATE INDEX groups_company_id_idx ON public.groups USING btree (company_id)
+CREATE UNIQUE INDEX groups_pkey ON public.groups USING btree (id)
+CREATE INDEX location_groups_group_id_idx ON public.location_groups USING btree (group_id)
+CREATE UNIQUE INDEX location_groups_pkey ON public.location_groups USING btree (location_id, group_id)
+CREATE INDEX locations_company_id_idx ON public.locations USING btree (company_id)
+CREATE UNIQUE INDEX locations_pkey ON public.locations USING btree (id)
+CREATE INDEX sync_acknowledgements_mac_completed_idx ON public.sync_acknowledgements USING btree (mac, completed_at)
+CREATE UNIQUE INDEX sync_acknowledgements_pkey ON public.sync_acknowledgements USING btree (manifest_id)
+CREATE INDEX sync_manifest_headers_device_generated_idx ON public.sync_manifest_headers USING btree (device_id, generated_at)
+CREATE UNIQUE INDEX sync_manifest_headers_pkey ON public.sync_manifest_headers USING btree (manifest_id)
+CREATE UNIQUE INDEX sync_manifests_pkey ON public.sync_manifests USING btree (manifest_id, table_name)
+CREATE INDEX sync_requests_mac_requested_at_idx ON public.sync_requests USING btree (mac, requested_at)
+CREATE INDEX sync_requests_manifest_id_idx ON public.sync_requests USING btree (manifest_id) WHERE (manifest_id IS NOT NULL)
+CREATE UNIQUE INDEX sync_requests_pkey ON public.sync_requests USING btree (id)
+CREATE INDEX sync_requests_requested_at_idx ON public.sync_requests USING btree (requested_at)
+CREATE INDEX users_company_id_idx ON public.users USING btree (company_id)
+CREATE UNIQUE INDEX users_pkey ON public.users USING btree (id)
+-- triggers
+CREATE TRIGGER group_users_same_company_ins AFTER INSERT ON public.group_users REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_check_group_user_company()
+CREATE TRIGGER group_users_same_company_upd AFTER UPDATE ON public.group_users REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_check_group_user_company()
+CREATE TRIGGER location_groups_same_company_ins AFTER INSERT ON public.location_groups REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_check_location_group_company()
+CREATE TRIGGER location_groups_same_company_upd AFTER UPDATE ON public.location_groups REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_check_location_group_company()
+-- functions
+CREATE OR REPLACE FUNCTION public.dbupdate_check_group_user_company()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+DECLARE bad record;
+BEGIN
+  SELECT n.group_id, n.user_id INTO bad
+  FROM new_rows n
+  JOIN groups g ON g.id = n.group_id
+  JOIN users u ON u.id = n.user_id
+  WHERE g.company_id <> u.company_id
+  LIMIT 1;
+  IF FOUND THEN
+    RAISE EXCEPTION 'group % and user % belong to different companies', bad.group_id, bad.user_id
+      USING ERRCODE = '23514';
+  END IF;
+  RETURN NULL;
+END $function$
+CREATE OR REPLACE FUNCTION public.dbupdate_check_location_group_company()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+DECLARE bad record;
+BEGIN
+  SELECT n.location_id, n.group_id INTO bad
+  FROM new_rows n
+  JOIN locations l ON l.id = n.location_id
+  JOIN groups g ON g.id = n.group_id
+  WHERE l.company_id <> g.company_id
+  LIMIT 1;
+  IF FOUND THEN
+    RAISE EXCEPTION 'location % and group % belong to different companies', bad.location_id, bad.group_id
+      USING ERRCODE = '23514';
+  END IF;
+  RETURN NULL;
+END $function$
