@@ -9,7 +9,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Pool } from '../platform/db.ts';
 import { installErrorHandling } from '../platform/http.ts';
 import { deviceSyncRoutes } from './routes/device-sync.ts';
-import { healthRoutes } from './routes/health.ts';
+import { healthRoutes } from '../platform/health.ts';
 
 export interface CentralAppOptions {
   pool: Pool;

@@ -32,6 +32,44 @@ export const ERROR_CODES = {
     description: 'Seeding refused: the data tables are not empty (use --reset).',
   },
   USAGE: { status: 400, description: 'The command line is wrong.' },
+  SYNC_IN_PROGRESS: {
+    status: 409,
+    description: 'Edge: another sync holds the sync lock; try again when it ends.',
+  },
+  CENTRAL_UNREACHABLE: {
+    status: 502,
+    description: 'Edge: Central did not answer (network, timeout, 5xx after retries, or circuit open).',
+  },
+  CENTRAL_REFUSED: {
+    status: 502,
+    description: 'Edge: Central refused the request; its own code is in the message.',
+  },
+  SNAPSHOT_INVALID: {
+    status: 502,
+    description:
+      'Edge: the snapshot stream is malformed, truncated, stalled or does not fit the local schema.',
+  },
+  SCHEMA_VERSION_MISMATCH: {
+    status: 409,
+    description: "Edge: the manifest's schema version differs from the edge's; nothing is loaded.",
+  },
+  MANIFEST_EXPIRED: { status: 409, description: 'Edge: the manifest expired before it could be applied.' },
+  MANIFEST_ALREADY_APPLIED: {
+    status: 409,
+    description: 'Edge: this manifest was applied before; not applied twice.',
+  },
+  HASH_MISMATCH: {
+    status: 502,
+    description:
+      'Edge: counts or hashes of the loaded tables differ from the manifest; the load was rolled back.',
+  },
+  LOAD_FAILED: { status: 500, description: 'Edge: the local load failed and was rolled back.' },
+  SYNC_INTERRUPTED: { status: 500, description: 'Edge ledger: the process stopped while this sync ran.' },
+  LOCAL_DRIFT: {
+    status: 409,
+    description: 'Edge verify: local tables differ from the last applied manifest (the tables are named).',
+  },
+  NOTHING_APPLIED: { status: 404, description: 'Edge verify: no manifest has been applied yet.' },
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

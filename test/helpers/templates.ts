@@ -1,12 +1,16 @@
 /** Template databases, migrated once per run and cloned per test file. */
 import pg from 'pg';
 import { centralMigrations } from '../../src/central/migrations.ts';
+import { edgeMigrations } from '../../src/edge/migrations.ts';
 import { migrate, type Migration } from '../../src/platform/migrate.ts';
 
-export const TEMPLATES = { central: 'dbupdate_tpl_central' } as const;
+export const TEMPLATES = { central: 'dbupdate_tpl_central', edge: 'dbupdate_tpl_edge' } as const;
 export type TemplateKind = keyof typeof TEMPLATES;
 
-const MIGRATIONS: Record<TemplateKind, () => Promise<Migration[]>> = { central: centralMigrations };
+const MIGRATIONS: Record<TemplateKind, () => Promise<Migration[]>> = {
+  central: centralMigrations,
+  edge: edgeMigrations,
+};
 
 export function databaseUrl(adminUrl: string, database: string): string {
   const url = new URL(adminUrl);

@@ -4,23 +4,18 @@
  * Nothing here holds more than one COPY chunk of rows in memory.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { TableHasher, type TableDigest } from '../../contract/canonical.ts';
+import type { TableDigest } from '../../contract/canonical.ts';
+import { digestTables } from '../../contract/digest-pg.ts';
 import { TABLES } from '../../contract/tables.ts';
 import type { EndFrame, Manifest, ManifestFrame, TableFrame } from '../../contract/wire.ts';
 import type { PoolClient } from '../../platform/db.ts';
-import { copyScopedTable } from '../repo/snapshot.ts';
+import { copyScopedTable, scopeSelectSql } from '../repo/snapshot.ts';
 
-export async function computeDigests(
+export function computeDigests(
   client: PoolClient,
   onLine?: (table: string, line: string) => void,
 ): Promise<TableDigest[]> {
-  const digests: TableDigest[] = [];
-  for (const def of TABLES) {
-    const hasher = new TableHasher(def, onLine && ((line) => onLine(def.name, line)));
-    for await (const chunk of copyScopedTable(client, def)) hasher.write(chunk as Buffer);
-    digests.push(hasher.digest());
-  }
-  return digests;
+  return digestTables(client, scopeSelectSql, onLine);
 }
 
 const NEWLINE = 0x0a;

@@ -1,9 +1,9 @@
 /** Liveness (the process answers) and readiness (database reachable and migrated). */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import type { Pool } from '../../platform/db.ts';
-import { AppError } from '../../platform/errors.ts';
-import { currentMigration } from '../../platform/migrate.ts';
+import type { Pool } from './db.ts';
+import { AppError } from './errors.ts';
+import { currentMigration } from './migrate.ts';
 
 export interface HealthOptions {
   pool: Pool;

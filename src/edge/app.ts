@@ -1,0 +1,84 @@
+/**
+ * The Edge service's local API as a Fastify plugin: probes, POST /sync/now and
+ * GET /status. The schedule and the lifecycle live in the server file.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import { ErrorBody, TableSummary } from '../contract/wire.ts';
+import type { Pool } from '../platform/db.ts';
+import { AppError } from '../platform/errors.ts';
+import { healthRoutes } from '../platform/health.ts';
+import { installErrorHandling } from '../platform/http.ts';
+import { getState, recentSyncs } from './repo/ledger.ts';
+import type { SyncResult, Syncer } from './services/sync.ts';
+
+export interface EdgeAppOptions {
+  pool: Pool;
+  syncer: Syncer;
+  expectedMigration: number;
+}
+
+const SyncNowQuery = Type.Object({ wait: Type.Optional(Type.Boolean({ default: true })) });
+const ErrorDetail = Type.Object({ code: Type.String(), message: Type.String() });
+const SyncResultBody = Type.Object({
+  syncId: Type.String(),
+  status: Type.Union([Type.Literal('success'), Type.Literal('unchanged'), Type.Literal('failed')]),
+  manifestId: Type.Union([Type.String(), Type.Null()]),
+  durationMs: Type.Integer(),
+  rowsLoaded: Type.Integer(),
+  tables: Type.Array(TableSummary),
+  ack: Type.String(),
+  error: Type.Optional(ErrorDetail),
+});
+
+const syncRoutes: FastifyPluginAsyncTypebox<EdgeAppOptions> = async (app, opts) => {
+  app.post(
+    '/sync/now',
+    {
+      schema: {
+        summary: 'Run one sync now (the same code as the schedule and the CLI)',
+        querystring: SyncNowQuery,
+        response: {
+          200: SyncResultBody,
+          202: Type.Object({ status: Type.Literal('started') }),
+          409: ErrorBody,
+          502: Type.Object({ error: ErrorDetail, sync: Type.Optional(SyncResultBody) }),
+        },
+      },
+    },
+    async (request, reply) => {
+      if (opts.syncer.running)
+        throw new AppError('SYNC_IN_PROGRESS', 'a sync is running; try again when it ends');
+      const run = opts.syncer.run('manual');
+      if (request.query.wait === false) {
+        run.catch((err: unknown) => request.log.warn({ err }, 'background sync failed'));
+        return reply.status(202).send({ status: 'started' as const });
+      }
+      const result: SyncResult = await run;
+      if (result.status === 'failed') {
+        return reply.status(502).send({
+          error: { code: result.error!.code, message: result.error!.message },
+          sync: result,
+        });
+      }
+      return result;
+    },
+  );
+
+  app.get(
+    '/status',
+    { schema: { summary: 'Recent syncs from the ledger, and the sync state' } },
+    async () => ({
+      running: opts.syncer.running,
+      state: await getState(opts.pool),
+      recent: await recentSyncs(opts.pool, 20),
+    }),
+  );
+};
+
+export async function edgeApp(app: FastifyInstance, opts: EdgeAppOptions): Promise<void> {
+  installErrorHandling(app);
+  await app.register(healthRoutes, { pool: opts.pool, expectedMigration: opts.expectedMigration });
+  await app.register(syncRoutes, opts);
+}

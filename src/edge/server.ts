@@ -1,0 +1,118 @@
+/**
+ * The Edge service: migrate, a first sync at start, then the schedule (croner, with
+ * jitter so a fleet does not call Central in lockstep), and the local API. On
+ * SIGTERM/SIGINT: stop scheduling, let a running sync finish, close.
+ */
+import Fastify from 'fastify';
+import fp from 'fastify-plugin';
+import { Cron } from 'croner';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { normalizeMac } from '../contract/mac.ts';
+import { createPool, type Pool } from '../platform/db.ts';
+import { AppError } from '../platform/errors.ts';
+import { createLogger, type Logger } from '../platform/logger.ts';
+import { migrate } from '../platform/migrate.ts';
+import { edgeApp } from './app.ts';
+import { jitterSeconds, type EdgeConfig } from './config.ts';
+import { edgeMigrations } from './migrations.ts';
+import { CentralClient } from './services/central-client.ts';
+import { Syncer, type SyncTrigger } from './services/sync.ts';
+
+export function createSyncer(
+  config: EdgeConfig,
+  pool: Pool,
+  log: Logger,
+  options: { initialDelayMs?: number } = {},
+): Syncer {
+  const mac = normalizeMac(config.DEVICE_MAC);
+  if (!mac)
+    throw new AppError(
+      'CONFIG_INVALID',
+      `setting DEVICE_MAC is invalid: ${JSON.stringify(config.DEVICE_MAC)}`,
+    );
+  const central = new CentralClient({
+    baseUrl: config.CENTRAL_URL,
+    token: config.DEVICE_TOKEN,
+    retryAttempts: config.HTTP_RETRY_ATTEMPTS,
+    attemptTimeoutMs: config.HTTP_STALL_TIMEOUT_SECONDS * 1000,
+    stallTimeoutMs: config.HTTP_STALL_TIMEOUT_SECONDS * 1000,
+    ...(options.initialDelayMs === undefined ? {} : { initialDelayMs: options.initialDelayMs }),
+  });
+  return new Syncer({ pool, central, mac, log });
+}
+
+export async function buildEdge(config: EdgeConfig, pool: Pool, syncer: Syncer, logger: Logger | false) {
+  const migrations = await edgeMigrations();
+  const app = Fastify({
+    ...(logger === false ? { logger: false } : { loggerInstance: logger }),
+    bodyLimit: 4096,
+    forceCloseConnections: 'idle',
+  }).withTypeProvider<TypeBoxTypeProvider>();
+  await app.register(fp(edgeApp), { pool, syncer, expectedMigration: migrations.at(-1)?.id ?? 0 });
+  return app;
+}
+
+/** Runs a sync and logs its outcome; the scheduler must never throw. */
+async function scheduledSync(syncer: Syncer, trigger: SyncTrigger, log: Logger): Promise<void> {
+  try {
+    const result = await syncer.run(trigger);
+    log.info({ event: 'sync.result', trigger, ...result, tables: undefined }, `sync ${result.status}`);
+  } catch (err) {
+    log.warn({ event: 'sync.result', trigger, err }, 'sync not run');
+  }
+}
+
+export interface RunningEdge {
+  stop(): Promise<void>;
+  url: string;
+}
+
+export async function startEdge(
+  config: EdgeConfig,
+  log: Logger = createLogger('dbupdate-service', config.LOG_LEVEL),
+): Promise<RunningEdge> {
+  const pool = createPool(config.EDGE_DATABASE_URL, { max: 5, applicationName: 'dbupdate-service' });
+  await migrate(pool, await edgeMigrations(), log);
+  const syncer = createSyncer(config, pool, log);
+  const app = await buildEdge(config, pool, syncer, log);
+  const address = await app.listen({ port: config.PORT, host: config.HOST });
+  const jitter = jitterSeconds(config);
+  let stopping = false;
+  let inFlight: Promise<void> = scheduledSync(syncer, 'start', log);
+  const cron = new Cron(
+    '* * * * * *',
+    { interval: config.SYNC_INTERVAL_SECONDS, protect: true },
+    async () => {
+      if (stopping) return;
+      await new Promise((r) => setTimeout(r, Math.random() * jitter * 1000));
+      if (stopping || syncer.running) return;
+      inFlight = scheduledSync(syncer, 'schedule', log);
+      await inFlight;
+    },
+  );
+  return {
+    url: address,
+    async stop() {
+      stopping = true;
+      cron.stop();
+      await app.close();
+      await inFlight;
+      await pool.end();
+    },
+  };
+}
+
+export async function runEdge(config: EdgeConfig): Promise<void> {
+  const log = createLogger('dbupdate-service', config.LOG_LEVEL);
+  const edge = await startEdge(config, log);
+  let closing = false;
+  const shutdown = async (signal: string) => {
+    if (closing) return;
+    closing = true;
+    log.info({ event: 'shutdown.start', signal }, 'shutting down');
+    await edge.stop();
+    log.info({ event: 'shutdown.finish', outcome: 'success' }, 'stopped');
+  };
+  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+  process.once('SIGINT', () => void shutdown('SIGINT'));
+}

@@ -1,0 +1,215 @@
+/**
+ * Edge → Central over HTTP, with cockatiel policies: a per-attempt timeout, retries
+ * with exponential backoff and jitter (honouring Retry-After), and a circuit breaker
+ * so a fleet stops hammering a Central that is down. Retries cover getting the
+ * response headers; a body that fails midway fails the sync (the next one retries).
+ */
+import {
+  BrokenCircuitError,
+  ConsecutiveBreaker,
+  ExponentialBackoff,
+  TaskCancelledError,
+  TimeoutStrategy,
+  circuitBreaker,
+  handleWhen,
+  retry,
+  timeout,
+  wrap,
+  type IBackoff,
+  type IBackoffFactory,
+  type IRetryBackoffContext,
+} from 'cockatiel';
+import { SNAPSHOT_MEDIA_TYPE, type AckBody, type AckResponse } from '../../contract/wire.ts';
+import { AppError } from '../../platform/errors.ts';
+
+export interface CentralClientOptions {
+  baseUrl: string;
+  token: string;
+  retryAttempts: number;
+  attemptTimeoutMs: number;
+  stallTimeoutMs: number;
+  /** Smallest backoff delay; tests shorten it. */
+  initialDelayMs?: number;
+}
+
+class HttpStatusError extends Error {
+  readonly status: number;
+  readonly retryAfterMs: number | undefined;
+  readonly body: string;
+  constructor(status: number, body: string, retryAfter: string | null) {
+    super(`Central answered ${status}: ${body.slice(0, 300)}`);
+    this.status = status;
+    this.body = body;
+    const seconds = retryAfter === null ? NaN : Number(retryAfter);
+    this.retryAfterMs = Number.isFinite(seconds) ? Math.min(seconds, 600) * 1000 : undefined;
+  }
+}
+
+const RETRYABLE_STATUS = new Set([429, 502, 503, 504]);
+const isRetryable = (err: unknown): boolean =>
+  err instanceof HttpStatusError ? RETRYABLE_STATUS.has(err.status) : !(err instanceof AppError);
+
+/** Exponential backoff with jitter, stretched to the server's Retry-After when it gives one. */
+class RetryAfterBackoff implements IBackoffFactory<IRetryBackoffContext<unknown>> {
+  readonly #inner: IBackoffFactory<unknown>;
+  constructor(inner: IBackoffFactory<unknown>) {
+    this.#inner = inner;
+  }
+  next(context: IRetryBackoffContext<unknown>): IBackoff<IRetryBackoffContext<unknown>> {
+    const base = this.#inner.next(context);
+    const err = 'error' in context.result ? context.result.error : undefined;
+    const wanted = err instanceof HttpStatusError ? (err.retryAfterMs ?? 0) : 0;
+    return { duration: Math.max(base.duration, wanted), next: (c) => new RetryAfterBackoff(base).next(c) };
+  }
+}
+
+export class CentralClient {
+  readonly #opts: CentralClientOptions;
+  readonly #breaker = circuitBreaker(handleWhen(isRetryable), {
+    halfOpenAfter: 30_000,
+    breaker: new ConsecutiveBreaker(5),
+  });
+  readonly #policy;
+
+  constructor(opts: CentralClientOptions) {
+    this.#opts = opts;
+    const backoff = new ExponentialBackoff({ initialDelay: opts.initialDelayMs ?? 500, maxDelay: 30_000 });
+    this.#policy = wrap(
+      retry(handleWhen(isRetryable), {
+        maxAttempts: opts.retryAttempts,
+        backoff: new RetryAfterBackoff(backoff),
+      }),
+      this.#breaker,
+      timeout(opts.attemptTimeoutMs, TimeoutStrategy.Aggressive),
+    );
+  }
+
+  get breakerState(): string {
+    return String(this.#breaker.state);
+  }
+
+  async #post(
+    path: string,
+    body: unknown,
+    accept: string,
+    traceHeaders: Record<string, string>,
+  ): Promise<Response> {
+    try {
+      return await this.#policy.execute(async ({ signal }) => {
+        // cockatiel aborts its signal once this function returns, but the body is read
+        // later: the timeout may only cancel the request until the headers are in.
+        const request = new AbortController();
+        const onTimeout = () => request.abort(signal.reason);
+        signal.addEventListener('abort', onTimeout, { once: true });
+        const res = await fetch(new URL(path, this.#opts.baseUrl), {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/json',
+            accept,
+            'accept-encoding': 'gzip, deflate',
+            authorization: `Bearer ${this.#opts.token}`,
+            ...traceHeaders,
+          },
+          body: JSON.stringify(body),
+          signal: request.signal,
+        }).finally(() => signal.removeEventListener('abort', onTimeout));
+        if (!res.ok)
+          throw new HttpStatusError(
+            res.status,
+            await res.text().catch(() => ''),
+            res.headers.get('retry-after'),
+          );
+        return res;
+      });
+    } catch (err) {
+      throw toClientError(err);
+    }
+  }
+
+  /** The snapshot stream; the body is watched for stalls and cut when one occurs. */
+  async requestSnapshot(
+    body: { mac: string; knownGlobalSha256: string | null },
+    traceHeaders: Record<string, string> = {},
+  ): Promise<AsyncIterable<Uint8Array>> {
+    const res = await this.#post('/api/device-sync/request', body, SNAPSHOT_MEDIA_TYPE, traceHeaders);
+    const type = res.headers.get('content-type') ?? '';
+    if (!type.startsWith(SNAPSHOT_MEDIA_TYPE)) {
+      await res.body?.cancel();
+      throw new AppError('SNAPSHOT_INVALID', `Central answered with content type ${JSON.stringify(type)}`);
+    }
+    return watchStalls(res.body!, this.#opts.stallTimeoutMs);
+  }
+
+  async sendAck(ack: AckBody, traceHeaders: Record<string, string> = {}): Promise<AckResponse> {
+    const res = await this.#post('/api/device-sync/ack', ack, 'application/json', traceHeaders);
+    return (await res.json()) as AckResponse;
+  }
+}
+
+function toClientError(err: unknown): AppError {
+  if (err instanceof AppError) return err;
+  if (err instanceof HttpStatusError) {
+    let code = '';
+    try {
+      code = (JSON.parse(err.body) as { error?: { code?: string } }).error?.code ?? '';
+    } catch {
+      /* not our error shape */
+    }
+    if (err.status >= 500 || RETRYABLE_STATUS.has(err.status)) {
+      return new AppError('CENTRAL_UNREACHABLE', `Central answered ${err.status} ${code}`.trim(), {
+        cause: err,
+      });
+    }
+    return new AppError('CENTRAL_REFUSED', `Central refused with ${err.status} ${code}`.trim(), {
+      cause: err,
+      details: { status: err.status, centralCode: code },
+    });
+  }
+  if (err instanceof BrokenCircuitError) {
+    return new AppError(
+      'CENTRAL_UNREACHABLE',
+      'circuit open: Central failed repeatedly, not calling it for now',
+      {
+        cause: err,
+      },
+    );
+  }
+  if (err instanceof TaskCancelledError)
+    return new AppError('CENTRAL_UNREACHABLE', 'Central did not answer in time', { cause: err });
+  const cause = (err as { cause?: { code?: string } }).cause;
+  return new AppError(
+    'CENTRAL_UNREACHABLE',
+    `cannot reach Central: ${cause?.code ?? (err as Error).message}`,
+    { cause: err },
+  );
+}
+
+async function* watchStalls(body: ReadableStream<Uint8Array>, stallMs: number): AsyncGenerator<Uint8Array> {
+  const reader = body.getReader();
+  try {
+    for (;;) {
+      let timer: NodeJS.Timeout | undefined;
+      const stalled = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new AppError('SNAPSHOT_INVALID', `no data from Central for ${stallMs} ms`)),
+          stallMs,
+        );
+      });
+      let next: Awaited<ReturnType<typeof reader.read>>;
+      try {
+        next = await Promise.race([reader.read(), stalled]);
+      } catch (err) {
+        if (err instanceof AppError) throw err;
+        throw new AppError('SNAPSHOT_INVALID', `snapshot stream broke: ${(err as Error).message}`, {
+          cause: err,
+        });
+      } finally {
+        clearTimeout(timer);
+      }
+      if (next.done) return;
+      yield next.value;
+    }
+  } finally {
+    await reader.cancel().catch(() => undefined);
+  }
+}

@@ -1,0 +1,37 @@
+/** `dbupdate edge verify`: local counts and hashes against the last applied manifest. */
+import { digestTables } from '../../contract/digest-pg.ts';
+import type { TableDigest } from '../../contract/canonical.ts';
+import { COPY_SESSION_SETTINGS_SQL } from '../../contract/tables.ts';
+import { withTransaction, type Pool } from '../../platform/db.ts';
+import { AppError } from '../../platform/errors.ts';
+import { lastAppliedTables } from '../repo/ledger.ts';
+import { localSelectSql } from '../repo/tables.ts';
+
+export interface VerifyResult {
+  manifestId: string;
+  tables: { name: string; expected: TableDigest; actual: TableDigest; ok: boolean }[];
+  drifted: string[];
+}
+
+export async function verifyLocal(pool: Pool): Promise<VerifyResult> {
+  return withTransaction(pool, 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY', async (tx) => {
+    const applied = await lastAppliedTables(tx);
+    if (!applied) throw new AppError('NOTHING_APPLIED', 'no manifest has been applied on this edge yet');
+    await tx.query(COPY_SESSION_SETTINGS_SQL);
+    const actual = await digestTables(tx, localSelectSql);
+    const tables = applied.tables.map((expected, i) => {
+      const a = actual[i]!;
+      return {
+        name: expected.name,
+        expected,
+        actual: a,
+        ok: a.rowCount === expected.rowCount && a.sha256 === expected.sha256,
+      };
+    });
+    return {
+      manifestId: applied.manifestId,
+      tables,
+      drifted: tables.filter((t) => !t.ok).map((t) => t.name),
+    };
+  });
+}

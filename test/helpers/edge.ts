@@ -1,0 +1,74 @@
+/** Edge pieces over a test database, talking to a Central URL over real HTTP. */
+import pino from 'pino';
+import { loadEdgeConfig, type EdgeConfig } from '../../src/edge/config.ts';
+import { createSyncer } from '../../src/edge/server.ts';
+import type { Syncer } from '../../src/edge/services/sync.ts';
+import { columnList, orderBy, TABLES } from '../../src/contract/tables.ts';
+import { scopeSelectSql, setScope } from '../../src/central/repo/snapshot.ts';
+import { findDeviceByMac } from '../../src/central/repo/devices.ts';
+import type { Pool } from '../../src/platform/db.ts';
+import type { TestDatabase } from './db.ts';
+
+export const quietLog = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+
+export function edgeConfig(
+  db: TestDatabase,
+  centralUrl: string,
+  mac: string,
+  token: string,
+  env: Record<string, string> = {},
+): EdgeConfig {
+  return loadEdgeConfig({
+    EDGE_DATABASE_URL: db.url,
+    CENTRAL_URL: centralUrl,
+    DEVICE_MAC: mac,
+    DEVICE_TOKEN: token,
+    HTTP_RETRY_ATTEMPTS: '1',
+    HTTP_STALL_TIMEOUT_SECONDS: '10',
+    ...env,
+  });
+}
+
+export function testSyncer(
+  db: TestDatabase,
+  centralUrl: string,
+  mac: string,
+  token: string,
+  env: Record<string, string> = {},
+): Syncer {
+  return createSyncer(edgeConfig(db, centralUrl, mac, token, env), db.pool, quietLog, { initialDelayMs: 10 });
+}
+
+/** Every row of every table as PostgreSQL's record text (NULL and JSON null stay distinct). */
+export async function edgeRows(pool: Pool): Promise<Record<string, string[]>> {
+  const out: Record<string, string[]> = {};
+  for (const def of TABLES) {
+    const { rows } = await pool.query<{ r: string }>(
+      `SELECT x::text AS r FROM (SELECT ${columnList(def)} FROM "${def.name}" ORDER BY ${orderBy(def)}) x`,
+    );
+    out[def.name] = rows.map((r) => r.r);
+  }
+  return out;
+}
+
+/** The same, for a device's scope in Central. */
+export async function centralScopeRows(pool: Pool, mac: string): Promise<Record<string, string[]>> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    const device = await findDeviceByMac(client, mac);
+    if (!device) throw new Error(`no device ${mac}`);
+    await setScope(client, device);
+    const out: Record<string, string[]> = {};
+    for (const def of TABLES) {
+      const { rows } = await client.query<{ r: string }>(
+        `SELECT x::text AS r FROM (${scopeSelectSql(def)}) x`,
+      );
+      out[def.name] = rows.map((r) => r.r);
+    }
+    await client.query('COMMIT');
+    return out;
+  } finally {
+    client.release();
+  }
+}

@@ -1,0 +1,74 @@
+/**
+ * A fault-injecting HTTP proxy on loopback, between Edge and Central. Tests switch
+ * its fault; each fault acts on whole (small) responses.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export type Fault =
+  | { kind: 'none' }
+  | { kind: 'truncate'; keepBytes: number }
+  | { kind: 'replace'; from: string; to: string }
+  | { kind: 'manifest'; edit: (manifest: Record<string, unknown>) => void }
+  | { kind: 'fail-ack'; times: number };
+
+export interface FaultProxy {
+  url: string;
+  fault: Fault;
+  requests: number;
+  close(): Promise<void>;
+}
+
+export async function startFaultProxy(target: string): Promise<FaultProxy> {
+  const state: FaultProxy = { url: '', fault: { kind: 'none' }, requests: 0, close: async () => {} };
+  const server: Server = createServer(async (req, res) => {
+    state.requests++;
+    const parts: Buffer[] = [];
+    for await (const c of req) parts.push(c as Buffer);
+    const fault = state.fault;
+    if (fault.kind === 'fail-ack' && req.url?.includes('/ack') && fault.times > 0) {
+      fault.times--;
+      res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '0' });
+      res.end('{"error":{"code":"DATABASE_UNAVAILABLE","message":"injected"}}');
+      return;
+    }
+    const upstream = await fetch(target + req.url, {
+      method: req.method,
+      headers: {
+        'content-type': req.headers['content-type'] ?? 'application/json',
+        authorization: req.headers.authorization ?? '',
+        'accept-encoding': 'identity',
+      },
+      body: parts.length > 0 ? Buffer.concat(parts) : null,
+    });
+    let body = Buffer.from(await upstream.arrayBuffer());
+    const isSnapshot = req.url?.includes('/request') && upstream.ok;
+    if (isSnapshot && fault.kind === 'replace')
+      body = Buffer.from(body.toString('utf8').replace(fault.from, fault.to));
+    if (isSnapshot && fault.kind === 'manifest') {
+      const text = body.toString('utf8');
+      const nl = text.indexOf('\n');
+      const frame = JSON.parse(text.slice(0, nl)) as { manifest: Record<string, unknown> };
+      fault.edit(frame.manifest);
+      body = Buffer.from(JSON.stringify(frame) + text.slice(nl));
+    }
+    const headers: Record<string, string> = { 'content-type': upstream.headers.get('content-type') ?? '' };
+    if (isSnapshot && fault.kind === 'truncate') {
+      res.writeHead(upstream.status, headers);
+      res.write(body.subarray(0, fault.keepBytes));
+      // Cut the connection mid-body, as a network failure would.
+      setTimeout(() => res.destroy(), 10);
+      return;
+    }
+    res.writeHead(upstream.status, headers);
+    res.end(body);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  state.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  state.close = () =>
+    new Promise((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    });
+  return state;
+}
