@@ -12,6 +12,7 @@ import { startCentral, type RunningCentral } from './helpers/central.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { centralScopeRows, edgeRows, testSyncer } from './helpers/edge.ts';
 import { startFaultProxy, type FaultProxy } from './helpers/proxy.ts';
+import { waitFor } from './helpers/wait.ts';
 
 describe('end to end', () => {
   let central: TestDatabase;
@@ -68,9 +69,12 @@ describe('end to end', () => {
     );
     assert.equal(ack.rows[0].result, 'Success');
     assert.equal(ack.rows[0].device_counts_json.users, expected.users!.length);
-    const served = await central.pool.query(
-      'SELECT payload_sha256 FROM sync_requests WHERE manifest_id = $1',
-      [result.manifestId],
+    const served = await waitFor(
+      () =>
+        central.pool.query('SELECT payload_sha256 FROM sync_requests WHERE manifest_id = $1', [
+          result.manifestId,
+        ]),
+      (r) => r.rows[0]?.payload_sha256 != null,
     );
     assert.equal(
       ack.rows[0].payload_sha256,

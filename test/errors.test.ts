@@ -8,7 +8,7 @@ import { loadCentralConfig } from '../src/central/config.ts';
 it('documents every error code with its status', async () => {
   const doc = await readFile(new URL('../docs/errors.md', import.meta.url), 'utf8');
   for (const [code, { status }] of Object.entries(ERROR_CODES)) {
-    assert.match(doc, new RegExp(`\\| \`${code}\` \\| ${status} \\|`), code);
+    assert.match(doc, new RegExp(`\\|\\s*\`${code}\`\\s*\\|\\s*${status}\\s*\\|`), code);
   }
 });
 

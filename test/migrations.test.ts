@@ -27,7 +27,7 @@ async function emptyDatabase(): Promise<{ url: string; drop(): Promise<void> }> 
   };
 }
 
-describe('central migrations', () => {
+describe('migrations', () => {
   it('apply once when two instances start together, and again change nothing', async () => {
     const db = await emptyDatabase();
     const pools = [
@@ -78,9 +78,11 @@ describe('central migrations', () => {
     assert.deepEqual(rows, [{ t: null, n: 0 }]);
   });
 
-  it('leave the schema exactly as the committed dump (npm run schema:update to accept a change)', async () => {
-    await using db = await createTestDatabase('central');
-    const expected = await readFile(new URL('./schema/central.sql', import.meta.url), 'utf8');
-    assert.equal(await dumpSchema(db.pool), expected);
-  });
+  for (const kind of ['central', 'edge'] as const) {
+    it(`leave the ${kind} schema exactly as the committed dump (npm run schema:update to accept a change)`, async () => {
+      await using db = await createTestDatabase(kind);
+      const expected = await readFile(new URL(`./schema/${kind}.sql`, import.meta.url), 'utf8');
+      assert.equal(await dumpSchema(db.pool), expected);
+    });
+  }
 });

@@ -30,24 +30,22 @@ describe('device-sync requests', () => {
     await db?.[Symbol.asyncDispose]();
   });
 
-  async function lastAudit(): Promise<{
+  /** The newest audit row, once `count` rows exist and none is still open. */
+  async function lastAudit(count?: number): Promise<{
     mac: string;
     status: string;
     error_code: string | null;
     manifest_id: string | null;
   }> {
     // The audit row of a refusal is written as the response finishes; give it a moment.
-    for (let i = 0; i < 50; i++) {
+    for (let i = 0; i < 100; i++) {
       const { rows } = await db.pool.query(
-        `SELECT mac, status, error_code, manifest_id FROM sync_requests
-          WHERE status <> 'started' ORDER BY id DESC LIMIT 1`,
+        `SELECT mac, status, error_code, manifest_id, (SELECT count(*)::int FROM sync_requests) AS n,
+                (SELECT count(*)::int FROM sync_requests WHERE status = 'started') AS open
+           FROM sync_requests ORDER BY id DESC LIMIT 1`,
       );
-      if (rows[0] && rows[0].status) {
-        const { rows: open } = await db.pool.query(
-          "SELECT count(*)::int AS n FROM sync_requests WHERE status = 'started'",
-        );
-        if (open[0].n === 0) return rows[0];
-      }
+      const row = rows[0];
+      if (row && row.open === 0 && (count === undefined || row.n === count)) return row;
       await new Promise((r) => setTimeout(r, 20));
     }
     throw new Error('audit row did not appear');
@@ -182,7 +180,7 @@ describe('device-sync requests', () => {
       const body = (await res.json()) as { error: { code: string; message: string } };
       assert.equal(body.error.code, c.code);
       assert.ok(body.error.message.length > 0);
-      const audit = await lastAudit();
+      const audit = await lastAudit(before + 1);
       assert.equal(await auditCount(), before + 1, 'exactly one audit row');
       assert.equal(audit.status, c.audit.status);
       assert.equal(audit.error_code, c.audit.error_code);

@@ -23,6 +23,8 @@ if (!adminUrl) {
 }
 
 let code: number;
+let child: ReturnType<typeof spawn> | undefined;
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => child?.kill(signal));
 try {
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
@@ -32,13 +34,14 @@ try {
     await admin.end();
   }
   const files = args.length > 0 ? args : ['test/**/*.test.ts'];
-  const child = spawn(
+  const runner = spawn(
     process.execPath,
     ['--test', '--test-concurrency=2', '--test-timeout=300000', ...files],
     { stdio: 'inherit', env: { ...process.env, TEST_DATABASE_URL: adminUrl } },
   );
+  child = runner;
   code = await new Promise<number>((resolve) =>
-    child.on('exit', (c, signal) => resolve(c ?? (signal ? 1 : 0))),
+    runner.on('exit', (c, signal) => resolve(c ?? (signal ? 1 : 0))),
   );
 } finally {
   await stop?.();

@@ -5,6 +5,7 @@ import { enrollDevice } from '../src/central/services/enroll.ts';
 import { startCentral, type RunningCentral } from './helpers/central.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { Fixture, keysOf } from './helpers/fixtures.ts';
+import { waitFor } from './helpers/wait.ts';
 import { readWholeSnapshot, requestSnapshot, type ReadSnapshot } from './helpers/snapshot.ts';
 
 describe('device scope', () => {
@@ -118,9 +119,16 @@ describe('device scope', () => {
     assert.equal(s.manifest.rowsIncluded, false);
     assert.equal(s.tables.length, 0);
     assert.equal(s.manifest.globalSha256, first.manifest.globalSha256);
-    const { rows } = await db.pool.query('SELECT status FROM sync_requests WHERE manifest_id = $1', [
-      s.manifest.manifestId,
-    ]);
+    // The audit row is finished as the response completes, just after the client has it.
+    const rows = await waitFor(
+      async () =>
+        (
+          await db.pool.query('SELECT status FROM sync_requests WHERE manifest_id = $1', [
+            s.manifest.manifestId,
+          ])
+        ).rows,
+      (r) => r[0]?.status !== 'started',
+    );
     assert.deepEqual(rows, [{ status: 'unchanged' }]);
   });
 

@@ -39,24 +39,45 @@ export async function buildCentral(
   return app;
 }
 
-export async function runCentral(config: CentralConfig): Promise<void> {
-  const log = createLogger('central-db-update-api', config.LOG_LEVEL);
+export interface RunningCentralServer {
+  url: string;
+  stop(): Promise<void>;
+}
+
+/** Migrates, then listens; `stop` stops taking requests, lets in-flight ones finish, closes the pool. */
+export async function startCentralServer(config: CentralConfig, log: Logger): Promise<RunningCentralServer> {
   const pool = createPool(config.CENTRAL_DATABASE_URL, {
     max: config.DB_POOL_MAX,
     applicationName: 'central',
   });
-  await migrate(pool, await centralMigrations(), log);
+  try {
+    await migrate(pool, await centralMigrations(), log);
+  } catch (err) {
+    await pool.end();
+    throw err;
+  }
   const app = await buildCentral(config, pool, { logger: log });
+  const url = await app.listen({ port: config.PORT, host: config.HOST });
+  return {
+    url,
+    async stop() {
+      await app.close();
+      await pool.end();
+    },
+  };
+}
+
+export async function runCentral(config: CentralConfig): Promise<void> {
+  const log = createLogger('central-db-update-api', config.LOG_LEVEL);
+  const server = await startCentralServer(config, log);
   let closing = false;
   const shutdown = async (signal: string): Promise<void> => {
     if (closing) return;
     closing = true;
     log.info({ event: 'shutdown.start', signal }, 'shutting down');
-    await app.close();
-    await pool.end();
+    await server.stop();
     log.info({ event: 'shutdown.finish', outcome: 'success' }, 'stopped');
   };
   process.once('SIGTERM', () => void shutdown('SIGTERM'));
   process.once('SIGINT', () => void shutdown('SIGINT'));
-  await app.listen({ port: config.PORT, host: config.HOST });
 }

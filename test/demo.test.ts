@@ -1,0 +1,33 @@
+/** `dbupdate demo --once`, exactly as a new user runs it: a real process, two embedded clusters. */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { it } from 'node:test';
+
+it('runs the whole system and prints the summary of a successful first sync', async () => {
+  const child = spawn(process.execPath, ['bin/dbupdate.ts', 'demo', '--once', '--users', '500'], {
+    env: { ...process.env, LOG_FORMAT: 'json' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+  const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
+  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+  clearTimeout(timer);
+  assert.equal(code, 0, out);
+  assert.match(out, /first sync success in \d+ ms \(manifest [0-9A-Z]{26}\)/);
+  for (const table of [
+    'companies',
+    'locations',
+    'groups',
+    'location_groups',
+    'users',
+    'group_users',
+    'areas',
+    'devices',
+  ]) {
+    assert.match(out, new RegExp(`\\n  ${table}\\s+\\d+  [0-9a-f]{64}\\n`), table);
+  }
+  assert.match(out, /central API\s+http:\/\/127\.0\.0\.1:\d+/);
+  assert.match(out, /edge status\s+http:\/\/127\.0\.0\.1:\d+\/status/);
+});
