@@ -1,0 +1,182 @@
+/**
+ * `npm run bench [-- --users 100000,1000000]`: for each size, seeds a central scope of N
+ * users, then measures with real processes on loopback:
+ *   - a device request read to the end (no edge work), identity and gzip;
+ *   - a full `dbupdate edge sync` (pull, COPY load, verify, commit, ack);
+ * with wall time, bytes and the peak RSS (VmHWM) of the Central and Edge processes.
+ * Central and Edge databases live in two embedded clusters on this machine.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { request } from 'node:http';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import pg from 'pg';
+import { enrollDevice } from '../src/central/services/enroll.ts';
+import { DEFAULT_SHAPE, seedCentral } from '../src/central/services/seed.ts';
+import { centralMigrations } from '../src/central/migrations.ts';
+import { createPool } from '../src/platform/db.ts';
+import { freePort, startEmbeddedCluster } from '../src/platform/embedded.ts';
+import { migrate } from '../src/platform/migrate.ts';
+
+const { values } = parseArgs({ options: { users: { type: 'string', default: '100000,1000000' } } });
+const sizes = values.users.split(',').map(Number);
+
+async function peakRssMb(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
+  const kb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  return Math.round(kb / 1024);
+}
+
+function run(args: string[], env: Record<string, string>): { child: ChildProcess; done: Promise<number> } {
+  const child = spawn(process.execPath, ['bin/dbupdate.ts', ...args], {
+    env: { ...process.env, LOG_LEVEL: 'warn', LOG_FORMAT: 'json', ...env },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  return { child, done: new Promise((resolve) => child.on('exit', (code) => resolve(code ?? 1))) };
+}
+
+/** Runs a command to its end, sampling its peak RSS just before it exits. */
+async function measured(args: string[], env: Record<string, string>) {
+  const t = performance.now();
+  const { child, done } = run(args, env);
+  let peak = 0;
+  const sampler = setInterval(() => void peakRssMb(child.pid!).then((mb) => (peak = Math.max(peak, mb))), 50);
+  const code = await done;
+  clearInterval(sampler);
+  return { code, ms: Math.round(performance.now() - t), peakMb: peak };
+}
+
+/** Reads a snapshot response to its end over raw HTTP, counting the bytes on the wire. */
+function drain(url: string, body: unknown, token: string, encoding: string) {
+  const t = performance.now();
+  return new Promise<{ ms: number; bytes: number; status: number }>((resolve, reject) => {
+    const req = request(
+      url,
+      {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          authorization: `Bearer ${token}`,
+          'accept-encoding': encoding,
+        },
+      },
+      (res) => {
+        let bytes = 0;
+        res.on('data', (c: Buffer) => (bytes += c.length));
+        res.on('end', () =>
+          resolve({ ms: Math.round(performance.now() - t), bytes, status: res.statusCode ?? 0 }),
+        );
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(JSON.stringify(body));
+  });
+}
+
+const dir = await mkdtemp(join(tmpdir(), 'dbupdate-bench-'));
+const [centralPg, edgePg] = await Promise.all([
+  startEmbeddedCluster({ dataDir: dir, name: 'central' }),
+  startEmbeddedCluster({ dataDir: dir, name: 'edge' }),
+]);
+const rows: string[][] = [];
+try {
+  const admin = new pg.Client({ connectionString: centralPg.url });
+  await admin.connect();
+  await admin.query('CREATE DATABASE central');
+  await admin.end();
+  const centralUrl = centralPg.url.replace(/\/postgres$/, '/central');
+  const pool = createPool(centralUrl, { max: 4, applicationName: 'bench' });
+  await migrate(pool, await centralMigrations());
+  console.log(
+    `machine: ${cpus().length} × ${cpus()[0]?.model}, ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}`,
+  );
+
+  for (const users of sizes) {
+    const seeded = await seedCentral(
+      pool,
+      {
+        ...DEFAULT_SHAPE,
+        companies: 1,
+        locationsPerCompany: 1,
+        groupsPerCompany: 10,
+        groupsPerLocation: 10,
+        usersPerCompany: users,
+        groupsPerUser: 2,
+      },
+      { reset: true },
+    );
+    const mac = seeded.devices[0]!.mac;
+    const { secret } = await enrollDevice(pool, mac);
+    const port = await freePort();
+    const central = run(['central', 'serve'], {
+      CENTRAL_DATABASE_URL: centralUrl,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+    });
+    const base = `http://127.0.0.1:${port}`;
+    for (let i = 0; i < 200; i++) {
+      if ((await fetch(`${base}/readyz`).catch(() => undefined))?.ok) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const plain = await drain(`${base}/api/device-sync/request`, { mac }, secret, 'identity');
+    const gzip = await drain(`${base}/api/device-sync/request`, { mac }, secret, 'gzip');
+    const centralPeakAfterRequests = await peakRssMb(central.child.pid!);
+
+    const edgeDb = `bench_edge_${users}`;
+    const edgeAdmin = new pg.Client({ connectionString: edgePg.url });
+    await edgeAdmin.connect();
+    await edgeAdmin.query(`DROP DATABASE IF EXISTS ${edgeDb}`);
+    await edgeAdmin.query(`CREATE DATABASE ${edgeDb}`);
+    await edgeAdmin.end();
+    const edgeEnv = {
+      EDGE_DATABASE_URL: edgePg.url.replace(/\/postgres$/, `/${edgeDb}`),
+      CENTRAL_URL: base,
+      DEVICE_MAC: mac,
+      DEVICE_TOKEN: secret,
+      HTTP_STALL_TIMEOUT_SECONDS: '600',
+    };
+    const migrateEdge = await measured(['edge', 'migrate'], edgeEnv);
+    if (migrateEdge.code !== 0) throw new Error('edge migrate failed');
+    const sync = await measured(['edge', 'sync'], edgeEnv);
+    const resync = await measured(['edge', 'sync'], edgeEnv);
+    const centralPeak = await peakRssMb(central.child.pid!);
+    central.child.kill('SIGTERM');
+    await central.done;
+    const scope = seeded.counts.users;
+    rows.push([
+      String(users),
+      String(scope),
+      `${plain.ms} ms`,
+      `${(plain.bytes / 2 ** 20).toFixed(1)} MiB`,
+      `${gzip.ms} ms, ${(gzip.bytes / 2 ** 20).toFixed(1)} MiB`,
+      `${centralPeakAfterRequests} MB`,
+      `${sync.ms} ms${sync.code === 0 ? '' : ' (FAILED)'}`,
+      `${sync.peakMb} MB`,
+      `${resync.ms} ms`,
+      `${centralPeak} MB`,
+    ]);
+    console.log(rows.at(-1)!.join(' | '));
+  }
+  await pool.end();
+} finally {
+  await Promise.all([centralPg.stop(), edgePg.stop()]);
+  await rm(dir, { recursive: true, force: true });
+}
+
+const header = [
+  'users (seeded)',
+  'users in scope',
+  'request, identity',
+  'body',
+  'request, gzip',
+  'central peak RSS after requests',
+  'full edge sync',
+  'edge peak RSS',
+  'unchanged sync',
+  'central peak RSS',
+];
+console.log(`\n| ${header.join(' | ')} |\n|${header.map(() => '---').join('|')}|`);
+for (const r of rows) console.log(`| ${r.join(' | ')} |`);
