@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { it } from 'node:test';
+import { TABLE_NAMES } from '../src/contract/tables.ts';
 
 it('runs the whole system and prints the summary of a successful first sync', async () => {
   const child = spawn(process.execPath, ['bin/dbupdate.ts', 'demo', '--once', '--users', '500'], {
@@ -16,16 +17,7 @@ it('runs the whole system and prints the summary of a successful first sync', as
   clearTimeout(timer);
   assert.equal(code, 0, out);
   assert.match(out, /first sync success in \d+ ms \(manifest [0-9A-Z]{26}\)/);
-  for (const table of [
-    'companies',
-    'locations',
-    'groups',
-    'location_groups',
-    'users',
-    'group_users',
-    'areas',
-    'devices',
-  ]) {
+  for (const table of TABLE_NAMES) {
     assert.match(out, new RegExp(`\\n  ${table}\\s+\\d+  [0-9a-f]{64}\\n`), table);
   }
   assert.match(out, /central API\s+http:\/\/127\.0\.0\.1:\d+/);

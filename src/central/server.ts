@@ -9,6 +9,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { createPool, type Pool } from '../platform/db.ts';
 import { createLogger, loggerOptions, type Logger } from '../platform/logger.ts';
 import { migrate } from '../platform/migrate.ts';
+import { stopOnSignal } from '../platform/lifecycle.ts';
 import { centralApp } from './app.ts';
 import type { CentralConfig } from './config.ts';
 import { centralMigrations } from './migrations.ts';
@@ -70,14 +71,5 @@ export async function startCentralServer(config: CentralConfig, log: Logger): Pr
 export async function runCentral(config: CentralConfig): Promise<void> {
   const log = createLogger('central-db-update-api', config.LOG_LEVEL);
   const server = await startCentralServer(config, log);
-  let closing = false;
-  const shutdown = async (signal: string): Promise<void> => {
-    if (closing) return;
-    closing = true;
-    log.info({ event: 'shutdown.start', signal }, 'shutting down');
-    await server.stop();
-    log.info({ event: 'shutdown.finish', outcome: 'success' }, 'stopped');
-  };
-  process.once('SIGTERM', () => void shutdown('SIGTERM'));
-  process.once('SIGINT', () => void shutdown('SIGINT'));
+  stopOnSignal(log, () => server.stop());
 }

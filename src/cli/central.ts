@@ -6,11 +6,11 @@ import { enrollDevice } from '../central/services/enroll.ts';
 import { DEFAULT_SHAPE, seedCentral } from '../central/services/seed.ts';
 import type { SeedShape } from '../central/repo/seed.ts';
 import { loadConfig, LogLevelSetting } from '../platform/config.ts';
-import { createPool, type Pool } from '../platform/db.ts';
+import type { Pool } from '../platform/db.ts';
 import { AppError } from '../platform/errors.ts';
 import { createLogger } from '../platform/logger.ts';
 import { migrate } from '../platform/migrate.ts';
-import { parseFlags, type Command } from './main.ts';
+import { parseFlags, withPool, type Command } from './util.ts';
 
 const DbSettings = Type.Object({
   CENTRAL_DATABASE_URL: Type.String({ pattern: '^postgres(ql)?://' }),
@@ -19,12 +19,7 @@ const DbSettings = Type.Object({
 
 async function withCentralPool<T>(work: (pool: Pool, logLevel: string) => Promise<T>): Promise<T> {
   const settings = loadConfig(DbSettings);
-  const pool = createPool(settings.CENTRAL_DATABASE_URL, { max: 4, applicationName: 'dbupdate-cli' });
-  try {
-    return await work(pool, settings.LOG_LEVEL);
-  } finally {
-    await pool.end();
-  }
+  return withPool(settings.CENTRAL_DATABASE_URL, (pool) => work(pool, settings.LOG_LEVEL));
 }
 
 const SEED_FLAGS = {

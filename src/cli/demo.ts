@@ -21,7 +21,7 @@ import { freePort, startEmbeddedCluster, type EmbeddedCluster } from '../platfor
 import { AppError } from '../platform/errors.ts';
 import { createLogger } from '../platform/logger.ts';
 import { migrate } from '../platform/migrate.ts';
-import { parseFlags } from './main.ts';
+import { parseFlags } from './util.ts';
 
 function withDatabase(url: string, name: string): string {
   const u = new URL(url);

@@ -4,31 +4,21 @@ import { edgeMigrations } from '../edge/migrations.ts';
 import { createSyncer, runEdge } from '../edge/server.ts';
 import { verifyLocal } from '../edge/services/verify.ts';
 import { loadConfig, LogLevelSetting } from '../platform/config.ts';
-import { createPool, type Pool } from '../platform/db.ts';
 import { AppError } from '../platform/errors.ts';
 import { createLogger } from '../platform/logger.ts';
 import { migrate } from '../platform/migrate.ts';
-import { parseFlags, type Command } from './main.ts';
+import { parseFlags, withPool, type Command } from './util.ts';
 
 const DbSettings = Type.Object({
   EDGE_DATABASE_URL: Type.String({ pattern: '^postgres(ql)?://' }),
   LOG_LEVEL: LogLevelSetting,
 });
 
-async function withEdgePool<T>(url: string, work: (pool: Pool) => Promise<T>): Promise<T> {
-  const pool = createPool(url, { max: 3, applicationName: 'dbupdate-cli' });
-  try {
-    return await work(pool);
-  } finally {
-    await pool.end();
-  }
-}
-
 export const edgeCommands: Record<string, Command> = {
   async migrate(argv) {
     parseFlags(argv, {});
     const settings = loadConfig(DbSettings);
-    return withEdgePool(settings.EDGE_DATABASE_URL, async (pool) => {
+    return withPool(settings.EDGE_DATABASE_URL, async (pool) => {
       const result = await migrate(
         pool,
         await edgeMigrations(),
@@ -49,7 +39,7 @@ export const edgeCommands: Record<string, Command> = {
     parseFlags(argv, {});
     const config = loadEdgeConfig();
     const log = createLogger('dbupdate-service', config.LOG_LEVEL);
-    return withEdgePool(config.EDGE_DATABASE_URL, async (pool) => {
+    return withPool(config.EDGE_DATABASE_URL, async (pool) => {
       await migrate(pool, await edgeMigrations(), log);
       const result = await createSyncer(config, pool, log).run('cli');
       console.log(JSON.stringify(result, null, 2));
@@ -61,7 +51,7 @@ export const edgeCommands: Record<string, Command> = {
   async verify(argv) {
     parseFlags(argv, {});
     const settings = loadConfig(DbSettings);
-    return withEdgePool(settings.EDGE_DATABASE_URL, async (pool) => {
+    return withPool(settings.EDGE_DATABASE_URL, async (pool) => {
       const result = await verifyLocal(pool);
       for (const t of result.tables) {
         console.log(

@@ -3,11 +3,10 @@
  * does its work and exits: 0 on success, 1 on failure, 2 on a usage error, always
  * with one line naming the error code on failure.
  */
-import { parseArgs } from 'node:util';
 import { AppError, isAppError } from '../platform/errors.ts';
 import { centralCommands } from './central.ts';
 
-export type Command = (argv: string[]) => Promise<number>;
+import type { Command } from './util.ts';
 
 const USAGE = `usage: dbupdate <command>
 
@@ -48,17 +47,5 @@ export async function main(argv: string[]): Promise<number> {
     }
     console.error(`dbupdate: INTERNAL: ${(err as Error).stack ?? String(err)}`);
     return 1;
-  }
-}
-
-/** parseArgs with our error type, so a bad flag is a USAGE error, not a crash. */
-export function parseFlags<T extends NonNullable<Parameters<typeof parseArgs>[0]>['options']>(
-  argv: string[],
-  options: T,
-) {
-  try {
-    return parseArgs({ args: argv, options: options!, strict: true, allowPositionals: false }).values;
-  } catch (err) {
-    throw new AppError('USAGE', (err as Error).message);
   }
 }

@@ -12,6 +12,7 @@ import { createPool, type Pool } from '../platform/db.ts';
 import { AppError } from '../platform/errors.ts';
 import { createLogger, type Logger } from '../platform/logger.ts';
 import { migrate } from '../platform/migrate.ts';
+import { stopOnSignal } from '../platform/lifecycle.ts';
 import { edgeApp } from './app.ts';
 import { jitterSeconds, type EdgeConfig } from './config.ts';
 import { edgeMigrations } from './migrations.ts';
@@ -120,14 +121,5 @@ export async function startEdge(
 export async function runEdge(config: EdgeConfig): Promise<void> {
   const log = createLogger('dbupdate-service', config.LOG_LEVEL);
   const edge = await startEdge(config, log);
-  let closing = false;
-  const shutdown = async (signal: string) => {
-    if (closing) return;
-    closing = true;
-    log.info({ event: 'shutdown.start', signal }, 'shutting down');
-    await edge.stop();
-    log.info({ event: 'shutdown.finish', outcome: 'success' }, 'stopped');
-  };
-  process.once('SIGTERM', () => void shutdown('SIGTERM'));
-  process.once('SIGINT', () => void shutdown('SIGINT'));
+  stopOnSignal(log, () => edge.stop());
 }
