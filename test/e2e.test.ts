@@ -211,6 +211,12 @@ describe('end to end', () => {
       });
     }
 
+    it('counts the schema-version mismatch in a metric', async () => {
+      const text = await syncer.metrics.registry.metrics();
+      assert.match(text, /^dbupdate_edge_schema_version_mismatches_total 1$/m);
+      assert.match(text, /^dbupdate_edge_syncs_total\{result="failed",code="HASH_MISMATCH"\} 1$/m);
+    });
+
     it('after Central is unreachable (no manifest, nothing to ack)', async () => {
       const before = await edgeRows(edge.pool);
       const offline = testSyncer(edge, 'http://127.0.0.1:9', mac, token);

@@ -80,6 +80,9 @@ describe('edge service', () => {
     };
     assert.ok(status.recent.some((r) => r.id === result.syncId && r.trigger === 'manual'));
     assert.match(status.state.last_global_sha256 ?? '', /^[0-9a-f]{64}$/);
+    const metrics = await (await fetch(`${edge.url}/metrics`)).text();
+    assert.match(metrics, /^dbupdate_edge_syncs_total\{result="success",code=""\} [1-9]/m);
+    assert.match(metrics, /^dbupdate_edge_last_success_timestamp_seconds \d/m);
   });
 
   it('answers /sync/now with 409 SYNC_IN_PROGRESS while a sync runs', async () => {

@@ -5,7 +5,6 @@
  */
 import { AppError, isAppError } from '../platform/errors.ts';
 import { centralCommands } from './central.ts';
-
 import type { Command } from './util.ts';
 
 const USAGE = `usage: dbupdate <command>

@@ -67,6 +67,15 @@ const syncRoutes: FastifyPluginAsyncTypebox<EdgeAppOptions> = async (app, opts) 
   );
 
   app.get(
+    '/metrics',
+    { schema: { summary: 'Prometheus metrics' }, logLevel: 'warn' },
+    async (_request, reply) => {
+      const registry = opts.syncer.metrics.registry;
+      return reply.header('content-type', registry.contentType).send(await registry.metrics());
+    },
+  );
+
+  app.get(
     '/status',
     { schema: { summary: 'Recent syncs from the ledger, and the sync state' } },
     async () => ({

@@ -14,6 +14,7 @@ import { createLogger, type Logger } from '../platform/logger.ts';
 import { migrate } from '../platform/migrate.ts';
 import { stopOnSignal } from '../platform/lifecycle.ts';
 import { edgeApp } from './app.ts';
+import { EdgeMetrics } from './metrics.ts';
 import { jitterSeconds, type EdgeConfig } from './config.ts';
 import { edgeMigrations } from './migrations.ts';
 import { CentralClient } from './services/central-client.ts';
@@ -23,7 +24,7 @@ export function createSyncer(
   config: EdgeConfig,
   pool: Pool,
   log: Logger,
-  options: { initialDelayMs?: number } = {},
+  options: { initialDelayMs?: number; defaultMetrics?: boolean } = {},
 ): Syncer {
   const mac = normalizeMac(config.DEVICE_MAC);
   if (!mac)
@@ -39,7 +40,13 @@ export function createSyncer(
     stallTimeoutMs: config.HTTP_STALL_TIMEOUT_SECONDS * 1000,
     ...(options.initialDelayMs === undefined ? {} : { initialDelayMs: options.initialDelayMs }),
   });
-  return new Syncer({ pool, central, mac, log });
+  return new Syncer({
+    pool,
+    central,
+    mac,
+    log,
+    metrics: new EdgeMetrics({ defaults: options.defaultMetrics ?? false }),
+  });
 }
 
 export async function buildEdge(config: EdgeConfig, pool: Pool, syncer: Syncer, logger: Logger | false) {
@@ -87,7 +94,7 @@ export async function startEdge(
     await pool.end();
     throw err;
   }
-  const syncer = createSyncer(config, pool, log);
+  const syncer = createSyncer(config, pool, log, { defaultMetrics: true });
   const app = await buildEdge(config, pool, syncer, log);
   const address = await app.listen({ port: config.PORT, host: config.HOST });
   const jitter = jitterSeconds(config);

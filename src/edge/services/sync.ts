@@ -33,6 +33,7 @@ import {
 import { copyIntoTable, emptyDataTables, localSelectSql } from '../repo/tables.ts';
 import { acknowledge, flushPendingAcks, type AckOutcome } from './acks.ts';
 import type { CentralClient } from './central-client.ts';
+import type { EdgeMetrics } from '../metrics.ts';
 
 /** One sync at a time per edge database, across processes. */
 export const SYNC_LOCK_KEY = 0x64627379; // "dbsy"
@@ -55,6 +56,7 @@ export interface SyncDeps {
   central: CentralClient;
   mac: string;
   log: Logger;
+  metrics: EdgeMetrics;
 }
 
 interface Transfer {
@@ -146,6 +148,10 @@ export class Syncer {
     return this.#running;
   }
 
+  get metrics(): EdgeMetrics {
+    return this.#deps.metrics;
+  }
+
   async run(trigger: SyncTrigger): Promise<SyncResult> {
     if (this.#running) throw new AppError('SYNC_IN_PROGRESS', 'a sync is already running in this process');
     this.#running = true;
@@ -167,6 +173,7 @@ export class Syncer {
         const syncId = await insertSyncStart(client, trigger);
         const log = this.#deps.log.child({ syncId, trigger });
         const result = await step(log, 'sync', {}, () => this.#attempt(client!, syncId, log));
+        this.#deps.metrics.record(result);
         return result;
       } finally {
         await advisoryUnlock(client, SYNC_LOCK_KEY).catch((err: Error) => (broken = err));
