@@ -103,6 +103,21 @@ describe('central http', () => {
     assert.match(await page.text(), /swagger/i);
   });
 
+  it('exposes Prometheus metrics without a MAC label', async () => {
+    await fetch(`${central.url}/api/device-sync/request`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: JSON.stringify({ mac: scopeV1.device.mac }),
+    }).then((r) => r.arrayBuffer());
+    const text = await (await fetch(`${central.url}/metrics`)).text();
+    assert.match(
+      text,
+      /^dbupdate_central_http_requests_total\{route="\/api\/device-sync\/request",method="POST",status="200"\} [1-9]/m,
+    );
+    assert.match(text, /^dbupdate_central_snapshot_digest_seconds_count [1-9]/m);
+    assert.doesNotMatch(text, /mac=/);
+  });
+
   it('compresses the snapshot with gzip when asked, and not otherwise', async () => {
     const body = JSON.stringify({ mac: scopeV1.device.mac });
     const auth = { authorization: `Bearer ${token}` };

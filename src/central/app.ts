@@ -10,11 +10,13 @@ import type { Pool } from '../platform/db.ts';
 import { installErrorHandling } from '../platform/http.ts';
 import { deviceSyncRoutes } from './routes/device-sync.ts';
 import { healthRoutes } from '../platform/health.ts';
+import type { CentralMetrics } from './metrics.ts';
 
 export interface CentralAppOptions {
   pool: Pool;
   manifestTtlSeconds: number;
   expectedMigration: number;
+  metrics: CentralMetrics;
 }
 
 export async function centralApp(app: FastifyInstance, opts: CentralAppOptions): Promise<void> {
@@ -38,6 +40,20 @@ export async function centralApp(app: FastifyInstance, opts: CentralAppOptions):
     threshold: 1024,
     customTypes: /^application\/(vnd\.dbupdate\.|json)/,
   });
+  app.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    opts.metrics.requests.inc({ route, method: request.method, status: String(reply.statusCode) });
+    opts.metrics.latency.observe({ route }, reply.elapsedTime / 1000);
+  });
+  app.get('/metrics', { schema: { hide: true }, logLevel: 'warn' }, async (_request, reply) =>
+    reply
+      .header('content-type', opts.metrics.registry.contentType)
+      .send(await opts.metrics.registry.metrics()),
+  );
   await app.register(healthRoutes, { pool: opts.pool, expectedMigration: opts.expectedMigration });
-  await app.register(deviceSyncRoutes, { pool: opts.pool, manifestTtlSeconds: opts.manifestTtlSeconds });
+  await app.register(deviceSyncRoutes, {
+    pool: opts.pool,
+    manifestTtlSeconds: opts.manifestTtlSeconds,
+    metrics: opts.metrics,
+  });
 }

@@ -13,11 +13,12 @@ import { stopOnSignal } from '../platform/lifecycle.ts';
 import { centralApp } from './app.ts';
 import type { CentralConfig } from './config.ts';
 import { centralMigrations } from './migrations.ts';
+import { CentralMetrics } from './metrics.ts';
 
 export async function buildCentral(
   config: CentralConfig,
   pool: Pool,
-  options: { logger?: Logger | boolean } = {},
+  options: { logger?: Logger | boolean; metrics?: CentralMetrics } = {},
 ) {
   const migrations = await centralMigrations();
   const app = Fastify({
@@ -36,6 +37,7 @@ export async function buildCentral(
     pool,
     manifestTtlSeconds: config.MANIFEST_TTL_SECONDS,
     expectedMigration: migrations.at(-1)?.id ?? 0,
+    metrics: options.metrics ?? new CentralMetrics({ defaults: false }),
   });
   return app;
 }
@@ -57,7 +59,7 @@ export async function startCentralServer(config: CentralConfig, log: Logger): Pr
     await pool.end();
     throw err;
   }
-  const app = await buildCentral(config, pool, { logger: log });
+  const app = await buildCentral(config, pool, { logger: log, metrics: new CentralMetrics() });
   const url = await app.listen({ port: config.PORT, host: config.HOST });
   return {
     url,

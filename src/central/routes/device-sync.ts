@@ -19,6 +19,7 @@ import type { Pool } from '../../platform/db.ts';
 import { insertRequestRefused } from '../repo/requests.ts';
 import { recordAck } from '../services/ack.ts';
 import { prepareSync } from '../services/device-sync.ts';
+import type { CentralMetrics } from '../metrics.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -29,6 +30,7 @@ declare module 'fastify' {
 export interface DeviceSyncOptions {
   pool: Pool;
   manifestTtlSeconds: number;
+  metrics: CentralMetrics;
 }
 
 const errors = {
@@ -55,7 +57,9 @@ export const deviceSyncRoutes: FastifyPluginAsyncTypebox<DeviceSyncOptions> = as
         reason: `answered ${reply.statusCode}`,
         durationMs: Math.round(reply.elapsedTime),
       });
+      opts.metrics.snapshots.inc({ outcome: reply.statusCode === 401 ? 'unauthenticated' : 'invalid_input' });
     } catch (err) {
+      opts.metrics.auditFailures.inc();
       request.log.error({ err, event: 'audit.write', outcome: 'error' }, 'could not audit a refused request');
     }
   });
@@ -81,7 +85,7 @@ export const deviceSyncRoutes: FastifyPluginAsyncTypebox<DeviceSyncOptions> = as
     },
     async (request, reply) => {
       const prepared = await prepareSync(
-        { pool: opts.pool, manifestTtlSeconds: opts.manifestTtlSeconds },
+        { pool: opts.pool, manifestTtlSeconds: opts.manifestTtlSeconds, metrics: opts.metrics },
         {
           body: request.body,
           authorization: request.headers.authorization,

@@ -18,12 +18,14 @@ import { insertManifest } from '../repo/manifests.ts';
 import { finishRequest, insertRequestStarted, type RequestOutcome } from '../repo/requests.ts';
 import { setScope } from '../repo/snapshot.ts';
 import { manifestToWire, type Device } from '../model.ts';
+import type { CentralMetrics } from '../metrics.ts';
 import { bearerToken, verifySecret } from './credentials.ts';
 import { computeDigests, newStreamStats, snapshotBody } from './snapshot.ts';
 
 export interface SyncDeps {
   pool: Pool;
   manifestTtlSeconds: number;
+  metrics: CentralMetrics;
 }
 
 export interface SyncInput {
@@ -82,9 +84,11 @@ export async function prepareSync(deps: SyncDeps, input: SyncInput): Promise<Pre
   input.onAudited();
   const finish = async (outcome: RequestOutcome): Promise<void> => {
     const durationMs = Math.round(performance.now() - started);
+    deps.metrics.snapshots.inc({ outcome: outcome.status });
     try {
       await finishRequest(deps.pool, requestId, { ...outcome, durationMs });
     } catch (err) {
+      deps.metrics.auditFailures.inc();
       log.error({ err, event: 'audit.write', outcome: 'error', requestId }, 'could not finish the audit row');
     }
   };
@@ -105,7 +109,9 @@ export async function prepareSync(deps: SyncDeps, input: SyncInput): Promise<Pre
     });
     const resolved = device;
     await setScope(tx, resolved);
+    const digestStarted = performance.now();
     const digests = await step(log, 'snapshot.digest', { deviceId: resolved.id }, () => computeDigests(tx));
+    deps.metrics.digestSeconds.observe((performance.now() - digestStarted) / 1000);
     const generatedAt = new Date();
     const global = globalSha256(digests);
     const manifest = manifestToWire({
@@ -138,6 +144,9 @@ export async function prepareSync(deps: SyncDeps, input: SyncInput): Promise<Pre
         let broken: Error | undefined = ok ? undefined : (err ?? new Error('response aborted'));
         if (ok) await tx.query('COMMIT').catch((commitErr: Error) => (broken = commitErr));
         tx.release(broken);
+        deps.metrics.bytesServed.inc(stats.bytes);
+        if (ok && manifest.rowsIncluded)
+          deps.metrics.rowsServed.inc(digests.reduce((n, t) => n + t.rowCount, 0));
         await finish({
           status: ok ? (manifest.rowsIncluded ? 'served' : 'unchanged') : err ? 'error' : 'aborted',
           reason: ok ? null : (err?.message ?? 'client went away before the snapshot was sent'),

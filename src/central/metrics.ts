@@ -1,0 +1,53 @@
+/**
+ * Central metrics (Prometheus): requests by route and outcome with latency, snapshot
+ * work, audit write failures. One registry per app; labels are low-cardinality (no MAC).
+ */
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export class CentralMetrics {
+  readonly registry = new Registry();
+  readonly requests = new Counter({
+    name: 'dbupdate_central_http_requests_total',
+    help: 'HTTP requests by route, method and status code',
+    labelNames: ['route', 'method', 'status'] as const,
+    registers: [this.registry],
+  });
+  readonly latency = new Histogram({
+    name: 'dbupdate_central_http_request_duration_seconds',
+    help: 'HTTP request duration (to the last byte) by route',
+    labelNames: ['route'] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    registers: [this.registry],
+  });
+  readonly snapshots = new Counter({
+    name: 'dbupdate_central_snapshots_total',
+    help: 'Device-sync requests by outcome (served, unchanged, refused kinds, error, aborted)',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+  readonly digestSeconds = new Histogram({
+    name: 'dbupdate_central_snapshot_digest_seconds',
+    help: 'Time to compute the manifest (counts and hashes of the scope)',
+    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    registers: [this.registry],
+  });
+  readonly rowsServed = new Counter({
+    name: 'dbupdate_central_rows_served_total',
+    help: 'Rows sent in snapshots',
+    registers: [this.registry],
+  });
+  readonly bytesServed = new Counter({
+    name: 'dbupdate_central_bytes_served_total',
+    help: 'Uncompressed snapshot bytes sent',
+    registers: [this.registry],
+  });
+  readonly auditFailures = new Counter({
+    name: 'dbupdate_central_audit_write_failures_total',
+    help: 'Audit rows that could not be written',
+    registers: [this.registry],
+  });
+
+  constructor(options: { defaults?: boolean } = {}) {
+    if (options.defaults !== false) collectDefaultMetrics({ register: this.registry });
+  }
+}
