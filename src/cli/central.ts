@@ -4,7 +4,7 @@ import { centralMigrations } from '../central/migrations.ts';
 import { runCentral } from '../central/server.ts';
 import { enrollDevice } from '../central/services/enroll.ts';
 import { DEFAULT_SHAPE, seedCentral } from '../central/services/seed.ts';
-import type { SeedShape } from '../central/repo/seed.ts';
+import { dataTablesEmpty, type SeedShape } from '../central/repo/seed.ts';
 import { loadConfig, LogLevelSetting } from '../platform/config.ts';
 import type { Pool } from '../platform/db.ts';
 import { AppError } from '../platform/errors.ts';
@@ -60,18 +60,30 @@ export const centralCommands: Record<string, Command> = {
 
   async seed(argv) {
     const options = Object.fromEntries(Object.keys(SEED_FLAGS).map((f) => [f, { type: 'string' as const }]));
-    const values = parseFlags(argv, { ...options, reset: { type: 'boolean' }, help: { type: 'boolean' } });
+    const values = parseFlags(argv, {
+      ...options,
+      reset: { type: 'boolean' },
+      'if-empty': { type: 'boolean' },
+      help: { type: 'boolean' },
+    });
     if (values.help) {
       console.log(
-        `usage: dbupdate central seed [--reset] ${Object.keys(SEED_FLAGS)
+        `usage: dbupdate central seed [--reset | --if-empty] ${Object.keys(SEED_FLAGS)
           .map((f) => `[--${f} N]`)
           .join(' ')}\ndefaults: ${JSON.stringify(DEFAULT_SHAPE)}`,
       );
       return 0;
     }
     const shape = parseSeedShape(values);
+    if (values.reset && values['if-empty'])
+      throw new AppError('USAGE', '--reset and --if-empty exclude each other');
     return withCentralPool(async (pool) => {
       await migrate(pool, await centralMigrations());
+      // --if-empty makes seeding safe to repeat, e.g. as a one-shot container at every start.
+      if (values['if-empty'] && !(await dataTablesEmpty(pool))) {
+        console.log('central already holds data; not seeding (--if-empty)');
+        return 0;
+      }
       const result = await seedCentral(pool, shape, { reset: values.reset === true });
       console.log(JSON.stringify({ shape, ...result }, null, 2));
       return 0;

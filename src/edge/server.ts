@@ -101,12 +101,22 @@ export async function startEdge(
   let stopping = false;
   const firstSync = scheduledSync(syncer, 'start', log);
   let inFlight: Promise<unknown> = firstSync;
+  // Wakes a scheduled run that is waiting out its jitter, so stop() need not wait for it.
+  let wake: (() => void) | undefined;
+  let jitterTimer: NodeJS.Timeout | undefined;
   const cron = new Cron(
     '* * * * * *',
-    { interval: config.SYNC_INTERVAL_SECONDS, protect: true },
+    {
+      interval: config.SYNC_INTERVAL_SECONDS,
+      protect: true,
+      startAt: new Date(Date.now() + config.SYNC_INTERVAL_SECONDS * 1000),
+    },
     async () => {
       if (stopping) return;
-      await new Promise((r) => setTimeout(r, Math.random() * jitter * 1000));
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+        jitterTimer = setTimeout(resolve, Math.random() * jitter * 1000);
+      });
       if (stopping || syncer.running) return;
       inFlight = scheduledSync(syncer, 'schedule', log);
       await inFlight;
@@ -118,6 +128,8 @@ export async function startEdge(
     async stop() {
       stopping = true;
       cron.stop();
+      clearTimeout(jitterTimer);
+      wake?.();
       await app.close();
       await inFlight;
       await pool.end();

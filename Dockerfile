@@ -1,0 +1,44 @@
+# syntax=docker/dockerfile:1.7
+# One Dockerfile, two images: `--target central` (central-db-update-api) and
+# `--target edge` (dbupdate-service). Node 24 runs the TypeScript sources directly,
+# exactly as in development and CI, so what the tests prove is what ships.
+#
+#   docker build --target central -t dbupdate/central .
+#   docker buildx build --target edge --platform linux/amd64,linux/arm64 -t REGISTRY/dbupdate/edge --push .
+
+ARG NODE_IMAGE=node:24-bookworm-slim
+
+FROM ${NODE_IMAGE} AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+# Production dependencies only; none of them needs an install script.
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
+
+FROM ${NODE_IMAGE} AS runtime
+ENV NODE_ENV=production \
+    LOG_FORMAT=json \
+    NODE_OPTIONS=--disable-warning=ExperimentalWarning
+WORKDIR /app
+COPY --from=deps /app/node_modules ./node_modules
+COPY package.json ./
+COPY bin ./bin
+# src/ carries the SQL migrations next to the code that applies them.
+COPY src ./src
+# The image's own unprivileged user; nothing in /app is writable by it.
+USER node
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["node", "bin/dbupdate.ts"]
+
+FROM runtime AS central
+ENV PORT=8080
+EXPOSE 8080
+HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:'+process.env.PORT+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+CMD ["central", "serve"]
+
+FROM runtime AS edge
+ENV PORT=8081
+EXPOSE 8081
+HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:'+process.env.PORT+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+CMD ["edge", "serve"]

@@ -1,0 +1,181 @@
+/**
+ * The containers, without a container engine: every service of our Compose stacks is
+ * checked against what the code accepts, then started natively with exactly the
+ * command and environment its Compose definition and Dockerfile target give it
+ * (database and Central hosts mapped to loopback), and a device syncs end to end.
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
+import { CentralConfigSchema } from '../src/central/config.ts';
+import { EdgeConfigSchema } from '../src/edge/config.ts';
+import { freePort } from '../src/platform/embedded.ts';
+import { loadCompose, readDockerfile, readEnvFile, type ComposeService } from './helpers/compose.ts';
+import { databaseUrl } from './helpers/templates.ts';
+import { waitFor } from './helpers/wait.ts';
+
+const central = loadCompose('deploy/central/compose.yaml', 'deploy/central/.env.example');
+const edge = loadCompose('deploy/edge/compose.yaml', 'deploy/edge/.env.example');
+const docker = readDockerfile('Dockerfile');
+const ours = (file: typeof central) =>
+  Object.entries(file.services).filter(([, s]) => s.build !== undefined || s.image?.startsWith('dbupdate/'));
+const targetOf = (s: ComposeService) => (s.image?.includes('/edge') ? 'edge' : 'central');
+const STANDARD = new Set(['NODE_ENV', 'LOG_FORMAT', 'NODE_OPTIONS']);
+
+describe('compose definitions', () => {
+  it('give our services only settings the code accepts', () => {
+    for (const [name, service] of [...ours(central), ...ours(edge)]) {
+      const accepted = new Set(
+        Object.keys((targetOf(service) === 'edge' ? EdgeConfigSchema : CentralConfigSchema).properties),
+      );
+      for (const key of Object.keys(service.environment ?? {})) {
+        assert.ok(
+          accepted.has(key) || STANDARD.has(key) || key.startsWith('OTEL_'),
+          `${name}: unknown setting ${key}`,
+        );
+      }
+    }
+  });
+
+  it('publish the port each service listens on, which its image exposes', () => {
+    for (const [name, service] of [...ours(central), ...ours(edge)]) {
+      if (!service.ports) continue;
+      const port = Number(service.environment?.PORT);
+      const target = docker[targetOf(service)]!;
+      assert.ok(
+        target.expose.includes(port),
+        `${name}: image exposes ${target.expose}, service listens on ${port}`,
+      );
+      assert.ok(
+        service.ports.some((p) => p.endsWith(`:${port}`)),
+        `${name}: ports ${service.ports} do not publish ${port}`,
+      );
+    }
+  });
+
+  it('build runtime images as a non-root user with a health check', async () => {
+    const text = await import('node:fs/promises').then((fs) => fs.readFile('Dockerfile', 'utf8'));
+    assert.match(text, /^USER node$/m);
+    for (const target of ['central', 'edge']) {
+      assert.match(docker[target]!.healthcheck.join(' '), /\/healthz/);
+      assert.deepEqual(docker[target]!.entrypoint, ['node', 'bin/dbupdate.ts']);
+    }
+  });
+});
+
+describe('compose services, started natively', () => {
+  const names = { central: `t_compose_central_${process.pid}`, edge: `t_compose_edge_${process.pid}` };
+  const running: ChildProcess[] = [];
+  const admin = new URL(process.env.TEST_DATABASE_URL!);
+
+  before(async () => {
+    const client = new pg.Client({ connectionString: process.env.TEST_DATABASE_URL });
+    await client.connect();
+    for (const db of Object.values(names)) await client.query(`CREATE DATABASE "${db}"`);
+    await client.end();
+  });
+  after(async () => {
+    for (const child of running) child.kill('SIGKILL');
+    const client = new pg.Client({ connectionString: process.env.TEST_DATABASE_URL });
+    await client.connect();
+    for (const db of Object.values(names)) await client.query(`DROP DATABASE IF EXISTS "${db}" WITH (FORCE)`);
+    await client.end();
+  });
+
+  /** The container's environment with hosts of the stack mapped to this machine. */
+  function nativeEnv(
+    service: ComposeService,
+    target: string,
+    map: Record<string, string>,
+  ): Record<string, string> {
+    const env: Record<string, string> = { ...docker[target]!.env, ...service.environment };
+    for (const [key, value] of Object.entries(env)) {
+      if (!/^(postgres|https?):\/\//.test(value)) continue;
+      const url = new URL(value);
+      if (url.hostname === 'central-postgres' || url.hostname === 'edge-postgres') {
+        const db = url.hostname === 'central-postgres' ? names.central : names.edge;
+        env[key] = databaseUrl(process.env.TEST_DATABASE_URL!, db);
+      } else if (map[url.host]) {
+        env[key] = map[url.host]!;
+      }
+    }
+    delete env.SEQ_URL; // no Seq here; the setting itself is checked above
+    return { ...env, ...map };
+  }
+
+  function start(
+    argv: string[],
+    env: Record<string, string>,
+  ): { child: ChildProcess; exit: Promise<number | null>; output: () => string } {
+    const child = spawn(process.execPath, [...argv.slice(1)], {
+      env: { PATH: process.env.PATH ?? '', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr!.on('data', (c: Buffer) => (out += c.toString()));
+    running.push(child);
+    return { child, exit: new Promise((r) => child.on('exit', r)), output: () => out };
+  }
+  const commandOf = (service: ComposeService, target: string) => [
+    ...docker[target]!.entrypoint,
+    ...(service.command ?? docker[target]!.cmd),
+  ];
+
+  it('migrates and seeds once, serves Central, enrolls a device and syncs an Edge', async () => {
+    const centralPort = await freePort();
+    const edgePort = await freePort();
+    const local = { HOST: '127.0.0.1' };
+
+    const migrateSvc = central.services['central-migrate']!;
+    const migrateEnv = nativeEnv(migrateSvc, 'central', {});
+    for (const attempt of [1, 2]) {
+      const run = start(commandOf(migrateSvc, 'central'), migrateEnv);
+      assert.equal(await run.exit, 0, `one-shot run ${attempt}: ${run.output()}`);
+      if (attempt === 2) assert.match(run.output(), /not seeding/);
+    }
+
+    const apiSvc = central.services['central-db-update-api']!;
+    const apiEnv = { ...nativeEnv(apiSvc, 'central', {}), ...local, PORT: String(centralPort) };
+    const api = start(commandOf(apiSvc, 'central'), apiEnv);
+    const health = docker.central!.healthcheck;
+    await waitFor(
+      async () => (await start(health, apiEnv).exit) === 0,
+      (ok) => ok,
+      20_000,
+    );
+
+    const mac = readEnvFile('deploy/edge/.env.example').DEVICE_MAC!;
+    const enroll = start(['node', 'bin/dbupdate.ts', 'central', 'enroll', '--mac', mac], apiEnv);
+    assert.equal(await enroll.exit, 0, enroll.output());
+    const token = enroll.output().trim().split('\n').at(-1)!;
+
+    const edgeSvc = edge.services['dbupdate-service']!;
+    const edgeEnv = {
+      ...nativeEnv(edgeSvc, 'edge', { 'host.docker.internal:8080': `http://127.0.0.1:${centralPort}` }),
+      ...local,
+      PORT: String(edgePort),
+      DEVICE_TOKEN: token,
+    };
+    delete (edgeEnv as Record<string, string>)['host.docker.internal:8080'];
+    const edgeProc = start(commandOf(edgeSvc, 'edge'), edgeEnv);
+    const status = await waitFor(
+      async () => {
+        const res = await fetch(`http://127.0.0.1:${edgePort}/status`).catch(() => undefined);
+        return res?.ok ? ((await res.json()) as { recent: { status: string }[] }) : undefined;
+      },
+      (s) => s?.recent.some((r) => r.status === 'success') ?? false,
+      30_000,
+    );
+    assert.ok(status);
+    assert.equal(await start(docker.edge!.healthcheck, edgeEnv).exit, 0);
+
+    // Graceful stop on SIGTERM, as `docker stop` sends it.
+    edgeProc.child.kill('SIGTERM');
+    api.child.kill('SIGTERM');
+    assert.equal(await edgeProc.exit, 0, edgeProc.output());
+    assert.equal(await api.exit, 0, api.output());
+    void admin;
+  });
+});
