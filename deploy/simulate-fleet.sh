@@ -5,7 +5,8 @@
 #   deploy/simulate-fleet.sh up 5      # devices 1..5 (MACs from the seed: 02:01:00:00:00:00, …)
 #   deploy/simulate-fleet.sh down 5
 #
-# Needs: the Central stack running (its API on CENTRAL_PORT, default 8080), docker compose.
+# Needs: the Central stack running (its API on CENTRAL_PORT, default 8080), docker compose,
+# and MANIFEST_PUBLIC_KEYS (the second line of `dbupdate central keygen`) in deploy/central/.env.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 action="${1:-}"
@@ -39,6 +40,7 @@ for ((i = 1; i <= count; i++)); do
     echo "CENTRAL_URL=http://host.docker.internal:$central_port"
     echo "DEVICE_MAC=$mac"
     echo "DEVICE_TOKEN=$token"
+    grep '^MANIFEST_PUBLIC_KEYS=' "$here/central/.env"
     echo "EDGE_PORT=$((base_port + i))"
     echo "EDGE_DB_PORT=$((base_db_port + i))"
     echo "SYNC_INTERVAL_SECONDS=${SYNC_INTERVAL_SECONDS:-60}"

@@ -14,6 +14,7 @@ import { freePort } from '../src/platform/embedded.ts';
 import { loadCompose, readDockerfile, readEnvFile, type ComposeService } from './helpers/compose.ts';
 import { databaseUrl } from './helpers/templates.ts';
 import { waitFor } from './helpers/wait.ts';
+import { TEST_KEYS } from './helpers/keys.ts';
 
 const central = loadCompose('deploy/central/compose.yaml', 'deploy/central/.env.example');
 const edge = loadCompose('deploy/edge/compose.yaml', 'deploy/edge/.env.example');
@@ -137,7 +138,12 @@ describe('compose services, started natively', () => {
     }
 
     const apiSvc = central.services['central-db-update-api']!;
-    const apiEnv = { ...nativeEnv(apiSvc, 'central', {}), ...local, PORT: String(centralPort) };
+    const apiEnv = {
+      ...nativeEnv(apiSvc, 'central', {}),
+      ...local,
+      PORT: String(centralPort),
+      MANIFEST_SIGNING_KEY: TEST_KEYS.privateKey, // as pasted from `dbupdate central keygen`
+    };
     const api = start(commandOf(apiSvc, 'central'), apiEnv);
     const health = docker.central!.healthcheck;
     await waitFor(
@@ -157,6 +163,7 @@ describe('compose services, started natively', () => {
       ...local,
       PORT: String(edgePort),
       DEVICE_TOKEN: token,
+      MANIFEST_PUBLIC_KEYS: TEST_KEYS.publicKey,
     };
     delete (edgeEnv as Record<string, string>)['host.docker.internal:8080'];
     const edgeProc = start(commandOf(edgeSvc, 'edge'), edgeEnv);

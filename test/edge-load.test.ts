@@ -13,6 +13,7 @@ import type { Pool } from '../src/platform/db.ts';
 import { startCentral, type RunningCentral } from './helpers/central.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { testSyncer } from './helpers/edge.ts';
+import { TEST_KEYS } from './helpers/keys.ts';
 
 const USERS = 60_000;
 
@@ -122,6 +123,7 @@ describe('edge under load', () => {
         CENTRAL_URL: api.url,
         DEVICE_MAC: mac,
         DEVICE_TOKEN: token,
+        MANIFEST_PUBLIC_KEYS: TEST_KEYS.publicKey,
         LOG_LEVEL: 'warn',
         LOG_FORMAT: 'json',
       },

@@ -4,6 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { it } from 'node:test';
 import { ERROR_CODES } from '../src/platform/errors.ts';
 import { loadCentralConfig } from '../src/central/config.ts';
+import { TEST_KEYS } from './helpers/keys.ts';
 
 it('documents every error code with its status', async () => {
   const doc = await readFile(new URL('../docs/errors.md', import.meta.url), 'utf8');
@@ -17,7 +18,13 @@ it('stops at start with one line naming a missing or invalid setting', () => {
     code: 'CONFIG_INVALID',
     message: /^setting CENTRAL_DATABASE_URL is missing/,
   });
-  const base = { CENTRAL_DATABASE_URL: 'postgres://h/db' };
+  assert.throws(() => loadCentralConfig({ CENTRAL_DATABASE_URL: 'postgres://h/db' }), {
+    message: /^setting MANIFEST_SIGNING_KEY is missing/,
+  });
+  const base = { CENTRAL_DATABASE_URL: 'postgres://h/db', MANIFEST_SIGNING_KEY: TEST_KEYS.privateKey };
+  assert.throws(() => loadCentralConfig({ ...base, MANIFEST_SIGNING_KEY: TEST_KEYS.publicKey }), {
+    message: /^setting MANIFEST_SIGNING_KEY is invalid/,
+  });
   assert.throws(() => loadCentralConfig({ ...base, PORT: 'eighty' }), {
     message: /^setting PORT is invalid/,
   });

@@ -6,17 +6,17 @@ import compress from '@fastify/compress';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance } from 'fastify';
-import type { Pool } from '../platform/db.ts';
 import { installErrorHandling } from '../platform/http.ts';
 import { deviceSyncRoutes } from './routes/device-sync.ts';
 import { healthRoutes } from '../platform/health.ts';
-import type { CentralMetrics } from './metrics.ts';
+import type { SyncDeps } from './services/device-sync.ts';
 
 export interface CentralAppOptions {
-  pool: Pool;
-  manifestTtlSeconds: number;
+  sync: SyncDeps;
   expectedMigration: number;
-  metrics: CentralMetrics;
+  ratePerDevicePerMinute: number;
+  ratePerMinuteOverall: number;
+  maxConcurrentSnapshots: number;
 }
 
 export async function centralApp(app: FastifyInstance, opts: CentralAppOptions): Promise<void> {
@@ -42,18 +42,19 @@ export async function centralApp(app: FastifyInstance, opts: CentralAppOptions):
   });
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
-    opts.metrics.requests.inc({ route, method: request.method, status: String(reply.statusCode) });
-    opts.metrics.latency.observe({ route }, reply.elapsedTime / 1000);
+    opts.sync.metrics.requests.inc({ route, method: request.method, status: String(reply.statusCode) });
+    opts.sync.metrics.latency.observe({ route }, reply.elapsedTime / 1000);
   });
   app.get('/metrics', { schema: { hide: true }, logLevel: 'warn' }, async (_request, reply) =>
     reply
-      .header('content-type', opts.metrics.registry.contentType)
-      .send(await opts.metrics.registry.metrics()),
+      .header('content-type', opts.sync.metrics.registry.contentType)
+      .send(await opts.sync.metrics.registry.metrics()),
   );
-  await app.register(healthRoutes, { pool: opts.pool, expectedMigration: opts.expectedMigration });
+  await app.register(healthRoutes, { pool: opts.sync.pool, expectedMigration: opts.expectedMigration });
   await app.register(deviceSyncRoutes, {
-    pool: opts.pool,
-    manifestTtlSeconds: opts.manifestTtlSeconds,
-    metrics: opts.metrics,
+    sync: opts.sync,
+    ratePerDevicePerMinute: opts.ratePerDevicePerMinute,
+    ratePerMinuteOverall: opts.ratePerMinuteOverall,
+    maxConcurrentSnapshots: opts.maxConcurrentSnapshots,
   });
 }

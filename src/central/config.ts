@@ -1,5 +1,7 @@
 import { Type, type Static } from 'typebox';
 import { loadConfig, LogLevelSetting } from '../platform/config.ts';
+import { parseSigningKey } from '../contract/signing.ts';
+import { AppError } from '../platform/errors.ts';
 
 export const CentralConfigSchema = Type.Object({
   CENTRAL_DATABASE_URL: Type.String({ pattern: '^postgres(ql)?://' }),
@@ -10,9 +12,26 @@ export const CentralConfigSchema = Type.Object({
   BODY_LIMIT_BYTES: Type.Integer({ minimum: 256, maximum: 1_048_576, default: 16_384 }),
   DB_POOL_MAX: Type.Integer({ minimum: 2, maximum: 200, default: 20 }),
   SEQ_URL: Type.Optional(Type.String({ pattern: '^https?://' })),
+  /** Ed25519 private key (base64 PKCS#8 DER or PEM) from `dbupdate central keygen`. */
+  MANIFEST_SIGNING_KEY: Type.String({ minLength: 40 }),
+  /** `mac-only` trusts the MAC alone: for labs, never for a fleet; warned at every start. */
+  AUTH_MODE: Type.Union([Type.Literal('credential'), Type.Literal('mac-only')], { default: 'credential' }),
+  RATE_LIMIT_PER_DEVICE_PER_MINUTE: Type.Integer({ minimum: 1, maximum: 100_000, default: 30 }),
+  RATE_LIMIT_GLOBAL_PER_MINUTE: Type.Integer({ minimum: 1, maximum: 10_000_000, default: 20_000 }),
+  /** Snapshot streams at once; beyond it Central answers 503 with Retry-After (each holds a connection). */
+  MAX_CONCURRENT_SNAPSHOTS: Type.Integer({ minimum: 1, maximum: 1000, default: 16 }),
 });
 export type CentralConfig = Readonly<Static<typeof CentralConfigSchema>>;
 
 export function loadCentralConfig(env: Record<string, string | undefined> = process.env): CentralConfig {
-  return loadConfig(CentralConfigSchema, env);
+  const config = loadConfig(CentralConfigSchema, env);
+  try {
+    parseSigningKey(config.MANIFEST_SIGNING_KEY);
+  } catch (err) {
+    throw new AppError(
+      'CONFIG_INVALID',
+      `setting MANIFEST_SIGNING_KEY is invalid: ${(err as Error).message}`,
+    );
+  }
+  return config;
 }

@@ -14,6 +14,7 @@ import { centralApp } from './app.ts';
 import type { CentralConfig } from './config.ts';
 import { centralMigrations } from './migrations.ts';
 import { CentralMetrics } from './metrics.ts';
+import { parseSigningKey } from '../contract/signing.ts';
 
 export async function buildCentral(
   config: CentralConfig,
@@ -31,13 +32,23 @@ export async function buildCentral(
     requestIdHeader: 'x-request-id',
     trustProxy: true,
     forceCloseConnections: 'idle',
+    // A client that stops reading holds a snapshot transaction open; after this long
+    // without any byte moving, its socket is closed and the transaction rolled back.
+    connectionTimeout: 300_000,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();
   await app.register(fp(centralApp), {
-    pool,
-    manifestTtlSeconds: config.MANIFEST_TTL_SECONDS,
+    sync: {
+      pool,
+      manifestTtlSeconds: config.MANIFEST_TTL_SECONDS,
+      metrics: options.metrics ?? new CentralMetrics({ defaults: false }),
+      signingKey: parseSigningKey(config.MANIFEST_SIGNING_KEY),
+      requireCredential: config.AUTH_MODE === 'credential',
+    },
     expectedMigration: migrations.at(-1)?.id ?? 0,
-    metrics: options.metrics ?? new CentralMetrics({ defaults: false }),
+    ratePerDevicePerMinute: config.RATE_LIMIT_PER_DEVICE_PER_MINUTE,
+    ratePerMinuteOverall: config.RATE_LIMIT_GLOBAL_PER_MINUTE,
+    maxConcurrentSnapshots: config.MAX_CONCURRENT_SNAPSHOTS,
   });
   return app;
 }
@@ -58,6 +69,12 @@ export async function startCentralServer(config: CentralConfig, log: Logger): Pr
   } catch (err) {
     await pool.end();
     throw err;
+  }
+  if (config.AUTH_MODE === 'mac-only') {
+    log.warn(
+      { event: 'security.mac_only', alert: true },
+      'AUTH_MODE=mac-only: devices are trusted on their MAC alone; for labs only, never for a fleet',
+    );
   }
   const app = await buildCentral(config, pool, { logger: log, metrics: new CentralMetrics() });
   const url = await app.listen({ port: config.PORT, host: config.HOST });

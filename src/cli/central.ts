@@ -1,5 +1,6 @@
 import { Type } from 'typebox';
 import { loadCentralConfig } from '../central/config.ts';
+import { generateSigningKeys } from '../contract/signing.ts';
 import { centralMigrations } from '../central/migrations.ts';
 import { runCentral } from '../central/server.ts';
 import { enrollDevice } from '../central/services/enroll.ts';
@@ -94,6 +95,18 @@ export const centralCommands: Record<string, Command> = {
     parseFlags(argv, {});
     await runCentral(loadCentralConfig());
     return -1;
+  },
+
+  async keygen(argv) {
+    parseFlags(argv, {});
+    const keys = generateSigningKeys();
+    console.error(
+      `new Ed25519 manifest key ${keys.keyId}: the first line goes to Central only (keep it secret), ` +
+        'the second to every edge (append it to the list during a rotation)',
+    );
+    console.log(`MANIFEST_SIGNING_KEY=${keys.privateKey}`);
+    console.log(`MANIFEST_PUBLIC_KEYS=${keys.publicKey}`);
+    return 0;
   },
 
   async enroll(argv) {

@@ -17,6 +17,7 @@ import { loadEdgeConfig } from '../edge/config.ts';
 import { startEdge } from '../edge/server.ts';
 import type { SyncResult } from '../edge/services/sync.ts';
 import { createPool } from '../platform/db.ts';
+import { generateSigningKeys } from '../contract/signing.ts';
 import { freePort, startEmbeddedCluster, type EmbeddedCluster } from '../platform/embedded.ts';
 import { AppError } from '../platform/errors.ts';
 import { createLogger } from '../platform/logger.ts';
@@ -89,6 +90,7 @@ export async function demo(argv: string[]): Promise<number> {
     console.log(`seeded central in ${seeded.durationMs} ms: ${JSON.stringify(seeded.counts)}`);
     const { mac, secret } = await enrollDevice(pool, seeded.devices[0]!.mac);
 
+    const keys = generateSigningKeys();
     const [centralPort, edgePort] = [await freePort(), await freePort()];
     const central = await startCentralServer(
       loadCentralConfig({
@@ -96,6 +98,7 @@ export async function demo(argv: string[]): Promise<number> {
         PORT: String(centralPort),
         HOST: '127.0.0.1',
         LOG_LEVEL: logLevel,
+        MANIFEST_SIGNING_KEY: keys.privateKey,
       }),
       createLogger('central-db-update-api', logLevel),
     );
@@ -110,6 +113,7 @@ export async function demo(argv: string[]): Promise<number> {
       LOG_LEVEL: logLevel,
       SYNC_INTERVAL_SECONDS: String(interval),
       SYNC_JITTER_SECONDS: '1',
+      MANIFEST_PUBLIC_KEYS: keys.publicKey,
     });
     const edge = await startEdge(edgeConfig, createLogger('dbupdate-service', logLevel));
     stops.push(edge.stop);

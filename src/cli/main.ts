@@ -13,6 +13,7 @@ const USAGE = `usage: dbupdate <command>
   central seed [options]          fill central with realistic fake data (--help for options)
   central serve                   run the central API
   central enroll --mac M          create or rotate a device credential (printed on the last line)
+  central keygen                  a new manifest signing key pair (MANIFEST_SIGNING_KEY, MANIFEST_PUBLIC_KEYS)
   edge migrate                    apply edge migrations
   edge serve                      run the edge service (schedule + local API)
   edge sync                       one sync now, in the foreground

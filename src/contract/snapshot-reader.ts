@@ -5,12 +5,12 @@
  * asking for the next item.
  */
 import { Value } from 'typebox/value';
-import { EndFrame, ManifestFrame, TableFrame, type Manifest } from './wire.ts';
+import { EndFrame, ManifestFrame, TableFrame, type Manifest, type ManifestSignature } from './wire.ts';
 
 export class SnapshotFormatError extends Error {}
 
 export type SnapshotItem =
-  | { type: 'manifest'; manifest: Manifest }
+  | { type: 'manifest'; manifest: Manifest; signature: ManifestSignature | undefined }
   | { type: 'table'; frame: TableFrame; rows: AsyncGenerator<Buffer> }
   | { type: 'end'; frame: EndFrame };
 
@@ -85,7 +85,7 @@ export async function* readSnapshot(
 
   const first = await frameLine('manifest');
   if (!Value.Check(ManifestFrame, first)) throw new SnapshotFormatError('invalid manifest frame');
-  yield { type: 'manifest', manifest: first.manifest };
+  yield { type: 'manifest', manifest: first.manifest, signature: first.signature };
 
   for (;;) {
     const frame = await frameLine('table or end');

@@ -51,8 +51,15 @@ export const Manifest = Type.Object({
 });
 export type Manifest = Static<typeof Manifest>;
 
+export const ManifestSignature = Type.Object({
+  alg: Type.Literal('Ed25519'),
+  keyId: Type.String({ pattern: '^[0-9a-f]{16}$' }),
+  value: Type.String({ maxLength: 200 }),
+});
+export type ManifestSignature = Static<typeof ManifestSignature>;
+
 /** Stream frames: one JSON line each; a table frame is followed by rowCount COPY text lines. */
-export const ManifestFrame = Type.Object({ manifest: Manifest });
+export const ManifestFrame = Type.Object({ manifest: Manifest, signature: Type.Optional(ManifestSignature) });
 export type ManifestFrame = Static<typeof ManifestFrame>;
 export const TableFrame = Type.Object({
   table: Type.String(),

@@ -1,11 +1,17 @@
 import { Type, type Static } from 'typebox';
 import { loadConfig, LogLevelSetting } from '../platform/config.ts';
+import { normalizeMac } from '../contract/mac.ts';
+import { parsePublicKeys } from '../contract/signing.ts';
+import { AppError } from '../platform/errors.ts';
 
 export const EdgeConfigSchema = Type.Object({
   EDGE_DATABASE_URL: Type.String({ pattern: '^postgres(ql)?://' }),
   CENTRAL_URL: Type.String({ pattern: '^https?://' }),
   DEVICE_MAC: Type.String({ minLength: 12, maxLength: 17 }),
-  DEVICE_TOKEN: Type.String({ minLength: 8, maxLength: 512 }),
+  /** The credential from `dbupdate central enroll`; optional only against a lab Central in MAC-only mode. */
+  DEVICE_TOKEN: Type.Optional(Type.String({ minLength: 8, maxLength: 512 })),
+  /** Central's manifest public keys (base64 SPKI DER or PEM), comma separated: several during a key rotation. */
+  MANIFEST_PUBLIC_KEYS: Type.String({ minLength: 40 }),
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 8081 }),
   HOST: Type.String({ minLength: 1, default: '0.0.0.0' }),
   LOG_LEVEL: LogLevelSetting,
@@ -20,7 +26,22 @@ export const EdgeConfigSchema = Type.Object({
 export type EdgeConfig = Readonly<Static<typeof EdgeConfigSchema>>;
 
 export function loadEdgeConfig(env: Record<string, string | undefined> = process.env): EdgeConfig {
-  return loadConfig(EdgeConfigSchema, env);
+  const config = loadConfig(EdgeConfigSchema, env);
+  try {
+    parsePublicKeys(config.MANIFEST_PUBLIC_KEYS);
+  } catch (err) {
+    throw new AppError(
+      'CONFIG_INVALID',
+      `setting MANIFEST_PUBLIC_KEYS is invalid: ${(err as Error).message}`,
+    );
+  }
+  if (!normalizeMac(config.DEVICE_MAC)) {
+    throw new AppError(
+      'CONFIG_INVALID',
+      `setting DEVICE_MAC is invalid: ${JSON.stringify(config.DEVICE_MAC)}`,
+    );
+  }
+  return config;
 }
 
 /** Jitter defaults to a tenth of the interval, at most five minutes. */

@@ -8,8 +8,8 @@ import fp from 'fastify-plugin';
 import { Cron } from 'croner';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { normalizeMac } from '../contract/mac.ts';
+import { parsePublicKeys } from '../contract/signing.ts';
 import { createPool, type Pool } from '../platform/db.ts';
-import { AppError } from '../platform/errors.ts';
 import { createLogger, type Logger } from '../platform/logger.ts';
 import { migrate } from '../platform/migrate.ts';
 import { stopOnSignal } from '../platform/lifecycle.ts';
@@ -26,12 +26,8 @@ export function createSyncer(
   log: Logger,
   options: { initialDelayMs?: number; defaultMetrics?: boolean } = {},
 ): Syncer {
-  const mac = normalizeMac(config.DEVICE_MAC);
-  if (!mac)
-    throw new AppError(
-      'CONFIG_INVALID',
-      `setting DEVICE_MAC is invalid: ${JSON.stringify(config.DEVICE_MAC)}`,
-    );
+  // Validated by loadEdgeConfig.
+  const mac = normalizeMac(config.DEVICE_MAC)!;
   const central = new CentralClient({
     baseUrl: config.CENTRAL_URL,
     token: config.DEVICE_TOKEN,
@@ -46,6 +42,7 @@ export function createSyncer(
     mac,
     log,
     metrics: new EdgeMetrics({ defaults: options.defaultMetrics ?? false }),
+    publicKeys: parsePublicKeys(config.MANIFEST_PUBLIC_KEYS),
   });
 }
 

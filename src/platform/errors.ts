@@ -14,6 +14,11 @@ export const ERROR_CODES = {
   ROUTE_NOT_FOUND: { status: 404, description: 'No such endpoint.' },
   BODY_TOO_LARGE: { status: 413, description: 'The request body exceeds the configured limit.' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, description: 'The request body is not application/json.' },
+  RATE_LIMITED: {
+    status: 429,
+    description: 'Too many requests from this device, or overall; retry after the Retry-After seconds.',
+  },
+  OVERLOADED: { status: 503, description: 'Central is shedding load; retry after the Retry-After seconds.' },
   DATABASE_UNAVAILABLE: { status: 503, description: 'The database cannot be reached; retry later.' },
   NOT_READY: { status: 503, description: 'The service is not ready (database unreachable or not migrated).' },
   INTERNAL: { status: 500, description: 'An unexpected failure; details are in the service log only.' },
@@ -57,6 +62,11 @@ export const ERROR_CODES = {
   MANIFEST_ALREADY_APPLIED: {
     status: 409,
     description: 'Edge: this manifest was applied before; not applied twice.',
+  },
+  MANIFEST_SIGNATURE_INVALID: {
+    status: 502,
+    description:
+      'Edge: the manifest is unsigned, or signed by a key this edge does not trust; nothing is loaded.',
   },
   HASH_MISMATCH: {
     status: 502,

@@ -8,6 +8,7 @@ import { scopeSelectSql, setScope } from '../../src/central/repo/snapshot.ts';
 import { findDeviceByMac } from '../../src/central/repo/devices.ts';
 import type { Pool } from '../../src/platform/db.ts';
 import type { TestDatabase } from './db.ts';
+import { TEST_KEYS } from './keys.ts';
 
 export const quietLog = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 
@@ -25,6 +26,7 @@ export function edgeConfig(
     DEVICE_TOKEN: token,
     HTTP_RETRY_ATTEMPTS: '1',
     HTTP_STALL_TIMEOUT_SECONDS: '10',
+    MANIFEST_PUBLIC_KEYS: TEST_KEYS.publicKey,
     ...env,
   });
 }

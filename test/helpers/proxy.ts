@@ -4,12 +4,23 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { parseSigningKey, signManifest } from '../../src/contract/signing.ts';
+import { TEST_KEYS } from './keys.ts';
 
 export type Fault =
   | { kind: 'none' }
   | { kind: 'truncate'; keepBytes: number }
   | { kind: 'replace'; from: string; to: string }
-  | { kind: 'manifest'; edit: (manifest: Record<string, unknown>) => void }
+  | {
+      kind: 'manifest';
+      edit: (manifest: Record<string, unknown>) => void;
+      /** false: keep Central's signature over the edited manifest (a forgery). */
+      resign?: boolean;
+      dropSignature?: boolean;
+    }
+  | { kind: 'stall'; afterBytes: number }
+  | { kind: 'content-type'; value: string }
+  | { kind: 'status'; status: number; retryAfter: string; times: number }
   | { kind: 'fail-ack'; times: number };
 
 export interface FaultProxy {
@@ -32,6 +43,12 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
       res.end('{"error":{"code":"DATABASE_UNAVAILABLE","message":"injected"}}');
       return;
     }
+    if (fault.kind === 'status' && req.url?.includes('/request') && fault.times > 0) {
+      fault.times--;
+      res.writeHead(fault.status, { 'content-type': 'application/json', 'retry-after': fault.retryAfter });
+      res.end('{"error":{"code":"RATE_LIMITED","message":"injected"}}');
+      return;
+    }
     const upstream = await fetch(target + req.url, {
       method: req.method,
       headers: {
@@ -48,11 +65,29 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
     if (isSnapshot && fault.kind === 'manifest') {
       const text = body.toString('utf8');
       const nl = text.indexOf('\n');
-      const frame = JSON.parse(text.slice(0, nl)) as { manifest: Record<string, unknown> };
+      const frame = JSON.parse(text.slice(0, nl)) as {
+        manifest: Record<string, unknown>;
+        signature?: unknown;
+      };
       fault.edit(frame.manifest);
+      // Re-signed with Central's key: the edge must catch the edit by its own checks.
+      if (fault.resign !== false)
+        frame.signature = signManifest(frame.manifest as never, parseSigningKey(TEST_KEYS.privateKey));
+      if (fault.dropSignature) delete frame.signature;
       body = Buffer.from(JSON.stringify(frame) + text.slice(nl));
     }
-    const headers: Record<string, string> = { 'content-type': upstream.headers.get('content-type') ?? '' };
+    const headers: Record<string, string> = {
+      'content-type':
+        isSnapshot && fault.kind === 'content-type'
+          ? fault.value
+          : (upstream.headers.get('content-type') ?? ''),
+    };
+    if (isSnapshot && fault.kind === 'stall') {
+      // Send the start of the body, then nothing, keeping the connection open.
+      res.writeHead(upstream.status, headers);
+      res.write(body.subarray(0, fault.afterBytes));
+      return;
+    }
     if (isSnapshot && fault.kind === 'truncate') {
       res.writeHead(upstream.status, headers);
       res.write(body.subarray(0, fault.keepBytes));

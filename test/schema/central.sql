@@ -115,7 +115,7 @@ sync_manifest_headers sync_manifest_headers_pkey PRIMARY KEY (manifest_id)
 sync_manifests sync_manifests_manifest_id_fkey FOREIGN KEY (manifest_id) REFERENCES sync_manifest_headers(manifest_id)
 sync_manifests sync_manifests_pkey PRIMARY KEY (manifest_id, table_name)
 sync_requests sync_requests_pkey PRIMARY KEY (id)
-sync_requests sync_requests_status_check CHECK ((status = ANY (ARRAY['started'::text, 'served'::text, 'unchanged'::text, 'invalid_input'::text, 'unauthenticated'::text, 'unknown_device'::text, 'disabled'::text, 'error'::text, 'aborted'::text])))
+sync_requests sync_requests_status_check CHECK ((status = ANY (ARRAY['started'::text, 'served'::text, 'unchanged'::text, 'invalid_input'::text, 'unauthenticated'::text, 'unknown_device'::text, 'disabled'::text, 'error'::text, 'aborted'::text, 'rate_limited'::text, 'overloaded'::text])))
 users users_company_id_fkey FOREIGN KEY (company_id) REFERENCES companies(id)
 users users_pkey PRIMARY KEY (id)
 -- indexes

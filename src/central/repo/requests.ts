@@ -10,7 +10,9 @@ export type RequestStatus =
   | 'unknown_device'
   | 'disabled'
   | 'error'
-  | 'aborted';
+  | 'aborted'
+  | 'rate_limited'
+  | 'overloaded';
 
 export interface RequestOutcome {
   status: Exclude<RequestStatus, 'started'>;

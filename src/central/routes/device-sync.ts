@@ -15,11 +15,14 @@ import {
   SNAPSHOT_MEDIA_TYPE,
   SyncRequestBody,
 } from '../../contract/wire.ts';
-import type { Pool } from '../../platform/db.ts';
-import { insertRequestRefused } from '../repo/requests.ts';
+import rateLimit from '@fastify/rate-limit';
+import type { FastifyRequest } from 'fastify';
+import { normalizeMac } from '../../contract/mac.ts';
+import { AppError } from '../../platform/errors.ts';
+import { FixedWindow } from '../../platform/fixed-window.ts';
+import { insertRequestRefused, type RequestOutcome } from '../repo/requests.ts';
 import { recordAck } from '../services/ack.ts';
-import { prepareSync } from '../services/device-sync.ts';
-import type { CentralMetrics } from '../metrics.ts';
+import { prepareSync, type SyncDeps } from '../services/device-sync.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -28,9 +31,23 @@ declare module 'fastify' {
 }
 
 export interface DeviceSyncOptions {
-  pool: Pool;
-  manifestTtlSeconds: number;
-  metrics: CentralMetrics;
+  sync: SyncDeps;
+  ratePerDevicePerMinute: number;
+  ratePerMinuteOverall: number;
+  maxConcurrentSnapshots: number;
+}
+
+function refusalStatus(status: number, code: string | undefined): RequestOutcome['status'] {
+  if (code === 'RATE_LIMITED') return 'rate_limited';
+  if (code === 'OVERLOADED') return 'overloaded';
+  if (status === 401) return 'unauthenticated';
+  return status < 500 ? 'invalid_input' : 'error';
+}
+
+/** Device key for rate limits: the normalized MAC of the body, else the caller's address. */
+function deviceKey(request: FastifyRequest): string {
+  const mac = (request.body as { mac?: unknown } | undefined)?.mac;
+  return (typeof mac === 'string' && normalizeMac(mac)) || `ip:${request.ip}`;
 }
 
 const errors = {
@@ -43,12 +60,33 @@ const errors = {
 };
 
 export const deviceSyncRoutes: FastifyPluginAsyncTypebox<DeviceSyncOptions> = async (app, opts) => {
+  await app.register(rateLimit, {
+    global: false,
+    errorResponseBuilder: (_request, context) =>
+      new AppError('RATE_LIMITED', `more than ${context.max} requests a minute from this device`),
+  });
+  const perDevice = {
+    max: opts.ratePerDevicePerMinute,
+    timeWindow: 60_000,
+    hook: 'preHandler' as const,
+    keyGenerator: deviceKey,
+  };
+  const global = new FixedWindow(opts.ratePerMinuteOverall, 60_000);
+  app.addHook('onRequest', async (_request, reply) => {
+    const wait = global.take();
+    if (wait > 0) {
+      reply.header('retry-after', String(wait));
+      throw new AppError('RATE_LIMITED', 'Central is at its overall request rate; retry later');
+    }
+  });
+  let inFlight = 0;
+
   app.addHook('onResponse', async (request, reply) => {
     if (request.routeOptions.url !== '/api/device-sync/request' || request.syncAudited) return;
     const body = request.body as { mac?: unknown } | undefined;
     const mac = typeof body?.mac === 'string' ? body.mac.slice(0, 64) : '';
     try {
-      await insertRequestRefused(opts.pool, {
+      await insertRequestRefused(opts.sync.pool, {
         mac,
         remoteAddr: request.ip,
         status:
@@ -57,9 +95,9 @@ export const deviceSyncRoutes: FastifyPluginAsyncTypebox<DeviceSyncOptions> = as
         reason: `answered ${reply.statusCode}`,
         durationMs: Math.round(reply.elapsedTime),
       });
-      opts.metrics.snapshots.inc({ outcome: reply.statusCode === 401 ? 'unauthenticated' : 'invalid_input' });
+      opts.sync.metrics.snapshots.inc({ outcome: refusalStatus(reply.statusCode, request.errorCode) });
     } catch (err) {
-      opts.metrics.auditFailures.inc();
+      opts.sync.metrics.auditFailures.inc();
       request.log.error({ err, event: 'audit.write', outcome: 'error' }, 'could not audit a refused request');
     }
   });
@@ -67,6 +105,7 @@ export const deviceSyncRoutes: FastifyPluginAsyncTypebox<DeviceSyncOptions> = as
   app.post(
     '/api/device-sync/request',
     {
+      config: { rateLimit: perDevice },
       schema: {
         tags: ['device-sync'],
         summary: 'Request the snapshot of the calling device',
@@ -84,9 +123,19 @@ export const deviceSyncRoutes: FastifyPluginAsyncTypebox<DeviceSyncOptions> = as
       },
     },
     async (request, reply) => {
-      const prepared = await prepareSync(
-        { pool: opts.pool, manifestTtlSeconds: opts.manifestTtlSeconds, metrics: opts.metrics },
-        {
+      if (inFlight >= opts.maxConcurrentSnapshots) {
+        reply.header('retry-after', String(5 + Math.floor(Math.random() * 10)));
+        throw new AppError('OVERLOADED', `${inFlight} snapshots are being sent; retry later`);
+      }
+      inFlight++;
+      let released = false;
+      const release = () => {
+        if (!released) inFlight--;
+        released = true;
+      };
+      let prepared;
+      try {
+        prepared = await prepareSync(opts.sync, {
           body: request.body,
           authorization: request.headers.authorization,
           remoteAddr: request.ip,
@@ -94,14 +143,18 @@ export const deviceSyncRoutes: FastifyPluginAsyncTypebox<DeviceSyncOptions> = as
           onAudited: () => {
             request.syncAudited = true;
           },
-        },
-      );
-      const stream = Readable.from(prepared.body, { objectMode: false });
+        });
+      } catch (err) {
+        release();
+        throw err;
+      }
+      const done = prepared;
+      const stream = Readable.from(done.body, { objectMode: false });
       let streamError: Error | undefined;
       stream.once('error', (err) => (streamError = err));
       finished(reply.raw).then(
-        () => prepared.complete(reply.raw.writableFinished, streamError),
-        (err: Error) => prepared.complete(false, streamError ?? err),
+        () => done.complete(reply.raw.writableFinished, streamError).finally(release),
+        (err: Error) => done.complete(false, streamError ?? err).finally(release),
       );
       return reply
         .header('content-type', SNAPSHOT_MEDIA_TYPE)
@@ -114,6 +167,7 @@ export const deviceSyncRoutes: FastifyPluginAsyncTypebox<DeviceSyncOptions> = as
   app.post(
     '/api/device-sync/ack',
     {
+      config: { rateLimit: perDevice },
       schema: {
         tags: ['device-sync'],
         summary: 'Acknowledge a manifest (idempotent)',
@@ -121,6 +175,7 @@ export const deviceSyncRoutes: FastifyPluginAsyncTypebox<DeviceSyncOptions> = as
         response: { 200: AckResponse, ...errors },
       },
     },
-    async (request) => recordAck(opts.pool, request.body, request.headers.authorization),
+    async (request) =>
+      recordAck(opts.sync.pool, request.body, request.headers.authorization, opts.sync.requireCredential),
   );
 };

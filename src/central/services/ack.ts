@@ -11,16 +11,21 @@ export async function recordAck(
   pool: Pool,
   body: AckBody,
   authorization: string | undefined,
+  requireCredential: boolean,
 ): Promise<AckResponse> {
   const mac = normalizeMac(body.mac);
   if (!mac) throw new AppError('INVALID_MAC', `not a MAC address: ${JSON.stringify(body.mac.slice(0, 64))}`);
   const token = bearerToken(authorization);
-  if (!token) throw new AppError('UNAUTHENTICATED', 'missing Authorization: Bearer <device credential>');
+  if (requireCredential && !token) {
+    throw new AppError('UNAUTHENTICATED', 'missing Authorization: Bearer <device credential>');
+  }
   const header = await findManifestHeader(pool, body.manifestId);
   if (!header) throw new AppError('MANIFEST_NOT_FOUND', `no manifest ${body.manifestId}`);
-  const stored = await getSecretHash(pool, header.deviceId);
-  if (!stored || !(await verifySecret(token, stored))) {
-    throw new AppError('UNAUTHENTICATED', 'device credential not accepted');
+  if (requireCredential) {
+    const stored = await getSecretHash(pool, header.deviceId);
+    if (!stored || !(await verifySecret(token!, stored))) {
+      throw new AppError('UNAUTHENTICATED', 'device credential not accepted');
+    }
   }
   if (header.mac !== mac) {
     throw new AppError('MANIFEST_FORBIDDEN', `manifest ${body.manifestId} was not issued to ${mac}`);

@@ -8,7 +8,13 @@ import { ulid } from 'ulid';
 import { globalSha256 } from '../../contract/canonical.ts';
 import { normalizeMac } from '../../contract/mac.ts';
 import { COPY_SESSION_SETTINGS_SQL } from '../../contract/tables.ts';
-import { SCHEMA_VERSION, type Manifest, type SyncRequestBody } from '../../contract/wire.ts';
+import {
+  SCHEMA_VERSION,
+  type Manifest,
+  type ManifestSignature,
+  type SyncRequestBody,
+} from '../../contract/wire.ts';
+import { signManifest, type SigningKey } from '../../contract/signing.ts';
 import { withTransaction, type Pool, type PoolClient } from '../../platform/db.ts';
 import { AppError, isDatabaseUnavailable, type ErrorCode } from '../../platform/errors.ts';
 import type { Logger } from '../../platform/logger.ts';
@@ -26,6 +32,9 @@ export interface SyncDeps {
   pool: Pool;
   manifestTtlSeconds: number;
   metrics: CentralMetrics;
+  signingKey: SigningKey;
+  /** false in the lab-only MAC-only mode. */
+  requireCredential: boolean;
 }
 
 export interface SyncInput {
@@ -39,6 +48,7 @@ export interface SyncInput {
 
 export interface PreparedSync {
   manifest: Manifest;
+  signature: ManifestSignature;
   body: AsyncIterable<Buffer>;
   /** Call once the response is closed; `sent` is true when every byte was handed to the client. */
   complete(sent: boolean, err?: Error): Promise<void>;
@@ -104,7 +114,7 @@ export async function prepareSync(deps: SyncDeps, input: SyncInput): Promise<Pre
       const found = await findDeviceByMac(tx, mac);
       if (!found) throw new AppError('DEVICE_NOT_FOUND', `no device with MAC ${mac}`);
       if (!found.enabled) throw new AppError('DEVICE_DISABLED', `device ${mac} is disabled`);
-      await authenticate(tx, found, input.authorization);
+      if (deps.requireCredential) await authenticate(tx, found, input.authorization);
       return found;
     });
     const resolved = device;
@@ -124,6 +134,7 @@ export async function prepareSync(deps: SyncDeps, input: SyncInput): Promise<Pre
       device: resolved,
       rowsIncluded: input.body.knownGlobalSha256 !== global,
     });
+    const signature = signManifest(manifest, deps.signingKey);
     await withTransaction(deps.pool, 'BEGIN', (c) => insertManifest(c, manifest, mac));
     log.info(
       { event: 'manifest.created', manifestId: manifest.manifestId, rowsIncluded: manifest.rowsIncluded },
@@ -133,11 +144,12 @@ export async function prepareSync(deps: SyncDeps, input: SyncInput): Promise<Pre
     const stats = newStreamStats();
     let streamed = false;
     const body = (async function* () {
-      yield* snapshotBody(tx, manifest, stats);
+      yield* snapshotBody(tx, manifest, signature, stats);
       streamed = true;
     })();
     return {
       manifest,
+      signature,
       body,
       complete: async (sent, err) => {
         const ok = sent && streamed && !err;

@@ -7,7 +7,13 @@ import { createHash, type Hash } from 'node:crypto';
 import type { TableDigest } from '../../contract/canonical.ts';
 import { digestTables } from '../../contract/digest-pg.ts';
 import { TABLES } from '../../contract/tables.ts';
-import type { EndFrame, Manifest, ManifestFrame, TableFrame } from '../../contract/wire.ts';
+import type {
+  EndFrame,
+  Manifest,
+  ManifestFrame,
+  ManifestSignature,
+  TableFrame,
+} from '../../contract/wire.ts';
 import type { PoolClient } from '../../platform/db.ts';
 import { copyScopedTable, scopeSelectSql } from '../repo/snapshot.ts';
 
@@ -48,6 +54,7 @@ function frame(value: ManifestFrame | TableFrame | EndFrame): Buffer {
 export async function* snapshotBody(
   client: PoolClient,
   manifest: Manifest,
+  signature: ManifestSignature,
   stats: StreamStats,
 ): AsyncGenerator<Buffer> {
   const emit = (buf: Buffer): Buffer => {
@@ -55,7 +62,7 @@ export async function* snapshotBody(
     stats.payload.update(buf);
     return buf;
   };
-  yield emit(frame({ manifest }));
+  yield emit(frame({ manifest, signature }));
   if (!manifest.rowsIncluded) {
     yield emit(frame({ end: true, tables: 0 }));
     return;

@@ -24,7 +24,7 @@ import { AppError } from '../../platform/errors.ts';
 
 export interface CentralClientOptions {
   baseUrl: string;
-  token: string;
+  token: string | undefined;
   retryAttempts: number;
   attemptTimeoutMs: number;
   stallTimeoutMs: number;
@@ -107,7 +107,7 @@ export class CentralClient {
             'content-type': 'application/json',
             accept,
             'accept-encoding': 'gzip, deflate',
-            authorization: `Bearer ${this.#opts.token}`,
+            ...(this.#opts.token ? { authorization: `Bearer ${this.#opts.token}` } : {}),
             ...traceHeaders,
           },
           body: JSON.stringify(body),

@@ -5,7 +5,8 @@
  * with the manifest, writes the ledger and state, commits → acknowledge.
  * Any failure rolls the transaction back: the local data stays exactly as it was.
  */
-import { createHash } from 'node:crypto';
+import { createHash, type KeyObject } from 'node:crypto';
+import { verifyManifest } from '../../contract/signing.ts';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { globalSha256, type TableDigest } from '../../contract/canonical.ts';
@@ -57,6 +58,8 @@ export interface SyncDeps {
   mac: string;
   log: Logger;
   metrics: EdgeMetrics;
+  /** Central's manifest keys this edge trusts, by key id. */
+  publicKeys: ReadonlyMap<string, KeyObject>;
 }
 
 interface Transfer {
@@ -202,6 +205,10 @@ export class Syncer {
       const first = await items.next();
       if (first.done || first.value.type !== 'manifest')
         throw new AppError('SNAPSHOT_INVALID', 'no manifest');
+      const signed = verifyManifest(first.value.manifest, first.value.signature, this.#deps.publicKeys);
+      if (signed !== 'ok') {
+        throw new AppError('MANIFEST_SIGNATURE_INVALID', `manifest signature check failed: ${signed}`);
+      }
       manifest = first.value.manifest;
       const m = manifest;
       const mlog = log.child({ manifestId: m.manifestId });
