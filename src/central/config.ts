@@ -10,7 +10,8 @@ export const CentralConfigSchema = Type.Object({
   LOG_LEVEL: LogLevelSetting,
   MANIFEST_TTL_SECONDS: Type.Integer({ minimum: 10, maximum: 86_400, default: 900 }),
   BODY_LIMIT_BYTES: Type.Integer({ minimum: 256, maximum: 1_048_576, default: 16_384 }),
-  DB_POOL_MAX: Type.Integer({ minimum: 2, maximum: 200, default: 20 }),
+  /** Connections for short queries; snapshots have their own MAX_CONCURRENT_SNAPSHOTS. */
+  DB_POOL_MAX: Type.Integer({ minimum: 2, maximum: 200, default: 10 }),
   SEQ_URL: Type.Optional(Type.String({ pattern: '^https?://' })),
   /** Ed25519 private key (base64 PKCS#8 DER or PEM) from `dbupdate central keygen`. */
   MANIFEST_SIGNING_KEY: Type.String({ minLength: 40 }),

@@ -37,9 +37,15 @@ export async function buildCentral(
     connectionTimeout: 300_000,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();
+  const snapshotPool = createPool(config.CENTRAL_DATABASE_URL, {
+    max: config.MAX_CONCURRENT_SNAPSHOTS,
+    applicationName: 'central-snapshots',
+  });
+  app.addHook('onClose', () => snapshotPool.end());
   await app.register(fp(centralApp), {
     sync: {
       pool,
+      snapshotPool,
       manifestTtlSeconds: config.MANIFEST_TTL_SECONDS,
       metrics: options.metrics ?? new CentralMetrics({ defaults: false }),
       signingKey: parseSigningKey(config.MANIFEST_SIGNING_KEY),

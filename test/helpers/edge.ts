@@ -23,7 +23,7 @@ export function edgeConfig(
     EDGE_DATABASE_URL: db.url,
     CENTRAL_URL: centralUrl,
     DEVICE_MAC: mac,
-    DEVICE_TOKEN: token,
+    ...(token ? { DEVICE_TOKEN: token } : {}),
     HTTP_RETRY_ATTEMPTS: '1',
     HTTP_STALL_TIMEOUT_SECONDS: '10',
     MANIFEST_PUBLIC_KEYS: TEST_KEYS.publicKey,

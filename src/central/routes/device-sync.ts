@@ -56,6 +56,7 @@ const errors = {
   403: ErrorBody,
   404: ErrorBody,
   413: ErrorBody,
+  429: ErrorBody,
   503: ErrorBody,
 };
 
@@ -89,8 +90,7 @@ export const deviceSyncRoutes: FastifyPluginAsyncTypebox<DeviceSyncOptions> = as
       await insertRequestRefused(opts.sync.pool, {
         mac,
         remoteAddr: request.ip,
-        status:
-          reply.statusCode === 401 ? 'unauthenticated' : reply.statusCode < 500 ? 'invalid_input' : 'error',
+        status: refusalStatus(reply.statusCode, request.errorCode),
         errorCode: request.errorCode ?? null,
         reason: `answered ${reply.statusCode}`,
         durationMs: Math.round(reply.elapsedTime),

@@ -29,7 +29,13 @@ import { bearerToken, verifySecret } from './credentials.ts';
 import { computeDigests, newStreamStats, snapshotBody } from './snapshot.ts';
 
 export interface SyncDeps {
+  /** Short queries: audit rows, manifests, credentials. */
   pool: Pool;
+  /**
+   * Long snapshot transactions only. Kept apart so a request holding a snapshot
+   * connection can never wait on itself for an audit connection (pool deadlock).
+   */
+  snapshotPool: Pool;
   manifestTtlSeconds: number;
   metrics: CentralMetrics;
   signingKey: SigningKey;
@@ -106,7 +112,7 @@ export async function prepareSync(deps: SyncDeps, input: SyncInput): Promise<Pre
   let client: PoolClient | undefined;
   let device: Device | undefined;
   try {
-    client = await deps.pool.connect();
+    client = await deps.snapshotPool.connect();
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     await client.query(COPY_SESSION_SETTINGS_SQL);
     const tx = client;

@@ -1,0 +1,207 @@
+/**
+ * Signed manifests, key rotation, the lab MAC-only mode, rate limits, load shedding,
+ * and faults on the wire that must never reach the edge's tables.
+ */
+import assert from 'node:assert/strict';
+import { request, type IncomingMessage } from 'node:http';
+import { after, before, describe, it } from 'node:test';
+import { generateSigningKeys } from '../src/contract/signing.ts';
+import { enrollDevice } from '../src/central/services/enroll.ts';
+import { DEFAULT_SHAPE, seedCentral } from '../src/central/services/seed.ts';
+import { startCentral, type RunningCentral } from './helpers/central.ts';
+import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
+import { centralScopeRows, edgeRows, testSyncer } from './helpers/edge.ts';
+import { TEST_KEYS } from './helpers/keys.ts';
+import { startFaultProxy, type FaultProxy } from './helpers/proxy.ts';
+import { requestSnapshot } from './helpers/snapshot.ts';
+import { waitFor } from './helpers/wait.ts';
+
+describe('security and wire faults', () => {
+  let central: TestDatabase;
+  let edge: TestDatabase;
+  let api: RunningCentral;
+  let proxy: FaultProxy;
+  let macs: string[];
+  const tokens = new Map<string, string>();
+
+  before(async () => {
+    central = await createTestDatabase('central');
+    edge = await createTestDatabase('edge');
+    const seeded = await seedCentral(
+      central.pool,
+      {
+        ...DEFAULT_SHAPE,
+        companies: 1,
+        locationsPerCompany: 2,
+        usersPerCompany: 20_000,
+        devicesPerLocation: 3,
+      },
+      { reset: false },
+    );
+    macs = seeded.devices.map((d) => d.mac);
+    for (const mac of macs) tokens.set(mac, (await enrollDevice(central.pool, mac)).secret);
+    api = await startCentral(central, { RATE_LIMIT_PER_DEVICE_PER_MINUTE: '1000' });
+    proxy = await startFaultProxy(api.url);
+  });
+  after(async () => {
+    await proxy?.close();
+    await api?.[Symbol.asyncDispose]();
+    await edge?.[Symbol.asyncDispose]();
+    await central?.[Symbol.asyncDispose]();
+  });
+
+  const mac = () => macs[0]!;
+  const syncer = (env: Record<string, string> = {}, url = proxy.url) =>
+    testSyncer(edge, url, mac(), tokens.get(mac())!, env);
+  const touch = () => central.pool.query(`UPDATE devices SET updated_at = now() WHERE mac = $1`, [mac()]);
+
+  it('loads a correctly signed manifest', async () => {
+    const result = await syncer().run('cli');
+    assert.equal(result.status, 'success', JSON.stringify(result.error));
+    assert.deepEqual(await edgeRows(edge.pool), await centralScopeRows(central.pool, mac()));
+  });
+
+  const refusals: { name: string; arm: () => void; env?: Record<string, string>; code: string }[] = [
+    {
+      name: 'an unsigned manifest',
+      arm: () => void (proxy.fault = { kind: 'manifest', edit: () => {}, dropSignature: true }),
+      code: 'MANIFEST_SIGNATURE_INVALID',
+    },
+    {
+      name: 'a manifest changed after signing',
+      arm: () =>
+        void (proxy.fault = {
+          kind: 'manifest',
+          edit: (m) => void (m.expiresAt = '2099-01-01T00:00:00.000Z'),
+          resign: false,
+        }),
+      code: 'MANIFEST_SIGNATURE_INVALID',
+    },
+    {
+      name: 'a manifest signed by a key the edge does not trust',
+      arm: () => void (proxy.fault = { kind: 'none' }),
+      env: { MANIFEST_PUBLIC_KEYS: generateSigningKeys().publicKey },
+      code: 'MANIFEST_SIGNATURE_INVALID',
+    },
+    {
+      name: 'a stalled response',
+      arm: () => void (proxy.fault = { kind: 'stall', afterBytes: 2000 }),
+      env: { HTTP_STALL_TIMEOUT_SECONDS: '1' },
+      code: 'SNAPSHOT_INVALID',
+    },
+    {
+      name: 'a response of the wrong content type',
+      arm: () => void (proxy.fault = { kind: 'content-type', value: 'text/html' }),
+      code: 'SNAPSHOT_INVALID',
+    },
+  ];
+  for (const r of refusals) {
+    it(`refuses ${r.name}, leaving the data as it was`, async () => {
+      await touch();
+      const before = await edgeRows(edge.pool);
+      r.arm();
+      try {
+        const result = await syncer(r.env).run('cli');
+        assert.equal(result.status, 'failed');
+        assert.equal(result.error?.code, r.code, result.error?.message);
+        assert.deepEqual(await edgeRows(edge.pool), before);
+      } finally {
+        proxy.fault = { kind: 'none' };
+      }
+    });
+  }
+
+  it('accepts either key during a rotation', async () => {
+    const next = generateSigningKeys();
+    await using rotated = await startCentral(central, { MANIFEST_SIGNING_KEY: next.privateKey });
+    await touch();
+    const both = `${TEST_KEYS.publicKey},${next.publicKey}`;
+    const result = await syncer({ MANIFEST_PUBLIC_KEYS: both }, rotated.url).run('cli');
+    assert.equal(result.status, 'success', JSON.stringify(result.error));
+    const oldOnly = await syncer({}, rotated.url).run('cli');
+    assert.equal(oldOnly.error?.code, 'MANIFEST_SIGNATURE_INVALID');
+  });
+
+  it('waits as long as Retry-After says, then succeeds', async () => {
+    await touch();
+    proxy.fault = { kind: 'status', status: 429, retryAfter: '1', times: 1 };
+    const started = Date.now();
+    const result = await syncer({ HTTP_RETRY_ATTEMPTS: '2' }).run('cli');
+    assert.equal(result.status, 'success', JSON.stringify(result.error));
+    assert.ok(Date.now() - started >= 1000, 'waited at least the second Central asked for');
+  });
+
+  it('limits requests per device with 429 and Retry-After, audited, other devices unaffected', async () => {
+    await using limited = await startCentral(central, { RATE_LIMIT_PER_DEVICE_PER_MINUTE: '2' });
+    const ask = async (m: string) => {
+      const res = await requestSnapshot(limited.url, { mac: m }, tokens.get(m));
+      return { status: res.status, headers: res.headers, body: Buffer.from(await res.arrayBuffer()) };
+    };
+    for (let i = 0; i < 2; i++) assert.equal((await ask(mac())).status, 200);
+    const refused = await ask(mac());
+    assert.equal(refused.status, 429);
+    assert.ok(Number(refused.headers.get('retry-after')) > 0);
+    assert.equal(
+      (JSON.parse(refused.body.toString()) as { error: { code: string } }).error.code,
+      'RATE_LIMITED',
+    );
+    assert.equal((await ask(macs[1]!)).status, 200);
+    await waitFor(
+      async () =>
+        (
+          await central.pool.query(
+            "SELECT status, error_code FROM sync_requests WHERE error_code = 'RATE_LIMITED'",
+          )
+        ).rows,
+      (rows) => rows.length === 1,
+    ).then((rows) => assert.deepEqual(rows, [{ status: 'rate_limited', error_code: 'RATE_LIMITED' }]));
+  });
+
+  it('limits all devices together with an overall budget', async () => {
+    await using limited = await startCentral(central, { RATE_LIMIT_GLOBAL_PER_MINUTE: '3' });
+    const statuses = [];
+    for (const m of macs.slice(0, 5)) {
+      const res = await requestSnapshot(limited.url, { mac: m }, tokens.get(m));
+      await res.arrayBuffer();
+      statuses.push(res.status);
+    }
+    assert.deepEqual(statuses, [200, 200, 200, 429, 429]);
+  });
+
+  it('sheds load with 503 and Retry-After when too many snapshots are being sent', async () => {
+    await using small = await startCentral(central, { MAX_CONCURRENT_SNAPSHOTS: '1' });
+    // A device that does not read its response holds its snapshot stream open.
+    const held = await new Promise<IncomingMessage>((resolve, reject) => {
+      const req = request(`${small.url}/api/device-sync/request`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          authorization: `Bearer ${tokens.get(mac())}`,
+          'accept-encoding': 'identity',
+        },
+      });
+      req.on('response', (res) => {
+        res.pause();
+        resolve(res);
+      });
+      req.on('error', reject);
+      req.end(JSON.stringify({ mac: mac() }));
+    });
+    try {
+      const shed = await requestSnapshot(small.url, { mac: macs[1] }, tokens.get(macs[1]!));
+      assert.equal(shed.status, 503);
+      assert.ok(Number(shed.headers.get('retry-after')) > 0);
+      assert.equal(((await shed.json()) as { error: { code: string } }).error.code, 'OVERLOADED');
+    } finally {
+      held.destroy();
+    }
+  });
+
+  it('serves a lab Central in MAC-only mode without credentials', async () => {
+    await using lab = await startCentral(central, { AUTH_MODE: 'mac-only' });
+    await touch();
+    const result = await testSyncer(edge, lab.url, mac(), '', {}).run('cli');
+    assert.equal(result.status, 'success', JSON.stringify(result.error));
+    assert.equal(result.ack, 'sent');
+  });
+});
