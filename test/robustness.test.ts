@@ -102,9 +102,7 @@ describe('robustness', () => {
       }),
       { numRuns: 300, seed: 20261127 },
     );
-    const { rows } = await db.pool.query(
-      "SELECT count(*)::int AS n FROM sync_requests WHERE status IN ('error', 'started')",
-    );
+    // Nothing failed inside Central, and every request's audit row was finished.
     await waitFor(
       async () =>
         (
