@@ -18,8 +18,10 @@ export function createPool(
     connectionTimeoutMillis: 10_000,
     idleTimeoutMillis: 30_000,
   });
-  // An idle client losing its server must not crash the process; the pool drops it.
+  // A client losing its server (restart, network) must not crash the process: an idle
+  // one is dropped by the pool, a busy one's error reaches its caller through the query.
   pool.on('error', () => {});
+  pool.on('connect', (client) => client.on('error', () => {}));
   return pool;
 }
 

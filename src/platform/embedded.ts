@@ -17,6 +17,8 @@ export interface EmbeddedCluster {
   url: string;
   port: number;
   stop(): Promise<void>;
+  /** Starts a stopped persistent cluster again on the same data and port. */
+  restart(): Promise<void>;
 }
 
 export async function freePort(): Promise<number> {
@@ -74,5 +76,6 @@ export async function startEmbeddedCluster(options: {
     url: `postgres://postgres:${password}@127.0.0.1:${port}/postgres`,
     port,
     stop: () => cluster.stop(),
+    restart: () => cluster.start(),
   };
 }

@@ -130,7 +130,7 @@ export class CentralClient {
   async requestSnapshot(
     body: { mac: string; knownGlobalSha256: string | null },
     traceHeaders: Record<string, string> = {},
-  ): Promise<AsyncIterable<Uint8Array>> {
+  ): Promise<AsyncGenerator<Uint8Array>> {
     const res = await this.#post('/api/device-sync/request', body, SNAPSHOT_MEDIA_TYPE, traceHeaders);
     const type = res.headers.get('content-type') ?? '';
     if (!type.startsWith(SNAPSHOT_MEDIA_TYPE)) {

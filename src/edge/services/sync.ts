@@ -194,8 +194,9 @@ export class Syncer {
     const state = await getState(client);
     let manifest: Manifest | undefined;
     let inTransaction = false;
+    let body: AsyncGenerator<Uint8Array> | undefined;
     try {
-      const body = await step(log, 'sync.pull', {}, () =>
+      body = await step(log, 'sync.pull', {}, () =>
         this.#deps.central.requestSnapshot({
           mac: this.#deps.mac,
           knownGlobalSha256: state.last_global_sha256 ?? null,
@@ -333,6 +334,9 @@ export class Syncer {
         ack,
         error: { code: appErr.code, message: appErr.message },
       };
+    } finally {
+      // A sync that stopped reading must close the response, or Central keeps streaming into it.
+      await body?.return(undefined).catch(() => undefined);
     }
   }
 
