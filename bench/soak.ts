@@ -35,6 +35,11 @@ const devices = Math.min(200, Number(values.devices));
 const durationMs = Math.min(30, Number(values.minutes)) * 60_000;
 const intervalMs = Number(values.interval) * 1000;
 
+/** Heap in use after V8's last collection, from Central's own /metrics (default Node metrics). */
+const heapMb = async (port: number) => {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  return Math.round(Number(/^nodejs_heap_size_used_bytes (\S+)$/m.exec(text)?.[1] ?? 0) / 2 ** 20);
+};
 const rssMb = async (pid: number) =>
   Math.round(Number(/VmRSS:\s+(\d+)/.exec(await readFile(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024);
 
@@ -99,8 +104,9 @@ try {
     }),
   );
   const start = {
-    central: await rssMb(centralProc.pid!),
-    edges: Math.round(process.memoryUsage().rss / 2 ** 20),
+    centralRss: await rssMb(centralProc.pid!),
+    centralHeapUsed: await heapMb(port),
+    edgesRss: Math.round(process.memoryUsage().rss / 2 ** 20),
   };
   const results: Record<string, number> = {};
   const errors = new Map<string, number>();
@@ -131,8 +137,9 @@ try {
   );
   clearInterval(mutator);
   const end = {
-    central: await rssMb(centralProc.pid!),
-    edges: Math.round(process.memoryUsage().rss / 2 ** 20),
+    centralRss: await rssMb(centralProc.pid!),
+    centralHeapUsed: await heapMb(port),
+    edgesRss: Math.round(process.memoryUsage().rss / 2 ** 20),
   };
   const audit = await centralPool.query<{ status: string; n: number }>(
     'SELECT status, count(*)::int AS n FROM sync_requests GROUP BY status ORDER BY status',

@@ -197,6 +197,30 @@ describe('security and wire faults', () => {
     }
   });
 
+  it('opens the admin API to the admin token only, never to a device credential', async () => {
+    const adminToken = `admin-${'k'.repeat(32)}`;
+    await using withAdmin = await startCentral(central, { ADMIN_TOKEN: adminToken });
+    const get = (base: string, path: string, bearer?: string) =>
+      fetch(base + path, { headers: bearer ? { authorization: `Bearer ${bearer}` } : {} });
+    const code = async (res: Response) => ((await res.json()) as { error: { code: string } }).error.code;
+    assert.equal(await code(await get(withAdmin.url, '/api/admin/requests/summary')), 'UNAUTHENTICATED');
+    const device = await get(withAdmin.url, '/api/admin/requests/summary', tokens.get(mac()));
+    assert.equal(device.status, 401);
+    const summary = await get(withAdmin.url, '/api/admin/requests/summary?hours=1', adminToken);
+    assert.equal(summary.status, 200);
+    const body = (await summary.json()) as { byStatus: Record<string, number> };
+    assert.ok((body.byStatus.served ?? 0) >= 1, JSON.stringify(body));
+    const activity = await get(withAdmin.url, `/api/admin/devices/${mac().toUpperCase()}`, adminToken);
+    const detail = (await activity.json()) as { mac: string; requests: unknown[]; acks: unknown[] };
+    assert.equal(detail.mac, mac());
+    assert.ok(detail.requests.length > 0 && detail.acks.length > 0);
+    assert.equal(
+      (await get(api.url, '/api/admin/requests/summary', adminToken)).status,
+      401,
+      'closed without ADMIN_TOKEN',
+    );
+  });
+
   it('serves a lab Central in MAC-only mode without credentials', async () => {
     await using lab = await startCentral(central, { AUTH_MODE: 'mac-only' });
     await touch();

@@ -7,6 +7,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance } from 'fastify';
 import { installErrorHandling } from '../platform/http.ts';
+import { adminRoutes } from './routes/admin.ts';
 import { deviceSyncRoutes } from './routes/device-sync.ts';
 import { healthRoutes } from '../platform/health.ts';
 import type { SyncDeps } from './services/device-sync.ts';
@@ -17,6 +18,7 @@ export interface CentralAppOptions {
   ratePerDevicePerMinute: number;
   ratePerMinuteOverall: number;
   maxConcurrentSnapshots: number;
+  adminToken: string | undefined;
 }
 
 export async function centralApp(app: FastifyInstance, opts: CentralAppOptions): Promise<void> {
@@ -28,7 +30,12 @@ export async function centralApp(app: FastifyInstance, opts: CentralAppOptions):
         version: '1',
         description: 'Central side of dbupdate: device snapshots, acknowledgements and audit.',
       },
-      components: { securitySchemes: { device: { type: 'http', scheme: 'bearer' } } },
+      components: {
+        securitySchemes: {
+          device: { type: 'http', scheme: 'bearer' },
+          admin: { type: 'http', scheme: 'bearer' },
+        },
+      },
       security: [{ device: [] }],
     },
   });
@@ -51,6 +58,7 @@ export async function centralApp(app: FastifyInstance, opts: CentralAppOptions):
       .send(await opts.sync.metrics.registry.metrics()),
   );
   await app.register(healthRoutes, { pool: opts.sync.pool, expectedMigration: opts.expectedMigration });
+  await app.register(adminRoutes, { pool: opts.sync.pool, adminToken: opts.adminToken });
   await app.register(deviceSyncRoutes, {
     sync: opts.sync,
     ratePerDevicePerMinute: opts.ratePerDevicePerMinute,

@@ -16,6 +16,8 @@ export const CentralConfigSchema = Type.Object({
   /** Ed25519 private key (base64 PKCS#8 DER or PEM) from `dbupdate central keygen`. */
   MANIFEST_SIGNING_KEY: Type.String({ minLength: 40 }),
   /** `mac-only` trusts the MAC alone: for labs, never for a fleet; warned at every start. */
+  /** Bearer token of the admin API (/api/admin/*); the admin API is closed without it. */
+  ADMIN_TOKEN: Type.Optional(Type.String({ minLength: 24, maxLength: 512 })),
   AUTH_MODE: Type.Union([Type.Literal('credential'), Type.Literal('mac-only')], { default: 'credential' }),
   RATE_LIMIT_PER_DEVICE_PER_MINUTE: Type.Integer({ minimum: 1, maximum: 100_000, default: 30 }),
   RATE_LIMIT_GLOBAL_PER_MINUTE: Type.Integer({ minimum: 1, maximum: 10_000_000, default: 20_000 }),

@@ -55,6 +55,7 @@ export async function buildCentral(
     ratePerDevicePerMinute: config.RATE_LIMIT_PER_DEVICE_PER_MINUTE,
     ratePerMinuteOverall: config.RATE_LIMIT_GLOBAL_PER_MINUTE,
     maxConcurrentSnapshots: config.MAX_CONCURRENT_SNAPSHOTS,
+    adminToken: config.ADMIN_TOKEN,
   });
   return app;
 }
