@@ -89,6 +89,8 @@ describe('edge service', () => {
     await central.pool.query(`UPDATE devices SET updated_at = now() WHERE mac = $1`, [mac]);
     const answers = await Promise.all([1, 2, 3].map(() => fetch(`${edge.url}/sync/now`, { method: 'POST' })));
     const statuses = answers.map((a) => a.status);
+    const background = await fetch(`${edge.url}/sync/now?wait=false`, { method: 'POST' });
+    assert.ok([202, 409].includes(background.status), String(background.status));
     assert.ok(statuses.includes(409), JSON.stringify(statuses));
     for (const a of answers.filter((x) => x.status === 409)) {
       assert.equal(((await a.json()) as { error: { code: string } }).error.code, 'SYNC_IN_PROGRESS');

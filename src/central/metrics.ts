@@ -31,6 +31,12 @@ export class CentralMetrics {
     buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
     registers: [this.registry],
   });
+  readonly digestCache = new Counter({
+    name: 'dbupdate_central_digest_cache_total',
+    help: 'Manifest digests found in the cache (no row read) or computed',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
   readonly rowsServed = new Counter({
     name: 'dbupdate_central_rows_served_total',
     help: 'Rows sent in snapshots',

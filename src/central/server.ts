@@ -14,6 +14,7 @@ import { centralApp } from './app.ts';
 import type { CentralConfig } from './config.ts';
 import { centralMigrations } from './migrations.ts';
 import { CentralMetrics } from './metrics.ts';
+import { DigestCache } from './services/digest-cache.ts';
 import { parseSigningKey } from '../contract/signing.ts';
 
 export async function buildCentral(
@@ -50,6 +51,7 @@ export async function buildCentral(
       metrics: options.metrics ?? new CentralMetrics({ defaults: false }),
       signingKey: parseSigningKey(config.MANIFEST_SIGNING_KEY),
       requireCredential: config.AUTH_MODE === 'credential',
+      digestCache: new DigestCache(config.DIGEST_CACHE_ENTRIES),
     },
     expectedMigration: migrations.at(-1)?.id ?? 0,
     ratePerDevicePerMinute: config.RATE_LIMIT_PER_DEVICE_PER_MINUTE,

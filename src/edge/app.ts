@@ -19,7 +19,10 @@ export interface EdgeAppOptions {
   expectedMigration: number;
 }
 
-const SyncNowQuery = Type.Object({ wait: Type.Optional(Type.Boolean({ default: true })) });
+// Query strings arrive as text; types are not coerced.
+const SyncNowQuery = Type.Object({
+  wait: Type.Optional(Type.Union([Type.Literal('true'), Type.Literal('false')])),
+});
 const ErrorDetail = Type.Object({ code: Type.String(), message: Type.String() });
 const SyncResultBody = Type.Object({
   syncId: Type.String(),
@@ -51,7 +54,7 @@ const syncRoutes: FastifyPluginAsyncTypebox<EdgeAppOptions> = async (app, opts) 
       if (opts.syncer.running)
         throw new AppError('SYNC_IN_PROGRESS', 'a sync is running; try again when it ends');
       const run = opts.syncer.run('manual');
-      if (request.query.wait === false) {
+      if (request.query.wait === 'false') {
         run.catch((err: unknown) => request.log.warn({ err }, 'background sync failed'));
         return reply.status(202).send({ status: 'started' as const });
       }

@@ -10,6 +10,8 @@ companies.id uuid NOT NULL
 companies.name text NOT NULL
 companies.created_at timestamp with time zone NOT NULL
 companies.updated_at timestamp with time zone NOT NULL
+data_versions.company_id uuid NOT NULL
+data_versions.version bigint NOT NULL DEFAULT 1
 dbupdate_migrations.id integer NOT NULL
 dbupdate_migrations.name text NOT NULL
 dbupdate_migrations.applied_at timestamp with time zone NOT NULL DEFAULT now()
@@ -92,6 +94,7 @@ users.updated_at timestamp with time zone NOT NULL
 areas areas_location_id_fkey FOREIGN KEY (location_id) REFERENCES locations(id)
 areas areas_pkey PRIMARY KEY (id)
 companies companies_pkey PRIMARY KEY (id)
+data_versions data_versions_pkey PRIMARY KEY (company_id)
 dbupdate_migrations dbupdate_migrations_pkey PRIMARY KEY (id)
 device_credentials device_credentials_device_id_fkey FOREIGN KEY (device_id) REFERENCES devices(id) ON DELETE CASCADE
 device_credentials device_credentials_pkey PRIMARY KEY (device_id)
@@ -122,6 +125,7 @@ users users_pkey PRIMARY KEY (id)
 CREATE INDEX areas_location_id_idx ON public.areas USING btree (location_id)
 CREATE UNIQUE INDEX areas_pkey ON public.areas USING btree (id)
 CREATE UNIQUE INDEX companies_pkey ON public.companies USING btree (id)
+CREATE UNIQUE INDEX data_versions_pkey ON public.data_versions USING btree (company_id)
 CREATE UNIQUE INDEX dbupdate_migrations_pkey ON public.dbupdate_migrations USING btree (id)
 CREATE UNIQUE INDEX device_credentials_pkey ON public.device_credentials USING btree (device_id)
 CREATE INDEX devices_location_id_idx ON public.devices USING btree (location_id)
@@ -147,11 +151,51 @@ CREATE INDEX sync_requests_requested_at_idx ON public.sync_requests USING btree 
 CREATE INDEX users_company_id_idx ON public.users USING btree (company_id)
 CREATE UNIQUE INDEX users_pkey ON public.users USING btree (id)
 -- triggers
+CREATE TRIGGER areas_versions_del AFTER DELETE ON public.areas REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_versions_by_location()
+CREATE TRIGGER areas_versions_ins AFTER INSERT ON public.areas REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_versions_by_location()
+CREATE TRIGGER areas_versions_trunc AFTER TRUNCATE ON public.areas FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_versions_truncate()
+CREATE TRIGGER areas_versions_upd AFTER UPDATE ON public.areas REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_versions_by_location()
+CREATE TRIGGER companies_versions_del AFTER DELETE ON public.companies REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_versions_companies()
+CREATE TRIGGER companies_versions_ins AFTER INSERT ON public.companies REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_versions_companies()
+CREATE TRIGGER companies_versions_trunc AFTER TRUNCATE ON public.companies FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_versions_truncate()
+CREATE TRIGGER companies_versions_upd AFTER UPDATE ON public.companies REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_versions_companies()
+CREATE TRIGGER devices_versions_del AFTER DELETE ON public.devices REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_versions_by_location()
+CREATE TRIGGER devices_versions_ins AFTER INSERT ON public.devices REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_versions_by_location()
+CREATE TRIGGER devices_versions_trunc AFTER TRUNCATE ON public.devices FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_versions_truncate()
+CREATE TRIGGER devices_versions_upd AFTER UPDATE ON public.devices REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_versions_by_location()
 CREATE TRIGGER group_users_same_company_ins AFTER INSERT ON public.group_users REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_check_group_user_company()
 CREATE TRIGGER group_users_same_company_upd AFTER UPDATE ON public.group_users REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_check_group_user_company()
+CREATE TRIGGER group_users_versions_del AFTER DELETE ON public.group_users REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_versions_by_group()
+CREATE TRIGGER group_users_versions_ins AFTER INSERT ON public.group_users REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_versions_by_group()
+CREATE TRIGGER group_users_versions_trunc AFTER TRUNCATE ON public.group_users FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_versions_truncate()
+CREATE TRIGGER group_users_versions_upd AFTER UPDATE ON public.group_users REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_versions_by_group()
+CREATE TRIGGER groups_versions_del AFTER DELETE ON public.groups REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_versions_by_company()
+CREATE TRIGGER groups_versions_ins AFTER INSERT ON public.groups REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_versions_by_company()
+CREATE TRIGGER groups_versions_trunc AFTER TRUNCATE ON public.groups FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_versions_truncate()
+CREATE TRIGGER groups_versions_upd AFTER UPDATE ON public.groups REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_versions_by_company()
 CREATE TRIGGER location_groups_same_company_ins AFTER INSERT ON public.location_groups REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_check_location_group_company()
 CREATE TRIGGER location_groups_same_company_upd AFTER UPDATE ON public.location_groups REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_check_location_group_company()
+CREATE TRIGGER location_groups_versions_del AFTER DELETE ON public.location_groups REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_versions_by_location()
+CREATE TRIGGER location_groups_versions_ins AFTER INSERT ON public.location_groups REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_versions_by_location()
+CREATE TRIGGER location_groups_versions_trunc AFTER TRUNCATE ON public.location_groups FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_versions_truncate()
+CREATE TRIGGER location_groups_versions_upd AFTER UPDATE ON public.location_groups REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_versions_by_location()
+CREATE TRIGGER locations_versions_del AFTER DELETE ON public.locations REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_versions_by_company()
+CREATE TRIGGER locations_versions_ins AFTER INSERT ON public.locations REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_versions_by_company()
+CREATE TRIGGER locations_versions_trunc AFTER TRUNCATE ON public.locations FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_versions_truncate()
+CREATE TRIGGER locations_versions_upd AFTER UPDATE ON public.locations REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_versions_by_company()
+CREATE TRIGGER users_versions_del AFTER DELETE ON public.users REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_versions_by_company()
+CREATE TRIGGER users_versions_ins AFTER INSERT ON public.users REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_versions_by_company()
+CREATE TRIGGER users_versions_trunc AFTER TRUNCATE ON public.users FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_versions_truncate()
+CREATE TRIGGER users_versions_upd AFTER UPDATE ON public.users REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_versions_by_company()
 -- functions
+CREATE OR REPLACE FUNCTION public.dbupdate_bump_versions(companies uuid[])
+ RETURNS void
+ LANGUAGE sql
+AS $function$
+  INSERT INTO data_versions (company_id)
+  SELECT DISTINCT c FROM unnest(companies) c WHERE c IS NOT NULL
+  ON CONFLICT (company_id) DO UPDATE SET version = data_versions.version + 1;
+$function$
 CREATE OR REPLACE FUNCTION public.dbupdate_check_group_user_company()
  RETURNS trigger
  LANGUAGE plpgsql
@@ -186,5 +230,69 @@ BEGIN
     RAISE EXCEPTION 'location % and group % belong to different companies', bad.location_id, bad.group_id
       USING ERRCODE = '23514';
   END IF;
+  RETURN NULL;
+END $function$
+CREATE OR REPLACE FUNCTION public.dbupdate_versions_by_company()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+  IF TG_OP = 'INSERT' THEN
+    PERFORM dbupdate_bump_versions(ARRAY(SELECT company_id FROM new_rows));
+  ELSIF TG_OP = 'DELETE' THEN
+    PERFORM dbupdate_bump_versions(ARRAY(SELECT company_id FROM old_rows));
+  ELSE
+    PERFORM dbupdate_bump_versions(ARRAY(SELECT company_id FROM new_rows UNION SELECT company_id FROM old_rows));
+  END IF;
+  RETURN NULL;
+END $function$
+CREATE OR REPLACE FUNCTION public.dbupdate_versions_by_group()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+  IF TG_OP = 'INSERT' THEN
+    PERFORM dbupdate_bump_versions(ARRAY(SELECT g.company_id FROM groups g WHERE g.id IN (SELECT group_id FROM new_rows)));
+  ELSIF TG_OP = 'DELETE' THEN
+    PERFORM dbupdate_bump_versions(ARRAY(SELECT g.company_id FROM groups g WHERE g.id IN (SELECT group_id FROM old_rows)));
+  ELSE
+    PERFORM dbupdate_bump_versions(ARRAY(SELECT g.company_id FROM groups g WHERE g.id IN (SELECT group_id FROM new_rows) UNION SELECT g.company_id FROM groups g WHERE g.id IN (SELECT group_id FROM old_rows)));
+  END IF;
+  RETURN NULL;
+END $function$
+CREATE OR REPLACE FUNCTION public.dbupdate_versions_by_location()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+  IF TG_OP = 'INSERT' THEN
+    PERFORM dbupdate_bump_versions(ARRAY(SELECT l.company_id FROM locations l WHERE l.id IN (SELECT location_id FROM new_rows)));
+  ELSIF TG_OP = 'DELETE' THEN
+    PERFORM dbupdate_bump_versions(ARRAY(SELECT l.company_id FROM locations l WHERE l.id IN (SELECT location_id FROM old_rows)));
+  ELSE
+    PERFORM dbupdate_bump_versions(ARRAY(SELECT l.company_id FROM locations l WHERE l.id IN (SELECT location_id FROM new_rows) UNION SELECT l.company_id FROM locations l WHERE l.id IN (SELECT location_id FROM old_rows)));
+  END IF;
+  RETURN NULL;
+END $function$
+CREATE OR REPLACE FUNCTION public.dbupdate_versions_companies()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+  IF TG_OP = 'INSERT' THEN
+    PERFORM dbupdate_bump_versions(ARRAY(SELECT id FROM new_rows));
+  ELSIF TG_OP = 'DELETE' THEN
+    PERFORM dbupdate_bump_versions(ARRAY(SELECT id FROM old_rows));
+  ELSE
+    PERFORM dbupdate_bump_versions(ARRAY(SELECT id FROM new_rows UNION SELECT id FROM old_rows));
+  END IF;
+  RETURN NULL;
+END $function$
+CREATE OR REPLACE FUNCTION public.dbupdate_versions_truncate()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+  UPDATE data_versions SET version = version + 1;
   RETURN NULL;
 END $function$

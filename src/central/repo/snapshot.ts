@@ -41,3 +41,12 @@ export function scopeSelectSql(def: TableDef): string {
 export function copyScopedTable(client: PoolClient, def: TableDef): NodeJS.ReadableStream {
   return client.query(copyTo(`COPY (${scopeSelectSql(def)}) TO STDOUT`));
 }
+
+/** The data version of a company, read inside the snapshot transaction (0 before any change). */
+export async function companyDataVersion(client: PoolClient, companyId: string): Promise<string> {
+  const { rows } = await client.query<{ version: string }>(
+    'SELECT version::text AS version FROM data_versions WHERE company_id = $1::uuid',
+    [companyId],
+  );
+  return rows[0]?.version ?? '0';
+}

@@ -59,14 +59,15 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminOptions> = async (app, 
       schema: {
         tags: ['admin'],
         summary: 'Device-sync requests by status over the last hours',
-        querystring: Type.Object({ hours: Type.Integer({ minimum: 1, maximum: 24 * 90, default: 24 }) }),
+        // Query strings arrive as text and we do not coerce types (request bodies stay strict).
+        querystring: Type.Object({ hours: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{0,3}$' })) }),
         response: { 200: Summary, ...errors },
       },
     },
-    async (request) => ({
-      hours: request.query.hours,
-      byStatus: await requestCountsByStatus(opts.pool, request.query.hours),
-    }),
+    async (request) => {
+      const hours = Math.min(Number(request.query.hours ?? 24), 24 * 90);
+      return { hours, byStatus: await requestCountsByStatus(opts.pool, hours) };
+    },
   );
 
   app.get(
@@ -76,14 +77,14 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminOptions> = async (app, 
         tags: ['admin'],
         summary: "A device's recent requests and acknowledgements",
         params: Type.Object({ mac: Type.String({ maxLength: 64 }) }),
-        querystring: Type.Object({ limit: Type.Integer({ minimum: 1, maximum: 500, default: 50 }) }),
+        querystring: Type.Object({ limit: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{0,2}$' })) }),
         response: { 200: Activity, ...errors },
       },
     },
     async (request) => {
       const mac = normalizeMac(request.params.mac);
       if (!mac) throw new AppError('INVALID_MAC', `not a MAC address: ${JSON.stringify(request.params.mac)}`);
-      const activity = await deviceActivity(opts.pool, mac, request.query.limit);
+      const activity = await deviceActivity(opts.pool, mac, Math.min(Number(request.query.limit ?? 50), 500));
       return {
         mac,
         requests: activity.requests.map((r) => ({

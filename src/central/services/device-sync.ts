@@ -22,7 +22,8 @@ import { step } from '../../platform/step.ts';
 import { findDeviceByMac, getSecretHash } from '../repo/devices.ts';
 import { insertManifest } from '../repo/manifests.ts';
 import { finishRequest, insertRequestStarted, type RequestOutcome } from '../repo/requests.ts';
-import { setScope } from '../repo/snapshot.ts';
+import { companyDataVersion, setScope } from '../repo/snapshot.ts';
+import { DigestCache } from './digest-cache.ts';
 import { manifestToWire, type Device } from '../model.ts';
 import type { CentralMetrics } from '../metrics.ts';
 import { bearerToken, verifySecret } from './credentials.ts';
@@ -39,6 +40,7 @@ export interface SyncDeps {
   manifestTtlSeconds: number;
   metrics: CentralMetrics;
   signingKey: SigningKey;
+  digestCache: DigestCache;
   /** false in the lab-only MAC-only mode. */
   requireCredential: boolean;
 }
@@ -125,17 +127,24 @@ export async function prepareSync(deps: SyncDeps, input: SyncInput): Promise<Pre
     });
     const resolved = device;
     await setScope(tx, resolved);
-    const digestStarted = performance.now();
-    const digests = await step(log, 'snapshot.digest', { deviceId: resolved.id }, () => computeDigests(tx));
-    deps.metrics.digestSeconds.observe((performance.now() - digestStarted) / 1000);
+    const cacheKey = DigestCache.key(resolved, await companyDataVersion(tx, resolved.companyId));
+    let digests = deps.digestCache.get(cacheKey);
+    deps.metrics.digestCache.inc({ result: digests ? 'hit' : 'miss' });
+    if (!digests) {
+      const digestStarted = performance.now();
+      digests = await step(log, 'snapshot.digest', { deviceId: resolved.id }, () => computeDigests(tx));
+      deps.metrics.digestSeconds.observe((performance.now() - digestStarted) / 1000);
+      deps.digestCache.set(cacheKey, digests);
+    }
+    const tables = digests;
     const generatedAt = new Date();
-    const global = globalSha256(digests);
+    const global = globalSha256(tables);
     const manifest = manifestToWire({
       manifestId: ulid(),
       generatedAt,
       expiresAt: new Date(generatedAt.getTime() + deps.manifestTtlSeconds * 1000),
       schemaVersion: SCHEMA_VERSION,
-      tables: digests,
+      tables,
       globalSha256: global,
       device: resolved,
       rowsIncluded: input.body.knownGlobalSha256 !== global,
@@ -164,7 +173,7 @@ export async function prepareSync(deps: SyncDeps, input: SyncInput): Promise<Pre
         tx.release(broken);
         deps.metrics.bytesServed.inc(stats.bytes);
         if (ok && manifest.rowsIncluded)
-          deps.metrics.rowsServed.inc(digests.reduce((n, t) => n + t.rowCount, 0));
+          deps.metrics.rowsServed.inc(tables.reduce((n, t) => n + t.rowCount, 0));
         await finish({
           status: ok ? (manifest.rowsIncluded ? 'served' : 'unchanged') : err ? 'error' : 'aborted',
           reason: ok ? null : (err?.message ?? 'client went away before the snapshot was sent'),

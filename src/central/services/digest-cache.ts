@@ -1,0 +1,30 @@
+/**
+ * Manifests' counts and hashes by scope and data version. The version is bumped by
+ * triggers in the same transaction as any change to the company's rows and read in the
+ * snapshot's own transaction, so a hit describes exactly the rows that snapshot sees:
+ * an unchanged device gets its answer without Central reading a single row. Bounded LRU;
+ * per process (replicas each keep their own, which is safe).
+ */
+import { LRUCache } from 'lru-cache';
+import type { TableDigest } from '../../contract/canonical.ts';
+import type { Device } from '../model.ts';
+
+export class DigestCache {
+  readonly #cache: LRUCache<string, TableDigest[]>;
+
+  constructor(maxEntries: number) {
+    this.#cache = new LRUCache({ max: maxEntries });
+  }
+
+  static key(device: Device, version: string): string {
+    return `${device.id}|${device.locationId}|${device.companyId}|${version}`;
+  }
+
+  get(key: string): TableDigest[] | undefined {
+    return this.#cache.get(key);
+  }
+
+  set(key: string, digests: TableDigest[]): void {
+    this.#cache.set(key, digests);
+  }
+}
