@@ -19,6 +19,7 @@ import { centralMigrations } from '../src/central/migrations.ts';
 import { createPool } from '../src/platform/db.ts';
 import { freePort, startEmbeddedCluster } from '../src/platform/embedded.ts';
 import { migrate } from '../src/platform/migrate.ts';
+import { generateSigningKeys } from '../src/contract/signing.ts';
 
 const { values } = parseArgs({ options: { users: { type: 'string', default: '100000,1000000' } } });
 const sizes = values.users.split(',').map(Number);
@@ -76,6 +77,7 @@ function drain(url: string, body: unknown, token: string, encoding: string) {
   });
 }
 
+const keys = generateSigningKeys();
 const dir = await mkdtemp(join(tmpdir(), 'dbupdate-bench-'));
 const [centralPg, edgePg] = await Promise.all([
   startEmbeddedCluster({ dataDir: dir, name: 'central' }),
@@ -115,6 +117,7 @@ try {
       CENTRAL_DATABASE_URL: centralUrl,
       PORT: String(port),
       HOST: '127.0.0.1',
+      MANIFEST_SIGNING_KEY: keys.privateKey,
     });
     const base = `http://127.0.0.1:${port}`;
     for (let i = 0; i < 200; i++) {
@@ -137,6 +140,7 @@ try {
       DEVICE_MAC: mac,
       DEVICE_TOKEN: secret,
       HTTP_STALL_TIMEOUT_SECONDS: '600',
+      MANIFEST_PUBLIC_KEYS: keys.publicKey,
     };
     const migrateEdge = await measured(['edge', 'migrate'], edgeEnv);
     if (migrateEdge.code !== 0) throw new Error('edge migrate failed');
