@@ -3,7 +3,7 @@ import tseslint from 'typescript-eslint';
 import globals from 'globals';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', '.node/', '.data/', 'test-artifacts/'] },
+  { ignores: ['node_modules/', '.node/', '.data/', '.scratch/', 'test-artifacts/'] },
   js.configs.recommended,
   ...tseslint.configs.strict,
   {

@@ -30,23 +30,37 @@ async function peakRssMb(pid: number): Promise<number> {
   return Math.round(kb / 1024);
 }
 
-function run(args: string[], env: Record<string, string>): { child: ChildProcess; done: Promise<number> } {
+/** Runs the CLI; its JSON log lines give each step's duration (the step model's finish events). */
+function run(
+  args: string[],
+  env: Record<string, string>,
+): { child: ChildProcess; done: Promise<number>; steps: Map<string, number> } {
   const child = spawn(process.execPath, ['bin/dbupdate.ts', ...args], {
-    env: { ...process.env, LOG_LEVEL: 'warn', LOG_FORMAT: 'json', ...env },
-    stdio: ['ignore', 'ignore', 'inherit'],
+    env: { ...process.env, LOG_LEVEL: 'info', LOG_FORMAT: 'json', ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
   });
-  return { child, done: new Promise((resolve) => child.on('exit', (code) => resolve(code ?? 1))) };
+  const steps = new Map<string, number>();
+  let pending = '';
+  child.stdout!.on('data', (chunk: Buffer) => {
+    const lines = (pending + chunk.toString()).split('\n');
+    pending = lines.pop() ?? '';
+    for (const line of lines) {
+      const event = /"event":"([a-z.]+)\.finish".*?"durationMs":(\d+)/.exec(line);
+      if (event) steps.set(event[1]!, (steps.get(event[1]!) ?? 0) + Number(event[2]));
+    }
+  });
+  return { child, done: new Promise((resolve) => child.on('exit', (code) => resolve(code ?? 1))), steps };
 }
 
 /** Runs a command to its end, sampling its peak RSS just before it exits. */
 async function measured(args: string[], env: Record<string, string>) {
   const t = performance.now();
-  const { child, done } = run(args, env);
+  const { child, done, steps } = run(args, env);
   let peak = 0;
   const sampler = setInterval(() => void peakRssMb(child.pid!).then((mb) => (peak = Math.max(peak, mb))), 50);
   const code = await done;
   clearInterval(sampler);
-  return { code, ms: Math.round(performance.now() - t), peakMb: peak };
+  return { code, ms: Math.round(performance.now() - t), peakMb: peak, steps };
 }
 
 /** Reads a snapshot response to its end over raw HTTP, counting the bytes on the wire. */
@@ -163,6 +177,22 @@ try {
       `${centralPeak} MB`,
     ]);
     console.log(rows.at(-1)!.join(' | '));
+    const split = [
+      'sync.pull',
+      'sync.validate',
+      'sync.load',
+      'sync.verify',
+      'sync.commit',
+      'sync.ack',
+      'sync',
+    ];
+    console.log(`  edge steps (ms): ${split.map((k) => `${k}=${sync.steps.get(k) ?? '-'}`).join(' ')}`);
+    console.log(
+      `  per table load (ms): ${[...sync.steps]
+        .filter(([k]) => k === 'sync.load.table')
+        .map(([, v]) => v)
+        .join(' ')}`,
+    );
   }
   await pool.end();
 } finally {

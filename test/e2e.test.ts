@@ -150,6 +150,16 @@ describe('end to end', () => {
         acked: true,
       },
       {
+        name: 'a snapshot that breaks a foreign key (a member whose user row is renamed)',
+        code: 'SNAPSHOT_INVALID',
+        arm: async () => {
+          const scope = await centralScopeRows(central.pool, mac);
+          const userId = scope.users![0]!.slice(1, 37);
+          proxy.fault = { kind: 'replace', from: userId, to: '00000000-0000-4000-8000-00000000dead' };
+        },
+        acked: true,
+      },
+      {
         name: 'a schema-version mismatch',
         code: 'SCHEMA_VERSION_MISMATCH',
         arm: () => void (proxy.fault = { kind: 'manifest', edit: (m) => void (m.schemaVersion = 2) }),

@@ -31,7 +31,14 @@ import {
   tryAdvisoryLock,
   type SyncFinish,
 } from '../repo/ledger.ts';
-import { copyIntoTable, emptyDataTables, localSelectSql } from '../repo/tables.ts';
+import {
+  canLoadWithoutTriggers,
+  checkForeignKeys,
+  copyIntoTable,
+  emptyDataTables,
+  localSelectSql,
+  setTriggers,
+} from '../repo/tables.ts';
 import { acknowledge, flushPendingAcks, type AckOutcome } from './acks.ts';
 import type { CentralClient } from './central-client.ts';
 import type { EdgeMetrics } from '../metrics.ts';
@@ -253,8 +260,18 @@ export class Syncer {
       inTransaction = true;
       await client.query(COPY_SESSION_SETTINGS_SQL);
       const rowsLoaded = await step(mlog, 'sync.load', {}, async () => {
+        const fast = await canLoadWithoutTriggers(client);
+        if (fast) await setTriggers(client, false);
         await emptyDataTables(client);
-        return loadTables(client, items, mlog);
+        const rows = await loadTables(client, items, mlog);
+        if (fast) {
+          await setTriggers(client, true);
+          const violated = await checkForeignKeys(client);
+          if (violated.length > 0) {
+            throw new AppError('SNAPSHOT_INVALID', `snapshot breaks foreign keys: ${violated.join(', ')}`);
+          }
+        }
+        return rows;
       });
       const local = await step(mlog, 'sync.verify', {}, async () => {
         const digests = await digestTables(client, localSelectSql);
