@@ -118,6 +118,19 @@ describe('end to end', () => {
     );
   });
 
+  it('reloads only the tables that changed, and the whole of them', async () => {
+    await central.pool.query(
+      `UPDATE users SET display_name = display_name || ' (moved)' WHERE id = (SELECT gu.user_id FROM group_users gu
+         JOIN location_groups lg ON lg.group_id = gu.group_id JOIN devices d ON d.location_id = lg.location_id
+        WHERE d.mac = $1 LIMIT 1)`,
+      [mac],
+    );
+    const result = await syncer.run('cli');
+    assert.equal(result.status, 'success', JSON.stringify(result.error));
+    assert.deepEqual(result.tablesLoaded, ['users']);
+    assert.deepEqual(await edgeRows(edge.pool), await centralScopeRows(central.pool, mac));
+  });
+
   it('skips the load when the scope did not change', async () => {
     const before = await edge.pool.query('SELECT count(*)::int AS n FROM edge_sync_tables');
     const result = await syncer.run('schedule');
@@ -189,11 +202,13 @@ describe('end to end', () => {
 
     for (const fault of faults) {
       it(`after ${fault.name}`, async () => {
-        // Force a load: change the scope, so the sync cannot skip as unchanged.
+        // Force a load of companies and users (the faults act on user rows), so the sync
+        // can neither skip as unchanged nor leave the users table out.
         await central.pool.query(
           `UPDATE companies SET updated_at = now() WHERE id = (SELECT company_id FROM locations l JOIN devices d ON d.location_id = l.id WHERE d.mac = $1)`,
           [mac],
         );
+        await central.pool.query(`UPDATE users SET updated_at = now() WHERE display_name LIKE 'Renamed%'`);
         const before = await edgeRows(edge.pool);
         await fault.arm();
         try {
@@ -287,5 +302,10 @@ describe('end to end', () => {
     );
     await edge.pool.query(`DELETE FROM group_users WHERE ctid = (SELECT ctid FROM group_users LIMIT 1)`);
     assert.deepEqual((await verifyLocal(edge.pool)).drifted, ['group_users', 'areas']);
+    const repaired = await syncer.run('cli', { full: true });
+    assert.equal(repaired.status, 'success', JSON.stringify(repaired.error));
+    assert.equal(repaired.tablesLoaded?.length, 8);
+    assert.deepEqual((await verifyLocal(edge.pool)).drifted, []);
+    assert.deepEqual(await edgeRows(edge.pool), await centralScopeRows(central.pool, mac));
   });
 });

@@ -36,12 +36,12 @@ export const edgeCommands: Record<string, Command> = {
   },
 
   async sync(argv) {
-    parseFlags(argv, {});
+    const flags = parseFlags(argv, { full: { type: 'boolean' } });
     const config = loadEdgeConfig();
     const log = createLogger('dbupdate-service', config.LOG_LEVEL);
     return withPool(config.EDGE_DATABASE_URL, async (pool) => {
       await migrate(pool, await edgeMigrations(), log);
-      const result = await createSyncer(config, pool, log).run('cli');
+      const result = await createSyncer(config, pool, log).run('cli', { full: flags.full === true });
       console.log(JSON.stringify(result, null, 2));
       if (result.status === 'failed') throw new AppError(result.error!.code as never, result.error!.message);
       return 0;

@@ -16,7 +16,7 @@ const USAGE = `usage: dbupdate <command>
   central keygen                  a new manifest signing key pair (MANIFEST_SIGNING_KEY, MANIFEST_PUBLIC_KEYS)
   edge migrate                    apply edge migrations
   edge serve                      run the edge service (schedule + local API)
-  edge sync                       one sync now, in the foreground
+  edge sync [--full]              one sync now, in the foreground (--full reloads every table)
   edge verify                     compare local tables with the last applied manifest
   demo                            the whole system on embedded PostgreSQL`;
 

@@ -95,7 +95,7 @@ export async function* readSnapshot(
       return;
     }
     if (!Value.Check(TableFrame, frame)) throw new SnapshotFormatError('invalid table frame');
-    const tableRows = rows(frame.rowCount, frame.table);
+    const tableRows = rows(frame.rowsIncluded === false ? 0 : frame.rowCount, frame.table);
     yield { type: 'table', frame, rows: tableRows };
     // Whatever the consumer left unread is drained, so framing stays aligned.
     for await (const _ of tableRows) {

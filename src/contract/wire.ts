@@ -24,6 +24,13 @@ export const SyncRequestBody = Type.Object(
         description: 'globalSha256 the device holds now; when it still matches, no rows are sent',
       }),
     ),
+    knownTables: Type.Optional(
+      Type.Record(Type.String({ maxLength: 63 }), Sha256, {
+        maxProperties: TABLE_NAMES.length,
+        description:
+          'sha256 of each table the device holds now; tables that still match are sent without rows',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -65,6 +72,8 @@ export const TableFrame = Type.Object({
   table: Type.String(),
   rowCount: Type.Integer({ minimum: 0 }),
   columns: Type.Array(Type.String()),
+  /** false: the device's copy already matches; no rows follow this frame. */
+  rowsIncluded: Type.Optional(Type.Boolean()),
 });
 export type TableFrame = Static<typeof TableFrame>;
 export const EndFrame = Type.Object({ end: Type.Literal(true), tables: Type.Integer({ minimum: 0 }) });

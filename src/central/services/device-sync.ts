@@ -159,7 +159,7 @@ export async function prepareSync(deps: SyncDeps, input: SyncInput): Promise<Pre
     const stats = newStreamStats();
     let streamed = false;
     const body = (async function* () {
-      yield* snapshotBody(tx, manifest, signature, stats);
+      yield* snapshotBody(tx, manifest, signature, stats, input.body.knownTables);
       streamed = true;
     })();
     return {

@@ -56,6 +56,7 @@ export async function* snapshotBody(
   manifest: Manifest,
   signature: ManifestSignature,
   stats: StreamStats,
+  known?: Partial<Record<string, string>>,
 ): AsyncGenerator<Buffer> {
   const emit = (buf: Buffer): Buffer => {
     stats.bytes += buf.length;
@@ -69,7 +70,12 @@ export async function* snapshotBody(
   }
   for (const [i, def] of TABLES.entries()) {
     const expected = manifest.tables[i]!.rowCount;
-    yield emit(frame({ table: def.name, rowCount: expected, columns: def.columns.map((c) => c.name) }));
+    const columns = def.columns.map((c) => c.name);
+    if (known?.[def.name] === manifest.tables[i]!.sha256) {
+      yield emit(frame({ table: def.name, rowCount: expected, columns, rowsIncluded: false }));
+      continue;
+    }
+    yield emit(frame({ table: def.name, rowCount: expected, columns }));
     let rows = 0;
     for await (const chunk of copyScopedTable(client, def)) {
       rows += countNewlines(chunk as Buffer);

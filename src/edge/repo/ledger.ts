@@ -117,6 +117,15 @@ export async function lastAppliedTables(
   };
 }
 
+/** The status of the last finished sync before `beforeId` (undefined when there is none). */
+export async function lastFinishedStatus(db: Queryable, beforeId: string): Promise<SyncStatus | undefined> {
+  const { rows } = await db.query<{ status: SyncStatus }>(
+    `SELECT status FROM edge_sync_log WHERE id < $1::bigint AND status <> 'running' ORDER BY id DESC LIMIT 1`,
+    [beforeId],
+  );
+  return rows[0]?.status;
+}
+
 export async function getState(db: Queryable): Promise<Record<string, string>> {
   const { rows } = await db.query<{ key: string; value: string }>('SELECT key, value FROM edge_sync_state');
   return Object.fromEntries(rows.map((r) => [r.key, r.value]));

@@ -13,6 +13,10 @@ export async function emptyDataTables(client: PoolClient): Promise<void> {
   for (const def of [...TABLES].reverse()) await client.query(`DELETE FROM "${def.name}"`);
 }
 
+export async function emptyTable(client: PoolClient, def: TableDef): Promise<void> {
+  await client.query(`DELETE FROM "${def.name}"`);
+}
+
 export function copyIntoTable(client: PoolClient, def: TableDef): Writable {
   return client.query(copyFrom(`COPY "${def.name}" (${columnList(def)}) FROM STDIN`));
 }

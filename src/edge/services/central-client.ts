@@ -19,7 +19,12 @@ import {
   type IBackoffFactory,
   type IRetryBackoffContext,
 } from 'cockatiel';
-import { SNAPSHOT_MEDIA_TYPE, type AckBody, type AckResponse } from '../../contract/wire.ts';
+import {
+  SNAPSHOT_MEDIA_TYPE,
+  type AckBody,
+  type AckResponse,
+  type SyncRequestBody,
+} from '../../contract/wire.ts';
 import { AppError } from '../../platform/errors.ts';
 
 export interface CentralClientOptions {
@@ -128,7 +133,7 @@ export class CentralClient {
 
   /** The snapshot stream; the body is watched for stalls and cut when one occurs. */
   async requestSnapshot(
-    body: { mac: string; knownGlobalSha256: string | null },
+    body: SyncRequestBody,
     traceHeaders: Record<string, string> = {},
   ): Promise<AsyncGenerator<Uint8Array>> {
     const res = await this.#post('/api/device-sync/request', body, SNAPSHOT_MEDIA_TYPE, traceHeaders);

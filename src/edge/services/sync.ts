@@ -26,6 +26,7 @@ import {
   insertSyncStart,
   insertSyncTables,
   lastAppliedTables,
+  lastFinishedStatus,
   manifestApplied,
   setState,
   tryAdvisoryLock,
@@ -36,6 +37,7 @@ import {
   checkForeignKeys,
   copyIntoTable,
   emptyDataTables,
+  emptyTable,
   localSelectSql,
   setTriggers,
 } from '../repo/tables.ts';
@@ -54,6 +56,8 @@ export interface SyncResult {
   manifestId: string | null;
   durationMs: number;
   rowsLoaded: number;
+  /** The tables whose rows were replaced (the others already matched). */
+  tablesLoaded?: string[];
   tables: TableDigest[];
   ack: AckOutcome;
   error?: { code: string; message: string };
@@ -111,12 +115,19 @@ function compareDigests(expected: readonly TableDigest[], actual: readonly Table
 }
 
 /** COPYs every table frame into its table; the stream must end with its end frame. */
+/**
+ * COPYs every table frame into its table. With `partial`, a table is emptied just before
+ * its rows load and a frame without rows keeps the local table as it is; otherwise all
+ * tables were emptied first (children before parents, as the foreign keys require).
+ */
 async function loadTables(
   client: PoolClient,
   items: AsyncGenerator<SnapshotItem>,
   log: Logger,
-): Promise<number> {
+  partial: boolean,
+): Promise<{ rows: number; tables: string[] }> {
   let rows = 0;
+  const tables: string[] = [];
   for (const def of TABLES) {
     const next = await items.next();
     if (next.done || next.value.type !== 'table')
@@ -128,15 +139,21 @@ async function loadTables(
         `table frame ${frame.table} does not match local table ${def.name}`,
       );
     }
+    if (frame.rowsIncluded === false) {
+      if (!partial) throw new AppError('SNAPSHOT_INVALID', `table ${def.name} came without rows`);
+      continue;
+    }
+    if (partial) await emptyTable(client, def);
     await step(log, 'sync.load.table', { table: def.name, rows: frame.rowCount }, () =>
       pipeline(Readable.from(data), copyIntoTable(client, def)),
     );
     rows += frame.rowCount;
+    tables.push(def.name);
   }
   const end = await items.next();
   if (end.done || end.value.type !== 'end')
     throw new AppError('SNAPSHOT_INVALID', 'stream did not end after the last table');
-  return rows;
+  return { rows, tables };
 }
 
 function asAppError(err: unknown): AppError {
@@ -162,7 +179,8 @@ export class Syncer {
     return this.#deps.metrics;
   }
 
-  async run(trigger: SyncTrigger): Promise<SyncResult> {
+  /** `full`: offer Central nothing the edge holds, so every table is sent and reloaded. */
+  async run(trigger: SyncTrigger, options: { full?: boolean } = {}): Promise<SyncResult> {
     if (this.#running) throw new AppError('SYNC_IN_PROGRESS', 'a sync is already running in this process');
     this.#running = true;
     let client: PoolClient | undefined;
@@ -182,7 +200,9 @@ export class Syncer {
         await flushPendingAcks(client, this.#deps.central, this.#deps.log);
         const syncId = await insertSyncStart(client, trigger);
         const log = this.#deps.log.child({ syncId, trigger });
-        const result = await step(log, 'sync', {}, () => this.#attempt(client!, syncId, log));
+        const result = await step(log, 'sync', {}, () =>
+          this.#attempt(client!, syncId, log, options.full === true),
+        );
         this.#deps.metrics.record(result);
         return result;
       } finally {
@@ -194,7 +214,7 @@ export class Syncer {
     }
   }
 
-  async #attempt(client: PoolClient, syncId: string, log: Logger): Promise<SyncResult> {
+  async #attempt(client: PoolClient, syncId: string, log: Logger, full: boolean): Promise<SyncResult> {
     const started = performance.now();
     const elapsed = () => Math.round(performance.now() - started);
     const transfer: Transfer = { bytes: 0, hash: createHash('sha256') };
@@ -202,11 +222,20 @@ export class Syncer {
     let manifest: Manifest | undefined;
     let inTransaction = false;
     let body: AsyncGenerator<Uint8Array> | undefined;
+    // What this edge holds is offered to Central only while its last sync ended well:
+    // after a failure (drift found, load cut short) the next sync reloads everything.
+    const trusted = !full && (await lastFinishedStatus(client, syncId)) !== 'failed';
+    // Without trigger bypass, parents cannot be reloaded under kept children: reload all.
+    const fast = await canLoadWithoutTriggers(client);
+    const applied = trusted && fast ? await lastAppliedTables(client) : undefined;
     try {
       body = await step(log, 'sync.pull', {}, () =>
         this.#deps.central.requestSnapshot({
           mac: this.#deps.mac,
-          knownGlobalSha256: state.last_global_sha256 ?? null,
+          knownGlobalSha256: trusted ? (state.last_global_sha256 ?? null) : null,
+          ...(applied
+            ? { knownTables: Object.fromEntries(applied.tables.map((t) => [t.name, t.sha256])) }
+            : {}),
         }),
       );
       const items = readSnapshot(counted(body, transfer));
@@ -227,7 +256,7 @@ export class Syncer {
         }
       });
 
-      if (!m.rowsIncluded || m.globalSha256 === state.last_global_sha256) {
+      if (!m.rowsIncluded || (trusted && m.globalSha256 === state.last_global_sha256)) {
         for await (const _ of items) {
           /* drain to the end frame, which the reader checks */
         }
@@ -259,11 +288,10 @@ export class Syncer {
       await client.query('BEGIN');
       inTransaction = true;
       await client.query(COPY_SESSION_SETTINGS_SQL);
-      const rowsLoaded = await step(mlog, 'sync.load', {}, async () => {
-        const fast = await canLoadWithoutTriggers(client);
+      const loaded = await step(mlog, 'sync.load', {}, async () => {
         if (fast) await setTriggers(client, false);
-        await emptyDataTables(client);
-        const rows = await loadTables(client, items, mlog);
+        else await emptyDataTables(client);
+        const result = await loadTables(client, items, mlog, fast);
         if (fast) {
           await setTriggers(client, true);
           const violated = await checkForeignKeys(client);
@@ -271,8 +299,9 @@ export class Syncer {
             throw new AppError('SNAPSHOT_INVALID', `snapshot breaks foreign keys: ${violated.join(', ')}`);
           }
         }
-        return rows;
+        return result;
       });
+      const rowsLoaded = loaded.rows;
       const local = await step(mlog, 'sync.verify', {}, async () => {
         const digests = await digestTables(client, localSelectSql);
         const drift = compareDigests(m.tables, digests);
@@ -310,6 +339,7 @@ export class Syncer {
         manifestId: m.manifestId,
         durationMs: elapsed(),
         rowsLoaded,
+        tablesLoaded: loaded.tables,
         tables: local,
         ack,
       };
