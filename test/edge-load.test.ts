@@ -9,21 +9,13 @@ import { after, before, describe, it } from 'node:test';
 import { enrollDevice } from '../src/central/services/enroll.ts';
 import { DEFAULT_SHAPE, seedCentral } from '../src/central/services/seed.ts';
 import type { Syncer } from '../src/edge/services/sync.ts';
-import type { Pool } from '../src/platform/db.ts';
 import { startCentral, type RunningCentral } from './helpers/central.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
-import { testSyncer } from './helpers/edge.ts';
+import { fingerprint, testSyncer } from './helpers/edge.ts';
 import { TEST_KEYS } from './helpers/keys.ts';
 
 const USERS = 60_000;
 
-async function fingerprint(pool: Pool): Promise<string> {
-  const { rows } = await pool.query(
-    `SELECT (SELECT count(*) FROM users) || ':' || (SELECT md5(string_agg(id::text || updated_at::text, ',' ORDER BY id)) FROM users)
-            || ':' || (SELECT count(*) FROM group_users) AS f`,
-  );
-  return rows[0].f;
-}
 
 describe('edge under load', () => {
   let central: TestDatabase;

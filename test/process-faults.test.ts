@@ -18,19 +18,12 @@ import { freePort, startEmbeddedCluster, type EmbeddedCluster } from '../src/pla
 import { migrate } from '../src/platform/migrate.ts';
 import { startCentral, type RunningCentral } from './helpers/central.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
-import { testSyncer } from './helpers/edge.ts';
+import { fingerprint, testSyncer } from './helpers/edge.ts';
 import { TEST_KEYS } from './helpers/keys.ts';
 import { waitFor } from './helpers/wait.ts';
 
 const USERS = 60_000;
 
-async function fingerprint(pool: Pool): Promise<string> {
-  const { rows } = await pool.query(
-    `SELECT (SELECT count(*) FROM users) || ':' || (SELECT md5(string_agg(id::text || updated_at::text, ',' ORDER BY id)) FROM users)
-            || ':' || (SELECT count(*) FROM group_users) || ':' || (SELECT count(*) FROM devices) AS f`,
-  );
-  return rows[0].f;
-}
 
 async function childBackend(pool: Pool, app: string, like: string): Promise<boolean> {
   const { rows } = await pool.query(

@@ -74,3 +74,12 @@ export async function centralScopeRows(pool: Pool, mac: string): Promise<Record<
     client.release();
   }
 }
+
+/** A short summary of the users and memberships an edge holds: equal fingerprints, equal data. */
+export async function fingerprint(pool: Pool): Promise<string> {
+  const { rows } = await pool.query(
+    `SELECT (SELECT count(*) FROM users) || ':' || (SELECT md5(string_agg(id::text || updated_at::text, ',' ORDER BY id)) FROM users)
+            || ':' || (SELECT count(*) FROM group_users) || ':' || (SELECT count(*) FROM devices) AS f`,
+  );
+  return rows[0].f;
+}
