@@ -24,7 +24,6 @@ import { waitFor } from './helpers/wait.ts';
 
 const USERS = 60_000;
 
-
 async function childBackend(pool: Pool, app: string, like: string): Promise<boolean> {
   const { rows } = await pool.query(
     `SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1 AND query LIKE $2`,

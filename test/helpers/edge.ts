@@ -6,7 +6,7 @@ import type { Syncer } from '../../src/edge/services/sync.ts';
 import { columnList, orderBy, TABLES } from '../../src/contract/tables.ts';
 import { scopeSelectSql, setScope } from '../../src/central/repo/snapshot.ts';
 import { findDeviceByMac } from '../../src/central/repo/devices.ts';
-import type { Pool } from '../../src/platform/db.ts';
+import type { Pool, PoolClient } from '../../src/platform/db.ts';
 import type { TestDatabase } from './db.ts';
 import { TEST_KEYS } from './keys.ts';
 
@@ -76,10 +76,11 @@ export async function centralScopeRows(pool: Pool, mac: string): Promise<Record<
 }
 
 /** A short summary of the users and memberships an edge holds: equal fingerprints, equal data. */
-export async function fingerprint(pool: Pool): Promise<string> {
-  const { rows } = await pool.query(
-    `SELECT (SELECT count(*) FROM users) || ':' || (SELECT md5(string_agg(id::text || updated_at::text, ',' ORDER BY id)) FROM users)
-            || ':' || (SELECT count(*) FROM group_users) || ':' || (SELECT count(*) FROM devices) AS f`,
-  );
-  return rows[0].f;
+export const FINGERPRINT_SQL = `SELECT (SELECT count(*) FROM users) || ':'
+    || (SELECT md5(string_agg(id::text || updated_at::text, ',' ORDER BY id)) FROM users)
+    || ':' || (SELECT count(*) FROM group_users) || ':' || (SELECT count(*) FROM devices) AS f`;
+
+export async function fingerprint(pool: Pool | PoolClient): Promise<string> {
+  const { rows } = await pool.query<{ f: string }>(FINGERPRINT_SQL);
+  return rows[0]!.f;
 }
