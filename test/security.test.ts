@@ -221,6 +221,22 @@ describe('security and wire faults', () => {
     );
   });
 
+  it('stops accepting a rotated credential at once, though verified credentials are remembered', async () => {
+    const device = macs[2]!;
+    const old = tokens.get(device)!;
+    const ask = async (token: string) => {
+      const res = await requestSnapshot(api.url, { mac: device }, token);
+      await res.arrayBuffer();
+      return res.status;
+    };
+    assert.equal(await ask(old), 200);
+    assert.equal(await ask(old), 200, 'served from the verified-credential cache');
+    const rotated = (await enrollDevice(central.pool, device)).secret;
+    tokens.set(device, rotated);
+    assert.equal(await ask(old), 401, 'the old credential is refused right after rotation');
+    assert.equal(await ask(rotated), 200);
+  });
+
   it('serves a lab Central in MAC-only mode without credentials', async () => {
     await using lab = await startCentral(central, { AUTH_MODE: 'mac-only' });
     await touch();

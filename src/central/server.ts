@@ -15,6 +15,7 @@ import type { CentralConfig } from './config.ts';
 import { centralMigrations } from './migrations.ts';
 import { CentralMetrics } from './metrics.ts';
 import { DigestCache } from './services/digest-cache.ts';
+import { CredentialVerifier } from './services/credentials.ts';
 import { parseSigningKey } from '../contract/signing.ts';
 
 export async function buildCentral(
@@ -52,6 +53,7 @@ export async function buildCentral(
       signingKey: parseSigningKey(config.MANIFEST_SIGNING_KEY),
       requireCredential: config.AUTH_MODE === 'credential',
       digestCache: new DigestCache(config.DIGEST_CACHE_ENTRIES),
+      credentials: new CredentialVerifier({ maxEntries: config.DIGEST_CACHE_ENTRIES, ttlMs: 15 * 60_000 }),
     },
     expectedMigration: migrations.at(-1)?.id ?? 0,
     ratePerDevicePerMinute: config.RATE_LIMIT_PER_DEVICE_PER_MINUTE,

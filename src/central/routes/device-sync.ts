@@ -176,6 +176,12 @@ export const deviceSyncRoutes: FastifyPluginAsyncTypebox<DeviceSyncOptions> = as
       },
     },
     async (request) =>
-      recordAck(opts.sync.pool, request.body, request.headers.authorization, opts.sync.requireCredential),
+      recordAck(
+        opts.sync.pool,
+        request.body,
+        request.headers.authorization,
+        opts.sync.requireCredential,
+        opts.sync.credentials,
+      ),
   );
 };

@@ -5,13 +5,14 @@ import type { Pool } from '../../platform/db.ts';
 import { AppError } from '../../platform/errors.ts';
 import { getSecretHash } from '../repo/devices.ts';
 import { findManifestHeader, insertAckOnce } from '../repo/manifests.ts';
-import { bearerToken, verifySecret } from './credentials.ts';
+import { bearerToken, type CredentialVerifier } from './credentials.ts';
 
 export async function recordAck(
   pool: Pool,
   body: AckBody,
   authorization: string | undefined,
   requireCredential: boolean,
+  verifier: CredentialVerifier,
 ): Promise<AckResponse> {
   const mac = normalizeMac(body.mac);
   if (!mac) throw new AppError('INVALID_MAC', `not a MAC address: ${JSON.stringify(body.mac.slice(0, 64))}`);
@@ -23,7 +24,7 @@ export async function recordAck(
   if (!header) throw new AppError('MANIFEST_NOT_FOUND', `no manifest ${body.manifestId}`);
   if (requireCredential) {
     const stored = await getSecretHash(pool, header.deviceId);
-    if (!stored || !(await verifySecret(token!, stored))) {
+    if (!stored || !(await verifier.verify(token!, stored))) {
       throw new AppError('UNAUTHENTICATED', 'device credential not accepted');
     }
   }

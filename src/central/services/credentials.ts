@@ -2,7 +2,8 @@
  * Device credentials: a random secret shown once, stored as a salted scrypt hash
  * (node:crypto, no extra dependency). Verification runs off the event loop.
  */
-import { randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
 import { promisify } from 'node:util';
 
 const scryptAsync = promisify(scrypt) as (
@@ -42,4 +43,27 @@ export async function verifySecret(secret: string, stored: string): Promise<bool
 export function bearerToken(header: string | undefined): string | undefined {
   const match = /^Bearer ([A-Za-z0-9._~+/=-]{1,512})$/.exec(header ?? '');
   return match?.[1];
+}
+
+/**
+ * scrypt is slow on purpose (tens of milliseconds of CPU), which a fleet polling every
+ * few minutes would pay on every request. A credential that verified is remembered for
+ * a while, keyed by a hash of the credential and the stored hash together: rotating a
+ * credential (a new stored hash) ends its entry at once, and the memory holds neither
+ * the credential nor anything it could be recovered from. Failures are never cached.
+ */
+export class CredentialVerifier {
+  readonly #verified: LRUCache<string, true>;
+
+  constructor(options: { maxEntries: number; ttlMs: number }) {
+    this.#verified = new LRUCache({ max: options.maxEntries, ttl: options.ttlMs });
+  }
+
+  async verify(secret: string, stored: string): Promise<boolean> {
+    const key = createHash('sha256').update(stored).update('\0').update(secret).digest('base64');
+    if (this.#verified.get(key)) return true;
+    const ok = await verifySecret(secret, stored);
+    if (ok) this.#verified.set(key, true);
+    return ok;
+  }
 }

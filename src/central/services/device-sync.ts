@@ -26,7 +26,7 @@ import { companyDataVersion, setScope } from '../repo/snapshot.ts';
 import { DigestCache } from './digest-cache.ts';
 import { manifestToWire, type Device } from '../model.ts';
 import type { CentralMetrics } from '../metrics.ts';
-import { bearerToken, verifySecret } from './credentials.ts';
+import { bearerToken, type CredentialVerifier } from './credentials.ts';
 import { computeDigests, newStreamStats, snapshotBody } from './snapshot.ts';
 
 export interface SyncDeps {
@@ -41,6 +41,7 @@ export interface SyncDeps {
   metrics: CentralMetrics;
   signingKey: SigningKey;
   digestCache: DigestCache;
+  credentials: CredentialVerifier;
   /** false in the lab-only MAC-only mode. */
   requireCredential: boolean;
 }
@@ -81,13 +82,14 @@ export function outcomeForError(err: unknown): RequestOutcome {
 
 async function authenticate(
   client: PoolClient,
+  verifier: CredentialVerifier,
   device: Device,
   authorization: string | undefined,
 ): Promise<void> {
   const token = bearerToken(authorization);
   if (!token) throw new AppError('UNAUTHENTICATED', 'missing Authorization: Bearer <device credential>');
   const stored = await getSecretHash(client, device.id);
-  if (!stored || !(await verifySecret(token, stored))) {
+  if (!stored || !(await verifier.verify(token, stored))) {
     throw new AppError('UNAUTHENTICATED', 'device credential not accepted');
   }
 }
@@ -122,7 +124,7 @@ export async function prepareSync(deps: SyncDeps, input: SyncInput): Promise<Pre
       const found = await findDeviceByMac(tx, mac);
       if (!found) throw new AppError('DEVICE_NOT_FOUND', `no device with MAC ${mac}`);
       if (!found.enabled) throw new AppError('DEVICE_DISABLED', `device ${mac} is disabled`);
-      if (deps.requireCredential) await authenticate(tx, found, input.authorization);
+      if (deps.requireCredential) await authenticate(tx, deps.credentials, found, input.authorization);
       return found;
     });
     const resolved = device;
