@@ -19,6 +19,13 @@ import { centralMigrations } from '../src/central/migrations.ts';
 import { createPool } from '../src/platform/db.ts';
 import { freePort, startEmbeddedCluster } from '../src/platform/embedded.ts';
 import { migrate } from '../src/platform/migrate.ts';
+import { pipeline } from 'node:stream/promises';
+import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
+import { findDeviceByMac } from '../src/central/repo/devices.ts';
+import { scopeSelectSql, setScope } from '../src/central/repo/snapshot.ts';
+import { columnList, TABLES } from '../src/contract/tables.ts';
+import { edgeMigrations } from '../src/edge/migrations.ts';
+import type { PoolClient } from '../src/platform/db.ts';
 import { generateSigningKeys } from '../src/contract/signing.ts';
 
 const { values } = parseArgs({ options: { users: { type: 'string', default: '100000,1000000' } } });
@@ -61,6 +68,37 @@ async function measured(args: string[], env: Record<string, string>) {
   const code = await done;
   clearInterval(sampler);
   return { code, ms: Math.round(performance.now() - t), peakMb: peak, steps };
+}
+
+/**
+ * The physical limit of moving the data: the device's scope piped table by table from
+ * `COPY (…) TO STDOUT` on Central into `COPY … FROM STDIN` on an empty edge database,
+ * in one transaction, with nothing else (no hashing, no HTTP, no verification).
+ */
+async function rawPipe(centralUrl: string, edgeUrl: string, mac: string, triggers: boolean): Promise<number> {
+  const source = new pg.Client({ connectionString: centralUrl });
+  const target = new pg.Client({ connectionString: edgeUrl });
+  await Promise.all([source.connect(), target.connect()]);
+  try {
+    const t = performance.now();
+    await source.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    await target.query('BEGIN');
+    // Without triggers: no foreign-key check at all, the bare cost of moving the rows.
+    if (!triggers) await target.query('SET LOCAL session_replication_role = replica');
+    const device = await findDeviceByMac(source, mac);
+    await setScope(source as unknown as PoolClient, device!);
+    for (const def of TABLES) {
+      await pipeline(
+        source.query(copyTo(`COPY (${scopeSelectSql(def)}) TO STDOUT`)),
+        target.query(copyFrom(`COPY "${def.name}" (${columnList(def)}) FROM STDIN`)),
+      );
+    }
+    await target.query('COMMIT');
+    await source.query('COMMIT');
+    return Math.round(performance.now() - t);
+  } finally {
+    await Promise.all([source.end(), target.end()]);
+  }
 }
 
 /** Reads a snapshot response to its end over raw HTTP, counting the bytes on the wire. */
@@ -140,6 +178,7 @@ try {
     }
     const plain = await drain(`${base}/api/device-sync/request`, { mac }, secret, 'identity');
     const gzip = await drain(`${base}/api/device-sync/request`, { mac }, secret, 'gzip');
+    const zstd = await drain(`${base}/api/device-sync/request`, { mac }, secret, 'zstd');
     const centralPeakAfterRequests = await peakRssMb(central.child.pid!);
 
     const edgeDb = `bench_edge_${users}`;
@@ -161,6 +200,23 @@ try {
     const sync = await measured(['edge', 'sync'], edgeEnv);
     const resync = await measured(['edge', 'sync'], edgeEnv);
     const centralPeak = await peakRssMb(central.child.pid!);
+    const pipeDb = `bench_pipe_${users}`;
+    const pipeAdmin = new pg.Client({ connectionString: edgePg.url });
+    await pipeAdmin.connect();
+    await pipeAdmin.query(`DROP DATABASE IF EXISTS ${pipeDb}`);
+    await pipeAdmin.query(`CREATE DATABASE ${pipeDb}`);
+    await pipeAdmin.end();
+    const pipeUrl = edgePg.url.replace(/\/postgres$/, `/${pipeDb}`);
+    const pipePool = createPool(pipeUrl, { applicationName: 'bench', max: 1 });
+    await migrate(pipePool, await edgeMigrations());
+    await pipePool.end();
+    const pipe = await rawPipe(centralUrl, pipeUrl, mac, true);
+    const clean = createPool(pipeUrl, { applicationName: 'bench', max: 1 });
+    await clean.query(
+      'TRUNCATE companies, locations, groups, location_groups, users, group_users, areas, devices',
+    );
+    await clean.end();
+    const barePipe = await rawPipe(centralUrl, pipeUrl, mac, false);
     central.child.kill('SIGTERM');
     await central.done;
     const scope = seeded.counts.users;
@@ -170,6 +226,7 @@ try {
       `${plain.ms} ms`,
       `${(plain.bytes / 2 ** 20).toFixed(1)} MiB`,
       `${gzip.ms} ms, ${(gzip.bytes / 2 ** 20).toFixed(1)} MiB`,
+      `${zstd.ms} ms, ${(zstd.bytes / 2 ** 20).toFixed(1)} MiB`,
       `${centralPeakAfterRequests} MB`,
       `${sync.ms} ms${sync.code === 0 ? '' : ' (FAILED)'}`,
       `${sync.peakMb} MB`,
@@ -177,6 +234,10 @@ try {
       `${centralPeak} MB`,
     ]);
     console.log(rows.at(-1)!.join(' | '));
+    console.log(
+      `  raw COPY pipe of the same scope: ${pipe} ms with foreign-key triggers, ${barePipe} ms without;` +
+        ` full sync / raw pipe = ${(sync.ms / pipe).toFixed(2)} and ${(sync.ms / barePipe).toFixed(2)}`,
+    );
     const split = [
       'sync.pull',
       'sync.validate',
@@ -206,6 +267,7 @@ const header = [
   'request, identity',
   'body',
   'request, gzip',
+  'request, zstd',
   'central peak RSS after requests',
   'full edge sync',
   'edge peak RSS',

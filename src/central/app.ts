@@ -43,7 +43,8 @@ export async function centralApp(app: FastifyInstance, opts: CentralAppOptions):
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   await app.register(compress, {
     global: true,
-    encodings: ['gzip', 'deflate'],
+    // zstd first: smaller than gzip at a fraction of its CPU (Node 24 and undici both speak it).
+    encodings: ['zstd', 'gzip', 'deflate'],
     threshold: 1024,
     customTypes: /^application\/(vnd\.dbupdate\.|json)/,
   });

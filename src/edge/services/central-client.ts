@@ -111,7 +111,7 @@ export class CentralClient {
           headers: {
             'content-type': 'application/json',
             accept,
-            'accept-encoding': 'gzip, deflate',
+            'accept-encoding': 'zstd, gzip, deflate',
             ...(this.#opts.token ? { authorization: `Bearer ${this.#opts.token}` } : {}),
             ...traceHeaders,
           },
