@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { enrollDevice } from '../src/central/services/enroll.ts';
 import { DEFAULT_SHAPE, seedCentral } from '../src/central/services/seed.ts';
 import { verifyLocal } from '../src/edge/services/verify.ts';
-import type { Syncer } from '../src/edge/services/sync.ts';
+import { SYNC_LOCK_KEY, type Syncer } from '../src/edge/services/sync.ts';
 import { startCentral, type RunningCentral } from './helpers/central.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { centralScopeRows, edgeRows, testSyncer } from './helpers/edge.ts';
@@ -287,12 +287,18 @@ describe('end to end', () => {
     await central.pool.query(`UPDATE devices SET updated_at = now() WHERE mac = $1`, [mac]);
     const first = syncer.run('cli');
     await assert.rejects(syncer.run('manual'), { code: 'SYNC_IN_PROGRESS' });
-    const other = testSyncer(edge, proxy.url, mac, token);
-    // The first run takes the database lock on its first query; give it that moment.
-    await new Promise((r) => setTimeout(r, 50));
-    await assert.rejects(other.run('cli'), { code: 'SYNC_IN_PROGRESS' });
     assert.equal((await first).status, 'success');
-    assert.notEqual((await other.run('cli')).status, 'failed');
+    // Another process syncing this database holds the lock; take it as that process would.
+    const holder = await edge.pool.connect();
+    try {
+      await holder.query('SELECT pg_advisory_lock($1)', [SYNC_LOCK_KEY]);
+      const other = testSyncer(edge, proxy.url, mac, token);
+      await assert.rejects(other.run('cli'), { code: 'SYNC_IN_PROGRESS' });
+      await holder.query('SELECT pg_advisory_unlock($1)', [SYNC_LOCK_KEY]);
+      assert.notEqual((await other.run('cli')).status, 'failed');
+    } finally {
+      holder.release();
+    }
   });
 
   it('verify names the tables that drifted', async () => {
