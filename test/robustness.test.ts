@@ -115,7 +115,14 @@ describe('robustness', () => {
   });
 
   it('serves 50 devices at once and stores repeated acks once, auditing every request once', async () => {
-    const before = (await db.pool.query('SELECT coalesce(max(id), 0) AS id FROM sync_requests')).rows[0].id;
+    // Refusals of the previous test are audited as their responses finish: let them land first.
+    let before = '';
+    for (let settled = false; !settled;) {
+      const now = (await db.pool.query('SELECT coalesce(max(id), 0) AS id FROM sync_requests')).rows[0].id;
+      await new Promise((r) => setTimeout(r, 300));
+      settled = now === before;
+      before = now;
+    }
     const started = Date.now();
     const manifests = await Promise.all(
       macs.map(async (m) => {
