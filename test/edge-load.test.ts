@@ -6,10 +6,8 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
-import { enrollDevice } from '../src/central/services/enroll.ts';
-import { DEFAULT_SHAPE, seedCentral } from '../src/central/services/seed.ts';
 import type { Syncer } from '../src/edge/services/sync.ts';
-import { startCentral, type RunningCentral } from './helpers/central.ts';
+import { seedOneScope, startCentral, type RunningCentral } from './helpers/central.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { fingerprint, testSyncer } from './helpers/edge.ts';
 import { TEST_KEYS } from './helpers/keys.ts';
@@ -27,20 +25,7 @@ describe('edge under load', () => {
   before(async () => {
     central = await createTestDatabase('central');
     edge = await createTestDatabase('edge');
-    const seeded = await seedCentral(
-      central.pool,
-      {
-        ...DEFAULT_SHAPE,
-        companies: 1,
-        locationsPerCompany: 1,
-        groupsPerCompany: 4,
-        groupsPerLocation: 4,
-        usersPerCompany: USERS,
-      },
-      { reset: false },
-    );
-    mac = seeded.devices[0]!.mac;
-    token = (await enrollDevice(central.pool, mac)).secret;
+    ({ mac, token } = await seedOneScope(central, USERS));
     api = await startCentral(central);
     syncer = testSyncer(edge, api.url, mac, token);
     const first = await syncer.run('cli');

@@ -16,7 +16,7 @@ import { edgeMigrations } from '../src/edge/migrations.ts';
 import { createPool, type Pool } from '../src/platform/db.ts';
 import { freePort, startEmbeddedCluster, type EmbeddedCluster } from '../src/platform/embedded.ts';
 import { migrate } from '../src/platform/migrate.ts';
-import { startCentral, type RunningCentral } from './helpers/central.ts';
+import { seedOneScope, startCentral, type RunningCentral } from './helpers/central.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { fingerprint, testSyncer } from './helpers/edge.ts';
 import { TEST_KEYS } from './helpers/keys.ts';
@@ -40,20 +40,7 @@ describe('process faults', () => {
 
   before(async () => {
     central = await createTestDatabase('central');
-    const seeded = await seedCentral(
-      central.pool,
-      {
-        ...DEFAULT_SHAPE,
-        companies: 1,
-        locationsPerCompany: 1,
-        groupsPerCompany: 4,
-        groupsPerLocation: 4,
-        usersPerCompany: USERS,
-      },
-      { reset: false },
-    );
-    mac = seeded.devices[0]!.mac;
-    token = (await enrollDevice(central.pool, mac)).secret;
+    ({ mac, token } = await seedOneScope(central, USERS));
     api = await startCentral(central);
   });
   after(async () => {
@@ -177,15 +164,31 @@ describe('process faults', () => {
       (ok) => ok,
       20_000,
     );
-    const sync = testSyncer(edge, `http://127.0.0.1:${port}`, mac, token).run('cli');
-    await waitFor(
-      () => childBackend(edge.pool, 'test-edge', 'COPY "users"%'),
-      (ok) => ok,
-      30_000,
-    ).catch(() => undefined);
-    centralProc.kill('SIGKILL');
-    await centralExit;
-    const result = await sync;
+    // Hold the edge at its load of users (a lock it must wait for), so Central is surely
+    // still sending when it dies; then let the edge read on into the cut.
+    const holder = await edge.pool.connect();
+    let result;
+    try {
+      await holder.query('BEGIN');
+      await holder.query('LOCK TABLE users IN ACCESS EXCLUSIVE MODE');
+      const sync = testSyncer(edge, `http://127.0.0.1:${port}`, mac, token).run('cli');
+      await waitFor(
+        async () =>
+          (
+            await edge.pool.query(
+              `SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+            )
+          ).rows.length > 0,
+        (waiting) => waiting,
+        30_000,
+      );
+      centralProc.kill('SIGKILL');
+      await centralExit;
+      await holder.query('ROLLBACK');
+      result = await sync;
+    } finally {
+      holder.release();
+    }
     assert.equal(result.status, 'failed');
     assert.equal(result.error?.code, 'SNAPSHOT_INVALID', result.error?.message);
     assert.equal(await fingerprint(edge.pool), before);

@@ -2,6 +2,8 @@
 import type { AddressInfo } from 'node:net';
 import { loadCentralConfig } from '../../src/central/config.ts';
 import { buildCentral } from '../../src/central/server.ts';
+import { enrollDevice } from '../../src/central/services/enroll.ts';
+import { DEFAULT_SHAPE, seedCentral } from '../../src/central/services/seed.ts';
 import type { TestDatabase } from './db.ts';
 import { TEST_KEYS } from './keys.ts';
 
@@ -26,4 +28,22 @@ export async function startCentral(
   await app.listen({ port: 0, host: '127.0.0.1' });
   const { port } = app.server.address() as AddressInfo;
   return { url: `http://127.0.0.1:${port}`, app, [Symbol.asyncDispose]: () => app.close() };
+}
+
+/** One company with one location whose scope holds `users` users; its first device enrolled. */
+export async function seedOneScope(db: TestDatabase, users: number): Promise<{ mac: string; token: string }> {
+  const seeded = await seedCentral(
+    db.pool,
+    {
+      ...DEFAULT_SHAPE,
+      companies: 1,
+      locationsPerCompany: 1,
+      groupsPerCompany: 4,
+      groupsPerLocation: 4,
+      usersPerCompany: users,
+    },
+    { reset: false },
+  );
+  const mac = seeded.devices[0]!.mac;
+  return { mac, token: (await enrollDevice(db.pool, mac)).secret };
 }
