@@ -20,9 +20,9 @@ import type { FastifyRequest } from 'fastify';
 import { normalizeMac } from '../../contract/mac.ts';
 import { AppError } from '../../platform/errors.ts';
 import { FixedWindow } from '../../platform/fixed-window.ts';
-import { insertRequestRefused, type RequestOutcome } from '../repo/requests.ts';
+import { insertRequestRefused } from '../repo/requests.ts';
 import { recordAck } from '../services/ack.ts';
-import { prepareSync, type SyncDeps } from '../services/device-sync.ts';
+import { auditStatus, prepareSync, type SyncDeps } from '../services/device-sync.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -35,13 +35,6 @@ export interface DeviceSyncOptions {
   ratePerDevicePerMinute: number;
   ratePerMinuteOverall: number;
   maxConcurrentSnapshots: number;
-}
-
-function refusalStatus(status: number, code: string | undefined): RequestOutcome['status'] {
-  if (code === 'RATE_LIMITED') return 'rate_limited';
-  if (code === 'OVERLOADED') return 'overloaded';
-  if (status === 401) return 'unauthenticated';
-  return status < 500 ? 'invalid_input' : 'error';
 }
 
 /** Device key for rate limits: the normalized MAC of the body, else the caller's address. */
@@ -90,12 +83,12 @@ export const deviceSyncRoutes: FastifyPluginAsyncTypebox<DeviceSyncOptions> = as
       await insertRequestRefused(opts.sync.pool, {
         mac,
         remoteAddr: request.ip,
-        status: refusalStatus(reply.statusCode, request.errorCode),
+        status: auditStatus(request.errorCode, reply.statusCode),
         errorCode: request.errorCode ?? null,
         reason: `answered ${reply.statusCode}`,
         durationMs: Math.round(reply.elapsedTime),
       });
-      opts.sync.metrics.snapshots.inc({ outcome: refusalStatus(reply.statusCode, request.errorCode) });
+      opts.sync.metrics.snapshots.inc({ outcome: auditStatus(request.errorCode, reply.statusCode) });
     } catch (err) {
       opts.sync.metrics.auditFailures.inc();
       request.log.error({ err, event: 'audit.write', outcome: 'error' }, 'could not audit a refused request');

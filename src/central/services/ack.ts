@@ -3,9 +3,8 @@ import { normalizeMac } from '../../contract/mac.ts';
 import type { AckBody, AckResponse } from '../../contract/wire.ts';
 import type { Pool } from '../../platform/db.ts';
 import { AppError } from '../../platform/errors.ts';
-import { getSecretHash } from '../repo/devices.ts';
 import { findManifestHeader, insertAckOnce } from '../repo/manifests.ts';
-import { bearerToken, type CredentialVerifier } from './credentials.ts';
+import { authenticateDevice, bearerToken, type CredentialVerifier } from './credentials.ts';
 
 export async function recordAck(
   pool: Pool,
@@ -16,18 +15,13 @@ export async function recordAck(
 ): Promise<AckResponse> {
   const mac = normalizeMac(body.mac);
   if (!mac) throw new AppError('INVALID_MAC', `not a MAC address: ${JSON.stringify(body.mac.slice(0, 64))}`);
-  const token = bearerToken(authorization);
-  if (requireCredential && !token) {
+  // A caller without any credential learns nothing, not even whether the manifest exists.
+  if (requireCredential && !bearerToken(authorization)) {
     throw new AppError('UNAUTHENTICATED', 'missing Authorization: Bearer <device credential>');
   }
   const header = await findManifestHeader(pool, body.manifestId);
   if (!header) throw new AppError('MANIFEST_NOT_FOUND', `no manifest ${body.manifestId}`);
-  if (requireCredential) {
-    const stored = await getSecretHash(pool, header.deviceId);
-    if (!stored || !(await verifier.verify(token!, stored))) {
-      throw new AppError('UNAUTHENTICATED', 'device credential not accepted');
-    }
-  }
+  if (requireCredential) await authenticateDevice(pool, verifier, header.deviceId, authorization);
   if (header.mac !== mac) {
     throw new AppError('MANIFEST_FORBIDDEN', `manifest ${body.manifestId} was not issued to ${mac}`);
   }

@@ -4,6 +4,9 @@
  */
 import { createHash, randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
+import type { Queryable } from '../../platform/db.ts';
+import { AppError } from '../../platform/errors.ts';
+import { getSecretHash } from '../repo/devices.ts';
 import { promisify } from 'node:util';
 
 const scryptAsync = promisify(scrypt) as (
@@ -65,5 +68,20 @@ export class CredentialVerifier {
     const ok = await verifySecret(secret, stored);
     if (ok) this.#verified.set(key, true);
     return ok;
+  }
+}
+
+/** Throws UNAUTHENTICATED unless `authorization` carries the device's current credential. */
+export async function authenticateDevice(
+  db: Queryable,
+  verifier: CredentialVerifier,
+  deviceId: string,
+  authorization: string | undefined,
+): Promise<void> {
+  const token = bearerToken(authorization);
+  if (!token) throw new AppError('UNAUTHENTICATED', 'missing Authorization: Bearer <device credential>');
+  const stored = await getSecretHash(db, deviceId);
+  if (!stored || !(await verifier.verify(token, stored))) {
+    throw new AppError('UNAUTHENTICATED', 'device credential not accepted');
   }
 }

@@ -19,14 +19,14 @@ import { withTransaction, type Pool, type PoolClient } from '../../platform/db.t
 import { AppError, isDatabaseUnavailable, type ErrorCode } from '../../platform/errors.ts';
 import type { Logger } from '../../platform/logger.ts';
 import { step } from '../../platform/step.ts';
-import { findDeviceByMac, getSecretHash } from '../repo/devices.ts';
+import { findDeviceByMac } from '../repo/devices.ts';
 import { insertManifest } from '../repo/manifests.ts';
 import { finishRequest, insertRequestStarted, type RequestOutcome } from '../repo/requests.ts';
 import { companyDataVersion, setScope } from '../repo/snapshot.ts';
 import { DigestCache } from './digest-cache.ts';
 import { manifestToWire, type Device } from '../model.ts';
 import type { CentralMetrics } from '../metrics.ts';
-import { bearerToken, type CredentialVerifier } from './credentials.ts';
+import { authenticateDevice, type CredentialVerifier } from './credentials.ts';
 import { computeDigests, newStreamStats, snapshotBody } from './snapshot.ts';
 
 export interface SyncDeps {
@@ -69,29 +69,25 @@ const STATUS_FOR: Partial<Record<ErrorCode, RequestOutcome['status']>> = {
   DEVICE_NOT_FOUND: 'unknown_device',
   DEVICE_DISABLED: 'disabled',
   UNAUTHENTICATED: 'unauthenticated',
+  RATE_LIMITED: 'rate_limited',
+  OVERLOADED: 'overloaded',
 };
+
+/** The audit status of a request answered with an error code and HTTP status. */
+export function auditStatus(code: string | undefined, httpStatus: number): RequestOutcome['status'] {
+  const known = code === undefined ? undefined : STATUS_FOR[code as ErrorCode];
+  if (known) return known;
+  if (httpStatus === 401) return 'unauthenticated';
+  return httpStatus < 500 ? 'invalid_input' : 'error';
+}
 
 export function outcomeForError(err: unknown): RequestOutcome {
   const appErr = err instanceof AppError ? err : undefined;
   return {
-    status: (appErr && STATUS_FOR[appErr.code]) ?? 'error',
+    status: auditStatus(appErr?.code, appErr?.status ?? 500),
     errorCode: appErr?.code ?? (isDatabaseUnavailable(err) ? 'DATABASE_UNAVAILABLE' : 'INTERNAL'),
     reason: (err as Error).message.slice(0, 1000),
   };
-}
-
-async function authenticate(
-  client: PoolClient,
-  verifier: CredentialVerifier,
-  device: Device,
-  authorization: string | undefined,
-): Promise<void> {
-  const token = bearerToken(authorization);
-  if (!token) throw new AppError('UNAUTHENTICATED', 'missing Authorization: Bearer <device credential>');
-  const stored = await getSecretHash(client, device.id);
-  if (!stored || !(await verifier.verify(token, stored))) {
-    throw new AppError('UNAUTHENTICATED', 'device credential not accepted');
-  }
 }
 
 export async function prepareSync(deps: SyncDeps, input: SyncInput): Promise<PreparedSync> {
@@ -124,7 +120,8 @@ export async function prepareSync(deps: SyncDeps, input: SyncInput): Promise<Pre
       const found = await findDeviceByMac(tx, mac);
       if (!found) throw new AppError('DEVICE_NOT_FOUND', `no device with MAC ${mac}`);
       if (!found.enabled) throw new AppError('DEVICE_DISABLED', `device ${mac} is disabled`);
-      if (deps.requireCredential) await authenticate(tx, deps.credentials, found, input.authorization);
+      if (deps.requireCredential)
+        await authenticateDevice(tx, deps.credentials, found.id, input.authorization);
       return found;
     });
     const resolved = device;
