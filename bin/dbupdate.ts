@@ -1,6 +1,18 @@
 #!/usr/bin/env node
-import { main } from '../src/cli/main.ts';
+// Tracing first: its instrumentations hook `pg`, `fastify` and `undici` as they load,
+// so the rest of the program is imported only afterwards.
+import { serviceNameFor, shutdownTracing, startTracing } from '../src/platform/tracing.ts';
 
+try {
+  startTracing({ serviceName: serviceNameFor(process.argv[2]) });
+} catch (err) {
+  console.error(`error ${(err as { code?: string }).code ?? 'CONFIG_INVALID'}: ${(err as Error).message}`);
+  process.exit(2);
+}
+const { main } = await import('../src/cli/main.ts');
 const code = await main(process.argv.slice(2));
 // serve commands return -1: they run until a signal, and exit when their handles close.
-if (code >= 0) process.exit(code);
+if (code >= 0) {
+  await shutdownTracing();
+  process.exit(code);
+}

@@ -13,6 +13,8 @@ export const CentralConfigSchema = Type.Object({
   /** Connections for short queries; snapshots have their own MAX_CONCURRENT_SNAPSHOTS. */
   DB_POOL_MAX: Type.Integer({ minimum: 2, maximum: 200, default: 10 }),
   SEQ_URL: Type.Optional(Type.String({ pattern: '^https?://' })),
+  /** Sent as X-Seq-ApiKey when Seq requires one. */
+  SEQ_API_KEY: Type.Optional(Type.String({ minLength: 1 })),
   /** Ed25519 private key (base64 PKCS#8 DER or PEM) from `dbupdate central keygen`. */
   MANIFEST_SIGNING_KEY: Type.String({ minLength: 40 }),
   /** `mac-only` trusts the MAC alone: for labs, never for a fleet; warned at every start. */

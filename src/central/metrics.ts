@@ -3,6 +3,7 @@
  * work, audit write failures. One registry per app; labels are low-cardinality (no MAC).
  */
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { registerLogMetrics } from '../platform/log-metrics.ts';
 
 export class CentralMetrics {
   readonly registry = new Registry();
@@ -55,5 +56,6 @@ export class CentralMetrics {
 
   constructor(options: { defaults?: boolean } = {}) {
     if (options.defaults !== false) collectDefaultMetrics({ register: this.registry });
+    registerLogMetrics(this.registry);
   }
 }

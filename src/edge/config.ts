@@ -22,6 +22,8 @@ export const EdgeConfigSchema = Type.Object({
   HTTP_STALL_TIMEOUT_SECONDS: Type.Integer({ minimum: 1, maximum: 3600, default: 60 }),
   HTTP_RETRY_ATTEMPTS: Type.Integer({ minimum: 0, maximum: 10, default: 3 }),
   SEQ_URL: Type.Optional(Type.String({ pattern: '^https?://' })),
+  /** Sent as X-Seq-ApiKey when Seq requires one. */
+  SEQ_API_KEY: Type.Optional(Type.String({ minLength: 1 })),
 });
 export type EdgeConfig = Readonly<Static<typeof EdgeConfigSchema>>;
 

@@ -3,7 +3,13 @@
  * one process (tests, the simulator) never share counters. Labels stay low-cardinality.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { registerLogMetrics } from '../platform/log-metrics.ts';
 import type { SyncResult } from './services/sync.ts';
+
+interface LiveSource {
+  breakerState(): string;
+  pendingAcks(): Promise<number>;
+}
 
 export class EdgeMetrics {
   readonly registry = new Registry();
@@ -36,8 +42,51 @@ export class EdgeMetrics {
     registers: [this.registry],
   });
 
+  readonly tableLoadSeconds = new Histogram({
+    name: 'dbupdate_edge_table_load_seconds',
+    help: 'Time to COPY one table of a snapshot into the local database',
+    labelNames: ['table'] as const,
+    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    registers: [this.registry],
+  });
+  readonly tableRowsLoaded = new Counter({
+    name: 'dbupdate_edge_table_rows_loaded_total',
+    help: 'Rows loaded by COPY, by table',
+    labelNames: ['table'] as const,
+    registers: [this.registry],
+  });
+  #source: LiveSource | undefined;
+  readonly breakerOpen: Gauge = new Gauge({
+    name: 'dbupdate_edge_central_circuit_open',
+    help: 'Circuit breaker towards Central: 0 closed, 1 open, 0.5 half-open (probing)',
+    registers: [this.registry],
+    collect: () => {
+      const state = this.#source?.breakerState();
+      this.breakerOpen.set(state === 'open' || state === 'isolated' ? 1 : state === 'half-open' ? 0.5 : 0);
+    },
+  });
+  readonly pendingAcks: Gauge = new Gauge({
+    name: 'dbupdate_edge_pending_acks',
+    help: 'Acknowledgements kept locally until Central takes them',
+    registers: [this.registry],
+    collect: async () => {
+      if (this.#source) this.pendingAcks.set(await this.#source.pendingAcks().catch(() => NaN));
+    },
+  });
+
   constructor(options: { defaults?: boolean } = {}) {
     if (options.defaults !== false) collectDefaultMetrics({ register: this.registry });
+    registerLogMetrics(this.registry);
+  }
+
+  /** Gauges read at scrape time from the live service. */
+  observe(source: LiveSource): void {
+    this.#source = source;
+  }
+
+  recordTableLoad(table: string, rows: number, seconds: number): void {
+    this.tableLoadSeconds.observe({ table }, seconds);
+    this.tableRowsLoaded.inc({ table }, rows);
   }
 
   record(result: SyncResult): void {

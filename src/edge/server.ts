@@ -19,6 +19,7 @@ import { jitterSeconds, type EdgeConfig } from './config.ts';
 import { edgeMigrations } from './migrations.ts';
 import { CentralClient } from './services/central-client.ts';
 import { Syncer, type SyncResult, type SyncTrigger } from './services/sync.ts';
+import { countPendingAcks } from './repo/ledger.ts';
 
 export function createSyncer(
   config: EdgeConfig,
@@ -36,12 +37,14 @@ export function createSyncer(
     stallTimeoutMs: config.HTTP_STALL_TIMEOUT_SECONDS * 1000,
     ...(options.initialDelayMs === undefined ? {} : { initialDelayMs: options.initialDelayMs }),
   });
+  const metrics = new EdgeMetrics({ defaults: options.defaultMetrics ?? false });
+  metrics.observe({ breakerState: () => central.breakerState, pendingAcks: () => countPendingAcks(pool) });
   return new Syncer({
     pool,
     central,
     mac,
     log,
-    metrics: new EdgeMetrics({ defaults: options.defaultMetrics ?? false }),
+    metrics,
     publicKeys: parsePublicKeys(config.MANIFEST_PUBLIC_KEYS),
   });
 }
@@ -82,7 +85,10 @@ export interface RunningEdge {
 
 export async function startEdge(
   config: EdgeConfig,
-  log: Logger = createLogger('dbupdate-service', config.LOG_LEVEL),
+  log: Logger = createLogger('dbupdate-service', config.LOG_LEVEL, {
+    seqUrl: config.SEQ_URL,
+    seqApiKey: config.SEQ_API_KEY,
+  }),
 ): Promise<RunningEdge> {
   const pool = createPool(config.EDGE_DATABASE_URL, { max: 5, applicationName: 'dbupdate-service' });
   try {
@@ -135,7 +141,10 @@ export async function startEdge(
 }
 
 export async function runEdge(config: EdgeConfig): Promise<void> {
-  const log = createLogger('dbupdate-service', config.LOG_LEVEL);
+  const log = createLogger('dbupdate-service', config.LOG_LEVEL, {
+    seqUrl: config.SEQ_URL,
+    seqApiKey: config.SEQ_API_KEY,
+  });
   const edge = await startEdge(config, log);
   stopOnSignal(log, () => edge.stop());
 }

@@ -1,5 +1,7 @@
 /** Graceful shutdown for a long-running service: the first SIGTERM or SIGINT runs `stop` once. */
 import type { Logger } from './logger.ts';
+import { shutdownTracing } from './tracing.ts';
+import { closeSeqSinks } from './seq.ts';
 
 export function stopOnSignal(log: Logger, stop: () => Promise<void>): void {
   let closing = false;
@@ -10,6 +12,9 @@ export function stopOnSignal(log: Logger, stop: () => Promise<void>): void {
     try {
       await stop();
       log.info({ event: 'shutdown.finish', outcome: 'success' }, 'stopped');
+      // The last spans (the shutdown's own requests included) leave before the process does.
+      await shutdownTracing();
+      await closeSeqSinks();
     } catch (err) {
       log.error({ event: 'shutdown.finish', outcome: 'error', err }, 'shutdown failed');
       process.exitCode = 1;

@@ -2,7 +2,10 @@
  * pino, JSON lines by default and readable on a terminal. Credentials are redacted
  * wherever they may appear; the redaction list is the one place that knows them.
  */
+import { trace } from '@opentelemetry/api';
 import { pino, type LoggerOptions } from 'pino';
+import pinoPretty from 'pino-pretty';
+import { SeqSink } from './seq.ts';
 import type { FastifyBaseLogger } from 'fastify';
 
 export type Logger = FastifyBaseLogger;
@@ -25,6 +28,8 @@ export function loggerOptions(service: string, level: string): LoggerOptions {
     base: { service },
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
     timestamp: pino.stdTimeFunctions.isoTime,
+    // Every line written inside a span names its trace, so logs and traces join up.
+    mixin: traceFields,
   };
   if (process.stdout.isTTY && process.env.LOG_FORMAT !== 'json') {
     options.transport = {
@@ -35,6 +40,33 @@ export function loggerOptions(service: string, level: string): LoggerOptions {
   return options;
 }
 
-export function createLogger(service: string, level: string): Logger {
-  return pino(loggerOptions(service, level));
+function traceFields(): Record<string, string> {
+  const span = trace.getActiveSpan();
+  if (!span) return {};
+  const { traceId, spanId } = span.spanContext();
+  return { traceId, spanId };
+}
+
+export interface LogShipping {
+  seqUrl?: string | undefined;
+  seqApiKey?: string | undefined;
+}
+
+/** The service logger: stdout always, and Seq as well when SEQ_URL is set. */
+export function createLogger(service: string, level: string, shipping: LogShipping = {}): Logger {
+  const options = loggerOptions(service, level);
+  if (!shipping.seqUrl) return pino(options);
+  const pretty = options.transport !== undefined;
+  delete options.transport;
+  const console = pretty
+    ? pinoPretty({ translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' })
+    : pino.destination(1);
+  const seq = new SeqSink({ url: shipping.seqUrl, apiKey: shipping.seqApiKey });
+  return pino(
+    options,
+    pino.multistream([
+      { level: level as pino.Level, stream: console },
+      { level: level as pino.Level, stream: seq },
+    ]),
+  );
 }

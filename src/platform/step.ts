@@ -1,30 +1,104 @@
 /**
  * The step model: every unit of work logs a start and a finish event (with outcome
- * and duration, on success and on error) under one name, so a sync can be followed
- * step by step in any log viewer.
+ * and duration, on success and on error) under one name, and is one span of the same
+ * name, so a sync can be followed step by step in any log viewer and in a trace.
+ * The log lines are written inside the span, so they carry its trace id.
  */
+import { SpanStatusCode, context, trace, type Attributes, type Context, type Span } from '@opentelemetry/api';
 import type { Logger } from './logger.ts';
+
+const tracer = trace.getTracer('dbupdate');
+
+/** Fields that become span attributes (as `dbupdate.<name>`), from the call and the logger's bindings. */
+const SPAN_FIELDS = new Set([
+  'manifestId',
+  'device',
+  'deviceId',
+  'syncId',
+  'trigger',
+  'table',
+  'rows',
+  'cache',
+  'rowsIncluded',
+]);
+
+function attributesOf(log: Logger, fields: Record<string, unknown>): Attributes {
+  const bindings = (log as { bindings?: () => Record<string, unknown> }).bindings?.() ?? {};
+  const attributes: Attributes = {};
+  for (const source of [bindings, fields]) {
+    for (const [key, value] of Object.entries(source)) {
+      if (!SPAN_FIELDS.has(key)) continue;
+      if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean')
+        attributes[`dbupdate.${key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)}`] = value;
+    }
+  }
+  return attributes;
+}
+
+export interface OpenStep {
+  /** The context of this step's span: work done under it becomes its children. */
+  readonly context: Context;
+  readonly span: Span;
+  /** Adds fields to the finish event (and span attributes for the known ones). */
+  annotate(fields: Record<string, unknown>): void;
+  finish(err?: unknown): void;
+}
+
+/**
+ * A step whose start and finish happen in different places (a response that streams
+ * after the handler returned). `finish` is idempotent.
+ */
+export function startStep(log: Logger, name: string, fields: Record<string, unknown> = {}): OpenStep {
+  const started = performance.now();
+  const span = tracer.startSpan(name, { attributes: attributesOf(log, fields) });
+  const ctx = trace.setSpan(context.active(), span);
+  const extra: Record<string, unknown> = { ...fields };
+  context.with(ctx, () => log.debug({ ...fields, event: `${name}.start` }, `${name} started`));
+  let finished = false;
+  return {
+    context: ctx,
+    span,
+    annotate(more) {
+      Object.assign(extra, more);
+      span.setAttributes(attributesOf(log, more));
+    },
+    finish(err) {
+      if (finished) return;
+      finished = true;
+      const durationMs = Math.round(performance.now() - started);
+      context.with(ctx, () => {
+        if (err === undefined) {
+          log.info({ ...extra, event: `${name}.finish`, outcome: 'success', durationMs }, `${name} finished`);
+          span.setStatus({ code: SpanStatusCode.OK });
+        } else {
+          const code = (err as { code?: unknown }).code;
+          log.warn(
+            { ...extra, event: `${name}.finish`, outcome: 'error', durationMs, code, err },
+            `${name} failed`,
+          );
+          span.recordException(err as Error);
+          span.setStatus({ code: SpanStatusCode.ERROR, message: String(code ?? (err as Error).message) });
+          if (typeof code === 'string') span.setAttribute('dbupdate.error_code', code);
+        }
+      });
+      span.end();
+    },
+  };
+}
 
 export async function step<T>(
   log: Logger,
   name: string,
   fields: Record<string, unknown>,
-  work: () => Promise<T>,
+  work: (open: OpenStep) => Promise<T>,
 ): Promise<T> {
-  const started = performance.now();
-  log.debug({ ...fields, event: `${name}.start` }, `${name} started`);
+  const open = startStep(log, name, fields);
   try {
-    const result = await work();
-    const durationMs = Math.round(performance.now() - started);
-    log.info({ ...fields, event: `${name}.finish`, outcome: 'success', durationMs }, `${name} finished`);
+    const result = await context.with(open.context, () => work(open));
+    open.finish();
     return result;
   } catch (err) {
-    const durationMs = Math.round(performance.now() - started);
-    const code = (err as { code?: unknown }).code;
-    log.warn(
-      { ...fields, event: `${name}.finish`, outcome: 'error', durationMs, code, err },
-      `${name} failed`,
-    );
+    open.finish(err);
     throw err;
   }
 }

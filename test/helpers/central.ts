@@ -6,6 +6,7 @@ import { enrollDevice } from '../../src/central/services/enroll.ts';
 import { DEFAULT_SHAPE, seedCentral } from '../../src/central/services/seed.ts';
 import type { TestDatabase } from './db.ts';
 import { TEST_KEYS } from './keys.ts';
+import type { Logger } from '../../src/platform/logger.ts';
 
 export interface RunningCentral {
   url: string;
@@ -16,6 +17,7 @@ export interface RunningCentral {
 export async function startCentral(
   db: TestDatabase,
   env: Record<string, string> = {},
+  logger: Logger | false = false,
 ): Promise<RunningCentral> {
   const config = loadCentralConfig({
     CENTRAL_DATABASE_URL: db.url,
@@ -24,7 +26,7 @@ export async function startCentral(
     MANIFEST_SIGNING_KEY: TEST_KEYS.privateKey,
     ...env,
   });
-  const app = await buildCentral(config, db.pool, { logger: false });
+  const app = await buildCentral(config, db.pool, { logger });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const { port } = app.server.address() as AddressInfo;
   return { url: `http://127.0.0.1:${port}`, app, [Symbol.asyncDispose]: () => app.close() };

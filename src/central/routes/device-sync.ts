@@ -20,6 +20,7 @@ import type { FastifyRequest } from 'fastify';
 import { normalizeMac } from '../../contract/mac.ts';
 import { AppError } from '../../platform/errors.ts';
 import { FixedWindow } from '../../platform/fixed-window.ts';
+import { step } from '../../platform/step.ts';
 import { insertRequestRefused } from '../repo/requests.ts';
 import { recordAck } from '../services/ack.ts';
 import { auditStatus, prepareSync, type SyncDeps } from '../services/device-sync.ts';
@@ -168,13 +169,20 @@ export const deviceSyncRoutes: FastifyPluginAsyncTypebox<DeviceSyncOptions> = as
         response: { 200: AckResponse, ...errors },
       },
     },
-    async (request) =>
-      recordAck(
-        opts.sync.pool,
-        request.body,
-        request.headers.authorization,
-        opts.sync.requireCredential,
-        opts.sync.credentials,
-      ),
+    async (request) => {
+      const log = request.log.child({
+        device: normalizeMac(request.body.mac) ?? request.body.mac.slice(0, 64),
+        manifestId: request.body.manifestId,
+      });
+      return step(log, 'ack.store', { status: request.body.status }, () =>
+        recordAck(
+          opts.sync.pool,
+          request.body,
+          request.headers.authorization,
+          opts.sync.requireCredential,
+          opts.sync.credentials,
+        ),
+      );
+    },
   );
 };

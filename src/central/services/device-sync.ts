@@ -18,7 +18,9 @@ import { signManifest, type SigningKey } from '../../contract/signing.ts';
 import { withTransaction, type Pool, type PoolClient } from '../../platform/db.ts';
 import { AppError, isDatabaseUnavailable, type ErrorCode } from '../../platform/errors.ts';
 import type { Logger } from '../../platform/logger.ts';
-import { step } from '../../platform/step.ts';
+import { startStep, step } from '../../platform/step.ts';
+import { iterateInContext } from '../../platform/tracing.ts';
+import { context, trace } from '@opentelemetry/api';
 import { findDeviceByMac } from '../repo/devices.ts';
 import { insertManifest } from '../repo/manifests.ts';
 import { finishRequest, insertRequestStarted, type RequestOutcome } from '../repo/requests.ts';
@@ -95,9 +97,12 @@ export async function prepareSync(deps: SyncDeps, input: SyncInput): Promise<Pre
   const mac = normalizeMac(input.body.mac);
   if (!mac)
     throw new AppError('INVALID_MAC', `not a MAC address: ${JSON.stringify(input.body.mac.slice(0, 64))}`);
-  const log = input.log.child({ mac });
+  const httpSpan = trace.getActiveSpan();
+  const log = input.log.child({ device: mac });
   const requestId = await insertRequestStarted(deps.pool, { mac, remoteAddr: input.remoteAddr });
   input.onAudited();
+  // Received → response sent: one step, finished with the audit row.
+  const whole = startStep(log, 'sync.request', { requestId });
   const finish = async (outcome: RequestOutcome): Promise<void> => {
     const durationMs = Math.round(performance.now() - started);
     deps.metrics.snapshots.inc({ outcome: outcome.status });
@@ -107,96 +112,118 @@ export async function prepareSync(deps: SyncDeps, input: SyncInput): Promise<Pre
       deps.metrics.auditFailures.inc();
       log.error({ err, event: 'audit.write', outcome: 'error', requestId }, 'could not finish the audit row');
     }
+    whole.annotate({ status: outcome.status, bytesSent: outcome.bytesSent });
+    const ok = outcome.status === 'served' || outcome.status === 'unchanged';
+    whole.finish(
+      ok
+        ? undefined
+        : Object.assign(new Error(outcome.reason ?? outcome.status), {
+            code: outcome.errorCode ?? outcome.status,
+          }),
+    );
   };
 
-  let client: PoolClient | undefined;
-  let device: Device | undefined;
-  try {
-    client = await deps.snapshotPool.connect();
-    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-    await client.query(COPY_SESSION_SETTINGS_SQL);
-    const tx = client;
-    device = await step(log, 'device.resolve', {}, async () => {
-      const found = await findDeviceByMac(tx, mac);
-      if (!found) throw new AppError('DEVICE_NOT_FOUND', `no device with MAC ${mac}`);
-      if (!found.enabled) throw new AppError('DEVICE_DISABLED', `device ${mac} is disabled`);
-      if (deps.requireCredential)
-        await authenticateDevice(tx, deps.credentials, found.id, input.authorization);
-      return found;
-    });
-    const resolved = device;
-    await setScope(tx, resolved);
-    const cacheKey = DigestCache.key(resolved, await companyDataVersion(tx, resolved.companyId));
-    let digests = deps.digestCache.get(cacheKey);
-    deps.metrics.digestCache.inc({ result: digests ? 'hit' : 'miss' });
-    if (!digests) {
-      const digestStarted = performance.now();
-      digests = await step(log, 'snapshot.digest', { deviceId: resolved.id }, () => computeDigests(tx));
-      deps.metrics.digestSeconds.observe((performance.now() - digestStarted) / 1000);
-      deps.digestCache.set(cacheKey, digests);
-    }
-    const tables = digests;
-    const generatedAt = new Date();
-    const global = globalSha256(tables);
-    const manifest = manifestToWire({
-      manifestId: ulid(),
-      generatedAt,
-      expiresAt: new Date(generatedAt.getTime() + deps.manifestTtlSeconds * 1000),
-      schemaVersion: SCHEMA_VERSION,
-      tables,
-      globalSha256: global,
-      device: resolved,
-      rowsIncluded: input.body.knownGlobalSha256 !== global,
-    });
-    const signature = signManifest(manifest, deps.signingKey);
-    await withTransaction(deps.pool, 'BEGIN', (c) => insertManifest(c, manifest, mac));
-    log.info(
-      { event: 'manifest.created', manifestId: manifest.manifestId, rowsIncluded: manifest.rowsIncluded },
-      'manifest created',
-    );
-
-    const stats = newStreamStats();
-    let streamed = false;
-    const body = (async function* () {
-      yield* snapshotBody(tx, manifest, signature, stats, input.body.knownTables);
-      streamed = true;
-    })();
-    return {
-      manifest,
-      signature,
-      body,
-      complete: async (sent, err) => {
-        const ok = sent && streamed && !err;
-        let broken: Error | undefined = ok ? undefined : (err ?? new Error('response aborted'));
-        if (ok) await tx.query('COMMIT').catch((commitErr: Error) => (broken = commitErr));
-        tx.release(broken);
-        deps.metrics.bytesServed.inc(stats.bytes);
-        if (ok && manifest.rowsIncluded)
-          deps.metrics.rowsServed.inc(tables.reduce((n, t) => n + t.rowCount, 0));
-        await finish({
-          status: ok ? (manifest.rowsIncluded ? 'served' : 'unchanged') : err ? 'error' : 'aborted',
-          reason: ok ? null : (err?.message ?? 'client went away before the snapshot was sent'),
-          errorCode: ok ? null : err ? 'SNAPSHOT_FAILED' : null,
-          deviceId: resolved.id,
-          manifestId: manifest.manifestId,
-          bytesSent: stats.bytes,
-          payloadSha256: ok ? stats.payload.digest('hex') : null,
+  // The steps below are children of the request step.
+  return context.with(whole.context, async (): Promise<PreparedSync> => {
+    let client: PoolClient | undefined;
+    let device: Device | undefined;
+    try {
+      client = await deps.snapshotPool.connect();
+      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      await client.query(COPY_SESSION_SETTINGS_SQL);
+      const tx = client;
+      device = await step(log, 'device.resolve', {}, async () => {
+        const found = await findDeviceByMac(tx, mac);
+        if (!found) throw new AppError('DEVICE_NOT_FOUND', `no device with MAC ${mac}`);
+        if (!found.enabled) throw new AppError('DEVICE_DISABLED', `device ${mac} is disabled`);
+        if (deps.requireCredential)
+          await authenticateDevice(tx, deps.credentials, found.id, input.authorization);
+        return found;
+      });
+      const resolved = device;
+      const tables = await step(log, 'scope.compute', { deviceId: resolved.id }, async (open) => {
+        await setScope(tx, resolved);
+        const cacheKey = DigestCache.key(resolved, await companyDataVersion(tx, resolved.companyId));
+        const cached = deps.digestCache.get(cacheKey);
+        deps.metrics.digestCache.inc({ result: cached ? 'hit' : 'miss' });
+        open.annotate({ cache: cached ? 'hit' : 'miss' });
+        if (cached) return cached;
+        const digestStarted = performance.now();
+        const digests = await computeDigests(tx);
+        deps.metrics.digestSeconds.observe((performance.now() - digestStarted) / 1000);
+        deps.digestCache.set(cacheKey, digests);
+        return digests;
+      });
+      const global = globalSha256(tables);
+      const { manifest, signature } = await step(log, 'manifest.create', {}, async (open) => {
+        const generatedAt = new Date();
+        const created = manifestToWire({
+          manifestId: ulid(),
+          generatedAt,
+          expiresAt: new Date(generatedAt.getTime() + deps.manifestTtlSeconds * 1000),
+          schemaVersion: SCHEMA_VERSION,
+          tables,
+          globalSha256: global,
+          device: resolved,
+          rowsIncluded: input.body.knownGlobalSha256 !== global,
         });
-      },
-    };
-  } catch (err) {
-    if (client) {
-      const c = client;
-      await c.query('ROLLBACK').then(
-        () => c.release(),
-        (rollbackErr: Error) => c.release(rollbackErr),
+        open.annotate({ manifestId: created.manifestId, rowsIncluded: created.rowsIncluded });
+        await withTransaction(deps.pool, 'BEGIN', (c) => insertManifest(c, created, mac));
+        return { manifest: created, signature: signManifest(created, deps.signingKey) };
+      });
+      whole.annotate({ manifestId: manifest.manifestId });
+      httpSpan?.setAttribute('dbupdate.manifest_id', manifest.manifestId);
+      const mlog = log.child({ manifestId: manifest.manifestId });
+
+      const stats = newStreamStats();
+      let streamed = false;
+      const send = startStep(mlog, 'snapshot.send', { rowsIncluded: manifest.rowsIncluded });
+      const body = iterateInContext(
+        send.context,
+        (async function* () {
+          yield* snapshotBody(tx, manifest, signature, stats, input.body.knownTables, mlog);
+          streamed = true;
+        })(),
       );
+      return {
+        manifest,
+        signature,
+        body,
+        complete: async (sent, err) => {
+          const ok = sent && streamed && !err;
+          let broken: Error | undefined = ok ? undefined : (err ?? new Error('response aborted'));
+          if (ok) await tx.query('COMMIT').catch((commitErr: Error) => (broken = commitErr));
+          tx.release(broken);
+          deps.metrics.bytesServed.inc(stats.bytes);
+          if (ok && manifest.rowsIncluded)
+            deps.metrics.rowsServed.inc(tables.reduce((n, t) => n + t.rowCount, 0));
+          send.annotate({ bytes: stats.bytes });
+          send.finish(ok ? undefined : (broken ?? new Error('response aborted')));
+          await finish({
+            status: ok ? (manifest.rowsIncluded ? 'served' : 'unchanged') : err ? 'error' : 'aborted',
+            reason: ok ? null : (err?.message ?? 'client went away before the snapshot was sent'),
+            errorCode: ok ? null : err ? 'SNAPSHOT_FAILED' : null,
+            deviceId: resolved.id,
+            manifestId: manifest.manifestId,
+            bytesSent: stats.bytes,
+            payloadSha256: ok ? stats.payload.digest('hex') : null,
+          });
+        },
+      };
+    } catch (err) {
+      if (client) {
+        const c = client;
+        await c.query('ROLLBACK').then(
+          () => c.release(),
+          (rollbackErr: Error) => c.release(rollbackErr),
+        );
+      }
+      const outcome = outcomeForError(err);
+      await finish({ ...outcome, deviceId: device?.id ?? null });
+      if (err instanceof AppError) throw err;
+      if (isDatabaseUnavailable(err))
+        throw new AppError('DATABASE_UNAVAILABLE', 'database unavailable', { cause: err });
+      throw new AppError('SNAPSHOT_FAILED', 'could not build the snapshot', { cause: err });
     }
-    const outcome = outcomeForError(err);
-    await finish({ ...outcome, deviceId: device?.id ?? null });
-    if (err instanceof AppError) throw err;
-    if (isDatabaseUnavailable(err))
-      throw new AppError('DATABASE_UNAVAILABLE', 'database unavailable', { cause: err });
-    throw new AppError('SNAPSHOT_FAILED', 'could not build the snapshot', { cause: err });
-  }
+  });
 }

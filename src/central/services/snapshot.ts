@@ -15,6 +15,9 @@ import type {
   TableFrame,
 } from '../../contract/wire.ts';
 import type { PoolClient } from '../../platform/db.ts';
+import type { Logger } from '../../platform/logger.ts';
+import { startStep } from '../../platform/step.ts';
+import { iterateInContext } from '../../platform/tracing.ts';
 import { copyScopedTable, scopeSelectSql } from '../repo/snapshot.ts';
 
 export function computeDigests(
@@ -56,7 +59,8 @@ export async function* snapshotBody(
   manifest: Manifest,
   signature: ManifestSignature,
   stats: StreamStats,
-  known?: Partial<Record<string, string>>,
+  known: Partial<Record<string, string>> | undefined,
+  log: Logger,
 ): AsyncGenerator<Buffer> {
   const emit = (buf: Buffer): Buffer => {
     stats.bytes += buf.length;
@@ -76,12 +80,21 @@ export async function* snapshotBody(
       continue;
     }
     yield emit(frame({ table: def.name, rowCount: expected, columns }));
+    const tableStep = startStep(log, 'snapshot.table', { table: def.name, rows: expected });
     let rows = 0;
-    for await (const chunk of copyScopedTable(client, def)) {
-      rows += countNewlines(chunk as Buffer);
-      yield emit(chunk as Buffer);
+    try {
+      for await (const chunk of iterateInContext(tableStep.context, copyScopedTable(client, def))) {
+        rows += countNewlines(chunk as Buffer);
+        yield emit(chunk as Buffer);
+      }
+      if (rows !== expected) throw new Error(`${def.name}: streamed ${rows} rows, manifest says ${expected}`);
+      tableStep.finish();
+    } catch (err) {
+      tableStep.finish(err);
+      throw err;
+    } finally {
+      tableStep.finish(new Error('stream closed before the table was sent'));
     }
-    if (rows !== expected) throw new Error(`${def.name}: streamed ${rows} rows, manifest says ${expected}`);
   }
   yield emit(frame({ end: true, tables: TABLES.length }));
 }

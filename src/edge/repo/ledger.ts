@@ -174,6 +174,11 @@ export async function pendingAcks(db: Queryable, limit: number): Promise<AckBody
   return rows.map((r) => r.body);
 }
 
+export async function countPendingAcks(db: Queryable): Promise<number> {
+  const { rows } = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM edge_pending_acks');
+  return rows[0]!.n;
+}
+
 export async function pendingAckAttempts(db: Queryable, manifestId: string): Promise<number> {
   const { rows } = await db.query<{ attempts: number }>(
     'SELECT attempts FROM edge_pending_acks WHERE manifest_id = $1::text',

@@ -7,6 +7,7 @@ import type { AckBody } from '../../contract/wire.ts';
 import type { Queryable } from '../../platform/db.ts';
 import { isAppError } from '../../platform/errors.ts';
 import type { Logger } from '../../platform/logger.ts';
+import { step } from '../../platform/step.ts';
 import {
   deletePendingAck,
   pendingAckAttempts,
@@ -30,18 +31,13 @@ export async function acknowledge(
 ): Promise<AckOutcome> {
   let outcome: AckOutcome;
   try {
-    await central.sendAck(ack);
-    outcome = 'sent';
-    log.info(
-      { event: 'sync.ack.finish', outcome: 'success', manifestId: ack.manifestId, status: ack.status },
-      'acknowledged',
+    await step(log, 'sync.ack', { manifestId: ack.manifestId, status: ack.status }, () =>
+      central.sendAck(ack),
     );
+    outcome = 'sent';
   } catch (err) {
     outcome = refused(err) ? 'failed' : 'pending';
-    log.warn(
-      { event: 'sync.ack.finish', outcome: 'error', manifestId: ack.manifestId, err },
-      `ack ${outcome}`,
-    );
+    log.warn({ event: 'sync.ack.kept', manifestId: ack.manifestId, ack: outcome }, `ack ${outcome}`);
     if (outcome === 'pending') await savePendingAck(db, ack, (err as Error).message);
   }
   await setAckStatus(db, ack.manifestId, outcome);

@@ -6,6 +6,7 @@
  */
 import {
   BrokenCircuitError,
+  CircuitState,
   ConsecutiveBreaker,
   ExponentialBackoff,
   TaskCancelledError,
@@ -89,8 +90,14 @@ export class CentralClient {
     );
   }
 
-  get breakerState(): string {
-    return String(this.#breaker.state);
+  get breakerState(): 'closed' | 'open' | 'half-open' | 'isolated' {
+    const names = {
+      [CircuitState.Closed]: 'closed',
+      [CircuitState.Open]: 'open',
+      [CircuitState.HalfOpen]: 'half-open',
+      [CircuitState.Isolated]: 'isolated',
+    } as const;
+    return names[this.#breaker.state];
   }
 
   async #post(

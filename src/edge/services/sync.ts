@@ -125,6 +125,7 @@ async function loadTables(
   items: AsyncGenerator<SnapshotItem>,
   log: Logger,
   partial: boolean,
+  metrics: EdgeMetrics,
 ): Promise<{ rows: number; tables: string[] }> {
   let rows = 0;
   const tables: string[] = [];
@@ -144,9 +145,11 @@ async function loadTables(
       continue;
     }
     if (partial) await emptyTable(client, def);
+    const started = performance.now();
     await step(log, 'sync.load.table', { table: def.name, rows: frame.rowCount }, () =>
       pipeline(Readable.from(data), copyIntoTable(client, def)),
     );
+    metrics.recordTableLoad(def.name, frame.rowCount, (performance.now() - started) / 1000);
     rows += frame.rowCount;
     tables.push(def.name);
   }
@@ -199,7 +202,7 @@ export class Syncer {
           );
         await flushPendingAcks(client, this.#deps.central, this.#deps.log);
         const syncId = await insertSyncStart(client, trigger);
-        const log = this.#deps.log.child({ syncId, trigger });
+        const log = this.#deps.log.child({ syncId, trigger, device: this.#deps.mac });
         const result = await step(log, 'sync', {}, () =>
           this.#attempt(client!, syncId, log, options.full === true),
         );
@@ -291,7 +294,7 @@ export class Syncer {
       const loaded = await step(mlog, 'sync.load', {}, async () => {
         if (fast) await setTriggers(client, false);
         else await emptyDataTables(client);
-        const result = await loadTables(client, items, mlog, fast);
+        const result = await loadTables(client, items, mlog, fast, this.#deps.metrics);
         if (fast) {
           await setTriggers(client, true);
           const violated = await checkForeignKeys(client);
