@@ -16,4 +16,8 @@ export default tseslint.config(
       '@typescript-eslint/no-non-null-assertion': 'off',
     },
   },
+  {
+    files: ['src/central/dashboard/**/*.js'],
+    languageOptions: { globals: { ...globals.browser, Chart: 'readonly' } },
+  },
 );

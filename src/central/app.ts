@@ -8,6 +8,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance } from 'fastify';
 import { installErrorHandling } from '../platform/http.ts';
 import { adminRoutes } from './routes/admin.ts';
+import { dashboardRoutes } from './routes/dashboard.ts';
 import { deviceSyncRoutes } from './routes/device-sync.ts';
 import { healthRoutes } from '../platform/health.ts';
 import type { SyncDeps } from './services/device-sync.ts';
@@ -60,6 +61,7 @@ export async function centralApp(app: FastifyInstance, opts: CentralAppOptions):
   );
   await app.register(healthRoutes, { pool: opts.sync.pool, expectedMigration: opts.expectedMigration });
   await app.register(adminRoutes, { pool: opts.sync.pool, adminToken: opts.adminToken });
+  await app.register(dashboardRoutes);
   await app.register(deviceSyncRoutes, {
     sync: opts.sync,
     ratePerDevicePerMinute: opts.ratePerDevicePerMinute,

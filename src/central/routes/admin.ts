@@ -1,6 +1,7 @@
 /**
- * /api/admin/*: read-only views of the audit trail, behind ADMIN_TOKEN. Device
- * credentials never open these routes; without ADMIN_TOKEN the admin API is closed.
+ * /api/admin/*: read-only views of the audit trail for the dashboard, behind
+ * ADMIN_TOKEN. Device credentials never open these routes; without ADMIN_TOKEN the
+ * admin API is closed.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
@@ -9,8 +10,27 @@ import { normalizeMac } from '../../contract/mac.ts';
 import { ErrorBody } from '../../contract/wire.ts';
 import type { Pool } from '../../platform/db.ts';
 import { AppError } from '../../platform/errors.ts';
-import { deviceActivity, requestCountsByStatus } from '../repo/admin.ts';
+import {
+  deviceActivity,
+  hourlyCounts,
+  requestCountsByStatus,
+  rowDeltas,
+  staleDevices,
+} from '../repo/admin.ts';
 import { bearerToken } from '../services/credentials.ts';
+import {
+  Activity,
+  Hourly,
+  Hours,
+  Limit,
+  RowDeltas,
+  StaleDevices,
+  Summary,
+  activityToWire,
+  deltasToWire,
+  hourlyToWire,
+  staleToWire,
+} from './admin-wire.ts';
 
 export interface AdminOptions {
   pool: Pool;
@@ -18,29 +38,15 @@ export interface AdminOptions {
 }
 
 const digest = (text: string) => createHash('sha256').update(text).digest();
-const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()]);
-const Summary = Type.Object({ hours: Type.Integer(), byStatus: Type.Record(Type.String(), Type.Integer()) });
-const Activity = Type.Object({
-  mac: Type.String(),
-  requests: Type.Array(
-    Type.Object({
-      requestedAt: Type.String(),
-      status: Type.String(),
-      manifestId: Nullable(Type.String()),
-      errorCode: Nullable(Type.String()),
-      durationMs: Nullable(Type.Integer()),
-    }),
-  ),
-  acks: Type.Array(
-    Type.Object({
-      manifestId: Type.String(),
-      completedAt: Type.String(),
-      result: Type.String(),
-      durationMs: Type.Integer(),
-      error: Nullable(Type.String()),
-    }),
-  ),
-});
+const MAX_HOURS = 24 * 90;
+const hoursOf = (text: string | undefined, fallback: number) => Math.min(Number(text ?? fallback), MAX_HOURS);
+const limitOf = (text: string | undefined, fallback: number) => Math.min(Number(text ?? fallback), 500);
+
+function macOf(text: string): string {
+  const mac = normalizeMac(text);
+  if (!mac) throw new AppError('INVALID_MAC', `not a MAC address: ${JSON.stringify(text)}`);
+  return mac;
+}
 
 export const adminRoutes: FastifyPluginAsyncTypebox<AdminOptions> = async (app, opts) => {
   const expected = opts.adminToken === undefined ? undefined : digest(opts.adminToken);
@@ -52,21 +58,72 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminOptions> = async (app, 
     }
   });
   const errors = { 400: ErrorBody, 401: ErrorBody };
+  const common = { tags: ['admin'], security: [{ admin: [] }] };
+  const MacParams = Type.Object({ mac: Type.String({ maxLength: 64 }) });
 
   app.get(
     '/api/admin/requests/summary',
     {
       schema: {
-        tags: ['admin'],
+        ...common,
         summary: 'Device-sync requests by status over the last hours',
-        // Query strings arrive as text and we do not coerce types (request bodies stay strict).
-        querystring: Type.Object({ hours: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{0,3}$' })) }),
+        querystring: Type.Object({ hours: Type.Optional(Hours) }),
         response: { 200: Summary, ...errors },
       },
     },
     async (request) => {
-      const hours = Math.min(Number(request.query.hours ?? 24), 24 * 90);
+      const hours = hoursOf(request.query.hours, 24);
       return { hours, byStatus: await requestCountsByStatus(opts.pool, hours) };
+    },
+  );
+
+  app.get(
+    '/api/admin/requests/hourly',
+    {
+      schema: {
+        ...common,
+        summary: 'Requests by status and acknowledgements by result, per hour',
+        querystring: Type.Object({ hours: Type.Optional(Hours) }),
+        response: { 200: Hourly, ...errors },
+      },
+    },
+    async (request) => {
+      const hours = hoursOf(request.query.hours, 48);
+      return hourlyToWire(hours, await hourlyCounts(opts.pool, hours));
+    },
+  );
+
+  app.get(
+    '/api/admin/devices/stale',
+    {
+      schema: {
+        ...common,
+        summary: 'Enabled devices without a successful acknowledgement in the last N hours',
+        querystring: Type.Object({ hours: Type.Optional(Hours), limit: Type.Optional(Limit) }),
+        response: { 200: StaleDevices, ...errors },
+      },
+    },
+    async (request) => {
+      const hours = hoursOf(request.query.hours, 24);
+      return staleToWire(hours, await staleDevices(opts.pool, hours, limitOf(request.query.limit, 200)));
+    },
+  );
+
+  app.get(
+    '/api/admin/devices/:mac/row-deltas',
+    {
+      schema: {
+        ...common,
+        summary:
+          "Row counts by table of a device's recent manifests, with the change between consecutive ones",
+        params: MacParams,
+        querystring: Type.Object({ limit: Type.Optional(Limit) }),
+        response: { 200: RowDeltas, ...errors },
+      },
+    },
+    async (request) => {
+      const mac = macOf(request.params.mac);
+      return deltasToWire(mac, await rowDeltas(opts.pool, mac, limitOf(request.query.limit, 30)));
     },
   );
 
@@ -74,34 +131,16 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminOptions> = async (app, 
     '/api/admin/devices/:mac',
     {
       schema: {
-        tags: ['admin'],
-        summary: "A device's recent requests and acknowledgements",
-        params: Type.Object({ mac: Type.String({ maxLength: 64 }) }),
-        querystring: Type.Object({ limit: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{0,2}$' })) }),
+        ...common,
+        summary: "A device's recent requests, manifests, acknowledgements and errors",
+        params: MacParams,
+        querystring: Type.Object({ limit: Type.Optional(Limit) }),
         response: { 200: Activity, ...errors },
       },
     },
     async (request) => {
-      const mac = normalizeMac(request.params.mac);
-      if (!mac) throw new AppError('INVALID_MAC', `not a MAC address: ${JSON.stringify(request.params.mac)}`);
-      const activity = await deviceActivity(opts.pool, mac, Math.min(Number(request.query.limit ?? 50), 500));
-      return {
-        mac,
-        requests: activity.requests.map((r) => ({
-          requestedAt: r.requested_at.toISOString(),
-          status: r.status,
-          manifestId: r.manifest_id,
-          errorCode: r.error_code,
-          durationMs: r.duration_ms,
-        })),
-        acks: activity.acks.map((a) => ({
-          manifestId: a.manifest_id,
-          completedAt: a.completed_at.toISOString(),
-          result: a.result,
-          durationMs: a.duration_ms,
-          error: a.error_text,
-        })),
-      };
+      const mac = macOf(request.params.mac);
+      return activityToWire(mac, await deviceActivity(opts.pool, mac, limitOf(request.query.limit, 50)));
     },
   );
 };

@@ -1,0 +1,252 @@
+// The fleet dashboard: plain browser JavaScript over the admin JSON API, charts by
+// Chart.js (served by Central itself, so the page works without internet access).
+
+const TOKEN_KEY = 'dbupdate.adminToken';
+const SUCCESS = new Set(['served', 'unchanged']);
+const STATUS_COLORS = {
+  served: '#2e8b57',
+  unchanged: '#7fb77e',
+  invalid_input: '#e0a526',
+  unauthenticated: '#d35400',
+  unknown_device: '#b9770e',
+  disabled: '#95a5a6',
+  rate_limited: '#8e44ad',
+  overloaded: '#6c3483',
+  error: '#c0392b',
+  aborted: '#7f8c8d',
+  started: '#aab7c4',
+};
+const TABLE_COLORS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#17becf'];
+
+const $ = (selector) => document.querySelector(selector);
+const charts = {};
+
+class Unauthorized extends Error {}
+
+async function api(path) {
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  if (!token) throw new Unauthorized('no token');
+  const res = await fetch(path, { headers: { authorization: `Bearer ${token}` } });
+  const body = await res.json().catch(() => ({}));
+  if (res.status === 401) throw new Unauthorized(body.error?.message ?? 'admin token refused');
+  if (!res.ok) throw new Error(`${body.error?.code ?? res.status}: ${body.error?.message ?? res.statusText}`);
+  return body;
+}
+
+const fmtTime = (iso) => (iso ? new Date(iso).toISOString().replace('T', ' ').slice(0, 16) + 'Z' : '—');
+const fmtHour = (iso) => iso.slice(5, 13).replace('T', ' ') + 'h';
+const pct = (part, whole) => (whole === 0 ? '–' : `${((100 * part) / whole).toFixed(1)} %`);
+const sum = (record) => Object.values(record).reduce((a, b) => a + b, 0);
+
+function cell(text, className) {
+  const td = document.createElement('td');
+  td.textContent = text ?? '—';
+  if (className) td.className = className;
+  return td;
+}
+
+function fillTable(selector, rows, toCells, onClick) {
+  const body = $(`${selector} tbody`);
+  body.replaceChildren(
+    ...rows.map((row) => {
+      const tr = document.createElement('tr');
+      tr.append(...toCells(row));
+      if (onClick) {
+        tr.className = 'clickable';
+        tr.addEventListener('click', () => onClick(row));
+      }
+      return tr;
+    }),
+  );
+  if (rows.length === 0) {
+    const tr = document.createElement('tr');
+    const td = cell('none');
+    td.colSpan = 8;
+    tr.append(td);
+    body.append(tr);
+  }
+}
+
+function draw(id, config) {
+  charts[id]?.destroy();
+  charts[id] = new Chart($(`#${id}`), {
+    ...config,
+    options: { animation: false, responsive: true, ...config.options },
+  });
+}
+
+function drawOverview(hourly) {
+  const labels = hourly.buckets.map((b) => fmtHour(b.hour));
+  const statuses = [...new Set(hourly.buckets.flatMap((b) => Object.keys(b.requests)))].sort();
+  draw('requests-chart', {
+    type: 'bar',
+    data: {
+      labels,
+      datasets: statuses.map((status) => ({
+        label: status,
+        data: hourly.buckets.map((b) => b.requests[status] ?? 0),
+        backgroundColor: STATUS_COLORS[status] ?? '#34495e',
+      })),
+    },
+    options: { scales: { x: { stacked: true }, y: { stacked: true, beginAtZero: true } } },
+  });
+  const rate = (record, ok) => {
+    const total = sum(record);
+    return total === 0 ? null : (100 * ok(record)) / total;
+  };
+  draw('rates-chart', {
+    type: 'line',
+    data: {
+      labels,
+      datasets: [
+        {
+          label: 'requests answered (served or unchanged) %',
+          data: hourly.buckets.map((b) =>
+            rate(b.requests, (r) => Object.entries(r).reduce((n, [s, c]) => n + (SUCCESS.has(s) ? c : 0), 0)),
+          ),
+          borderColor: '#2e8b57',
+          spanGaps: true,
+        },
+        {
+          label: 'acks Success %',
+          data: hourly.buckets.map((b) => rate(b.acks, (a) => a.Success ?? 0)),
+          borderColor: '#1f77b4',
+          spanGaps: true,
+        },
+      ],
+    },
+    options: { scales: { y: { min: 0, max: 100 } } },
+  });
+  const requests = hourly.buckets.reduce((n, b) => n + sum(b.requests), 0);
+  const ok = hourly.buckets.reduce(
+    (n, b) => n + Object.entries(b.requests).reduce((m, [s, c]) => m + (SUCCESS.has(s) ? c : 0), 0),
+    0,
+  );
+  const acks = hourly.buckets.reduce((n, b) => n + sum(b.acks), 0);
+  const acksOk = hourly.buckets.reduce((n, b) => n + (b.acks.Success ?? 0), 0);
+  $('#card-requests').textContent = requests.toLocaleString('en');
+  $('#card-success').textContent = pct(ok, requests);
+  $('#card-acks').textContent = pct(acksOk, acks);
+}
+
+function drawStale(stale) {
+  $('#stale-label').textContent = String(stale.hours);
+  $('#card-stale').textContent = String(stale.devices.length);
+  fillTable(
+    '#stale-table',
+    stale.devices,
+    (d) => [
+      cell(d.mac),
+      cell(d.name),
+      cell(d.location),
+      cell(d.company),
+      cell(d.lastSuccessAt ? fmtTime(d.lastSuccessAt) : 'never'),
+      cell(d.lastRequestAt ? `${fmtTime(d.lastRequestAt)} (${d.lastRequestStatus})` : 'never'),
+    ],
+    (d) => showDevice(d.mac),
+  );
+}
+
+async function showDevice(mac) {
+  $('#device-mac').value = mac;
+  const path = encodeURIComponent(mac);
+  const [activity, deltas] = await Promise.all([
+    api(`/api/admin/devices/${path}`),
+    api(`/api/admin/devices/${path}/row-deltas?limit=30`),
+  ]);
+  $('#device-detail').hidden = false;
+  const tableNames = deltas.manifests[0]?.tables.map((t) => t.name) ?? [];
+  draw('deltas-chart', {
+    type: 'line',
+    data: {
+      labels: deltas.manifests.map((m) => fmtTime(m.generatedAt)),
+      datasets: tableNames.map((name, i) => ({
+        label: name,
+        data: deltas.manifests.map((m) => m.tables[i]?.rowCount ?? null),
+        borderColor: TABLE_COLORS[i % TABLE_COLORS.length],
+      })),
+    },
+    options: { scales: { y: { beginAtZero: true } } },
+  });
+  const head = document.createElement('tr');
+  head.append(
+    ...['Manifest', 'Generated', ...tableNames].map((t) =>
+      Object.assign(document.createElement('th'), { textContent: t }),
+    ),
+  );
+  $('#deltas-table thead').replaceChildren(head);
+  fillTable('#deltas-table', [...deltas.manifests].reverse(), (m) => [
+    cell(m.manifestId),
+    cell(fmtTime(m.generatedAt)),
+    ...m.tables.map((t) =>
+      t.delta === null || t.delta === 0
+        ? cell(t.delta === null ? `${t.rowCount}` : '0')
+        : cell(`${t.delta > 0 ? '+' : ''}${t.delta}`, t.delta > 0 ? 'up' : 'down'),
+    ),
+  ]);
+  const acked = new Map(activity.acks.map((a) => [a.manifestId, a.result]));
+  fillTable('#requests-table', activity.requests, (r) => [
+    cell(fmtTime(r.requestedAt)),
+    cell(r.status, SUCCESS.has(r.status) ? 'up' : 'down'),
+    cell(r.manifestId),
+    cell(r.durationMs === null ? null : String(r.durationMs)),
+  ]);
+  fillTable('#manifests-table', activity.manifests, (m) => [
+    cell(fmtTime(m.generatedAt)),
+    cell(m.manifestId),
+    cell(m.rows.toLocaleString('en')),
+    cell(acked.get(m.manifestId) ?? 'no ack', acked.get(m.manifestId) === 'Success' ? 'up' : 'down'),
+  ]);
+  fillTable('#errors-table', activity.errors, (e) => [
+    cell(fmtTime(e.at)),
+    cell(e.source),
+    cell(e.code, 'down'),
+    cell(e.message, 'msg'),
+  ]);
+  document.body.dataset.device = activity.mac;
+}
+
+async function refresh() {
+  document.body.dataset.state = 'loading';
+  const hours = $('#hours').value;
+  const staleHours = $('#stale-hours').value || '24';
+  try {
+    const [hourly, stale] = await Promise.all([
+      api(`/api/admin/requests/hourly?hours=${hours}`),
+      api(`/api/admin/devices/stale?hours=${encodeURIComponent(staleHours)}`),
+    ]);
+    drawOverview(hourly);
+    drawStale(stale);
+    if ($('#device-mac').value) await showDevice($('#device-mac').value);
+    document.body.dataset.state = 'ready';
+  } catch (err) {
+    document.body.dataset.state = 'error';
+    if (err instanceof Unauthorized) return askToken(err.message === 'no token' ? '' : err.message);
+    alert(err.message);
+  }
+}
+
+function askToken(message) {
+  sessionStorage.removeItem(TOKEN_KEY);
+  $('#login-error').hidden = !message;
+  $('#login-error').textContent = message;
+  if (!$('#login').open) $('#login').showModal();
+}
+
+$('#login-form').addEventListener('submit', () => {
+  sessionStorage.setItem(TOKEN_KEY, $('#token').value);
+  $('#token').value = '';
+  void refresh();
+});
+$('#controls').addEventListener('submit', (event) => {
+  event.preventDefault();
+  void refresh();
+});
+$('#sign-out').addEventListener('click', () => askToken(''));
+$('#device-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  showDevice($('#device-mac').value.trim()).catch((err) => alert(err.message));
+});
+
+// Chart.js loads with `defer`; module scripts run after it, so Chart is defined here.
+void refresh();

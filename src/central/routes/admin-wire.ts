@@ -1,0 +1,191 @@
+/** Wire shapes of the admin API, and the one place audit rows become them. */
+import { Type, type Static } from 'typebox';
+import type { DeviceActivity, HourlyCountRow, RowDeltaRow, StaleDeviceRow } from '../repo/admin.ts';
+
+const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()]);
+/** Query strings arrive as text and types are not coerced (request bodies stay strict). */
+export const Hours = Type.String({ pattern: '^[1-9][0-9]{0,3}$', description: 'hours, 1–2160' });
+export const Limit = Type.String({ pattern: '^[1-9][0-9]{0,2}$', description: 'rows, 1–500' });
+
+export const Summary = Type.Object({
+  hours: Type.Integer(),
+  byStatus: Type.Record(Type.String(), Type.Integer()),
+});
+
+export const Hourly = Type.Object({
+  hours: Type.Integer(),
+  buckets: Type.Array(
+    Type.Object({
+      hour: Type.String({ format: 'date-time' }),
+      requests: Type.Record(Type.String(), Type.Integer(), { description: 'requests by audit status' }),
+      acks: Type.Record(Type.String(), Type.Integer(), { description: 'acknowledgements by result' }),
+    }),
+  ),
+});
+
+export const StaleDevices = Type.Object({
+  hours: Type.Integer(),
+  devices: Type.Array(
+    Type.Object({
+      mac: Type.String(),
+      name: Type.String(),
+      location: Type.String(),
+      company: Type.String(),
+      lastSuccessAt: Nullable(Type.String()),
+      lastRequestAt: Nullable(Type.String()),
+      lastRequestStatus: Nullable(Type.String()),
+    }),
+  ),
+});
+
+export const RowDeltas = Type.Object({
+  mac: Type.String(),
+  manifests: Type.Array(
+    Type.Object({
+      manifestId: Type.String(),
+      generatedAt: Type.String(),
+      tables: Type.Array(
+        Type.Object({
+          name: Type.String(),
+          rowCount: Type.Integer(),
+          delta: Nullable(
+            Type.Integer({ description: 'change from the previous manifest; null for the first' }),
+          ),
+        }),
+      ),
+    }),
+  ),
+});
+
+export const Activity = Type.Object({
+  mac: Type.String(),
+  requests: Type.Array(
+    Type.Object({
+      requestedAt: Type.String(),
+      status: Type.String(),
+      manifestId: Nullable(Type.String()),
+      errorCode: Nullable(Type.String()),
+      durationMs: Nullable(Type.Integer()),
+      bytesSent: Nullable(Type.Integer()),
+    }),
+  ),
+  acks: Type.Array(
+    Type.Object({
+      manifestId: Type.String(),
+      completedAt: Type.String(),
+      result: Type.String(),
+      durationMs: Type.Integer(),
+      error: Nullable(Type.String()),
+    }),
+  ),
+  manifests: Type.Array(
+    Type.Object({
+      manifestId: Type.String(),
+      generatedAt: Type.String(),
+      globalSha256: Type.String(),
+      rows: Type.Integer(),
+    }),
+  ),
+  errors: Type.Array(
+    Type.Object({
+      at: Type.String(),
+      source: Type.Union([Type.Literal('request'), Type.Literal('ack')]),
+      code: Type.String(),
+      message: Nullable(Type.String()),
+    }),
+  ),
+});
+
+const iso = (d: Date | null) => (d === null ? null : d.toISOString());
+
+export function hourlyToWire(hours: number, rows: HourlyCountRow[]): Static<typeof Hourly> {
+  const buckets = new Map<string, Static<typeof Hourly>['buckets'][number]>();
+  const now = new Date();
+  now.setUTCMinutes(0, 0, 0);
+  // Every hour appears, empty ones too, so charts keep a true time axis.
+  for (let i = hours - 1; i >= 0; i--) {
+    const hour = new Date(now.getTime() - i * 3_600_000).toISOString();
+    buckets.set(hour, { hour, requests: {}, acks: {} });
+  }
+  for (const row of rows) {
+    const bucket = buckets.get(row.hour.toISOString());
+    if (bucket) (row.kind === 'request' ? bucket.requests : bucket.acks)[row.outcome] = row.n;
+  }
+  return { hours, buckets: [...buckets.values()] };
+}
+
+export function staleToWire(hours: number, rows: StaleDeviceRow[]): Static<typeof StaleDevices> {
+  return {
+    hours,
+    devices: rows.map((r) => ({
+      mac: r.mac,
+      name: r.name,
+      location: r.location,
+      company: r.company,
+      lastSuccessAt: iso(r.last_success_at),
+      lastRequestAt: iso(r.last_request_at),
+      lastRequestStatus: r.last_request_status,
+    })),
+  };
+}
+
+export function deltasToWire(mac: string, rows: RowDeltaRow[]): Static<typeof RowDeltas> {
+  const manifests = new Map<string, Static<typeof RowDeltas>['manifests'][number]>();
+  for (const r of rows) {
+    let m = manifests.get(r.manifest_id);
+    if (!m) {
+      m = { manifestId: r.manifest_id, generatedAt: r.generated_at.toISOString(), tables: [] };
+      manifests.set(r.manifest_id, m);
+    }
+    m.tables.push({
+      name: r.table_name,
+      rowCount: Number(r.row_count),
+      delta: r.delta === null ? null : Number(r.delta),
+    });
+  }
+  return { mac, manifests: [...manifests.values()] };
+}
+
+export function activityToWire(mac: string, a: DeviceActivity): Static<typeof Activity> {
+  const errors: Static<typeof Activity>['errors'] = [
+    ...a.errors.map((e) => ({
+      at: e.requested_at.toISOString(),
+      source: 'request' as const,
+      code: e.error_code ?? e.status,
+      message: e.reason,
+    })),
+    ...a.acks
+      .filter((k) => k.result === 'Failed')
+      .map((k) => ({
+        at: k.completed_at.toISOString(),
+        source: 'ack' as const,
+        code: 'ACK_FAILED',
+        message: k.error_text,
+      })),
+  ].sort((x, y) => y.at.localeCompare(x.at));
+  return {
+    mac,
+    requests: a.requests.map((r) => ({
+      requestedAt: r.requested_at.toISOString(),
+      status: r.status,
+      manifestId: r.manifest_id,
+      errorCode: r.error_code,
+      durationMs: r.duration_ms,
+      bytesSent: r.bytes_sent === null ? null : Number(r.bytes_sent),
+    })),
+    acks: a.acks.map((k) => ({
+      manifestId: k.manifest_id,
+      completedAt: k.completed_at.toISOString(),
+      result: k.result,
+      durationMs: k.duration_ms,
+      error: k.error_text,
+    })),
+    manifests: a.manifests.map((m) => ({
+      manifestId: m.manifest_id,
+      generatedAt: m.generated_at.toISOString(),
+      globalSha256: m.global_sha256,
+      rows: Number(m.rows ?? 0),
+    })),
+    errors,
+  };
+}

@@ -1,0 +1,211 @@
+/**
+ * The dashboard: its JSON endpoints against the audit rows real syncs left, then the
+ * page itself in headless Chromium (Debian's `chromium`, driven by playwright-core),
+ * with a screenshot kept in test-artifacts/. Without Chromium the browser part is
+ * skipped, unless REQUIRE_BROWSER_TEST=1 (CI sets it) makes that a failure.
+ */
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { after, before, describe, it } from 'node:test';
+import { chromium, type Browser } from 'playwright-core';
+import { enrollDevice } from '../src/central/services/enroll.ts';
+import { startCentral, type RunningCentral } from './helpers/central.ts';
+import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
+import { testSyncer } from './helpers/edge.ts';
+import { Fixture } from './helpers/fixtures.ts';
+
+const ADMIN = 'dashboard-admin-token-0123456789';
+const SYNCED = '02:00:00:00:d0:01';
+const NEVER = '02:00:00:00:d0:02';
+const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => existsSync(p));
+
+describe('dashboard', () => {
+  let central: TestDatabase;
+  let edge: TestDatabase;
+  let api: RunningCentral;
+  let manifests: string[] = [];
+
+  const get = async (path: string, token = ADMIN) => {
+    const res = await fetch(`${api.url}${path}`, { headers: { authorization: `Bearer ${token}` } });
+    return {
+      status: res.status,
+      body: (await res.json()) as Record<string, unknown> & { error?: { code: string } },
+    };
+  };
+
+  before(async () => {
+    central = await createTestDatabase('central');
+    edge = await createTestDatabase('edge');
+    const f = new Fixture(central.pool);
+    const company = await f.company('Acme Foods');
+    const location = await f.location(company, 'Plant 1');
+    const group = await f.group(company, 'line workers', [location]);
+    await f.device(location, SYNCED);
+    await f.device(location, NEVER);
+    for (let i = 0; i < 20; i++) await f.user(company, `worker${i}@acme.test`, [group]);
+    const token = (await enrollDevice(central.pool, SYNCED)).secret;
+    api = await startCentral(central, { ADMIN_TOKEN: ADMIN });
+    const syncer = testSyncer(edge, api.url, SYNCED, token);
+    const first = await syncer.run('cli');
+    for (let i = 0; i < 5; i++) await f.user(company, `new${i}@acme.test`, [group]);
+    const second = await syncer.run('cli');
+    assert.equal(first.status, 'success');
+    assert.equal(second.status, 'success');
+    manifests = [first.manifestId!, second.manifestId!];
+    // A refused request, to show up among the device's errors.
+    const refused = await fetch(`${api.url}/api/device-sync/request`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: 'Bearer wrong' },
+      body: JSON.stringify({ mac: SYNCED }),
+    });
+    assert.equal(refused.status, 401);
+  });
+  after(async () => {
+    await api?.[Symbol.asyncDispose]();
+    await edge?.[Symbol.asyncDispose]();
+    await central?.[Symbol.asyncDispose]();
+  });
+
+  it('closes every admin endpoint to callers without the admin token', async () => {
+    for (const path of [
+      '/api/admin/requests/hourly',
+      '/api/admin/devices/stale',
+      `/api/admin/devices/${SYNCED}`,
+      `/api/admin/devices/${SYNCED}/row-deltas`,
+    ]) {
+      const res = await get(path, 'not-the-token');
+      assert.equal(res.status, 401, path);
+      assert.equal(res.body.error?.code, 'UNAUTHENTICATED', path);
+    }
+  });
+
+  it('counts requests by hour and status, and acks by result, as the audit tables hold them', async () => {
+    const { rows } = await central.pool.query<{ status: string; n: number }>(
+      'SELECT status, count(*)::int AS n FROM sync_requests GROUP BY status',
+    );
+    const { body } = await get('/api/admin/requests/hourly?hours=24');
+    const buckets = body.buckets as {
+      hour: string;
+      requests: Record<string, number>;
+      acks: Record<string, number>;
+    }[];
+    assert.equal(buckets.length, 24, 'every hour, empty ones too');
+    const totals: Record<string, number> = {};
+    for (const b of buckets)
+      for (const [s, n] of Object.entries(b.requests)) totals[s] = (totals[s] ?? 0) + n;
+    assert.deepEqual(totals, Object.fromEntries(rows.map((r) => [r.status, r.n])));
+    assert.deepEqual(totals, { served: 2, unauthenticated: 1 });
+    assert.equal(
+      buckets.reduce((n, b) => n + (b.acks.Success ?? 0), 0),
+      2,
+    );
+  });
+
+  it('lists the devices without a successful ack in N hours', async () => {
+    const { body } = await get('/api/admin/devices/stale?hours=1');
+    const devices = body.devices as { mac: string; lastSuccessAt: string | null; company: string }[];
+    assert.deepEqual(
+      devices.map((d) => [d.mac, d.lastSuccessAt, d.company]),
+      [[NEVER, null, 'Acme Foods']],
+    );
+  });
+
+  it("gives the row deltas between a device's consecutive manifests", async () => {
+    const { body } = await get(`/api/admin/devices/${SYNCED.toUpperCase()}/row-deltas`);
+    const list = body.manifests as {
+      manifestId: string;
+      tables: { name: string; rowCount: number; delta: number | null }[];
+    }[];
+    assert.deepEqual(
+      list.map((m) => m.manifestId),
+      manifests,
+    );
+    const delta = (i: number, table: string) => list[i]!.tables.find((t) => t.name === table)!;
+    assert.deepEqual(delta(0, 'users'), { name: 'users', rowCount: 20, delta: null });
+    assert.deepEqual(delta(1, 'users'), { name: 'users', rowCount: 25, delta: 5 });
+    assert.deepEqual(delta(1, 'group_users'), { name: 'group_users', rowCount: 25, delta: 5 });
+    assert.equal(delta(1, 'devices').delta, 0);
+  });
+
+  it('drills into a device: requests, manifests, acks and errors', async () => {
+    const { body } = await get(`/api/admin/devices/${SYNCED}`);
+    assert.deepEqual(
+      (body.manifests as { manifestId: string }[]).map((m) => m.manifestId),
+      [...manifests].reverse(),
+    );
+    assert.deepEqual(
+      (body.acks as { manifestId: string; result: string }[]).map((a) => [a.manifestId, a.result]),
+      [...manifests].reverse().map((m) => [m, 'Success']),
+    );
+    assert.deepEqual(
+      (body.errors as { source: string; code: string }[]).map((e) => [e.source, e.code]),
+      [['request', 'UNAUTHENTICATED']],
+    );
+  });
+
+  it('renders the page with its charts in headless Chromium', async (t) => {
+    if (!CHROMIUM) {
+      if (process.env.REQUIRE_BROWSER_TEST === '1')
+        assert.fail('Chromium is not installed (apt-get install chromium)');
+      t.skip('Chromium is not installed (apt-get install chromium)');
+      return;
+    }
+    const browser: Browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+    try {
+      const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+      const problems: string[] = [];
+      page.on('pageerror', (err) => problems.push(err.message));
+      page.on('console', (msg) => {
+        if (msg.type() === 'error' && !msg.text().includes('401')) problems.push(msg.text());
+      });
+      await page.goto(`${api.url}/dashboard`);
+      // Without a token the page asks for one; a wrong one is refused with a message.
+      await page.locator('#login[open]').waitFor({ timeout: 10_000 });
+      await page.fill('#token', 'wrong');
+      await page.click('#login-form button[type=submit]');
+      await page.locator('#login-error:not([hidden])').waitFor({ timeout: 10_000 });
+      await page.fill('#token', ADMIN);
+      await page.click('#login-form button[type=submit]');
+      await page.locator('body[data-state=ready]').waitFor({ timeout: 10_000 });
+
+      assert.equal(await page.textContent('#card-requests'), '3');
+      assert.equal(await page.textContent('#card-acks'), '100.0 %');
+      assert.equal(await page.textContent('#card-stale'), '1');
+      const charted = await page.evaluate(() => {
+        const chart = (
+          globalThis as unknown as {
+            Chart: { getChart(id: string): { data: { datasets: { label: string; data: number[] }[] } } };
+          }
+        ).Chart.getChart('requests-chart');
+        return Object.fromEntries(
+          chart.data.datasets.map((d) => [d.label, d.data.reduce((a, b) => a + b, 0)]),
+        );
+      });
+      assert.deepEqual(charted, { served: 2, unauthenticated: 1 });
+      assert.deepEqual(await page.locator('#stale-table tbody td:first-child').allTextContents(), [NEVER]);
+
+      await page.fill('#device-mac', SYNCED);
+      await page.click('#device-form button[type=submit]');
+      await page.locator(`body[data-device="${SYNCED}"]`).waitFor({ timeout: 10_000 });
+      const deltaRows = await page.locator('#deltas-table tbody tr').allTextContents();
+      assert.equal(deltaRows.length, 2);
+      assert.match(deltaRows[0]!, new RegExp(`^${manifests[1]}.*\\+5.*\\+5`));
+      assert.match((await page.textContent('#manifests-table tbody'))!, new RegExp(manifests[0]!));
+      assert.match((await page.textContent('#errors-table tbody'))!, /UNAUTHENTICATED/);
+      const lines = await page.evaluate(
+        () =>
+          (
+            globalThis as unknown as { Chart: { getChart(id: string): { data: { datasets: unknown[] } } } }
+          ).Chart.getChart('deltas-chart').data.datasets.length,
+      );
+      assert.equal(lines, 8, 'a line per table');
+
+      await mkdir('test-artifacts', { recursive: true });
+      await page.screenshot({ path: 'test-artifacts/dashboard.png', fullPage: true });
+      assert.deepEqual(problems, []);
+    } finally {
+      await browser.close();
+    }
+  });
+});
