@@ -14,6 +14,7 @@ import { freePort } from '../src/platform/embedded.ts';
 import { loadCompose, readDockerfile, readEnvFile, type ComposeService } from './helpers/compose.ts';
 import { databaseUrl } from './helpers/templates.ts';
 import { waitFor } from './helpers/wait.ts';
+import { startOtlpReceiver } from './helpers/otlp.ts';
 import { TEST_KEYS } from './helpers/keys.ts';
 
 const central = loadCompose('deploy/central/compose.yaml', 'deploy/central/.env.example');
@@ -124,7 +125,9 @@ describe('compose services, started natively', () => {
     ...(service.command ?? docker[target]!.cmd),
   ];
 
-  it('migrates and seeds once, serves Central, enrolls a device and syncs an Edge', async () => {
+  it('migrates and seeds once, serves Central, enrolls a device and syncs an Edge, traced', async () => {
+    const otlp = await startOtlpReceiver();
+    after(() => otlp.close());
     const centralPort = await freePort();
     const edgePort = await freePort();
     const local = { HOST: '127.0.0.1' };
@@ -139,7 +142,7 @@ describe('compose services, started natively', () => {
 
     const apiSvc = central.services['central-db-update-api']!;
     const apiEnv = {
-      ...nativeEnv(apiSvc, 'central', {}),
+      ...nativeEnv(apiSvc, 'central', { 'otel-collector:4318': otlp.url }),
       ...local,
       PORT: String(centralPort),
       MANIFEST_SIGNING_KEY: TEST_KEYS.privateKey, // as pasted from `dbupdate central keygen`
@@ -164,6 +167,7 @@ describe('compose services, started natively', () => {
       PORT: String(edgePort),
       DEVICE_TOKEN: token,
       MANIFEST_PUBLIC_KEYS: TEST_KEYS.publicKey,
+      OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url,
     };
     delete (edgeEnv as Record<string, string>)['host.docker.internal:8080'];
     const edgeProc = start(commandOf(edgeSvc, 'edge'), edgeEnv);
@@ -184,5 +188,28 @@ describe('compose services, started natively', () => {
     assert.equal(await edgeProc.exit, 0, edgeProc.output());
     assert.equal(await api.exit, 0, api.output());
     void admin;
+
+    // Both processes exported their spans over OTLP at shutdown, as OTEL_* told them,
+    // and Central's request span sits in the edge's trace, under its HTTP client span.
+    assert.ok(otlp.contentTypes.every((t) => t === 'application/x-protobuf'));
+    const spans = otlp.spans;
+    const request = spans.find((s) => s.service === 'central-db-update-api' && s.name === 'sync.request');
+    assert.ok(
+      request,
+      `central spans: ${spans.filter((s) => s.service === 'central-db-update-api').map((s) => s.name)}`,
+    );
+    const server = spans.find((s) => s.spanId === request.parentSpanId)!;
+    const client = spans.find((s) => s.spanId === server.parentSpanId)!;
+    assert.equal(client.service, 'dbupdate-service');
+    const pull = spans.find((s) => s.spanId === client.parentSpanId)!;
+    assert.equal(pull.name, 'sync.pull');
+    const sync = spans.find((s) => s.spanId === pull.parentSpanId)!;
+    assert.equal(sync.name, 'sync');
+    assert.equal(new Set([request, server, client, pull, sync].map((s) => s.traceId)).size, 1);
+    assert.ok(spans.some((s) => s.service === 'central-db-update-api' && s.name.startsWith('pg.query')));
+    assert.ok(spans.some((s) => s.service === 'dbupdate-service' && s.name === 'sync.load.table'));
+    const load = spans.find((s) => s.name === 'sync.load' && s.traceId === sync.traceId)!;
+    assert.match(load.attributes['dbupdate.manifest_id'] ?? '', /^[0-9A-Z]{26}$/);
+    assert.equal(request.attributes['dbupdate.manifest_id'], load.attributes['dbupdate.manifest_id']);
   });
 });
