@@ -32,6 +32,13 @@ export class CentralMetrics {
     buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
     registers: [this.registry],
   });
+  readonly sendSeconds = new Histogram({
+    name: 'dbupdate_central_snapshot_send_seconds',
+    help: 'Time from the manifest to the last byte of the snapshot stream, by outcome',
+    labelNames: ['outcome'] as const,
+    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300],
+    registers: [this.registry],
+  });
   readonly digestCache = new Counter({
     name: 'dbupdate_central_digest_cache_total',
     help: 'Manifest digests found in the cache (no row read) or computed',

@@ -4,6 +4,7 @@ import { generateSigningKeys } from '../contract/signing.ts';
 import { centralMigrations } from '../central/migrations.ts';
 import { runCentral } from '../central/server.ts';
 import { enrollDevice } from '../central/services/enroll.ts';
+import { pruneAudit } from '../central/services/retention.ts';
 import { DEFAULT_SHAPE, seedCentral } from '../central/services/seed.ts';
 import { dataTablesEmpty, type SeedShape } from '../central/repo/seed.ts';
 import { loadConfig, LogLevelSetting } from '../platform/config.ts';
@@ -87,6 +88,25 @@ export const centralCommands: Record<string, Command> = {
       }
       const result = await seedCentral(pool, shape, { reset: values.reset === true });
       console.log(JSON.stringify({ shape, ...result }, null, 2));
+      return 0;
+    });
+  },
+
+  async 'prune-audit'(argv) {
+    const values = parseFlags(argv, { days: { type: 'string' }, batch: { type: 'string' } });
+    const days = Number(values.days);
+    const batch = Number(values.batch ?? 10_000);
+    if (!Number.isSafeInteger(days) || days < 1)
+      throw new AppError('USAGE', 'prune-audit needs --days N (N ≥ 1): keep this many days of audit rows');
+    if (!Number.isSafeInteger(batch) || batch < 1 || batch > 1_000_000)
+      throw new AppError('USAGE', '--batch must be between 1 and 1000000');
+    return withCentralPool(async (pool, level) => {
+      const result = await pruneAudit(
+        pool,
+        { olderThanDays: days, batch },
+        createLogger('dbupdate-cli', level),
+      );
+      console.log(JSON.stringify(result));
       return 0;
     });
   },

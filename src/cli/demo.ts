@@ -4,6 +4,7 @@
  * Central and Edge on loopback, a first sync with a summary, then syncing on a short
  * schedule (with a small change in Central now and then) until Ctrl-C.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -91,6 +92,8 @@ export async function demo(argv: string[]): Promise<number> {
     const { mac, secret } = await enrollDevice(pool, seeded.devices[0]!.mac);
 
     const keys = generateSigningKeys();
+    const adminToken = randomBytes(18).toString('base64url');
+    const shipping = { seqUrl: process.env.SEQ_URL, seqApiKey: process.env.SEQ_API_KEY };
     const [centralPort, edgePort] = [await freePort(), await freePort()];
     const central = await startCentralServer(
       loadCentralConfig({
@@ -99,8 +102,9 @@ export async function demo(argv: string[]): Promise<number> {
         HOST: '127.0.0.1',
         LOG_LEVEL: logLevel,
         MANIFEST_SIGNING_KEY: keys.privateKey,
+        ADMIN_TOKEN: adminToken,
       }),
-      createLogger('central-db-update-api', logLevel),
+      createLogger('central-db-update-api', logLevel, shipping),
     );
     stops.push(central.stop);
     const edgeConfig = loadEdgeConfig({
@@ -115,7 +119,7 @@ export async function demo(argv: string[]): Promise<number> {
       SYNC_JITTER_SECONDS: '1',
       MANIFEST_PUBLIC_KEYS: keys.publicKey,
     });
-    const edge = await startEdge(edgeConfig, createLogger('dbupdate-service', logLevel));
+    const edge = await startEdge(edgeConfig, createLogger('dbupdate-service', logLevel, shipping));
     stops.push(edge.stop);
     const first = await edge.firstSync;
     if (!first || first.status === 'failed') {
@@ -134,7 +138,9 @@ export async function demo(argv: string[]): Promise<number> {
         'edge sync now': `curl -X POST ${edge.url}/sync/now`,
         'central database': centralUrl,
         'edge database': edgeUrl,
-        dashboard: 'not built yet (observability issue); central audit tables hold the data',
+        dashboard: `${central.url}/dashboard`,
+        'dashboard admin token': adminToken,
+        'metrics (Prometheus)': `${central.url}/metrics and ${edge.url}/metrics`,
       },
       mac,
     );

@@ -14,6 +14,7 @@ const USAGE = `usage: dbupdate <command>
   central serve                   run the central API
   central enroll --mac M          create or rotate a device credential (printed on the last line)
   central keygen                  a new manifest signing key pair (MANIFEST_SIGNING_KEY, MANIFEST_PUBLIC_KEYS)
+  central prune-audit --days N    delete audit rows (requests, manifests, acks) older than N days
   edge migrate                    apply edge migrations
   edge serve                      run the edge service (schedule + local API)
   edge sync [--full]              one sync now, in the foreground (--full reloads every table)

@@ -178,6 +178,7 @@ export async function prepareSync(deps: SyncDeps, input: SyncInput): Promise<Pre
       const stats = newStreamStats();
       let streamed = false;
       const send = startStep(mlog, 'snapshot.send', { rowsIncluded: manifest.rowsIncluded });
+      const sendStarted = performance.now();
       const body = iterateInContext(
         send.context,
         (async function* () {
@@ -199,8 +200,10 @@ export async function prepareSync(deps: SyncDeps, input: SyncInput): Promise<Pre
             deps.metrics.rowsServed.inc(tables.reduce((n, t) => n + t.rowCount, 0));
           send.annotate({ bytes: stats.bytes });
           send.finish(ok ? undefined : (broken ?? new Error('response aborted')));
+          const status = ok ? (manifest.rowsIncluded ? 'served' : 'unchanged') : err ? 'error' : 'aborted';
+          deps.metrics.sendSeconds.observe({ outcome: status }, (performance.now() - sendStarted) / 1000);
           await finish({
-            status: ok ? (manifest.rowsIncluded ? 'served' : 'unchanged') : err ? 'error' : 'aborted',
+            status,
             reason: ok ? null : (err?.message ?? 'client went away before the snapshot was sent'),
             errorCode: ok ? null : err ? 'SNAPSHOT_FAILED' : null,
             deviceId: resolved.id,
