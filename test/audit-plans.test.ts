@@ -16,6 +16,7 @@ import {
 } from '../src/central/repo/admin.ts';
 import { TABLE_NAMES } from '../src/contract/tables.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
+import { fillAuditTrail } from './helpers/audit-fill.ts';
 
 const AUDIT_TABLES = new Set([
   'sync_requests',
@@ -26,7 +27,6 @@ const AUDIT_TABLES = new Set([
 const DEVICES = 1000;
 const REQUESTS = 1_000_000;
 const MANIFESTS = 125_000; // × 8 tables = 1,000,000 sync_manifests rows
-const MAC = `'02:00:00:00:' || lpad(to_hex((n % ${DEVICES}) / 256), 2, '0') || ':' || lpad(to_hex((n % ${DEVICES}) % 256), 2, '0')`;
 
 interface PlanNode {
   'Node Type': string;
@@ -59,28 +59,7 @@ describe('audit table query plans at 1,000,000 rows', () => {
 
   before(async () => {
     db = await createTestDatabase('central');
-    const q = (sql: string) => db.pool.query(sql);
-    await q(`INSERT INTO companies VALUES ('00000000-0000-0000-0000-00000000c001', 'Big Co', now(), now())`);
-    await q(`INSERT INTO locations VALUES ('00000000-0000-0000-0000-00000000a001',
-               '00000000-0000-0000-0000-00000000c001', 'Site', NULL, 'UTC', now(), now())`);
-    await q(`INSERT INTO devices SELECT md5('d' || n)::uuid, '00000000-0000-0000-0000-00000000a001',
-               (${MAC})::macaddr, 'dev ' || n, true, now(), now() FROM generate_series(0, ${DEVICES - 1}) n`);
-    await q(`INSERT INTO sync_requests (mac, requested_at, completed_at, status, error_code, duration_ms, bytes_sent)
-             SELECT ${MAC}, t, t, CASE WHEN n % 50 = 0 THEN 'error' ELSE 'served' END,
-                    CASE WHEN n % 50 = 0 THEN 'SNAPSHOT_FAILED' END, 20, 1000
-               FROM generate_series(1, ${REQUESTS}) n, LATERAL (SELECT now() - (n::float8 / ${REQUESTS}) * interval '90 days' AS t) x`);
-    await q(`INSERT INTO sync_manifest_headers
-             SELECT 'M' || lpad(n::text, 10, '0'), md5('d' || (n % ${DEVICES}))::uuid, (${MAC})::macaddr,
-                    t, t + interval '1 hour', 1, md5(n::text), '{}'
-               FROM generate_series(1, ${MANIFESTS}) n, LATERAL (SELECT now() - (n::float8 / ${MANIFESTS}) * interval '90 days' AS t) x`);
-    await q(`INSERT INTO sync_manifests
-             SELECT h.manifest_id, h.generated_at, t.name, t.ord - 1, 10 + t.ord, md5(h.manifest_id || t.name), '{}'
-               FROM sync_manifest_headers h, unnest('{${TABLE_NAMES.join(',')}}'::text[]) WITH ORDINALITY t(name, ord)`);
-    await q(`INSERT INTO sync_acknowledgements
-             SELECT manifest_id, mac, generated_at + interval '1 minute',
-                    CASE WHEN random() < 0.02 THEN 'Failed' ELSE 'Success' END, 100, '{}', '{}', NULL, NULL
-               FROM sync_manifest_headers`);
-    await q('ANALYZE');
+    await fillAuditTrail(db.pool, { devices: DEVICES, requests: REQUESTS, manifests: MANIFESTS });
   });
   after(async () => {
     await db?.[Symbol.asyncDispose]();
