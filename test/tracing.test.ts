@@ -24,6 +24,16 @@ const { createSyncer } = await import('../src/edge/server.ts');
 
 type Line = Record<string, unknown>;
 
+const EDGE_STEPS = ['sync.pull', 'sync.validate', 'sync.load', 'sync.verify', 'sync.commit', 'sync.ack'];
+const CENTRAL_STEPS = [
+  'sync.request',
+  'device.resolve',
+  'scope.compute',
+  'manifest.create',
+  'snapshot.send',
+  'ack.store',
+];
+
 /** The services' own logger settings, writing into an array. */
 function capture(service: string, lines: Line[]) {
   return pino(
@@ -94,24 +104,10 @@ describe('tracing', () => {
     const root = one('sync');
     const traceId = root.spanContext().traceId;
     assert.equal(root.parentSpanContext, undefined, 'the edge sync starts the trace');
-    for (const name of [
-      'sync.pull',
-      'sync.validate',
-      'sync.load',
-      'sync.verify',
-      'sync.commit',
-      'sync.ack',
-    ]) {
+    for (const name of EDGE_STEPS) {
       assert.equal(one(name).spanContext().traceId, traceId, name);
     }
-    for (const name of [
-      'sync.request',
-      'device.resolve',
-      'scope.compute',
-      'manifest.create',
-      'snapshot.send',
-      'ack.store',
-    ]) {
+    for (const name of CENTRAL_STEPS) {
       assert.equal(one(name).spanContext().traceId, traceId, name);
     }
     assert.equal(named('sync.load.table').length, 8, 'a load span per table');
@@ -202,25 +198,8 @@ describe('tracing', () => {
       assert.ok(finish.device, `${name} names the device`);
       return finish;
     };
-    for (const name of [
-      'sync.pull',
-      'sync.validate',
-      'sync.load',
-      'sync.load.table',
-      'sync.verify',
-      'sync.commit',
-      'sync.ack',
-    ])
-      expectPair(edgeLines, name);
-    for (const name of [
-      'sync.request',
-      'device.resolve',
-      'scope.compute',
-      'manifest.create',
-      'snapshot.send',
-      'ack.store',
-    ])
-      expectPair(centralLines, name);
+    for (const name of [...EDGE_STEPS, 'sync.load.table']) expectPair(edgeLines, name);
+    for (const name of CENTRAL_STEPS) expectPair(centralLines, name);
     for (const name of ['sync.load', 'sync.verify', 'sync.commit', 'sync.ack'])
       assert.equal(expectPair(edgeLines, name).manifestId, manifestId, name);
     for (const name of ['snapshot.send', 'ack.store'])
