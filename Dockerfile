@@ -15,9 +15,12 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 
 FROM ${NODE_IMAGE} AS runtime
+# A 2 MB young generation: the services stream data whose garbage is mostly Buffers
+# outside the JS heap; frequent scavenges free them before they pile up (edge peak RSS
+# in a large sync ~145 MB instead of ~265 MB, no slower: docs/scaling.md).
 ENV NODE_ENV=production \
     LOG_FORMAT=json \
-    NODE_OPTIONS=--disable-warning=ExperimentalWarning
+    NODE_OPTIONS="--disable-warning=ExperimentalWarning --max-semi-space-size=2"
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 COPY package.json ./

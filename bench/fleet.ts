@@ -18,6 +18,7 @@ import { generateSigningKeys } from '../src/contract/signing.ts';
 import { createPool } from '../src/platform/db.ts';
 import { freePort, startEmbeddedCluster } from '../src/platform/embedded.ts';
 import { migrate } from '../src/platform/migrate.ts';
+import { imageNodeEnv } from './image.ts';
 
 const { values } = parseArgs({
   options: {
@@ -84,6 +85,7 @@ try {
   const central = spawn(process.execPath, ['bin/dbupdate.ts', 'central', 'serve'], {
     env: {
       ...process.env,
+      ...imageNodeEnv(),
       CENTRAL_DATABASE_URL: url,
       PORT: String(port),
       HOST: '127.0.0.1',

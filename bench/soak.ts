@@ -23,6 +23,7 @@ import type { SyncResult } from '../src/edge/services/sync.ts';
 import { createPool } from '../src/platform/db.ts';
 import { freePort, startEmbeddedCluster } from '../src/platform/embedded.ts';
 import { migrate } from '../src/platform/migrate.ts';
+import { imageNodeEnv } from './image.ts';
 
 const { values } = parseArgs({
   options: {
@@ -74,6 +75,7 @@ try {
   const centralProc = spawn(process.execPath, ['bin/dbupdate.ts', 'central', 'serve'], {
     env: {
       ...process.env,
+      ...imageNodeEnv(),
       CENTRAL_DATABASE_URL: url('central'),
       PORT: String(port),
       HOST: '127.0.0.1',

@@ -27,6 +27,7 @@ import { columnList, TABLES } from '../src/contract/tables.ts';
 import { edgeMigrations } from '../src/edge/migrations.ts';
 import type { PoolClient } from '../src/platform/db.ts';
 import { generateSigningKeys } from '../src/contract/signing.ts';
+import { imageNodeEnv } from './image.ts';
 
 const { values } = parseArgs({ options: { users: { type: 'string', default: '100000,1000000' } } });
 const sizes = values.users.split(',').map(Number);
@@ -43,7 +44,7 @@ function run(
   env: Record<string, string>,
 ): { child: ChildProcess; done: Promise<number>; steps: Map<string, number> } {
   const child = spawn(process.execPath, ['bin/dbupdate.ts', ...args], {
-    env: { ...process.env, LOG_LEVEL: 'info', LOG_FORMAT: 'json', ...env },
+    env: { ...process.env, ...imageNodeEnv(), LOG_LEVEL: 'info', LOG_FORMAT: 'json', ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const steps = new Map<string, number>();

@@ -4,7 +4,6 @@
  * with one line naming the error code on failure.
  */
 import { AppError, isAppError } from '../platform/errors.ts';
-import { centralCommands } from './central.ts';
 import type { Command } from './util.ts';
 
 const USAGE = `usage: dbupdate <command>
@@ -22,7 +21,7 @@ const USAGE = `usage: dbupdate <command>
   demo                            the whole system on embedded PostgreSQL`;
 
 async function loadGroup(group: string): Promise<Record<string, Command> | undefined> {
-  if (group === 'central') return centralCommands;
+  if (group === 'central') return (await import('./central.ts')).centralCommands;
   if (group === 'edge') return (await import('./edge.ts')).edgeCommands;
   return undefined;
 }

@@ -4,7 +4,8 @@
  */
 import { trace } from '@opentelemetry/api';
 import { pino, type LoggerOptions } from 'pino';
-import pinoPretty from 'pino-pretty';
+import { createRequire } from 'node:module';
+import type PinoPretty from 'pino-pretty';
 import { SeqSink } from './seq.ts';
 import type { FastifyBaseLogger } from 'fastify';
 
@@ -59,7 +60,11 @@ export function createLogger(service: string, level: string, shipping: LogShippi
   const pretty = options.transport !== undefined;
   delete options.transport;
   const console = pretty
-    ? pinoPretty({ translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' })
+    ? // Loaded only for a terminal: services in containers never pay for it.
+      (createRequire(import.meta.url)('pino-pretty') as typeof PinoPretty)({
+        translateTime: 'SYS:HH:MM:ss.l',
+        ignore: 'pid,hostname',
+      })
     : pino.destination(1);
   const seq = new SeqSink({ url: shipping.seqUrl, apiKey: shipping.seqApiKey });
   return pino(

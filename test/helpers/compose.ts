@@ -84,7 +84,8 @@ export function readDockerfile(file: string): Record<string, DockerTarget> {
     } else if (instruction === 'EXPOSE') {
       current.expose.push(...rest.map(Number));
     } else if (instruction === 'ENV') {
-      for (const m of args.matchAll(/([A-Z_][A-Z0-9_]*)=(\S+)/g)) current.env[m[1]!] = m[2]!;
+      for (const m of args.matchAll(/([A-Z_][A-Z0-9_]*)=(?:"([^"]*)"|(\S+))/g))
+        current.env[m[1]!] = m[2] ?? m[3]!;
     } else if (instruction === 'HEALTHCHECK') {
       current.healthcheck = JSON.parse(args.slice(args.indexOf('CMD ') + 4)) as string[];
     }

@@ -2,7 +2,6 @@
  * `dbupdate central seed`: faker supplies realistic name pools (deterministic for a
  * seed), PostgreSQL multiplies them out set-based in one transaction.
  */
-import { Faker, en } from '@faker-js/faker';
 import { withTransaction, type Pool } from '../../platform/db.ts';
 import { AppError } from '../../platform/errors.ts';
 import {
@@ -32,7 +31,9 @@ export const DEFAULT_SHAPE: SeedShape = {
   devicesPerLocation: 2,
 };
 
-function namePools(seed: number): NamePools {
+/** faker is loaded only here: it weighs ~40 MB, which the services must not carry. */
+async function namePools(seed: number): Promise<NamePools> {
+  const { Faker, en } = await import('@faker-js/faker');
   const faker = new Faker({ locale: [en] });
   faker.seed(seed);
   const many = <T>(n: number, make: () => T): T[] => Array.from({ length: n }, make);
@@ -75,7 +76,7 @@ export async function seedCentral(
   options: { reset: boolean },
 ): Promise<SeedResult> {
   const started = performance.now();
-  const pools = namePools(shape.seed);
+  const pools = await namePools(shape.seed);
   await withTransaction(pool, 'BEGIN', async (tx) => {
     if (!(await dataTablesEmpty(tx))) {
       if (!options.reset)
