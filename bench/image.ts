@@ -1,7 +1,11 @@
-/** The Node settings our container image runs with, so benchmarks measure what ships. */
+/**
+ * The Node settings our container image runs with, so benchmarks measure what ships;
+ * a NODE_OPTIONS of the caller's (say --inspect) comes after them, so it wins.
+ */
 import { readDockerfile } from '../test/helpers/compose.ts';
 
 export function imageNodeEnv(): Record<string, string> {
   const env = readDockerfile('Dockerfile').central!.env;
-  return env.NODE_OPTIONS ? { NODE_OPTIONS: env.NODE_OPTIONS } : {};
+  const options = [env.NODE_OPTIONS, process.env.NODE_OPTIONS].filter(Boolean).join(' ');
+  return options ? { NODE_OPTIONS: options } : {};
 }

@@ -19,15 +19,10 @@ import { centralMigrations } from '../src/central/migrations.ts';
 import { createPool } from '../src/platform/db.ts';
 import { freePort, startEmbeddedCluster } from '../src/platform/embedded.ts';
 import { migrate } from '../src/platform/migrate.ts';
-import { pipeline } from 'node:stream/promises';
-import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
-import { findDeviceByMac } from '../src/central/repo/devices.ts';
-import { scopeSelectSql, setScope } from '../src/central/repo/snapshot.ts';
-import { columnList, TABLES } from '../src/contract/tables.ts';
 import { edgeMigrations } from '../src/edge/migrations.ts';
-import type { PoolClient } from '../src/platform/db.ts';
 import { generateSigningKeys } from '../src/contract/signing.ts';
 import { imageNodeEnv } from './image.ts';
+import { dumpBaseline, rawPipe, scopeSource, startDumpCluster } from './baselines.ts';
 
 const { values } = parseArgs({ options: { users: { type: 'string', default: '100000,1000000' } } });
 const sizes = values.users.split(',').map(Number);
@@ -71,37 +66,6 @@ async function measured(args: string[], env: Record<string, string>) {
   return { code, ms: Math.round(performance.now() - t), peakMb: peak, steps };
 }
 
-/**
- * The physical limit of moving the data: the device's scope piped table by table from
- * `COPY (…) TO STDOUT` on Central into `COPY … FROM STDIN` on an empty edge database,
- * in one transaction, with nothing else (no hashing, no HTTP, no verification).
- */
-async function rawPipe(centralUrl: string, edgeUrl: string, mac: string, triggers: boolean): Promise<number> {
-  const source = new pg.Client({ connectionString: centralUrl });
-  const target = new pg.Client({ connectionString: edgeUrl });
-  await Promise.all([source.connect(), target.connect()]);
-  try {
-    const t = performance.now();
-    await source.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-    await target.query('BEGIN');
-    // Without triggers: no foreign-key check at all, the bare cost of moving the rows.
-    if (!triggers) await target.query('SET LOCAL session_replication_role = replica');
-    const device = await findDeviceByMac(source, mac);
-    await setScope(source as unknown as PoolClient, device!);
-    for (const def of TABLES) {
-      await pipeline(
-        source.query(copyTo(`COPY (${scopeSelectSql(def)}) TO STDOUT`)),
-        target.query(copyFrom(`COPY "${def.name}" (${columnList(def)}) FROM STDIN`)),
-      );
-    }
-    await target.query('COMMIT');
-    await source.query('COMMIT');
-    return Math.round(performance.now() - t);
-  } finally {
-    await Promise.all([source.end(), target.end()]);
-  }
-}
-
 /** Reads a snapshot response to its end over raw HTTP, counting the bytes on the wire. */
 function drain(url: string, body: unknown, token: string, encoding: string) {
   const t = performance.now();
@@ -137,6 +101,7 @@ const [centralPg, edgePg] = await Promise.all([
   startEmbeddedCluster({ dataDir: dir, name: 'edge' }),
 ]);
 const rows: string[][] = [];
+const dumpCluster = await startDumpCluster();
 try {
   const admin = new pg.Client({ connectionString: centralPg.url });
   await admin.connect();
@@ -211,13 +176,16 @@ try {
     const pipePool = createPool(pipeUrl, { applicationName: 'bench', max: 1 });
     await migrate(pipePool, await edgeMigrations());
     await pipePool.end();
-    const pipe = await rawPipe(centralUrl, pipeUrl, mac, true);
+    const pipe = await rawPipe(scopeSource(centralUrl, mac), pipeUrl, true);
     const clean = createPool(pipeUrl, { applicationName: 'bench', max: 1 });
     await clean.query(
       'TRUNCATE companies, locations, groups, location_groups, users, group_users, areas, devices',
     );
     await clean.end();
-    const barePipe = await rawPipe(centralUrl, pipeUrl, mac, false);
+    const barePipe = await rawPipe(scopeSource(centralUrl, mac), pipeUrl, false);
+    const dump = dumpCluster
+      ? await dumpBaseline(dumpCluster, scopeSource(centralUrl, mac), String(users))
+      : undefined;
     central.child.kill('SIGTERM');
     await central.done;
     const scope = seeded.counts.users;
@@ -239,6 +207,13 @@ try {
       `  raw COPY pipe of the same scope: ${pipe} ms with foreign-key triggers, ${barePipe} ms without;` +
         ` full sync / raw pipe = ${(sync.ms / pipe).toFixed(2)} and ${(sync.ms / barePipe).toFixed(2)}`,
     );
+    console.log(
+      dump
+        ? `  pg_dump | pg_restore (PostgreSQL ${dump.version}, custom format, one transaction): ${dump.dumpMs} ms,` +
+            ` ${(dump.dumpBytes / 2 ** 20).toFixed(1)} MiB dump; raw pipe on that server ${dump.pipeMs} ms;` +
+            ` pg_dump / raw pipe = ${(dump.dumpMs / dump.pipeMs).toFixed(2)}`
+        : '  pg_dump baseline skipped: no pg_dump with server binaries of its own version (Debian: postgresql-15)',
+    );
     const split = [
       'sync.pull',
       'sync.validate',
@@ -258,6 +233,7 @@ try {
   }
   await pool.end();
 } finally {
+  await dumpCluster?.stop();
   await Promise.all([centralPg.stop(), edgePg.stop()]);
   await rm(dir, { recursive: true, force: true });
 }

@@ -7,7 +7,6 @@
  * between to lose microseconds, bigint precision, numeric scale or JSON null.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { StringDecoder } from 'node:string_decoder';
 import canonicalize from 'canonicalize';
 import { COPY_NULL, unescapeCopyField } from './copy-text.ts';
 import type { Column, TableDef, TableName } from './tables.ts';
@@ -111,6 +110,8 @@ export class RowCanonicalizer {
   }
 }
 
+const NEWLINE = 0x0a;
+
 /**
  * Consumes the raw COPY output of one table (chunks need not align with lines) and
  * yields its row count and SHA-256. `onLine` sees every canonical line (tests, debugging).
@@ -119,9 +120,9 @@ export class TableHasher {
   readonly #def: TableDef;
   readonly #rows: RowCanonicalizer;
   readonly #hash: Hash = createHash('sha256');
-  readonly #decoder = new StringDecoder('utf8');
   readonly #onLine: ((line: string) => void) | undefined;
-  #pending = '';
+  /** The start of a row whose end is in a later chunk. */
+  #pending: Buffer | undefined;
   #count = 0;
 
   constructor(def: TableDef, onLine?: (line: string) => void) {
@@ -130,21 +131,35 @@ export class TableHasher {
     this.#onLine = onLine;
   }
 
+  /**
+   * Lines are cut from the bytes and decoded one by one: a newline byte never occurs
+   * inside a UTF-8 sequence, and no chunk-sized string is made, which the young
+   * generation would otherwise promote, chunk after chunk, to the old one.
+   */
   write(chunk: Buffer | string): void {
-    const text = this.#pending + (typeof chunk === 'string' ? chunk : this.#decoder.write(chunk));
+    const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
     let start = 0;
-    let nl = text.indexOf('\n', start);
-    while (nl >= 0) {
-      this.#addLine(text.slice(start, nl));
+    let nl = buf.indexOf(NEWLINE);
+    if (this.#pending && nl >= 0) {
+      this.#addLine(Buffer.concat([this.#pending, buf.subarray(0, nl)]).toString('utf8'));
+      this.#pending = undefined;
       start = nl + 1;
-      nl = text.indexOf('\n', start);
+      nl = buf.indexOf(NEWLINE, start);
     }
-    this.#pending = text.slice(start);
+    while (nl >= 0) {
+      this.#addLine(buf.toString('utf8', start, nl));
+      start = nl + 1;
+      nl = buf.indexOf(NEWLINE, start);
+    }
+    if (start < buf.length) {
+      // A copy, so the chunk itself can be freed.
+      const rest = Buffer.from(buf.subarray(start));
+      this.#pending = this.#pending ? Buffer.concat([this.#pending, rest]) : rest;
+    }
   }
 
   digest(): TableDigest {
-    const rest = this.#pending + this.#decoder.end();
-    if (rest.length > 0) throw new CanonicalError(`${this.#def.name}: COPY data ends mid-row`);
+    if (this.#pending) throw new CanonicalError(`${this.#def.name}: COPY data ends mid-row`);
     return { name: this.#def.name, rowCount: this.#count, sha256: this.#hash.digest('hex') };
   }
 
