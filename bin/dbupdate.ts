@@ -5,7 +5,7 @@
 import { serviceNameFor, shutdownTracing, startTracing } from '../src/platform/tracing.ts';
 
 try {
-  startTracing({ serviceName: serviceNameFor(process.argv[2]) });
+  await startTracing({ serviceName: serviceNameFor(process.argv[2]) });
 } catch (err) {
   console.error(`error ${(err as { code?: string }).code ?? 'CONFIG_INVALID'}: ${(err as Error).message}`);
   process.exit(2);

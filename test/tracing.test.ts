@@ -13,7 +13,7 @@ import { InMemorySpanExporter, type ReadableSpan } from '@opentelemetry/sdk-trac
 import { startTracing } from '../src/platform/tracing.ts';
 
 const exporter = new InMemorySpanExporter();
-startTracing({ serviceName: 'dbupdate-test', exporter, env: {} });
+await startTracing({ serviceName: 'dbupdate-test', exporter, env: {} });
 
 const { pino } = await import('pino');
 const { loggerOptions } = await import('../src/platform/logger.ts');

@@ -9,7 +9,6 @@
 import { context, propagation, trace, type Context } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { registerInstrumentations } from '@opentelemetry/instrumentation';
 import { HttpInstrumentation } from '@opentelemetry/instrumentation-http';
 import { PgInstrumentation } from '@opentelemetry/instrumentation-pg';
@@ -76,7 +75,7 @@ function samplerFromEnv(env: NodeJS.ProcessEnv): Sampler {
 }
 
 /** The exporter the OTEL_* variables ask for; none unless an endpoint or exporter is named. */
-function exporterFromEnv(env: NodeJS.ProcessEnv): { name: string; processor?: SpanProcessor } {
+async function exporterFromEnv(env: NodeJS.ProcessEnv): Promise<{ name: string; processor?: SpanProcessor }> {
   const endpoint = env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? env.OTEL_EXPORTER_OTLP_ENDPOINT;
   const name = (env.OTEL_TRACES_EXPORTER ?? (endpoint ? 'otlp' : 'none')).trim().toLowerCase();
   if (name === 'none') return { name };
@@ -96,11 +95,13 @@ function exporterFromEnv(env: NodeJS.ProcessEnv): { name: string; processor?: Sp
     );
   // The exporter reads the endpoint, headers, timeout and compression from OTEL_EXPORTER_OTLP_*;
   // the batch processor bounds its queue, so a dead collector costs dropped spans, not memory.
+  // Loaded only when exporting: it weighs ~5 MB, which an edge without a collector need not carry.
+  const { OTLPTraceExporter } = await import('@opentelemetry/exporter-trace-otlp-proto');
   return { name, processor: new BatchSpanProcessor({ exporter: new OTLPTraceExporter() }) };
 }
 
 /** Sets up tracing once per process; later calls return the first setup. */
-export function startTracing(options: TracingOptions): Tracing {
+export async function startTracing(options: TracingOptions): Promise<Tracing> {
   if (current) return current;
   const env = options.env ?? process.env;
   if (env.OTEL_SDK_DISABLED === 'true') {
@@ -109,7 +110,7 @@ export function startTracing(options: TracingOptions): Tracing {
   }
   const chosen = options.exporter
     ? { name: 'memory', processor: new SimpleSpanProcessor({ exporter: options.exporter }) }
-    : exporterFromEnv(env);
+    : await exporterFromEnv(env);
   const resource = resourceFromAttributes({ 'service.name': options.serviceName }).merge(
     detectResources({ detectors: [envDetector] }),
   );
