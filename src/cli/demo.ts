@@ -47,7 +47,9 @@ function printSummary(result: SyncResult, urls: Record<string, string>, mac: str
     '  table             rows  sha256',
     ...result.tables.map((t) => `  ${t.name.padEnd(16)} ${String(t.rowCount).padStart(6)}  ${t.sha256}`),
     '',
-    ...Object.entries(urls).map(([k, v]) => `  ${k.padEnd(18)} ${v}`),
+    ...Object.entries(urls).map(
+      ([k, v]) => `  ${k.padEnd(Math.max(...Object.keys(urls).map((u) => u.length)))}  ${v}`,
+    ),
     '',
   ];
   console.log(lines.join('\n'));
