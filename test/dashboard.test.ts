@@ -50,9 +50,11 @@ describe('dashboard', () => {
     const first = await syncer.run('cli');
     for (let i = 0; i < 5; i++) await f.user(company, `new${i}@acme.test`, [group]);
     const second = await syncer.run('cli');
+    const third = await syncer.run('cli');
     assert.equal(first.status, 'success');
     assert.equal(second.status, 'success');
-    manifests = [first.manifestId!, second.manifestId!];
+    assert.equal(third.status, 'unchanged');
+    manifests = [first.manifestId!, second.manifestId!, third.manifestId!];
     // A refused request, to show up among the device's errors.
     const refused = await fetch(`${api.url}/api/device-sync/request`, {
       method: 'POST',
@@ -95,10 +97,10 @@ describe('dashboard', () => {
     for (const b of buckets)
       for (const [s, n] of Object.entries(b.requests)) totals[s] = (totals[s] ?? 0) + n;
     assert.deepEqual(totals, Object.fromEntries(rows.map((r) => [r.status, r.n])));
-    assert.deepEqual(totals, { served: 2, unauthenticated: 1 });
+    assert.deepEqual(totals, { served: 2, unchanged: 1, unauthenticated: 1 });
     assert.equal(
       buckets.reduce((n, b) => n + (b.acks.Success ?? 0), 0),
-      2,
+      3,
     );
   });
 
@@ -126,6 +128,10 @@ describe('dashboard', () => {
     assert.deepEqual(delta(1, 'users'), { name: 'users', rowCount: 25, delta: 5 });
     assert.deepEqual(delta(1, 'group_users'), { name: 'group_users', rowCount: 25, delta: 5 });
     assert.equal(delta(1, 'devices').delta, 0);
+    assert.ok(
+      list[2]!.tables.every((t) => t.delta === 0),
+      'the unchanged manifest changes nothing',
+    );
   });
 
   it('drills into a device: requests, manifests, acks and errors', async () => {
@@ -169,7 +175,7 @@ describe('dashboard', () => {
       await page.click('#login-form button[type=submit]');
       await page.locator('body[data-state=ready]').waitFor({ timeout: 10_000 });
 
-      assert.equal(await page.textContent('#card-requests'), '3');
+      assert.equal(await page.textContent('#card-requests'), '4');
       assert.equal(await page.textContent('#card-acks'), '100.0 %');
       assert.equal(await page.textContent('#card-stale'), '1');
       const charted = await page.evaluate(() => {
@@ -182,17 +188,20 @@ describe('dashboard', () => {
           chart.data.datasets.map((d) => [d.label, d.data.reduce((a, b) => a + b, 0)]),
         );
       });
-      assert.deepEqual(charted, { served: 2, unauthenticated: 1 });
+      assert.deepEqual(charted, { served: 2, unchanged: 1, unauthenticated: 1 });
       assert.deepEqual(await page.locator('#stale-table tbody td:first-child').allTextContents(), [NEVER]);
 
       await page.fill('#device-mac', SYNCED);
       await page.click('#device-form button[type=submit]');
       await page.locator(`body[data-device="${SYNCED}"]`).waitFor({ timeout: 10_000 });
       const deltaRows = await page.locator('#deltas-table tbody tr').allTextContents();
-      assert.equal(deltaRows.length, 2);
+      assert.equal(deltaRows.length, 2, 'the unchanged manifest is hidden');
       assert.match(deltaRows[0]!, new RegExp(`^${manifests[1]}.*\\+5.*\\+5`));
       assert.match((await page.textContent('#manifests-table tbody'))!, new RegExp(manifests[0]!));
       assert.match((await page.textContent('#errors-table tbody'))!, /UNAUTHENTICATED/);
+      await page.uncheck('#changed-only');
+      await page.locator('#deltas-table tbody tr').nth(2).waitFor({ timeout: 10_000 });
+      assert.equal(await page.locator('#deltas-table tbody tr').count(), 3, 'all manifests when asked');
       const lines = await page.evaluate(
         () =>
           (

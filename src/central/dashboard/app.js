@@ -175,7 +175,10 @@ async function showDevice(mac) {
     ),
   );
   $('#deltas-table thead').replaceChildren(head);
-  fillTable('#deltas-table', [...deltas.manifests].reverse(), (m) => [
+  // Most manifests of a quiet device change nothing; by default only those that did are listed.
+  const changed = (m) => m.tables.some((t) => t.delta !== 0);
+  const listed = [...deltas.manifests].reverse().filter((m) => !$('#changed-only').checked || changed(m));
+  fillTable('#deltas-table', listed, (m) => [
     cell(m.manifestId),
     cell(fmtTime(m.generatedAt)),
     ...m.tables.map((t) =>
@@ -247,6 +250,14 @@ $('#device-form').addEventListener('submit', (event) => {
   event.preventDefault();
   showDevice($('#device-mac').value.trim()).catch((err) => alert(err.message));
 });
+
+$('#changed-only').addEventListener('change', () => {
+  if ($('#device-mac').value) showDevice($('#device-mac').value.trim()).catch((err) => alert(err.message));
+});
+// Every minute while the tab is visible, so the page can stay open on a wall screen.
+setInterval(() => {
+  if (document.visibilityState === 'visible' && document.body.dataset.state === 'ready') void refresh();
+}, 60_000);
 
 // Chart.js loads with `defer`; module scripts run after it, so Chart is defined here.
 void refresh();
