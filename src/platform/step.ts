@@ -53,7 +53,7 @@ export function startStep(log: Logger, name: string, fields: Record<string, unkn
   const span = tracer.startSpan(name, { attributes: attributesOf(log, fields) });
   const ctx = trace.setSpan(context.active(), span);
   const extra: Record<string, unknown> = { ...fields };
-  context.with(ctx, () => log.debug({ ...fields, event: `${name}.start` }, `${name} started`));
+  context.with(ctx, () => log.info({ ...fields, event: `${name}.start` }, `${name} started`));
   let finished = false;
   return {
     context: ctx,
