@@ -10,6 +10,8 @@ import { mkdir } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 import { chromium, type Browser } from 'playwright-core';
 import { enrollDevice } from '../src/central/services/enroll.ts';
+import { hourlyCounts } from '../src/central/repo/admin.ts';
+import { hourlyToWire } from '../src/central/routes/admin-wire.ts';
 import { startCentral, type RunningCentral } from './helpers/central.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { testSyncer } from './helpers/edge.ts';
@@ -102,6 +104,22 @@ describe('dashboard', () => {
       buckets.reduce((n, b) => n + (b.acks.Success ?? 0), 0),
       3,
     );
+  });
+
+  it('cuts hours in UTC even when the database session is in a half-hour time zone', async () => {
+    const client = await central.pool.connect();
+    try {
+      await client.query("SET TIME ZONE 'Asia/Kolkata'");
+      const wire = hourlyToWire(24, await hourlyCounts(client, 24));
+      const total = wire.buckets.reduce(
+        (n, b) => n + Object.values(b.requests).reduce((a, c) => a + c, 0),
+        0,
+      );
+      assert.equal(total, 4, 'no count falls between the UTC hours');
+    } finally {
+      await client.query('RESET TIME ZONE');
+      client.release();
+    }
   });
 
   it('lists the devices without a successful ack in N hours', async () => {

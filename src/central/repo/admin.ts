@@ -20,11 +20,12 @@ export interface HourlyCountRow {
 /** Requests by status and acknowledgements by result, per hour, over the last `hours` hours. */
 export async function hourlyCounts(db: Queryable, hours: number): Promise<HourlyCountRow[]> {
   const { rows } = await db.query<HourlyCountRow>(
-    `WITH since AS (SELECT date_trunc('hour', now()) - make_interval(hours => $1::int - 1) AS t)
-     SELECT date_trunc('hour', requested_at) AS hour, 'request' AS kind, status AS outcome, count(*)::int AS n
+    // Hours are cut in UTC whatever the session's TimeZone, so they match the wire's UTC hours.
+    `WITH since AS (SELECT date_trunc('hour', now(), 'UTC') - make_interval(hours => $1::int - 1) AS t)
+     SELECT date_trunc('hour', requested_at, 'UTC') AS hour, 'request' AS kind, status AS outcome, count(*)::int AS n
        FROM sync_requests, since WHERE requested_at >= since.t GROUP BY 1, 3
      UNION ALL
-     SELECT date_trunc('hour', completed_at), 'ack', result, count(*)::int
+     SELECT date_trunc('hour', completed_at, 'UTC'), 'ack', result, count(*)::int
        FROM sync_acknowledgements, since WHERE completed_at >= since.t GROUP BY 1, 3
      ORDER BY 1, 2, 3`,
     [hours],
