@@ -182,6 +182,19 @@ describe('compose services, started natively', () => {
     assert.ok(status);
     assert.equal(await start(docker.edge!.healthcheck, edgeEnv).exit, 0);
 
+    // The stack's admin token opens the dashboard's data; the page itself is served.
+    const centralBase = `http://127.0.0.1:${centralPort}`;
+    const hourly = await fetch(`${centralBase}/api/admin/requests/hourly?hours=1`, {
+      headers: { authorization: `Bearer ${(apiEnv as Record<string, string>).ADMIN_TOKEN}` },
+    });
+    assert.equal(hourly.status, 200);
+    const served = ((await hourly.json()) as { buckets: { requests: Record<string, number> }[] }).buckets.at(
+      -1,
+    )!;
+    assert.ok((served.requests.served ?? 0) >= 1, JSON.stringify(served));
+    const page = await fetch(`${centralBase}/dashboard`);
+    assert.match(page.headers.get('content-type') ?? '', /^text\/html/);
+
     // Graceful stop on SIGTERM, as `docker stop` sends it.
     edgeProc.child.kill('SIGTERM');
     api.child.kill('SIGTERM');
