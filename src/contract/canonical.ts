@@ -19,6 +19,11 @@ export interface TableDigest {
   sha256: string;
 }
 
+/** Whether two digests of a table agree on count and hash (a missing one never does). */
+export function sameDigest(a: TableDigest, b: TableDigest | undefined): boolean {
+  return b !== undefined && a.rowCount === b.rowCount && a.sha256 === b.sha256;
+}
+
 /** `2025-03-01 06:15:30.5+00` (TimeZone UTC, DateStyle ISO) → `2025-03-01T06:15:30.500000Z`. */
 export function canonicalTimestamp(text: string): string {
   if (text === 'infinity' || text === '-infinity') return text;

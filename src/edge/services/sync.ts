@@ -9,7 +9,7 @@ import { createHash, type KeyObject } from 'node:crypto';
 import { verifyManifest } from '../../contract/signing.ts';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { globalSha256, type TableDigest } from '../../contract/canonical.ts';
+import { globalSha256, sameDigest, type TableDigest } from '../../contract/canonical.ts';
 import { digestTables } from '../../contract/digest-pg.ts';
 import { readSnapshot, SnapshotFormatError, type SnapshotItem } from '../../contract/snapshot-reader.ts';
 import { COPY_SESSION_SETTINGS_SQL, TABLES } from '../../contract/tables.ts';
@@ -108,13 +108,15 @@ function validateManifest(manifest: Manifest, now: number): void {
   }
 }
 
+/** The tables whose local digest differs from the manifest's, each with both row counts. */
 function compareDigests(expected: readonly TableDigest[], actual: readonly TableDigest[]): string[] {
-  return expected
-    .filter((e, i) => e.rowCount !== actual[i]?.rowCount || e.sha256 !== actual[i]?.sha256)
-    .map((e, i) => `${e.name} (expected ${e.rowCount} rows, got ${actual[i]?.rowCount ?? '?'})`);
+  return expected.flatMap((e, i) =>
+    sameDigest(e, actual[i])
+      ? []
+      : [`${e.name} (expected ${e.rowCount} rows, got ${actual[i]?.rowCount ?? '?'})`],
+  );
 }
 
-/** COPYs every table frame into its table; the stream must end with its end frame. */
 /**
  * COPYs every table frame into its table. With `partial`, a table is emptied just before
  * its rows load and a frame without rows keeps the local table as it is; otherwise all
@@ -263,14 +265,14 @@ export class Syncer {
         for await (const _ of items) {
           /* drain to the end frame, which the reader checks */
         }
-        const applied = await lastAppliedTables(client);
+        const held = applied ?? (await lastAppliedTables(client));
         await finishSync(client, syncId, this.#finish('unchanged', m, elapsed(), transfer, 0));
         await setState(client, { last_check_at: new Date().toISOString() });
         mlog.info(
           { event: 'sync.unchanged', globalSha256: m.globalSha256 },
           'scope unchanged, nothing loaded',
         );
-        const tables = applied?.tables ?? [];
+        const tables = held?.tables ?? [];
         const ack = await acknowledge(
           client,
           this.#deps.central,
@@ -359,14 +361,15 @@ export class Syncer {
       });
       let ack: AckOutcome = 'none';
       if (manifest) {
-        const applied = await lastAppliedTables(client);
+        // The rollback left the ledger as it was when this sync began.
+        const held = applied ?? (await lastAppliedTables(client));
         ack = await acknowledge(
           client,
           this.#deps.central,
           this.#ack(
             manifest,
             'Failed',
-            applied?.tables ?? [],
+            held?.tables ?? [],
             elapsed(),
             `${appErr.code}: ${appErr.message}`,
             transfer,

@@ -1,6 +1,6 @@
 /** `dbupdate edge verify`: local counts and hashes against the last applied manifest. */
 import { digestTables } from '../../contract/digest-pg.ts';
-import type { TableDigest } from '../../contract/canonical.ts';
+import { sameDigest, type TableDigest } from '../../contract/canonical.ts';
 import { COPY_SESSION_SETTINGS_SQL } from '../../contract/tables.ts';
 import { withTransaction, type Pool } from '../../platform/db.ts';
 import { AppError } from '../../platform/errors.ts';
@@ -25,7 +25,7 @@ export async function verifyLocal(pool: Pool): Promise<VerifyResult> {
         name: expected.name,
         expected,
         actual: a,
-        ok: a.rowCount === expected.rowCount && a.sha256 === expected.sha256,
+        ok: sameDigest(expected, a),
       };
     });
     return {
