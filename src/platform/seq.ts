@@ -84,17 +84,56 @@ export async function closeSeqSinks(deadlineMs = 3000): Promise<void> {
   await Promise.all([...sinks].map((sink) => sink.close(deadlineMs)));
 }
 
+/**
+ * Oldest-first events with O(1) removal at the front: while Seq is away every new log
+ * line drops the oldest one, and that must not cost a shift of the whole buffer.
+ */
+class EventQueue {
+  #items: string[] = [];
+  #head = 0;
+
+  get length(): number {
+    return this.#items.length - this.#head;
+  }
+
+  push(item: string): void {
+    this.#items.push(item);
+  }
+
+  /** Removes and returns up to `n` of the oldest events. */
+  take(n: number): string[] {
+    const taken = this.#items.slice(this.#head, this.#head + n);
+    this.drop(taken.length);
+    return taken;
+  }
+
+  drop(n: number): void {
+    this.#head += n;
+    // Reclaim the dead front now and then, so memory follows the live events.
+    if (this.#head > 1024 && this.#head * 2 > this.#items.length) {
+      this.#items = this.#items.slice(this.#head);
+      this.#head = 0;
+    }
+  }
+
+  /** Puts events back in front of the queue (a batch that could not be sent). */
+  unshift(items: string[]): void {
+    this.#items = items.concat(this.#items.slice(this.#head));
+    this.#head = 0;
+  }
+}
+
 export class SeqSink extends Writable {
   readonly #endpoint: URL;
   readonly #headers: Record<string, string>;
   readonly #opts: Required<Omit<SeqSinkOptions, 'apiKey' | 'url'>>;
-  #buffer: string[] = [];
+  readonly #buffer = new EventQueue();
   #partial = '';
   #sending: Promise<void> | undefined;
   #backoffMs = 0;
   #retryAt = 0;
   #timer: NodeJS.Timeout;
-  readonly stats = { sent: 0, dropped: 0, failedRequests: 0, buffered: 0 };
+  readonly #counts = { sent: 0, dropped: 0, failedRequests: 0 };
 
   constructor(options: SeqSinkOptions) {
     super({ decodeStrings: false });
@@ -114,6 +153,10 @@ export class SeqSink extends Writable {
     sinks.add(this);
   }
 
+  get stats(): SeqSinkStats {
+    return { ...this.#counts, buffered: this.#buffer.length };
+  }
+
   override _write(chunk: string | Buffer, _encoding: BufferEncoding, done: (err?: Error) => void): void {
     const text = this.#partial + chunk.toString();
     const lines = text.split('\n');
@@ -130,10 +173,9 @@ export class SeqSink extends Writable {
     this.#buffer.push(clef);
     const excess = this.#buffer.length - this.#opts.maxBufferedEvents;
     if (excess > 0) {
-      this.#buffer.splice(0, excess);
-      this.stats.dropped += excess;
+      this.#buffer.drop(excess);
+      this.#counts.dropped += excess;
     }
-    this.stats.buffered = this.#buffer.length;
   }
 
   #flush(): Promise<void> {
@@ -144,8 +186,7 @@ export class SeqSink extends Writable {
   }
 
   async #send(): Promise<void> {
-    const batch = this.#buffer.splice(0, this.#opts.maxBatchEvents);
-    this.stats.buffered = this.#buffer.length;
+    const batch = this.#buffer.take(this.#opts.maxBatchEvents);
     try {
       // The sink's own requests must not become spans (or logs): that would feed itself.
       const res = await context.with(suppressTracing(context.active()), () =>
@@ -158,24 +199,23 @@ export class SeqSink extends Writable {
       );
       await res.body?.cancel();
       if (res.ok) {
-        this.stats.sent += batch.length;
+        this.#counts.sent += batch.length;
         this.#backoffMs = 0;
         return;
       }
       // Seq refused the events themselves: sending them again would fail again.
       if (res.status === 400 || res.status === 413) {
-        this.stats.dropped += batch.length;
-        this.stats.failedRequests++;
+        this.#counts.dropped += batch.length;
+        this.#counts.failedRequests++;
         return;
       }
       throw new Error(`Seq answered ${res.status}`);
     } catch {
-      this.stats.failedRequests++;
+      this.#counts.failedRequests++;
       const room = this.#opts.maxBufferedEvents - this.#buffer.length;
       const kept = batch.slice(Math.max(0, batch.length - room));
-      this.stats.dropped += batch.length - kept.length;
-      this.#buffer.unshift(...kept);
-      this.stats.buffered = this.#buffer.length;
+      this.#counts.dropped += batch.length - kept.length;
+      this.#buffer.unshift(kept);
       this.#backoffMs = Math.min(this.#opts.maxBackoffMs, Math.max(500, this.#backoffMs * 2));
       this.#retryAt = Date.now() + this.#backoffMs;
     }
@@ -188,9 +228,9 @@ export class SeqSink extends Writable {
     const deadline = Date.now() + deadlineMs;
     this.#retryAt = 0;
     while ((this.#buffer.length > 0 || this.#sending) && Date.now() < deadline) {
-      const failedBefore = this.stats.failedRequests;
+      const failedBefore = this.#counts.failedRequests;
       await Promise.race([this.#flush(), sleep(deadline - Date.now())]);
-      if (this.stats.failedRequests > failedBefore) await sleep(Math.min(100, deadline - Date.now()));
+      if (this.#counts.failedRequests > failedBefore) await sleep(Math.min(100, deadline - Date.now()));
       this.#retryAt = 0;
     }
   }
