@@ -171,11 +171,3 @@ export function iterateInContext<T>(ctx: Context, source: AsyncIterable<T>): Asy
     },
   };
 }
-
-/** The active trace and span ids, for log lines. */
-export function activeTraceIds(): { traceId: string; spanId: string } | undefined {
-  const span = trace.getActiveSpan();
-  if (!span) return undefined;
-  const { traceId, spanId } = span.spanContext();
-  return { traceId, spanId };
-}
