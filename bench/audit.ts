@@ -8,7 +8,6 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import pg from 'pg';
 import { deviceActivity, hourlyCounts, rowDeltas, staleDevices } from '../src/central/repo/admin.ts';
 import { centralMigrations } from '../src/central/migrations.ts';
 import { pruneAudit } from '../src/central/services/retention.ts';
@@ -21,13 +20,7 @@ const { values } = parseArgs({ options: { requests: { type: 'string', default: '
 const requests = Number(values.requests);
 const dir = await mkdtemp(join(tmpdir(), 'dbupdate-bench-audit-'));
 const cluster = await startEmbeddedCluster({ dataDir: dir, name: 'pg' });
-const admin = new pg.Client({ connectionString: cluster.url });
-await admin.connect();
-await admin.query('CREATE DATABASE audit');
-await admin.end();
-const url = new URL(cluster.url);
-url.pathname = '/audit';
-const pool = createPool(url.toString(), { max: 4, applicationName: 'bench-audit' });
+const pool = createPool(await cluster.createDatabase('audit'), { max: 4, applicationName: 'bench-audit' });
 const silent = { info() {}, warn() {}, debug() {}, error() {}, child: () => silent } as never;
 try {
   await migrate(pool, await centralMigrations());

@@ -12,7 +12,6 @@ import { request } from 'node:http';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import pg from 'pg';
 import { enrollDevice } from '../src/central/services/enroll.ts';
 import { DEFAULT_SHAPE, seedCentral } from '../src/central/services/seed.ts';
 import { centralMigrations } from '../src/central/migrations.ts';
@@ -103,11 +102,7 @@ const [centralPg, edgePg] = await Promise.all([
 const rows: string[][] = [];
 const dumpCluster = await startDumpCluster();
 try {
-  const admin = new pg.Client({ connectionString: centralPg.url });
-  await admin.connect();
-  await admin.query('CREATE DATABASE central');
-  await admin.end();
-  const centralUrl = centralPg.url.replace(/\/postgres$/, '/central');
+  const centralUrl = await centralPg.createDatabase('central');
   const pool = createPool(centralUrl, { max: 4, applicationName: 'bench' });
   await migrate(pool, await centralMigrations());
   console.log(
@@ -147,14 +142,8 @@ try {
     const zstd = await drain(`${base}/api/device-sync/request`, { mac }, secret, 'zstd');
     const centralPeakAfterRequests = await peakRssMb(central.child.pid!);
 
-    const edgeDb = `bench_edge_${users}`;
-    const edgeAdmin = new pg.Client({ connectionString: edgePg.url });
-    await edgeAdmin.connect();
-    await edgeAdmin.query(`DROP DATABASE IF EXISTS ${edgeDb}`);
-    await edgeAdmin.query(`CREATE DATABASE ${edgeDb}`);
-    await edgeAdmin.end();
     const edgeEnv = {
-      EDGE_DATABASE_URL: edgePg.url.replace(/\/postgres$/, `/${edgeDb}`),
+      EDGE_DATABASE_URL: await edgePg.createDatabase(`bench_edge_${users}`, { replace: true }),
       CENTRAL_URL: base,
       DEVICE_MAC: mac,
       DEVICE_TOKEN: secret,
@@ -166,13 +155,7 @@ try {
     const sync = await measured(['edge', 'sync'], edgeEnv);
     const resync = await measured(['edge', 'sync'], edgeEnv);
     const centralPeak = await peakRssMb(central.child.pid!);
-    const pipeDb = `bench_pipe_${users}`;
-    const pipeAdmin = new pg.Client({ connectionString: edgePg.url });
-    await pipeAdmin.connect();
-    await pipeAdmin.query(`DROP DATABASE IF EXISTS ${pipeDb}`);
-    await pipeAdmin.query(`CREATE DATABASE ${pipeDb}`);
-    await pipeAdmin.end();
-    const pipeUrl = edgePg.url.replace(/\/postgres$/, `/${pipeDb}`);
+    const pipeUrl = await edgePg.createDatabase(`bench_pipe_${users}`, { replace: true });
     const pipePool = createPool(pipeUrl, { applicationName: 'bench', max: 1 });
     await migrate(pipePool, await edgeMigrations());
     await pipePool.end();

@@ -12,7 +12,7 @@ import { CentralConfigSchema } from '../src/central/config.ts';
 import { EdgeConfigSchema } from '../src/edge/config.ts';
 import { freePort } from '../src/platform/embedded.ts';
 import { loadCompose, readDockerfile, readEnvFile, type ComposeService } from './helpers/compose.ts';
-import { databaseUrl } from './helpers/templates.ts';
+import { databaseUrl } from '../src/platform/db.ts';
 import { waitFor } from './helpers/wait.ts';
 import { startOtlpReceiver } from './helpers/otlp.ts';
 import { TEST_KEYS } from './helpers/keys.ts';

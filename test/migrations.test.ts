@@ -8,7 +8,7 @@ import { createPool } from '../src/platform/db.ts';
 import { migrate } from '../src/platform/migrate.ts';
 import { createTestDatabase } from './helpers/db.ts';
 import { dumpSchema } from './helpers/schema-dump.ts';
-import { databaseUrl } from './helpers/templates.ts';
+import { databaseUrl } from '../src/platform/db.ts';
 
 async function emptyDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
   const admin = new pg.Client({ connectionString: process.env.TEST_DATABASE_URL });

@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { startEmbeddedCluster } from '../src/platform/embedded.ts';
 import { dumpSchema } from './helpers/schema-dump.ts';
-import { databaseUrl, prepareTemplates, TEMPLATES } from './helpers/templates.ts';
+import { databaseUrl } from '../src/platform/db.ts';
+import { prepareTemplates, TEMPLATES } from './helpers/templates.ts';
 
 const dir = await mkdtemp(join(tmpdir(), 'dbupdate-schema-'));
 const cluster = await startEmbeddedCluster({ dataDir: dir, name: 'schema' });

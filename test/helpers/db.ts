@@ -2,7 +2,8 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { createPool } from '../../src/platform/db.ts';
-import { databaseUrl, TEMPLATES, type TemplateKind } from './templates.ts';
+import { databaseUrl } from '../../src/platform/db.ts';
+import { TEMPLATES, type TemplateKind } from './templates.ts';
 
 export interface TestDatabase {
   url: string;

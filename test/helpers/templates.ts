@@ -1,5 +1,6 @@
 /** Template databases, migrated once per run and cloned per test file. */
 import pg from 'pg';
+import { databaseUrl } from '../../src/platform/db.ts';
 import { centralMigrations } from '../../src/central/migrations.ts';
 import { edgeMigrations } from '../../src/edge/migrations.ts';
 import { migrate, type Migration } from '../../src/platform/migrate.ts';
@@ -11,12 +12,6 @@ const MIGRATIONS: Record<TemplateKind, () => Promise<Migration[]>> = {
   central: centralMigrations,
   edge: edgeMigrations,
 };
-
-export function databaseUrl(adminUrl: string, database: string): string {
-  const url = new URL(adminUrl);
-  url.pathname = `/${database}`;
-  return url.toString();
-}
 
 export async function prepareTemplates(admin: pg.Client, adminUrl: string): Promise<void> {
   for (const [kind, name] of Object.entries(TEMPLATES) as [TemplateKind, string][]) {
