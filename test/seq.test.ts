@@ -80,7 +80,7 @@ describe('Seq log shipping', () => {
   it('ships the service log as CLEF batches with the API key, credentials redacted', async () => {
     const seq = await fakeSeq();
     servers.push(seq.server);
-    const log = createLogger('central-db-update-api', 'info', { seqUrl: seq.url, seqApiKey: 'k-123' });
+    const log = createLogger('central-db-update-api', 'info', { SEQ_URL: seq.url, SEQ_API_KEY: 'k-123' });
     log.info({ event: 'test.one', token: 'device-secret' }, 'first');
     log.warn({ event: 'test.two', authorization: 'Bearer abc' }, 'second');
     log.debug({ event: 'test.hidden' }, 'below the level');

@@ -99,10 +99,7 @@ export async function startCentralServer(config: CentralConfig, log: Logger): Pr
 }
 
 export async function runCentral(config: CentralConfig): Promise<void> {
-  const log = createLogger('central-db-update-api', config.LOG_LEVEL, {
-    seqUrl: config.SEQ_URL,
-    seqApiKey: config.SEQ_API_KEY,
-  });
+  const log = createLogger('central-db-update-api', config.LOG_LEVEL, config);
   const server = await startCentralServer(config, log);
   stopOnSignal(log, () => server.stop());
 }

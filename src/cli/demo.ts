@@ -81,7 +81,6 @@ export async function demo(argv: string[]): Promise<number> {
 
     const keys = generateSigningKeys();
     const adminToken = randomBytes(18).toString('base64url');
-    const shipping = { seqUrl: process.env.SEQ_URL, seqApiKey: process.env.SEQ_API_KEY };
     const [centralPort, edgePort] = [await freePort(), await freePort()];
     const central = await startCentralServer(
       loadCentralConfig({
@@ -92,7 +91,7 @@ export async function demo(argv: string[]): Promise<number> {
         MANIFEST_SIGNING_KEY: keys.privateKey,
         ADMIN_TOKEN: adminToken,
       }),
-      createLogger('central-db-update-api', logLevel, shipping),
+      createLogger('central-db-update-api', logLevel, process.env),
     );
     stops.push(central.stop);
     const edgeConfig = loadEdgeConfig({
@@ -107,7 +106,7 @@ export async function demo(argv: string[]): Promise<number> {
       SYNC_JITTER_SECONDS: '1',
       MANIFEST_PUBLIC_KEYS: keys.publicKey,
     });
-    const edge = await startEdge(edgeConfig, createLogger('dbupdate-service', logLevel, shipping));
+    const edge = await startEdge(edgeConfig, createLogger('dbupdate-service', logLevel, process.env));
     stops.push(edge.stop);
     const first = await edge.firstSync;
     if (!first || first.status === 'failed') {

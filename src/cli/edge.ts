@@ -38,10 +38,7 @@ export const edgeCommands: Record<string, Command> = {
   async sync(argv) {
     const flags = parseFlags(argv, { full: { type: 'boolean' } });
     const config = loadEdgeConfig();
-    const log = createLogger('dbupdate-service', config.LOG_LEVEL, {
-      seqUrl: config.SEQ_URL,
-      seqApiKey: config.SEQ_API_KEY,
-    });
+    const log = createLogger('dbupdate-service', config.LOG_LEVEL, config);
     return withPool(config.EDGE_DATABASE_URL, async (pool) => {
       await migrate(pool, await edgeMigrations(), log);
       const result = await createSyncer(config, pool, log).run('cli', { full: flags.full === true });

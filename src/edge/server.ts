@@ -85,10 +85,7 @@ export interface RunningEdge {
 
 export async function startEdge(
   config: EdgeConfig,
-  log: Logger = createLogger('dbupdate-service', config.LOG_LEVEL, {
-    seqUrl: config.SEQ_URL,
-    seqApiKey: config.SEQ_API_KEY,
-  }),
+  log: Logger = createLogger('dbupdate-service', config.LOG_LEVEL, config),
 ): Promise<RunningEdge> {
   const pool = createPool(config.EDGE_DATABASE_URL, { max: 5, applicationName: 'dbupdate-service' });
   try {
@@ -141,10 +138,7 @@ export async function startEdge(
 }
 
 export async function runEdge(config: EdgeConfig): Promise<void> {
-  const log = createLogger('dbupdate-service', config.LOG_LEVEL, {
-    seqUrl: config.SEQ_URL,
-    seqApiKey: config.SEQ_API_KEY,
-  });
+  const log = createLogger('dbupdate-service', config.LOG_LEVEL, config);
   const edge = await startEdge(config, log);
   stopOnSignal(log, () => edge.stop());
 }

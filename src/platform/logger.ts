@@ -48,15 +48,16 @@ function traceFields(): Record<string, string> {
   return { traceId, spanId };
 }
 
+/** The log-shipping settings, as both services' configurations name them. */
 export interface LogShipping {
-  seqUrl?: string | undefined;
-  seqApiKey?: string | undefined;
+  SEQ_URL?: string | undefined;
+  SEQ_API_KEY?: string | undefined;
 }
 
 /** The service logger: stdout always, and Seq as well when SEQ_URL is set. */
 export function createLogger(service: string, level: string, shipping: LogShipping = {}): Logger {
   const options = loggerOptions(service, level);
-  if (!shipping.seqUrl) return pino(options);
+  if (!shipping.SEQ_URL) return pino(options);
   const pretty = options.transport !== undefined;
   delete options.transport;
   const console = pretty
@@ -66,7 +67,7 @@ export function createLogger(service: string, level: string, shipping: LogShippi
         ignore: 'pid,hostname',
       })
     : pino.destination(1);
-  const seq = new SeqSink({ url: shipping.seqUrl, apiKey: shipping.seqApiKey });
+  const seq = new SeqSink({ url: shipping.SEQ_URL, apiKey: shipping.SEQ_API_KEY });
   return pino(
     options,
     pino.multistream([
