@@ -80,16 +80,17 @@ export const deviceSyncRoutes: FastifyPluginAsyncTypebox<DeviceSyncOptions> = as
     if (request.routeOptions.url !== '/api/device-sync/request' || request.syncAudited) return;
     const body = request.body as { mac?: unknown } | undefined;
     const mac = typeof body?.mac === 'string' ? body.mac.slice(0, 64) : '';
+    const status = auditStatus(request.errorCode, reply.statusCode);
     try {
       await insertRequestRefused(opts.sync.pool, {
         mac,
         remoteAddr: request.ip,
-        status: auditStatus(request.errorCode, reply.statusCode),
+        status,
         errorCode: request.errorCode ?? null,
         reason: `answered ${reply.statusCode}`,
         durationMs: Math.round(reply.elapsedTime),
       });
-      opts.sync.metrics.snapshots.inc({ outcome: auditStatus(request.errorCode, reply.statusCode) });
+      opts.sync.metrics.snapshots.inc({ outcome: status });
     } catch (err) {
       opts.sync.metrics.auditFailures.inc();
       request.log.error({ err, event: 'audit.write', outcome: 'error' }, 'could not audit a refused request');
