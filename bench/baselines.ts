@@ -20,7 +20,7 @@ import { findDeviceByMac } from '../src/central/repo/devices.ts';
 import { scopeSelectSql, setScope } from '../src/central/repo/snapshot.ts';
 import { columnList, TABLES, TABLE_NAMES, type TableDef } from '../src/contract/tables.ts';
 import type { PoolClient } from '../src/platform/db.ts';
-import { freePort } from '../src/platform/embedded.ts';
+import { freePort, THROWAWAY_SERVER_SETTINGS } from '../src/platform/embedded.ts';
 
 export interface PipeSource {
   url: string;
@@ -106,7 +106,11 @@ export async function startDumpCluster(): Promise<
     '-l',
     join(dir, 'log'),
     '-o',
-    `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1`,
+    // The embedded clusters' settings, so both sides of the comparison run alike.
+    [
+      `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1`,
+      ...THROWAWAY_SERVER_SETTINGS.map((x) => `-c ${x}`),
+    ].join(' '),
     'start',
   ]);
   return {
