@@ -17,7 +17,7 @@ import { generateSigningKeys } from '../src/contract/signing.ts';
 import { createPool } from '../src/platform/db.ts';
 import { freePort, startEmbeddedCluster } from '../src/platform/embedded.ts';
 import { migrate } from '../src/platform/migrate.ts';
-import { imageNodeEnv } from './image.ts';
+import { imageNodeArgs, imageNodeEnv, warmCompileCache } from './image.ts';
 
 const { values } = parseArgs({
   options: {
@@ -26,6 +26,7 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '120' },
   },
 });
+warmCompileCache();
 const devices = Math.min(5000, Number(values.devices));
 const intervalMs = Number(values.interval) * 1000;
 const durationMs = Math.min(1800, Number(values.seconds)) * 1000;
@@ -77,7 +78,7 @@ try {
     fleet.push(...batch);
   }
   const port = await freePort();
-  const central = spawn(process.execPath, ['bin/dbupdate.ts', 'central', 'serve'], {
+  const central = spawn(process.execPath, [...imageNodeArgs(), 'central', 'serve'], {
     env: {
       ...process.env,
       ...imageNodeEnv(),

@@ -1,14 +1,42 @@
 /**
- * The Node and allocator settings our container image runs with, so benchmarks measure
- * what ships; a NODE_OPTIONS of the caller's (say --inspect) comes after them, so it wins.
+ * How our container image starts Node, so benchmarks measure what ships: the ENTRYPOINT's
+ * V8 flags, the image's NODE_OPTIONS and allocator setting, and a compile cache filled
+ * the way the image build fills it (here under node_modules/.cache). A NODE_OPTIONS of
+ * the caller's (say --inspect) comes after the image's, so it wins.
  */
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
 import { readDockerfile } from '../test/helpers/compose.ts';
 
+const COMPILE_CACHE = join(import.meta.dirname, '../node_modules/.cache/dbupdate-compile');
+const image = readDockerfile('Dockerfile').central!;
+
 export function imageNodeEnv(): Record<string, string> {
-  const env = readDockerfile('Dockerfile').central!.env;
+  const env = image.env;
   const options = [env.NODE_OPTIONS, process.env.NODE_OPTIONS].filter(Boolean).join(' ');
   return {
     ...(options ? { NODE_OPTIONS: options } : {}),
     ...(env.MALLOC_ARENA_MAX ? { MALLOC_ARENA_MAX: env.MALLOC_ARENA_MAX } : {}),
+    ...(env.NODE_COMPILE_CACHE ? { NODE_COMPILE_CACHE: COMPILE_CACHE } : {}),
   };
+}
+
+/** Node's arguments before the command, as the ENTRYPOINT gives them: flags, then bin/dbupdate.ts. */
+export function imageNodeArgs(): string[] {
+  const [node, ...args] = image.entrypoint;
+  if (node !== 'node') throw new Error(`the image's ENTRYPOINT does not start node: ${image.entrypoint}`);
+  return args;
+}
+
+let warmed = false;
+
+/** Fills the compile cache as the image build does (once per benchmark run). */
+export function warmCompileCache(): void {
+  if (warmed || !image.env.NODE_COMPILE_CACHE) return;
+  const run = spawnSync(process.execPath, ['scripts/warm-compile-cache.ts'], {
+    env: { ...process.env, ...imageNodeEnv() },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  if (run.status !== 0) throw new Error('scripts/warm-compile-cache.ts failed');
+  warmed = true;
 }

@@ -22,7 +22,7 @@ import type { SyncResult } from '../src/edge/services/sync.ts';
 import { createPool, databaseUrl } from '../src/platform/db.ts';
 import { freePort, startEmbeddedCluster } from '../src/platform/embedded.ts';
 import { migrate } from '../src/platform/migrate.ts';
-import { imageNodeEnv } from './image.ts';
+import { imageNodeArgs, imageNodeEnv, warmCompileCache } from './image.ts';
 
 const { values } = parseArgs({
   options: {
@@ -31,6 +31,7 @@ const { values } = parseArgs({
     interval: { type: 'string', default: '5' },
   },
 });
+warmCompileCache();
 const devices = Math.min(200, Number(values.devices));
 const durationMs = Math.min(30, Number(values.minutes)) * 60_000;
 const intervalMs = Number(values.interval) * 1000;
@@ -68,7 +69,7 @@ try {
     [devices],
   );
   const port = await freePort();
-  const centralProc = spawn(process.execPath, ['bin/dbupdate.ts', 'central', 'serve'], {
+  const centralProc = spawn(process.execPath, [...imageNodeArgs(), 'central', 'serve'], {
     env: {
       ...process.env,
       ...imageNodeEnv(),

@@ -20,10 +20,11 @@ import { freePort, startEmbeddedCluster } from '../src/platform/embedded.ts';
 import { migrate } from '../src/platform/migrate.ts';
 import { edgeMigrations } from '../src/edge/migrations.ts';
 import { generateSigningKeys } from '../src/contract/signing.ts';
-import { imageNodeEnv } from './image.ts';
+import { imageNodeArgs, imageNodeEnv, warmCompileCache } from './image.ts';
 import { dumpBaseline, rawPipe, scopeSource, startDumpCluster } from './baselines.ts';
 
 const { values } = parseArgs({ options: { users: { type: 'string', default: '100000,1000000' } } });
+warmCompileCache();
 const sizes = values.users.split(',').map(Number);
 
 async function peakRssMb(pid: number): Promise<number> {
@@ -37,7 +38,7 @@ function run(
   args: string[],
   env: Record<string, string>,
 ): { child: ChildProcess; done: Promise<number>; steps: Map<string, number> } {
-  const child = spawn(process.execPath, ['bin/dbupdate.ts', ...args], {
+  const child = spawn(process.execPath, [...imageNodeArgs(), ...args], {
     env: { ...process.env, ...imageNodeEnv(), LOG_LEVEL: 'info', LOG_FORMAT: 'json', ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });

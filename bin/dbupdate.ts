@@ -1,5 +1,5 @@
-#!/usr/bin/env -S node --max-semi-space-size=2
-// (The flag: see the Dockerfile's NODE_OPTIONS.)
+#!/usr/bin/env -S node --max-semi-space-size=2 --no-allocation-site-pretenuring
+// (The flags: see the Dockerfile's ENTRYPOINT and docs/scaling.md.)
 // Tracing first: its instrumentations hook `pg`, `fastify` and `undici` as they load,
 // so the rest of the program is imported only afterwards.
 import { serviceNameFor, shutdownTracing, startTracing } from '../src/platform/tracing.ts';

@@ -34,7 +34,7 @@ for ((i = 1; i <= count; i++)); do
   fi
   # Seeded devices have MACs 02:<seed>:<device number in hex>; seed 1 by default.
   mac=$(printf '02:01:00:00:%02x:%02x' $(((i - 1) / 256)) $(((i - 1) % 256)))
-  token=$(central exec -T central-db-update-api node bin/dbupdate.ts central enroll --mac "$mac" | tail -n 1)
+  token=$(central exec -T central-db-update-api bin/dbupdate.ts central enroll --mac "$mac" | tail -n 1)
   {
     echo "EDGE_DB_PASSWORD=edge-$i-$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"
     echo "CENTRAL_URL=http://host.docker.internal:$central_port"

@@ -5,12 +5,16 @@
  * (database and Central hosts mapped to loopback), and a device syncs end to end.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { CentralConfigSchema } from '../src/central/config.ts';
 import { EdgeConfigSchema } from '../src/edge/config.ts';
 import { freePort } from '../src/platform/embedded.ts';
+import { entryNodeFlags } from '../src/platform/node-flags.ts';
 import { loadCompose, readDockerfile, readEnvFile, type ComposeService } from './helpers/compose.ts';
 import { databaseUrl } from '../src/platform/db.ts';
 import { waitFor } from './helpers/wait.ts';
@@ -61,7 +65,18 @@ describe('compose definitions', () => {
     assert.match(text, /^USER node$/m);
     for (const target of ['central', 'edge']) {
       assert.match(docker[target]!.healthcheck.join(' '), /\/healthz/);
-      assert.deepEqual(docker[target]!.entrypoint, ['node', 'bin/dbupdate.ts']);
+      // The V8 flags are the shebang's, so `./bin/dbupdate.ts` runs as the image does.
+      assert.deepEqual(docker[target]!.entrypoint, ['node', ...entryNodeFlags(), 'bin/dbupdate.ts']);
+      assert.ok(docker[target]!.env.NODE_COMPILE_CACHE);
+    }
+    // The compile cache is filled after the last source is in place.
+    const warm = text.indexOf('RUN node scripts/warm-compile-cache.ts');
+    assert.ok(warm > text.indexOf('COPY src ') && warm > text.indexOf('COPY bin '), 'warm after COPY');
+    assert.ok(warm < text.indexOf('USER node'), 'warm as the build user, before USER');
+    // Commands run in a container go through the shebang too, or they would miss the cache.
+    for (const file of ['README.md', 'deploy/simulate-fleet.sh']) {
+      const doc = await import('node:fs/promises').then((fs) => fs.readFile(file, 'utf8'));
+      assert.doesNotMatch(doc, /exec .*node bin\/dbupdate\.ts/, file);
     }
   });
 });
@@ -69,9 +84,22 @@ describe('compose definitions', () => {
 describe('compose services, started natively', () => {
   const names = { central: `t_compose_central_${process.pid}`, edge: `t_compose_edge_${process.pid}` };
   const running: ChildProcess[] = [];
+  const outputs: (() => string)[] = [];
   const admin = new URL(process.env.TEST_DATABASE_URL!);
+  let compileCache = '';
 
   before(async () => {
+    // The image's compile cache, filled as its build fills it.
+    compileCache = await mkdtemp(join(tmpdir(), 'dbupdate-compile-'));
+    const warm = spawnSync(process.execPath, ['scripts/warm-compile-cache.ts'], {
+      env: {
+        ...process.env,
+        NODE_OPTIONS: docker.central!.env.NODE_OPTIONS,
+        NODE_COMPILE_CACHE: compileCache,
+      },
+      encoding: 'utf8',
+    });
+    assert.equal(warm.status, 0, warm.stderr);
     const client = new pg.Client({ connectionString: process.env.TEST_DATABASE_URL });
     await client.connect();
     for (const db of Object.values(names)) await client.query(`CREATE DATABASE "${db}"`);
@@ -79,6 +107,7 @@ describe('compose services, started natively', () => {
   });
   after(async () => {
     for (const child of running) child.kill('SIGKILL');
+    await rm(compileCache, { recursive: true, force: true });
     const client = new pg.Client({ connectionString: process.env.TEST_DATABASE_URL });
     await client.connect();
     for (const db of Object.values(names)) await client.query(`DROP DATABASE IF EXISTS "${db}" WITH (FORCE)`);
@@ -103,22 +132,29 @@ describe('compose services, started natively', () => {
       }
     }
     delete env.SEQ_URL; // no Seq here; the setting itself is checked above
-    return { ...env, ...map };
+    if (env.NODE_COMPILE_CACHE) env.NODE_COMPILE_CACHE = compileCache;
+    // Node's compile-cache log (stderr), to see that each module comes from the cache.
+    return { ...env, ...map, NODE_DEBUG_NATIVE: 'COMPILE_CACHE' };
   }
 
   function start(
     argv: string[],
     env: Record<string, string>,
-  ): { child: ChildProcess; exit: Promise<number | null>; output: () => string } {
+  ): { child: ChildProcess; exit: Promise<number | null>; output: () => string; stdout: () => string } {
     const child = spawn(process.execPath, [...argv.slice(1)], {
       env: { PATH: process.env.PATH ?? '', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
-    child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+    let stdout = '';
+    child.stdout!.on('data', (c: Buffer) => {
+      out += c.toString();
+      stdout += c.toString();
+    });
     child.stderr!.on('data', (c: Buffer) => (out += c.toString()));
     running.push(child);
-    return { child, exit: new Promise((r) => child.on('exit', r)), output: () => out };
+    outputs.push(() => out);
+    return { child, exit: new Promise((r) => child.on('exit', r)), output: () => out, stdout: () => stdout };
   }
   const commandOf = (service: ComposeService, target: string) => [
     ...docker[target]!.entrypoint,
@@ -156,9 +192,13 @@ describe('compose services, started natively', () => {
     );
 
     const mac = readEnvFile('deploy/edge/.env.example').DEVICE_MAC!;
-    const enroll = start(['node', 'bin/dbupdate.ts', 'central', 'enroll', '--mac', mac], apiEnv);
+    // As the README runs it: `exec … bin/dbupdate.ts …`, which starts node with the shebang's flags.
+    const enroll = start(
+      ['node', ...entryNodeFlags(), 'bin/dbupdate.ts', 'central', 'enroll', '--mac', mac],
+      apiEnv,
+    );
     assert.equal(await enroll.exit, 0, enroll.output());
-    const token = enroll.output().trim().split('\n').at(-1)!;
+    const token = enroll.stdout().trim().split('\n').at(-1)!;
 
     const edgeSvc = edge.services['dbupdate-service']!;
     const edgeEnv = {
@@ -201,6 +241,12 @@ describe('compose services, started natively', () => {
     assert.equal(await edgeProc.exit, 0, edgeProc.output());
     assert.equal(await api.exit, 0, api.output());
     void admin;
+    // Every process found every TypeScript module in the cache the build step filled.
+    const fromCache = (text: string) =>
+      text.match(/transpile cache for StrippedTypeScript \S+\.\.\.success/g);
+    assert.ok((fromCache(api.output())?.length ?? 0) > 40, 'Central read its modules from the cache');
+    const missed = outputs.flatMap((output) => output().match(/no transpile cache for \S+ \S+/g) ?? []);
+    assert.deepEqual(missed, []);
 
     // Both processes exported their spans over OTLP at shutdown, as OTEL_* told them,
     // and Central's request span sits in the edge's trace, under its HTTP client span.
