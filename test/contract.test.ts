@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { describe, it } from 'node:test';
 import {
+  CanonicalError,
   canonicalTimestamp,
   RowCanonicalizer,
   TableHasher,
@@ -10,7 +11,7 @@ import {
 } from '../src/contract/canonical.ts';
 import { escapeCopyField, unescapeCopyField } from '../src/contract/copy-text.ts';
 import { normalizeMac } from '../src/contract/mac.ts';
-import { tableDef } from '../src/contract/tables.ts';
+import { tableDef, type ColumnType, type TableDef, type TableName } from '../src/contract/tables.ts';
 
 describe('MAC addresses', () => {
   it('accepts the common spellings and normalizes them', () => {
@@ -131,5 +132,78 @@ describe('canonical rows', () => {
       }),
       { numRuns: 300 },
     );
+  });
+});
+
+describe('plain tables, hashed from the bytes', () => {
+  const types: ColumnType[] = ['uuid', 'integer', 'bigint', 'numeric', 'macaddr', 'boolean'];
+  // Column names out of canonical order, so the byte path must reorder them too.
+  const plain: TableDef = {
+    name: 'group_users' as TableName,
+    columns: types.map((type, i) => ({ name: `${'zyxwvu'[i]}_${type}`, type })),
+    primaryKey: ['z_uuid'],
+  };
+  const orNull = (value: fc.Arbitrary<string>) =>
+    fc.oneof({ weight: 5, arbitrary: value }, fc.constant('\\N'));
+  const row = fc.tuple(
+    orNull(fc.uuid()),
+    orNull(fc.integer().map(String)),
+    orNull(fc.bigInt().map(String)),
+    orNull(fc.oneof(fc.double({ noDefaultInfinity: true, noNaN: true }).map(String), fc.constant('NaN'))),
+    orNull(
+      fc
+        .array(fc.integer({ min: 0, max: 255 }), { minLength: 6, maxLength: 6 })
+        .map((b) => b.map((x) => x.toString(16).padStart(2, '0')).join(':')),
+    ),
+    orNull(fc.constantFrom('t', 'f')),
+  );
+  const general = (def: TableDef, bytes: Buffer) => {
+    const hasher = new TableHasher(def, () => {}); // asking for the lines selects the general path
+    hasher.write(bytes);
+    return hasher.digest();
+  };
+
+  it('gives the bytes of the general path, whatever the chunk boundaries', () => {
+    fc.assert(
+      fc.property(fc.array(row, { maxLength: 200 }), fc.array(fc.nat(), { maxLength: 20 }), (rows, cuts) => {
+        const bytes = Buffer.from(rows.map((r) => r.join('\t') + '\n').join(''));
+        const split = new TableHasher(plain);
+        const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((x, y) => x - y);
+        let from = 0;
+        for (const at of [...points, bytes.length]) {
+          split.write(bytes.subarray(from, at));
+          from = at;
+        }
+        assert.deepEqual(split.digest(), general(plain, bytes));
+      }),
+      { numRuns: 300 },
+    );
+    // Many rows at once cross the writer's flush threshold and grow nothing.
+    const many = Buffer.from(
+      Array.from({ length: 5000 }, (_, i) => `${i}\t${i}\t-${i}\t${i}.5\t00:11:22:33:44:55\tt\n`).join(''),
+    );
+    const manyDef: TableDef = {
+      ...plain,
+      columns: plain.columns.map((c) => ({ ...c, type: c.type === 'uuid' ? 'integer' : c.type })),
+    };
+    const whole = new TableHasher(manyDef);
+    whole.write(many);
+    assert.deepEqual(whole.digest(), general(manyDef, many));
+  });
+
+  it('refuses what the general path refuses, with the same message', () => {
+    for (const bad of ['a\tb\n', `${'x\t'.repeat(6)}x\n`, '0\t1\t2\t3\t00:00:00:00:00:00\tyes\n']) {
+      const bytes = Buffer.from(bad);
+      let expected = '';
+      assert.throws(
+        () => general(plain, bytes),
+        (err: Error) => ((expected = err.message), err instanceof CanonicalError),
+      );
+      const fast = new TableHasher(plain);
+      assert.throws(
+        () => fast.write(bytes),
+        (err: Error) => err instanceof CanonicalError && err.message === expected,
+      );
+    }
   });
 });

@@ -9,6 +9,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import canonicalize from 'canonicalize';
 import { COPY_NULL, unescapeCopyField } from './copy-text.ts';
+import { isPlainTable, PlainLineError, PlainLineWriter } from './plain-lines.ts';
 import type { Column, TableDef, TableName } from './tables.ts';
 
 export class CanonicalError extends Error {}
@@ -129,32 +130,42 @@ export class TableHasher {
   /** The start of a row whose end is in a later chunk. */
   #pending: Buffer | undefined;
   #count = 0;
+  /** The byte path, for plain tables when nobody asks to see the lines. */
+  readonly #plain: PlainLineWriter | undefined;
 
   constructor(def: TableDef, onLine?: (line: string) => void) {
     this.#def = def;
     this.#rows = new RowCanonicalizer(def);
     this.#onLine = onLine;
+    this.#plain = !onLine && isPlainTable(def) ? new PlainLineWriter(def, this.#hash) : undefined;
   }
 
   /**
-   * Lines are cut from the bytes and decoded one by one: a newline byte never occurs
-   * inside a UTF-8 sequence, and no chunk-sized string is made, which the young
-   * generation would otherwise promote, chunk after chunk, to the old one.
+   * Lines are cut from the bytes. Plain tables are written from the bytes as they are;
+   * others are decoded line by line (a newline byte never occurs inside a UTF-8
+   * sequence), and no chunk-sized string is made, which the young generation would
+   * otherwise promote, chunk after chunk, to the old one.
    */
   write(chunk: Buffer | string): void {
     const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
     let start = 0;
     let nl = buf.indexOf(NEWLINE);
-    if (this.#pending && nl >= 0) {
-      this.#addLine(Buffer.concat([this.#pending, buf.subarray(0, nl)]).toString('utf8'));
-      this.#pending = undefined;
-      start = nl + 1;
-      nl = buf.indexOf(NEWLINE, start);
-    }
-    while (nl >= 0) {
-      this.#addLine(buf.toString('utf8', start, nl));
-      start = nl + 1;
-      nl = buf.indexOf(NEWLINE, start);
+    try {
+      if (this.#pending && nl >= 0) {
+        const line = Buffer.concat([this.#pending, buf.subarray(0, nl)]);
+        this.#add(line, 0, line.length);
+        this.#pending = undefined;
+        start = nl + 1;
+        nl = buf.indexOf(NEWLINE, start);
+      }
+      while (nl >= 0) {
+        this.#add(buf, start, nl);
+        start = nl + 1;
+        nl = buf.indexOf(NEWLINE, start);
+      }
+    } catch (err) {
+      if (err instanceof PlainLineError) throw new CanonicalError(err.message);
+      throw err;
     }
     if (start < buf.length) {
       // A copy, so the chunk itself can be freed.
@@ -165,7 +176,17 @@ export class TableHasher {
 
   digest(): TableDigest {
     if (this.#pending) throw new CanonicalError(`${this.#def.name}: COPY data ends mid-row`);
+    this.#plain?.flush();
     return { name: this.#def.name, rowCount: this.#count, sha256: this.#hash.digest('hex') };
+  }
+
+  #add(buf: Buffer, start: number, end: number): void {
+    if (this.#plain) {
+      this.#plain.line(buf, start, end);
+      this.#count++;
+    } else {
+      this.#addLine(buf.toString('utf8', start, end));
+    }
   }
 
   #addLine(copyLine: string): void {
