@@ -135,16 +135,49 @@ describe('canonical rows', () => {
   });
 });
 
-describe('plain tables, hashed from the bytes', () => {
-  const types: ColumnType[] = ['uuid', 'integer', 'bigint', 'numeric', 'macaddr', 'boolean'];
+describe('the byte path of the hasher', () => {
+  const types: ColumnType[] = [
+    'uuid',
+    'integer',
+    'bigint',
+    'numeric',
+    'macaddr',
+    'boolean',
+    'text',
+    'timestamptz',
+    'jsonb',
+  ];
   // Column names out of canonical order, so the byte path must reorder them too.
-  const plain: TableDef = {
-    name: 'group_users' as TableName,
-    columns: types.map((type, i) => ({ name: `${'zyxwvu'[i]}_${type}`, type })),
+  const table: TableDef = {
+    name: 'users' as TableName,
+    columns: types.map((type, i) => ({ name: `${'zyxwvutsr'[i]}_${type}`, type })),
     primaryKey: ['z_uuid'],
   };
   const orNull = (value: fc.Arbitrary<string>) =>
     fc.oneof({ weight: 5, arbitrary: value }, fc.constant('\\N'));
+  const pad = (n: number, width: number) => String(n).padStart(width, '0');
+  const timestamp = fc.oneof(
+    fc
+      .record({
+        year: fc.oneof(fc.integer({ min: 1, max: 9999 }), fc.integer({ min: 10000, max: 294276 })),
+        month: fc.integer({ min: 1, max: 12 }),
+        day: fc.integer({ min: 1, max: 28 }),
+        seconds: fc.integer({ min: 0, max: 86399 }),
+        fraction: fc.oneof(fc.constant(''), fc.stringMatching(/^[0-9]{1,6}$/)),
+        bc: fc.boolean(),
+      })
+      .map(
+        ({ year, month, day, seconds, fraction, bc }) =>
+          `${pad(year, 4)}-${pad(month, 2)}-${pad(day, 2)} ${pad(Math.floor(seconds / 3600), 2)}:` +
+          `${pad(Math.floor(seconds / 60) % 60, 2)}:${pad(seconds % 60, 2)}${fraction && '.' + fraction}+00${bc ? ' BC' : ''}`,
+      ),
+    fc.constantFrom('infinity', '-infinity'),
+  );
+  const text = fc.oneof(
+    fc.string({ unit: fc.constantFrom(...'abc XYZ 0123-_.@éß€😀') }),
+    fc.string({ unit: 'binary' }),
+    fc.string({ unit: fc.constantFrom('a', '"', '\\', '\t', '\n', '\u0001', '\u007f', '\u2028') }),
+  );
   const row = fc.tuple(
     orNull(fc.uuid()),
     orNull(fc.integer().map(String)),
@@ -156,6 +189,9 @@ describe('plain tables, hashed from the bytes', () => {
         .map((b) => b.map((x) => x.toString(16).padStart(2, '0')).join(':')),
     ),
     orNull(fc.constantFrom('t', 'f')),
+    orNull(text.map(escapeCopyField)),
+    orNull(timestamp),
+    orNull(fc.json().map(escapeCopyField)),
   );
   const general = (def: TableDef, bytes: Buffer) => {
     const hasher = new TableHasher(def, () => {}); // asking for the lines selects the general path
@@ -163,46 +199,61 @@ describe('plain tables, hashed from the bytes', () => {
     return hasher.digest();
   };
 
-  it('gives the bytes of the general path, whatever the chunk boundaries', () => {
+  it('gives the bytes of the general path for every type, whatever the chunk boundaries', () => {
     fc.assert(
-      fc.property(fc.array(row, { maxLength: 200 }), fc.array(fc.nat(), { maxLength: 20 }), (rows, cuts) => {
+      fc.property(fc.array(row, { maxLength: 60 }), fc.array(fc.nat(), { maxLength: 20 }), (rows, cuts) => {
         const bytes = Buffer.from(rows.map((r) => r.join('\t') + '\n').join(''));
-        const split = new TableHasher(plain);
+        const split = new TableHasher(table);
         const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((x, y) => x - y);
         let from = 0;
         for (const at of [...points, bytes.length]) {
           split.write(bytes.subarray(from, at));
           from = at;
         }
-        assert.deepEqual(split.digest(), general(plain, bytes));
+        assert.deepEqual(split.digest(), general(table, bytes));
       }),
-      { numRuns: 300 },
+      { numRuns: 500 },
     );
-    // Many rows at once cross the writer's flush threshold and grow nothing.
+    // Many rows at once cross the writer's flush threshold; a long value outgrows its buffer.
+    const long = 'ü'.repeat(70_000);
     const many = Buffer.from(
-      Array.from({ length: 5000 }, (_, i) => `${i}\t${i}\t-${i}\t${i}.5\t00:11:22:33:44:55\tt\n`).join(''),
+      Array.from(
+        { length: 3000 },
+        (_, i) =>
+          `${i}\t${i}\t-${i}\t${i}.5\t00:11:22:33:44:55\tt\t${i === 7 ? long : 'name ' + i}\t` +
+          `2025-03-01 06:15:30.5+00\t{"b": [1, 2.50], "a": "${i === 9 ? long : 'x'}"}\n`,
+      ).join(''),
     );
-    const manyDef: TableDef = {
-      ...plain,
-      columns: plain.columns.map((c) => ({ ...c, type: c.type === 'uuid' ? 'integer' : c.type })),
+    const numbered: TableDef = {
+      ...table,
+      columns: table.columns.map((c) => ({ ...c, type: c.type === 'uuid' ? 'integer' : c.type })),
     };
-    const whole = new TableHasher(manyDef);
+    const whole = new TableHasher(numbered);
     whole.write(many);
-    assert.deepEqual(whole.digest(), general(manyDef, many));
+    assert.deepEqual(whole.digest(), general(numbered, many));
   });
 
   it('refuses what the general path refuses, with the same message', () => {
-    for (const bad of ['a\tb\n', `${'x\t'.repeat(6)}x\n`, '0\t1\t2\t3\t00:00:00:00:00:00\tyes\n']) {
+    const good = ['1', '2', '3', '4.5', '00:00:00:00:00:00', 't', 'x', '2025-01-01 00:00:00+00', '{}'];
+    const with_ = (i: number, value: string) => good.map((v, j) => (j === i ? value : v)).join('\t') + '\n';
+    for (const bad of [
+      'a\tb\n',
+      good.join('\t') + '\textra\n',
+      with_(5, 'yes'),
+      with_(7, '2025-01-01 00:00:00+02'),
+      with_(8, '{not json'),
+    ]) {
       const bytes = Buffer.from(bad);
       let expected = '';
       assert.throws(
-        () => general(plain, bytes),
+        () => general(table, bytes),
         (err: Error) => ((expected = err.message), err instanceof CanonicalError),
       );
-      const fast = new TableHasher(plain);
+      const fast = new TableHasher(table);
       assert.throws(
         () => fast.write(bytes),
         (err: Error) => err instanceof CanonicalError && err.message === expected,
+        bad,
       );
     }
   });

@@ -9,7 +9,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import canonicalize from 'canonicalize';
 import { COPY_NULL, unescapeCopyField } from './copy-text.ts';
-import { isPlainTable, PlainLineError, PlainLineWriter } from './plain-lines.ts';
+import { ByteLineWriter, FieldCountError } from './byte-lines.ts';
 import type { Column, TableDef, TableName } from './tables.ts';
 
 export class CanonicalError extends Error {}
@@ -130,21 +130,21 @@ export class TableHasher {
   /** The start of a row whose end is in a later chunk. */
   #pending: Buffer | undefined;
   #count = 0;
-  /** The byte path, for plain tables when nobody asks to see the lines. */
-  readonly #plain: PlainLineWriter | undefined;
+  /** The byte path, unless someone asks to see the lines as strings. */
+  readonly #bytes: ByteLineWriter | undefined;
 
   constructor(def: TableDef, onLine?: (line: string) => void) {
     this.#def = def;
     this.#rows = new RowCanonicalizer(def);
     this.#onLine = onLine;
-    this.#plain = !onLine && isPlainTable(def) ? new PlainLineWriter(def, this.#hash) : undefined;
+    this.#bytes = onLine ? undefined : new ByteLineWriter(def, this.#hash, canonicalValue);
   }
 
   /**
-   * Lines are cut from the bytes. Plain tables are written from the bytes as they are;
-   * others are decoded line by line (a newline byte never occurs inside a UTF-8
-   * sequence), and no chunk-sized string is made, which the young generation would
-   * otherwise promote, chunk after chunk, to the old one.
+   * Lines are cut from the bytes (a newline byte never occurs inside a UTF-8 sequence)
+   * and written from them (ByteLineWriter), or, for `onLine`, decoded one by one. No
+   * chunk-sized string is made, which the young generation would otherwise promote,
+   * chunk after chunk, to the old one.
    */
   write(chunk: Buffer | string): void {
     const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
@@ -164,7 +164,7 @@ export class TableHasher {
         nl = buf.indexOf(NEWLINE, start);
       }
     } catch (err) {
-      if (err instanceof PlainLineError) throw new CanonicalError(err.message);
+      if (err instanceof FieldCountError) throw new CanonicalError(err.message);
       throw err;
     }
     if (start < buf.length) {
@@ -176,13 +176,13 @@ export class TableHasher {
 
   digest(): TableDigest {
     if (this.#pending) throw new CanonicalError(`${this.#def.name}: COPY data ends mid-row`);
-    this.#plain?.flush();
+    this.#bytes?.flush();
     return { name: this.#def.name, rowCount: this.#count, sha256: this.#hash.digest('hex') };
   }
 
   #add(buf: Buffer, start: number, end: number): void {
-    if (this.#plain) {
-      this.#plain.line(buf, start, end);
+    if (this.#bytes) {
+      this.#bytes.line(buf, start, end);
       this.#count++;
     } else {
       this.#addLine(buf.toString('utf8', start, end));
