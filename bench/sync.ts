@@ -3,7 +3,9 @@
  * users, then measures with real processes on loopback:
  *   - a device request read to the end (no edge work), identity and gzip;
  *   - a full `dbupdate edge sync` (pull, COPY load, verify, commit, ack);
- * with wall time, bytes and the peak RSS (VmHWM) of the Central and Edge processes.
+ * with wall time, bytes and the peak RSS (VmHWM) of the Central and Edge processes, each
+ * side's steps (Central's hashing pass, manifest and send; Edge's pull, load, verify,
+ * commit and ack) and rows per second; then the raw COPY pipe and pg_dump baselines.
  * Central and Edge databases live in two embedded clusters on this machine.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -50,9 +52,16 @@ function run(
     for (const line of lines) {
       const event = /"event":"([a-z.]+)\.finish".*?"durationMs":(\d+)/.exec(line);
       if (event) steps.set(event[1]!, (steps.get(event[1]!) ?? 0) + Number(event[2]));
+      const loaded = /"rows":(\d+),"event":"sync\.load\.table\.finish"/.exec(line);
+      if (loaded) steps.set('rows loaded', (steps.get('rows loaded') ?? 0) + Number(loaded[1]));
     }
   });
   return { child, done: new Promise((resolve) => child.on('exit', (code) => resolve(code ?? 1))), steps };
+}
+
+/** Step times added to `now` since `before` was copied from it. */
+function since(now: Map<string, number>, before: Map<string, number>): Map<string, number> {
+  return new Map([...now].map(([k, v]) => [k, v - (before.get(k) ?? 0)]));
 }
 
 /** Runs a command to its end, sampling its peak RSS just before it exits. */
@@ -138,7 +147,12 @@ try {
       if ((await fetch(`${base}/readyz`).catch(() => undefined))?.ok) break;
       await new Promise((r) => setTimeout(r, 50));
     }
+    const cold = new Map(central.steps);
     const plain = await drain(`${base}/api/device-sync/request`, { mac }, secret, 'identity');
+    // Central logs the send step's end just after the last byte leaves it.
+    for (let i = 0; i < 40 && central.steps.get('snapshot.send') === cold.get('snapshot.send'); i++)
+      await new Promise((r) => setTimeout(r, 50));
+    const coldSteps = since(central.steps, cold);
     const gzip = await drain(`${base}/api/device-sync/request`, { mac }, secret, 'gzip');
     const zstd = await drain(`${base}/api/device-sync/request`, { mac }, secret, 'zstd');
     const centralPeakAfterRequests = await peakRssMb(central.child.pid!);
@@ -153,7 +167,9 @@ try {
     };
     const migrateEdge = await measured(['edge', 'migrate'], edgeEnv);
     if (migrateEdge.code !== 0) throw new Error('edge migrate failed');
+    const beforeSync = new Map(central.steps);
     const sync = await measured(['edge', 'sync'], edgeEnv);
+    const syncCentralSteps = since(central.steps, beforeSync);
     const resync = await measured(['edge', 'sync'], edgeEnv);
     const centralPeak = await peakRssMb(central.child.pid!);
     const pipeUrl = await edgePg.createDatabase(`bench_pipe_${users}`, { replace: true });
@@ -208,6 +224,16 @@ try {
       'sync',
     ];
     console.log(`  edge steps (ms): ${split.map((k) => `${k}=${sync.steps.get(k) ?? '-'}`).join(' ')}`);
+    const rowsLoaded = sync.steps.get('rows loaded') ?? 0;
+    const perSecond = (ms: number | undefined) => (ms ? Math.round((rowsLoaded * 1000) / ms) : '-');
+    console.log(
+      `  rows/s over ${rowsLoaded} rows: full sync ${perSecond(sync.ms)}, edge load ${perSecond(sync.steps.get('sync.load'))},` +
+        ` edge verify ${perSecond(sync.steps.get('sync.verify'))}, central hashing pass ${perSecond(coldSteps.get('scope.compute'))}`,
+    );
+    const centralSplit = ['scope.compute', 'manifest.create', 'snapshot.send', 'ack.store'];
+    const show = (m: Map<string, number>) => centralSplit.map((k) => `${k}=${m.get(k) ?? '-'}`).join(' ');
+    console.log(`  central steps (ms), first request (hashing pass in scope.compute): ${show(coldSteps)}`);
+    console.log(`  central steps (ms), during the full sync (digests cached): ${show(syncCentralSteps)}`);
     console.log(
       `  per table load (ms): ${[...sync.steps]
         .filter(([k]) => k === 'sync.load.table')
