@@ -1,0 +1,105 @@
+/**
+ * `node scripts/rehearse-image.ts [target]`: builds the Dockerfile's target (default
+ * `central`) without a container engine, by replaying its stages natively in a temporary
+ * directory that stands for /app: COPY, ENV and RUN as written, `COPY --from` by replaying
+ * that stage too. Then it runs the ENTRYPOINT as the container would and checks that
+ * every TypeScript module came from the compile cache the build filled. CI runs it, so a
+ * build step that would fail on production dependencies alone fails here first.
+ */
+import { spawnSync } from 'node:child_process';
+import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+interface Stage {
+  from: string;
+  steps: { instruction: string; args: string }[];
+}
+
+const root = join(import.meta.dirname, '..');
+const target = process.argv[2] ?? 'central';
+
+function parse(text: string): Map<string, Stage> {
+  const stages = new Map<string, Stage>();
+  let current: Stage | undefined;
+  const lines = text.replace(/\\\n\s*/g, ' ').split('\n');
+  for (const line of lines.map((l) => l.trim()).filter((l) => l && !l.startsWith('#'))) {
+    const [instruction, ...rest] = line.split(/\s+/);
+    if (instruction === 'FROM') {
+      current = { from: rest[0]!, steps: [] };
+      stages.set(rest[2] ?? rest[0]!, current);
+    } else {
+      current?.steps.push({ instruction: instruction!, args: rest.join(' ') });
+    }
+  }
+  return stages;
+}
+
+const stages = parse(readFileSync(join(root, 'Dockerfile'), 'utf8'));
+const made: string[] = [];
+
+/** Replays a stage (after its parents) into a fresh directory; returns it and its ENV and ENTRYPOINT. */
+function build(name: string): { dir: string; env: Record<string, string>; entrypoint: string[] } {
+  const stage = stages.get(name);
+  if (!stage) throw new Error(`no stage ${name} in the Dockerfile`);
+  const base = stages.has(stage.from)
+    ? build(stage.from)
+    : { dir: mkdtempSync(join(tmpdir(), 'dbupdate-image-')), env: {}, entrypoint: [] as string[] };
+  made.push(base.dir);
+  const { dir } = base;
+  const env = { ...base.env };
+  let entrypoint = base.entrypoint;
+  const inApp = (value: string) => value.replace(/^\/app(?=\/|$)/, dir);
+  for (const { instruction, args } of stage.steps) {
+    if (instruction === 'ENV') {
+      for (const m of args.matchAll(/([A-Z_][A-Z0-9_]*)=(?:"([^"]*)"|(\S+))/g))
+        env[m[1]!] = inApp(m[2] ?? m[3]!);
+    } else if (instruction === 'COPY') {
+      const parts = args.split(/\s+/);
+      const from = parts[0]!.startsWith('--from=') ? parts.shift()!.slice('--from='.length) : undefined;
+      const dest = parts.pop()!;
+      const sourceDir = from ? build(from).dir : root;
+      for (const source of parts) {
+        const path = join(sourceDir, from ? source.replace(/^\/app\/?/, '') : source);
+        const to = dest.endsWith('/') ? join(dir, dest, source.split('/').pop()!) : join(dir, dest);
+        cpSync(path, to, { recursive: true });
+      }
+    } else if (instruction === 'RUN') {
+      console.log(`rehearse-image: ${name}: RUN ${args}`);
+      // npm gets a cache of its own: a RUN may clean it, and this machine's must stay.
+      const npmCache = join(dir, '.rehearsal-npm-cache');
+      const run = spawnSync('sh', ['-c', args], {
+        cwd: dir,
+        env: { ...process.env, npm_config_cache: npmCache, ...env },
+        stdio: 'inherit',
+      });
+      rmSync(npmCache, { recursive: true, force: true });
+      if (run.status !== 0) throw new Error(`${name}: RUN ${args} exited with ${run.status}`);
+    } else if (instruction === 'ENTRYPOINT') {
+      entrypoint = JSON.parse(args) as string[];
+    }
+  }
+  return { dir, env, entrypoint };
+}
+
+try {
+  const image = build(target);
+  for (const command of [['--help'], ['central', 'keygen']]) {
+    const [node, ...args] = image.entrypoint;
+    if (node !== 'node') throw new Error(`ENTRYPOINT does not start node: ${image.entrypoint}`);
+    const run = spawnSync(process.execPath, [...args, ...command], {
+      cwd: image.dir,
+      env: { PATH: process.env.PATH ?? '', ...image.env, NODE_DEBUG_NATIVE: 'COMPILE_CACHE' },
+      encoding: 'utf8',
+    });
+    const missed = run.stderr.match(/no transpile cache for \S+ \S+/g) ?? [];
+    if (run.status !== 0 || missed.length > 0) {
+      throw new Error(
+        `${command.join(' ')}: exit ${run.status}, compile cache missed ${missed.join(', ') || 'nothing'}`,
+      );
+    }
+    console.log(`rehearse-image: ${target}: ENTRYPOINT ${command.join(' ')} ran from the compile cache`);
+  }
+} finally {
+  for (const dir of new Set(made)) rmSync(dir, { recursive: true, force: true });
+}
