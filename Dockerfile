@@ -17,7 +17,7 @@ RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean -
 FROM ${NODE_IMAGE} AS runtime
 # Memory (docs/scaling.md): two malloc arenas instead of one per thread, so V8's helper
 # threads do not each keep their own; and a compile cache filled at build time, so the
-# services start without TypeScript type stripping (about 14 MB less, twice as fast).
+# services start without TypeScript type stripping (about 14 MB less, a third sooner).
 ENV NODE_ENV=production \
     LOG_FORMAT=json \
     MALLOC_ARENA_MAX=2 \
