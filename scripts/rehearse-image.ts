@@ -10,32 +10,12 @@ import { spawnSync } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-
-interface Stage {
-  from: string;
-  steps: { instruction: string; args: string }[];
-}
+import { dockerfileStages, envAssignments } from '../test/helpers/compose.ts';
 
 const root = join(import.meta.dirname, '..');
 const target = process.argv[2] ?? 'central';
 
-function parse(text: string): Map<string, Stage> {
-  const stages = new Map<string, Stage>();
-  let current: Stage | undefined;
-  const lines = text.replace(/\\\n\s*/g, ' ').split('\n');
-  for (const line of lines.map((l) => l.trim()).filter((l) => l && !l.startsWith('#'))) {
-    const [instruction, ...rest] = line.split(/\s+/);
-    if (instruction === 'FROM') {
-      current = { from: rest[0]!, steps: [] };
-      stages.set(rest[2] ?? rest[0]!, current);
-    } else {
-      current?.steps.push({ instruction: instruction!, args: rest.join(' ') });
-    }
-  }
-  return stages;
-}
-
-const stages = parse(readFileSync(join(root, 'Dockerfile'), 'utf8'));
+const stages = dockerfileStages(readFileSync(join(root, 'Dockerfile'), 'utf8'));
 const made: string[] = [];
 
 /** Replays a stage (after its parents) into a fresh directory; returns it and its ENV and ENTRYPOINT. */
@@ -52,8 +32,7 @@ function build(name: string): { dir: string; env: Record<string, string>; entryp
   const inApp = (value: string) => value.replace(/^\/app(?=\/|$)/, dir);
   for (const { instruction, args } of stage.steps) {
     if (instruction === 'ENV') {
-      for (const m of args.matchAll(/([A-Z_][A-Z0-9_]*)=(?:"([^"]*)"|(\S+))/g))
-        env[m[1]!] = inApp(m[2] ?? m[3]!);
+      for (const [key, value] of envAssignments(args)) env[key] = inApp(value);
     } else if (instruction === 'COPY') {
       const parts = args.split(/\s+/);
       const from = parts[0]!.startsWith('--from=') ? parts.shift()!.slice('--from='.length) : undefined;

@@ -56,39 +56,51 @@ export interface DockerTarget {
   healthcheck: string[];
 }
 
+export interface DockerStage {
+  /** The stage or image it starts from. */
+  from: string;
+  steps: { instruction: string; args: string }[];
+}
+
+/** The stages of a Dockerfile by name (an unnamed one by its base), each with its instructions in order. */
+export function dockerfileStages(text: string): Map<string, DockerStage> {
+  const stages = new Map<string, DockerStage>();
+  let current: DockerStage | undefined;
+  const lines = text.replace(/\\\n\s*/g, ' ').split('\n');
+  for (const line of lines.map((l) => l.trim()).filter((l) => l && !l.startsWith('#'))) {
+    const [instruction, ...rest] = line.split(/\s+/);
+    if (instruction === 'FROM') {
+      current = { from: rest[0]!, steps: [] };
+      stages.set(rest[2] ?? rest[0]!, current);
+    } else {
+      current?.steps.push({ instruction: instruction!, args: rest.join(' ') });
+    }
+  }
+  return stages;
+}
+
+/** The `KEY=value` and `KEY="value"` pairs of an ENV instruction. */
+export function envAssignments(args: string): [string, string][] {
+  return [...args.matchAll(/([A-Z_][A-Z0-9_]*)=(?:"([^"]*)"|(\S+))/g)].map((m) => [m[1]!, m[2] ?? m[3]!]);
+}
+
 /** The final configuration of each build target (ENTRYPOINT, CMD, ENV, EXPOSE, HEALTHCHECK), following FROM chains. */
 export function readDockerfile(file: string): Record<string, DockerTarget> {
-  const lines = readFileSync(file, 'utf8')
-    .replace(/\\\n\s*/g, ' ')
-    .split('\n')
-    .map((l) => l.trim())
-    .filter((l) => l && !l.startsWith('#'));
   const targets: Record<string, DockerTarget> = {};
-  let current: DockerTarget | undefined;
-  for (const line of lines) {
-    const [instruction, ...rest] = line.split(/\s+/);
-    const args = rest.join(' ');
-    if (instruction === 'FROM') {
-      const [base, , name] = rest;
-      const parent = targets[base ?? ''];
-      current = parent
-        ? { ...parent, env: { ...parent.env }, expose: [...parent.expose] }
-        : { entrypoint: [], cmd: [], env: {}, expose: [], healthcheck: [] };
-      if (name) targets[name] = current;
-    } else if (!current) {
-      continue;
-    } else if (instruction === 'ENTRYPOINT') {
-      current.entrypoint = JSON.parse(args) as string[];
-    } else if (instruction === 'CMD') {
-      current.cmd = JSON.parse(args) as string[];
-    } else if (instruction === 'EXPOSE') {
-      current.expose.push(...rest.map(Number));
-    } else if (instruction === 'ENV') {
-      for (const m of args.matchAll(/([A-Z_][A-Z0-9_]*)=(?:"([^"]*)"|(\S+))/g))
-        current.env[m[1]!] = m[2] ?? m[3]!;
-    } else if (instruction === 'HEALTHCHECK') {
-      current.healthcheck = JSON.parse(args.slice(args.indexOf('CMD ') + 4)) as string[];
+  for (const [name, stage] of dockerfileStages(readFileSync(file, 'utf8'))) {
+    const parent = targets[stage.from];
+    const current: DockerTarget = parent
+      ? { ...parent, env: { ...parent.env }, expose: [...parent.expose] }
+      : { entrypoint: [], cmd: [], env: {}, expose: [], healthcheck: [] };
+    for (const { instruction, args } of stage.steps) {
+      if (instruction === 'ENTRYPOINT') current.entrypoint = JSON.parse(args) as string[];
+      else if (instruction === 'CMD') current.cmd = JSON.parse(args) as string[];
+      else if (instruction === 'EXPOSE') current.expose.push(...args.split(/\s+/).map(Number));
+      else if (instruction === 'ENV') Object.assign(current.env, Object.fromEntries(envAssignments(args)));
+      else if (instruction === 'HEALTHCHECK')
+        current.healthcheck = JSON.parse(args.slice(args.indexOf('CMD ') + 4)) as string[];
     }
+    targets[name] = current;
   }
   return targets;
 }
