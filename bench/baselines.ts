@@ -123,12 +123,9 @@ export async function startDumpCluster(): Promise<
   };
 }
 
-function shell(command: string, env: Record<string, string>): Promise<void> {
+function shell(command: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child = spawn('bash', ['-o', 'pipefail', '-c', command], {
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
+    const child = spawn('bash', ['-o', 'pipefail', '-c', command], { stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
     child.stderr.on('data', (c: Buffer) => (err += c.toString()));
     child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${command}: ${code} ${err}`))));
@@ -173,7 +170,6 @@ export async function dumpBaseline(
     // The custom format, data only, restored in one transaction with the foreign keys in force.
     await shell(
       `pg_dump ${conn} -d ${src} -Fc --data-only ${tables} | pg_restore ${conn} -d ${dst} --data-only --single-transaction`,
-      {},
     );
     const dumpMs = Math.round(performance.now() - t);
     const restored = (await clean.query<{ n: string }>('SELECT count(*) AS n FROM users')).rows[0]!.n;
