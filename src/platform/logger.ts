@@ -23,6 +23,9 @@ export const REDACT_PATHS = [
   '*.databaseUrl',
 ];
 
+/** How a terminal shows the lines (pino-pretty's options). */
+const PRETTY = { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' };
+
 export function loggerOptions(service: string, level: string): LoggerOptions {
   const options: LoggerOptions = {
     level,
@@ -33,10 +36,7 @@ export function loggerOptions(service: string, level: string): LoggerOptions {
     mixin: traceFields,
   };
   if (process.stdout.isTTY && process.env.LOG_FORMAT !== 'json') {
-    options.transport = {
-      target: 'pino-pretty',
-      options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' },
-    };
+    options.transport = { target: 'pino-pretty', options: PRETTY };
   }
   return options;
 }
@@ -62,10 +62,7 @@ export function createLogger(service: string, level: string, shipping: LogShippi
   delete options.transport;
   const console = pretty
     ? // Loaded only for a terminal: services in containers never pay for it.
-      (createRequire(import.meta.url)('pino-pretty') as typeof PinoPretty)({
-        translateTime: 'SYS:HH:MM:ss.l',
-        ignore: 'pid,hostname',
-      })
+      (createRequire(import.meta.url)('pino-pretty') as typeof PinoPretty)(PRETTY)
     : pino.destination(1);
   const seq = new SeqSink({ url: shipping.SEQ_URL, apiKey: shipping.SEQ_API_KEY });
   return pino(
