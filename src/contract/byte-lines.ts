@@ -50,6 +50,21 @@ interface OrderedColumn {
   kind: Kind;
 }
 
+/**
+ * The columns in canonical order (sorted by key, CONTRACT §3), each with its index in
+ * the COPY line and the text before its value: `{"key":` for the first, `,"key":` after.
+ */
+export function canonicalColumns(def: TableDef): { col: Column; index: number; prefix: string }[] {
+  return def.columns
+    .map((col, index) => ({ col, index }))
+    .sort((a, b) => (a.col.name < b.col.name ? -1 : a.col.name > b.col.name ? 1 : 0))
+    .map(({ col, index }, i) => ({
+      col,
+      index,
+      prefix: `${i === 0 ? '{' : ','}${JSON.stringify(col.name)}:`,
+    }));
+}
+
 export class ByteLineWriter {
   readonly #hash: Hash;
   readonly #general: CanonicalValue;
@@ -62,15 +77,12 @@ export class ByteLineWriter {
   constructor(def: TableDef, hash: Hash, general: CanonicalValue) {
     this.#hash = hash;
     this.#general = general;
-    this.#columns = def.columns
-      .map((col, index) => ({ col, index }))
-      .sort((a, b) => (a.col.name < b.col.name ? -1 : a.col.name > b.col.name ? 1 : 0))
-      .map(({ col, index }, i) => ({
-        col,
-        index,
-        prefix: Buffer.from(`${i === 0 ? '{' : ','}${JSON.stringify(col.name)}:`),
-        kind: KIND[col.type],
-      }));
+    this.#columns = canonicalColumns(def).map(({ col, index, prefix }) => ({
+      col,
+      index,
+      prefix: Buffer.from(prefix),
+      kind: KIND[col.type],
+    }));
     this.#starts = new Int32Array(def.columns.length);
     this.#ends = new Int32Array(def.columns.length);
   }

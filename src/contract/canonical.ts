@@ -9,7 +9,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import canonicalize from 'canonicalize';
 import { COPY_NULL, unescapeCopyField } from './copy-text.ts';
-import { ByteLineWriter, FieldCountError } from './byte-lines.ts';
+import { ByteLineWriter, canonicalColumns, FieldCountError } from './byte-lines.ts';
 import type { Column, TableDef, TableName } from './tables.ts';
 
 export class CanonicalError extends Error {}
@@ -97,10 +97,7 @@ export class RowCanonicalizer {
 
   constructor(def: TableDef) {
     this.#columns = def.columns;
-    this.#order = def.columns
-      .map((col, index) => ({ name: col.name, index }))
-      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
-      .map(({ name, index }, i) => ({ index, prefix: `${i === 0 ? '{' : ','}${JSON.stringify(name)}:` }));
+    this.#order = canonicalColumns(def);
   }
 
   line(copyLine: string): string {
