@@ -27,7 +27,7 @@ const docker = readDockerfile('Dockerfile');
 const ours = (file: typeof central) =>
   Object.entries(file.services).filter(([, s]) => s.build !== undefined || s.image?.startsWith('dbupdate/'));
 const targetOf = (s: ComposeService) => (s.image?.includes('/edge') ? 'edge' : 'central');
-const STANDARD = new Set(['NODE_ENV', 'LOG_FORMAT', 'NODE_OPTIONS']);
+const STANDARD = new Set(['NODE_ENV', 'NODE_OPTIONS']);
 
 describe('compose definitions', () => {
   it('give our services only settings the code accepts', () => {

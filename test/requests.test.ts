@@ -1,4 +1,4 @@
-/** CONTRACT §4 refusals and acks: the documented status and code, and the right audit row. */
+/** contract §4 refusals and acks: the documented status and code, and the right audit row. */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { enrollDevice } from '../src/central/services/enroll.ts';

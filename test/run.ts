@@ -17,9 +17,17 @@ let stop: (() => Promise<void>) | undefined;
 let dataDir: string | undefined;
 if (!adminUrl) {
   dataDir = await mkdtemp(join(tmpdir(), 'dbupdate-test-'));
-  const cluster = await startEmbeddedCluster({ dataDir, name: 'test' });
-  adminUrl = cluster.url;
-  stop = cluster.stop;
+  try {
+    const cluster = await startEmbeddedCluster({ dataDir, name: 'test' });
+    adminUrl = cluster.url;
+    stop = cluster.stop;
+  } catch (err) {
+    // One line that says what and how, not a stack: this is a newcomer's first command.
+    await rm(dataDir, { recursive: true, force: true });
+    const { code = 'INTERNAL', message } = err as { code?: string; message: string };
+    console.error(`npm test: ${code}: ${message}`);
+    process.exit(1);
+  }
 }
 
 let code: number;

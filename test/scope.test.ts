@@ -1,4 +1,4 @@
-/** CONTRACT §2: a device receives exactly its scope, on data where a wrong join would leak. */
+/** contract §2: a device receives exactly its scope, on data where a wrong join would leak. */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { enrollDevice } from '../src/central/services/enroll.ts';

@@ -1,6 +1,6 @@
 /**
- * CONTRACT §3 golden vectors: the real scope and snapshot code, on a real database
- * loaded from ../shared/spec/vectors/scope-v1.json, reproduce every canonical line,
+ * contract §3 golden vectors: the real scope and snapshot code, on a real database
+ * loaded from test/vectors/scope-v1.json, reproduce every canonical line,
  * table hash and the global hash byte for byte — directly and over HTTP.
  */
 import assert from 'node:assert/strict';

@@ -1,5 +1,5 @@
 import { Type, type Static } from 'typebox';
-import { loadConfig, LogLevelSetting } from '../platform/config.ts';
+import { loadConfig, LogFormatSetting, LogLevelSetting } from '../platform/config.ts';
 import { parseSigningKey } from '../contract/signing.ts';
 import { AppError } from '../platform/errors.ts';
 
@@ -8,6 +8,7 @@ export const CentralConfigSchema = Type.Object({
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 8080 }),
   HOST: Type.String({ minLength: 1, default: '0.0.0.0' }),
   LOG_LEVEL: LogLevelSetting,
+  LOG_FORMAT: LogFormatSetting,
   MANIFEST_TTL_SECONDS: Type.Integer({ minimum: 10, maximum: 86_400, default: 900 }),
   BODY_LIMIT_BYTES: Type.Integer({ minimum: 256, maximum: 1_048_576, default: 16_384 }),
   /** Connections for short queries; snapshots have their own MAX_CONCURRENT_SNAPSHOTS. */

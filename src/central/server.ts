@@ -26,7 +26,7 @@ export async function buildCentral(
   const migrations = await centralMigrations();
   const app = Fastify({
     ...(options.logger === undefined
-      ? { logger: loggerOptions('central-db-update-api', config.LOG_LEVEL) }
+      ? { logger: loggerOptions('central-db-update-api', config.LOG_LEVEL, config.LOG_FORMAT) }
       : typeof options.logger === 'boolean'
         ? { logger: options.logger }
         : { loggerInstance: options.logger }),

@@ -7,7 +7,7 @@ import { enrollDevice } from '../central/services/enroll.ts';
 import { pruneAudit } from '../central/services/retention.ts';
 import { DEFAULT_SHAPE, seedCentral } from '../central/services/seed.ts';
 import { dataTablesEmpty, type SeedShape } from '../central/repo/seed.ts';
-import { loadConfig, LogLevelSetting } from '../platform/config.ts';
+import { loadConfig, LogFormatSetting, LogLevelSetting } from '../platform/config.ts';
 import type { Pool } from '../platform/db.ts';
 import { AppError } from '../platform/errors.ts';
 import { createLogger } from '../platform/logger.ts';
@@ -17,6 +17,7 @@ import { parseFlags, withPool, type Command } from './util.ts';
 const DbSettings = Type.Object({
   CENTRAL_DATABASE_URL: Type.String({ pattern: '^postgres(ql)?://' }),
   LOG_LEVEL: LogLevelSetting,
+  LOG_FORMAT: LogFormatSetting,
 });
 
 async function withCentralPool<T>(work: (pool: Pool, logLevel: string) => Promise<T>): Promise<T> {

@@ -14,6 +14,7 @@ import { enrollDevice } from '../central/services/enroll.ts';
 import { DEFAULT_SHAPE, seedCentral } from '../central/services/seed.ts';
 import { centralMigrations } from '../central/migrations.ts';
 import { loadEdgeConfig } from '../edge/config.ts';
+import { LOG_LEVELS } from '../platform/config.ts';
 import { startEdge } from '../edge/server.ts';
 import type { SyncResult } from '../edge/services/sync.ts';
 import { createPool } from '../platform/db.ts';
@@ -24,7 +25,8 @@ import { createLogger } from '../platform/logger.ts';
 import { migrate } from '../platform/migrate.ts';
 import { parseFlags } from './util.ts';
 
-function printSummary(result: SyncResult, urls: Record<string, string>, mac: string): void {
+function printSummary(result: SyncResult, urls: Record<string, string> | undefined, mac: string): void {
+  const shown = urls ?? {};
   const lines = [
     '',
     `dbupdate demo: first sync ${result.status} in ${result.durationMs} ms (manifest ${result.manifestId})`,
@@ -33,11 +35,11 @@ function printSummary(result: SyncResult, urls: Record<string, string>, mac: str
     '  table             rows  sha256',
     ...result.tables.map((t) => `  ${t.name.padEnd(16)} ${String(t.rowCount).padStart(6)}  ${t.sha256}`),
     '',
-    ...Object.entries(urls).map(
-      ([k, v]) => `  ${k.padEnd(Math.max(...Object.keys(urls).map((u) => u.length)))}  ${v}`,
+    ...Object.entries(shown).map(
+      ([k, v]) => `  ${k.padEnd(Math.max(...Object.keys(shown).map((u) => u.length)))}  ${v}`,
     ),
-    '',
   ];
+  if (urls) lines.push('');
   console.log(lines.join('\n'));
 }
 
@@ -55,7 +57,20 @@ export async function demo(argv: string[]): Promise<number> {
   if (!Number.isSafeInteger(interval) || interval < 1)
     throw new AppError('USAGE', '--interval must be seconds ≥ 1');
   const logLevel = (flags['log-level'] as string | undefined) ?? 'warn';
+  if (!(LOG_LEVELS as readonly string[]).includes(logLevel))
+    throw new AppError('USAGE', `--log-level must be one of ${LOG_LEVELS.join(', ')}`);
 
+  // Listening from the first moment: a Ctrl-C during start-up (which also reaches the
+  // PostgreSQL servers, in the same process group) must still clean up, not kill us mid-way.
+  let interrupted = false;
+  const stopRequested = new Promise<void>((resolve) => {
+    const onSignal = () => {
+      interrupted = true;
+      resolve();
+    };
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+  });
   const dir = await mkdtemp(join(tmpdir(), 'dbupdate-demo-'));
   const stops: (() => Promise<void>)[] = [];
   const shutdown = async () => {
@@ -115,20 +130,24 @@ export async function demo(argv: string[]): Promise<number> {
         `first sync did not succeed: ${JSON.stringify(first?.error ?? 'not run')}`,
       );
     }
+    // With --once everything stops right after: addresses of stopped services would mislead.
     printSummary(
       first,
-      {
-        'central API': central.url,
-        'central API docs': `${central.url}/docs`,
-        'central OpenAPI': `${central.url}/openapi.json`,
-        'edge status': `${edge.url}/status`,
-        'edge sync now': `curl -X POST ${edge.url}/sync/now`,
-        'central database': centralUrl,
-        'edge database': edgeUrl,
-        dashboard: `${central.url}/dashboard`,
-        'dashboard admin token': adminToken,
-        'metrics (Prometheus)': `${central.url}/metrics and ${edge.url}/metrics`,
-      },
+      flags.once
+        ? undefined
+        : {
+            'central API': central.url,
+            'central API docs': `${central.url}/docs`,
+            'central OpenAPI': `${central.url}/openapi.json`,
+            'edge status': `${edge.url}/status`,
+            'edge sync now': `curl -X POST ${edge.url}/sync/now`,
+            'central database': centralUrl,
+            'edge database': edgeUrl,
+            dashboard: `${central.url}/dashboard`,
+            'dashboard admin token': adminToken,
+            'metrics (Prometheus)': `${central.url}/metrics and ${edge.url}/metrics`,
+            'a second edge joins with': `MANIFEST_PUBLIC_KEYS=${keys.publicKey} CENTRAL_URL=${central.url}`,
+          },
       mac,
     );
     if (flags.once) return 0;
@@ -178,12 +197,13 @@ export async function demo(argv: string[]): Promise<number> {
         .catch(() => undefined);
     }, 1000);
     stops.push(async () => clearInterval(watcher));
-    await new Promise<void>((resolve) => {
-      process.once('SIGINT', resolve);
-      process.once('SIGTERM', resolve);
-    });
+    await stopRequested;
     console.log('\ndbupdate demo: shutting down');
     return 0;
+  } catch (err) {
+    if (!interrupted) throw err;
+    console.log('\ndbupdate demo: interrupted while starting; shutting down');
+    return 130;
   } finally {
     await shutdown();
   }

@@ -2,8 +2,9 @@ import { Type } from 'typebox';
 import { loadEdgeConfig } from '../edge/config.ts';
 import { edgeMigrations } from '../edge/migrations.ts';
 import { createSyncer, runEdge } from '../edge/server.ts';
+import type { SyncResult } from '../edge/services/sync.ts';
 import { verifyLocal } from '../edge/services/verify.ts';
-import { loadConfig, LogLevelSetting } from '../platform/config.ts';
+import { loadConfig, LogFormatSetting, LogLevelSetting } from '../platform/config.ts';
 import { AppError } from '../platform/errors.ts';
 import { createLogger } from '../platform/logger.ts';
 import { migrate } from '../platform/migrate.ts';
@@ -12,7 +13,21 @@ import { parseFlags, withPool, type Command } from './util.ts';
 const DbSettings = Type.Object({
   EDGE_DATABASE_URL: Type.String({ pattern: '^postgres(ql)?://' }),
   LOG_LEVEL: LogLevelSetting,
+  LOG_FORMAT: LogFormatSetting,
 });
+
+/** The result as a person reads it on a terminal (`--json` gives the JSON there too). */
+function describeResult(result: SyncResult): string {
+  const head = `sync ${result.status} in ${result.durationMs} ms: manifest ${result.manifestId ?? '-'}, ${result.rowsLoaded} rows loaded, ack ${result.ack}`;
+  const loaded = new Set(result.tablesLoaded ?? []);
+  return [
+    head,
+    ...result.tables.map(
+      (t) =>
+        `  ${t.name.padEnd(16)} ${String(t.rowCount).padStart(9)} rows  ${loaded.has(t.name) ? 'loaded' : 'kept  '}  ${t.sha256}`,
+    ),
+  ].join('\n');
+}
 
 export const edgeCommands: Record<string, Command> = {
   async migrate(argv) {
@@ -36,13 +51,17 @@ export const edgeCommands: Record<string, Command> = {
   },
 
   async sync(argv) {
-    const flags = parseFlags(argv, { full: { type: 'boolean' } });
+    const flags = parseFlags(argv, { full: { type: 'boolean' }, json: { type: 'boolean' } });
     const config = loadEdgeConfig();
-    const log = createLogger('dbupdate-service', config.LOG_LEVEL, config);
+    // stdout carries the result alone, so `edge sync > result.json` is the result; logs go to stderr.
+    // On a terminal the result says what happened; step lines there only when LOG_LEVEL asks for them.
+    const quiet = process.stderr.isTTY && !process.env.LOG_LEVEL;
+    const log = createLogger('dbupdate-service', quiet ? 'error' : config.LOG_LEVEL, config, 2);
     return withPool(config.EDGE_DATABASE_URL, async (pool) => {
       await migrate(pool, await edgeMigrations(), log);
       const result = await createSyncer(config, pool, log).run('cli', { full: flags.full === true });
-      console.log(JSON.stringify(result, null, 2));
+      const human = process.stdout.isTTY && flags.json !== true;
+      console.log(human ? describeResult(result) : JSON.stringify(result, null, 2));
       if (result.status === 'failed') throw new AppError(result.error!.code as never, result.error!.message);
       return 0;
     });

@@ -1,51 +1,113 @@
 /**
- * The `dbupdate` command line (CONTRACT §6). Each command validates its settings,
+ * The `dbupdate` command line (docs/contract.md §6). Each command validates its settings,
  * does its work and exits: 0 on success, 1 on failure, 2 on a usage error, always
  * with one line naming the error code on failure.
  */
-import { AppError, isAppError } from '../platform/errors.ts';
+import { readFileSync } from 'node:fs';
+import { AppError, normalizeError } from '../platform/errors.ts';
 import type { Command } from './util.ts';
 
-const USAGE = `usage: dbupdate <command>
+/** Every command, as the usage text lists it; `--help` on any of them prints its entry. */
+const COMMANDS: { command: string; args?: string; does: string }[] = [
+  { command: 'central migrate', does: 'apply central migrations' },
+  { command: 'central seed', args: '[options]', does: 'fill central with realistic fake data' },
+  { command: 'central serve', does: 'run the central API' },
+  {
+    command: 'central enroll',
+    args: '--mac M',
+    does: 'create or rotate a device credential (printed on the last line)',
+  },
+  {
+    command: 'central keygen',
+    does: 'a new manifest signing key pair (MANIFEST_SIGNING_KEY, MANIFEST_PUBLIC_KEYS)',
+  },
+  {
+    command: 'central prune-audit',
+    args: '--days N [--batch N]',
+    does: 'delete audit rows (requests, manifests, acks) older than N days',
+  },
+  { command: 'edge migrate', does: 'apply edge migrations' },
+  { command: 'edge serve', does: 'run the edge service (schedule + local API)' },
+  {
+    command: 'edge sync',
+    args: '[--full] [--json]',
+    does: 'one sync now, in the foreground (--full reloads every table; --json prints JSON on a terminal too)',
+  },
+  { command: 'edge verify', does: 'compare local tables with the last applied manifest' },
+  {
+    command: 'demo',
+    args: '[--once] [--users N] [--interval S] [--log-level L]',
+    does: 'the whole system on embedded PostgreSQL',
+  },
+];
 
-  central migrate                 apply central migrations
-  central seed [options]          fill central with realistic fake data (--help for options)
-  central serve                   run the central API
-  central enroll --mac M          create or rotate a device credential (printed on the last line)
-  central keygen                  a new manifest signing key pair (MANIFEST_SIGNING_KEY, MANIFEST_PUBLIC_KEYS)
-  central prune-audit --days N    delete audit rows (requests, manifests, acks) older than N days
-  edge migrate                    apply edge migrations
-  edge serve                      run the edge service (schedule + local API)
-  edge sync [--full]              one sync now, in the foreground (--full reloads every table)
-  edge verify                     compare local tables with the last applied manifest
-  demo                            the whole system on embedded PostgreSQL`;
+const line = (c: (typeof COMMANDS)[number]) => `  ${`${c.command} ${c.args ?? ''}`.padEnd(56)} ${c.does}`;
+
+const USAGE = `usage: dbupdate <command> [--help]    (dbupdate --version prints the version)
+
+${COMMANDS.map(line).join('\n')}
+
+Settings come from the environment (README, Configuration); errors print "dbupdate: CODE: message".`;
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
+  return `dbupdate ${pkg.version} (node ${process.versions.node}, ${process.platform}/${process.arch})`;
+}
+
+/** The help of one command or of a group, or undefined when nothing matches. */
+function helpFor(words: string[]): string | undefined {
+  const prefix = words.join(' ');
+  const matching = COMMANDS.filter((c) => c.command === prefix || c.command.startsWith(`${prefix} `));
+  return matching.length === 0 ? undefined : `usage: dbupdate\n${matching.map(line).join('\n')}`;
+}
 
 async function loadGroup(group: string): Promise<Record<string, Command> | undefined> {
   if (group === 'central') return (await import('./central.ts')).centralCommands;
   if (group === 'edge') return (await import('./edge.ts')).edgeCommands;
+  if (group === 'demo') return { '': (await import('./demo.ts')).demo };
   return undefined;
 }
 
+const isHelp = (arg: string | undefined) => arg === '--help' || arg === '-h' || arg === 'help';
+
 export async function main(argv: string[]): Promise<number> {
-  const [group, name, ...rest] = argv;
-  if (group === undefined || group === '--help' || group === '-h' || group === 'help') {
+  const [group, ...afterGroup] = argv;
+  if (group === undefined || isHelp(group)) {
     console.log(USAGE);
     return group === undefined ? 2 : 0;
   }
+  if (group === '--version' || group === '-v' || group === 'version') {
+    console.log(version());
+    return 0;
+  }
+  const words = group === 'demo' ? [group] : [group, ...afterGroup.slice(0, 1)];
+  const rest = argv.slice(words.length);
   try {
-    if (group === 'demo')
-      return await (await import('./demo.ts')).demo([name, ...rest].filter((a) => a !== undefined));
+    // Help is answered before anything runs: `central migrate --help` must not migrate.
+    if (rest.some(isHelp) || (words.length === 2 && isHelp(words[1]))) {
+      const named = isHelp(words[1]) ? [group] : words;
+      const text = helpFor(named);
+      if (!text) throw new AppError('USAGE', `unknown command: ${named.join(' ')}\n${USAGE}`);
+      // seed's flags are too many for one line: it prints its own, fuller help.
+      if (named.join(' ') !== 'central seed') {
+        console.log(text);
+        return 0;
+      }
+    }
     const commands = await loadGroup(group);
-    const command = name === undefined ? undefined : commands?.[name];
-    if (!command)
-      throw new AppError('USAGE', `unknown command: ${[group, name].filter(Boolean).join(' ')}\n${USAGE}`);
+    const command = commands?.[words[1] ?? ''];
+    if (!command || (words.length === 2 && words[1] === undefined))
+      throw new AppError('USAGE', `unknown command: ${words.join(' ')}\n${USAGE}`);
     return await command(rest);
   } catch (err) {
-    if (isAppError(err)) {
-      console.error(`dbupdate: ${err.code}: ${err.message}`);
-      return err.code === 'USAGE' ? 2 : 1;
+    const appErr = normalizeError(err);
+    if (appErr.code === 'INTERNAL') {
+      console.error(`dbupdate: INTERNAL: ${(err as Error).stack ?? String(err)}`);
+      return 1;
     }
-    console.error(`dbupdate: INTERNAL: ${(err as Error).stack ?? String(err)}`);
-    return 1;
+    console.error(`dbupdate: ${appErr.code}: ${appErr.message}`);
+    return appErr.code === 'USAGE' ? 2 : 1;
   }
 }

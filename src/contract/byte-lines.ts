@@ -1,5 +1,5 @@
 /**
- * Canonical lines (CONTRACT §3) written from the COPY bytes into one reused buffer, which
+ * Canonical lines (contract §3) written from the COPY bytes into one reused buffer, which
  * is hashed a buffer at a time: no string and no object per row for the values whose COPY
  * text already is, or maps by a fixed rule to, their canonical JSON. That covers uuid,
  * integer, bigint, numeric, macaddr, boolean, UTC timestamps of years 1–9999, and text
@@ -51,7 +51,7 @@ interface OrderedColumn {
 }
 
 /**
- * The columns in canonical order (sorted by key, CONTRACT §3), each with its index in
+ * The columns in canonical order (sorted by key, contract §3), each with its index in
  * the COPY line and the text before its value: `{"key":` for the first, `,"key":` after.
  */
 export function canonicalColumns(def: TableDef): { col: Column; index: number; prefix: string }[] {

@@ -1,5 +1,5 @@
 /**
- * Canonical rows and hashes (CONTRACT §3), computed from COPY text lines.
+ * Canonical rows and hashes (contract §3), computed from COPY text lines.
  *
  * Both services read their tables with `COPY (SELECT <columns> ... ORDER BY <pk>) TO STDOUT`
  * under COPY_SESSION_SETTINGS_SQL and feed the output here, so Central's manifest and

@@ -25,10 +25,18 @@ function keyFromText(text: string, kind: 'private' | 'public'): KeyObject {
   const trimmed = text.trim();
   const der = Buffer.from(trimmed, 'base64');
   const pem = trimmed.startsWith('-----');
-  const key =
-    kind === 'private'
-      ? createPrivateKey(pem ? trimmed : { key: der, format: 'der', type: 'pkcs8' })
-      : createPublicKey(pem ? trimmed : { key: der, format: 'der', type: 'spki' });
+  let key: KeyObject;
+  try {
+    key =
+      kind === 'private'
+        ? createPrivateKey(pem ? trimmed : { key: der, format: 'der', type: 'pkcs8' })
+        : createPublicKey(pem ? trimmed : { key: der, format: 'der', type: 'spki' });
+  } catch {
+    // The crypto library's words (an asn1 decoding error) would not tell anyone what to do.
+    throw new Error(
+      `not an Ed25519 ${kind} key: paste the ${kind === 'private' ? 'MANIFEST_SIGNING_KEY' : 'MANIFEST_PUBLIC_KEYS'} line that \`dbupdate central keygen\` prints`,
+    );
+  }
   if (key.asymmetricKeyType !== 'ed25519') throw new Error(`not an Ed25519 ${kind} key`);
   return key;
 }

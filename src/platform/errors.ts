@@ -20,6 +20,15 @@ export const ERROR_CODES = {
   },
   OVERLOADED: { status: 503, description: 'Central is shedding load; retry after the Retry-After seconds.' },
   DATABASE_UNAVAILABLE: { status: 503, description: 'The database cannot be reached; retry later.' },
+  DATABASE_ACCESS_DENIED: {
+    status: 500,
+    description:
+      'The database refused this login or operation (wrong password, missing database or role, missing privilege); fix the URL or the grants.',
+  },
+  PORT_IN_USE: {
+    status: 500,
+    description: 'The service cannot listen on its PORT and HOST (in use, or not allowed); choose another.',
+  },
   NOT_READY: { status: 503, description: 'The service is not ready (database unreachable or not migrated).' },
   INTERNAL: { status: 500, description: 'An unexpected failure; details are in the service log only.' },
   SNAPSHOT_FAILED: { status: 500, description: 'Central data could not be turned into a snapshot.' },
@@ -80,6 +89,11 @@ export const ERROR_CODES = {
     description: 'Edge verify: local tables differ from the last applied manifest (the tables are named).',
   },
   NOTHING_APPLIED: { status: 404, description: 'Edge verify: no manifest has been applied yet.' },
+  EMBEDDED_POSTGRES_FAILED: {
+    status: 500,
+    description:
+      'Demo and tests: the embedded PostgreSQL could not be set up or started; the message says why and what to do.',
+  },
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -117,7 +131,15 @@ const UNAVAILABLE_SQLSTATES = new Set([
   '08003',
   '08006',
 ]);
-const UNAVAILABLE_ERRNOS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EPIPE']);
+const UNAVAILABLE_ERRNOS = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EPIPE',
+  'EHOSTUNREACH',
+]);
 
 export function isDatabaseUnavailable(err: unknown): boolean {
   const code = (err as { code?: unknown } | null)?.code;
@@ -125,4 +147,45 @@ export function isDatabaseUnavailable(err: unknown): boolean {
     return true;
   const message = (err as Error | null)?.message ?? '';
   return /Connection terminated|timeout exceeded when trying to connect/i.test(message);
+}
+
+/** SQLSTATEs of a database that answers but refuses: a setting or a grant to fix, not a retry. */
+const ACCESS_SQLSTATES: Record<string, string> = {
+  '28P01': 'check the user and password in the database URL',
+  '28000': "check the user in the database URL and the server's pg_hba.conf",
+  '3D000': 'create the database, or fix its name in the URL',
+  '42501': 'grant the role the privileges listed in the README (least privilege)',
+};
+
+/**
+ * Any thrown value as an AppError with a stable code and a message that says what to do:
+ * AppErrors as they are, database and network failures by their SQLSTATE or errno,
+ * everything else INTERNAL (whose message is never shown to a client).
+ */
+export function normalizeError(err: unknown): AppError {
+  if (isAppError(err)) return err;
+  const e = (err ?? {}) as { code?: unknown; message?: string; address?: string; port?: number };
+  const code = typeof e.code === 'string' ? e.code : '';
+  const message = e.message ?? String(err);
+  const fix = ACCESS_SQLSTATES[code];
+  if (fix) return new AppError('DATABASE_ACCESS_DENIED', `${message}: ${fix}`, { cause: err });
+  if (code === 'EADDRINUSE' || (code === 'EACCES' && e.port !== undefined)) {
+    const where = `${e.address ?? ''}:${e.port ?? ''}`;
+    const why = code === 'EADDRINUSE' ? 'is in use' : 'needs privileges this process lacks';
+    return new AppError(
+      'PORT_IN_USE',
+      `cannot listen on ${where}: it ${why}; set PORT (or HOST) to another`,
+      {
+        cause: err,
+      },
+    );
+  }
+  if (isDatabaseUnavailable(err)) {
+    const hint =
+      code === 'ENOTFOUND' || code === 'EAI_AGAIN'
+        ? 'unknown host: check the host name in the database URL'
+        : 'is PostgreSQL running there, and does the URL name the right host and port?';
+    return new AppError('DATABASE_UNAVAILABLE', `database unavailable (${message}): ${hint}`, { cause: err });
+  }
+  return new AppError('INTERNAL', 'internal error', { cause: err });
 }

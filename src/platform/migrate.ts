@@ -51,22 +51,18 @@ export async function migrate(
   const client = await pool.connect();
   let broken: Error | undefined;
   try {
+    // A database already at this code's migration needs no lock and no CREATE right, so a
+    // least-privilege role (read the data, write the audit) can start the service.
+    const before = await appliedMigrations(client);
+    if (before && refuseUnknown(before, migrations) === migrations.length)
+      return { applied: [], current: migrations.at(-1)?.id ?? 0 };
     await client.query("SET lock_timeout = '60s'");
     await client.query('SELECT pg_advisory_lock($1)', [LOCK_KEY]);
     try {
       await client.query(`CREATE TABLE IF NOT EXISTS dbupdate_migrations (
         id integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
-      const { rows } = await client.query<{ id: number; name: string }>(
-        'SELECT id, name FROM dbupdate_migrations ORDER BY id',
-      );
-      const known = new Map(migrations.map((m) => [m.id, m]));
-      const unknown = rows.filter((r) => known.get(r.id)?.name !== r.name);
-      if (unknown.length > 0) {
-        throw new AppError(
-          'MIGRATION_UNKNOWN',
-          `database has migrations this code does not know: ${unknown.map((r) => r.name).join(', ')}`,
-        );
-      }
+      const rows = (await appliedMigrations(client)) ?? [];
+      refuseUnknown(rows, migrations);
       const done = new Set(rows.map((r) => r.id));
       const applied: string[] = [];
       for (const m of migrations) {
@@ -94,6 +90,31 @@ export async function migrate(
   } finally {
     client.release(broken);
   }
+}
+
+/** The migrations a database holds, or undefined when it has no bookkeeping table yet. */
+async function appliedMigrations(client: pg.PoolClient): Promise<{ id: number; name: string }[] | undefined> {
+  const { rows: exists } = await client.query<{ present: boolean }>(
+    "SELECT to_regclass('dbupdate_migrations') IS NOT NULL AS present",
+  );
+  if (!exists[0]?.present) return undefined;
+  const { rows } = await client.query<{ id: number; name: string }>(
+    'SELECT id, name FROM dbupdate_migrations ORDER BY id',
+  );
+  return rows;
+}
+
+/** Throws on a migration this code does not know; returns how many of the code's are applied. */
+function refuseUnknown(rows: { id: number; name: string }[], migrations: readonly Migration[]): number {
+  const known = new Map(migrations.map((m) => [m.id, m]));
+  const unknown = rows.filter((r) => known.get(r.id)?.name !== r.name);
+  if (unknown.length > 0) {
+    throw new AppError(
+      'MIGRATION_UNKNOWN',
+      `database has migrations this code does not know: ${unknown.map((r) => r.name).join(', ')}`,
+    );
+  }
+  return rows.length;
 }
 
 /** The highest migration applied, or 0 when none (readiness checks compare it with the code's). */

@@ -53,7 +53,9 @@ export function startStep(log: Logger, name: string, fields: Record<string, unkn
   const span = tracer.startSpan(name, { attributes: attributesOf(log, fields) });
   const ctx = trace.setSpan(context.active(), span);
   const extra: Record<string, unknown> = { ...fields };
-  context.with(ctx, () => log.info({ ...fields, event: `${name}.start` }, `${name} started`));
+  // The message names the table too, so a reader of plain lines sees which one is loading.
+  const label = typeof fields.table === 'string' ? `${name} ${fields.table}` : name;
+  context.with(ctx, () => log.info({ ...fields, event: `${name}.start` }, `${label} started`));
   let finished = false;
   return {
     context: ctx,
@@ -68,13 +70,16 @@ export function startStep(log: Logger, name: string, fields: Record<string, unkn
       const durationMs = Math.round(performance.now() - started);
       context.with(ctx, () => {
         if (err === undefined) {
-          log.info({ ...extra, event: `${name}.finish`, outcome: 'success', durationMs }, `${name} finished`);
+          log.info(
+            { ...extra, event: `${name}.finish`, outcome: 'success', durationMs },
+            `${label} finished`,
+          );
           span.setStatus({ code: SpanStatusCode.OK });
         } else {
           const code = (err as { code?: unknown }).code;
           log.warn(
             { ...extra, event: `${name}.finish`, outcome: 'error', durationMs, code, err },
-            `${name} failed`,
+            `${label} failed`,
           );
           span.recordException(err as Error);
           span.setStatus({ code: SpanStatusCode.ERROR, message: String(code ?? (err as Error).message) });

@@ -17,12 +17,15 @@ function adminUrl(): string {
   return url;
 }
 
-export async function createTestDatabase(kind: TemplateKind): Promise<TestDatabase> {
+/** `empty`: a database with no migration applied, as a new server gives one. */
+export async function createTestDatabase(kind: TemplateKind | 'empty'): Promise<TestDatabase> {
   const name = `t_${kind}_${randomBytes(6).toString('hex')}`;
   const admin = new pg.Client({ connectionString: adminUrl() });
   await admin.connect();
   try {
-    await admin.query(`CREATE DATABASE "${name}" TEMPLATE "${TEMPLATES[kind]}"`);
+    await admin.query(
+      `CREATE DATABASE "${name}" TEMPLATE "${kind === 'empty' ? 'template0' : TEMPLATES[kind]}"`,
+    );
   } finally {
     await admin.end();
   }

@@ -1,4 +1,4 @@
-/** The golden vectors of ../shared/spec/vectors, loaded into a real database. */
+/** The golden vectors of test/vectors, loaded into a real database. */
 import { readFileSync } from 'node:fs';
 import { TABLES } from '../../src/contract/tables.ts';
 import type { Queryable } from '../../src/platform/db.ts';
@@ -15,7 +15,7 @@ export interface ScopeVector {
 }
 
 export const scopeV1: ScopeVector = JSON.parse(
-  readFileSync(new URL('../../../shared/spec/vectors/scope-v1.json', import.meta.url), 'utf8'),
+  readFileSync(new URL('../vectors/scope-v1.json', import.meta.url), 'utf8'),
 );
 
 /** Inserts rows given as PostgreSQL input text, parents first. */

@@ -1,5 +1,5 @@
 /**
- * The scope rule of CONTRACT §2 as SQL. COPY takes no bind parameters, so the scope
+ * The scope rule of contract §2 as SQL. COPY takes no bind parameters, so the scope
  * (device, location, company) travels as transaction-local settings read with
  * current_setting(): nothing from a request is ever spliced into SQL text.
  */

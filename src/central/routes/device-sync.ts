@@ -1,5 +1,5 @@
 /**
- * POST /api/device-sync/request and /api/device-sync/ack (CONTRACT §4).
+ * POST /api/device-sync/request and /api/device-sync/ack (contract §4).
  * Every request to /request leaves one audit row: the service writes it once the MAC
  * is known; refusals before that (bad body, wrong content type, too large) are
  * written by this plugin's onResponse hook.

@@ -113,7 +113,7 @@ export class CentralClient {
         const request = new AbortController();
         const onTimeout = () => request.abort(signal.reason);
         signal.addEventListener('abort', onTimeout, { once: true });
-        const res = await fetch(new URL(path, this.#opts.baseUrl), {
+        const res = await fetch(endpoint(this.#opts.baseUrl, path), {
           method: 'POST',
           headers: {
             'content-type': 'application/json',
@@ -134,7 +134,7 @@ export class CentralClient {
         return res;
       });
     } catch (err) {
-      throw toClientError(err);
+      throw toClientError(err, this.#opts.baseUrl);
     }
   }
 
@@ -158,12 +158,33 @@ export class CentralClient {
   }
 }
 
-function toClientError(err: unknown): AppError {
+/**
+ * `path` under the base URL, keeping the base's own path: a Central behind a reverse
+ * proxy at https://host/dbupdate is called at https://host/dbupdate/api/….
+ */
+export function endpoint(baseUrl: string, path: string): URL {
+  const url = new URL(baseUrl);
+  url.pathname = `${url.pathname.replace(/\/+$/, '')}${path}`;
+  return url;
+}
+
+/** What to do about a refusal, for the codes a misconfigured device gets. */
+const REFUSAL_HINTS: Record<string, string> = {
+  UNAUTHENTICATED: 'check DEVICE_TOKEN: it is the line `dbupdate central enroll --mac M` printed',
+  DEVICE_NOT_FOUND: 'check DEVICE_MAC, or create the device in Central and enroll it',
+  DEVICE_DISABLED: 'the device is disabled in Central',
+  ROUTE_NOT_FOUND: 'check CENTRAL_URL: it is not a Central (or lacks its path prefix)',
+};
+
+function toClientError(err: unknown, baseUrl: string): AppError {
   if (err instanceof AppError) return err;
   if (err instanceof HttpStatusError) {
     let code = '';
+    let message = '';
     try {
-      code = (JSON.parse(err.body) as { error?: { code?: string } }).error?.code ?? '';
+      const parsed = (JSON.parse(err.body) as { error?: { code?: string; message?: string } }).error;
+      code = parsed?.code ?? '';
+      message = parsed?.message ?? '';
     } catch {
       /* not our error shape */
     }
@@ -172,10 +193,15 @@ function toClientError(err: unknown): AppError {
         cause: err,
       });
     }
-    return new AppError('CENTRAL_REFUSED', `Central refused with ${err.status} ${code}`.trim(), {
-      cause: err,
-      details: { status: err.status, centralCode: code },
-    });
+    const hint = REFUSAL_HINTS[code] ?? message;
+    return new AppError(
+      'CENTRAL_REFUSED',
+      `Central refused with ${err.status} ${code}${hint ? `: ${hint}` : ''}`,
+      {
+        cause: err,
+        details: { status: err.status, centralCode: code },
+      },
+    );
   }
   if (err instanceof BrokenCircuitError) {
     return new AppError(
@@ -188,12 +214,10 @@ function toClientError(err: unknown): AppError {
   }
   if (err instanceof TaskCancelledError)
     return new AppError('CENTRAL_UNREACHABLE', 'Central did not answer in time', { cause: err });
-  const cause = (err as { cause?: { code?: string } }).cause;
-  return new AppError(
-    'CENTRAL_UNREACHABLE',
-    `cannot reach Central: ${cause?.code ?? (err as Error).message}`,
-    { cause: err },
-  );
+  // fetch says only "fetch failed"; the reason (refused, unknown host, certificate) is its cause.
+  const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+  const why = [cause?.code, cause?.message].filter(Boolean).join(' ') || (err as Error).message;
+  return new AppError('CENTRAL_UNREACHABLE', `cannot reach Central at ${baseUrl}: ${why}`, { cause: err });
 }
 
 async function* watchStalls(body: ReadableStream<Uint8Array>, stallMs: number): AsyncGenerator<Uint8Array> {

@@ -1,0 +1,12 @@
+-- Least privilege for `dbupdate central serve`: it reads the data and the credentials, and writes
+-- only the audit trail. Run it as the owner of the tables after `dbupdate central migrate` (and
+-- again after an upgrade that adds a table), with the role created first, e.g.
+--   CREATE ROLE dbupdate_api LOGIN PASSWORD '…';
+-- `serve` migrates only a database that is behind its code; at the current migration it needs no
+-- CREATE right, so migrations stay with the owner role (`central migrate`, the one-shot service).
+-- `central enroll` writes device_credentials and `central prune-audit` deletes audit rows: run
+-- those as the owner too.
+GRANT SELECT ON companies, locations, groups, location_groups, users, group_users, areas, devices,
+  data_versions, device_credentials, dbupdate_migrations TO dbupdate_api;
+GRANT SELECT, INSERT, UPDATE ON sync_requests, sync_manifest_headers, sync_manifests,
+  sync_acknowledgements TO dbupdate_api;
