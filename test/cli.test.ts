@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { ERROR_CODES } from '../src/platform/errors.ts';
@@ -89,12 +90,27 @@ describe('the command line', () => {
     assertOneLine(run, 'CONFIG_INVALID', /LOG_LEVEL .*must be one of fatal, error, warn, info, debug/);
   });
 
-  it('says where a signing key comes from when given the example placeholder', async () => {
+  it('says where a signing key comes from when given something else', async () => {
     const run = await dbupdate(['central', 'serve'], {
       CENTRAL_DATABASE_URL: empty.url,
-      MANIFEST_SIGNING_KEY: 'replace-with-the-output-of-dbupdate-central-keygen',
+      MANIFEST_SIGNING_KEY: 'this-is-not-an-ed25519-key-but-is-long-enough',
     });
     assertOneLine(run, 'CONFIG_INVALID', /MANIFEST_SIGNING_KEY.*dbupdate central keygen/);
+  });
+
+  it("refuses the example files' placeholders", async () => {
+    const example = Object.fromEntries(
+      readFileSync('deploy/central/.env.example', 'utf8')
+        .split('\n')
+        .filter((l) => /^[A-Z_]+=/.test(l))
+        .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+    );
+    const run = await dbupdate(['central', 'serve'], {
+      CENTRAL_DATABASE_URL: empty.url,
+      MANIFEST_SIGNING_KEY: TEST_KEYS.privateKey,
+      ADMIN_TOKEN: example.ADMIN_TOKEN!,
+    });
+    assertOneLine(run, 'CONFIG_INVALID', /ADMIN_TOKEN still holds the example placeholder/);
   });
 
   describe('database failures, one line each', () => {

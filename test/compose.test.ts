@@ -182,6 +182,7 @@ describe('compose services, started natively', () => {
       ...local,
       PORT: String(centralPort),
       MANIFEST_SIGNING_KEY: TEST_KEYS.privateKey, // as pasted from `dbupdate central keygen`
+      ADMIN_TOKEN: 'an-operator-made-admin-token-0123456789', // .env.example's placeholder is refused
     };
     const api = start(commandOf(apiSvc, 'central'), apiEnv);
     const health = docker.central!.healthcheck;

@@ -8,7 +8,7 @@ import { AppError, normalizeError } from '../platform/errors.ts';
 import type { Command } from './util.ts';
 
 /** Every command, as the usage text lists it; `--help` on any of them prints its entry. */
-const COMMANDS: { command: string; args?: string; does: string }[] = [
+export const COMMANDS: { command: string; args?: string; does: string }[] = [
   { command: 'central migrate', does: 'apply central migrations' },
   { command: 'central seed', args: '[options]', does: 'fill central with realistic fake data' },
   { command: 'central serve', does: 'run the central API' },

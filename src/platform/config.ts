@@ -6,6 +6,9 @@ import { Value } from 'typebox/value';
 import { Type, type TObject, type Static } from 'typebox';
 import { AppError } from './errors.ts';
 
+/** The placeholders of the `.env.example` files (`change-me-…`, `replace-with-…`). */
+const PLACEHOLDER = /change-me|replace-with/i;
+
 export function loadConfig<T extends TObject>(
   schema: T,
   env: Record<string, string | undefined> = process.env,
@@ -14,6 +17,15 @@ export function loadConfig<T extends TObject>(
   for (const key of Object.keys(schema.properties)) {
     const value = env[key];
     if (value !== undefined && value !== '') raw[key] = value;
+  }
+  for (const [name, value] of Object.entries(raw)) {
+    // The example files' placeholders validate as text; a service must not run on them.
+    if (PLACEHOLDER.test(String(value)))
+      throw new AppError(
+        'CONFIG_INVALID',
+        `setting ${name} still holds the example placeholder (${JSON.stringify(PLACEHOLDER.exec(String(value))?.[0])}); set a real value`,
+        { details: { name } },
+      );
   }
   const withDefaults = Value.Default(schema, raw) as Record<string, unknown>;
   const converted = Value.Convert(schema, withDefaults) as Record<string, unknown>;
