@@ -92,12 +92,6 @@ describe('a clone anywhere', () => {
     assert.doesNotMatch(demo.out, /starting two embedded PostgreSQL/);
     assert.match(demo.out, /^dbupdate: USAGE: --log-level must be one of/m);
   });
-
-  it('prints no address of a service it stopped, with --once', async () => {
-    const demo = await runDemo(root, ['--once', '--users', '20']);
-    assert.equal(demo.code, 0, demo.out);
-    assert.doesNotMatch(demo.out, /http:\/\/127\.0\.0\.1/);
-  });
 });
 
 describe('the contract inside the repository', () => {

@@ -1,0 +1,125 @@
+/**
+ * One real sync by an edge running on linux/arm64 (the Jetson's architecture), emulated
+ * by qemu-user: Central and both PostgreSQL clusters run natively on this machine, the
+ * edge process is the arm64 Node from the npm registry running our sources as shipped.
+ * Run by scripts/arm64-check, which installs qemu and the arm64 Node first.
+ *
+ *   node scripts/arm64-sync.ts --node PATH --sysroot DIR [--users N]
+ */
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { loadCentralConfig } from '../src/central/config.ts';
+import { centralMigrations } from '../src/central/migrations.ts';
+import { startCentralServer } from '../src/central/server.ts';
+import { enrollDevice } from '../src/central/services/enroll.ts';
+import { DEFAULT_SHAPE, seedCentral } from '../src/central/services/seed.ts';
+import { generateSigningKeys } from '../src/contract/signing.ts';
+import { createPool } from '../src/platform/db.ts';
+import { startEmbeddedCluster } from '../src/platform/embedded.ts';
+import { createLogger } from '../src/platform/logger.ts';
+import { migrate } from '../src/platform/migrate.ts';
+import { ENTRY_POINT, entryNodeFlags } from '../src/platform/node-flags.ts';
+
+const { values } = parseArgs({
+  options: {
+    node: { type: 'string' },
+    sysroot: { type: 'string' },
+    users: { type: 'string', default: '2000' },
+  },
+});
+if (!values.node || !values.sysroot) {
+  console.error('usage: node scripts/arm64-sync.ts --node PATH --sysroot DIR [--users N]');
+  process.exit(2);
+}
+
+/** Runs the arm64 `dbupdate` under qemu; resolves with its exit code, stdout and time. */
+function arm64(
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ code: number | null; out: string; ms: number }> {
+  const started = performance.now();
+  const child = spawn(
+    'qemu-aarch64-static',
+    ['-L', values.sysroot!, values.node!, ...entryNodeFlags(), ENTRY_POINT, ...args],
+    { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  let out = '';
+  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+  const timer = setTimeout(() => child.kill('SIGKILL'), 300_000);
+  return new Promise((resolve) =>
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, out, ms: Math.round(performance.now() - started) });
+    }),
+  );
+}
+
+const dir = await mkdtemp(join(tmpdir(), 'dbupdate-arm64-'));
+const stops: (() => Promise<void>)[] = [];
+let failed: boolean;
+try {
+  const [centralPg, edgePg] = await Promise.all([
+    startEmbeddedCluster({ dataDir: dir, name: 'central' }),
+    startEmbeddedCluster({ dataDir: dir, name: 'edge' }),
+  ]);
+  stops.push(centralPg.stop, edgePg.stop);
+  const centralUrl = await centralPg.createDatabase('central');
+  const edgeUrl = await edgePg.createDatabase('edge');
+  const pool = createPool(centralUrl, { max: 4, applicationName: 'arm64-check' });
+  stops.push(() => pool.end());
+  await migrate(pool, await centralMigrations());
+  const seeded = await seedCentral(
+    pool,
+    { ...DEFAULT_SHAPE, usersPerCompany: Number(values.users) },
+    { reset: false },
+  );
+  const { mac, secret } = await enrollDevice(pool, seeded.devices[0]!.mac);
+  const keys = generateSigningKeys();
+  const central = await startCentralServer(
+    loadCentralConfig({
+      CENTRAL_DATABASE_URL: centralUrl,
+      PORT: '0',
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'warn',
+      MANIFEST_SIGNING_KEY: keys.privateKey,
+    }),
+    createLogger('central-db-update-api', 'warn'),
+  );
+  stops.push(central.stop);
+  const env = {
+    EDGE_DATABASE_URL: edgeUrl,
+    CENTRAL_URL: central.url,
+    DEVICE_MAC: mac,
+    DEVICE_TOKEN: secret,
+    MANIFEST_PUBLIC_KEYS: keys.publicKey,
+    LOG_LEVEL: 'warn',
+    HTTP_STALL_TIMEOUT_SECONDS: '120',
+  };
+  const version = await arm64(['--version'], env);
+  console.log(`arm64-check: ${version.out.trim()} under qemu, started in ${version.ms} ms`);
+  const sync = await arm64(['edge', 'sync', '--json'], env);
+  const result = JSON.parse(sync.out || '{}') as {
+    status?: string;
+    rowsLoaded?: number;
+    durationMs?: number;
+  };
+  console.log(
+    `arm64-check: edge sync exit ${sync.code}: ${result.status} with ${result.rowsLoaded} rows; ${result.durationMs} ms inside the sync, ${sync.ms} ms for the whole process`,
+  );
+  const verify = await arm64(['edge', 'verify'], env);
+  console.log(
+    `arm64-check: edge verify exit ${verify.code} in ${verify.ms} ms: ${verify.out.trim().split('\n').at(-1)}`,
+  );
+  failed = sync.code !== 0 || result.status !== 'success' || verify.code !== 0;
+} catch (err) {
+  console.error(`arm64-check: ${(err as Error).message}`);
+  failed = true;
+} finally {
+  for (const stop of stops.reverse()) await stop().catch(() => undefined);
+  await rm(dir, { recursive: true, force: true });
+}
+console.log(failed ? 'arm64-check: FAILED' : 'arm64-check: passed');
+process.exit(failed ? 1 : 0);
