@@ -26,6 +26,12 @@ export const CentralConfigSchema = Type.Object({
   RATE_LIMIT_GLOBAL_PER_MINUTE: Type.Integer({ minimum: 1, maximum: 10_000_000, default: 20_000 }),
   /** Snapshot streams at once; beyond it Central answers 503 with Retry-After (each holds a connection). */
   MAX_CONCURRENT_SNAPSHOTS: Type.Integer({ minimum: 1, maximum: 1000, default: 16 }),
+  /**
+   * Whose X-Forwarded-For to believe: unset or `false` (nobody: the socket's address counts),
+   * `true` (anyone: only behind a proxy that overwrites it), or the proxies' addresses or
+   * CIDRs, comma separated.
+   */
+  TRUST_PROXY: Type.Optional(Type.String({ pattern: '^(true|false|[0-9a-fA-F.:/, ]+)$' })),
   /** Devices whose manifest digests are kept in memory (about 1 KB each). */
   DIGEST_CACHE_ENTRIES: Type.Integer({ minimum: 1, maximum: 10_000_000, default: 100_000 }),
 });

@@ -7,6 +7,7 @@ import Fastify from 'fastify';
 import fp from 'fastify-plugin';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { createPool, type Pool } from '../platform/db.ts';
+import { serverOptions } from '../platform/http.ts';
 import { createLogger, loggerOptions, type Logger } from '../platform/logger.ts';
 import { migrate } from '../platform/migrate.ts';
 import { stopOnSignal } from '../platform/lifecycle.ts';
@@ -17,6 +18,16 @@ import { CentralMetrics } from './metrics.ts';
 import { DigestCache } from './services/digest-cache.ts';
 import { CredentialVerifier } from './services/credentials.ts';
 import { parseSigningKey } from '../contract/signing.ts';
+
+/** TRUST_PROXY as Fastify takes it: off, on, or the proxies' addresses or CIDRs. */
+function trustProxySetting(value: string | undefined): boolean | string[] {
+  if (value === undefined || value === 'false') return false;
+  if (value === 'true') return true;
+  return value
+    .split(',')
+    .map((part) => part.trim())
+    .filter(Boolean);
+}
 
 export async function buildCentral(
   config: CentralConfig,
@@ -30,9 +41,12 @@ export async function buildCentral(
       : typeof options.logger === 'boolean'
         ? { logger: options.logger }
         : { loggerInstance: options.logger }),
+    ...serverOptions(),
     bodyLimit: config.BODY_LIMIT_BYTES,
     requestIdHeader: 'x-request-id',
-    trustProxy: true,
+    // Off unless configured: a spoofed X-Forwarded-For must not become the audit's address
+    // nor a way around the per-source limit.
+    trustProxy: trustProxySetting(config.TRUST_PROXY),
     forceCloseConnections: 'idle',
     // A client that stops reading holds a snapshot transaction open; after this long
     // without any byte moving, its socket is closed and the transaction rolled back.

@@ -14,7 +14,24 @@ export const SNAPSHOT_MEDIA_TYPE = 'application/vnd.dbupdate.snapshot.v1';
 const Sha256 = Type.String({ pattern: '^[0-9a-f]{64}$' });
 const Ulid = Type.String({ pattern: '^[0-9A-HJKMNP-TV-Z]{26}$' });
 const Uuid = Type.String({ format: 'uuid' });
-const MacText = Type.String({ minLength: 1, maxLength: 64, description: 'MAC in a common spelling' });
+/**
+ * Text PostgreSQL can store: no NUL and no unpaired surrogate (which it refuses, and which
+ * would turn a bad body into a 500). The validator's regular expressions are Unicode-aware.
+ */
+export const STORABLE_TEXT = '^[^\\u0000\\p{Cs}]*$';
+const MacText = Type.String({
+  minLength: 1,
+  maxLength: 64,
+  pattern: STORABLE_TEXT,
+  description: 'MAC in a common spelling',
+});
+/** `text` with what PostgreSQL cannot store replaced by U+FFFD, for audit and ledger rows. */
+export function storableText(text: string): string {
+  return text.replace(/[\u0000\p{Cs}]/gu, '\uFFFD');
+}
+
+/** Keys of per-table maps: table names, as the edge reports them. */
+const TableKey = Type.String({ pattern: '^[a-z_]{1,63}$' });
 
 export const SyncRequestBody = Type.Object(
   {
@@ -25,8 +42,9 @@ export const SyncRequestBody = Type.Object(
       }),
     ),
     knownTables: Type.Optional(
-      Type.Record(Type.String({ maxLength: 63 }), Sha256, {
+      Type.Record(TableKey, Sha256, {
         maxProperties: TABLE_NAMES.length,
+        additionalProperties: false,
         description:
           'sha256 of each table the device holds now; tables that still match are sent without rows',
       }),
@@ -84,14 +102,16 @@ export const AckBody = Type.Object(
     manifestId: Ulid,
     mac: MacText,
     status: Type.Union([Type.Literal('Success'), Type.Literal('Failed')]),
-    localCounts: Type.Record(Type.String({ maxLength: 63 }), Type.Integer({ minimum: 0 }), {
+    localCounts: Type.Record(TableKey, Type.Integer({ minimum: 0 }), {
       maxProperties: 32,
+      additionalProperties: false,
     }),
-    localChecksums: Type.Record(Type.String({ maxLength: 63 }), Type.String({ maxLength: 64 }), {
+    localChecksums: Type.Record(TableKey, Type.String({ maxLength: 64, pattern: '^[0-9a-f]*$' }), {
       maxProperties: 32,
+      additionalProperties: false,
     }),
     durationMs: Type.Integer({ minimum: 0, maximum: 86_400_000 }),
-    error: Type.Union([Type.String({ maxLength: 4000 }), Type.Null()]),
+    error: Type.Union([Type.String({ maxLength: 4000, pattern: STORABLE_TEXT }), Type.Null()]),
     payloadSha256: Type.Optional(Type.Union([Sha256, Type.Null()])),
   },
   { additionalProperties: false },

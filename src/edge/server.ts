@@ -10,6 +10,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { normalizeMac } from '../contract/mac.ts';
 import { parsePublicKeys } from '../contract/signing.ts';
 import { createPool, type Pool } from '../platform/db.ts';
+import { serverOptions } from '../platform/http.ts';
 import { createLogger, type Logger } from '../platform/logger.ts';
 import { migrate } from '../platform/migrate.ts';
 import { stopOnSignal } from '../platform/lifecycle.ts';
@@ -53,6 +54,7 @@ export async function buildEdge(config: EdgeConfig, pool: Pool, syncer: Syncer, 
   const migrations = await edgeMigrations();
   const app = Fastify({
     ...(logger === false ? { logger: false } : { loggerInstance: logger }),
+    ...serverOptions(),
     bodyLimit: 4096,
     forceCloseConnections: 'idle',
   }).withTypeProvider<TypeBoxTypeProvider>();

@@ -12,8 +12,13 @@ export const ERROR_CODES = {
   DEVICE_NOT_FOUND: { status: 404, description: 'No device has this MAC.' },
   MANIFEST_NOT_FOUND: { status: 404, description: 'No manifest has this id.' },
   ROUTE_NOT_FOUND: { status: 404, description: 'No such endpoint.' },
+  REQUEST_TIMEOUT: {
+    status: 408,
+    description: 'The request did not arrive in time; the connection is closed.',
+  },
   BODY_TOO_LARGE: { status: 413, description: 'The request body exceeds the configured limit.' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, description: 'The request body is not application/json.' },
+  HEADERS_TOO_LARGE: { status: 431, description: 'The request headers exceed the server limit.' },
   RATE_LIMITED: {
     status: 429,
     description: 'Too many requests from this device, or overall; retry after the Retry-After seconds.',

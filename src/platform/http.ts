@@ -2,7 +2,14 @@
  * One error handler for every Fastify app we run: everything becomes the documented
  * `{ error: { code, message } }` shape; 5xx never carry internals.
  */
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Socket } from 'node:net';
+import type {
+  FastifyError,
+  FastifyInstance,
+  FastifyReply,
+  FastifyRequest,
+  FastifyServerOptions,
+} from 'fastify';
 import { AppError, isAppError, isDatabaseUnavailable, type ErrorCode } from './errors.ts';
 
 declare module 'fastify' {
@@ -37,7 +44,48 @@ export function toAppError(err: FastifyError | Error): AppError {
   return new AppError('INTERNAL', 'internal error', { cause: err });
 }
 
+function errorJson(status: number, code: ErrorCode, message: string): string {
+  return JSON.stringify({ error: { code, message } });
+}
+
+/**
+ * What Node's HTTP parser refuses never reaches a route (a malformed request line, headers
+ * too large: 431, a bad URL): these answer in the documented shape too, then close.
+ */
+const clientErrorHandler: NonNullable<FastifyServerOptions['clientErrorHandler']> = (err, socket: Socket) => {
+  if (!socket.writable) return socket.destroy();
+  const code = (err as { code?: string }).code;
+  const [status, reason] =
+    code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'Request Header Fields Too Large']
+      : code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'Request Timeout']
+        : [400, 'Bad Request'];
+  const errorCode: ErrorCode =
+    status === 408 ? 'REQUEST_TIMEOUT' : status === 431 ? 'HEADERS_TOO_LARGE' : 'INVALID_INPUT';
+  const body = errorJson(status, errorCode, `the request could not be parsed (${code ?? 'malformed'})`);
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+};
+
+/** Server options both services share: parser-level errors in our shape. */
+export function serverOptions(): Pick<FastifyServerOptions, 'clientErrorHandler' | 'frameworkErrors'> {
+  return {
+    clientErrorHandler,
+    frameworkErrors: (err, request, reply) => {
+      request.errorCode = 'INVALID_INPUT';
+      void (reply as FastifyReply)
+        .status(400)
+        .type('application/json; charset=utf-8')
+        .send(errorJson(400, 'INVALID_INPUT', err.message));
+    },
+  };
+}
+
 export function installErrorHandling(app: FastifyInstance): void {
+  // Only JSON bodies are part of the API: text/plain is refused with 415, not parsed and refused with 400.
+  app.removeContentTypeParser('text/plain');
   app.setErrorHandler((err: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
     const appErr = toAppError(err);
     request.errorCode = appErr.code;

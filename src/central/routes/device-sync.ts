@@ -2,7 +2,7 @@
  * POST /api/device-sync/request and /api/device-sync/ack (contract §4).
  * Every request to /request leaves one audit row: the service writes it once the MAC
  * is known; refusals before that (bad body, wrong content type, too large) are
- * written by this plugin's onResponse hook.
+ * written by this plugin's onSend hook, before the answer leaves.
  */
 import { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
@@ -14,6 +14,7 @@ import {
   ErrorBody,
   SNAPSHOT_MEDIA_TYPE,
   SyncRequestBody,
+  storableText,
 } from '../../contract/wire.ts';
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyRequest } from 'fastify';
@@ -76,10 +77,15 @@ export const deviceSyncRoutes: FastifyPluginAsyncTypebox<DeviceSyncOptions> = as
   });
   let inFlight = 0;
 
-  app.addHook('onResponse', async (request, reply) => {
-    if (request.routeOptions.url !== '/api/device-sync/request' || request.syncAudited) return;
+  // Before the answer leaves (onSend, not onResponse): a client that reads the audit the
+  // moment it has its answer finds the row, and a crash in between cannot lose it.
+  app.addHook('onSend', async (request, reply, payload) => {
+    if (request.routeOptions.url !== '/api/device-sync/request' || request.syncAudited) return payload;
+    request.syncAudited = true;
     const body = request.body as { mac?: unknown } | undefined;
-    const mac = typeof body?.mac === 'string' ? body.mac.slice(0, 64) : '';
+    // Keyed on the canonical MAC whenever it parses, so the device's own view shows the refusal.
+    const raw = typeof body?.mac === 'string' ? body.mac : '';
+    const mac = normalizeMac(raw) ?? storableText(raw.slice(0, 64));
     const status = auditStatus(request.errorCode, reply.statusCode);
     try {
       await insertRequestRefused(opts.sync.pool, {
@@ -95,6 +101,7 @@ export const deviceSyncRoutes: FastifyPluginAsyncTypebox<DeviceSyncOptions> = as
       opts.sync.metrics.auditFailures.inc();
       request.log.error({ err, event: 'audit.write', outcome: 'error' }, 'could not audit a refused request');
     }
+    return payload;
   });
 
   app.post(

@@ -44,7 +44,8 @@ export async function verifySecret(secret: string, stored: string): Promise<bool
 
 /** The credential from `Authorization: Bearer <credential>`, or undefined. */
 export function bearerToken(header: string | undefined): string | undefined {
-  const match = /^Bearer ([A-Za-z0-9._~+/=-]{1,512})$/.exec(header ?? '');
+  // The scheme is case-insensitive (RFC 9110 §11.1).
+  const match = /^Bearer +([A-Za-z0-9._~+/=-]{1,512})$/i.exec(header ?? '');
   return match?.[1];
 }
 

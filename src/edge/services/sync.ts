@@ -13,7 +13,7 @@ import { globalSha256, sameDigest, type TableDigest } from '../../contract/canon
 import { digestTables } from '../../contract/digest-pg.ts';
 import { readSnapshot, SnapshotFormatError, type SnapshotItem } from '../../contract/snapshot-reader.ts';
 import { COPY_SESSION_SETTINGS_SQL, TABLES } from '../../contract/tables.ts';
-import { SCHEMA_VERSION, type AckBody, type Manifest } from '../../contract/wire.ts';
+import { SCHEMA_VERSION, storableText, type AckBody, type Manifest } from '../../contract/wire.ts';
 import type { Pool, PoolClient } from '../../platform/db.ts';
 import { AppError } from '../../platform/errors.ts';
 import type { Logger } from '../../platform/logger.ts';
@@ -426,7 +426,7 @@ export class Syncer {
       localCounts: Object.fromEntries(tables.map((x) => [x.name, x.rowCount])),
       localChecksums: Object.fromEntries(tables.map((x) => [x.name, x.sha256])),
       durationMs,
-      error: error?.slice(0, 4000) ?? null,
+      error: error === null ? null : storableText(error.slice(0, 4000)),
       payloadSha256: status === 'Success' ? t.hash.copy().digest('hex') : null,
     };
   }
