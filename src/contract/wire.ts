@@ -27,6 +27,7 @@ const MacText = Type.String({
 });
 /** `text` with what PostgreSQL cannot store replaced by U+FFFD, for audit and ledger rows. */
 export function storableText(text: string): string {
+  // eslint-disable-next-line no-control-regex -- NUL is exactly what must go
   return text.replace(/[\u0000\p{Cs}]/gu, '\uFFFD');
 }
 
