@@ -16,8 +16,6 @@ import type { SyncDeps } from './services/device-sync.ts';
 export interface CentralAppOptions {
   sync: SyncDeps;
   expectedMigration: number;
-  ratePerDevicePerMinute: number;
-  ratePerMinuteOverall: number;
   maxConcurrentSnapshots: number;
   adminToken: string | undefined;
 }
@@ -64,8 +62,6 @@ export async function centralApp(app: FastifyInstance, opts: CentralAppOptions):
   await app.register(dashboardRoutes);
   await app.register(deviceSyncRoutes, {
     sync: opts.sync,
-    ratePerDevicePerMinute: opts.ratePerDevicePerMinute,
-    ratePerMinuteOverall: opts.ratePerMinuteOverall,
     maxConcurrentSnapshots: opts.maxConcurrentSnapshots,
   });
 }

@@ -18,11 +18,13 @@ export const CentralConfigSchema = Type.Object({
   SEQ_API_KEY: Type.Optional(Type.String({ minLength: 1 })),
   /** Ed25519 private key (base64 PKCS#8 DER or PEM) from `dbupdate central keygen`. */
   MANIFEST_SIGNING_KEY: Type.String({ minLength: 40 }),
-  /** `mac-only` trusts the MAC alone: for labs, never for a fleet; warned at every start. */
   /** Bearer token of the admin API (/api/admin/*); the admin API is closed without it. */
   ADMIN_TOKEN: Type.Optional(Type.String({ minLength: 24, maxLength: 512 })),
+  /** `mac-only` trusts the MAC alone: for labs, never for a fleet; warned at every start. */
   AUTH_MODE: Type.Union([Type.Literal('credential'), Type.Literal('mac-only')], { default: 'credential' }),
   RATE_LIMIT_PER_DEVICE_PER_MINUTE: Type.Integer({ minimum: 1, maximum: 100_000, default: 30 }),
+  /** Requests a minute from one address, counted before authentication (a site's NAT holds many devices). */
+  RATE_LIMIT_PER_SOURCE_PER_MINUTE: Type.Integer({ minimum: 1, maximum: 10_000_000, default: 600 }),
   RATE_LIMIT_GLOBAL_PER_MINUTE: Type.Integer({ minimum: 1, maximum: 10_000_000, default: 20_000 }),
   /** Snapshot streams at once; beyond it Central answers 503 with Retry-After (each holds a connection). */
   MAX_CONCURRENT_SNAPSHOTS: Type.Integer({ minimum: 1, maximum: 1000, default: 16 }),

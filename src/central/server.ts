@@ -17,6 +17,7 @@ import { centralMigrations } from './migrations.ts';
 import { CentralMetrics } from './metrics.ts';
 import { DigestCache } from './services/digest-cache.ts';
 import { CredentialVerifier } from './services/credentials.ts';
+import { createLimits } from './services/limits.ts';
 import { parseSigningKey } from '../contract/signing.ts';
 
 /** TRUST_PROXY as Fastify takes it: off, on, or the proxies' addresses or CIDRs. */
@@ -68,10 +69,13 @@ export async function buildCentral(
       requireCredential: config.AUTH_MODE === 'credential',
       digestCache: new DigestCache(config.DIGEST_CACHE_ENTRIES),
       credentials: new CredentialVerifier({ maxEntries: config.DIGEST_CACHE_ENTRIES, ttlMs: 15 * 60_000 }),
+      limits: createLimits({
+        source: config.RATE_LIMIT_PER_SOURCE_PER_MINUTE,
+        device: config.RATE_LIMIT_PER_DEVICE_PER_MINUTE,
+        overall: config.RATE_LIMIT_GLOBAL_PER_MINUTE,
+      }),
     },
     expectedMigration: migrations.at(-1)?.id ?? 0,
-    ratePerDevicePerMinute: config.RATE_LIMIT_PER_DEVICE_PER_MINUTE,
-    ratePerMinuteOverall: config.RATE_LIMIT_GLOBAL_PER_MINUTE,
     maxConcurrentSnapshots: config.MAX_CONCURRENT_SNAPSHOTS,
     adminToken: config.ADMIN_TOKEN,
   });

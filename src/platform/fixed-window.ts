@@ -1,8 +1,11 @@
 /**
- * An overall request budget per time window. Hand-written because @fastify/rate-limit
- * applies one limit per route and we need two on the device routes: per device
- * (the plugin) and for everyone together (this).
+ * Request budgets per time window, in process. Hand-written rather than @fastify/rate-limit:
+ * its limits run in a hook, keyed on what a request claims, while the per-device and overall
+ * budgets must count only requests that proved who they are (so that nobody can spend a
+ * device's budget, or the fleet's, without its credential).
  */
+import { LRUCache } from 'lru-cache';
+
 export class FixedWindow {
   readonly #limit: number;
   readonly #windowMs: number;
@@ -24,5 +27,31 @@ export class FixedWindow {
       return Math.max(1, Math.ceil((this.#windowStart + this.#windowMs - now) / 1000));
     this.#count++;
     return 0;
+  }
+}
+
+/**
+ * A FixedWindow per key (a source address, a device), in bounded memory: the least
+ * recently used keys are forgotten first, which at worst forgives a quiet key early.
+ */
+export class KeyedWindows {
+  readonly #limit: number;
+  readonly #windowMs: number;
+  readonly #windows: LRUCache<string, FixedWindow>;
+
+  constructor(limit: number, windowMs: number, maxKeys = 100_000) {
+    this.#limit = limit;
+    this.#windowMs = windowMs;
+    this.#windows = new LRUCache({ max: maxKeys, ttl: windowMs });
+  }
+
+  /** 0 when `key` may go ahead, else the seconds until its window resets. */
+  take(key: string, now = Date.now()): number {
+    let window = this.#windows.get(key);
+    if (!window) {
+      window = new FixedWindow(this.#limit, this.#windowMs);
+      this.#windows.set(key, window);
+    }
+    return window.take(now);
   }
 }

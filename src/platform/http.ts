@@ -94,7 +94,9 @@ export function installErrorHandling(app: FastifyInstance): void {
     } else {
       request.log.info({ code: appErr.code, reason: appErr.message }, 'request refused');
     }
-    if (appErr.code === 'DATABASE_UNAVAILABLE' || appErr.code === 'NOT_READY')
+    const retryAfter = appErr.details?.retryAfterSeconds;
+    if (typeof retryAfter === 'number') reply.header('retry-after', String(retryAfter));
+    else if (appErr.code === 'DATABASE_UNAVAILABLE' || appErr.code === 'NOT_READY')
       reply.header('retry-after', '5');
     const message = appErr.status >= 500 && appErr.code === 'INTERNAL' ? 'internal error' : appErr.message;
     return reply.status(appErr.status).send({ error: { code: appErr.code, message } });

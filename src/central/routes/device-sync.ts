@@ -16,14 +16,12 @@ import {
   SyncRequestBody,
   storableText,
 } from '../../contract/wire.ts';
-import rateLimit from '@fastify/rate-limit';
-import type { FastifyRequest } from 'fastify';
 import { normalizeMac } from '../../contract/mac.ts';
 import { AppError } from '../../platform/errors.ts';
-import { FixedWindow } from '../../platform/fixed-window.ts';
 import { step } from '../../platform/step.ts';
 import { insertRequestRefused } from '../repo/requests.ts';
 import { recordAck } from '../services/ack.ts';
+import { spendSourceBudget } from '../services/limits.ts';
 import { auditStatus, prepareSync, type SyncDeps } from '../services/device-sync.ts';
 
 declare module 'fastify' {
@@ -34,15 +32,7 @@ declare module 'fastify' {
 
 export interface DeviceSyncOptions {
   sync: SyncDeps;
-  ratePerDevicePerMinute: number;
-  ratePerMinuteOverall: number;
   maxConcurrentSnapshots: number;
-}
-
-/** Device key for rate limits: the normalized MAC of the body, else the caller's address. */
-function deviceKey(request: FastifyRequest): string {
-  const mac = (request.body as { mac?: unknown } | undefined)?.mac;
-  return (typeof mac === 'string' && normalizeMac(mac)) || `ip:${request.ip}`;
 }
 
 const errors = {
@@ -56,26 +46,24 @@ const errors = {
 };
 
 export const deviceSyncRoutes: FastifyPluginAsyncTypebox<DeviceSyncOptions> = async (app, opts) => {
-  await app.register(rateLimit, {
-    global: false,
-    errorResponseBuilder: (_request, context) =>
-      new AppError('RATE_LIMITED', `more than ${context.max} requests a minute from this device`),
-  });
-  const perDevice = {
-    max: opts.ratePerDevicePerMinute,
-    timeWindow: 60_000,
-    hook: 'preHandler' as const,
-    keyGenerator: deviceKey,
-  };
-  const global = new FixedWindow(opts.ratePerMinuteOverall, 60_000);
-  app.addHook('onRequest', async (_request, reply) => {
-    const wait = global.take();
-    if (wait > 0) {
-      reply.header('retry-after', String(wait));
-      throw new AppError('RATE_LIMITED', 'Central is at its overall request rate; retry later');
-    }
-  });
+  // The only budget spent before authentication: per source address (device and fleet
+  // budgets are spent by the services once the credential is checked).
+  app.addHook('onRequest', async (request) => spendSourceBudget(opts.sync.limits, request.ip));
   let inFlight = 0;
+  /** A snapshot slot, taken once the request authenticated; the returned function gives it back. */
+  const admit = (): (() => void) => {
+    if (inFlight >= opts.maxConcurrentSnapshots) {
+      throw new AppError('OVERLOADED', `${inFlight} snapshots are being sent; retry later`, {
+        details: { retryAfterSeconds: 5 + Math.floor(Math.random() * 10) },
+      });
+    }
+    inFlight++;
+    let released = false;
+    return () => {
+      if (!released) inFlight--;
+      released = true;
+    };
+  };
 
   // Before the answer leaves (onSend, not onResponse): a client that reads the audit the
   // moment it has its answer finds the row, and a crash in between cannot lose it.
@@ -107,7 +95,6 @@ export const deviceSyncRoutes: FastifyPluginAsyncTypebox<DeviceSyncOptions> = as
   app.post(
     '/api/device-sync/request',
     {
-      config: { rateLimit: perDevice },
       schema: {
         tags: ['device-sync'],
         summary: 'Request the snapshot of the calling device',
@@ -125,16 +112,7 @@ export const deviceSyncRoutes: FastifyPluginAsyncTypebox<DeviceSyncOptions> = as
       },
     },
     async (request, reply) => {
-      if (inFlight >= opts.maxConcurrentSnapshots) {
-        reply.header('retry-after', String(5 + Math.floor(Math.random() * 10)));
-        throw new AppError('OVERLOADED', `${inFlight} snapshots are being sent; retry later`);
-      }
-      inFlight++;
-      let released = false;
-      const release = () => {
-        if (!released) inFlight--;
-        released = true;
-      };
+      let release: (() => void) | undefined;
       let prepared;
       try {
         prepared = await prepareSync(opts.sync, {
@@ -145,18 +123,22 @@ export const deviceSyncRoutes: FastifyPluginAsyncTypebox<DeviceSyncOptions> = as
           onAudited: () => {
             request.syncAudited = true;
           },
+          admit: () => {
+            release = admit();
+          },
         });
       } catch (err) {
-        release();
+        release?.();
         throw err;
       }
+      const free = () => release?.();
       const done = prepared;
       const stream = Readable.from(done.body, { objectMode: false });
       let streamError: Error | undefined;
       stream.once('error', (err) => (streamError = err));
       finished(reply.raw).then(
-        () => done.complete(reply.raw.writableFinished, streamError).finally(release),
-        (err: Error) => done.complete(false, streamError ?? err).finally(release),
+        () => done.complete(reply.raw.writableFinished, streamError).finally(free),
+        (err: Error) => done.complete(false, streamError ?? err).finally(free),
       );
       return reply
         .header('content-type', SNAPSHOT_MEDIA_TYPE)
@@ -169,7 +151,6 @@ export const deviceSyncRoutes: FastifyPluginAsyncTypebox<DeviceSyncOptions> = as
   app.post(
     '/api/device-sync/ack',
     {
-      config: { rateLimit: perDevice },
       schema: {
         tags: ['device-sync'],
         summary: 'Acknowledge a manifest (idempotent)',
@@ -189,6 +170,7 @@ export const deviceSyncRoutes: FastifyPluginAsyncTypebox<DeviceSyncOptions> = as
           request.headers.authorization,
           opts.sync.requireCredential,
           opts.sync.credentials,
+          opts.sync.limits,
         ),
       );
     },

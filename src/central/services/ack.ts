@@ -4,6 +4,7 @@ import type { AckBody, AckResponse } from '../../contract/wire.ts';
 import type { Pool } from '../../platform/db.ts';
 import { AppError } from '../../platform/errors.ts';
 import { findManifestHeader, insertAckOnce } from '../repo/manifests.ts';
+import { spendDeviceBudget, type Limits } from './limits.ts';
 import { authenticateDevice, bearerToken, type CredentialVerifier } from './credentials.ts';
 
 export async function recordAck(
@@ -12,6 +13,7 @@ export async function recordAck(
   authorization: string | undefined,
   requireCredential: boolean,
   verifier: CredentialVerifier,
+  limits: Limits,
 ): Promise<AckResponse> {
   const mac = normalizeMac(body.mac);
   if (!mac) throw new AppError('INVALID_MAC', `not a MAC address: ${JSON.stringify(body.mac.slice(0, 64))}`);
@@ -25,5 +27,6 @@ export async function recordAck(
   if (header.mac !== mac) {
     throw new AppError('MANIFEST_FORBIDDEN', `manifest ${body.manifestId} was not issued to ${mac}`);
   }
+  spendDeviceBudget(limits, header.deviceId, 'ack');
   return insertAckOnce(pool, body, mac);
 }

@@ -3,6 +3,7 @@
  * (node:crypto, no extra dependency). Verification runs off the event loop.
  */
 import { createHash, randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
+import { BulkheadRejectedError, bulkhead } from 'cockatiel';
 import { LRUCache } from 'lru-cache';
 import type { Queryable } from '../../platform/db.ts';
 import { AppError } from '../../platform/errors.ts';
@@ -54,20 +55,39 @@ export function bearerToken(header: string | undefined): string | undefined {
  * few minutes would pay on every request. A credential that verified is remembered for
  * a while, keyed by a hash of the credential and the stored hash together: rotating a
  * credential (a new stored hash) ends its entry at once, and the memory holds neither
- * the credential nor anything it could be recovered from. Failures are never cached.
+ * the credential nor anything it could be recovered from. A refused pair is remembered
+ * too: it can never become right (a new credential means a new stored hash, a new key),
+ * and a client repeating a wrong one then costs nothing.
+ *
+ * scrypt runs on libuv's small thread pool, which zlib and zstd share: a flood of wrong
+ * credentials must not take all of it, or every snapshot's compression waits behind them.
+ * So at most `concurrency` checks run at once, `queue` more wait, and the rest are shed.
  */
 export class CredentialVerifier {
   readonly #verified: LRUCache<string, true>;
+  readonly #refused: LRUCache<string, true>;
+  readonly #checks;
 
-  constructor(options: { maxEntries: number; ttlMs: number }) {
+  constructor(options: { maxEntries: number; ttlMs: number; concurrency?: number; queue?: number }) {
     this.#verified = new LRUCache({ max: options.maxEntries, ttl: options.ttlMs });
+    this.#refused = new LRUCache({ max: options.maxEntries, ttl: options.ttlMs });
+    this.#checks = bulkhead(options.concurrency ?? 2, options.queue ?? 64);
   }
 
   async verify(secret: string, stored: string): Promise<boolean> {
     const key = createHash('sha256').update(stored).update('\0').update(secret).digest('base64');
     if (this.#verified.get(key)) return true;
-    const ok = await verifySecret(secret, stored);
-    if (ok) this.#verified.set(key, true);
+    if (this.#refused.get(key)) return false;
+    let ok: boolean;
+    try {
+      ok = await this.#checks.execute(() => verifySecret(secret, stored));
+    } catch (err) {
+      if (!(err instanceof BulkheadRejectedError)) throw err;
+      throw new AppError('OVERLOADED', 'too many credential checks at once; retry later', {
+        details: { retryAfterSeconds: 2 + Math.floor(Math.random() * 8) },
+      });
+    }
+    (ok ? this.#verified : this.#refused).set(key, true);
     return ok;
   }
 }

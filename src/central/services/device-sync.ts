@@ -29,6 +29,7 @@ import { DigestCache } from './digest-cache.ts';
 import { manifestToWire, type Device } from '../model.ts';
 import type { CentralMetrics } from '../metrics.ts';
 import { authenticateDevice, type CredentialVerifier } from './credentials.ts';
+import { spendDeviceBudget, type Limits } from './limits.ts';
 import { computeDigests, newStreamStats, snapshotBody } from './snapshot.ts';
 
 export interface SyncDeps {
@@ -44,6 +45,7 @@ export interface SyncDeps {
   signingKey: SigningKey;
   digestCache: DigestCache;
   credentials: CredentialVerifier;
+  limits: Limits;
   /** false in the lab-only MAC-only mode. */
   requireCredential: boolean;
 }
@@ -55,6 +57,8 @@ export interface SyncInput {
   log: Logger;
   /** Called once this request has its own audit row (refusals before that are audited by the route). */
   onAudited(): void;
+  /** Takes a snapshot slot, once the device authenticated; throws OVERLOADED when none is free. */
+  admit(): void;
 }
 
 export interface PreparedSync {
@@ -128,18 +132,22 @@ export async function prepareSync(deps: SyncDeps, input: SyncInput): Promise<Pre
     let client: PoolClient | undefined;
     let device: Device | undefined;
     try {
+      // Who it is, on the short-query pool: a caller that cannot prove it holds no snapshot
+      // slot or connection, and spends no device's budget nor the fleet's.
+      device = await step(log, 'device.resolve', {}, async () => {
+        const found = await findDeviceByMac(deps.pool, mac);
+        if (!found) throw new AppError('DEVICE_NOT_FOUND', `no device with MAC ${mac}`);
+        if (!found.enabled) throw new AppError('DEVICE_DISABLED', `device ${mac} is disabled`);
+        if (deps.requireCredential)
+          await authenticateDevice(deps.pool, deps.credentials, found.id, input.authorization);
+        spendDeviceBudget(deps.limits, found.id, 'request');
+        return found;
+      });
+      input.admit();
       client = await deps.snapshotPool.connect();
       await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
       await client.query(COPY_SESSION_SETTINGS_SQL);
       const tx = client;
-      device = await step(log, 'device.resolve', {}, async () => {
-        const found = await findDeviceByMac(tx, mac);
-        if (!found) throw new AppError('DEVICE_NOT_FOUND', `no device with MAC ${mac}`);
-        if (!found.enabled) throw new AppError('DEVICE_DISABLED', `device ${mac} is disabled`);
-        if (deps.requireCredential)
-          await authenticateDevice(tx, deps.credentials, found.id, input.authorization);
-        return found;
-      });
       const resolved = device;
       const tables = await step(log, 'scope.compute', { deviceId: resolved.id }, async (open) => {
         await setScope(tx, resolved);
