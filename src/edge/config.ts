@@ -21,6 +21,8 @@ export const EdgeConfigSchema = Type.Object({
   SYNC_JITTER_SECONDS: Type.Optional(Type.Integer({ minimum: 0, maximum: 3600 })),
   /** A pull that receives no byte for this long is abandoned. */
   HTTP_STALL_TIMEOUT_SECONDS: Type.Integer({ minimum: 1, maximum: 3600, default: 60 }),
+  /** The longest one sync may take, pull to commit, however steadily bytes trickle in. */
+  SYNC_DEADLINE_SECONDS: Type.Integer({ minimum: 10, maximum: 86_400, default: 900 }),
   HTTP_RETRY_ATTEMPTS: Type.Integer({ minimum: 0, maximum: 10, default: 3 }),
   SEQ_URL: Type.Optional(Type.String({ pattern: '^https?://' })),
   /** Sent as X-Seq-ApiKey when Seq requires one. */

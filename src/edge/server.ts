@@ -47,6 +47,7 @@ export function createSyncer(
     log,
     metrics,
     publicKeys: parsePublicKeys(config.MANIFEST_PUBLIC_KEYS),
+    deadlineMs: config.SYNC_DEADLINE_SECONDS * 1000,
   });
 }
 

@@ -73,6 +73,19 @@ export const ERROR_CODES = {
     description: "Edge: the manifest's schema version differs from the edge's; nothing is loaded.",
   },
   MANIFEST_EXPIRED: { status: 409, description: 'Edge: the manifest expired before it could be applied.' },
+  MANIFEST_STALE: {
+    status: 409,
+    description:
+      'Edge: the manifest was generated before the data this edge holds (a replay or a rollback); nothing is loaded.',
+  },
+  MANIFEST_NOT_FOR_DEVICE: {
+    status: 409,
+    description: "Edge: the manifest's filters name another device; nothing is loaded.",
+  },
+  SYNC_DEADLINE: {
+    status: 504,
+    description: 'Edge: the sync ran past SYNC_DEADLINE_SECONDS (a trickling link); rolled back.',
+  },
   MANIFEST_ALREADY_APPLIED: {
     status: 409,
     description: 'Edge: this manifest was applied before; not applied twice.',

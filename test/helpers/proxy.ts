@@ -21,7 +21,13 @@ export type Fault =
   | { kind: 'stall'; afterBytes: number }
   | { kind: 'content-type'; value: string }
   | { kind: 'status'; status: number; retryAfter: string; times: number }
-  | { kind: 'fail-ack'; times: number };
+  | { kind: 'fail-ack'; times: number }
+  /** Keeps Central's answer in `recorded` and withholds it from the edge (a cut connection). */
+  | { kind: 'record'; recorded?: { contentType: string; body: Buffer } }
+  /** Answers the next snapshot requests with a recorded answer, Central unasked. */
+  | { kind: 'replay'; recorded: { contentType: string; body: Buffer } }
+  /** Passes the answer on in `chunks` pieces, one every `everyMs`: a slow, steady link. */
+  | { kind: 'drip'; chunks: number; everyMs: number };
 
 export interface FaultProxy {
   url: string;
@@ -47,6 +53,11 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
       fault.times--;
       res.writeHead(fault.status, { 'content-type': 'application/json', 'retry-after': fault.retryAfter });
       res.end('{"error":{"code":"RATE_LIMITED","message":"injected"}}');
+      return;
+    }
+    if (fault.kind === 'replay' && req.url?.includes('/request')) {
+      res.writeHead(200, { 'content-type': fault.recorded.contentType });
+      res.end(fault.recorded.body);
       return;
     }
     const upstream = await fetch(target + req.url, {
@@ -82,6 +93,21 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
           ? fault.value
           : (upstream.headers.get('content-type') ?? ''),
     };
+    if (isSnapshot && fault.kind === 'record') {
+      fault.recorded = { contentType: headers['content-type']!, body };
+      res.destroy();
+      return;
+    }
+    if (isSnapshot && fault.kind === 'drip') {
+      res.writeHead(upstream.status, headers);
+      const size = Math.ceil(body.length / fault.chunks);
+      for (let at = 0; at < body.length && !res.destroyed; at += size) {
+        res.write(body.subarray(at, at + size));
+        await new Promise((r) => setTimeout(r, fault.everyMs));
+      }
+      res.end();
+      return;
+    }
     if (isSnapshot && fault.kind === 'stall') {
       // Send the start of the body, then nothing, keeping the connection open.
       res.writeHead(upstream.status, headers);

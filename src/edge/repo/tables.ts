@@ -73,3 +73,15 @@ export async function checkForeignKeys(client: PoolClient): Promise<string[]> {
   }
   return violated;
 }
+
+/** This device's own row in the loaded data: what the manifest's filters must name. */
+export async function findLocalDevice(
+  db: PoolClient,
+  mac: string,
+): Promise<{ id: string; locationId: string } | undefined> {
+  const { rows } = await db.query<{ id: string; locationId: string }>(
+    'SELECT id::text AS id, location_id::text AS "locationId" FROM devices WHERE mac = $1::macaddr',
+    [mac],
+  );
+  return rows[0];
+}

@@ -142,6 +142,8 @@ export class CentralClient {
   async requestSnapshot(
     body: SyncRequestBody,
     traceHeaders: Record<string, string> = {},
+    /** When the whole transfer must have ended (epoch ms), however steadily bytes trickle in. */
+    deadlineAt = Number.POSITIVE_INFINITY,
   ): Promise<AsyncGenerator<Uint8Array>> {
     const res = await this.#post('/api/device-sync/request', body, SNAPSHOT_MEDIA_TYPE, traceHeaders);
     const type = res.headers.get('content-type') ?? '';
@@ -149,7 +151,7 @@ export class CentralClient {
       await res.body?.cancel();
       throw new AppError('SNAPSHOT_INVALID', `Central answered with content type ${JSON.stringify(type)}`);
     }
-    return watchStalls(res.body!, this.#opts.stallTimeoutMs);
+    return watchStalls(res.body!, this.#opts.stallTimeoutMs, deadlineAt);
   }
 
   async sendAck(ack: AckBody, traceHeaders: Record<string, string> = {}): Promise<AckResponse> {
@@ -220,15 +222,25 @@ function toClientError(err: unknown, baseUrl: string): AppError {
   return new AppError('CENTRAL_UNREACHABLE', `cannot reach Central at ${baseUrl}: ${why}`, { cause: err });
 }
 
-async function* watchStalls(body: ReadableStream<Uint8Array>, stallMs: number): AsyncGenerator<Uint8Array> {
+async function* watchStalls(
+  body: ReadableStream<Uint8Array>,
+  stallMs: number,
+  deadlineAt: number,
+): AsyncGenerator<Uint8Array> {
   const reader = body.getReader();
   try {
     for (;;) {
       let timer: NodeJS.Timeout | undefined;
+      const left = deadlineAt - Date.now();
       const stalled = new Promise<never>((_, reject) => {
         timer = setTimeout(
-          () => reject(new AppError('SNAPSHOT_INVALID', `no data from Central for ${stallMs} ms`)),
-          stallMs,
+          () =>
+            reject(
+              left < stallMs
+                ? new AppError('SYNC_DEADLINE', 'the sync ran past its deadline (SYNC_DEADLINE_SECONDS)')
+                : new AppError('SNAPSHOT_INVALID', `no data from Central for ${stallMs} ms`),
+            ),
+          Math.max(0, Math.min(stallMs, left)),
         );
       });
       let next: Awaited<ReturnType<typeof reader.read>>;

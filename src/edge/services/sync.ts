@@ -38,6 +38,7 @@ import {
   copyIntoTable,
   emptyDataTables,
   emptyTable,
+  findLocalDevice,
   localSelectSql,
   setTriggers,
 } from '../repo/tables.ts';
@@ -71,6 +72,8 @@ export interface SyncDeps {
   metrics: EdgeMetrics;
   /** Central's manifest keys this edge trusts, by key id. */
   publicKeys: ReadonlyMap<string, KeyObject>;
+  /** The longest a sync may take, pull to commit; its transaction and lock end with it. */
+  deadlineMs: number;
 }
 
 interface Transfer {
@@ -106,6 +109,34 @@ function validateManifest(manifest: Manifest, now: number): void {
   if (globalSha256(manifest.tables) !== manifest.globalSha256) {
     throw new AppError('SNAPSHOT_INVALID', 'manifest globalSha256 does not match its tables');
   }
+}
+
+/**
+ * A manifest older than what this edge already holds is a replay or a rollback (a response
+ * recorded on the path, or a stale Central): refused, whatever its signature says. The
+ * comparison is on `generatedAt`, signed inside the manifest. A manifest for another
+ * device is refused by the device id this edge learned from its first applied snapshot.
+ */
+function refuseStaleOrForeign(manifest: Manifest, state: Record<string, string>): void {
+  const held = state.last_generated_at;
+  if (held && Date.parse(manifest.generatedAt) < Date.parse(held)) {
+    throw new AppError(
+      'MANIFEST_STALE',
+      `manifest ${manifest.manifestId} was generated at ${manifest.generatedAt}, before the ${held} of the data this edge holds`,
+    );
+  }
+  const device = state.device_id;
+  if (device && manifest.filters.deviceId !== device) {
+    throw new AppError(
+      'MANIFEST_NOT_FOR_DEVICE',
+      `manifest ${manifest.manifestId} is for device ${manifest.filters.deviceId}, this edge is ${device}`,
+    );
+  }
+}
+
+/** What an applied or confirmed manifest tells about the data held, for the next refusals. */
+function heldFacts(manifest: Manifest): Record<string, string> {
+  return { last_generated_at: manifest.generatedAt, device_id: manifest.filters.deviceId };
 }
 
 /** The tables whose local digest differs from the manifest's, each with both row counts. */
@@ -235,13 +266,17 @@ export class Syncer {
     const applied = trusted && fast ? await lastAppliedTables(client) : undefined;
     try {
       body = await step(log, 'sync.pull', {}, () =>
-        this.#deps.central.requestSnapshot({
-          mac: this.#deps.mac,
-          knownGlobalSha256: trusted ? (state.last_global_sha256 ?? null) : null,
-          ...(applied
-            ? { knownTables: Object.fromEntries(applied.tables.map((t) => [t.name, t.sha256])) }
-            : {}),
-        }),
+        this.#deps.central.requestSnapshot(
+          {
+            mac: this.#deps.mac,
+            knownGlobalSha256: trusted ? (state.last_global_sha256 ?? null) : null,
+            ...(applied
+              ? { knownTables: Object.fromEntries(applied.tables.map((t) => [t.name, t.sha256])) }
+              : {}),
+          },
+          {},
+          Date.now() + this.#deps.deadlineMs,
+        ),
       );
       const items = readSnapshot(counted(body, transfer));
       const first = await items.next();
@@ -256,6 +291,7 @@ export class Syncer {
       const mlog = log.child({ manifestId: m.manifestId });
       await step(mlog, 'sync.validate', {}, async () => {
         validateManifest(m, Date.now());
+        refuseStaleOrForeign(m, state);
         if (await manifestApplied(client, m.manifestId)) {
           throw new AppError('MANIFEST_ALREADY_APPLIED', `manifest ${m.manifestId} was applied before`);
         }
@@ -267,7 +303,7 @@ export class Syncer {
         }
         const held = applied ?? (await lastAppliedTables(client));
         await finishSync(client, syncId, this.#finish('unchanged', m, elapsed(), transfer, 0));
-        await setState(client, { last_check_at: new Date().toISOString() });
+        await setState(client, { last_check_at: new Date().toISOString(), ...heldFacts(m) });
         mlog.info(
           { event: 'sync.unchanged', globalSha256: m.globalSha256 },
           'scope unchanged, nothing loaded',
@@ -312,14 +348,24 @@ export class Syncer {
         const drift = compareDigests(m.tables, digests);
         if (drift.length > 0)
           throw new AppError('HASH_MISMATCH', `loaded tables differ from the manifest: ${drift.join(', ')}`);
-        const { rows } = await client.query('SELECT 1 FROM devices WHERE mac = $1::macaddr', [
-          this.#deps.mac,
-        ]);
-        if (rows.length !== 1)
+        const own = await findLocalDevice(client, this.#deps.mac);
+        if (!own)
           throw new AppError('SNAPSHOT_INVALID', `snapshot does not hold this device (${this.#deps.mac})`);
+        if (own.id !== m.filters.deviceId || own.locationId !== m.filters.locationId) {
+          throw new AppError(
+            'MANIFEST_NOT_FOR_DEVICE',
+            `manifest ${m.manifestId} names device ${m.filters.deviceId}, this edge (${this.#deps.mac}) is ${own.id}`,
+          );
+        }
         return digests;
       });
       await step(mlog, 'sync.commit', {}, async () => {
+        // Checked again at the end: a slow link must not stretch a manifest's lifetime.
+        if (Date.parse(m.expiresAt) <= Date.now())
+          throw new AppError(
+            'MANIFEST_EXPIRED',
+            `manifest ${m.manifestId} expired at ${m.expiresAt}, before commit`,
+          );
         await insertSyncTables(client, syncId, local);
         await finishSync(client, syncId, this.#finish('success', m, elapsed(), transfer, rowsLoaded));
         const now = new Date().toISOString();
@@ -328,6 +374,7 @@ export class Syncer {
           last_global_sha256: m.globalSha256,
           last_success_at: now,
           last_check_at: now,
+          ...heldFacts(m),
         });
         await client.query('COMMIT');
         inTransaction = false;
