@@ -17,6 +17,7 @@ export interface CentralAppOptions {
   sync: SyncDeps;
   expectedMigration: number;
   maxConcurrentSnapshots: number;
+  slowReader: { minBytes: number; windowMs: number };
   adminToken: string | undefined;
 }
 
@@ -63,5 +64,6 @@ export async function centralApp(app: FastifyInstance, opts: CentralAppOptions):
   await app.register(deviceSyncRoutes, {
     sync: opts.sync,
     maxConcurrentSnapshots: opts.maxConcurrentSnapshots,
+    slowReader: opts.slowReader,
   });
 }

@@ -77,6 +77,10 @@ export async function buildCentral(
     },
     expectedMigration: migrations.at(-1)?.id ?? 0,
     maxConcurrentSnapshots: config.MAX_CONCURRENT_SNAPSHOTS,
+    slowReader: {
+      minBytes: config.SNAPSHOT_MIN_BYTES_PER_SECOND * config.SNAPSHOT_SLOW_WINDOW_SECONDS,
+      windowMs: config.SNAPSHOT_SLOW_WINDOW_SECONDS * 1000,
+    },
     adminToken: config.ADMIN_TOKEN,
   });
   return app;

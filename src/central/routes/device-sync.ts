@@ -4,6 +4,7 @@
  * is known; refusals before that (bad body, wrong content type, too large) are
  * written by this plugin's onSend hook, before the answer leaves.
  */
+import type { ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
@@ -33,6 +34,40 @@ declare module 'fastify' {
 export interface DeviceSyncOptions {
   sync: SyncDeps;
   maxConcurrentSnapshots: number;
+  /** A stream that moves fewer than `minBytes` in any `windowMs` is cut: its slot goes to others. */
+  slowReader: { minBytes: number; windowMs: number };
+}
+
+async function* countBytes(body: AsyncIterable<Buffer>, progress: { bytes: number }): AsyncGenerator<Buffer> {
+  for await (const chunk of body) {
+    progress.bytes += chunk.length;
+    yield chunk;
+  }
+}
+
+/**
+ * A client that stops reading, or reads a few bytes a second, holds a snapshot slot, a
+ * connection and a read transaction: enough of them deny service to the fleet. The body
+ * is produced only as fast as the client takes it (backpressure), so its progress is the
+ * reader's: below the floor for a whole window, the response is cut.
+ */
+function cutSlowReader(
+  response: ServerResponse,
+  progress: { bytes: number },
+  floor: { minBytes: number; windowMs: number },
+  onCut: (err: Error) => void,
+): NodeJS.Timeout {
+  let seen = 0;
+  const timer = setInterval(() => {
+    if (progress.bytes - seen < floor.minBytes && !response.writableEnded) {
+      const err = new Error(`client read ${progress.bytes - seen} bytes in ${floor.windowMs} ms; cut`);
+      onCut(err);
+      response.destroy(err);
+    }
+    seen = progress.bytes;
+  }, floor.windowMs);
+  timer.unref();
+  return timer;
 }
 
 const errors = {
@@ -133,13 +168,17 @@ export const deviceSyncRoutes: FastifyPluginAsyncTypebox<DeviceSyncOptions> = as
       }
       const free = () => release?.();
       const done = prepared;
-      const stream = Readable.from(done.body, { objectMode: false });
+      const progress = { bytes: 0 };
+      const stream = Readable.from(countBytes(done.body, progress), { objectMode: false });
       let streamError: Error | undefined;
       stream.once('error', (err) => (streamError = err));
-      finished(reply.raw).then(
-        () => done.complete(reply.raw.writableFinished, streamError).finally(free),
-        (err: Error) => done.complete(false, streamError ?? err).finally(free),
-      );
+      const watchdog = cutSlowReader(reply.raw, progress, opts.slowReader, (err) => (streamError = err));
+      finished(reply.raw)
+        .then(
+          () => done.complete(reply.raw.writableFinished, streamError).finally(free),
+          (err: Error) => done.complete(false, streamError ?? err).finally(free),
+        )
+        .finally(() => clearInterval(watchdog));
       return reply
         .header('content-type', SNAPSHOT_MEDIA_TYPE)
         .header('x-manifest-id', prepared.manifest.manifestId)
