@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { enrollDevice } from '../src/central/services/enroll.ts';
 import { DEFAULT_SHAPE, seedCentral } from '../src/central/services/seed.ts';
-import { startEdge, type RunningEdge } from '../src/edge/server.ts';
+import { buildEdge, createSyncer, startEdge, type RunningEdge } from '../src/edge/server.ts';
 import { startCentral, type RunningCentral } from './helpers/central.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { edgeConfig, quietLog } from './helpers/edge.ts';
@@ -95,5 +95,42 @@ describe('edge service', () => {
     for (const a of answers.filter((x) => x.status === 409)) {
       assert.equal(((await a.json()) as { error: { code: string } }).error.code, 'SYNC_IN_PROGRESS');
     }
+  });
+
+  describe('the local API', () => {
+    const build = async (env: Record<string, string>) => {
+      const config = edgeConfig(edgeDb, api.url, mac, 'unused-token-for-these-calls', env);
+      return buildEdge(config, edgeDb.pool, createSyncer(config, edgeDb.pool, quietLog), false);
+    };
+
+    it('answers /sync/now and /status only to this machine without LOCAL_API_TOKEN', async () => {
+      await using app = await build({});
+      for (const [method, url] of [
+        ['POST', '/sync/now?wait=false'],
+        ['GET', '/status'],
+      ] as const) {
+        const remote = await app.inject({ method, url, remoteAddress: '192.0.2.7' });
+        assert.equal(remote.statusCode, 401, url);
+        assert.equal(remote.json().error.code, 'UNAUTHENTICATED');
+      }
+      assert.equal((await app.inject({ url: '/status', remoteAddress: '127.0.0.1' })).statusCode, 200);
+      assert.equal((await app.inject({ url: '/metrics', remoteAddress: '192.0.2.7' })).statusCode, 200);
+      assert.equal((await app.inject({ url: '/healthz', remoteAddress: '192.0.2.7' })).statusCode, 200);
+    });
+
+    it('answers anyone with the token when LOCAL_API_TOKEN is set, and nobody without it', async () => {
+      const token = 'a-local-token-made-by-the-operator-0123';
+      await using app = await build({ LOCAL_API_TOKEN: token });
+      const without = await app.inject({ url: '/status', remoteAddress: '127.0.0.1' });
+      assert.equal(without.statusCode, 401);
+      const wrong = await app.inject({ url: '/status', headers: { authorization: 'Bearer nope-nope-nope' } });
+      assert.equal(wrong.statusCode, 401);
+      const right = await app.inject({
+        url: '/status',
+        remoteAddress: '192.0.2.7',
+        headers: { authorization: `Bearer ${token}` },
+      });
+      assert.equal(right.statusCode, 200);
+    });
   });
 });

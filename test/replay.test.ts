@@ -153,6 +153,25 @@ describe('replay and rollback', () => {
       }
     });
 
+    it('records the end of a slow sync at its commit, not at its transaction start', async () => {
+      const slow = await startFaultProxy(api.url);
+      try {
+        await using edge = await createTestDatabase('edge');
+        slow.fault = { kind: 'drip', chunks: 20, everyMs: 100 };
+        const result = await testSyncer(edge, slow.url, macs[0]!, tokens.get(macs[0]!)!).run('cli');
+        assert.equal(result.status, 'success', JSON.stringify(result.error));
+        const { rows } = await edge.pool.query<{ ms: number; duration_ms: number }>(
+          `SELECT (extract(epoch FROM completed_at - started_at) * 1000)::int AS ms, duration_ms
+             FROM edge_sync_log WHERE id = $1`,
+          [result.syncId],
+        );
+        assert.ok(rows[0]!.duration_ms >= 1500, `the load took ${rows[0]!.duration_ms} ms`);
+        assert.ok(rows[0]!.ms >= rows[0]!.duration_ms - 100, JSON.stringify(rows[0]));
+      } finally {
+        await slow.close();
+      }
+    });
+
     it('gives up at the sync deadline, however steadily bytes arrive', async () => {
       const slow = await startFaultProxy(api.url);
       try {

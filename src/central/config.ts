@@ -37,6 +37,8 @@ export const CentralConfigSchema = Type.Object({
   /** A snapshot stream moving fewer bytes a second than this over a whole window is cut (slow readers). */
   SNAPSHOT_MIN_BYTES_PER_SECOND: Type.Integer({ minimum: 1, maximum: 100_000_000, default: 1024 }),
   SNAPSHOT_SLOW_WINDOW_SECONDS: Type.Integer({ minimum: 1, maximum: 3600, default: 30 }),
+  /** A request row still 'started' after this long belonged to a Central that died: closed as aborted. */
+  ABANDONED_REQUEST_SECONDS: Type.Integer({ minimum: 60, maximum: 604_800, default: 3600 }),
   /** Devices whose manifest digests are kept in memory (about 1 KB each). */
   DIGEST_CACHE_ENTRIES: Type.Integer({ minimum: 1, maximum: 10_000_000, default: 100_000 }),
 });

@@ -18,6 +18,7 @@ import { CentralMetrics } from './metrics.ts';
 import { DigestCache } from './services/digest-cache.ts';
 import { CredentialVerifier } from './services/credentials.ts';
 import { createLimits } from './services/limits.ts';
+import { startSweeper } from './services/sweeper.ts';
 import { parseSigningKey } from '../contract/signing.ts';
 
 /** TRUST_PROXY as Fastify takes it: off, on, or the proxies' addresses or CIDRs. */
@@ -109,11 +110,19 @@ export async function startCentralServer(config: CentralConfig, log: Logger): Pr
       'AUTH_MODE=mac-only: devices are trusted on their MAC alone; for labs only, never for a fleet',
     );
   }
+  const sweeper = startSweeper(pool, log, config.ABANDONED_REQUEST_SECONDS);
+  await sweeper.first;
   const app = await buildCentral(config, pool, { logger: log, metrics: new CentralMetrics() });
-  const url = await app.listen({ port: config.PORT, host: config.HOST });
+  const url = await app.listen({ port: config.PORT, host: config.HOST }).catch(async (err: unknown) => {
+    sweeper.stop();
+    await app.close();
+    await pool.end();
+    throw err;
+  });
   return {
     url,
     async stop() {
+      sweeper.stop();
       await app.close();
       await pool.end();
     },

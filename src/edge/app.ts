@@ -9,7 +9,7 @@ import { ErrorBody, TableSummary } from '../contract/wire.ts';
 import type { Pool } from '../platform/db.ts';
 import { AppError } from '../platform/errors.ts';
 import { healthRoutes } from '../platform/health.ts';
-import { installErrorHandling } from '../platform/http.ts';
+import { bearerToken, installErrorHandling, isLoopback, tokenMatches } from '../platform/http.ts';
 import { getState, recentSyncs } from './repo/ledger.ts';
 import type { SyncResult, Syncer } from './services/sync.ts';
 
@@ -17,6 +17,8 @@ export interface EdgeAppOptions {
   pool: Pool;
   syncer: Syncer;
   expectedMigration: number;
+  /** LOCAL_API_TOKEN: with it, /sync/now and /status answer whoever presents it; without, only this machine. */
+  localToken: string | undefined;
 }
 
 // Query strings arrive as text; types are not coerced.
@@ -36,6 +38,16 @@ const SyncResultBody = Type.Object({
 });
 
 const syncRoutes: FastifyPluginAsyncTypebox<EdgeAppOptions> = async (app, opts) => {
+  // Starting syncs and reading manifest ids are for the device's operator, not its network.
+  app.addHook('onRequest', async (request) => {
+    if (request.routeOptions.url === '/metrics') return;
+    if (opts.localToken !== undefined) {
+      if (!tokenMatches(opts.localToken, bearerToken(request.headers.authorization)))
+        throw new AppError('UNAUTHENTICATED', 'Authorization: Bearer <LOCAL_API_TOKEN> required');
+    } else if (!isLoopback(request.socket.remoteAddress)) {
+      throw new AppError('UNAUTHENTICATED', 'only this machine may call this without LOCAL_API_TOKEN set');
+    }
+  });
   app.post(
     '/sync/now',
     {

@@ -13,6 +13,8 @@ export const EdgeConfigSchema = Type.Object({
   /** Central's manifest public keys (base64 SPKI DER or PEM), comma separated: several during a key rotation. */
   MANIFEST_PUBLIC_KEYS: Type.String({ minLength: 40 }),
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 8081 }),
+  /** Opens /sync/now and /status to callers that present it; without it, only to this machine. */
+  LOCAL_API_TOKEN: Type.Optional(Type.String({ minLength: 24, maxLength: 512 })),
   HOST: Type.String({ minLength: 1, default: '0.0.0.0' }),
   LOG_LEVEL: LogLevelSetting,
   LOG_FORMAT: LogFormatSetting,

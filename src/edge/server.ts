@@ -59,7 +59,12 @@ export async function buildEdge(config: EdgeConfig, pool: Pool, syncer: Syncer, 
     bodyLimit: 4096,
     forceCloseConnections: 'idle',
   }).withTypeProvider<TypeBoxTypeProvider>();
-  await app.register(fp(edgeApp), { pool, syncer, expectedMigration: migrations.at(-1)?.id ?? 0 });
+  await app.register(fp(edgeApp), {
+    pool,
+    syncer,
+    expectedMigration: migrations.at(-1)?.id ?? 0,
+    localToken: config.LOCAL_API_TOKEN,
+  });
   return app;
 }
 

@@ -2,6 +2,7 @@
  * One error handler for every Fastify app we run: everything becomes the documented
  * `{ error: { code, message } }` shape; 5xx never carry internals.
  */
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type {
   FastifyError,
@@ -42,6 +43,24 @@ export function toAppError(err: FastifyError | Error): AppError {
     return new AppError('DATABASE_UNAVAILABLE', 'database unavailable, retry later', { cause: err });
   }
   return new AppError('INTERNAL', 'internal error', { cause: err });
+}
+
+/** The credential from `Authorization: Bearer <credential>` (the scheme in any case, RFC 9110), or undefined. */
+export function bearerToken(header: string | undefined): string | undefined {
+  const match = /^Bearer +([A-Za-z0-9._~+/=-]{1,512})$/i.exec(header ?? '');
+  return match?.[1];
+}
+
+const sha256 = (text: string) => createHash('sha256').update(text).digest();
+
+/** A shared secret compared in constant time (over digests, so lengths leak nothing either). */
+export function tokenMatches(expected: string, given: string | undefined): boolean {
+  return given !== undefined && timingSafeEqual(sha256(given), sha256(expected));
+}
+
+/** Whether a peer address is this machine's (IPv4, IPv6, or IPv4 mapped into IPv6). */
+export function isLoopback(address: string | undefined): boolean {
+  return address !== undefined && /^(127\.|::1$|::ffff:127\.)/.test(address);
 }
 
 function errorJson(status: number, code: ErrorCode, message: string): string {

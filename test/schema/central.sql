@@ -152,6 +152,7 @@ CREATE INDEX sync_requests_mac_requested_at_idx ON public.sync_requests USING bt
 CREATE INDEX sync_requests_manifest_id_idx ON public.sync_requests USING btree (manifest_id) WHERE (manifest_id IS NOT NULL)
 CREATE UNIQUE INDEX sync_requests_pkey ON public.sync_requests USING btree (id)
 CREATE INDEX sync_requests_requested_at_idx ON public.sync_requests USING btree (requested_at)
+CREATE INDEX sync_requests_started_idx ON public.sync_requests USING btree (requested_at) WHERE (status = 'started'::text)
 CREATE INDEX users_company_id_idx ON public.users USING btree (company_id)
 CREATE UNIQUE INDEX users_pkey ON public.users USING btree (id)
 -- triggers

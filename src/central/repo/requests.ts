@@ -75,3 +75,18 @@ export async function insertRequestRefused(
     ],
   );
 }
+
+/**
+ * Rows still 'started' after `olderThanSeconds`: their Central died mid-request (no live
+ * request runs that long). Closed as aborted, so the audit says what became of them.
+ */
+export async function closeAbandonedRequests(db: Queryable, olderThanSeconds: number): Promise<number> {
+  const { rowCount } = await db.query(
+    `UPDATE sync_requests
+        SET status = 'aborted', completed_at = now(),
+            reason = 'Central stopped before it finished this request (closed by the sweeper)'
+      WHERE status = 'started' AND requested_at < now() - make_interval(secs => $1::integer)`,
+    [olderThanSeconds],
+  );
+  return rowCount ?? 0;
+}

@@ -3,7 +3,6 @@
  * ADMIN_TOKEN. Device credentials never open these routes; without ADMIN_TOKEN the
  * admin API is closed.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { normalizeMac } from '../../contract/mac.ts';
@@ -17,7 +16,7 @@ import {
   rowDeltas,
   staleDevices,
 } from '../repo/admin.ts';
-import { bearerToken } from '../services/credentials.ts';
+import { bearerToken, tokenMatches } from '../../platform/http.ts';
 import {
   Activity,
   Hourly,
@@ -37,7 +36,6 @@ export interface AdminOptions {
   adminToken: string | undefined;
 }
 
-const digest = (text: string) => createHash('sha256').update(text).digest();
 const MAX_HOURS = 24 * 90;
 const hoursOf = (text: string | undefined, fallback: number) => Math.min(Number(text ?? fallback), MAX_HOURS);
 const limitOf = (text: string | undefined, fallback: number) => Math.min(Number(text ?? fallback), 500);
@@ -49,11 +47,11 @@ function macOf(text: string): string {
 }
 
 export const adminRoutes: FastifyPluginAsyncTypebox<AdminOptions> = async (app, opts) => {
-  const expected = opts.adminToken === undefined ? undefined : digest(opts.adminToken);
   app.addHook('onRequest', async (request) => {
     const token = bearerToken(request.headers.authorization);
-    if (!expected) throw new AppError('UNAUTHENTICATED', 'the admin API is closed: ADMIN_TOKEN is not set');
-    if (!token || !timingSafeEqual(digest(token), expected)) {
+    if (opts.adminToken === undefined)
+      throw new AppError('UNAUTHENTICATED', 'the admin API is closed: ADMIN_TOKEN is not set');
+    if (!tokenMatches(opts.adminToken, token)) {
       throw new AppError('UNAUTHENTICATED', 'admin token required');
     }
   });

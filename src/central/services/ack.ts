@@ -5,7 +5,8 @@ import type { Pool } from '../../platform/db.ts';
 import { AppError } from '../../platform/errors.ts';
 import { findManifestHeader, insertAckOnce } from '../repo/manifests.ts';
 import { spendDeviceBudget, type Limits } from './limits.ts';
-import { authenticateDevice, bearerToken, type CredentialVerifier } from './credentials.ts';
+import { bearerToken } from '../../platform/http.ts';
+import { authenticateDevice, type CredentialVerifier } from './credentials.ts';
 
 export async function recordAck(
   pool: Pool,

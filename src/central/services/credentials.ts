@@ -7,6 +7,7 @@ import { BulkheadRejectedError, bulkhead } from 'cockatiel';
 import { LRUCache } from 'lru-cache';
 import type { Queryable } from '../../platform/db.ts';
 import { AppError } from '../../platform/errors.ts';
+import { bearerToken } from '../../platform/http.ts';
 import { getSecretHash } from '../repo/devices.ts';
 import { promisify } from 'node:util';
 
@@ -41,13 +42,6 @@ export async function verifySecret(secret: string, stored: string): Promise<bool
     maxmem: PARAMS.maxmem,
   });
   return timingSafeEqual(actual, expected);
-}
-
-/** The credential from `Authorization: Bearer <credential>`, or undefined. */
-export function bearerToken(header: string | undefined): string | undefined {
-  // The scheme is case-insensitive (RFC 9110 §11.1).
-  const match = /^Bearer +([A-Za-z0-9._~+/=-]{1,512})$/i.exec(header ?? '');
-  return match?.[1];
 }
 
 /**

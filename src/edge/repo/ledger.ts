@@ -45,18 +45,19 @@ export async function insertSyncStart(db: Queryable, trigger: string): Promise<s
 export async function closeInterruptedSyncs(db: Queryable): Promise<number> {
   const { rowCount } = await db.query(
     `UPDATE edge_sync_log SET status = 'failed', error_code = 'SYNC_INTERRUPTED',
-            error_text = 'the process stopped during this sync', completed_at = now()
+            error_text = 'the process stopped during this sync', completed_at = clock_timestamp()
       WHERE status = 'running'`,
   );
   return rowCount ?? 0;
 }
 
+/** `completed_at` is the statement's clock, just before COMMIT: now() would be the transaction's start. */
 export async function finishSync(db: Queryable, id: string, f: SyncFinish): Promise<void> {
   await db.query(
     `UPDATE edge_sync_log
         SET status = $2::text, manifest_id = $3::text, duration_ms = $4::integer, error_code = $5::text,
             error_text = $6::text, global_sha256 = $7::text, rows_loaded = $8::bigint,
-            bytes_received = $9::bigint, payload_sha256 = $10::text, completed_at = now()
+            bytes_received = $9::bigint, payload_sha256 = $10::text, completed_at = clock_timestamp()
       WHERE id = $1::bigint`,
     [
       id,
