@@ -70,6 +70,31 @@ describe('hardening of the HTTP surface', () => {
     });
   }
 
+  it('answers bodies of several MB with the 413 itself, not a connection reset', async () => {
+    const { port } = new URL(central.url);
+    for (const mb of [3, 5, 10, 10, 10]) {
+      const size = mb * 1024 * 1024;
+      const answer = await new Promise<string>((resolve) => {
+        const socket = connect(Number(port), '127.0.0.1', async () => {
+          socket.write(
+            `POST /api/device-sync/request HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${size}\r\n\r\n`,
+          );
+          const chunk = Buffer.alloc(65_536, 'a');
+          for (let sent = 0; sent < size && !socket.destroyed; sent += chunk.length) {
+            if (!socket.write(chunk)) await new Promise((r) => socket.once('drain', r).once('close', r));
+          }
+        });
+        let text = '';
+        socket.on('data', (c: Buffer) => (text += c.toString()));
+        socket.on('error', (err) => (text += `\n[${(err as NodeJS.ErrnoException).code}]`));
+        socket.on('close', () => resolve(text));
+      });
+      assert.match(answer, /^HTTP\/1\.1 413 /, `${mb} MB: ${answer.slice(0, 200)}`);
+      assert.equal(shapeOf(answer.slice(answer.indexOf('\r\n\r\n') + 4)).code, 'BODY_TOO_LARGE');
+      assert.doesNotMatch(answer, /ECONNRESET/);
+    }
+  });
+
   it('refuses text/plain with 415, audited', async () => {
     const res = await fetch(`${central.url}/api/device-sync/request`, {
       method: 'POST',

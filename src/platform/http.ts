@@ -3,6 +3,7 @@
  * `{ error: { code, message } }` shape; 5xx never carry internals.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type {
   FastifyError,
@@ -102,6 +103,34 @@ export function serverOptions(): Pick<FastifyServerOptions, 'clientErrorHandler'
   };
 }
 
+/** How much of an oversized body is read and thrown away, so the 413 arrives instead of a reset. */
+const DISCARD_BYTES = 16 * 1024 * 1024;
+const DISCARD_MS = 10_000;
+
+/**
+ * Closing a socket with unread bytes in it makes the kernel send a reset, which can reach
+ * the client before our 413 does. So the rest of the body is read and dropped first, up
+ * to a bound (as nginx's lingering close does); beyond it, the connection is closed.
+ */
+function discardBody(raw: IncomingMessage): Promise<void> {
+  if (raw.complete || raw.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    let seen = 0;
+    const done = () => {
+      clearTimeout(timer);
+      raw.removeListener('data', onData);
+      resolve();
+    };
+    const onData = (chunk: Buffer) => {
+      seen += chunk.length;
+      if (seen > DISCARD_BYTES) done();
+    };
+    const timer = setTimeout(done, DISCARD_MS);
+    raw.on('data', onData).once('end', done).once('error', done).once('close', done);
+    raw.resume();
+  });
+}
+
 export function installErrorHandling(app: FastifyInstance): void {
   // Only JSON bodies are part of the API: text/plain is refused with 415, not parsed and refused with 400.
   app.removeContentTypeParser('text/plain');
@@ -112,6 +141,12 @@ export function installErrorHandling(app: FastifyInstance): void {
       request.log.error({ err, code: appErr.code }, 'request failed');
     } else {
       request.log.info({ code: appErr.code, reason: appErr.message }, 'request refused');
+    }
+    if (appErr.code === 'BODY_TOO_LARGE') {
+      reply.header('connection', 'close');
+      return discardBody(request.raw).then(() =>
+        reply.status(413).send({ error: { code: appErr.code, message: appErr.message } }),
+      );
     }
     const retryAfter = appErr.details?.retryAfterSeconds;
     if (typeof retryAfter === 'number') reply.header('retry-after', String(retryAfter));
