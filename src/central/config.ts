@@ -39,6 +39,9 @@ export const CentralConfigSchema = Type.Object({
   SNAPSHOT_SLOW_WINDOW_SECONDS: Type.Integer({ minimum: 1, maximum: 3600, default: 30 }),
   /** A request row still 'started' after this long belonged to a Central that died: closed as aborted. */
   ABANDONED_REQUEST_SECONDS: Type.Integer({ minimum: 60, maximum: 604_800, default: 3600 }),
+  /** PEM certificate (chain) and key: Central serves HTTPS itself, reloading both on SIGHUP. */
+  TLS_CERT_FILE: Type.Optional(Type.String({ minLength: 1 })),
+  TLS_KEY_FILE: Type.Optional(Type.String({ minLength: 1 })),
   /** Devices whose manifest digests are kept in memory (about 1 KB each). */
   DIGEST_CACHE_ENTRIES: Type.Integer({ minimum: 1, maximum: 10_000_000, default: 100_000 }),
 });
@@ -52,6 +55,12 @@ export function loadCentralConfig(env: Record<string, string | undefined> = proc
     throw new AppError(
       'CONFIG_INVALID',
       `setting MANIFEST_SIGNING_KEY is invalid: ${(err as Error).message}`,
+    );
+  }
+  if ((config.TLS_CERT_FILE === undefined) !== (config.TLS_KEY_FILE === undefined)) {
+    throw new AppError(
+      'CONFIG_INVALID',
+      'setting TLS_CERT_FILE and TLS_KEY_FILE go together: set both or neither',
     );
   }
   return config;

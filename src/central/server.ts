@@ -7,7 +7,9 @@ import Fastify from 'fastify';
 import fp from 'fastify-plugin';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { createPool, type Pool } from '../platform/db.ts';
+import type { Server as HttpsServer } from 'node:https';
 import { serverOptions } from '../platform/http.ts';
+import { readTls, reloadTlsOnHangup, type TlsFiles } from '../platform/tls.ts';
 import { createLogger, loggerOptions, type Logger } from '../platform/logger.ts';
 import { migrate } from '../platform/migrate.ts';
 import { stopOnSignal } from '../platform/lifecycle.ts';
@@ -20,6 +22,12 @@ import { CredentialVerifier } from './services/credentials.ts';
 import { createLimits } from './services/limits.ts';
 import { startSweeper } from './services/sweeper.ts';
 import { parseSigningKey } from '../contract/signing.ts';
+
+export function tlsFiles(config: CentralConfig): TlsFiles | undefined {
+  return config.TLS_CERT_FILE && config.TLS_KEY_FILE
+    ? { certFile: config.TLS_CERT_FILE, keyFile: config.TLS_KEY_FILE }
+    : undefined;
+}
 
 /** TRUST_PROXY as Fastify takes it: off, on, or the proxies' addresses or CIDRs. */
 function trustProxySetting(value: string | undefined): boolean | string[] {
@@ -44,6 +52,8 @@ export async function buildCentral(
         ? { logger: options.logger }
         : { loggerInstance: options.logger }),
     ...serverOptions(),
+    // HTTPS when TLS_CERT_FILE and TLS_KEY_FILE are set; otherwise plain HTTP behind a terminator.
+    https: tlsFiles(config) ? readTls(tlsFiles(config)!) : null,
     bodyLimit: config.BODY_LIMIT_BYTES,
     requestIdHeader: 'x-request-id',
     // Off unless configured: a spoofed X-Forwarded-For must not become the audit's address
@@ -119,9 +129,12 @@ export async function startCentralServer(config: CentralConfig, log: Logger): Pr
     await pool.end();
     throw err;
   });
+  const files = tlsFiles(config);
+  const stopReloading = files ? reloadTlsOnHangup(app.server as HttpsServer, files, log) : () => undefined;
   return {
     url,
     async stop() {
+      stopReloading();
       sweeper.stop();
       await app.close();
       await pool.end();

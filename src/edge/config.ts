@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { Type, type Static } from 'typebox';
 import { loadConfig, LogFormatSetting, LogLevelSetting } from '../platform/config.ts';
 import { normalizeMac } from '../contract/mac.ts';
@@ -12,6 +13,10 @@ export const EdgeConfigSchema = Type.Object({
   DEVICE_TOKEN: Type.Optional(Type.String({ minLength: 8, maxLength: 512 })),
   /** Central's manifest public keys (base64 SPKI DER or PEM), comma separated: several during a key rotation. */
   MANIFEST_PUBLIC_KEYS: Type.String({ minLength: 40 }),
+  /** PEM CA certificate(s) Central's certificate must chain to, instead of the system's (pinning). */
+  CENTRAL_CA_FILE: Type.Optional(Type.String({ minLength: 1 })),
+  /** `true` allows plain http:// to a Central that is not on this machine: for labs only, warned at start. */
+  ALLOW_INSECURE_HTTP: Type.Boolean({ default: false }),
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 8081 }),
   /** Opens /sync/now and /status to callers that present it; without it, only to this machine. */
   LOCAL_API_TOKEN: Type.Optional(Type.String({ minLength: 24, maxLength: 512 })),
@@ -42,6 +47,13 @@ export function loadEdgeConfig(env: Record<string, string | undefined> = process
       `setting MANIFEST_PUBLIC_KEYS is invalid: ${(err as Error).message}`,
     );
   }
+  const central = new URL(config.CENTRAL_URL);
+  if (central.protocol === 'http:' && !isLoopbackHost(central.hostname) && !config.ALLOW_INSECURE_HTTP) {
+    throw new AppError(
+      'CONFIG_INVALID',
+      `setting CENTRAL_URL is plain http:// to ${central.hostname}: the device credential would travel in clear; use https:// (or ALLOW_INSECURE_HTTP=true in a lab)`,
+    );
+  }
   if (!normalizeMac(config.DEVICE_MAC)) {
     throw new AppError(
       'CONFIG_INVALID',
@@ -49,6 +61,20 @@ export function loadEdgeConfig(env: Record<string, string | undefined> = process
     );
   }
   return config;
+}
+
+export function isLoopbackHost(hostname: string): boolean {
+  return hostname === 'localhost' || hostname === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(hostname);
+}
+
+/** The pinned CA, read once at start. */
+export function centralCa(config: EdgeConfig): Buffer | undefined {
+  if (!config.CENTRAL_CA_FILE) return undefined;
+  try {
+    return readFileSync(config.CENTRAL_CA_FILE);
+  } catch (err) {
+    throw new AppError('CONFIG_INVALID', `setting CENTRAL_CA_FILE cannot be read: ${(err as Error).message}`);
+  }
 }
 
 /** Jitter defaults to a tenth of the interval, at most five minutes. */

@@ -16,7 +16,7 @@ import { migrate } from '../platform/migrate.ts';
 import { stopOnSignal } from '../platform/lifecycle.ts';
 import { edgeApp } from './app.ts';
 import { EdgeMetrics } from './metrics.ts';
-import { jitterSeconds, type EdgeConfig } from './config.ts';
+import { centralCa, isLoopbackHost, jitterSeconds, type EdgeConfig } from './config.ts';
 import { edgeMigrations } from './migrations.ts';
 import { CentralClient } from './services/central-client.ts';
 import { Syncer, type SyncResult, type SyncTrigger } from './services/sync.ts';
@@ -36,6 +36,7 @@ export function createSyncer(
     retryAttempts: config.HTTP_RETRY_ATTEMPTS,
     attemptTimeoutMs: config.HTTP_STALL_TIMEOUT_SECONDS * 1000,
     stallTimeoutMs: config.HTTP_STALL_TIMEOUT_SECONDS * 1000,
+    ...(config.CENTRAL_CA_FILE ? { ca: centralCa(config)! } : {}),
     ...(options.initialDelayMs === undefined ? {} : { initialDelayMs: options.initialDelayMs }),
   });
   const metrics = new EdgeMetrics({ defaults: options.defaultMetrics ?? false });
@@ -101,6 +102,13 @@ export async function startEdge(
   } catch (err) {
     await pool.end();
     throw err;
+  }
+  const central = new URL(config.CENTRAL_URL);
+  if (central.protocol === 'http:' && !isLoopbackHost(central.hostname)) {
+    log.warn(
+      { event: 'security.insecure_http', alert: true, central: central.host },
+      'ALLOW_INSECURE_HTTP=true: the device credential and the data travel in clear; for labs only',
+    );
   }
   const syncer = createSyncer(config, pool, log, { defaultMetrics: true });
   const app = await buildEdge(config, pool, syncer, log);

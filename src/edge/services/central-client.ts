@@ -26,6 +26,7 @@ import {
   type AckResponse,
   type SyncRequestBody,
 } from '../../contract/wire.ts';
+import { Agent } from 'undici';
 import { AppError } from '../../platform/errors.ts';
 
 export interface CentralClientOptions {
@@ -36,6 +37,8 @@ export interface CentralClientOptions {
   stallTimeoutMs: number;
   /** Smallest backoff delay; tests shorten it. */
   initialDelayMs?: number;
+  /** PEM CA certificates: Central's certificate must chain to one of these, not to the system's. */
+  ca?: Buffer;
 }
 
 class HttpStatusError extends Error {
@@ -76,9 +79,12 @@ export class CentralClient {
     breaker: new ConsecutiveBreaker(5),
   });
   readonly #policy;
+  /** A connection pool that trusts only the pinned CA; undefined: the system's CAs. */
+  readonly #dispatcher: Agent | undefined;
 
   constructor(opts: CentralClientOptions) {
     this.#opts = opts;
+    this.#dispatcher = opts.ca ? new Agent({ connect: { ca: opts.ca } }) : undefined;
     const backoff = new ExponentialBackoff({ initialDelay: opts.initialDelayMs ?? 500, maxDelay: 30_000 });
     this.#policy = wrap(
       retry(handleWhen(isRetryable), {
@@ -124,7 +130,8 @@ export class CentralClient {
           },
           body: JSON.stringify(body),
           signal: request.signal,
-        }).finally(() => signal.removeEventListener('abort', onTimeout));
+          ...(this.#dispatcher ? { dispatcher: this.#dispatcher } : {}),
+        } as RequestInit).finally(() => signal.removeEventListener('abort', onTimeout));
         if (!res.ok)
           throw new HttpStatusError(
             res.status,
