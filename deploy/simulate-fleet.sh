@@ -57,7 +57,10 @@ for ((i = 1; i <= count; i++)); do
   umask 077
   {
     echo "EDGE_DB_PASSWORD=edge-$i-$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"
+    # One host, no TLS between the simulated devices and Central: a lab, said so.
     echo "CENTRAL_URL=http://host.docker.internal:$central_port"
+    echo "ALLOW_INSECURE_HTTP=true"
+    echo "EDGE_BIND=0.0.0.0"
     echo "DEVICE_MAC=$mac"
     echo "DEVICE_TOKEN=$token"
     echo "MANIFEST_PUBLIC_KEYS=$public_keys"

@@ -60,6 +60,24 @@ describe('compose definitions', () => {
     }
   });
 
+  it('publish only TLS and Grafana on all interfaces; everything else on loopback or nowhere', () => {
+    const open = new Set(['central/central-tls', 'central/grafana']);
+    for (const [stack, file] of [
+      ['central', central],
+      ['edge', edge],
+    ] as const) {
+      for (const [name, service] of Object.entries(file.services)) {
+        for (const port of service.ports ?? []) {
+          const loopback = port.startsWith('127.0.0.1:');
+          assert.ok(
+            loopback || open.has(`${stack}/${name}`),
+            `${stack}/${name} publishes ${port} on all interfaces`,
+          );
+        }
+      }
+    }
+  });
+
   it('build runtime images as a non-root user with a health check', async () => {
     const text = await import('node:fs/promises').then((fs) => fs.readFile('Dockerfile', 'utf8'));
     assert.match(text, /^USER node$/m);
@@ -120,7 +138,10 @@ describe('compose services, started natively', () => {
     target: string,
     map: Record<string, string>,
   ): Record<string, string> {
-    const env: Record<string, string> = { ...docker[target]!.env, ...service.environment };
+    // An empty `KEY: ${VAR:-}` is an empty string in Compose (YAML reads it as null).
+    const env: Record<string, string> = Object.fromEntries(
+      Object.entries({ ...docker[target]!.env, ...service.environment }).map(([k, v]) => [k, v ?? '']),
+    );
     for (const [key, value] of Object.entries(env)) {
       if (!/^(postgres|https?):\/\//.test(value)) continue;
       const url = new URL(value);
@@ -203,14 +224,14 @@ describe('compose services, started natively', () => {
 
     const edgeSvc = edge.services['dbupdate-service']!;
     const edgeEnv = {
-      ...nativeEnv(edgeSvc, 'edge', { 'host.docker.internal:8080': `http://127.0.0.1:${centralPort}` }),
+      ...nativeEnv(edgeSvc, 'edge', { 'central.example.com': `http://127.0.0.1:${centralPort}` }),
       ...local,
       PORT: String(edgePort),
       DEVICE_TOKEN: token,
       MANIFEST_PUBLIC_KEYS: TEST_KEYS.publicKey,
       OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url,
     };
-    delete (edgeEnv as Record<string, string>)['host.docker.internal:8080'];
+    delete (edgeEnv as Record<string, string>)['central.example.com'];
     const edgeProc = start(commandOf(edgeSvc, 'edge'), edgeEnv);
     const status = await waitFor(
       async () => {
@@ -219,7 +240,16 @@ describe('compose services, started natively', () => {
       },
       (s) => s?.recent.some((r) => r.status === 'success') ?? false,
       30_000,
-    );
+    ).catch((err: Error) => {
+      throw new Error(
+        `${err.message}; the edge said:\n${edgeProc
+          .output()
+          .split('\n')
+          .filter((l) => !l.startsWith('[compile cache]'))
+          .join('\n')
+          .slice(-3000)}`,
+      );
+    });
     assert.ok(status);
     assert.equal(await start(docker.edge!.healthcheck, edgeEnv).exit, 0);
 

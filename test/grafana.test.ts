@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
 import { parse } from 'yaml';
 import { CentralMetrics } from '../src/central/metrics.ts';
 import { EdgeMetrics } from '../src/edge/metrics.ts';
@@ -35,12 +36,17 @@ const sources = parse(await readFile(new URL('provisioning/datasources/datasourc
 };
 const targets = dashboard.panels.flatMap((p) => (p.targets ?? []).map((t) => ({ panel: p.title, ...t })));
 
+/** `${name:sqlstring}` as Grafana formats it: quoted, with every ' doubled. */
+const sqlstring = (value: string) => `'${value.replaceAll("'", "''")}'`;
+
 /** Grafana's macros and this dashboard's variables, as Grafana would expand them. */
-function expand(sql: string): string {
+function expand(
+  sql: string,
+  values: Record<string, string> = { mac: '02:00:00:00:00:01', stale_hours: '24' },
+): string {
   return sql
     .replace(/\$__timeFilter\(([^)]+)\)/g, "$1 BETWEEN now() - interval '2 days' AND now()")
-    .replaceAll('$stale_hours', '24')
-    .replaceAll('$mac', '02:00:00:00:00:01');
+    .replace(/\$\{([a-z_]+):sqlstring\}/g, (_, name: string) => sqlstring(values[name]!));
 }
 
 describe('Grafana provisioning', () => {
@@ -64,6 +70,46 @@ describe('Grafana provisioning', () => {
       for (const [, name] of (t.rawSql ?? t.expr ?? '').matchAll(/\$([a-z_]+)/g)) {
         assert.ok(name!.startsWith('_') || variables.has(name!), `${t.panel}: unknown variable $${name}`);
       }
+    }
+  });
+
+  it('pastes no variable into SQL as raw text: every one is an escaped ${name:sqlstring}', () => {
+    for (const t of targets.filter((x) => x.rawSql)) {
+      const raw = t.rawSql!.replace(/\$\{[a-z_]+:sqlstring\}/g, '').replace(/\$__[a-zA-Z]+/g, '');
+      assert.doesNotMatch(raw, /\$/, `${t.panel} ${t.refId}: ${t.rawSql}`);
+    }
+  });
+
+  it('reads through a role that can write nothing, and a hostile variable stays a value', async () => {
+    const sql = await readFile(new URL('../../central/grafana-reader.sql', ROOT), 'utf8');
+    await db.pool.query(sql.replace(":'grafana_password'", "'reader-pw'"));
+    const url = new URL(db.url);
+    url.username = 'grafana_reader';
+    url.password = 'reader-pw';
+    const reader = new pg.Client({ connectionString: url.toString() });
+    await reader.connect();
+    try {
+      for (const t of targets.filter((x) => x.rawSql)) {
+        await reader
+          .query(expand(t.rawSql!))
+          .catch((err: Error) => assert.fail(`${t.panel}: ${err.message}`));
+      }
+      await db.pool.query("INSERT INTO sync_requests (mac, status) VALUES ('02:00:00:00:00:01', 'served')");
+      const hostile = {
+        mac: "02:00:00:00:00:01'::macaddr; DELETE FROM sync_requests; --",
+        stale_hours: '1); DELETE FROM sync_requests; --',
+      };
+      for (const t of targets.filter((x) => x.rawSql))
+        await reader.query(expand(t.rawSql!, hostile)).catch(() => undefined);
+      await assert.rejects(
+        reader.query('DELETE FROM sync_requests'),
+        /read-only transaction|permission denied/,
+      );
+      const { rows } = await db.pool.query('SELECT count(*)::int AS n FROM sync_requests');
+      assert.equal(rows[0].n, 1);
+    } finally {
+      await reader.end();
+      await db.pool.query('DROP OWNED BY grafana_reader; DROP ROLE grafana_reader').catch(() => undefined);
     }
   });
 
