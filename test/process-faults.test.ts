@@ -17,6 +17,7 @@ import { createPool, type Pool } from '../src/platform/db.ts';
 import { freePort, startEmbeddedCluster, type EmbeddedCluster } from '../src/platform/embedded.ts';
 import { migrate } from '../src/platform/migrate.ts';
 import { seedOneScope, startCentral, type RunningCentral } from './helpers/central.ts';
+import { startFaultProxy } from './helpers/proxy.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { fingerprint, testSyncer } from './helpers/edge.ts';
 import { TEST_KEYS } from './helpers/keys.ts';
@@ -245,6 +246,88 @@ describe('process faults', () => {
       );
       assert.equal(rows[0].n, 0, 'the interrupted sync was closed');
       await pool.end();
+    });
+
+    it("Central's PostgreSQL restarted mid-stream: edge data as it was, both records kept, next sync recovers", async () => {
+      const admin = new pg.Client({ connectionString: cluster.url });
+      await admin.connect();
+      await admin.query('CREATE DATABASE central_midstream TEMPLATE template0');
+      await admin.end();
+      const url = cluster.url.replace(/\/postgres$/, '/central_midstream');
+      const pool = createPool(url, { applicationName: 'test-central' });
+      try {
+        const { centralMigrations } = await import('../src/central/migrations.ts');
+        await migrate(pool, await centralMigrations());
+        const seeded = await seedCentral(
+          pool,
+          // More rows than the socket buffers between Central and the edge can hold, so
+          // Central's COPY is still running when the database goes away.
+          { ...DEFAULT_SHAPE, companies: 1, locationsPerCompany: 1, usersPerCompany: 150_000 },
+          { reset: false },
+        );
+        const m = seeded.devices[0]!.mac;
+        const secret = (await enrollDevice(pool, m)).secret;
+        await using app = await startCentral({ url, pool } as TestDatabase);
+        await using edgeDb = await createTestDatabase('edge');
+        const proxy = await startFaultProxy(app.url);
+        try {
+          assert.equal((await testSyncer(edgeDb, app.url, m, secret).run('cli')).status, 'success');
+          await pool.query(`UPDATE users SET display_name = display_name || ' +', updated_at = now()`);
+          const before = await fingerprint(edgeDb.pool);
+          proxy.fault = { kind: 'throttle', bytesPerSecond: 4_000_000 };
+          const watcher = createPool(url, { applicationName: 'watcher', max: 1 });
+          const sync = testSyncer(edgeDb, proxy.url, m, secret, { HTTP_STALL_TIMEOUT_SECONDS: '5' }).run(
+            'cli',
+          );
+          // Central is inside the stream's COPY, held back by the slow link (its backend waits to
+          // write to Central), rows already on their way, when its database goes away.
+          await waitFor(
+            async () =>
+              proxy.relayed > 100_000 &&
+              (
+                await watcher.query(
+                  `SELECT 1 FROM pg_stat_activity WHERE application_name = 'central-snapshots'
+                      AND query LIKE 'COPY (%' AND wait_event = 'ClientWrite'`,
+                )
+              ).rows.length > 0,
+            (ok) => ok,
+            60_000,
+          );
+          await watcher.end();
+          await cluster.stop();
+          const outcome = await sync;
+          assert.equal(outcome.status, 'failed');
+          assert.equal(await fingerprint(edgeDb.pool), before, 'the edge kept exactly its old data');
+          const { rows: ledger } = await edgeDb.pool.query(
+            `SELECT status, manifest_id FROM edge_sync_log ORDER BY id DESC LIMIT 1`,
+          );
+          assert.equal(ledger[0].status, 'failed');
+          await cluster.restart();
+          proxy.fault = { kind: 'none' };
+          const next = await waitFor(
+            () => testSyncer(edgeDb, app.url, m, secret).run('cli'),
+            (r) => r.status === 'success',
+            30_000,
+          );
+          assert.equal(next.status, 'success');
+          // The interrupted request's records are there, written before any byte was sent: its
+          // manifest, and its request row (left open by the outage, for the sweeper to close).
+          const { rows: manifest } = await pool.query(
+            'SELECT 1 FROM sync_manifest_headers WHERE manifest_id = $1',
+            [ledger[0].manifest_id],
+          );
+          assert.equal(manifest.length, 1, 'the interrupted manifest was audited');
+          const { rows: open } = await pool.query(
+            "SELECT count(*)::int AS n FROM sync_requests WHERE mac = $1 AND status IN ('started', 'error', 'aborted')",
+            [m],
+          );
+          assert.ok(open[0].n >= 1, 'the interrupted request was audited');
+        } finally {
+          await proxy.close();
+        }
+      } finally {
+        await pool.end();
+      }
     });
 
     it("Central's PostgreSQL down: a clear 503, the lost audit counted, service back when it is", async () => {

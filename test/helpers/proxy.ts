@@ -27,17 +27,27 @@ export type Fault =
   /** Answers the next snapshot requests with a recorded answer, Central unasked. */
   | { kind: 'replay'; recorded: { contentType: string; body: Buffer } }
   /** Passes the answer on in `chunks` pieces, one every `everyMs`: a slow, steady link. */
-  | { kind: 'drip'; chunks: number; everyMs: number };
+  | { kind: 'drip'; chunks: number; everyMs: number }
+  /** Streams Central's answer on at `bytesPerSecond`, reading it only as fast: Central stays mid-stream. */
+  | { kind: 'throttle'; bytesPerSecond: number };
 
 export interface FaultProxy {
   url: string;
   fault: Fault;
   requests: number;
+  /** Bytes of snapshot bodies passed on by the throttle so far. */
+  relayed: number;
   close(): Promise<void>;
 }
 
 export async function startFaultProxy(target: string): Promise<FaultProxy> {
-  const state: FaultProxy = { url: '', fault: { kind: 'none' }, requests: 0, close: async () => {} };
+  const state: FaultProxy = {
+    url: '',
+    fault: { kind: 'none' },
+    requests: 0,
+    relayed: 0,
+    close: async () => {},
+  };
   const server: Server = createServer(async (req, res) => {
     state.requests++;
     const parts: Buffer[] = [];
@@ -69,6 +79,23 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
       },
       body: parts.length > 0 ? Buffer.concat(parts) : null,
     });
+    if (fault.kind === 'throttle' && req.url?.includes('/request') && upstream.ok && upstream.body) {
+      res.writeHead(upstream.status, { 'content-type': upstream.headers.get('content-type') ?? '' });
+      const reader = upstream.body.getReader();
+      try {
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done || res.destroyed) break;
+          res.write(value);
+          state.relayed += value.length;
+          await new Promise((r) => setTimeout(r, (value.length / fault.bytesPerSecond) * 1000));
+        }
+        res.end();
+      } catch {
+        res.destroy(); // Central cut its stream: so does the link
+      }
+      return;
+    }
     let body = Buffer.from(await upstream.arrayBuffer());
     const isSnapshot = req.url?.includes('/request') && upstream.ok;
     if (isSnapshot && fault.kind === 'replace')
