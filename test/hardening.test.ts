@@ -59,6 +59,12 @@ describe('hardening of the HTTP surface', () => {
       'HEADERS_TOO_LARGE',
     ],
     ['an undecodable URL', 'GET /api/%ff%fe HTTP/1.1\r\nHost: x\r\n\r\n', 400, 'INVALID_INPUT'],
+    [
+      'a CONNECT, as to a proxy',
+      'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n',
+      400,
+      'INVALID_INPUT',
+    ],
   ];
   for (const [name, bytes, status, code] of parserCases) {
     it(`answers ${name} with ${status} ${code} in the documented shape`, async () => {

@@ -5,6 +5,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type {
   FastifyError,
   FastifyInstance,
@@ -131,7 +132,17 @@ function discardBody(raw: IncomingMessage): Promise<void> {
   });
 }
 
+/** CONNECT never reaches a route; without a listener Node would drop the socket unanswered. */
+function refuseConnect(_request: IncomingMessage, socket: Duplex): void {
+  const body = errorJson(400, 'INVALID_INPUT', 'CONNECT is not supported: this is not a proxy');
+  socket.on('error', () => {});
+  socket.end(
+    `HTTP/1.1 400 Bad Request\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}
+
 export function installErrorHandling(app: FastifyInstance): void {
+  if (app.server.listenerCount('connect') === 0) app.server.on('connect', refuseConnect);
   // Only JSON bodies are part of the API: text/plain is refused with 415, not parsed and refused with 400.
   app.removeContentTypeParser('text/plain');
   app.setErrorHandler((err: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
