@@ -17,7 +17,7 @@ import { generateSigningKeys } from '../src/contract/signing.ts';
 import { loadEdgeConfig } from '../src/edge/config.ts';
 import { startEdge } from '../src/edge/server.ts';
 import { createPool } from '../src/platform/db.ts';
-import { startEmbeddedCluster } from '../src/platform/embedded.ts';
+import { startClusterPair } from '../src/platform/embedded.ts';
 import { createLogger } from '../src/platform/logger.ts';
 import { migrate } from '../src/platform/migrate.ts';
 import { fuzzCases, judge, sendCase, type FuzzCase } from './fuzz-cases.ts';
@@ -38,12 +38,9 @@ function memory(): string {
 const dir = await mkdtemp(join(tmpdir(), 'dbupdate-fuzz-'));
 const stops: (() => Promise<void>)[] = [];
 try {
-  const [cPg, ePg] = await Promise.all([
-    startEmbeddedCluster({ dataDir: dir, name: 'central' }),
-    startEmbeddedCluster({ dataDir: dir, name: 'edge' }),
-  ]);
-  stops.push(cPg.stop, ePg.stop);
-  const centralUrl = await cPg.createDatabase('central');
+  const clusters = await startClusterPair(dir);
+  stops.push(clusters.stop);
+  const { centralUrl, edgeUrl } = clusters;
   const pool = createPool(centralUrl, { max: 4, applicationName: 'fuzz' });
   stops.push(() => pool.end());
   await migrate(pool, await centralMigrations());
@@ -68,7 +65,7 @@ try {
   stops.push(central.stop);
   const edge = await startEdge(
     loadEdgeConfig({
-      EDGE_DATABASE_URL: await ePg.createDatabase('edge'),
+      EDGE_DATABASE_URL: edgeUrl,
       CENTRAL_URL: central.url,
       DEVICE_MAC: mac,
       DEVICE_TOKEN: secret,

@@ -18,7 +18,7 @@ import { enrollDevice } from '../src/central/services/enroll.ts';
 import { DEFAULT_SHAPE, seedCentral } from '../src/central/services/seed.ts';
 import { generateSigningKeys } from '../src/contract/signing.ts';
 import { createPool } from '../src/platform/db.ts';
-import { startEmbeddedCluster } from '../src/platform/embedded.ts';
+import { startClusterPair } from '../src/platform/embedded.ts';
 import { createLogger } from '../src/platform/logger.ts';
 import { migrate } from '../src/platform/migrate.ts';
 import { ENTRY_POINT, entryNodeFlags } from '../src/platform/node-flags.ts';
@@ -61,13 +61,9 @@ const dir = await mkdtemp(join(tmpdir(), 'dbupdate-arm64-'));
 const stops: (() => Promise<void>)[] = [];
 let failed: boolean;
 try {
-  const [centralPg, edgePg] = await Promise.all([
-    startEmbeddedCluster({ dataDir: dir, name: 'central' }),
-    startEmbeddedCluster({ dataDir: dir, name: 'edge' }),
-  ]);
-  stops.push(centralPg.stop, edgePg.stop);
-  const centralUrl = await centralPg.createDatabase('central');
-  const edgeUrl = await edgePg.createDatabase('edge');
+  const clusters = await startClusterPair(dir);
+  stops.push(clusters.stop);
+  const { centralUrl, edgeUrl } = clusters;
   const pool = createPool(centralUrl, { max: 4, applicationName: 'arm64-check' });
   stops.push(() => pool.end());
   await migrate(pool, await centralMigrations());

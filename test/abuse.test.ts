@@ -5,26 +5,23 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { DEFAULT_SHAPE, seedCentral } from '../src/central/services/seed.ts';
-import { enrollDevice } from '../src/central/services/enroll.ts';
 import { CredentialVerifier, hashSecret } from '../src/central/services/credentials.ts';
-import { startCentral } from './helpers/central.ts';
+import { seedEnrolledDevices, startCentral } from './helpers/central.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 
 describe('abuse by one client', () => {
   let central: TestDatabase;
-  const tokens = new Map<string, string>();
+  let tokens: Map<string, string>;
   let macs: string[];
 
   before(async () => {
     central = await createTestDatabase('central');
-    const seeded = await seedCentral(
-      central.pool,
-      { ...DEFAULT_SHAPE, companies: 1, locationsPerCompany: 1, devicesPerLocation: 3, usersPerCompany: 10 },
-      { reset: false },
-    );
-    macs = seeded.devices.map((d) => d.mac);
-    for (const mac of macs) tokens.set(mac, (await enrollDevice(central.pool, mac)).secret);
+    ({ macs, tokens } = await seedEnrolledDevices(central, {
+      companies: 1,
+      locationsPerCompany: 1,
+      devicesPerLocation: 3,
+      usersPerCompany: 10,
+    }));
   });
   after(async () => {
     await central[Symbol.asyncDispose]();

@@ -5,9 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { enrollDevice } from '../src/central/services/enroll.ts';
-import { DEFAULT_SHAPE, seedCentral } from '../src/central/services/seed.ts';
-import { startCentral, type RunningCentral } from './helpers/central.ts';
+import { seedEnrolledDevices, startCentral, type RunningCentral } from './helpers/central.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { edgeRows, testSyncer } from './helpers/edge.ts';
 import { startFaultProxy, type FaultProxy } from './helpers/proxy.ts';
@@ -17,17 +15,16 @@ describe('replay and rollback', () => {
   let api: RunningCentral;
   let proxy: FaultProxy;
   let macs: string[];
-  const tokens = new Map<string, string>();
+  let tokens: Map<string, string>;
 
   before(async () => {
     central = await createTestDatabase('central');
-    const seeded = await seedCentral(
-      central.pool,
-      { ...DEFAULT_SHAPE, companies: 1, locationsPerCompany: 1, devicesPerLocation: 2, usersPerCompany: 300 },
-      { reset: false },
-    );
-    macs = seeded.devices.map((d) => d.mac);
-    for (const mac of macs) tokens.set(mac, (await enrollDevice(central.pool, mac)).secret);
+    ({ macs, tokens } = await seedEnrolledDevices(central, {
+      companies: 1,
+      locationsPerCompany: 1,
+      devicesPerLocation: 2,
+      usersPerCompany: 300,
+    }));
     api = await startCentral(central);
     proxy = await startFaultProxy(api.url);
   });

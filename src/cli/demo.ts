@@ -19,7 +19,7 @@ import { startEdge } from '../edge/server.ts';
 import type { SyncResult } from '../edge/services/sync.ts';
 import { createPool } from '../platform/db.ts';
 import { generateSigningKeys } from '../contract/signing.ts';
-import { freePort, startEmbeddedCluster } from '../platform/embedded.ts';
+import { freePort, startClusterPair } from '../platform/embedded.ts';
 import { AppError } from '../platform/errors.ts';
 import { createLogger } from '../platform/logger.ts';
 import { migrate } from '../platform/migrate.ts';
@@ -79,13 +79,9 @@ export async function demo(argv: string[]): Promise<number> {
   };
   try {
     console.log(`dbupdate demo: starting two embedded PostgreSQL clusters in ${dir}`);
-    const [centralPg, edgePg] = await Promise.all([
-      startEmbeddedCluster({ dataDir: dir, name: 'central' }),
-      startEmbeddedCluster({ dataDir: dir, name: 'edge' }),
-    ]);
-    stops.push(centralPg.stop, edgePg.stop);
-    const centralUrl = await centralPg.createDatabase('central');
-    const edgeUrl = await edgePg.createDatabase('edge');
+    const clusters = await startClusterPair(dir);
+    stops.push(clusters.stop);
+    const { centralUrl, edgeUrl } = clusters;
 
     const pool = createPool(centralUrl, { max: 4, applicationName: 'demo' });
     stops.push(() => pool.end());

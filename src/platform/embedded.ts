@@ -149,3 +149,31 @@ export async function startEmbeddedCluster(options: {
     },
   };
 }
+
+export interface ClusterPair {
+  centralUrl: string;
+  edgeUrl: string;
+  /** Stops both clusters (their data goes with them). */
+  stop(): Promise<void>;
+}
+
+/** Central's and an edge's clusters side by side under `dir`, each with its empty database. */
+export async function startClusterPair(dir: string): Promise<ClusterPair> {
+  const [central, edge] = await Promise.all([
+    startEmbeddedCluster({ dataDir: dir, name: 'central' }),
+    startEmbeddedCluster({ dataDir: dir, name: 'edge' }),
+  ]);
+  const stop = async () => {
+    await Promise.all([central.stop(), edge.stop()]);
+  };
+  try {
+    return {
+      centralUrl: await central.createDatabase('central'),
+      edgeUrl: await edge.createDatabase('edge'),
+      stop,
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}

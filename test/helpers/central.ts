@@ -49,3 +49,15 @@ export async function seedOneScope(db: TestDatabase, users: number): Promise<{ m
   const mac = seeded.devices[0]!.mac;
   return { mac, token: (await enrollDevice(db.pool, mac)).secret };
 }
+
+/** Seeds `shape` (over the defaults) and enrolls every device: MACs in order, credentials by MAC. */
+export async function seedEnrolledDevices(
+  db: TestDatabase,
+  shape: Partial<typeof DEFAULT_SHAPE>,
+): Promise<{ macs: string[]; tokens: Map<string, string> }> {
+  const seeded = await seedCentral(db.pool, { ...DEFAULT_SHAPE, ...shape }, { reset: false });
+  const macs = seeded.devices.map((d) => d.mac);
+  const tokens = new Map<string, string>();
+  for (const mac of macs) tokens.set(mac, (await enrollDevice(db.pool, mac)).secret);
+  return { macs, tokens };
+}
