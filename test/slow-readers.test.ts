@@ -10,7 +10,7 @@ import { startCentral, seedOneScope, type RunningCentral } from './helpers/centr
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { requestSnapshot } from './helpers/snapshot.ts';
 
-const READERS = 40;
+const READERS = 100;
 
 describe('slow readers', () => {
   let central: TestDatabase;
