@@ -62,7 +62,7 @@ export const edgeCommands: Record<string, Command> = {
       const result = await createSyncer(config, pool, log).run('cli', { full: flags.full === true });
       const human = process.stdout.isTTY && flags.json !== true;
       console.log(human ? describeResult(result) : JSON.stringify(result, null, 2));
-      if (result.status === 'failed') throw new AppError(result.error!.code as never, result.error!.message);
+      if (result.status === 'failed') throw new AppError(result.error!.code, result.error!.message);
       return 0;
     });
   },

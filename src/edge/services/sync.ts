@@ -1,21 +1,19 @@
 /**
- * One sync, the only code path for the CLI, the schedule and POST /sync/now:
- * pull → validate → (unchanged? record and stop) → one transaction that empties the
- * eight tables, COPYs the stream in, recomputes counts and hashes and compares them
- * with the manifest, writes the ledger and state, commits → acknowledge.
- * Any failure rolls the transaction back: the local data stays exactly as it was.
+ * One sync, the only code path for the CLI, the schedule and POST /sync/now, in stages:
+ * pull (the signed manifest) → validate → recordUnchanged (and stop) or apply (one
+ * transaction that loads, checks foreign keys, verifies hashes, writes the ledger and
+ * commits) → acknowledge. Any failure rolls the transaction back: the local data stays
+ * exactly as it was, and recordFailure writes the ledger row and the Failed ack.
  */
 import { createHash, type KeyObject } from 'node:crypto';
-import { verifyManifest } from '../../contract/signing.ts';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { globalSha256, sameDigest, type TableDigest } from '../../contract/canonical.ts';
+import type { TableDigest } from '../../contract/canonical.ts';
 import { digestTables } from '../../contract/digest-pg.ts';
+import { verifyManifest } from '../../contract/signing.ts';
 import { readSnapshot, SnapshotFormatError, type SnapshotItem } from '../../contract/snapshot-reader.ts';
-import { COPY_SESSION_SETTINGS_SQL, TABLES } from '../../contract/tables.ts';
-import { SCHEMA_VERSION, storableText, type AckBody, type Manifest } from '../../contract/wire.ts';
+import { COPY_SESSION_SETTINGS_SQL } from '../../contract/tables.ts';
+import { storableText, type AckBody, type Manifest } from '../../contract/wire.ts';
 import type { Pool, PoolClient } from '../../platform/db.ts';
-import { AppError } from '../../platform/errors.ts';
+import { AppError, type ErrorCode } from '../../platform/errors.ts';
 import type { Logger } from '../../platform/logger.ts';
 import { step } from '../../platform/step.ts';
 import {
@@ -35,15 +33,15 @@ import {
 import {
   canLoadWithoutTriggers,
   checkForeignKeys,
-  copyIntoTable,
   emptyDataTables,
-  emptyTable,
   findLocalDevice,
   localSelectSql,
   setTriggers,
 } from '../repo/tables.ts';
 import { acknowledge, flushPendingAcks, type AckOutcome } from './acks.ts';
 import type { CentralClient } from './central-client.ts';
+import { compareDigests, heldFacts, refuseStaleOrForeign, validateManifest } from './sync-checks.ts';
+import { counted, loadTables, type Transfer } from './sync-load.ts';
 import type { EdgeMetrics } from '../metrics.ts';
 
 /** One sync at a time per edge database, across processes. */
@@ -61,7 +59,7 @@ export interface SyncResult {
   tablesLoaded?: string[];
   tables: TableDigest[];
   ack: AckOutcome;
-  error?: { code: string; message: string };
+  error?: { code: ErrorCode; message: string };
 }
 
 export interface SyncDeps {
@@ -76,121 +74,26 @@ export interface SyncDeps {
   deadlineMs: number;
 }
 
-interface Transfer {
-  bytes: number;
-  hash: ReturnType<typeof createHash>;
+/** What one attempt knows as it goes; each stage reads it and adds to it. */
+interface Attempt {
+  client: PoolClient;
+  syncId: string;
+  log: Logger;
+  started: number;
+  transfer: Transfer;
+  state: Record<string, string>;
+  /** Offer Central the hashes of what this edge holds (not after a failure, nor with --full). */
+  offerHeld: boolean;
+  /** May load with triggers off, table by table; without, every table is emptied and reloaded. */
+  loadWithoutTriggers: boolean;
+  /** The tables of the last applied manifest, when offered. */
+  held: { tables: TableDigest[] } | undefined;
+  body?: AsyncGenerator<Uint8Array>;
+  manifest?: Manifest;
 }
 
-async function* counted(source: AsyncIterable<Uint8Array>, transfer: Transfer): AsyncGenerator<Uint8Array> {
-  for await (const chunk of source) {
-    transfer.bytes += chunk.byteLength;
-    transfer.hash.update(chunk);
-    yield chunk;
-  }
-}
-
-function validateManifest(manifest: Manifest, now: number): void {
-  if (manifest.schemaVersion !== SCHEMA_VERSION) {
-    throw new AppError(
-      'SCHEMA_VERSION_MISMATCH',
-      `manifest has schema version ${manifest.schemaVersion}, this edge has ${SCHEMA_VERSION}`,
-    );
-  }
-  if (Date.parse(manifest.expiresAt) <= now) {
-    throw new AppError(
-      'MANIFEST_EXPIRED',
-      `manifest ${manifest.manifestId} expired at ${manifest.expiresAt}`,
-    );
-  }
-  const names = manifest.tables.map((t) => t.name).join(',');
-  if (names !== TABLES.map((t) => t.name).join(',')) {
-    throw new AppError('SNAPSHOT_INVALID', `manifest lists tables ${names}`);
-  }
-  if (globalSha256(manifest.tables) !== manifest.globalSha256) {
-    throw new AppError('SNAPSHOT_INVALID', 'manifest globalSha256 does not match its tables');
-  }
-}
-
-/**
- * A manifest older than what this edge already holds is a replay or a rollback (a response
- * recorded on the path, or a stale Central): refused, whatever its signature says. The
- * comparison is on `generatedAt`, signed inside the manifest. A manifest for another
- * device is refused by the device id this edge learned from its first applied snapshot.
- */
-function refuseStaleOrForeign(manifest: Manifest, state: Record<string, string>): void {
-  const held = state.last_generated_at;
-  if (held && Date.parse(manifest.generatedAt) < Date.parse(held)) {
-    throw new AppError(
-      'MANIFEST_STALE',
-      `manifest ${manifest.manifestId} was generated at ${manifest.generatedAt}, before the ${held} of the data this edge holds`,
-    );
-  }
-  const device = state.device_id;
-  if (device && manifest.filters.deviceId !== device) {
-    throw new AppError(
-      'MANIFEST_NOT_FOR_DEVICE',
-      `manifest ${manifest.manifestId} is for device ${manifest.filters.deviceId}, this edge is ${device}`,
-    );
-  }
-}
-
-/** What an applied or confirmed manifest tells about the data held, for the next refusals. */
-function heldFacts(manifest: Manifest): Record<string, string> {
-  return { last_generated_at: manifest.generatedAt, device_id: manifest.filters.deviceId };
-}
-
-/** The tables whose local digest differs from the manifest's, each with both row counts. */
-function compareDigests(expected: readonly TableDigest[], actual: readonly TableDigest[]): string[] {
-  return expected.flatMap((e, i) =>
-    sameDigest(e, actual[i])
-      ? []
-      : [`${e.name} (expected ${e.rowCount} rows, got ${actual[i]?.rowCount ?? '?'})`],
-  );
-}
-
-/**
- * COPYs every table frame into its table. With `partial`, a table is emptied just before
- * its rows load and a frame without rows keeps the local table as it is; otherwise all
- * tables were emptied first (children before parents, as the foreign keys require).
- */
-async function loadTables(
-  client: PoolClient,
-  items: AsyncGenerator<SnapshotItem>,
-  log: Logger,
-  partial: boolean,
-  metrics: EdgeMetrics,
-): Promise<{ rows: number; tables: string[] }> {
-  let rows = 0;
-  const tables: string[] = [];
-  for (const def of TABLES) {
-    const next = await items.next();
-    if (next.done || next.value.type !== 'table')
-      throw new AppError('SNAPSHOT_INVALID', `expected table ${def.name}`);
-    const { frame, rows: data } = next.value;
-    if (frame.table !== def.name || frame.columns.join(',') !== def.columns.map((c) => c.name).join(',')) {
-      throw new AppError(
-        'SNAPSHOT_INVALID',
-        `table frame ${frame.table} does not match local table ${def.name}`,
-      );
-    }
-    if (frame.rowsIncluded === false) {
-      if (!partial) throw new AppError('SNAPSHOT_INVALID', `table ${def.name} came without rows`);
-      continue;
-    }
-    if (partial) await emptyTable(client, def);
-    const started = performance.now();
-    await step(log, 'sync.load.table', { table: def.name, rows: frame.rowCount }, () =>
-      pipeline(Readable.from(data), copyIntoTable(client, def)),
-    );
-    metrics.recordTableLoad(def.name, frame.rowCount, (performance.now() - started) / 1000);
-    rows += frame.rowCount;
-    tables.push(def.name);
-  }
-  const end = await items.next();
-  if (end.done || end.value.type !== 'end')
-    throw new AppError('SNAPSHOT_INVALID', 'stream did not end after the last table');
-  return { rows, tables };
-}
+type ResultFields = Pick<SyncResult, 'rowsLoaded' | 'tables' | 'ack'> &
+  Partial<Pick<SyncResult, 'tablesLoaded' | 'error'>>;
 
 function asAppError(err: unknown): AppError {
   if (err instanceof AppError) return err;
@@ -198,6 +101,8 @@ function asAppError(err: unknown): AppError {
     return new AppError('SNAPSHOT_INVALID', err.message, { cause: err });
   return new AppError('LOAD_FAILED', (err as Error).message, { cause: err });
 }
+
+const elapsed = (a: Attempt) => Math.round(performance.now() - a.started);
 
 export class Syncer {
   readonly #deps: SyncDeps;
@@ -251,123 +156,112 @@ export class Syncer {
   }
 
   async #attempt(client: PoolClient, syncId: string, log: Logger, full: boolean): Promise<SyncResult> {
+    const a = await this.#begin(client, syncId, log, full);
+    try {
+      const { manifest, items } = await this.#pull(a);
+      const mlog = log.child({ manifestId: manifest.manifestId });
+      await step(mlog, 'sync.validate', {}, () => this.#validate(a, manifest));
+      const unchanged =
+        !manifest.rowsIncluded || (a.offerHeld && manifest.globalSha256 === a.state.last_global_sha256);
+      if (unchanged) return await this.#recordUnchanged(a, manifest, items, mlog);
+      const applied = await this.#apply(a, manifest, items, mlog);
+      const ack = await this.#acknowledge(a, 'Success', applied.tables, null, mlog);
+      return this.#result(a, 'success', { ...applied, ack });
+    } catch (err) {
+      return await this.#recordFailure(a, asAppError(err));
+    } finally {
+      // A sync that stopped reading must close the response, or Central keeps streaming into it.
+      await a.body?.return(undefined).catch(() => undefined);
+    }
+  }
+
+  async #begin(client: PoolClient, syncId: string, log: Logger, full: boolean): Promise<Attempt> {
     const started = performance.now();
-    const elapsed = () => Math.round(performance.now() - started);
-    const transfer: Transfer = { bytes: 0, hash: createHash('sha256') };
     const state = await getState(client);
-    let manifest: Manifest | undefined;
-    let inTransaction = false;
-    let body: AsyncGenerator<Uint8Array> | undefined;
     // What this edge holds is offered to Central only while its last sync ended well:
     // after a failure (drift found, load cut short) the next sync reloads everything.
-    const trusted = !full && (await lastFinishedStatus(client, syncId)) !== 'failed';
+    const offerHeld = !full && (await lastFinishedStatus(client, syncId)) !== 'failed';
     // Without trigger bypass, parents cannot be reloaded under kept children: reload all.
-    const fast = await canLoadWithoutTriggers(client);
-    const applied = trusted && fast ? await lastAppliedTables(client) : undefined;
+    const loadWithoutTriggers = await canLoadWithoutTriggers(client);
+    const held = offerHeld && loadWithoutTriggers ? await lastAppliedTables(client) : undefined;
+    const transfer: Transfer = { bytes: 0, hash: createHash('sha256') };
+    return { client, syncId, log, started, transfer, state, offerHeld, loadWithoutTriggers, held };
+  }
+
+  /** The snapshot stream, up to its signed manifest. */
+  async #pull(a: Attempt): Promise<{ manifest: Manifest; items: AsyncGenerator<SnapshotItem> }> {
+    a.body = await step(a.log, 'sync.pull', {}, () =>
+      this.#deps.central.requestSnapshot(
+        {
+          mac: this.#deps.mac,
+          knownGlobalSha256: a.offerHeld ? (a.state.last_global_sha256 ?? null) : null,
+          ...(a.held
+            ? { knownTables: Object.fromEntries(a.held.tables.map((t) => [t.name, t.sha256])) }
+            : {}),
+        },
+        {},
+        Date.now() + this.#deps.deadlineMs,
+      ),
+    );
+    const items = readSnapshot(counted(a.body, a.transfer));
+    const first = await items.next();
+    if (first.done || first.value.type !== 'manifest') throw new AppError('SNAPSHOT_INVALID', 'no manifest');
+    const signed = verifyManifest(first.value.manifest, first.value.signature, this.#deps.publicKeys);
+    if (signed !== 'ok') {
+      throw new AppError('MANIFEST_SIGNATURE_INVALID', `manifest signature check failed: ${signed}`);
+    }
+    a.manifest = first.value.manifest;
+    return { manifest: a.manifest, items };
+  }
+
+  async #validate(a: Attempt, m: Manifest): Promise<void> {
+    validateManifest(m, Date.now());
+    refuseStaleOrForeign(m, a.state);
+    if (await manifestApplied(a.client, m.manifestId)) {
+      throw new AppError('MANIFEST_ALREADY_APPLIED', `manifest ${m.manifestId} was applied before`);
+    }
+  }
+
+  async #recordUnchanged(
+    a: Attempt,
+    m: Manifest,
+    items: AsyncGenerator<SnapshotItem>,
+    log: Logger,
+  ): Promise<SyncResult> {
+    for await (const _ of items) {
+      /* drain to the end frame, which the reader checks */
+    }
+    const held = a.held ?? (await lastAppliedTables(a.client));
+    await finishSync(a.client, a.syncId, this.#ledgerRow(a, 'unchanged', 0));
+    await setState(a.client, { last_check_at: new Date().toISOString(), ...heldFacts(m) });
+    log.info({ event: 'sync.unchanged', globalSha256: m.globalSha256 }, 'scope unchanged, nothing loaded');
+    const tables = held?.tables ?? [];
+    const ack = await this.#acknowledge(a, 'Success', tables, null, log);
+    return this.#result(a, 'unchanged', { rowsLoaded: 0, tables, ack });
+  }
+
+  /** The one transaction: load, check, verify, ledger, commit; rolled back on any failure. */
+  async #apply(
+    a: Attempt,
+    m: Manifest,
+    items: AsyncGenerator<SnapshotItem>,
+    log: Logger,
+  ): Promise<{ rowsLoaded: number; tablesLoaded: string[]; tables: TableDigest[] }> {
+    const { client } = a;
+    await client.query('BEGIN');
     try {
-      body = await step(log, 'sync.pull', {}, () =>
-        this.#deps.central.requestSnapshot(
-          {
-            mac: this.#deps.mac,
-            knownGlobalSha256: trusted ? (state.last_global_sha256 ?? null) : null,
-            ...(applied
-              ? { knownTables: Object.fromEntries(applied.tables.map((t) => [t.name, t.sha256])) }
-              : {}),
-          },
-          {},
-          Date.now() + this.#deps.deadlineMs,
-        ),
-      );
-      const items = readSnapshot(counted(body, transfer));
-      const first = await items.next();
-      if (first.done || first.value.type !== 'manifest')
-        throw new AppError('SNAPSHOT_INVALID', 'no manifest');
-      const signed = verifyManifest(first.value.manifest, first.value.signature, this.#deps.publicKeys);
-      if (signed !== 'ok') {
-        throw new AppError('MANIFEST_SIGNATURE_INVALID', `manifest signature check failed: ${signed}`);
-      }
-      manifest = first.value.manifest;
-      const m = manifest;
-      const mlog = log.child({ manifestId: m.manifestId });
-      await step(mlog, 'sync.validate', {}, async () => {
-        validateManifest(m, Date.now());
-        refuseStaleOrForeign(m, state);
-        if (await manifestApplied(client, m.manifestId)) {
-          throw new AppError('MANIFEST_ALREADY_APPLIED', `manifest ${m.manifestId} was applied before`);
-        }
-      });
-
-      if (!m.rowsIncluded || (trusted && m.globalSha256 === state.last_global_sha256)) {
-        for await (const _ of items) {
-          /* drain to the end frame, which the reader checks */
-        }
-        const held = applied ?? (await lastAppliedTables(client));
-        await finishSync(client, syncId, this.#finish('unchanged', m, elapsed(), transfer, 0));
-        await setState(client, { last_check_at: new Date().toISOString(), ...heldFacts(m) });
-        mlog.info(
-          { event: 'sync.unchanged', globalSha256: m.globalSha256 },
-          'scope unchanged, nothing loaded',
-        );
-        const tables = held?.tables ?? [];
-        const ack = await acknowledge(
-          client,
-          this.#deps.central,
-          this.#ack(m, 'Success', tables, elapsed(), null, transfer),
-          mlog,
-        );
-        return {
-          syncId,
-          status: 'unchanged',
-          manifestId: m.manifestId,
-          durationMs: elapsed(),
-          rowsLoaded: 0,
-          tables,
-          ack,
-        };
-      }
-
-      await client.query('BEGIN');
-      inTransaction = true;
       await client.query(COPY_SESSION_SETTINGS_SQL);
-      const loaded = await step(mlog, 'sync.load', {}, async () => {
-        if (fast) await setTriggers(client, false);
-        else await emptyDataTables(client);
-        const result = await loadTables(client, items, mlog, fast, this.#deps.metrics);
-        if (fast) {
-          await setTriggers(client, true);
-          const violated = await checkForeignKeys(client);
-          if (violated.length > 0) {
-            throw new AppError('SNAPSHOT_INVALID', `snapshot breaks foreign keys: ${violated.join(', ')}`);
-          }
-        }
-        return result;
-      });
-      const rowsLoaded = loaded.rows;
-      const local = await step(mlog, 'sync.verify', {}, async () => {
-        const digests = await digestTables(client, localSelectSql);
-        const drift = compareDigests(m.tables, digests);
-        if (drift.length > 0)
-          throw new AppError('HASH_MISMATCH', `loaded tables differ from the manifest: ${drift.join(', ')}`);
-        const own = await findLocalDevice(client, this.#deps.mac);
-        if (!own)
-          throw new AppError('SNAPSHOT_INVALID', `snapshot does not hold this device (${this.#deps.mac})`);
-        if (own.id !== m.filters.deviceId || own.locationId !== m.filters.locationId) {
-          throw new AppError(
-            'MANIFEST_NOT_FOR_DEVICE',
-            `manifest ${m.manifestId} names device ${m.filters.deviceId}, this edge (${this.#deps.mac}) is ${own.id}`,
-          );
-        }
-        return digests;
-      });
-      await step(mlog, 'sync.commit', {}, async () => {
+      const loaded = await step(log, 'sync.load', {}, () => this.#load(a, items, log));
+      const tables = await step(log, 'sync.verify', {}, () => this.#verify(a, m));
+      await step(log, 'sync.commit', {}, async () => {
         // Checked again at the end: a slow link must not stretch a manifest's lifetime.
         if (Date.parse(m.expiresAt) <= Date.now())
           throw new AppError(
             'MANIFEST_EXPIRED',
             `manifest ${m.manifestId} expired at ${m.expiresAt}, before commit`,
           );
-        await insertSyncTables(client, syncId, local);
-        await finishSync(client, syncId, this.#finish('success', m, elapsed(), transfer, rowsLoaded));
+        await insertSyncTables(client, a.syncId, tables);
+        await finishSync(client, a.syncId, this.#ledgerRow(a, 'success', loaded.rows));
         const now = new Date().toISOString();
         await setState(client, {
           last_manifest_id: m.manifestId,
@@ -377,104 +271,119 @@ export class Syncer {
           ...heldFacts(m),
         });
         await client.query('COMMIT');
-        inTransaction = false;
       });
-      const ack = await acknowledge(
-        client,
-        this.#deps.central,
-        this.#ack(m, 'Success', local, elapsed(), null, transfer),
-        mlog,
-      );
-      return {
-        syncId,
-        status: 'success',
-        manifestId: m.manifestId,
-        durationMs: elapsed(),
-        rowsLoaded,
-        tablesLoaded: loaded.tables,
-        tables: local,
-        ack,
-      };
+      return { rowsLoaded: loaded.rows, tablesLoaded: loaded.tables, tables };
     } catch (err) {
-      const appErr = asAppError(err);
-      if (inTransaction) await client.query('ROLLBACK');
-      if (appErr.code === 'SCHEMA_VERSION_MISMATCH') {
-        log.error({ event: 'sync.alert', alert: true, code: appErr.code }, appErr.message);
-      }
-      await finishSync(client, syncId, {
-        ...this.#finish('failed', manifest, elapsed(), transfer, 0),
-        errorCode: appErr.code,
-        errorText: appErr.message.slice(0, 4000),
-      });
-      let ack: AckOutcome = 'none';
-      if (manifest) {
-        // The rollback left the ledger as it was when this sync began.
-        const held = applied ?? (await lastAppliedTables(client));
-        ack = await acknowledge(
-          client,
-          this.#deps.central,
-          this.#ack(
-            manifest,
-            'Failed',
-            held?.tables ?? [],
-            elapsed(),
-            `${appErr.code}: ${appErr.message}`,
-            transfer,
-          ),
-          log,
-        );
-      }
-      return {
-        syncId,
-        status: 'failed',
-        manifestId: manifest?.manifestId ?? null,
-        durationMs: elapsed(),
-        rowsLoaded: 0,
-        tables: [],
-        ack,
-        error: { code: appErr.code, message: appErr.message },
-      };
-    } finally {
-      // A sync that stopped reading must close the response, or Central keeps streaming into it.
-      await body?.return(undefined).catch(() => undefined);
+      await client.query('ROLLBACK');
+      throw err;
     }
   }
 
-  #finish(
-    status: SyncFinish['status'],
-    m: Manifest | undefined,
-    durationMs: number,
-    t: Transfer,
-    rows: number,
-  ): SyncFinish {
+  async #load(a: Attempt, items: AsyncGenerator<SnapshotItem>, log: Logger) {
+    const { client } = a;
+    if (a.loadWithoutTriggers) await setTriggers(client, false);
+    else await emptyDataTables(client);
+    const result = await loadTables(client, items, log, a.loadWithoutTriggers, this.#deps.metrics);
+    if (a.loadWithoutTriggers) {
+      await setTriggers(client, true);
+      const violated = await checkForeignKeys(client);
+      if (violated.length > 0) {
+        throw new AppError('SNAPSHOT_INVALID', `snapshot breaks foreign keys: ${violated.join(', ')}`);
+      }
+    }
+    return result;
+  }
+
+  /** The loaded tables against the manifest, and this device's own row against its filters. */
+  async #verify(a: Attempt, m: Manifest): Promise<TableDigest[]> {
+    const digests = await digestTables(a.client, localSelectSql);
+    const drift = compareDigests(m.tables, digests);
+    if (drift.length > 0)
+      throw new AppError('HASH_MISMATCH', `loaded tables differ from the manifest: ${drift.join(', ')}`);
+    const own = await findLocalDevice(a.client, this.#deps.mac);
+    if (!own)
+      throw new AppError('SNAPSHOT_INVALID', `snapshot does not hold this device (${this.#deps.mac})`);
+    if (own.id !== m.filters.deviceId || own.locationId !== m.filters.locationId) {
+      throw new AppError(
+        'MANIFEST_NOT_FOR_DEVICE',
+        `manifest ${m.manifestId} names device ${m.filters.deviceId}, this edge (${this.#deps.mac}) is ${own.id}`,
+      );
+    }
+    return digests;
+  }
+
+  async #recordFailure(a: Attempt, err: AppError): Promise<SyncResult> {
+    if (err.code === 'SCHEMA_VERSION_MISMATCH') {
+      a.log.error({ event: 'sync.alert', alert: true, code: err.code }, err.message);
+    }
+    await finishSync(a.client, a.syncId, {
+      ...this.#ledgerRow(a, 'failed', 0),
+      errorCode: err.code,
+      errorText: err.message.slice(0, 4000),
+    });
+    let ack: AckOutcome = 'none';
+    if (a.manifest) {
+      // The rollback left the ledger as it was when this sync began.
+      const held = a.held ?? (await lastAppliedTables(a.client));
+      ack = await this.#acknowledge(a, 'Failed', held?.tables ?? [], `${err.code}: ${err.message}`, a.log);
+    }
+    return this.#result(a, 'failed', {
+      rowsLoaded: 0,
+      tables: [],
+      ack,
+      error: { code: err.code, message: err.message },
+    });
+  }
+
+  async #acknowledge(
+    a: Attempt,
+    status: 'Success' | 'Failed',
+    tables: readonly TableDigest[],
+    error: string | null,
+    log: Logger,
+  ): Promise<AckOutcome> {
+    return acknowledge(a.client, this.#deps.central, this.#ackBody(a, status, tables, error), log);
+  }
+
+  /** The one place a SyncResult is made. */
+  #result(a: Attempt, status: SyncResult['status'], fields: ResultFields): SyncResult {
     return {
+      syncId: a.syncId,
       status,
-      manifestId: m?.manifestId ?? null,
-      durationMs,
-      globalSha256: m?.globalSha256 ?? null,
-      rowsLoaded: rows,
-      bytesReceived: t.bytes,
-      payloadSha256: status === 'failed' ? null : t.hash.copy().digest('hex'),
+      manifestId: a.manifest?.manifestId ?? null,
+      durationMs: elapsed(a),
+      ...fields,
     };
   }
 
-  #ack(
-    m: Manifest,
+  #ledgerRow(a: Attempt, status: SyncFinish['status'], rows: number): SyncFinish {
+    const m = a.manifest;
+    return {
+      status,
+      manifestId: m?.manifestId ?? null,
+      durationMs: elapsed(a),
+      globalSha256: m?.globalSha256 ?? null,
+      rowsLoaded: rows,
+      bytesReceived: a.transfer.bytes,
+      payloadSha256: status === 'failed' ? null : a.transfer.hash.copy().digest('hex'),
+    };
+  }
+
+  #ackBody(
+    a: Attempt,
     status: 'Success' | 'Failed',
     tables: readonly TableDigest[],
-    durationMs: number,
     error: string | null,
-    t: Transfer,
   ): AckBody {
     return {
-      manifestId: m.manifestId,
+      manifestId: a.manifest!.manifestId,
       mac: this.#deps.mac,
       status,
       localCounts: Object.fromEntries(tables.map((x) => [x.name, x.rowCount])),
       localChecksums: Object.fromEntries(tables.map((x) => [x.name, x.sha256])),
-      durationMs,
+      durationMs: elapsed(a),
       error: error === null ? null : storableText(error.slice(0, 4000)),
-      payloadSha256: status === 'Success' ? t.hash.copy().digest('hex') : null,
+      payloadSha256: status === 'Success' ? a.transfer.hash.copy().digest('hex') : null,
     };
   }
 }

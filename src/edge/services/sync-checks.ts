@@ -1,0 +1,67 @@
+/**
+ * The checks a sync makes of a manifest before it loads anything, and of the loaded
+ * tables before it commits. Each throws an AppError with the code the ledger records.
+ */
+import { globalSha256, sameDigest, type TableDigest } from '../../contract/canonical.ts';
+import { TABLES } from '../../contract/tables.ts';
+import { SCHEMA_VERSION, type Manifest } from '../../contract/wire.ts';
+import { AppError } from '../../platform/errors.ts';
+
+export function validateManifest(manifest: Manifest, now: number): void {
+  if (manifest.schemaVersion !== SCHEMA_VERSION) {
+    throw new AppError(
+      'SCHEMA_VERSION_MISMATCH',
+      `manifest has schema version ${manifest.schemaVersion}, this edge has ${SCHEMA_VERSION}`,
+    );
+  }
+  if (Date.parse(manifest.expiresAt) <= now) {
+    throw new AppError(
+      'MANIFEST_EXPIRED',
+      `manifest ${manifest.manifestId} expired at ${manifest.expiresAt}`,
+    );
+  }
+  const names = manifest.tables.map((t) => t.name).join(',');
+  if (names !== TABLES.map((t) => t.name).join(',')) {
+    throw new AppError('SNAPSHOT_INVALID', `manifest lists tables ${names}`);
+  }
+  if (globalSha256(manifest.tables) !== manifest.globalSha256) {
+    throw new AppError('SNAPSHOT_INVALID', 'manifest globalSha256 does not match its tables');
+  }
+}
+
+/**
+ * A manifest older than what this edge already holds is a replay or a rollback (a response
+ * recorded on the path, or a stale Central): refused, whatever its signature says. The
+ * comparison is on `generatedAt`, signed inside the manifest. A manifest for another
+ * device is refused by the device id this edge learned from its first applied snapshot.
+ */
+export function refuseStaleOrForeign(manifest: Manifest, state: Record<string, string>): void {
+  const held = state.last_generated_at;
+  if (held && Date.parse(manifest.generatedAt) < Date.parse(held)) {
+    throw new AppError(
+      'MANIFEST_STALE',
+      `manifest ${manifest.manifestId} was generated at ${manifest.generatedAt}, before the ${held} of the data this edge holds`,
+    );
+  }
+  const device = state.device_id;
+  if (device && manifest.filters.deviceId !== device) {
+    throw new AppError(
+      'MANIFEST_NOT_FOR_DEVICE',
+      `manifest ${manifest.manifestId} is for device ${manifest.filters.deviceId}, this edge is ${device}`,
+    );
+  }
+}
+
+/** What an applied or confirmed manifest tells about the data held, for the next refusals. */
+export function heldFacts(manifest: Manifest): Record<string, string> {
+  return { last_generated_at: manifest.generatedAt, device_id: manifest.filters.deviceId };
+}
+
+/** The tables whose local digest differs from the manifest's, each with both row counts. */
+export function compareDigests(expected: readonly TableDigest[], actual: readonly TableDigest[]): string[] {
+  return expected.flatMap((e, i) =>
+    sameDigest(e, actual[i])
+      ? []
+      : [`${e.name} (expected ${e.rowCount} rows, got ${actual[i]?.rowCount ?? '?'})`],
+  );
+}

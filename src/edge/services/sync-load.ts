@@ -1,0 +1,75 @@
+/**
+ * The body of a sync as it arrives: counted and hashed on the way, then COPYed table by
+ * table into the caller's transaction.
+ */
+import type { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { SnapshotItem } from '../../contract/snapshot-reader.ts';
+import { TABLES } from '../../contract/tables.ts';
+import type { PoolClient } from '../../platform/db.ts';
+import { AppError } from '../../platform/errors.ts';
+import type { Logger } from '../../platform/logger.ts';
+import { step } from '../../platform/step.ts';
+import { copyIntoTable, emptyTable } from '../repo/tables.ts';
+import type { EdgeMetrics } from '../metrics.ts';
+
+export interface Transfer {
+  bytes: number;
+  hash: ReturnType<typeof createHash>;
+}
+
+export async function* counted(
+  source: AsyncIterable<Uint8Array>,
+  transfer: Transfer,
+): AsyncGenerator<Uint8Array> {
+  for await (const chunk of source) {
+    transfer.bytes += chunk.byteLength;
+    transfer.hash.update(chunk);
+    yield chunk;
+  }
+}
+
+/**
+ * COPYs every table frame into its table. With `partial`, a table is emptied just before
+ * its rows load and a frame without rows keeps the local table as it is; otherwise all
+ * tables were emptied first (children before parents, as the foreign keys require).
+ */
+export async function loadTables(
+  client: PoolClient,
+  items: AsyncGenerator<SnapshotItem>,
+  log: Logger,
+  partial: boolean,
+  metrics: EdgeMetrics,
+): Promise<{ rows: number; tables: string[] }> {
+  let rows = 0;
+  const tables: string[] = [];
+  for (const def of TABLES) {
+    const next = await items.next();
+    if (next.done || next.value.type !== 'table')
+      throw new AppError('SNAPSHOT_INVALID', `expected table ${def.name}`);
+    const { frame, rows: data } = next.value;
+    if (frame.table !== def.name || frame.columns.join(',') !== def.columns.map((c) => c.name).join(',')) {
+      throw new AppError(
+        'SNAPSHOT_INVALID',
+        `table frame ${frame.table} does not match local table ${def.name}`,
+      );
+    }
+    if (frame.rowsIncluded === false) {
+      if (!partial) throw new AppError('SNAPSHOT_INVALID', `table ${def.name} came without rows`);
+      continue;
+    }
+    if (partial) await emptyTable(client, def);
+    const started = performance.now();
+    await step(log, 'sync.load.table', { table: def.name, rows: frame.rowCount }, () =>
+      pipeline(Readable.from(data), copyIntoTable(client, def)),
+    );
+    metrics.recordTableLoad(def.name, frame.rowCount, (performance.now() - started) / 1000);
+    rows += frame.rowCount;
+    tables.push(def.name);
+  }
+  const end = await items.next();
+  if (end.done || end.value.type !== 'end')
+    throw new AppError('SNAPSHOT_INVALID', 'stream did not end after the last table');
+  return { rows, tables };
+}
