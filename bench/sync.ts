@@ -35,27 +35,36 @@ async function peakRssMb(pid: number): Promise<number> {
   return Math.round(kb / 1024);
 }
 
-/** Runs the CLI; its JSON log lines give each step's duration (the step model's finish events). */
+/**
+ * Runs the CLI; its JSON log lines give each step's duration (the step model's finish
+ * events). Services log to stdout, `edge sync` to stderr (its stdout is the result), so
+ * both are read; anything on stderr that is not a log line is passed on.
+ */
 function run(
   args: string[],
   env: Record<string, string>,
 ): { child: ChildProcess; done: Promise<number>; steps: Map<string, number> } {
   const child = spawn(process.execPath, [...imageNodeArgs(), ...args], {
     env: { ...process.env, ...imageNodeEnv(), LOG_LEVEL: 'info', LOG_FORMAT: 'json', ...env },
-    stdio: ['ignore', 'pipe', 'inherit'],
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
   const steps = new Map<string, number>();
-  let pending = '';
-  child.stdout!.on('data', (chunk: Buffer) => {
-    const lines = (pending + chunk.toString()).split('\n');
-    pending = lines.pop() ?? '';
-    for (const line of lines) {
-      const event = /"event":"([a-z.]+)\.finish".*?"durationMs":(\d+)/.exec(line);
-      if (event) steps.set(event[1]!, (steps.get(event[1]!) ?? 0) + Number(event[2]));
-      const loaded = /"rows":(\d+),"event":"sync\.load\.table\.finish"/.exec(line);
-      if (loaded) steps.set('rows loaded', (steps.get('rows loaded') ?? 0) + Number(loaded[1]));
-    }
-  });
+  const read = (stream: NodeJS.ReadableStream, passOn: boolean) => {
+    let pending = '';
+    stream.on('data', (chunk: Buffer) => {
+      const lines = (pending + chunk.toString()).split('\n');
+      pending = lines.pop() ?? '';
+      for (const line of lines) {
+        const event = /"event":"([a-z.]+)\.finish".*?"durationMs":(\d+)/.exec(line);
+        if (event) steps.set(event[1]!, (steps.get(event[1]!) ?? 0) + Number(event[2]));
+        const loaded = /"rows":(\d+),"event":"sync\.load\.table\.finish"/.exec(line);
+        if (loaded) steps.set('rows loaded', (steps.get('rows loaded') ?? 0) + Number(loaded[1]));
+        if (passOn && !line.startsWith('{')) process.stderr.write(`${line}\n`);
+      }
+    });
+  };
+  read(child.stdout!, false);
+  read(child.stderr!, true);
   return { child, done: new Promise((resolve) => child.on('exit', (code) => resolve(code ?? 1))), steps };
 }
 
