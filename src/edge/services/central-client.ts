@@ -26,7 +26,7 @@ import {
   type AckResponse,
   type SyncRequestBody,
 } from '../../contract/wire.ts';
-import { Agent } from 'undici';
+import type { Agent } from 'undici';
 import { AppError } from '../../platform/errors.ts';
 
 export interface CentralClientOptions {
@@ -79,12 +79,20 @@ export class CentralClient {
     breaker: new ConsecutiveBreaker(5),
   });
   readonly #policy;
-  /** A connection pool that trusts only the pinned CA; undefined: the system's CAs. */
-  readonly #dispatcher: Agent | undefined;
+  /**
+   * A connection pool that trusts only the pinned CA; undefined: the system's CAs. undici is
+   * loaded only then: it costs every edge start about 100 ms, for a setting most never use.
+   */
+  readonly #dispatcher: Promise<Agent | undefined>;
 
   constructor(opts: CentralClientOptions) {
     this.#opts = opts;
-    this.#dispatcher = opts.ca ? new Agent({ connect: { ca: opts.ca } }) : undefined;
+    const ca = opts.ca;
+    this.#dispatcher = ca
+      ? import('undici').then(({ Agent }) => new Agent({ connect: { ca } }))
+      : Promise.resolve(undefined);
+    // A failed import surfaces at the first request, not as an unhandled rejection before it.
+    this.#dispatcher.catch(() => undefined);
     const backoff = new ExponentialBackoff({ initialDelay: opts.initialDelayMs ?? 500, maxDelay: 30_000 });
     this.#policy = wrap(
       retry(handleWhen(isRetryable), {
@@ -112,6 +120,7 @@ export class CentralClient {
     accept: string,
     traceHeaders: Record<string, string>,
   ): Promise<Response> {
+    const dispatcher = await this.#dispatcher;
     try {
       return await this.#policy.execute(async ({ signal }) => {
         // cockatiel aborts its signal once this function returns, but the body is read
@@ -130,7 +139,7 @@ export class CentralClient {
           },
           body: JSON.stringify(body),
           signal: request.signal,
-          ...(this.#dispatcher ? { dispatcher: this.#dispatcher } : {}),
+          ...(dispatcher ? { dispatcher } : {}),
         } as RequestInit).finally(() => signal.removeEventListener('abort', onTimeout));
         if (!res.ok)
           throw new HttpStatusError(
