@@ -45,6 +45,7 @@ export async function buildCentral(
   options: { logger?: Logger | boolean; metrics?: CentralMetrics } = {},
 ) {
   const migrations = await centralMigrations();
+  const tls = tlsFiles(config);
   const app = Fastify({
     ...(options.logger === undefined
       ? { logger: loggerOptions('central-db-update-api', config.LOG_LEVEL, config.LOG_FORMAT) }
@@ -53,7 +54,7 @@ export async function buildCentral(
         : { loggerInstance: options.logger }),
     ...serverOptions(),
     // HTTPS when TLS_CERT_FILE and TLS_KEY_FILE are set; otherwise plain HTTP behind a terminator.
-    https: tlsFiles(config) ? readTls(tlsFiles(config)!) : null,
+    https: tls ? readTls(tls) : null,
     bodyLimit: config.BODY_LIMIT_BYTES,
     requestIdHeader: 'x-request-id',
     // Off unless configured: a spoofed X-Forwarded-For must not become the audit's address

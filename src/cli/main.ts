@@ -98,8 +98,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     const commands = await loadGroup(group);
     const command = commands?.[words[1] ?? ''];
-    if (!command || (words.length === 2 && words[1] === undefined))
-      throw new AppError('USAGE', `unknown command: ${words.join(' ')}\n${USAGE}`);
+    if (!command) throw new AppError('USAGE', `unknown command: ${words.join(' ')}\n${USAGE}`);
     return await command(rest);
   } catch (err) {
     const appErr = normalizeError(err);

@@ -4,6 +4,7 @@ import { loadConfig, LogFormatSetting, LogLevelSetting } from '../platform/confi
 import { normalizeMac } from '../contract/mac.ts';
 import { parsePublicKeys } from '../contract/signing.ts';
 import { AppError } from '../platform/errors.ts';
+import { isLoopback } from '../platform/http.ts';
 
 export const EdgeConfigSchema = Type.Object({
   EDGE_DATABASE_URL: Type.String({ pattern: '^postgres(ql)?://' }),
@@ -48,7 +49,7 @@ export function loadEdgeConfig(env: Record<string, string | undefined> = process
     );
   }
   const central = new URL(config.CENTRAL_URL);
-  if (central.protocol === 'http:' && !isLoopbackHost(central.hostname) && !config.ALLOW_INSECURE_HTTP) {
+  if (central.protocol === 'http:' && !isLoopback(central.hostname) && !config.ALLOW_INSECURE_HTTP) {
     throw new AppError(
       'CONFIG_INVALID',
       `setting CENTRAL_URL is plain http:// to ${central.hostname}: the device credential would travel in clear; use https:// (or ALLOW_INSECURE_HTTP=true in a lab)`,
@@ -61,10 +62,6 @@ export function loadEdgeConfig(env: Record<string, string | undefined> = process
     );
   }
   return config;
-}
-
-export function isLoopbackHost(hostname: string): boolean {
-  return hostname === 'localhost' || hostname === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(hostname);
 }
 
 /** The pinned CA, read once at start. */

@@ -10,13 +10,13 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { normalizeMac } from '../contract/mac.ts';
 import { parsePublicKeys } from '../contract/signing.ts';
 import { createPool, type Pool } from '../platform/db.ts';
-import { serverOptions } from '../platform/http.ts';
+import { isLoopback, serverOptions } from '../platform/http.ts';
 import { createLogger, type Logger } from '../platform/logger.ts';
 import { migrate } from '../platform/migrate.ts';
 import { stopOnSignal } from '../platform/lifecycle.ts';
 import { edgeApp } from './app.ts';
 import { EdgeMetrics } from './metrics.ts';
-import { centralCa, isLoopbackHost, jitterSeconds, type EdgeConfig } from './config.ts';
+import { centralCa, jitterSeconds, type EdgeConfig } from './config.ts';
 import { edgeMigrations } from './migrations.ts';
 import { CentralClient } from './services/central-client.ts';
 import { Syncer, type SyncResult, type SyncTrigger } from './services/sync.ts';
@@ -104,7 +104,7 @@ export async function startEdge(
     throw err;
   }
   const central = new URL(config.CENTRAL_URL);
-  if (central.protocol === 'http:' && !isLoopbackHost(central.hostname)) {
+  if (central.protocol === 'http:' && !isLoopback(central.hostname)) {
     log.warn(
       { event: 'security.insecure_http', alert: true, central: central.host },
       'ALLOW_INSECURE_HTTP=true: the device credential and the data travel in clear; for labs only',

@@ -60,13 +60,32 @@ export function tokenMatches(expected: string, given: string | undefined): boole
   return given !== undefined && timingSafeEqual(sha256(given), sha256(expected));
 }
 
-/** Whether a peer address is this machine's (IPv4, IPv6, or IPv4 mapped into IPv6). */
-export function isLoopback(address: string | undefined): boolean {
-  return address !== undefined && /^(127\.|::1$|::ffff:127\.)/.test(address);
+/**
+ * Whether a peer address or a URL's host name is this machine: `localhost`, 127.0.0.0/8,
+ * `::1` (bracketed or not), or IPv4 loopback mapped into IPv6.
+ */
+export function isLoopback(hostOrAddress: string | undefined): boolean {
+  if (hostOrAddress === undefined) return false;
+  const host = hostOrAddress.replace(/^\[(.*)\]$/, '$1');
+  return host === 'localhost' || host === '::1' || /^(::ffff:)?127\.\d+\.\d+\.\d+$/.test(host);
 }
 
-function errorJson(status: number, code: ErrorCode, message: string): string {
+function errorJson(code: ErrorCode, message: string): string {
   return JSON.stringify({ error: { code, message } });
+}
+
+/** An error answer written straight to a socket that never reached Fastify, then closed. */
+function endWithError(
+  socket: Duplex,
+  status: number,
+  reason: string,
+  code: ErrorCode,
+  message: string,
+): void {
+  const body = errorJson(code, message);
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
 }
 
 /**
@@ -84,10 +103,7 @@ const clientErrorHandler: NonNullable<FastifyServerOptions['clientErrorHandler']
         : [400, 'Bad Request'];
   const errorCode: ErrorCode =
     status === 408 ? 'REQUEST_TIMEOUT' : status === 431 ? 'HEADERS_TOO_LARGE' : 'INVALID_INPUT';
-  const body = errorJson(status, errorCode, `the request could not be parsed (${code ?? 'malformed'})`);
-  socket.end(
-    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-  );
+  endWithError(socket, status, reason, errorCode, `the request could not be parsed (${code ?? 'malformed'})`);
 };
 
 /** Server options both services share: parser-level errors in our shape. */
@@ -99,7 +115,7 @@ export function serverOptions(): Pick<FastifyServerOptions, 'clientErrorHandler'
       void (reply as FastifyReply)
         .status(400)
         .type('application/json; charset=utf-8')
-        .send(errorJson(400, 'INVALID_INPUT', err.message));
+        .send(errorJson('INVALID_INPUT', err.message));
     },
   };
 }
@@ -134,11 +150,8 @@ function discardBody(raw: IncomingMessage): Promise<void> {
 
 /** CONNECT never reaches a route; without a listener Node would drop the socket unanswered. */
 function refuseConnect(_request: IncomingMessage, socket: Duplex): void {
-  const body = errorJson(400, 'INVALID_INPUT', 'CONNECT is not supported: this is not a proxy');
   socket.on('error', () => {});
-  socket.end(
-    `HTTP/1.1 400 Bad Request\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-  );
+  endWithError(socket, 400, 'Bad Request', 'INVALID_INPUT', 'CONNECT is not supported: this is not a proxy');
 }
 
 export function installErrorHandling(app: FastifyInstance): void {

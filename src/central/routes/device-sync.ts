@@ -38,13 +38,6 @@ export interface DeviceSyncOptions {
   slowReader: { minBytes: number; windowMs: number };
 }
 
-async function* countBytes(body: AsyncIterable<Buffer>, progress: { bytes: number }): AsyncGenerator<Buffer> {
-  for await (const chunk of body) {
-    progress.bytes += chunk.length;
-    yield chunk;
-  }
-}
-
 /**
  * A client that stops reading, or reads a few bytes a second, holds a snapshot slot, a
  * connection and a read transaction: enough of them deny service to the fleet. The body
@@ -53,7 +46,7 @@ async function* countBytes(body: AsyncIterable<Buffer>, progress: { bytes: numbe
  */
 function cutSlowReader(
   response: ServerResponse,
-  progress: { bytes: number },
+  progress: { readonly bytes: number },
   floor: { minBytes: number; windowMs: number },
   onCut: (err: Error) => void,
 ): NodeJS.Timeout {
@@ -168,11 +161,10 @@ export const deviceSyncRoutes: FastifyPluginAsyncTypebox<DeviceSyncOptions> = as
       }
       const free = () => release?.();
       const done = prepared;
-      const progress = { bytes: 0 };
-      const stream = Readable.from(countBytes(done.body, progress), { objectMode: false });
+      const stream = Readable.from(done.body, { objectMode: false });
       let streamError: Error | undefined;
       stream.once('error', (err) => (streamError = err));
-      const watchdog = cutSlowReader(reply.raw, progress, opts.slowReader, (err) => (streamError = err));
+      const watchdog = cutSlowReader(reply.raw, done.progress, opts.slowReader, (err) => (streamError = err));
       finished(reply.raw)
         .then(
           () => done.complete(reply.raw.writableFinished, streamError).finally(free),

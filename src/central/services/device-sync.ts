@@ -65,6 +65,8 @@ export interface PreparedSync {
   manifest: Manifest;
   signature: ManifestSignature;
   body: AsyncIterable<Buffer>;
+  /** Bytes of the body produced so far (only as fast as the client takes them). */
+  readonly progress: { readonly bytes: number };
   /** Call once the response is closed; `sent` is true when every byte was handed to the client. */
   complete(sent: boolean, err?: Error): Promise<void>;
 }
@@ -198,6 +200,7 @@ export async function prepareSync(deps: SyncDeps, input: SyncInput): Promise<Pre
         manifest,
         signature,
         body,
+        progress: stats,
         complete: async (sent, err) => {
           const ok = sent && streamed && !err;
           let broken: Error | undefined = ok ? undefined : (err ?? new Error('response aborted'));
