@@ -12,15 +12,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadCentralConfig } from '../src/central/config.ts';
-import { centralMigrations } from '../src/central/migrations.ts';
+import { prepareDemoCentral } from '../src/central/services/demo-data.ts';
 import { startCentralServer } from '../src/central/server.ts';
-import { enrollDevice } from '../src/central/services/enroll.ts';
-import { DEFAULT_SHAPE, seedCentral } from '../src/central/services/seed.ts';
 import { generateSigningKeys } from '../src/contract/signing.ts';
 import { createPool } from '../src/platform/db.ts';
 import { startClusterPair } from '../src/platform/embedded.ts';
 import { createLogger } from '../src/platform/logger.ts';
-import { migrate } from '../src/platform/migrate.ts';
 import { ENTRY_POINT, entryNodeFlags } from '../src/platform/node-flags.ts';
 
 const { values } = parseArgs({
@@ -66,13 +63,7 @@ try {
   const { centralUrl, edgeUrl } = clusters;
   const pool = createPool(centralUrl, { max: 4, applicationName: 'arm64-check' });
   stops.push(() => pool.end());
-  await migrate(pool, await centralMigrations());
-  const seeded = await seedCentral(
-    pool,
-    { ...DEFAULT_SHAPE, usersPerCompany: Number(values.users) },
-    { reset: false },
-  );
-  const { mac, secret } = await enrollDevice(pool, seeded.devices[0]!.mac);
+  const { mac, secret } = await prepareDemoCentral(pool, Number(values.users));
   const keys = generateSigningKeys();
   const central = await startCentralServer(
     loadCentralConfig({

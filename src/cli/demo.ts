@@ -9,10 +9,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadCentralConfig } from '../central/config.ts';
+import { prepareDemoCentral } from '../central/services/demo-data.ts';
 import { startCentralServer } from '../central/server.ts';
-import { enrollDevice } from '../central/services/enroll.ts';
-import { DEFAULT_SHAPE, seedCentral } from '../central/services/seed.ts';
-import { centralMigrations } from '../central/migrations.ts';
 import { loadEdgeConfig } from '../edge/config.ts';
 import { LOG_LEVELS } from '../platform/config.ts';
 import { startEdge } from '../edge/server.ts';
@@ -22,7 +20,6 @@ import { generateSigningKeys } from '../contract/signing.ts';
 import { freePort, startClusterPair } from '../platform/embedded.ts';
 import { AppError } from '../platform/errors.ts';
 import { createLogger } from '../platform/logger.ts';
-import { migrate } from '../platform/migrate.ts';
 import { parseFlags } from './util.ts';
 
 function printSummary(result: SyncResult, urls: Record<string, string> | undefined, mac: string): void {
@@ -85,10 +82,8 @@ export async function demo(argv: string[]): Promise<number> {
 
     const pool = createPool(centralUrl, { max: 4, applicationName: 'demo' });
     stops.push(() => pool.end());
-    await migrate(pool, await centralMigrations());
-    const seeded = await seedCentral(pool, { ...DEFAULT_SHAPE, usersPerCompany: users }, { reset: false });
+    const { seeded, mac, secret } = await prepareDemoCentral(pool, users);
     console.log(`seeded central in ${seeded.durationMs} ms: ${JSON.stringify(seeded.counts)}`);
-    const { mac, secret } = await enrollDevice(pool, seeded.devices[0]!.mac);
 
     const keys = generateSigningKeys();
     const adminToken = randomBytes(18).toString('base64url');
