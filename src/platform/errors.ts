@@ -120,17 +120,23 @@ export class AppError extends Error {
   readonly code: ErrorCode;
   readonly status: number;
   readonly details: Record<string, unknown> | undefined;
+  /**
+   * The message quotes a raw failure (host names, ports, SQL): fit for the log and the
+   * operator's terminal, not for a remote client, which gets the code's description.
+   */
+  readonly internal: boolean;
 
   constructor(
     code: ErrorCode,
     message: string,
-    options?: { cause?: unknown; details?: Record<string, unknown> },
+    options?: { cause?: unknown; details?: Record<string, unknown>; internal?: boolean },
   ) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'AppError';
     this.code = code;
     this.status = ERROR_CODES[code].status;
     this.details = options?.details;
+    this.internal = options?.internal ?? false;
   }
 }
 
@@ -177,25 +183,25 @@ const ACCESS_SQLSTATES: Record<string, string> = {
 
 /**
  * Any thrown value as an AppError with a stable code and a message that says what to do:
- * AppErrors as they are, database and network failures by their SQLSTATE or errno,
- * everything else INTERNAL (whose message is never shown to a client).
+ * AppErrors as they are; database and network failures by their SQLSTATE or errno;
+ * anything else gets `fallback` (INTERNAL unless the caller knows better, e.g. the
+ * edge's LOAD_FAILED). The one normaliser of the HTTP handler, the services and the CLI.
  */
-export function normalizeError(err: unknown): AppError {
+export function normalizeError(err: unknown, fallback: ErrorCode = 'INTERNAL'): AppError {
   if (isAppError(err)) return err;
   const e = (err ?? {}) as { code?: unknown; message?: string; address?: string; port?: number };
   const code = typeof e.code === 'string' ? e.code : '';
   const message = e.message ?? String(err);
+  const derived = { cause: err, internal: true };
   const fix = ACCESS_SQLSTATES[code];
-  if (fix) return new AppError('DATABASE_ACCESS_DENIED', `${message}: ${fix}`, { cause: err });
+  if (fix) return new AppError('DATABASE_ACCESS_DENIED', `${message}: ${fix}`, derived);
   if (code === 'EADDRINUSE' || (code === 'EACCES' && e.port !== undefined)) {
     const where = `${e.address ?? ''}:${e.port ?? ''}`;
     const why = code === 'EADDRINUSE' ? 'is in use' : 'needs privileges this process lacks';
     return new AppError(
       'PORT_IN_USE',
       `cannot listen on ${where}: it ${why}; set PORT (or HOST) to another`,
-      {
-        cause: err,
-      },
+      derived,
     );
   }
   if (isDatabaseUnavailable(err)) {
@@ -203,7 +209,12 @@ export function normalizeError(err: unknown): AppError {
       code === 'ENOTFOUND' || code === 'EAI_AGAIN'
         ? 'unknown host: check the host name in the database URL'
         : 'is PostgreSQL running there, and does the URL name the right host and port?';
-    return new AppError('DATABASE_UNAVAILABLE', `database unavailable (${message}): ${hint}`, { cause: err });
+    return new AppError('DATABASE_UNAVAILABLE', `database unavailable (${message}): ${hint}`, derived);
   }
-  return new AppError('INTERNAL', 'internal error', { cause: err });
+  return new AppError(fallback, fallback === 'INTERNAL' ? 'internal error' : message, derived);
+}
+
+/** What a remote client is told: never the text of a raw failure. */
+export function publicMessage(err: AppError): string {
+  return err.internal ? ERROR_CODES[err.code].description : err.message;
 }

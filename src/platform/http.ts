@@ -13,7 +13,7 @@ import type {
   FastifyRequest,
   FastifyServerOptions,
 } from 'fastify';
-import { AppError, isAppError, isDatabaseUnavailable, type ErrorCode } from './errors.ts';
+import { AppError, isAppError, normalizeError, publicMessage, type ErrorCode } from './errors.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -30,6 +30,7 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
   FST_ERR_CTP_INVALID_JSON_BODY: 'INVALID_INPUT',
 };
 
+/** Fastify's own errors by their codes; everything else through the one normaliser. */
 export function toAppError(err: FastifyError | Error): AppError {
   if (isAppError(err)) return err;
   const fastifyErr = err as FastifyError;
@@ -41,10 +42,7 @@ export function toAppError(err: FastifyError | Error): AppError {
     if (fastifyErr.statusCode === 415) return new AppError('UNSUPPORTED_MEDIA_TYPE', err.message);
     return new AppError('INVALID_INPUT', err.message);
   }
-  if (isDatabaseUnavailable(err)) {
-    return new AppError('DATABASE_UNAVAILABLE', 'database unavailable, retry later', { cause: err });
-  }
-  return new AppError('INTERNAL', 'internal error', { cause: err });
+  return normalizeError(err);
 }
 
 /** The credential from `Authorization: Bearer <credential>` (the scheme in any case, RFC 9110), or undefined. */
@@ -176,8 +174,7 @@ export function installErrorHandling(app: FastifyInstance): void {
     if (typeof retryAfter === 'number') reply.header('retry-after', String(retryAfter));
     else if (appErr.code === 'DATABASE_UNAVAILABLE' || appErr.code === 'NOT_READY')
       reply.header('retry-after', '5');
-    const message = appErr.status >= 500 && appErr.code === 'INTERNAL' ? 'internal error' : appErr.message;
-    return reply.status(appErr.status).send({ error: { code: appErr.code, message } });
+    return reply.status(appErr.status).send({ error: { code: appErr.code, message: publicMessage(appErr) } });
   });
   app.setNotFoundHandler((request, reply) => {
     request.errorCode = 'ROUTE_NOT_FOUND';

@@ -5,7 +5,6 @@
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { normalizeMac } from '../../contract/mac.ts';
 import { ErrorBody } from '../../contract/wire.ts';
 import type { Pool } from '../../platform/db.ts';
 import { AppError } from '../../platform/errors.ts';
@@ -17,6 +16,7 @@ import {
   staleDevices,
 } from '../repo/admin.ts';
 import { bearerToken, tokenMatches } from '../../platform/http.ts';
+import { requireMac } from '../model.ts';
 import {
   Activity,
   Hourly,
@@ -40,11 +40,9 @@ const MAX_HOURS = 24 * 90;
 const hoursOf = (text: string | undefined, fallback: number) => Math.min(Number(text ?? fallback), MAX_HOURS);
 const limitOf = (text: string | undefined, fallback: number) => Math.min(Number(text ?? fallback), 500);
 
-function macOf(text: string): string {
-  const mac = normalizeMac(text);
-  if (!mac) throw new AppError('INVALID_MAC', `not a MAC address: ${JSON.stringify(text)}`);
-  return mac;
-}
+const errors = { 400: ErrorBody, 401: ErrorBody };
+const common = { tags: ['admin'], security: [{ admin: [] }] };
+const MacParams = Type.Object({ mac: Type.String({ maxLength: 64 }) });
 
 export const adminRoutes: FastifyPluginAsyncTypebox<AdminOptions> = async (app, opts) => {
   app.addHook('onRequest', async (request) => {
@@ -55,10 +53,12 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminOptions> = async (app, 
       throw new AppError('UNAUTHENTICATED', 'admin token required');
     }
   });
-  const errors = { 400: ErrorBody, 401: ErrorBody };
-  const common = { tags: ['admin'], security: [{ admin: [] }] };
-  const MacParams = Type.Object({ mac: Type.String({ maxLength: 64 }) });
+  await app.register(fleetViews, opts);
+  await app.register(deviceViews, opts);
+};
 
+/** The whole fleet: requests by status, per hour, and the stale devices. */
+const fleetViews: FastifyPluginAsyncTypebox<AdminOptions> = async (app, opts) => {
   app.get(
     '/api/admin/requests/summary',
     {
@@ -106,7 +106,10 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminOptions> = async (app, 
       return staleToWire(hours, await staleDevices(opts.pool, hours, limitOf(request.query.limit, 200)));
     },
   );
+};
 
+/** One device: its recent activity and the row counts of its manifests. */
+const deviceViews: FastifyPluginAsyncTypebox<AdminOptions> = async (app, opts) => {
   app.get(
     '/api/admin/devices/:mac/row-deltas',
     {
@@ -120,7 +123,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminOptions> = async (app, 
       },
     },
     async (request) => {
-      const mac = macOf(request.params.mac);
+      const mac = requireMac(request.params.mac);
       return deltasToWire(mac, await rowDeltas(opts.pool, mac, limitOf(request.query.limit, 30)));
     },
   );
@@ -137,7 +140,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminOptions> = async (app, 
       },
     },
     async (request) => {
-      const mac = macOf(request.params.mac);
+      const mac = requireMac(request.params.mac);
       return activityToWire(mac, await deviceActivity(opts.pool, mac, limitOf(request.query.limit, 50)));
     },
   );

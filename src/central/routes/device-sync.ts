@@ -7,6 +7,7 @@
 import type { ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import {
@@ -23,7 +24,8 @@ import { step } from '../../platform/step.ts';
 import { insertRequestRefused } from '../repo/requests.ts';
 import { recordAck } from '../services/ack.ts';
 import { spendSourceBudget } from '../services/limits.ts';
-import { auditStatus, prepareSync, type SyncDeps } from '../services/device-sync.ts';
+import { prepareSync, type SyncDeps } from '../services/device-sync.ts';
+import { auditStatus } from '../services/request-audit.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -73,52 +75,117 @@ const errors = {
   503: ErrorBody,
 };
 
+/**
+ * The snapshot slots: taken once a request authenticated, given back when its response
+ * closed. With none free the request is shed (OVERLOADED, Retry-After spread so that
+ * shed devices do not come back together).
+ */
+class SnapshotSlots {
+  readonly #max: number;
+  #inFlight = 0;
+
+  constructor(max: number) {
+    this.#max = max;
+  }
+
+  take(): () => void {
+    if (this.#inFlight >= this.#max) {
+      throw new AppError('OVERLOADED', `${this.#inFlight} snapshots are being sent; retry later`, {
+        details: { retryAfterSeconds: 5 + Math.floor(Math.random() * 10) },
+      });
+    }
+    this.#inFlight++;
+    let released = false;
+    return () => {
+      if (!released) this.#inFlight--;
+      released = true;
+    };
+  }
+}
+
+/**
+ * A request refused before the service wrote its audit row (bad body, wrong content type,
+ * too large) is audited here, before the answer leaves (onSend, not onResponse): a client
+ * that reads the audit the moment it has its answer finds the row, and a crash in between
+ * cannot lose it.
+ */
+async function auditRefusal(sync: SyncDeps, request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  if (request.routeOptions.url !== '/api/device-sync/request' || request.syncAudited) return;
+  request.syncAudited = true;
+  const body = request.body as { mac?: unknown } | undefined;
+  // Keyed on the canonical MAC whenever it parses, so the device's own view shows the refusal.
+  const raw = typeof body?.mac === 'string' ? body.mac : '';
+  const mac = normalizeMac(raw) ?? storableText(raw.slice(0, 64));
+  const status = auditStatus(request.errorCode, reply.statusCode);
+  try {
+    await insertRequestRefused(sync.pool, {
+      mac,
+      remoteAddr: request.ip,
+      status,
+      errorCode: request.errorCode ?? null,
+      reason: `answered ${reply.statusCode}`,
+      durationMs: Math.round(reply.elapsedTime),
+    });
+    sync.metrics.snapshots.inc({ outcome: status });
+  } catch (err) {
+    sync.metrics.auditFailures.inc();
+    request.log.error({ err, event: 'audit.write', outcome: 'error' }, 'could not audit a refused request');
+  }
+}
+
+/**
+ * The snapshot answer: the service prepares it (audit row, slot, session, manifest) and
+ * hands back a body; this streams it, cuts a slow reader, and once the response closed
+ * calls the one callback that finishes the audit row, then gives the slot back.
+ */
+async function serveSnapshot(
+  opts: DeviceSyncOptions,
+  slots: SnapshotSlots,
+  request: FastifyRequest<{ Body: SyncRequestBody }>,
+  reply: FastifyReply,
+): Promise<void> {
+  let release: (() => void) | undefined;
+  const free = () => release?.();
+  const prepared = await prepareSync(opts.sync, {
+    body: request.body,
+    authorization: request.headers.authorization,
+    remoteAddr: request.ip,
+    log: request.log,
+    onAudited: () => (request.syncAudited = true),
+    admit: () => (release = slots.take()),
+  }).catch((err: unknown) => {
+    free();
+    throw err;
+  });
+  const stream = Readable.from(prepared.body, { objectMode: false });
+  let streamError: Error | undefined;
+  stream.once('error', (err) => (streamError = err));
+  const watchdog = cutSlowReader(reply.raw, prepared.progress, opts.slowReader, (err) => (streamError = err));
+  finished(reply.raw)
+    .then(
+      () => prepared.complete(reply.raw.writableFinished, streamError),
+      (err: Error) => prepared.complete(false, streamError ?? err),
+    )
+    .finally(() => {
+      free();
+      clearInterval(watchdog);
+    });
+  void reply
+    .header('content-type', SNAPSHOT_MEDIA_TYPE)
+    .header('x-manifest-id', prepared.manifest.manifestId)
+    .header('cache-control', 'no-store')
+    .send(stream as never); // a stream bypasses the response schema, which only documents the type
+}
+
 export const deviceSyncRoutes: FastifyPluginAsyncTypebox<DeviceSyncOptions> = async (app, opts) => {
   // The only budget spent before authentication: per source address (device and fleet
   // budgets are spent by the services once the credential is checked).
   app.addHook('onRequest', async (request) => spendSourceBudget(opts.sync.limits, request.ip));
-  let inFlight = 0;
-  /** A snapshot slot, taken once the request authenticated; the returned function gives it back. */
-  const admit = (): (() => void) => {
-    if (inFlight >= opts.maxConcurrentSnapshots) {
-      throw new AppError('OVERLOADED', `${inFlight} snapshots are being sent; retry later`, {
-        details: { retryAfterSeconds: 5 + Math.floor(Math.random() * 10) },
-      });
-    }
-    inFlight++;
-    let released = false;
-    return () => {
-      if (!released) inFlight--;
-      released = true;
-    };
-  };
-
-  // Before the answer leaves (onSend, not onResponse): a client that reads the audit the
-  // moment it has its answer finds the row, and a crash in between cannot lose it.
   app.addHook('onSend', async (request, reply, payload) => {
-    if (request.routeOptions.url !== '/api/device-sync/request' || request.syncAudited) return payload;
-    request.syncAudited = true;
-    const body = request.body as { mac?: unknown } | undefined;
-    // Keyed on the canonical MAC whenever it parses, so the device's own view shows the refusal.
-    const raw = typeof body?.mac === 'string' ? body.mac : '';
-    const mac = normalizeMac(raw) ?? storableText(raw.slice(0, 64));
-    const status = auditStatus(request.errorCode, reply.statusCode);
-    try {
-      await insertRequestRefused(opts.sync.pool, {
-        mac,
-        remoteAddr: request.ip,
-        status,
-        errorCode: request.errorCode ?? null,
-        reason: `answered ${reply.statusCode}`,
-        durationMs: Math.round(reply.elapsedTime),
-      });
-      opts.sync.metrics.snapshots.inc({ outcome: status });
-    } catch (err) {
-      opts.sync.metrics.auditFailures.inc();
-      request.log.error({ err, event: 'audit.write', outcome: 'error' }, 'could not audit a refused request');
-    }
+    await auditRefusal(opts.sync, request, reply);
     return payload;
   });
+  const slots = new SnapshotSlots(opts.maxConcurrentSnapshots);
 
   app.post(
     '/api/device-sync/request',
@@ -140,42 +207,8 @@ export const deviceSyncRoutes: FastifyPluginAsyncTypebox<DeviceSyncOptions> = as
       },
     },
     async (request, reply) => {
-      let release: (() => void) | undefined;
-      let prepared;
-      try {
-        prepared = await prepareSync(opts.sync, {
-          body: request.body,
-          authorization: request.headers.authorization,
-          remoteAddr: request.ip,
-          log: request.log,
-          onAudited: () => {
-            request.syncAudited = true;
-          },
-          admit: () => {
-            release = admit();
-          },
-        });
-      } catch (err) {
-        release?.();
-        throw err;
-      }
-      const free = () => release?.();
-      const done = prepared;
-      const stream = Readable.from(done.body, { objectMode: false });
-      let streamError: Error | undefined;
-      stream.once('error', (err) => (streamError = err));
-      const watchdog = cutSlowReader(reply.raw, done.progress, opts.slowReader, (err) => (streamError = err));
-      finished(reply.raw)
-        .then(
-          () => done.complete(reply.raw.writableFinished, streamError).finally(free),
-          (err: Error) => done.complete(false, streamError ?? err).finally(free),
-        )
-        .finally(() => clearInterval(watchdog));
-      return reply
-        .header('content-type', SNAPSHOT_MEDIA_TYPE)
-        .header('x-manifest-id', prepared.manifest.manifestId)
-        .header('cache-control', 'no-store')
-        .send(stream as never); // a stream bypasses the response schema, which only documents the type
+      await serveSnapshot(opts, slots, request, reply);
+      return reply;
     },
   );
 

@@ -1,8 +1,8 @@
 /** Acknowledgements: validated, bound to the manifest's device, stored once. */
-import { normalizeMac } from '../../contract/mac.ts';
 import type { AckBody, AckResponse } from '../../contract/wire.ts';
 import type { Pool } from '../../platform/db.ts';
 import { AppError } from '../../platform/errors.ts';
+import { requireMac } from '../model.ts';
 import { findManifestHeader, insertAckOnce } from '../repo/manifests.ts';
 import { spendDeviceBudget, type Limits } from './limits.ts';
 import { bearerToken } from '../../platform/http.ts';
@@ -16,8 +16,7 @@ export async function recordAck(
   verifier: CredentialVerifier,
   limits: Limits,
 ): Promise<AckResponse> {
-  const mac = normalizeMac(body.mac);
-  if (!mac) throw new AppError('INVALID_MAC', `not a MAC address: ${JSON.stringify(body.mac.slice(0, 64))}`);
+  const mac = requireMac(body.mac);
   // A caller without any credential learns nothing, not even whether the manifest exists.
   if (requireCredential && !bearerToken(authorization)) {
     throw new AppError('UNAUTHENTICATED', 'missing Authorization: Bearer <device credential>');

@@ -1,13 +1,13 @@
 /**
- * The device-sync request from start to finish: audit row first, then device and
- * credential, then the snapshot in one REPEATABLE READ READ ONLY transaction, the
- * manifest written before the first byte is sent, and the audit row finished with
- * the outcome whatever happens to the response.
+ * The device-sync request from start to finish, in stages: the audit row first; then
+ * identify (device and credential); then, in one REPEATABLE READ READ ONLY session,
+ * scope digests and the manifest (written before the first byte is sent); then the
+ * body, which owns the session. The audit row is finished with the outcome whatever
+ * happens to the response.
  */
+import { trace, context, type Span } from '@opentelemetry/api';
 import { ulid } from 'ulid';
-import { globalSha256 } from '../../contract/canonical.ts';
-import { normalizeMac } from '../../contract/mac.ts';
-import { COPY_SESSION_SETTINGS_SQL } from '../../contract/tables.ts';
+import { globalSha256, type TableDigest } from '../../contract/canonical.ts';
 import {
   SCHEMA_VERSION,
   type Manifest,
@@ -16,20 +16,21 @@ import {
 } from '../../contract/wire.ts';
 import { signManifest, type SigningKey } from '../../contract/signing.ts';
 import { withTransaction, type Pool, type PoolClient } from '../../platform/db.ts';
-import { AppError, isDatabaseUnavailable, type ErrorCode } from '../../platform/errors.ts';
+import { AppError, normalizeError } from '../../platform/errors.ts';
 import type { Logger } from '../../platform/logger.ts';
-import { startStep, step } from '../../platform/step.ts';
+import { startStep, step, type OpenStep } from '../../platform/step.ts';
 import { iterateInContext } from '../../platform/tracing.ts';
-import { context, trace } from '@opentelemetry/api';
 import { findDeviceByMac } from '../repo/devices.ts';
 import { insertManifest } from '../repo/manifests.ts';
-import { finishRequest, insertRequestStarted, type RequestOutcome } from '../repo/requests.ts';
+import { insertRequestStarted } from '../repo/requests.ts';
 import { companyDataVersion, setScope } from '../repo/snapshot.ts';
 import { DigestCache } from './digest-cache.ts';
-import { manifestToWire, type Device } from '../model.ts';
+import { manifestToWire, requireMac, type Device } from '../model.ts';
 import type { CentralMetrics } from '../metrics.ts';
 import { authenticateDevice, type CredentialVerifier } from './credentials.ts';
 import { spendDeviceBudget, type Limits } from './limits.ts';
+import { openRequestAudit, outcomeForError, type RequestAudit } from './request-audit.ts';
+import { SnapshotSession } from './snapshot-session.ts';
 import { computeDigests, newStreamStats, snapshotBody } from './snapshot.ts';
 
 export interface SyncDeps {
@@ -63,7 +64,6 @@ export interface SyncInput {
 
 export interface PreparedSync {
   manifest: Manifest;
-  signature: ManifestSignature;
   body: AsyncIterable<Buffer>;
   /** Bytes of the body produced so far (only as fast as the client takes them). */
   readonly progress: { readonly bytes: number };
@@ -71,173 +71,149 @@ export interface PreparedSync {
   complete(sent: boolean, err?: Error): Promise<void>;
 }
 
-const STATUS_FOR: Partial<Record<ErrorCode, RequestOutcome['status']>> = {
-  INVALID_MAC: 'invalid_input',
-  INVALID_INPUT: 'invalid_input',
-  DEVICE_NOT_FOUND: 'unknown_device',
-  DEVICE_DISABLED: 'disabled',
-  UNAUTHENTICATED: 'unauthenticated',
-  RATE_LIMITED: 'rate_limited',
-  OVERLOADED: 'overloaded',
-};
-
-/** The audit status of a request answered with an error code and HTTP status. */
-export function auditStatus(code: string | undefined, httpStatus: number): RequestOutcome['status'] {
-  const known = code === undefined ? undefined : STATUS_FOR[code as ErrorCode];
-  if (known) return known;
-  if (httpStatus === 401) return 'unauthenticated';
-  return httpStatus < 500 ? 'invalid_input' : 'error';
+/** One request as it goes through the stages. */
+interface SyncRequest {
+  deps: SyncDeps;
+  input: SyncInput;
+  mac: string;
+  log: Logger;
+  audit: RequestAudit;
+  /** The HTTP server span, which carries the manifest id for trace search. */
+  httpSpan: Span | undefined;
 }
 
-export function outcomeForError(err: unknown): RequestOutcome {
-  const appErr = err instanceof AppError ? err : undefined;
-  return {
-    status: auditStatus(appErr?.code, appErr?.status ?? 500),
-    errorCode: appErr?.code ?? (isDatabaseUnavailable(err) ? 'DATABASE_UNAVAILABLE' : 'INTERNAL'),
-    reason: (err as Error).message.slice(0, 1000),
-  };
+interface Signed {
+  manifest: Manifest;
+  signature: ManifestSignature;
 }
 
 export async function prepareSync(deps: SyncDeps, input: SyncInput): Promise<PreparedSync> {
-  const started = performance.now();
-  const mac = normalizeMac(input.body.mac);
-  if (!mac)
-    throw new AppError('INVALID_MAC', `not a MAC address: ${JSON.stringify(input.body.mac.slice(0, 64))}`);
-  const httpSpan = trace.getActiveSpan();
+  const mac = requireMac(input.body.mac);
   const log = input.log.child({ device: mac });
+  const httpSpan = trace.getActiveSpan();
   const requestId = await insertRequestStarted(deps.pool, { mac, remoteAddr: input.remoteAddr });
   input.onAudited();
-  // Received → response sent: one step, finished with the audit row.
-  const whole = startStep(log, 'sync.request', { requestId });
-  const finish = async (outcome: RequestOutcome): Promise<void> => {
-    const durationMs = Math.round(performance.now() - started);
-    deps.metrics.snapshots.inc({ outcome: outcome.status });
-    try {
-      await finishRequest(deps.pool, requestId, { ...outcome, durationMs });
-    } catch (err) {
-      deps.metrics.auditFailures.inc();
-      log.error({ err, event: 'audit.write', outcome: 'error', requestId }, 'could not finish the audit row');
-    }
-    whole.annotate({ status: outcome.status, bytesSent: outcome.bytesSent });
-    const ok = outcome.status === 'served' || outcome.status === 'unchanged';
-    whole.finish(
-      ok
-        ? undefined
-        : Object.assign(new Error(outcome.reason ?? outcome.status), {
-            code: outcome.errorCode ?? outcome.status,
-          }),
+  const audit = openRequestAudit(deps, requestId, log);
+  const request: SyncRequest = { deps, input, mac, log, audit, httpSpan };
+  // Every step below is a child of the request's step.
+  return context.with(audit.step.context, () => stages(request));
+}
+
+async function stages(r: SyncRequest): Promise<PreparedSync> {
+  let session: SnapshotSession | undefined;
+  let device: Device | undefined;
+  try {
+    device = await step(r.log, 'device.resolve', {}, () => identify(r));
+    r.input.admit();
+    session = await SnapshotSession.open(r.deps.snapshotPool);
+    const tx = session.client;
+    const known = device;
+    const tables = await step(r.log, 'scope.compute', { deviceId: known.id }, (open) =>
+      scopeDigests(r.deps, tx, known, open),
     );
-  };
+    const signed = await step(r.log, 'manifest.create', {}, (open) => createManifest(r, known, tables, open));
+    r.audit.step.annotate({ manifestId: signed.manifest.manifestId });
+    r.httpSpan?.setAttribute('dbupdate.manifest_id', signed.manifest.manifestId);
+    return send(r, session, signed, known);
+  } catch (err) {
+    await session?.rollback();
+    const appErr = normalizeError(err, 'SNAPSHOT_FAILED');
+    await r.audit.finish({ ...outcomeForError(appErr), deviceId: device?.id ?? null });
+    throw appErr;
+  }
+}
 
-  // The steps below are children of the request step.
-  return context.with(whole.context, async (): Promise<PreparedSync> => {
-    let client: PoolClient | undefined;
-    let device: Device | undefined;
-    try {
-      // Who it is, on the short-query pool: a caller that cannot prove it holds no snapshot
-      // slot or connection, and spends no device's budget nor the fleet's.
-      device = await step(log, 'device.resolve', {}, async () => {
-        const found = await findDeviceByMac(deps.pool, mac);
-        if (!found) throw new AppError('DEVICE_NOT_FOUND', `no device with MAC ${mac}`);
-        if (!found.enabled) throw new AppError('DEVICE_DISABLED', `device ${mac} is disabled`);
-        if (deps.requireCredential)
-          await authenticateDevice(deps.pool, deps.credentials, found.id, input.authorization);
-        spendDeviceBudget(deps.limits, found.id, 'request');
-        return found;
-      });
-      input.admit();
-      client = await deps.snapshotPool.connect();
-      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-      await client.query(COPY_SESSION_SETTINGS_SQL);
-      const tx = client;
-      const resolved = device;
-      const tables = await step(log, 'scope.compute', { deviceId: resolved.id }, async (open) => {
-        await setScope(tx, resolved);
-        const cacheKey = DigestCache.key(resolved, await companyDataVersion(tx, resolved.companyId));
-        const cached = deps.digestCache.get(cacheKey);
-        deps.metrics.digestCache.inc({ result: cached ? 'hit' : 'miss' });
-        open.annotate({ cache: cached ? 'hit' : 'miss' });
-        if (cached) return cached;
-        const digestStarted = performance.now();
-        const digests = await computeDigests(tx);
-        deps.metrics.digestSeconds.observe((performance.now() - digestStarted) / 1000);
-        deps.digestCache.set(cacheKey, digests);
-        return digests;
-      });
-      const global = globalSha256(tables);
-      const { manifest, signature } = await step(log, 'manifest.create', {}, async (open) => {
-        const generatedAt = new Date();
-        const created = manifestToWire({
-          manifestId: ulid(),
-          generatedAt,
-          expiresAt: new Date(generatedAt.getTime() + deps.manifestTtlSeconds * 1000),
-          schemaVersion: SCHEMA_VERSION,
-          tables,
-          globalSha256: global,
-          device: resolved,
-          rowsIncluded: input.body.knownGlobalSha256 !== global,
-        });
-        open.annotate({ manifestId: created.manifestId, rowsIncluded: created.rowsIncluded });
-        await withTransaction(deps.pool, 'BEGIN', (c) => insertManifest(c, created, mac));
-        return { manifest: created, signature: signManifest(created, deps.signingKey) };
-      });
-      whole.annotate({ manifestId: manifest.manifestId });
-      httpSpan?.setAttribute('dbupdate.manifest_id', manifest.manifestId);
-      const mlog = log.child({ manifestId: manifest.manifestId });
+/**
+ * Who it is, on the short-query pool: a caller that cannot prove it holds no snapshot
+ * slot or connection, and spends no device's budget nor the fleet's.
+ */
+async function identify(r: SyncRequest): Promise<Device> {
+  const found = await findDeviceByMac(r.deps.pool, r.mac);
+  if (!found) throw new AppError('DEVICE_NOT_FOUND', `no device with MAC ${r.mac}`);
+  if (!found.enabled) throw new AppError('DEVICE_DISABLED', `device ${r.mac} is disabled`);
+  if (r.deps.requireCredential)
+    await authenticateDevice(r.deps.pool, r.deps.credentials, found.id, r.input.authorization);
+  spendDeviceBudget(r.deps.limits, found.id, 'request');
+  return found;
+}
 
-      const stats = newStreamStats();
-      let streamed = false;
-      const send = startStep(mlog, 'snapshot.send', { rowsIncluded: manifest.rowsIncluded });
-      const sendStarted = performance.now();
-      const body = iterateInContext(
-        send.context,
-        (async function* () {
-          yield* snapshotBody(tx, manifest, signature, stats, input.body.knownTables, mlog);
-          streamed = true;
-        })(),
-      );
-      return {
-        manifest,
-        signature,
-        body,
-        progress: stats,
-        complete: async (sent, err) => {
-          const ok = sent && streamed && !err;
-          let broken: Error | undefined = ok ? undefined : (err ?? new Error('response aborted'));
-          if (ok) await tx.query('COMMIT').catch((commitErr: Error) => (broken = commitErr));
-          tx.release(broken);
-          deps.metrics.bytesServed.inc(stats.bytes);
-          if (ok && manifest.rowsIncluded)
-            deps.metrics.rowsServed.inc(tables.reduce((n, t) => n + t.rowCount, 0));
-          send.annotate({ bytes: stats.bytes });
-          send.finish(ok ? undefined : (broken ?? new Error('response aborted')));
-          const status = ok ? (manifest.rowsIncluded ? 'served' : 'unchanged') : err ? 'error' : 'aborted';
-          deps.metrics.sendSeconds.observe({ outcome: status }, (performance.now() - sendStarted) / 1000);
-          await finish({
-            status,
-            reason: ok ? null : (err?.message ?? 'client went away before the snapshot was sent'),
-            errorCode: ok ? null : err ? 'SNAPSHOT_FAILED' : null,
-            deviceId: resolved.id,
-            manifestId: manifest.manifestId,
-            bytesSent: stats.bytes,
-            payloadSha256: ok ? stats.payload.digest('hex') : null,
-          });
-        },
-      };
-    } catch (err) {
-      if (client) {
-        const c = client;
-        await c.query('ROLLBACK').then(
-          () => c.release(),
-          (rollbackErr: Error) => c.release(rollbackErr),
-        );
-      }
-      const outcome = outcomeForError(err);
-      await finish({ ...outcome, deviceId: device?.id ?? null });
-      if (err instanceof AppError) throw err;
-      if (isDatabaseUnavailable(err))
-        throw new AppError('DATABASE_UNAVAILABLE', 'database unavailable', { cause: err });
-      throw new AppError('SNAPSHOT_FAILED', 'could not build the snapshot', { cause: err });
-    }
+/** The device's per-table counts and hashes: from the cache while the company's data version holds. */
+async function scopeDigests(
+  deps: SyncDeps,
+  tx: PoolClient,
+  device: Device,
+  open: OpenStep,
+): Promise<TableDigest[]> {
+  await setScope(tx, device);
+  const cacheKey = DigestCache.key(device, await companyDataVersion(tx, device.companyId));
+  const cached = deps.digestCache.get(cacheKey);
+  deps.metrics.digestCache.inc({ result: cached ? 'hit' : 'miss' });
+  open.annotate({ cache: cached ? 'hit' : 'miss' });
+  if (cached) return cached;
+  const started = performance.now();
+  const digests = await computeDigests(tx);
+  deps.metrics.digestSeconds.observe((performance.now() - started) / 1000);
+  deps.digestCache.set(cacheKey, digests);
+  return digests;
+}
+
+/** The signed manifest, stored before its first byte is sent so an ack can always find it. */
+async function createManifest(
+  r: SyncRequest,
+  device: Device,
+  tables: TableDigest[],
+  open: OpenStep,
+): Promise<Signed> {
+  const generatedAt = new Date();
+  const global = globalSha256(tables);
+  const manifest = manifestToWire({
+    manifestId: ulid(),
+    generatedAt,
+    expiresAt: new Date(generatedAt.getTime() + r.deps.manifestTtlSeconds * 1000),
+    schemaVersion: SCHEMA_VERSION,
+    tables,
+    globalSha256: global,
+    device,
+    rowsIncluded: r.input.body.knownGlobalSha256 !== global,
   });
+  open.annotate({ manifestId: manifest.manifestId, rowsIncluded: manifest.rowsIncluded });
+  await withTransaction(r.deps.pool, 'BEGIN', (c) => insertManifest(c, manifest, r.mac));
+  return { manifest, signature: signManifest(manifest, r.deps.signingKey) };
+}
+
+/** The body, and the one callback that closes the session if the body did not and finishes the audit. */
+function send(r: SyncRequest, session: SnapshotSession, signed: Signed, device: Device): PreparedSync {
+  const { manifest } = signed;
+  const log = r.log.child({ manifestId: manifest.manifestId });
+  const stats = newStreamStats();
+  const sending = startStep(log, 'snapshot.send', { rowsIncluded: manifest.rowsIncluded });
+  const started = performance.now();
+  const body = snapshotBody(session, signed, stats, r.input.body.knownTables, log);
+  return {
+    manifest,
+    body: iterateInContext(sending.context, body),
+    progress: stats,
+    async complete(sent, err) {
+      const ok = sent && stats.complete && !err;
+      const failure = ok ? undefined : (err ?? new Error('response aborted'));
+      await session.close(failure);
+      const { metrics } = r.deps;
+      metrics.bytesServed.inc(stats.bytes);
+      if (ok && manifest.rowsIncluded)
+        metrics.rowsServed.inc(manifest.tables.reduce((n, t) => n + t.rowCount, 0));
+      sending.annotate({ bytes: stats.bytes });
+      sending.finish(failure);
+      const status = ok ? (manifest.rowsIncluded ? 'served' : 'unchanged') : err ? 'error' : 'aborted';
+      metrics.sendSeconds.observe({ outcome: status }, (performance.now() - started) / 1000);
+      await r.audit.finish({
+        status,
+        reason: ok ? null : (err?.message ?? 'client went away before the snapshot was sent'),
+        errorCode: ok ? null : err ? 'SNAPSHOT_FAILED' : null,
+        deviceId: device.id,
+        manifestId: manifest.manifestId,
+        bytesSent: stats.bytes,
+        payloadSha256: ok ? stats.payload.digest('hex') : null,
+      });
+    },
+  };
 }

@@ -1,7 +1,7 @@
 /** `dbupdate central enroll`: a new secret for a device, shown once, stored hashed. */
-import { normalizeMac } from '../../contract/mac.ts';
 import type { Pool } from '../../platform/db.ts';
 import { AppError } from '../../platform/errors.ts';
+import { requireMac } from '../model.ts';
 import { findDeviceByMac, upsertSecretHash } from '../repo/devices.ts';
 import { hashSecret, newSecret } from './credentials.ts';
 
@@ -9,8 +9,7 @@ export async function enrollDevice(
   pool: Pool,
   macText: string,
 ): Promise<{ deviceId: string; mac: string; secret: string }> {
-  const mac = normalizeMac(macText);
-  if (!mac) throw new AppError('INVALID_MAC', `not a MAC address: ${JSON.stringify(macText)}`);
+  const mac = requireMac(macText);
   const device = await findDeviceByMac(pool, mac);
   if (!device)
     throw new AppError('DEVICE_NOT_FOUND', `no device with MAC ${mac}; create it in central first`);

@@ -1,12 +1,12 @@
 /**
  * A device's snapshot: digests (pass one) and the row stream (pass two), both read
- * inside the caller's REPEATABLE READ transaction, so they describe the same instant.
+ * inside one REPEATABLE READ transaction (a SnapshotSession), so they describe the same instant.
  * Nothing here holds more than one COPY chunk of rows in memory.
  */
 import { createHash, type Hash } from 'node:crypto';
 import type { TableDigest } from '../../contract/canonical.ts';
 import { digestTables } from '../../contract/digest-pg.ts';
-import { TABLES } from '../../contract/tables.ts';
+import { TABLES, type TableDef } from '../../contract/tables.ts';
 import type {
   EndFrame,
   Manifest,
@@ -19,6 +19,7 @@ import type { Logger } from '../../platform/logger.ts';
 import { startStep } from '../../platform/step.ts';
 import { iterateInContext } from '../../platform/tracing.ts';
 import { copyScopedTable, scopeSelectSql } from '../repo/snapshot.ts';
+import type { SnapshotSession } from './snapshot-session.ts';
 
 export function computeDigests(
   client: PoolClient,
@@ -42,6 +43,8 @@ function countNewlines(chunk: Buffer): number {
 export interface StreamStats {
   bytes: number;
   payload: Hash;
+  /** The end frame went out: every row the manifest announced was produced. */
+  complete: boolean;
 }
 
 function frame(value: ManifestFrame | TableFrame | EndFrame): Buffer {
@@ -50,14 +53,12 @@ function frame(value: ManifestFrame | TableFrame | EndFrame): Buffer {
 
 /**
  * The response body (docs/protocol.md): a manifest line, then per table a frame line
- * and its COPY text rows, then an end line. Row counts are checked against the
- * manifest as the rows pass; a difference aborts the stream, which Edge sees as a
- * truncated body.
+ * and its COPY text rows, then an end line. It owns the session's transaction: closed
+ * when the last row is out, destroyed when the stream fails or is abandoned mid-COPY.
  */
 export async function* snapshotBody(
-  client: PoolClient,
-  manifest: Manifest,
-  signature: ManifestSignature,
+  session: SnapshotSession,
+  signed: { manifest: Manifest; signature: ManifestSignature },
   stats: StreamStats,
   known: Partial<Record<string, string>> | undefined,
   log: Logger,
@@ -67,38 +68,65 @@ export async function* snapshotBody(
     stats.payload.update(buf);
     return buf;
   };
-  yield emit(frame({ manifest, signature }));
-  if (!manifest.rowsIncluded) {
-    yield emit(frame({ end: true, tables: 0 }));
-    return;
-  }
-  for (const [i, def] of TABLES.entries()) {
-    const expected = manifest.tables[i]!.rowCount;
-    const columns = def.columns.map((c) => c.name);
-    if (known?.[def.name] === manifest.tables[i]!.sha256) {
-      yield emit(frame({ table: def.name, rowCount: expected, columns, rowsIncluded: false }));
-      continue;
-    }
-    yield emit(frame({ table: def.name, rowCount: expected, columns }));
-    const tableStep = startStep(log, 'snapshot.table', { table: def.name, rows: expected });
-    let rows = 0;
-    try {
-      for await (const chunk of iterateInContext(tableStep.context, copyScopedTable(client, def))) {
-        rows += countNewlines(chunk as Buffer);
-        yield emit(chunk as Buffer);
+  let failure: Error | undefined = new Error('the response closed before the snapshot was sent');
+  try {
+    const { manifest } = signed;
+    yield emit(frame(signed));
+    if (manifest.rowsIncluded) {
+      for (const [i, def] of TABLES.entries()) {
+        const expected = manifest.tables[i]!;
+        const columns = def.columns.map((c) => c.name);
+        const skip = known?.[def.name] === expected.sha256;
+        yield emit(
+          frame({
+            table: def.name,
+            rowCount: expected.rowCount,
+            columns,
+            ...(skip ? { rowsIncluded: false } : {}),
+          }),
+        );
+        if (!skip)
+          for await (const chunk of tableRows(session.client, def, expected.rowCount, log)) yield emit(chunk);
       }
-      if (rows !== expected) throw new Error(`${def.name}: streamed ${rows} rows, manifest says ${expected}`);
-      tableStep.finish();
-    } catch (err) {
-      tableStep.finish(err);
-      throw err;
-    } finally {
-      tableStep.finish(new Error('stream closed before the table was sent'));
     }
+    yield emit(frame({ end: true, tables: manifest.rowsIncluded ? TABLES.length : 0 }));
+    stats.complete = true;
+    failure = undefined;
+  } catch (err) {
+    failure = err as Error;
+    throw err;
+  } finally {
+    await session.close(failure);
   }
-  yield emit(frame({ end: true, tables: TABLES.length }));
+}
+
+/**
+ * One table's rows in COPY text, counted as they pass: a count that differs from the
+ * manifest aborts the stream, which Edge sees as a truncated body.
+ */
+async function* tableRows(
+  client: PoolClient,
+  def: TableDef,
+  expected: number,
+  log: Logger,
+): AsyncGenerator<Buffer> {
+  const tableStep = startStep(log, 'snapshot.table', { table: def.name, rows: expected });
+  let rows = 0;
+  try {
+    for await (const chunk of iterateInContext(tableStep.context, copyScopedTable(client, def))) {
+      rows += countNewlines(chunk as Buffer);
+      yield chunk as Buffer;
+    }
+    if (rows !== expected) throw new Error(`${def.name}: streamed ${rows} rows, manifest says ${expected}`);
+    tableStep.finish();
+  } catch (err) {
+    tableStep.finish(err);
+    throw err;
+  } finally {
+    tableStep.finish(new Error('stream closed before the table was sent'));
+  }
 }
 
 export function newStreamStats(): StreamStats {
-  return { bytes: 0, payload: createHash('sha256') };
+  return { bytes: 0, payload: createHash('sha256'), complete: false };
 }
