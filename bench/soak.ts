@@ -18,7 +18,7 @@ import { generateSigningKeys } from '../src/contract/signing.ts';
 import { loadEdgeConfig } from '../src/edge/config.ts';
 import { edgeMigrations } from '../src/edge/migrations.ts';
 import { createSyncer } from '../src/edge/server.ts';
-import type { SyncResult } from '../src/edge/services/sync.ts';
+import type { SyncResult } from '../src/edge/model.ts';
 import { createPool, databaseUrl } from '../src/platform/db.ts';
 import { freePort, startEmbeddedCluster } from '../src/platform/embedded.ts';
 import { migrate } from '../src/platform/migrate.ts';

@@ -75,11 +75,11 @@ describe('edge service', () => {
     assert.ok(['success', 'unchanged'].includes(result.status), JSON.stringify(result));
     assert.equal(result.tables.length, 8);
     const status = (await (await fetch(`${edge.url}/status`)).json()) as {
-      recent: { id: string; trigger: string }[];
-      state: Record<string, string>;
+      recent: { syncId: string; trigger: string }[];
+      state: { lastGlobalSha256?: string };
     };
-    assert.ok(status.recent.some((r) => r.id === result.syncId && r.trigger === 'manual'));
-    assert.match(status.state.last_global_sha256 ?? '', /^[0-9a-f]{64}$/);
+    assert.ok(status.recent.some((r) => r.syncId === result.syncId && r.trigger === 'manual'));
+    assert.match(status.state.lastGlobalSha256 ?? '', /^[0-9a-f]{64}$/);
     const metrics = await (await fetch(`${edge.url}/metrics`)).text();
     assert.match(metrics, /^dbupdate_edge_syncs_total\{result="success",code=""\} [1-9]/m);
     assert.match(metrics, /^dbupdate_edge_last_success_timestamp_seconds \d/m);

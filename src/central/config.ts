@@ -1,6 +1,7 @@
 import { Type, type Static } from 'typebox';
 import { loadConfig, LogFormatSetting, LogLevelSetting } from '../platform/config.ts';
-import { parseSigningKey } from '../contract/signing.ts';
+import { parseSigningKey, type SigningKey } from '../contract/signing.ts';
+import type { TlsFiles } from '../platform/tls.ts';
 import { AppError } from '../platform/errors.ts';
 
 export const CentralConfigSchema = Type.Object({
@@ -44,13 +45,22 @@ export const CentralConfigSchema = Type.Object({
   TLS_KEY_FILE: Type.Optional(Type.String({ minLength: 1 })),
   /** Devices whose manifest digests are kept in memory (about 1 KB each). */
   DIGEST_CACHE_ENTRIES: Type.Integer({ minimum: 1, maximum: 10_000_000, default: 100_000 }),
+  /** Device credentials kept verified in memory (a scrypt check each saved); about 200 bytes each. */
+  CREDENTIAL_CACHE_ENTRIES: Type.Integer({ minimum: 1, maximum: 10_000_000, default: 100_000 }),
+  /** How long a verified (or refused) credential is believed before it is checked again. */
+  CREDENTIAL_CACHE_SECONDS: Type.Integer({ minimum: 1, maximum: 86_400, default: 900 }),
 });
-export type CentralConfig = Readonly<Static<typeof CentralConfigSchema>>;
+
+/** The settings, and the values parsed from them once at start. */
+export type CentralConfig = Readonly<
+  Static<typeof CentralConfigSchema> & { signingKey: SigningKey; tls: TlsFiles | undefined }
+>;
 
 export function loadCentralConfig(env: Record<string, string | undefined> = process.env): CentralConfig {
   const config = loadConfig(CentralConfigSchema, env);
+  let signingKey: SigningKey;
   try {
-    parseSigningKey(config.MANIFEST_SIGNING_KEY);
+    signingKey = parseSigningKey(config.MANIFEST_SIGNING_KEY);
   } catch (err) {
     throw new AppError(
       'CONFIG_INVALID',
@@ -63,5 +73,9 @@ export function loadCentralConfig(env: Record<string, string | undefined> = proc
       'setting TLS_CERT_FILE and TLS_KEY_FILE go together: set both or neither',
     );
   }
-  return config;
+  const tls =
+    config.TLS_CERT_FILE && config.TLS_KEY_FILE
+      ? { certFile: config.TLS_CERT_FILE, keyFile: config.TLS_KEY_FILE }
+      : undefined;
+  return Object.freeze({ ...config, signingKey, tls });
 }

@@ -9,7 +9,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { createPool, type Pool } from '../platform/db.ts';
 import type { Server as HttpsServer } from 'node:https';
 import { serverOptions } from '../platform/http.ts';
-import { readTls, reloadTlsOnHangup, type TlsFiles } from '../platform/tls.ts';
+import { readTls, reloadTlsOnHangup } from '../platform/tls.ts';
 import { createLogger, loggerOptions, type Logger } from '../platform/logger.ts';
 import { migrate } from '../platform/migrate.ts';
 import { stopOnSignal } from '../platform/lifecycle.ts';
@@ -21,13 +21,6 @@ import { DigestCache } from './services/digest-cache.ts';
 import { CredentialVerifier } from './services/credentials.ts';
 import { createLimits } from './services/limits.ts';
 import { startSweeper } from './services/sweeper.ts';
-import { parseSigningKey } from '../contract/signing.ts';
-
-export function tlsFiles(config: CentralConfig): TlsFiles | undefined {
-  return config.TLS_CERT_FILE && config.TLS_KEY_FILE
-    ? { certFile: config.TLS_CERT_FILE, keyFile: config.TLS_KEY_FILE }
-    : undefined;
-}
 
 /** TRUST_PROXY as Fastify takes it: off, on, or the proxies' addresses or CIDRs. */
 function trustProxySetting(value: string | undefined): boolean | string[] {
@@ -45,7 +38,7 @@ export async function buildCentral(
   options: { logger?: Logger | boolean; metrics?: CentralMetrics } = {},
 ) {
   const migrations = await centralMigrations();
-  const tls = tlsFiles(config);
+  const tls = config.tls;
   const app = Fastify({
     ...(options.logger === undefined
       ? { logger: loggerOptions('central-db-update-api', config.LOG_LEVEL, config.LOG_FORMAT) }
@@ -77,10 +70,13 @@ export async function buildCentral(
       snapshotPool,
       manifestTtlSeconds: config.MANIFEST_TTL_SECONDS,
       metrics: options.metrics ?? new CentralMetrics({ defaults: false }),
-      signingKey: parseSigningKey(config.MANIFEST_SIGNING_KEY),
+      signingKey: config.signingKey,
       requireCredential: config.AUTH_MODE === 'credential',
       digestCache: new DigestCache(config.DIGEST_CACHE_ENTRIES),
-      credentials: new CredentialVerifier({ maxEntries: config.DIGEST_CACHE_ENTRIES, ttlMs: 15 * 60_000 }),
+      credentials: new CredentialVerifier({
+        maxEntries: config.CREDENTIAL_CACHE_ENTRIES,
+        ttlMs: config.CREDENTIAL_CACHE_SECONDS * 1000,
+      }),
       limits: createLimits({
         source: config.RATE_LIMIT_PER_SOURCE_PER_MINUTE,
         device: config.RATE_LIMIT_PER_DEVICE_PER_MINUTE,
@@ -130,7 +126,7 @@ export async function startCentralServer(config: CentralConfig, log: Logger): Pr
     await pool.end();
     throw err;
   });
-  const files = tlsFiles(config);
+  const files = config.tls;
   const stopReloading = files ? reloadTlsOnHangup(app.server as HttpsServer, files, log) : () => undefined;
   return {
     url,

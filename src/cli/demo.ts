@@ -14,7 +14,7 @@ import { startCentralServer } from '../central/server.ts';
 import { loadEdgeConfig } from '../edge/config.ts';
 import { LOG_LEVELS } from '../platform/config.ts';
 import { startEdge } from '../edge/server.ts';
-import type { SyncResult } from '../edge/services/sync.ts';
+import type { SyncLogEntry, SyncResult } from '../edge/model.ts';
 import { createPool } from '../platform/db.ts';
 import { generateSigningKeys } from '../contract/signing.ts';
 import { freePort, startClusterPair } from '../platform/embedded.ts';
@@ -163,26 +163,15 @@ export async function demo(argv: string[]): Promise<number> {
     let lastSeen = first.syncId;
     const watcher = setInterval(() => {
       void fetch(`${edge.url}/status`)
-        .then(
-          (r) =>
-            r.json() as Promise<{
-              recent: {
-                id: string;
-                status: string;
-                rows_loaded: string | null;
-                duration_ms: number | null;
-                error_code: string | null;
-              }[];
-            }>,
-        )
+        .then((r) => r.json() as Promise<{ recent: SyncLogEntry[] }>)
         .then(({ recent }) => {
           for (const s of recent
-            .filter((x) => Number(x.id) > Number(lastSeen) && x.status !== 'running')
+            .filter((x) => Number(x.syncId) > Number(lastSeen) && x.status !== 'running')
             .reverse()) {
             console.log(
-              `edge: sync ${s.id} ${s.status} ${s.rows_loaded ?? 0} rows in ${s.duration_ms} ms ${s.error_code ?? ''}`,
+              `edge: sync ${s.syncId} ${s.status} ${s.rowsLoaded ?? 0} rows in ${s.durationMs} ms ${s.errorCode ?? ''}`,
             );
-            lastSeen = s.id;
+            lastSeen = s.syncId;
           }
         })
         .catch(() => undefined);

@@ -2,7 +2,7 @@ import { Type } from 'typebox';
 import { loadEdgeConfig } from '../edge/config.ts';
 import { edgeMigrations } from '../edge/migrations.ts';
 import { createSyncer, runEdge } from '../edge/server.ts';
-import type { SyncResult } from '../edge/services/sync.ts';
+import type { SyncResult } from '../edge/model.ts';
 import { verifyLocal } from '../edge/services/verify.ts';
 import { loadConfig, LogFormatSetting, LogLevelSetting } from '../platform/config.ts';
 import { AppError } from '../platform/errors.ts';

@@ -5,13 +5,14 @@
 import type { FastifyInstance } from 'fastify';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { ErrorBody, TableSummary } from '../contract/wire.ts';
+import { ErrorBody } from '../contract/wire.ts';
 import type { Pool } from '../platform/db.ts';
 import { AppError } from '../platform/errors.ts';
 import { healthRoutes } from '../platform/health.ts';
 import { bearerToken, installErrorHandling, isLoopback, tokenMatches } from '../platform/http.ts';
 import { getState, recentSyncs } from './repo/ledger.ts';
-import type { SyncResult, Syncer } from './services/sync.ts';
+import type { Syncer } from './services/sync.ts';
+import { ErrorDetail, StatusBody, SyncResultBody, syncLogToWire, type SyncResult } from './model.ts';
 
 export interface EdgeAppOptions {
   pool: Pool;
@@ -24,17 +25,6 @@ export interface EdgeAppOptions {
 // Query strings arrive as text; types are not coerced.
 const SyncNowQuery = Type.Object({
   wait: Type.Optional(Type.Union([Type.Literal('true'), Type.Literal('false')])),
-});
-const ErrorDetail = Type.Object({ code: Type.String(), message: Type.String() });
-const SyncResultBody = Type.Object({
-  syncId: Type.String(),
-  status: Type.Union([Type.Literal('success'), Type.Literal('unchanged'), Type.Literal('failed')]),
-  manifestId: Type.Union([Type.String(), Type.Null()]),
-  durationMs: Type.Integer(),
-  rowsLoaded: Type.Integer(),
-  tables: Type.Array(TableSummary),
-  ack: Type.String(),
-  error: Type.Optional(ErrorDetail),
 });
 
 const syncRoutes: FastifyPluginAsyncTypebox<EdgeAppOptions> = async (app, opts) => {
@@ -57,6 +47,7 @@ const syncRoutes: FastifyPluginAsyncTypebox<EdgeAppOptions> = async (app, opts) 
         response: {
           200: SyncResultBody,
           202: Type.Object({ status: Type.Literal('started') }),
+          401: ErrorBody,
           409: ErrorBody,
           502: Type.Object({ error: ErrorDetail, sync: Type.Optional(SyncResultBody) }),
         },
@@ -92,11 +83,16 @@ const syncRoutes: FastifyPluginAsyncTypebox<EdgeAppOptions> = async (app, opts) 
 
   app.get(
     '/status',
-    { schema: { summary: 'Recent syncs from the ledger, and the sync state' } },
+    {
+      schema: {
+        summary: 'Recent syncs from the ledger, and the sync state',
+        response: { 200: StatusBody, 401: ErrorBody },
+      },
+    },
     async () => ({
       running: opts.syncer.running,
       state: await getState(opts.pool),
-      recent: await recentSyncs(opts.pool, 20),
+      recent: (await recentSyncs(opts.pool, 20)).map(syncLogToWire),
     }),
   );
 };

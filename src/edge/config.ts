@@ -1,3 +1,4 @@
+import type { KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Type, type Static } from 'typebox';
 import { loadConfig, LogFormatSetting, LogLevelSetting } from '../platform/config.ts';
@@ -36,12 +37,24 @@ export const EdgeConfigSchema = Type.Object({
   /** Sent as X-Seq-ApiKey when Seq requires one. */
   SEQ_API_KEY: Type.Optional(Type.String({ minLength: 1 })),
 });
-export type EdgeConfig = Readonly<Static<typeof EdgeConfigSchema>>;
+
+/** The settings, and the values parsed from them once at start. */
+export type EdgeConfig = Readonly<
+  Static<typeof EdgeConfigSchema> & {
+    /** DEVICE_MAC in its one stored form. */
+    mac: string;
+    /** MANIFEST_PUBLIC_KEYS by key id. */
+    publicKeys: ReadonlyMap<string, KeyObject>;
+    /** The CENTRAL_CA_FILE's certificates, read at start. */
+    centralCa: Buffer | undefined;
+  }
+>;
 
 export function loadEdgeConfig(env: Record<string, string | undefined> = process.env): EdgeConfig {
   const config = loadConfig(EdgeConfigSchema, env);
+  let publicKeys: ReadonlyMap<string, KeyObject>;
   try {
-    parsePublicKeys(config.MANIFEST_PUBLIC_KEYS);
+    publicKeys = parsePublicKeys(config.MANIFEST_PUBLIC_KEYS);
   } catch (err) {
     throw new AppError(
       'CONFIG_INVALID',
@@ -55,20 +68,21 @@ export function loadEdgeConfig(env: Record<string, string | undefined> = process
       `setting CENTRAL_URL is plain http:// to ${central.hostname}: the device credential would travel in clear; use https:// (or ALLOW_INSECURE_HTTP=true in a lab)`,
     );
   }
-  if (!normalizeMac(config.DEVICE_MAC)) {
+  const mac = normalizeMac(config.DEVICE_MAC);
+  if (!mac) {
     throw new AppError(
       'CONFIG_INVALID',
       `setting DEVICE_MAC is invalid: ${JSON.stringify(config.DEVICE_MAC)}`,
     );
   }
-  return config;
+  return Object.freeze({ ...config, mac, publicKeys, centralCa: readCa(config.CENTRAL_CA_FILE) });
 }
 
 /** The pinned CA, read once at start. */
-export function centralCa(config: EdgeConfig): Buffer | undefined {
-  if (!config.CENTRAL_CA_FILE) return undefined;
+function readCa(file: string | undefined): Buffer | undefined {
+  if (!file) return undefined;
   try {
-    return readFileSync(config.CENTRAL_CA_FILE);
+    return readFileSync(file);
   } catch (err) {
     throw new AppError('CONFIG_INVALID', `setting CENTRAL_CA_FILE cannot be read: ${(err as Error).message}`);
   }

@@ -4,7 +4,7 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { registerLogMetrics } from '../platform/log-metrics.ts';
-import type { SyncResult } from './services/sync.ts';
+import type { SyncResult } from './model.ts';
 
 interface LiveSource {
   breakerState(): string;

@@ -7,8 +7,6 @@ import Fastify from 'fastify';
 import fp from 'fastify-plugin';
 import { Cron } from 'croner';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { normalizeMac } from '../contract/mac.ts';
-import { parsePublicKeys } from '../contract/signing.ts';
 import { createPool, type Pool } from '../platform/db.ts';
 import { isLoopback, serverOptions } from '../platform/http.ts';
 import { createLogger, type Logger } from '../platform/logger.ts';
@@ -16,10 +14,11 @@ import { migrate } from '../platform/migrate.ts';
 import { stopOnSignal } from '../platform/lifecycle.ts';
 import { edgeApp } from './app.ts';
 import { EdgeMetrics } from './metrics.ts';
-import { centralCa, jitterSeconds, type EdgeConfig } from './config.ts';
+import { jitterSeconds, type EdgeConfig } from './config.ts';
 import { edgeMigrations } from './migrations.ts';
 import { CentralClient } from './services/central-client.ts';
-import { Syncer, type SyncResult, type SyncTrigger } from './services/sync.ts';
+import { Syncer } from './services/sync.ts';
+import type { SyncResult, SyncTrigger } from './model.ts';
 import { countPendingAcks } from './repo/ledger.ts';
 
 export function createSyncer(
@@ -28,15 +27,13 @@ export function createSyncer(
   log: Logger,
   options: { initialDelayMs?: number; defaultMetrics?: boolean } = {},
 ): Syncer {
-  // Validated by loadEdgeConfig.
-  const mac = normalizeMac(config.DEVICE_MAC)!;
   const central = new CentralClient({
     baseUrl: config.CENTRAL_URL,
     token: config.DEVICE_TOKEN,
     retryAttempts: config.HTTP_RETRY_ATTEMPTS,
     attemptTimeoutMs: config.HTTP_STALL_TIMEOUT_SECONDS * 1000,
     stallTimeoutMs: config.HTTP_STALL_TIMEOUT_SECONDS * 1000,
-    ...(config.CENTRAL_CA_FILE ? { ca: centralCa(config)! } : {}),
+    ...(config.centralCa ? { ca: config.centralCa } : {}),
     ...(options.initialDelayMs === undefined ? {} : { initialDelayMs: options.initialDelayMs }),
   });
   const metrics = new EdgeMetrics({ defaults: options.defaultMetrics ?? false });
@@ -44,10 +41,10 @@ export function createSyncer(
   return new Syncer({
     pool,
     central,
-    mac,
+    mac: config.mac,
     log,
     metrics,
-    publicKeys: parsePublicKeys(config.MANIFEST_PUBLIC_KEYS),
+    publicKeys: config.publicKeys,
     deadlineMs: config.SYNC_DEADLINE_SECONDS * 1000,
   });
 }

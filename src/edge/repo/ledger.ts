@@ -2,12 +2,19 @@
 import type { Queryable } from '../../platform/db.ts';
 import type { TableDigest } from '../../contract/canonical.ts';
 import type { AckBody } from '../../contract/wire.ts';
-
-export type SyncStatus = 'running' | 'success' | 'unchanged' | 'failed';
-export type AckStatus = 'sent' | 'pending' | 'failed' | 'none';
+import {
+  stateFromRows,
+  stateToRows,
+  type AckOutcome,
+  type LedgerStatus,
+  type SyncLogRow,
+  type SyncOutcome,
+  type SyncState,
+  type SyncTrigger,
+} from '../model.ts';
 
 export interface SyncFinish {
-  status: Exclude<SyncStatus, 'running'>;
+  status: SyncOutcome;
   manifestId: string | null;
   durationMs: number;
   errorCode?: string | null;
@@ -18,22 +25,7 @@ export interface SyncFinish {
   payloadSha256?: string | null;
 }
 
-export interface SyncLogRow {
-  id: string;
-  manifest_id: string | null;
-  started_at: Date;
-  completed_at: Date | null;
-  status: SyncStatus;
-  trigger: string;
-  duration_ms: number | null;
-  error_code: string | null;
-  error_text: string | null;
-  global_sha256: string | null;
-  rows_loaded: string | null;
-  ack_status: AckStatus | null;
-}
-
-export async function insertSyncStart(db: Queryable, trigger: string): Promise<string> {
+export async function insertSyncStart(db: Queryable, trigger: SyncTrigger): Promise<string> {
   const { rows } = await db.query<{ id: string }>(
     `INSERT INTO edge_sync_log (status, trigger) VALUES ('running', $1::text) RETURNING id`,
     [trigger],
@@ -74,7 +66,7 @@ export async function finishSync(db: Queryable, id: string, f: SyncFinish): Prom
   );
 }
 
-export async function setAckStatus(db: Queryable, manifestId: string, status: AckStatus): Promise<void> {
+export async function setAckStatus(db: Queryable, manifestId: string, status: AckOutcome): Promise<void> {
   await db.query('UPDATE edge_sync_log SET ack_status = $2::text WHERE manifest_id = $1::text', [
     manifestId,
     status,
@@ -119,25 +111,26 @@ export async function lastAppliedTables(
 }
 
 /** The status of the last finished sync before `beforeId` (undefined when there is none). */
-export async function lastFinishedStatus(db: Queryable, beforeId: string): Promise<SyncStatus | undefined> {
-  const { rows } = await db.query<{ status: SyncStatus }>(
+export async function lastFinishedStatus(db: Queryable, beforeId: string): Promise<LedgerStatus | undefined> {
+  const { rows } = await db.query<{ status: LedgerStatus }>(
     `SELECT status FROM edge_sync_log WHERE id < $1::bigint AND status <> 'running' ORDER BY id DESC LIMIT 1`,
     [beforeId],
   );
   return rows[0]?.status;
 }
 
-export async function getState(db: Queryable): Promise<Record<string, string>> {
+export async function getState(db: Queryable): Promise<SyncState> {
   const { rows } = await db.query<{ key: string; value: string }>('SELECT key, value FROM edge_sync_state');
-  return Object.fromEntries(rows.map((r) => [r.key, r.value]));
+  return stateFromRows(rows);
 }
 
-export async function setState(db: Queryable, values: Record<string, string>): Promise<void> {
+export async function setState(db: Queryable, state: SyncState): Promise<void> {
+  const { keys, values } = stateToRows(state);
   await db.query(
     `INSERT INTO edge_sync_state (key, value)
      SELECT * FROM unnest($1::text[], $2::text[])
      ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()`,
-    [Object.keys(values), Object.values(values)],
+    [keys, values],
   );
 }
 

@@ -16,8 +16,8 @@ import {
   setAckStatus,
 } from '../repo/ledger.ts';
 import type { CentralClient } from './central-client.ts';
+import type { AckOutcome } from '../model.ts';
 
-export type AckOutcome = 'sent' | 'pending' | 'failed' | 'none';
 const MAX_PENDING_ATTEMPTS = 50;
 
 /** A refusal (4xx) will never succeed: it is recorded as failed, not retried. */

@@ -6,6 +6,7 @@ import { globalSha256, sameDigest, type TableDigest } from '../../contract/canon
 import { TABLES } from '../../contract/tables.ts';
 import { SCHEMA_VERSION, type Manifest } from '../../contract/wire.ts';
 import { AppError } from '../../platform/errors.ts';
+import type { SyncState } from '../model.ts';
 
 export function validateManifest(manifest: Manifest, now: number): void {
   if (manifest.schemaVersion !== SCHEMA_VERSION) {
@@ -35,15 +36,15 @@ export function validateManifest(manifest: Manifest, now: number): void {
  * comparison is on `generatedAt`, signed inside the manifest. A manifest for another
  * device is refused by the device id this edge learned from its first applied snapshot.
  */
-export function refuseStaleOrForeign(manifest: Manifest, state: Record<string, string>): void {
-  const held = state.last_generated_at;
+export function refuseStaleOrForeign(manifest: Manifest, state: SyncState): void {
+  const held = state.lastGeneratedAt;
   if (held && Date.parse(manifest.generatedAt) < Date.parse(held)) {
     throw new AppError(
       'MANIFEST_STALE',
       `manifest ${manifest.manifestId} was generated at ${manifest.generatedAt}, before the ${held} of the data this edge holds`,
     );
   }
-  const device = state.device_id;
+  const device = state.deviceId;
   if (device && manifest.filters.deviceId !== device) {
     throw new AppError(
       'MANIFEST_NOT_FOR_DEVICE',
@@ -53,8 +54,8 @@ export function refuseStaleOrForeign(manifest: Manifest, state: Record<string, s
 }
 
 /** What an applied or confirmed manifest tells about the data held, for the next refusals. */
-export function heldFacts(manifest: Manifest): Record<string, string> {
-  return { last_generated_at: manifest.generatedAt, device_id: manifest.filters.deviceId };
+export function heldFacts(manifest: Manifest): SyncState {
+  return { lastGeneratedAt: manifest.generatedAt, deviceId: manifest.filters.deviceId };
 }
 
 /** The tables whose local digest differs from the manifest's, each with both row counts. */

@@ -13,7 +13,7 @@ import { readSnapshot, SnapshotFormatError, type SnapshotItem } from '../../cont
 import { COPY_SESSION_SETTINGS_SQL } from '../../contract/tables.ts';
 import { storableText, type AckBody, type Manifest } from '../../contract/wire.ts';
 import type { Pool, PoolClient } from '../../platform/db.ts';
-import { AppError, type ErrorCode } from '../../platform/errors.ts';
+import { AppError, normalizeError } from '../../platform/errors.ts';
 import type { Logger } from '../../platform/logger.ts';
 import { step } from '../../platform/step.ts';
 import {
@@ -38,29 +38,15 @@ import {
   localSelectSql,
   setTriggers,
 } from '../repo/tables.ts';
-import { acknowledge, flushPendingAcks, type AckOutcome } from './acks.ts';
+import { acknowledge, flushPendingAcks } from './acks.ts';
 import type { CentralClient } from './central-client.ts';
 import { compareDigests, heldFacts, refuseStaleOrForeign, validateManifest } from './sync-checks.ts';
 import { counted, loadTables, type Transfer } from './sync-load.ts';
 import type { EdgeMetrics } from '../metrics.ts';
+import type { AckOutcome, SyncResult, SyncState, SyncTrigger } from '../model.ts';
 
 /** One sync at a time per edge database, across processes. */
 export const SYNC_LOCK_KEY = 0x64627379; // "dbsy"
-
-export type SyncTrigger = 'start' | 'schedule' | 'manual' | 'cli';
-
-export interface SyncResult {
-  syncId: string;
-  status: 'success' | 'unchanged' | 'failed';
-  manifestId: string | null;
-  durationMs: number;
-  rowsLoaded: number;
-  /** The tables whose rows were replaced (the others already matched). */
-  tablesLoaded?: string[];
-  tables: TableDigest[];
-  ack: AckOutcome;
-  error?: { code: ErrorCode; message: string };
-}
 
 export interface SyncDeps {
   pool: Pool;
@@ -81,7 +67,7 @@ interface Attempt {
   log: Logger;
   started: number;
   transfer: Transfer;
-  state: Record<string, string>;
+  state: SyncState;
   /** Offer Central the hashes of what this edge holds (not after a failure, nor with --full). */
   offerHeld: boolean;
   /** May load with triggers off, table by table; without, every table is emptied and reloaded. */
@@ -95,11 +81,11 @@ interface Attempt {
 type ResultFields = Pick<SyncResult, 'rowsLoaded' | 'tables' | 'ack'> &
   Partial<Pick<SyncResult, 'tablesLoaded' | 'error'>>;
 
+/** A malformed stream is Central's fault; anything else unnamed failed in the local load. */
 function asAppError(err: unknown): AppError {
-  if (err instanceof AppError) return err;
   if (err instanceof SnapshotFormatError)
     return new AppError('SNAPSHOT_INVALID', err.message, { cause: err });
-  return new AppError('LOAD_FAILED', (err as Error).message, { cause: err });
+  return normalizeError(err, 'LOAD_FAILED');
 }
 
 const elapsed = (a: Attempt) => Math.round(performance.now() - a.started);
@@ -162,7 +148,7 @@ export class Syncer {
       const mlog = log.child({ manifestId: manifest.manifestId });
       await step(mlog, 'sync.validate', {}, () => this.#validate(a, manifest));
       const unchanged =
-        !manifest.rowsIncluded || (a.offerHeld && manifest.globalSha256 === a.state.last_global_sha256);
+        !manifest.rowsIncluded || (a.offerHeld && manifest.globalSha256 === a.state.lastGlobalSha256);
       if (unchanged) return await this.#recordUnchanged(a, manifest, items, mlog);
       const applied = await this.#apply(a, manifest, items, mlog);
       const ack = await this.#acknowledge(a, 'Success', applied.tables, null, mlog);
@@ -194,7 +180,7 @@ export class Syncer {
       this.#deps.central.requestSnapshot(
         {
           mac: this.#deps.mac,
-          knownGlobalSha256: a.offerHeld ? (a.state.last_global_sha256 ?? null) : null,
+          knownGlobalSha256: a.offerHeld ? (a.state.lastGlobalSha256 ?? null) : null,
           ...(a.held
             ? { knownTables: Object.fromEntries(a.held.tables.map((t) => [t.name, t.sha256])) }
             : {}),
@@ -233,7 +219,7 @@ export class Syncer {
     }
     const held = a.held ?? (await lastAppliedTables(a.client));
     await finishSync(a.client, a.syncId, this.#ledgerRow(a, 'unchanged', 0));
-    await setState(a.client, { last_check_at: new Date().toISOString(), ...heldFacts(m) });
+    await setState(a.client, { lastCheckAt: new Date().toISOString(), ...heldFacts(m) });
     log.info({ event: 'sync.unchanged', globalSha256: m.globalSha256 }, 'scope unchanged, nothing loaded');
     const tables = held?.tables ?? [];
     const ack = await this.#acknowledge(a, 'Success', tables, null, log);
@@ -264,10 +250,10 @@ export class Syncer {
         await finishSync(client, a.syncId, this.#ledgerRow(a, 'success', loaded.rows));
         const now = new Date().toISOString();
         await setState(client, {
-          last_manifest_id: m.manifestId,
-          last_global_sha256: m.globalSha256,
-          last_success_at: now,
-          last_check_at: now,
+          lastManifestId: m.manifestId,
+          lastGlobalSha256: m.globalSha256,
+          lastSuccessAt: now,
+          lastCheckAt: now,
           ...heldFacts(m),
         });
         await client.query('COMMIT');
