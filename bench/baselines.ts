@@ -141,7 +141,7 @@ export async function dumpBaseline(
   const admin = new pg.Client({ connectionString: cluster.url('postgres') });
   await admin.connect();
   const model = await readFile(
-    new URL('../src/contract/migrations/0001_data_model.sql', import.meta.url),
+    new URL('../src/contract/migrations/v1_data_model.sql', import.meta.url),
     'utf8',
   );
   const [src, dst] = [`src_${tag}`, `dst_${tag}`];

@@ -1,12 +1,10 @@
 import { fileURLToPath } from 'node:url';
+import { DATA_MODEL_DIR } from '../contract/data-model.ts';
 import { loadMigrations, type Migration } from '../platform/migrate.ts';
 
-/** Edge's migrations: the shared data model first, then the ledger. */
-export const EDGE_MIGRATION_DIRS = [
-  fileURLToPath(new URL('../contract/migrations/', import.meta.url)),
-  fileURLToPath(new URL('./migrations/', import.meta.url)),
-];
+/** Edge's migrations, the shared data model's versions taken in where they are named. */
+export const EDGE_MIGRATION_DIR = fileURLToPath(new URL('./migrations/', import.meta.url));
 
 export function edgeMigrations(): Promise<Migration[]> {
-  return loadMigrations(EDGE_MIGRATION_DIRS);
+  return loadMigrations(EDGE_MIGRATION_DIR, DATA_MODEL_DIR);
 }

@@ -14,27 +14,61 @@ export interface Migration {
   readonly id: number;
   readonly name: string;
   readonly sql: string;
+  /** The data-model version the schema is at once this migration applied. */
+  readonly dataModelVersion: number;
 }
 
 const FILE = /^(\d{4})_([a-z0-9_]+)\.sql$/;
+/** A file of the shared data model: `v<N>_name.sql`, N running 1..SCHEMA_VERSION. */
+const DATA_MODEL_FILE = /^v(\d+)_([a-z0-9_]+)\.sql$/;
+/** The line by which a service's numbered migration takes in data-model version N. */
+const INCLUDE = /^-- dbupdate:data-model v(\d+)$/m;
 /** Arbitrary, fixed: one lock key per database for our migrations. */
 const LOCK_KEY = 0x64627570; // "dbup"
 
-export async function loadMigrations(dirs: readonly string[]): Promise<Migration[]> {
-  const found = new Map<number, Migration>();
-  for (const dir of dirs) {
-    for (const file of (await readdir(dir)).sort()) {
-      const match = FILE.exec(file);
-      if (!match) continue;
-      const id = Number(match[1]);
-      if (found.has(id)) throw new Error(`two migrations numbered ${id}: ${found.get(id)!.name} and ${file}`);
-      found.set(id, { id, name: file, sql: await readFile(join(dir, file), 'utf8') });
-    }
+/**
+ * The shared data model's versions, by number. Both services take each version into
+ * their own numbered sequence (each service numbers 1..n without gaps, by itself), so a
+ * second data-model migration is one new `v2_…` file and one include line per service.
+ */
+export async function loadDataModel(dir: string): Promise<Map<number, string>> {
+  const versions = new Map<number, string>();
+  for (const file of (await readdir(dir)).sort()) {
+    const match = DATA_MODEL_FILE.exec(file);
+    if (match) versions.set(Number(match[1]), await readFile(join(dir, file), 'utf8'));
   }
-  const list = [...found.values()].sort((a, b) => a.id - b.id);
-  list.forEach((m, i) => {
-    if (m.id !== i + 1) throw new Error(`migration numbers must run 1..n without gaps; found ${m.name}`);
-  });
+  [...versions.keys()]
+    .sort((a, b) => a - b)
+    .forEach((v, i) => {
+      if (v !== i + 1) throw new Error(`data-model versions must run v1..vN without gaps; found v${v}`);
+    });
+  return versions;
+}
+
+/** One service's migrations from its directory, with the data-model versions it includes in place. */
+export async function loadMigrations(dir: string, dataModelDir: string): Promise<Migration[]> {
+  const dataModel = await loadDataModel(dataModelDir);
+  const list: Migration[] = [];
+  let included = 0;
+  for (const file of (await readdir(dir)).sort()) {
+    const match = FILE.exec(file);
+    if (!match) continue;
+    const id = Number(match[1]);
+    if (id !== list.length + 1)
+      throw new Error(`migration numbers must run 1..n without gaps; found ${file}`);
+    let sql = await readFile(join(dir, file), 'utf8');
+    const include = INCLUDE.exec(sql);
+    if (include) {
+      const version = Number(include[1]);
+      if (version !== included + 1 || !dataModel.has(version))
+        throw new Error(
+          `${file} takes in data-model v${version}; the next one to take in is v${included + 1}`,
+        );
+      sql = dataModel.get(version)!;
+      included = version;
+    }
+    list.push({ id, name: file, sql, dataModelVersion: included });
+  }
   return list;
 }
 

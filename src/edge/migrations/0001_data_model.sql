@@ -1,0 +1,4 @@
+-- The shared data model, version 1 (src/contract/migrations/v1_data_model.sql): the same
+-- tables on Central and on every edge. Each service takes a data-model version into its own
+-- numbered sequence by a line like the next one; the loader puts that file's SQL here.
+-- dbupdate:data-model v1
