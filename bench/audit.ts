@@ -14,7 +14,7 @@ import { pruneAudit } from '../src/central/services/retention.ts';
 import { createPool } from '../src/platform/db.ts';
 import { startEmbeddedCluster } from '../src/platform/embedded.ts';
 import { migrate } from '../src/platform/migrate.ts';
-import { fillAuditTrail } from '../test/helpers/audit-fill.ts';
+import { fillAuditTrail } from './lib/audit-fill.ts';
 
 const { values } = parseArgs({ options: { requests: { type: 'string', default: '1000000' } } });
 const requests = Number(values.requests);

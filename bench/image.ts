@@ -6,7 +6,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { readDockerfile } from '../test/helpers/compose.ts';
+import { readDockerfile } from '../scripts/lib/compose.ts';
 
 const COMPILE_CACHE = join(import.meta.dirname, '../node_modules/.cache/dbupdate-compile');
 const image = readDockerfile('Dockerfile').central!;

@@ -1,5 +1,5 @@
 #!/usr/bin/env -S node --max-semi-space-size=2 --no-allocation-site-pretenuring
-// (The flags: see the Dockerfile's ENTRYPOINT and docs/scaling.md.)
+// (The flags, the only copy of them: the Dockerfile says why, docs/scaling.md measures them.)
 // Tracing first: its instrumentations hook `pg`, `fastify` and `undici` as they load,
 // so the rest of the program is imported only afterwards.
 import { serviceNameFor, shutdownTracing, startTracing } from '../src/platform/tracing.ts';

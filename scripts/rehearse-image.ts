@@ -9,8 +9,9 @@
 import { spawnSync } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { dockerfileStages, envAssignments } from '../test/helpers/compose.ts';
+import { dirname, join } from 'node:path';
+import { cacheMisses, cacheEntries } from './lib/compile-cache.ts';
+import { dockerfileStages, envAssignments } from './lib/compose.ts';
 
 const root = join(import.meta.dirname, '..');
 const target = process.argv[2] ?? 'central';
@@ -63,18 +64,22 @@ function build(name: string): { dir: string; env: Record<string, string>; entryp
 
 try {
   const image = build(target);
+  const cache = image.env.NODE_COMPILE_CACHE;
+  if (!cache) throw new Error('the image sets no NODE_COMPILE_CACHE');
+  const built = cacheEntries(cache);
+  if (built.size < 40) throw new Error(`the build cached only ${built.size} entries in ${cache}`);
   for (const command of [['--help'], ['central', 'keygen']]) {
-    const [node, ...args] = image.entrypoint;
-    if (node !== 'node') throw new Error(`ENTRYPOINT does not start node: ${image.entrypoint}`);
-    const run = spawnSync(process.execPath, [...args, ...command], {
+    // As the container runs it: the ENTRYPOINT is the script itself, so its shebang's flags apply.
+    const script = image.entrypoint[0]!.replace(/^\/app(?=\/)/, image.dir);
+    const run = spawnSync(script, [...image.entrypoint.slice(1), ...command], {
       cwd: image.dir,
-      env: { PATH: process.env.PATH ?? '', ...image.env, NODE_DEBUG_NATIVE: 'COMPILE_CACHE' },
+      env: { PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}`, ...image.env },
       encoding: 'utf8',
     });
-    const missed = run.stderr.match(/no transpile cache for \S+ \S+/g) ?? [];
+    const missed = cacheMisses(cache, built);
     if (run.status !== 0 || missed.length > 0) {
       throw new Error(
-        `${command.join(' ')}: exit ${run.status}, compile cache missed ${missed.join(', ') || 'nothing'}`,
+        `${command.join(' ')}: exit ${run.status} ${run.stderr}, compile cache missed ${missed.length} modules`,
       );
     }
     console.log(`rehearse-image: ${target}: ENTRYPOINT ${command.join(' ')} ran from the compile cache`);

@@ -16,7 +16,7 @@ import {
 } from '../src/central/repo/admin.ts';
 import { TABLE_NAMES } from '../src/contract/tables.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
-import { fillAuditTrail } from './helpers/audit-fill.ts';
+import { fillAuditTrail } from '../bench/lib/audit-fill.ts';
 
 const AUDIT_TABLES = new Set([
   'sync_requests',

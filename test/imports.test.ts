@@ -56,4 +56,21 @@ describe('imports of the shipped code', () => {
     assert.ok(importsOf('src/cli/main.ts').some((i) => i.dynamic && i.specifier === './demo.ts'));
     assert.ok(importsOf('src/central/server.ts').some((i) => i.specifier === 'fastify-plugin'));
   });
+
+  it('keep src, scripts and benches free of test code', () => {
+    const shipped = ['src', 'scripts', 'bench', 'bin'].flatMap((dir) =>
+      readdirSync(dir, { recursive: true, encoding: 'utf8' })
+        .filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'))
+        .map((f) => join(dir, f)),
+    );
+    const intoTests = shipped.flatMap((file) =>
+      importsOf(file)
+        .filter(({ specifier }) => specifier.startsWith('.'))
+        .map(({ specifier }) => relative('.', join(dirname(file), specifier)))
+        .filter((target) => target.startsWith('test/'))
+        .map((target) => `${file} → ${target}`),
+    );
+    assert.deepEqual(intoTests, []);
+    assert.ok(shipped.includes('scripts/rehearse-image.ts') && shipped.length > 20, String(shipped.length));
+  });
 });

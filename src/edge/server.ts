@@ -1,17 +1,17 @@
 /**
- * The Edge service: migrate, a first sync at start, then the schedule (croner, with
+ * The Edge service: migrate, a first sync at start, then the schedule (a fixed interval, with
  * jitter so a fleet does not call Central in lockstep), and the local API. On
  * SIGTERM/SIGINT: stop scheduling, let a running sync finish, close.
  */
 import Fastify from 'fastify';
 import fp from 'fastify-plugin';
-import { Cron } from 'croner';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { createPool, type Pool } from '../platform/db.ts';
 import { isLoopback, serverOptions } from '../platform/http.ts';
 import { createLogger, type Logger } from '../platform/logger.ts';
 import { migrate } from '../platform/migrate.ts';
 import { stopOnSignal } from '../platform/lifecycle.ts';
+import { repeatEvery } from '../platform/schedule.ts';
 import { edgeApp } from './app.ts';
 import { EdgeMetrics } from './metrics.ts';
 import { jitterSeconds, type EdgeConfig } from './config.ts';
@@ -110,41 +110,22 @@ export async function startEdge(
   const syncer = createSyncer(config, pool, log, { defaultMetrics: true });
   const app = await buildEdge(config, pool, syncer, log);
   const address = await app.listen({ port: config.PORT, host: config.HOST });
-  const jitter = jitterSeconds(config);
-  let stopping = false;
   const firstSync = scheduledSync(syncer, 'start', log);
-  let inFlight: Promise<unknown> = firstSync;
-  // Wakes a scheduled run that is waiting out its jitter, so stop() need not wait for it.
-  let wake: (() => void) | undefined;
-  let jitterTimer: NodeJS.Timeout | undefined;
-  const cron = new Cron(
-    '* * * * * *',
-    {
-      interval: config.SYNC_INTERVAL_SECONDS,
-      protect: true,
-      startAt: new Date(Date.now() + config.SYNC_INTERVAL_SECONDS * 1000),
-    },
+  const schedule = repeatEvery(
+    config.SYNC_INTERVAL_SECONDS * 1000,
+    jitterSeconds(config) * 1000,
     async () => {
-      if (stopping) return;
-      await new Promise<void>((resolve) => {
-        wake = resolve;
-        jitterTimer = setTimeout(resolve, Math.random() * jitter * 1000);
-      });
-      if (stopping || syncer.running) return;
-      inFlight = scheduledSync(syncer, 'schedule', log);
-      await inFlight;
+      // The API's /sync/now may hold the lock; its sync counts as this round's.
+      if (!syncer.running) await scheduledSync(syncer, 'schedule', log);
     },
   );
   return {
     url: address,
     firstSync,
     async stop() {
-      stopping = true;
-      cron.stop();
-      clearTimeout(jitterTimer);
-      wake?.();
+      const scheduled = schedule.stop();
       await app.close();
-      await inFlight;
+      await Promise.all([scheduled, firstSync]);
       await pool.end();
     },
   };

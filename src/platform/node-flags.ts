@@ -1,7 +1,7 @@
 /**
  * The Node/V8 flags the program runs with, read from the one place that names them: the
- * shebang of bin/dbupdate.ts. The image's ENTRYPOINT repeats them (a test holds the two
- * equal); the compile-cache warmer and the benchmarks start Node with them, because V8
+ * shebang of bin/dbupdate.ts. The image's ENTRYPOINT is the script itself, so the shebang
+ * applies there too; the compile-cache warmer and the benchmarks start Node with them, because V8
  * only accepts a code cache made under the same flags, and a benchmark should measure
  * what ships.
  */
