@@ -102,8 +102,14 @@ describe('snapshot consistency under concurrent writes', () => {
     })();
 
     const snapshots = [];
+    /** Per snapshot: batches committed when its request went out, and when its last byte was read. */
+    const windows: { sentAt: number; readAt: number }[] = [];
     try {
-      for (let i = 0; i < 6; i++) snapshots.push(await slowSnapshot());
+      for (let i = 0; i < 6; i++) {
+        const sentAt = batches;
+        snapshots.push(await slowSnapshot());
+        windows.push({ sentAt, readAt: batches });
+      }
     } finally {
       writing = false;
       await writer;
@@ -111,6 +117,7 @@ describe('snapshot consistency under concurrent writes', () => {
     assert.ok(batches > 3, `the writer committed ${batches} batches during the snapshots`);
 
     const seen = new Set<number>();
+    const newest: number[] = [];
     for (const s of snapshots) {
       for (const t of s.tables) {
         const hasher = new TableHasher(tableDef(t.name));
@@ -136,6 +143,7 @@ describe('snapshot consistency under concurrent writes', () => {
       }
       const maxBatch = Math.max(0, ...perBatch.keys());
       assert.equal(perBatch.size, maxBatch, 'batches are a prefix: no commit skipped');
+      newest.push(maxBatch);
       const memberships = s.tables
         .find((t) => t.name === 'group_users')!
         .copyText.split('\n')
@@ -143,5 +151,15 @@ describe('snapshot consistency under concurrent writes', () => {
       assert.equal(memberships.length, users.length, 'every user served with its membership');
     }
     assert.ok(seen.size > 0, 'some snapshot saw writer batches');
+    // Commits landed while snapshots were being read, and those snapshots did not see them:
+    // each holds at least what was committed before its request and misses what came after.
+    snapshots.forEach((_, i) =>
+      assert.ok(newest[i]! >= windows[i]!.sentAt, JSON.stringify({ newest, windows })),
+    );
+    const overtaken = windows.filter((w, i) => newest[i]! < w.readAt);
+    assert.ok(
+      overtaken.length > 0,
+      `a commit landed during a snapshot: ${JSON.stringify({ newest, windows })}`,
+    );
   });
 });

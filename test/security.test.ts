@@ -229,8 +229,24 @@ describe('security and wire faults', () => {
       await res.arrayBuffer();
       return res.status;
     };
+    const checks = async () => {
+      const text = await (await fetch(`${api.url}/metrics`)).text();
+      const count = (source: string) =>
+        Number(
+          new RegExp(`^dbupdate_central_credential_checks_total\\{source="${source}"\\} (\\d+)`, 'm').exec(
+            text,
+          )?.[1] ?? 0,
+        );
+      return { cache: count('cache'), scrypt: count('scrypt') };
+    };
     assert.equal(await ask(old), 200);
-    assert.equal(await ask(old), 200, 'served from the verified-credential cache');
+    const first = await checks();
+    assert.equal(await ask(old), 200);
+    assert.deepEqual(
+      await checks(),
+      { cache: first.cache + 1, scrypt: first.scrypt },
+      'the second came from the cache',
+    );
     const rotated = (await enrollDevice(central.pool, device)).secret;
     tokens.set(device, rotated);
     assert.equal(await ask(old), 401, 'the old credential is refused right after rotation');

@@ -45,6 +45,12 @@ export class CentralMetrics {
     labelNames: ['result'] as const,
     registers: [this.registry],
   });
+  readonly credentialChecks = new Counter({
+    name: 'dbupdate_central_credential_checks_total',
+    help: 'Device credentials checked, by where the answer came from (cache, or a scrypt run)',
+    labelNames: ['source'] as const,
+    registers: [this.registry],
+  });
   readonly rowsServed = new Counter({
     name: 'dbupdate_central_rows_served_total',
     help: 'Rows sent in snapshots',

@@ -64,18 +64,20 @@ export async function buildCentral(
     applicationName: 'central-snapshots',
   });
   app.addHook('onClose', () => snapshotPool.end());
+  const metrics = options.metrics ?? new CentralMetrics({ defaults: false });
   await app.register(fp(centralApp), {
     sync: {
       pool,
       snapshotPool,
       manifestTtlSeconds: config.MANIFEST_TTL_SECONDS,
-      metrics: options.metrics ?? new CentralMetrics({ defaults: false }),
+      metrics,
       signingKey: config.signingKey,
       requireCredential: config.AUTH_MODE === 'credential',
       digestCache: new DigestCache(config.DIGEST_CACHE_ENTRIES),
       credentials: new CredentialVerifier({
         maxEntries: config.CREDENTIAL_CACHE_ENTRIES,
         ttlMs: config.CREDENTIAL_CACHE_SECONDS * 1000,
+        onCheck: (source) => metrics.credentialChecks.inc({ source }),
       }),
       limits: createLimits({
         source: config.RATE_LIMIT_PER_SOURCE_PER_MINUTE,

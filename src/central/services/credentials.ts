@@ -61,8 +61,17 @@ export class CredentialVerifier {
   readonly #verified: LRUCache<string, true>;
   readonly #refused: LRUCache<string, true>;
   readonly #checks;
+  readonly #counted: (source: 'cache' | 'scrypt') => void;
 
-  constructor(options: { maxEntries: number; ttlMs: number; concurrency?: number; queue?: number }) {
+  constructor(options: {
+    maxEntries: number;
+    ttlMs: number;
+    concurrency?: number;
+    queue?: number;
+    /** Told where each answer came from (for the metric). */
+    onCheck?: (source: 'cache' | 'scrypt') => void;
+  }) {
+    this.#counted = options.onCheck ?? (() => undefined);
     this.#verified = new LRUCache({ max: options.maxEntries, ttl: options.ttlMs });
     this.#refused = new LRUCache({ max: options.maxEntries, ttl: options.ttlMs });
     this.#checks = bulkhead(options.concurrency ?? 2, options.queue ?? 64);
@@ -70,8 +79,11 @@ export class CredentialVerifier {
 
   async verify(secret: string, stored: string): Promise<boolean> {
     const key = createHash('sha256').update(stored).update('\0').update(secret).digest('base64');
-    if (this.#verified.get(key)) return true;
-    if (this.#refused.get(key)) return false;
+    const known = this.#verified.get(key) ? true : this.#refused.get(key) ? false : undefined;
+    if (known !== undefined) {
+      this.#counted('cache');
+      return known;
+    }
     let ok: boolean;
     try {
       ok = await this.#checks.execute(() => verifySecret(secret, stored));
@@ -81,6 +93,7 @@ export class CredentialVerifier {
         details: { retryAfterSeconds: 2 + Math.floor(Math.random() * 8) },
       });
     }
+    this.#counted('scrypt');
     (ok ? this.#verified : this.#refused).set(key, true);
     return ok;
   }

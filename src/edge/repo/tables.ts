@@ -26,8 +26,9 @@ export function localSelectSql(def: TableDef): string {
 }
 
 /**
- * Whether this session may load with triggers off (session_replication_role needs a
- * superuser, which the edge's own database user normally is).
+ * Whether this session may load with triggers off. session_replication_role needs a
+ * superuser; the README asks only that the edge's user own its tables, and an owner that
+ * is not a superuser empties and reloads every table instead (test/edge-owner.test.ts).
  */
 export async function canLoadWithoutTriggers(client: PoolClient): Promise<boolean> {
   const { rows } = await client.query<{ su: string }>("SELECT current_setting('is_superuser') AS su");
@@ -35,9 +36,10 @@ export async function canLoadWithoutTriggers(client: PoolClient): Promise<boolea
 }
 
 /**
- * Turns the foreign-key triggers off or on for the rest of the transaction. Off, the
- * load skips one index lookup per row and per key, as pg_restore does; the keys are
- * then checked set-based by checkForeignKeys before commit.
+ * Turns every ordinary trigger off or on for the rest of the transaction (`replica` fires
+ * none but ENABLE REPLICA/ALWAYS ones; on the edge's data tables the only triggers are the
+ * foreign keys'). Off, the load skips one index lookup per row and per key, as pg_restore
+ * does; the keys are then checked set-based by checkForeignKeys before commit.
  */
 export async function setTriggers(client: PoolClient, on: boolean): Promise<void> {
   await client.query(`SET LOCAL session_replication_role = ${on ? 'origin' : 'replica'}`);
