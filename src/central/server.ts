@@ -18,6 +18,7 @@ import type { CentralConfig } from './config.ts';
 import { centralMigrations } from './migrations.ts';
 import { CentralMetrics } from './metrics.ts';
 import { DigestCache } from './services/digest-cache.ts';
+import type { SyncDeps } from './services/device-sync.ts';
 import { CredentialVerifier } from './services/credentials.ts';
 import { createLimits } from './services/limits.ts';
 import { startSweeper } from './services/sweeper.ts';
@@ -30,6 +31,29 @@ function trustProxySetting(value: string | undefined): boolean | string[] {
     .split(',')
     .map((part) => part.trim())
     .filter(Boolean);
+}
+
+/** What the device-sync service runs on, from the settings. */
+function syncDeps(config: CentralConfig, pool: Pool, snapshotPool: Pool, metrics: CentralMetrics): SyncDeps {
+  return {
+    pool,
+    snapshotPool,
+    manifestTtlSeconds: config.MANIFEST_TTL_SECONDS,
+    metrics,
+    signingKey: config.signingKey,
+    requireCredential: config.AUTH_MODE === 'credential',
+    digestCache: new DigestCache(config.DIGEST_CACHE_ENTRIES),
+    credentials: new CredentialVerifier({
+      maxEntries: config.CREDENTIAL_CACHE_ENTRIES,
+      ttlMs: config.CREDENTIAL_CACHE_SECONDS * 1000,
+      onCheck: (source) => metrics.credentialChecks.inc({ source }),
+    }),
+    limits: createLimits({
+      source: config.RATE_LIMIT_PER_SOURCE_PER_MINUTE,
+      device: config.RATE_LIMIT_PER_DEVICE_PER_MINUTE,
+      overall: config.RATE_LIMIT_GLOBAL_PER_MINUTE,
+    }),
+  };
 }
 
 export async function buildCentral(
@@ -66,25 +90,7 @@ export async function buildCentral(
   app.addHook('onClose', () => snapshotPool.end());
   const metrics = options.metrics ?? new CentralMetrics({ defaults: false });
   await app.register(fp(centralApp), {
-    sync: {
-      pool,
-      snapshotPool,
-      manifestTtlSeconds: config.MANIFEST_TTL_SECONDS,
-      metrics,
-      signingKey: config.signingKey,
-      requireCredential: config.AUTH_MODE === 'credential',
-      digestCache: new DigestCache(config.DIGEST_CACHE_ENTRIES),
-      credentials: new CredentialVerifier({
-        maxEntries: config.CREDENTIAL_CACHE_ENTRIES,
-        ttlMs: config.CREDENTIAL_CACHE_SECONDS * 1000,
-        onCheck: (source) => metrics.credentialChecks.inc({ source }),
-      }),
-      limits: createLimits({
-        source: config.RATE_LIMIT_PER_SOURCE_PER_MINUTE,
-        device: config.RATE_LIMIT_PER_DEVICE_PER_MINUTE,
-        overall: config.RATE_LIMIT_GLOBAL_PER_MINUTE,
-      }),
-    },
+    sync: syncDeps(config, pool, snapshotPool, metrics),
     expectedMigration: migrations.at(-1)?.id ?? 0,
     maxConcurrentSnapshots: config.MAX_CONCURRENT_SNAPSHOTS,
     slowReader: {

@@ -17,18 +17,26 @@ export type SnapshotItem =
 const MAX_FRAME_BYTES = 1 << 20;
 const NL = 0x0a;
 
-export async function* readSnapshot(
-  source: AsyncIterable<Uint8Array | string>,
-): AsyncGenerator<SnapshotItem> {
-  const iterator = source[Symbol.asyncIterator]();
-  let buf: Buffer = Buffer.alloc(0);
-  let done = false;
+/** The bytes received and not yet consumed, taken as frame lines or as runs of row lines. */
+class StreamBuffer {
+  readonly #iterator: AsyncIterator<Uint8Array | string>;
+  #buf: Buffer = Buffer.alloc(0);
+  #done = false;
 
-  const more = async (): Promise<boolean> => {
-    if (done) return false;
-    const next = await iterator.next();
+  constructor(source: AsyncIterable<Uint8Array | string>) {
+    this.#iterator = source[Symbol.asyncIterator]();
+  }
+
+  /** Whether any byte is left, reading more when the buffer is empty. */
+  async hasMore(): Promise<boolean> {
+    return this.#buf.length > 0 || (await this.#more());
+  }
+
+  async #more(): Promise<boolean> {
+    if (this.#done) return false;
+    const next = await this.#iterator.next();
     if (next.done) {
-      done = true;
+      this.#done = true;
       return false;
     }
     const value = next.value;
@@ -38,64 +46,65 @@ export async function* readSnapshot(
         : Buffer.isBuffer(value)
           ? value
           : Buffer.from(value.buffer, value.byteOffset, value.byteLength);
-    buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
+    this.#buf = this.#buf.length === 0 ? chunk : Buffer.concat([this.#buf, chunk]);
     return true;
-  };
+  }
 
-  const frameLine = async (what: string): Promise<unknown> => {
-    let nl = buf.indexOf(NL);
+  async frameLine(what: string): Promise<unknown> {
+    let nl = this.#buf.indexOf(NL);
     while (nl < 0) {
-      if (buf.length > MAX_FRAME_BYTES) throw new SnapshotFormatError(`${what} frame is too long`);
-      if (!(await more())) throw new SnapshotFormatError(`stream ended before the ${what} frame`);
-      nl = buf.indexOf(NL);
+      if (this.#buf.length > MAX_FRAME_BYTES) throw new SnapshotFormatError(`${what} frame is too long`);
+      if (!(await this.#more())) throw new SnapshotFormatError(`stream ended before the ${what} frame`);
+      nl = this.#buf.indexOf(NL);
     }
-    const line = buf.subarray(0, nl).toString('utf8');
-    buf = buf.subarray(nl + 1);
+    const line = this.#buf.subarray(0, nl).toString('utf8');
+    this.#buf = this.#buf.subarray(nl + 1);
     try {
       return JSON.parse(line);
     } catch {
       throw new SnapshotFormatError(`${what} frame is not JSON`);
     }
-  };
+  }
 
-  async function* rows(count: number, table: string): AsyncGenerator<Buffer> {
+  /** `count` row lines as chunks of whole or partial lines, ending exactly after the last. */
+  async *rows(count: number, table: string): AsyncGenerator<Buffer> {
     let remaining = count;
     while (remaining > 0) {
-      if (buf.length === 0 && !(await more())) {
+      if (this.#buf.length === 0 && !(await this.#more())) {
         throw new SnapshotFormatError(`stream ended inside table ${table} (${remaining} rows missing)`);
       }
       let at = -1;
       while (remaining > 0) {
-        const nl = buf.indexOf(NL, at + 1);
+        const nl = this.#buf.indexOf(NL, at + 1);
         if (nl < 0) break;
         at = nl;
         remaining--;
       }
-      if (remaining === 0) {
-        const part = buf.subarray(0, at + 1);
-        buf = buf.subarray(at + 1);
-        yield part;
-      } else {
-        const part = buf;
-        buf = Buffer.alloc(0);
-        yield part;
-      }
+      const end = remaining === 0 ? at + 1 : this.#buf.length;
+      const part = this.#buf.subarray(0, end);
+      this.#buf = this.#buf.subarray(end);
+      yield part;
     }
   }
+}
 
-  const first = await frameLine('manifest');
+export async function* readSnapshot(
+  source: AsyncIterable<Uint8Array | string>,
+): AsyncGenerator<SnapshotItem> {
+  const stream = new StreamBuffer(source);
+  const first = await stream.frameLine('manifest');
   if (!Value.Check(ManifestFrame, first)) throw new SnapshotFormatError('invalid manifest frame');
   yield { type: 'manifest', manifest: first.manifest, signature: first.signature };
 
   for (;;) {
-    const frame = await frameLine('table or end');
+    const frame = await stream.frameLine('table or end');
     if (Value.Check(EndFrame, frame)) {
-      if (buf.length > 0 || (await more())) throw new SnapshotFormatError('data after the end frame');
+      if (await stream.hasMore()) throw new SnapshotFormatError('data after the end frame');
       yield { type: 'end', frame };
       return;
     }
     if (!Value.Check(TableFrame, frame)) throw new SnapshotFormatError('invalid table frame');
-    const tableRows = rows(frame.rowsIncluded === false ? 0 : frame.rowCount, frame.table);
+    const tableRows = stream.rows(frame.rowsIncluded === false ? 0 : frame.rowCount, frame.table);
     yield { type: 'table', frame, rows: tableRows };
     // Whatever the consumer left unread is drained, so framing stays aligned.
     for await (const _ of tableRows) {

@@ -2,7 +2,7 @@
  * The Edge service's local API as a Fastify plugin: probes, POST /sync/now and
  * GET /status. The schedule and the lifecycle live in the server file.
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { ErrorBody } from '../contract/wire.ts';
@@ -27,17 +27,19 @@ const SyncNowQuery = Type.Object({
   wait: Type.Optional(Type.Union([Type.Literal('true'), Type.Literal('false')])),
 });
 
+/** Starting syncs and reading manifest ids are for the device's operator, not its network. */
+function requireLocalCaller(localToken: string | undefined, request: FastifyRequest): void {
+  if (request.routeOptions.url === '/metrics') return;
+  if (localToken !== undefined) {
+    if (!tokenMatches(localToken, bearerToken(request.headers.authorization)))
+      throw new AppError('UNAUTHENTICATED', 'Authorization: Bearer <LOCAL_API_TOKEN> required');
+  } else if (!isLoopback(request.socket.remoteAddress)) {
+    throw new AppError('UNAUTHENTICATED', 'only this machine may call this without LOCAL_API_TOKEN set');
+  }
+}
+
 const syncRoutes: FastifyPluginAsyncTypebox<EdgeAppOptions> = async (app, opts) => {
-  // Starting syncs and reading manifest ids are for the device's operator, not its network.
-  app.addHook('onRequest', async (request) => {
-    if (request.routeOptions.url === '/metrics') return;
-    if (opts.localToken !== undefined) {
-      if (!tokenMatches(opts.localToken, bearerToken(request.headers.authorization)))
-        throw new AppError('UNAUTHENTICATED', 'Authorization: Bearer <LOCAL_API_TOKEN> required');
-    } else if (!isLoopback(request.socket.remoteAddress)) {
-      throw new AppError('UNAUTHENTICATED', 'only this machine may call this without LOCAL_API_TOKEN set');
-    }
-  });
+  app.addHook('onRequest', async (request) => requireLocalCaller(opts.localToken, request));
   app.post(
     '/sync/now',
     {

@@ -70,40 +70,29 @@ export async function freePort(): Promise<number> {
   });
 }
 
-export async function startEmbeddedCluster(options: {
+export interface ClusterOptions {
   dataDir: string;
   name: string;
   port?: number;
   persistent?: boolean;
   onLog?: (message: unknown) => void;
-}): Promise<EmbeddedCluster> {
+}
+
+type Cluster = InstanceType<Awaited<ReturnType<typeof loadLibrary>>>;
+
+/** The library's server process, whose exit it does not notice by itself (see stop below). */
+const serverOf = (cluster: Cluster) => cluster as unknown as { process?: ChildProcess };
+
+export async function startEmbeddedCluster(options: ClusterOptions): Promise<EmbeddedCluster> {
   const port = options.port ?? (await freePort());
-  const password = 'postgres';
-  const Cluster = await loadLibrary();
   // As root the server runs as the postgres user, who must be able to enter its data directory.
   if (process.getuid?.() === 0) await chmod(options.dataDir, 0o755).catch(() => undefined);
   const log: string[] = [];
-  const onLog = (message: unknown) => {
+  const databaseDir = `${options.dataDir}/${options.name}`;
+  const cluster = await newCluster(options, databaseDir, port, (message) => {
     log.push(String(message));
     if (log.length > 50) log.shift();
     options.onLog?.(message);
-  };
-  const databaseDir = `${options.dataDir}/${options.name}`;
-  const cluster = new Cluster({
-    databaseDir,
-    port,
-    user: 'postgres',
-    password,
-    persistent: options.persistent ?? false,
-    createPostgresUser: true,
-    onLog,
-    onError: onLog,
-    initdbFlags: ['--encoding=UTF8', '--locale=C'],
-    postgresFlags: [
-      'listen_addresses=127.0.0.1',
-      ...THROWAWAY_SERVER_SETTINGS,
-      'unix_socket_directories=',
-    ].flatMap((setting) => ['-c', setting]),
   });
   const fail = (what: string, err: unknown) =>
     new AppError(
@@ -119,35 +108,61 @@ export async function startEmbeddedCluster(options: {
       throw fail(`did not start on port ${port}`, err);
     });
   await start();
-  const url = `postgres://postgres:${password}@127.0.0.1:${port}/postgres`;
-  // A Ctrl-C in a terminal reaches the whole process group, the server included, which
-  // then stops by itself; the library would wait for an exit that already happened.
-  const server = () => (cluster as unknown as { process?: ChildProcess }).process;
-  const exited = () => {
-    const child = server();
-    return child !== undefined && (child.exitCode !== null || child.signalCode !== null);
-  };
+  const url = `postgres://postgres:${PASSWORD}@127.0.0.1:${port}/postgres`;
   return {
     url,
     port,
     async stop() {
-      if (!exited()) return cluster.stop();
-      (cluster as unknown as { process?: ChildProcess }).process = undefined;
+      // A Ctrl-C in a terminal reaches the whole process group, the server included, which
+      // then stops by itself; the library would wait for an exit that already happened.
+      const child = serverOf(cluster).process;
+      if (child === undefined || (child.exitCode === null && child.signalCode === null))
+        return cluster.stop();
+      serverOf(cluster).process = undefined;
       if (!options.persistent) await rm(databaseDir, { recursive: true, force: true });
     },
     restart: start,
-    async createDatabase(name, { replace = false } = {}) {
-      const admin = new pg.Client({ connectionString: url });
-      await admin.connect();
-      try {
-        if (replace) await admin.query(`DROP DATABASE IF EXISTS "${name}"`);
-        await admin.query(`CREATE DATABASE "${name}"`);
-      } finally {
-        await admin.end();
-      }
-      return databaseUrl(url, name);
-    },
+    createDatabase: (name, opts) => createDatabaseOn(url, name, opts?.replace ?? false),
   };
+}
+
+const PASSWORD = 'postgres';
+
+async function newCluster(
+  options: ClusterOptions,
+  databaseDir: string,
+  port: number,
+  onLog: (message: unknown) => void,
+): Promise<Cluster> {
+  const Library = await loadLibrary();
+  return new Library({
+    databaseDir,
+    port,
+    user: 'postgres',
+    password: PASSWORD,
+    persistent: options.persistent ?? false,
+    createPostgresUser: true,
+    onLog,
+    onError: onLog,
+    initdbFlags: ['--encoding=UTF8', '--locale=C'],
+    postgresFlags: [
+      'listen_addresses=127.0.0.1',
+      ...THROWAWAY_SERVER_SETTINGS,
+      'unix_socket_directories=',
+    ].flatMap((setting) => ['-c', setting]),
+  });
+}
+
+async function createDatabaseOn(url: string, name: string, replace: boolean): Promise<string> {
+  const admin = new pg.Client({ connectionString: url });
+  await admin.connect();
+  try {
+    if (replace) await admin.query(`DROP DATABASE IF EXISTS "${name}"`);
+    await admin.query(`CREATE DATABASE "${name}"`);
+  } finally {
+    await admin.end();
+  }
+  return databaseUrl(url, name);
 }
 
 export interface ClusterPair {

@@ -177,6 +177,22 @@ async function serveSnapshot(
     .send(stream as never); // a stream bypasses the response schema, which only documents the type
 }
 
+const requestSchema = {
+  tags: ['device-sync'],
+  summary: 'Request the snapshot of the calling device',
+  description: `Answers with a stream of type ${SNAPSHOT_MEDIA_TYPE} (docs/protocol.md): the manifest line, then per table a frame line and its rows in COPY text format, then an end line.`,
+  body: SyncRequestBody,
+  response: {
+    200: {
+      description: 'the snapshot stream',
+      content: {
+        [SNAPSHOT_MEDIA_TYPE]: { schema: Type.String({ description: 'see docs/protocol.md' }) },
+      },
+    },
+    ...errors,
+  },
+};
+
 export const deviceSyncRoutes: FastifyPluginAsyncTypebox<DeviceSyncOptions> = async (app, opts) => {
   // The only budget spent before authentication: per source address (device and fleet
   // budgets are spent by the services once the credential is checked).
@@ -187,30 +203,10 @@ export const deviceSyncRoutes: FastifyPluginAsyncTypebox<DeviceSyncOptions> = as
   });
   const slots = new SnapshotSlots(opts.maxConcurrentSnapshots);
 
-  app.post(
-    '/api/device-sync/request',
-    {
-      schema: {
-        tags: ['device-sync'],
-        summary: 'Request the snapshot of the calling device',
-        description: `Answers with a stream of type ${SNAPSHOT_MEDIA_TYPE} (docs/protocol.md): the manifest line, then per table a frame line and its rows in COPY text format, then an end line.`,
-        body: SyncRequestBody,
-        response: {
-          200: {
-            description: 'the snapshot stream',
-            content: {
-              [SNAPSHOT_MEDIA_TYPE]: { schema: Type.String({ description: 'see docs/protocol.md' }) },
-            },
-          },
-          ...errors,
-        },
-      },
-    },
-    async (request, reply) => {
-      await serveSnapshot(opts, slots, request, reply);
-      return reply;
-    },
-  );
+  app.post('/api/device-sync/request', { schema: requestSchema }, async (request, reply) => {
+    await serveSnapshot(opts, slots, request, reply);
+    return reply;
+  });
 
   app.post(
     '/api/device-sync/ack',
