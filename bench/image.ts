@@ -1,5 +1,5 @@
 /**
- * How our container image starts Node, so benchmarks measure what ships: the ENTRYPOINT's
+ * How our container image starts Node, so benchmarks measure what ships: the entry point's
  * V8 flags, the image's NODE_OPTIONS and allocator setting, and a compile cache filled
  * the way the image build fills it (here under node_modules/.cache). A NODE_OPTIONS of
  * the caller's (say --inspect) comes after the image's, so it wins.
@@ -7,6 +7,7 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { readDockerfile } from '../scripts/lib/compose.ts';
+import { ENTRY_POINT, entryNodeFlags } from '../src/platform/node-flags.ts';
 
 const COMPILE_CACHE = join(import.meta.dirname, '../node_modules/.cache/dbupdate-compile');
 const image = readDockerfile('Dockerfile').central!;
@@ -21,11 +22,14 @@ export function imageNodeEnv(): Record<string, string> {
   };
 }
 
-/** Node's arguments before the command, as the ENTRYPOINT gives them: flags, then bin/dbupdate.ts. */
+/**
+ * Node's arguments before the command, as the image runs them: its ENTRYPOINT is
+ * bin/dbupdate.ts itself, so Node gets the script's shebang flags, then the script.
+ */
 export function imageNodeArgs(): string[] {
-  const [node, ...args] = image.entrypoint;
-  if (node !== 'node') throw new Error(`the image's ENTRYPOINT does not start node: ${image.entrypoint}`);
-  return args;
+  if (image.entrypoint.join(' ') !== '/app/bin/dbupdate.ts')
+    throw new Error(`the image's ENTRYPOINT is not bin/dbupdate.ts: ${image.entrypoint}`);
+  return [...entryNodeFlags(), ENTRY_POINT];
 }
 
 let warmed = false;

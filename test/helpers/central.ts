@@ -19,6 +19,7 @@ export async function startCentral(
   env: Record<string, string> = {},
   logger: Logger | false = false,
 ): Promise<RunningCentral> {
+  // PORT in `env` brings a Central back on the address its devices know.
   const config = loadCentralConfig({
     CENTRAL_DATABASE_URL: db.url,
     PORT: '0',
@@ -27,7 +28,7 @@ export async function startCentral(
     ...env,
   });
   const app = await buildCentral(config, db.pool, { logger });
-  await app.listen({ port: 0, host: '127.0.0.1' });
+  await app.listen({ port: config.PORT, host: '127.0.0.1' });
   const { port } = app.server.address() as AddressInfo;
   return { url: `http://127.0.0.1:${port}`, app, [Symbol.asyncDispose]: () => app.close() };
 }

@@ -110,13 +110,27 @@ export async function lastAppliedTables(
   };
 }
 
-/** The status of the last finished sync before `beforeId` (undefined when there is none). */
-export async function lastFinishedStatus(db: Queryable, beforeId: string): Promise<LedgerStatus | undefined> {
-  const { rows } = await db.query<{ status: LedgerStatus }>(
-    `SELECT status FROM edge_sync_log WHERE id < $1::bigint AND status <> 'running' ORDER BY id DESC LIMIT 1`,
-    [beforeId],
+/**
+ * Whether a failure with one of `codes` (or whose text starts with `textPrefix`) came after
+ * the last sync that loaded data: until a load succeeds again, what the edge holds is in
+ * doubt, however many other failures follow.
+ */
+export async function failedSinceLastLoad(
+  db: Queryable,
+  beforeId: string,
+  codes: readonly string[],
+  textPrefix: string,
+): Promise<boolean> {
+  const { rows } = await db.query<{ doubt: boolean }>(
+    `SELECT EXISTS (
+       SELECT 1 FROM edge_sync_log
+        WHERE id < $1::bigint AND status = 'failed'
+          AND (error_code = ANY($2::text[]) OR starts_with(error_text, $3::text))
+          AND id > coalesce((SELECT max(id) FROM edge_sync_log WHERE id < $1::bigint AND status = 'success'), 0)
+     ) AS doubt`,
+    [beforeId, codes, textPrefix],
   );
-  return rows[0]?.status;
+  return rows[0]!.doubt;
 }
 
 export async function getState(db: Queryable): Promise<SyncState> {

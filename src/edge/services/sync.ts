@@ -10,7 +10,7 @@ import type { TableDigest } from '../../contract/canonical.ts';
 import { digestTables } from '../../contract/digest-pg.ts';
 import { verifyManifest } from '../../contract/signing.ts';
 import { readSnapshot, SnapshotFormatError, type SnapshotItem } from '../../contract/snapshot-reader.ts';
-import { COPY_SESSION_SETTINGS_SQL } from '../../contract/tables.ts';
+import { COPY_SESSION_SETTINGS_SQL, TABLES } from '../../contract/tables.ts';
 import { storableText, type AckBody, type Manifest } from '../../contract/wire.ts';
 import type { Pool, PoolClient } from '../../platform/db.ts';
 import { AppError, normalizeError } from '../../platform/errors.ts';
@@ -24,7 +24,7 @@ import {
   insertSyncStart,
   insertSyncTables,
   lastAppliedTables,
-  lastFinishedStatus,
+  failedSinceLastLoad,
   manifestApplied,
   setState,
   tryAdvisoryLock,
@@ -40,7 +40,14 @@ import {
 } from '../repo/tables.ts';
 import { acknowledge, flushPendingAcks } from './acks.ts';
 import type { CentralClient } from './central-client.ts';
-import { compareDigests, heldFacts, refuseStaleOrForeign, validateManifest } from './sync-checks.ts';
+import {
+  DOUBT_CODES,
+  compareDigests,
+  heldFacts,
+  refuseStaleOrForeign,
+  validateManifest,
+  KEPT_TABLES_BROKEN,
+} from './sync-checks.ts';
 import { counted, loadTables, type Transfer } from './sync-load.ts';
 import type { EdgeMetrics } from '../metrics.ts';
 import type { AckOutcome, SyncResult, SyncState, SyncTrigger } from '../model.ts';
@@ -68,7 +75,7 @@ interface Attempt {
   started: number;
   transfer: Transfer;
   state: SyncState;
-  /** Offer Central the hashes of what this edge holds (not after a failure, nor with --full). */
+  /** Offer Central the hashes of what this edge holds (not while they are in doubt, nor with --full). */
   offerHeld: boolean;
   /** May load with triggers off, table by table; without, every table is emptied and reloaded. */
   loadWithoutTriggers: boolean;
@@ -164,9 +171,9 @@ export class Syncer {
   async #begin(client: PoolClient, syncId: string, log: Logger, full: boolean): Promise<Attempt> {
     const started = performance.now();
     const state = await getState(client);
-    // What this edge holds is offered to Central only while its last sync ended well:
-    // after a failure (drift found, load cut short) the next sync reloads everything.
-    const offerHeld = !full && (await lastFinishedStatus(client, syncId)) !== 'failed';
+    // What this edge holds is offered to Central unless a failure since its last load cast
+    // doubt on it (DOUBT_CODES): then the next sync reloads everything.
+    const offerHeld = !full && !(await failedSinceLastLoad(client, syncId, DOUBT_CODES, KEPT_TABLES_BROKEN));
     // Without trigger bypass, parents cannot be reloaded under kept children: reload all.
     const loadWithoutTriggers = await canLoadWithoutTriggers(client);
     const held = offerHeld && loadWithoutTriggers ? await lastAppliedTables(client) : undefined;
@@ -273,8 +280,13 @@ export class Syncer {
     if (a.loadWithoutTriggers) {
       await setTriggers(client, true);
       const violated = await checkForeignKeys(client);
+      // Against tables this edge kept, the kept rows are as suspect as the sent ones.
+      const kept = result.tables.length < TABLES.length;
       if (violated.length > 0) {
-        throw new AppError('SNAPSHOT_INVALID', `snapshot breaks foreign keys: ${violated.join(', ')}`);
+        throw new AppError(
+          'SNAPSHOT_INVALID',
+          `${kept ? KEPT_TABLES_BROKEN : 'snapshot breaks foreign keys'}: ${violated.join(', ')}`,
+        );
       }
     }
     return result;
