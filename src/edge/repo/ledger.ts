@@ -6,7 +6,6 @@ import {
   stateFromRows,
   stateToRows,
   type AckOutcome,
-  type LedgerStatus,
   type SyncLogRow,
   type SyncOutcome,
   type SyncState,
