@@ -5,7 +5,12 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { CredentialVerifier, hashSecret } from '../src/central/services/credentials.ts';
+import {
+  CredentialVerifier,
+  hashSecret,
+  hashSecretScrypt,
+  verifySecret,
+} from '../src/central/services/credentials.ts';
 import { seedEnrolledDevices, startCentral } from './helpers/central.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 
@@ -75,7 +80,7 @@ describe('abuse by one client', () => {
 
   describe('credential checks', () => {
     it('run a bounded number at once and shed the rest as OVERLOADED', async () => {
-      const stored = await hashSecret('dbu1_the-real-one');
+      const stored = await hashSecretScrypt('dbu1_the-real-one');
       const verifier = new CredentialVerifier({ maxEntries: 100, ttlMs: 60_000, concurrency: 1, queue: 1 });
       const attempts = await Promise.allSettled(
         Array.from({ length: 6 }, (_, i) => verifier.verify(`dbu1_wrong-${i}`, stored)),
@@ -86,8 +91,24 @@ describe('abuse by one client', () => {
       for (const a of shed) assert.equal((a as PromiseRejectedResult).reason.code, 'OVERLOADED');
     });
 
+    it('verify a SHA-256 credential in place and a legacy scrypt one still, refusing wrong ones', async () => {
+      const fast = await hashSecret('dbu1_new-one');
+      assert.match(fast, /^sha256\$[A-Za-z0-9_-]{43}$/);
+      const legacy = await hashSecretScrypt('dbu1_old-one');
+      // No check slot at all: only the SHA-256 form can be answered.
+      const verifier = new CredentialVerifier({ maxEntries: 100, ttlMs: 60_000, concurrency: 1, queue: 0 });
+      assert.equal(await verifySecret('dbu1_new-one', fast), true);
+      assert.equal(await verifySecret('dbu1_new-onf', fast), false);
+      assert.equal(await verifySecret('dbu1_old-one', legacy), true);
+      assert.equal(await verifySecret('dbu1_old-onf', legacy), false);
+      const many = await Promise.all(
+        Array.from({ length: 20 }, (_, i) => verifier.verify(`dbu1_x${i}`, fast)),
+      );
+      assert.deepEqual(new Set(many), new Set([false]), 'twenty wrong SHA-256 checks at once: none shed');
+    });
+
     it('remember a refused credential, so a repeat costs no scrypt', async () => {
-      const stored = await hashSecret('dbu1_the-real-one');
+      const stored = await hashSecretScrypt('dbu1_the-real-one');
       const verifier = new CredentialVerifier({ maxEntries: 100, ttlMs: 60_000, concurrency: 1, queue: 0 });
       assert.equal(await verifier.verify('dbu1_wrong', stored), false);
       // With the only check slot taken, a check that needed scrypt would be shed.

@@ -45,7 +45,7 @@ export const CentralConfigSchema = Type.Object({
   TLS_KEY_FILE: Type.Optional(Type.String({ minLength: 1 })),
   /** Devices whose manifest digests are kept in memory (about 1 KB each). */
   DIGEST_CACHE_ENTRIES: Type.Integer({ minimum: 1, maximum: 10_000_000, default: 100_000 }),
-  /** Device credentials kept verified in memory (a scrypt check each saved); about 200 bytes each. */
+  /** Device credentials kept verified in memory (a hash check each saved); about 200 bytes each. */
   CREDENTIAL_CACHE_ENTRIES: Type.Integer({ minimum: 1, maximum: 10_000_000, default: 100_000 }),
   /** How long a verified (or refused) credential is believed before it is checked again. */
   CREDENTIAL_CACHE_SECONDS: Type.Integer({ minimum: 1, maximum: 86_400, default: 900 }),

@@ -47,7 +47,7 @@ export class CentralMetrics {
   });
   readonly credentialChecks = new Counter({
     name: 'dbupdate_central_credential_checks_total',
-    help: 'Device credentials checked, by where the answer came from (cache, or a scrypt run)',
+    help: 'Device credentials checked, by where the answer came from (the cache, or computed)',
     labelNames: ['source'] as const,
     registers: [this.registry],
   });

@@ -1,6 +1,10 @@
 /**
- * Device credentials: a random secret shown once, stored as a salted scrypt hash
- * (node:crypto, no extra dependency). Verification runs off the event loop.
+ * Device credentials: a random secret of 256 bits shown once, stored as its SHA-256.
+ * A slow password hash protects guessable secrets; these cannot be guessed (2^256), so a
+ * stolen table of hashes gives nothing away, while scrypt's ~50 ms of CPU per check was
+ * the largest cost of a fleet's requests (100,000 devices re-verifying every 15 minutes
+ * is 110 checks a second, more than two cores can do). Hashes enrolled before, in the
+ * salted scrypt form, are still verified (off the event loop, bounded) until re-enrolled.
  */
 import { createHash, randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
 import { BulkheadRejectedError, bulkhead } from 'cockatiel';
@@ -25,13 +29,29 @@ export function newSecret(): string {
   return `dbu1_${randomBytes(32).toString('base64url')}`;
 }
 
+const sha256 = (text: string) => createHash('sha256').update(text).digest();
+
 export async function hashSecret(secret: string): Promise<string> {
+  return `sha256$${sha256(secret).toString('base64url')}`;
+}
+
+/** The form enrollments used before: still verified, no longer made but by tests of it. */
+export async function hashSecretScrypt(secret: string): Promise<string> {
   const salt = randomBytes(16);
   const key = await scryptAsync(secret, salt, KEY_LENGTH, PARAMS);
   return `scrypt$${PARAMS.N}$${PARAMS.r}$${PARAMS.p}$${salt.toString('base64url')}$${key.toString('base64url')}`;
 }
 
+/** Whether `stored` is the fast form, checked in place rather than on the thread pool. */
+const isSha256 = (stored: string) => stored.startsWith('sha256$');
+
+function verifySha256(secret: string, stored: string): boolean {
+  const expected = Buffer.from(stored.slice('sha256$'.length), 'base64url');
+  return expected.length === 32 && timingSafeEqual(sha256(secret), expected);
+}
+
 export async function verifySecret(secret: string, stored: string): Promise<boolean> {
+  if (isSha256(stored)) return verifySha256(secret, stored);
   const [scheme, n, r, p, salt, key] = stored.split('$');
   if (scheme !== 'scrypt' || !n || !r || !p || !salt || !key) return false;
   const expected = Buffer.from(key, 'base64url');
@@ -45,8 +65,8 @@ export async function verifySecret(secret: string, stored: string): Promise<bool
 }
 
 /**
- * scrypt is slow on purpose (tens of milliseconds of CPU), which a fleet polling every
- * few minutes would pay on every request. A credential that verified is remembered for
+ * A legacy scrypt check is slow on purpose (tens of milliseconds of CPU), which a fleet
+ * polling every few minutes would pay on every request. A credential that verified is remembered for
  * a while, keyed by a hash of the credential and the stored hash together: rotating a
  * credential (a new stored hash) ends its entry at once, and the memory holds neither
  * the credential nor anything it could be recovered from. A refused pair is remembered
@@ -61,7 +81,7 @@ export class CredentialVerifier {
   readonly #verified: LRUCache<string, true>;
   readonly #refused: LRUCache<string, true>;
   readonly #checks;
-  readonly #counted: (source: 'cache' | 'scrypt') => void;
+  readonly #counted: (source: 'cache' | 'computed') => void;
 
   constructor(options: {
     maxEntries: number;
@@ -69,7 +89,7 @@ export class CredentialVerifier {
     concurrency?: number;
     queue?: number;
     /** Told where each answer came from (for the metric). */
-    onCheck?: (source: 'cache' | 'scrypt') => void;
+    onCheck?: (source: 'cache' | 'computed') => void;
   }) {
     this.#counted = options.onCheck ?? (() => undefined);
     this.#verified = new LRUCache({ max: options.maxEntries, ttl: options.ttlMs });
@@ -86,14 +106,16 @@ export class CredentialVerifier {
     }
     let ok: boolean;
     try {
-      ok = await this.#checks.execute(() => verifySecret(secret, stored));
+      ok = isSha256(stored)
+        ? verifySha256(secret, stored)
+        : await this.#checks.execute(() => verifySecret(secret, stored));
     } catch (err) {
       if (!(err instanceof BulkheadRejectedError)) throw err;
       throw new AppError('OVERLOADED', 'too many credential checks at once; retry later', {
         details: { retryAfterSeconds: 2 + Math.floor(Math.random() * 8) },
       });
     }
-    this.#counted('scrypt');
+    this.#counted('computed');
     (ok ? this.#verified : this.#refused).set(key, true);
     return ok;
   }

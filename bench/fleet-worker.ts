@@ -1,0 +1,92 @@
+/**
+ * One slice of the simulated fleet, in a worker thread so that the simulator is not the
+ * bottleneck: each device requests its snapshot on its own schedule (offering the global
+ * hash it holds, as an edge does), reads it to the end and acks. Reports per phase: the
+ * first-sync storm (each device's first request) and the steady state after it.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+
+export interface WorkerInput {
+  base: string;
+  devices: { mac: string; token: string }[];
+  intervalMs: number;
+  deadline: number;
+}
+
+export interface PhaseStats {
+  latencies: number[];
+  statuses: Record<string, number>;
+  withRows: number;
+  unchanged: number;
+  bytes: number;
+}
+
+const input = workerData as WorkerInput;
+const newPhase = (): PhaseStats => ({ latencies: [], statuses: {}, withRows: 0, unchanged: 0, bytes: 0 });
+const phases = { storm: newPhase(), steady: newPhase() };
+
+interface ManifestHead {
+  manifestId: string;
+  globalSha256: string;
+  rowsIncluded: boolean;
+  tables: { name: string; rowCount: number; sha256: string }[];
+}
+
+async function syncOnce(device: { mac: string; token: string; known: string | null }, phase: PhaseStats) {
+  const started = performance.now();
+  const headers = { 'content-type': 'application/json', authorization: `Bearer ${device.token}` };
+  let status: string;
+  try {
+    const res = await fetch(`${input.base}/api/device-sync/request`, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({ mac: device.mac, knownGlobalSha256: device.known }),
+    });
+    const text = await res.text();
+    phase.latencies.push(performance.now() - started);
+    status = String(res.status);
+    phase.statuses[status] = (phase.statuses[status] ?? 0) + 1;
+    if (!res.ok) return;
+    phase.bytes += text.length;
+    const manifest = (JSON.parse(text.slice(0, text.indexOf('\n'))) as { manifest: ManifestHead }).manifest;
+    if (manifest.rowsIncluded) phase.withRows++;
+    else phase.unchanged++;
+    device.known = manifest.globalSha256;
+    await fetch(`${input.base}/api/device-sync/ack`, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({
+        manifestId: manifest.manifestId,
+        mac: device.mac,
+        status: 'Success',
+        localCounts: Object.fromEntries(manifest.tables.map((t) => [t.name, t.rowCount])),
+        localChecksums: Object.fromEntries(manifest.tables.map((t) => [t.name, t.sha256])),
+        durationMs: 1,
+        error: null,
+      }),
+    }).then((r) => r.arrayBuffer());
+  } catch (err) {
+    const key = `error:${(err as Error).message}`;
+    phase.statuses[key] = (phase.statuses[key] ?? 0) + 1;
+  }
+}
+
+await Promise.all(
+  input.devices.map(async (d) => {
+    const device = { ...d, known: null as string | null };
+    // Spread over the interval, as SYNC_JITTER does for a real fleet.
+    await new Promise((r) => setTimeout(r, Math.random() * input.intervalMs));
+    let phase = phases.storm;
+    while (Date.now() < input.deadline) {
+      const began = Date.now();
+      await syncOnce(device, phase);
+      // The storm lasts until the device holds its data; until then a refusal is retried
+      // after a spread-out pause, as an edge honours Retry-After.
+      if (device.known !== null) phase = phases.steady;
+      const wait =
+        device.known === null ? 5000 + Math.random() * 10_000 : input.intervalMs - (Date.now() - began);
+      await new Promise((r) => setTimeout(r, Math.max(0, wait)));
+    }
+  }),
+);
+parentPort!.postMessage(phases);
