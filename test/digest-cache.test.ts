@@ -133,4 +133,34 @@ describe('data versions and the digest cache', () => {
     assert.notEqual(changed.globalSha256, first.globalSha256);
     assert.equal(changed.rowsIncluded, true);
   });
+
+  it('answers an unchanged device without a snapshot session, slot or row read', async () => {
+    const sessions = async () =>
+      Number(
+        /^dbupdate_central_snapshot_sessions_total (\d+)$/m.exec(
+          await (await fetch(`${api.url}/metrics`)).text(),
+        )?.[1],
+      );
+    const first = await manifest();
+    const opened = await sessions();
+    const again = await Promise.all([1, 2, 3].map(() => manifest(first.globalSha256)));
+    assert.deepEqual(
+      again.map((m) => m.rowsIncluded),
+      [false, false, false],
+    );
+    assert.equal(await sessions(), opened, 'no snapshot session for the unchanged answers');
+    // Each still has its manifest and its finished audit row.
+    const { rows } = await db.pool.query(
+      `SELECT r.status, m.manifest_id IS NOT NULL AS stored FROM sync_requests r
+         LEFT JOIN sync_manifest_headers m ON m.manifest_id = r.manifest_id WHERE r.manifest_id = ANY($1)`,
+      [again.map((m) => m.manifestId)],
+    );
+    assert.deepEqual(
+      rows,
+      again.map(() => ({ status: 'unchanged', stored: true })),
+    );
+    const changedAsk = await manifest('0'.repeat(64));
+    assert.equal(changedAsk.rowsIncluded, true);
+    assert.equal(await sessions(), opened + 1, 'a device that needs rows gets a session');
+  });
 });

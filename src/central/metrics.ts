@@ -45,6 +45,11 @@ export class CentralMetrics {
     labelNames: ['result'] as const,
     registers: [this.registry],
   });
+  readonly snapshotSessions = new Counter({
+    name: 'dbupdate_central_snapshot_sessions_total',
+    help: 'Snapshot read transactions opened (each holds a snapshot connection and slot); unchanged answers from the cache open none',
+    registers: [this.registry],
+  });
   readonly credentialChecks = new Counter({
     name: 'dbupdate_central_credential_checks_total',
     help: 'Device credentials checked, by where the answer came from (the cache, or computed)',

@@ -4,7 +4,7 @@
  * current_setting(): nothing from a request is ever spliced into SQL text.
  */
 import { to as copyTo } from 'pg-copy-streams';
-import type { PoolClient } from '../../platform/db.ts';
+import type { PoolClient, Queryable } from '../../platform/db.ts';
 import { columnList, orderBy, type TableDef, type TableName } from '../../contract/tables.ts';
 import type { Device } from '../model.ts';
 
@@ -43,7 +43,7 @@ export function copyScopedTable(client: PoolClient, def: TableDef): NodeJS.Reada
 }
 
 /** The data version of a company, read inside the snapshot transaction (0 before any change). */
-export async function companyDataVersion(client: PoolClient, companyId: string): Promise<string> {
+export async function companyDataVersion(client: Queryable, companyId: string): Promise<string> {
   const { rows } = await client.query<{ version: string }>(
     'SELECT version::text AS version FROM data_versions WHERE company_id = $1::uuid',
     [companyId],

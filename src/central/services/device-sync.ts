@@ -104,14 +104,24 @@ async function stages(r: SyncRequest): Promise<PreparedSync> {
   let device: Device | undefined;
   try {
     device = await step(r.log, 'device.resolve', {}, () => identify(r));
-    r.input.admit();
-    session = await SnapshotSession.open(r.deps.snapshotPool);
-    const tx = session.client;
     const known = device;
-    const tables = await step(r.log, 'scope.compute', { deviceId: known.id }, (open) =>
-      scopeDigests(r.deps, tx, known, open),
+    const unchanged = await step(r.log, 'scope.check', { deviceId: known.id }, (open) =>
+      unchangedFromCache(r, known, open),
     );
-    const signed = await step(r.log, 'manifest.create', {}, (open) => createManifest(r, known, tables, open));
+    let tables = unchanged;
+    if (!tables) {
+      r.input.admit();
+      session = await SnapshotSession.open(r.deps.snapshotPool);
+      r.deps.metrics.snapshotSessions.inc();
+      const tx = session.client;
+      tables = await step(r.log, 'scope.compute', { deviceId: known.id }, (open) =>
+        scopeDigests(r.deps, tx, known, open),
+      );
+    }
+    const digests = tables;
+    const signed = await step(r.log, 'manifest.create', {}, (open) =>
+      createManifest(r, known, digests, open),
+    );
     r.audit.step.annotate({ manifestId: signed.manifest.manifestId });
     r.httpSpan?.setAttribute('dbupdate.manifest_id', signed.manifest.manifestId);
     return send(r, session, signed, known);
@@ -135,6 +145,28 @@ async function identify(r: SyncRequest): Promise<Device> {
     await authenticateDevice(r.deps.pool, r.deps.credentials, found.id, r.input.authorization);
   spendDeviceBudget(r.deps.limits, found.id, 'request');
   return found;
+}
+
+/**
+ * A device that holds what its cached digests say gets its "unchanged" answer from the
+ * cache and one version read on the short-query pool: no snapshot slot, no snapshot
+ * connection, no row read. The version is bumped in the same transaction as any change,
+ * so a cache entry for the version read now describes the data as committed now.
+ */
+async function unchangedFromCache(
+  r: SyncRequest,
+  device: Device,
+  open: OpenStep,
+): Promise<TableDigest[] | undefined> {
+  const held = r.input.body.knownGlobalSha256;
+  if (!held) return undefined;
+  const version = await companyDataVersion(r.deps.pool, device.companyId);
+  const cached = r.deps.digestCache.get(DigestCache.key(device, version));
+  const hit = cached !== undefined && globalSha256(cached) === held;
+  open.annotate({ unchanged: hit });
+  if (!hit) return undefined;
+  r.deps.metrics.digestCache.inc({ result: 'hit' });
+  return cached;
 }
 
 /** The device's per-table counts and hashes: from the cache while the company's data version holds. */
@@ -182,7 +214,12 @@ async function createManifest(
 }
 
 /** The body, and the one callback that closes the session if the body did not and finishes the audit. */
-function send(r: SyncRequest, session: SnapshotSession, signed: Signed, device: Device): PreparedSync {
+function send(
+  r: SyncRequest,
+  session: SnapshotSession | undefined,
+  signed: Signed,
+  device: Device,
+): PreparedSync {
   const { manifest } = signed;
   const log = r.log.child({ manifestId: manifest.manifestId });
   const stats = newStreamStats();
@@ -196,7 +233,7 @@ function send(r: SyncRequest, session: SnapshotSession, signed: Signed, device: 
     async complete(sent, err) {
       const ok = sent && stats.complete && !err;
       const failure = ok ? undefined : (err ?? new Error('response aborted'));
-      await session.close(failure);
+      await session?.close(failure);
       const { metrics } = r.deps;
       metrics.bytesServed.inc(stats.bytes);
       if (ok && manifest.rowsIncluded)

@@ -57,7 +57,8 @@ function frame(value: ManifestFrame | TableFrame | EndFrame): Buffer {
  * when the last row is out, destroyed when the stream fails or is abandoned mid-COPY.
  */
 export async function* snapshotBody(
-  session: SnapshotSession,
+  /** None for an unchanged answer, which reads no row. */
+  session: SnapshotSession | undefined,
   signed: { manifest: Manifest; signature: ManifestSignature },
   stats: StreamStats,
   known: Partial<Record<string, string>> | undefined,
@@ -86,7 +87,8 @@ export async function* snapshotBody(
           }),
         );
         if (!skip)
-          for await (const chunk of tableRows(session.client, def, expected.rowCount, log)) yield emit(chunk);
+          for await (const chunk of tableRows(session!.client, def, expected.rowCount, log))
+            yield emit(chunk);
       }
     }
     yield emit(frame({ end: true, tables: manifest.rowsIncluded ? TABLES.length : 0 }));
@@ -96,7 +98,7 @@ export async function* snapshotBody(
     failure = err as Error;
     throw err;
   } finally {
-    await session.close(failure);
+    await session?.close(failure);
   }
 }
 
