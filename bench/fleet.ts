@@ -1,22 +1,25 @@
 /**
- * `npm run fleet [-- --devices 1000 --interval 300 --seconds 120]`: one Central process
- * and a simulated fleet in this process. Each device requests its snapshot on its own
- * schedule (offering the global hash it holds, as an edge does), reads it to the end and
- * acks; Central's data changes a little every 10 s. Reports request latency (to the last
- * byte), throughput, failures, and Central's CPU and memory. Loopback only, bounded.
+ * `npm run fleet [-- --devices 1000 --interval 300 --seconds 120 --churn 2 --workers 1]`: one
+ * Central process and a simulated fleet in worker threads (bench/fleet-worker.ts), all on
+ * loopback. Each device syncs on its own schedule, offering the global hash it holds;
+ * Central's data changes by one user edit every `--churn` seconds (0: never). Reports per
+ * phase (first-sync storm, steady state): requests, answers with rows, unchanged, shed,
+ * p50/p99 to the last byte, bytes, and the CPU of Central, PostgreSQL and the simulator.
  */
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { Worker } from 'node:worker_threads';
 import { centralMigrations } from '../src/central/migrations.ts';
-import { enrollDevice } from '../src/central/services/enroll.ts';
+import { enrollDevices } from '../src/central/services/enroll.ts';
 import { DEFAULT_SHAPE, seedCentral } from '../src/central/services/seed.ts';
 import { generateSigningKeys } from '../src/contract/signing.ts';
 import { createPool } from '../src/platform/db.ts';
 import { freePort, startEmbeddedCluster } from '../src/platform/embedded.ts';
 import { migrate } from '../src/platform/migrate.ts';
+import type { PhaseStats, WorkerInput } from './fleet-worker.ts';
 import { imageNodeArgs, imageNodeEnv, warmCompileCache } from './image.ts';
 
 const { values } = parseArgs({
@@ -24,16 +27,35 @@ const { values } = parseArgs({
     devices: { type: 'string', default: '1000' },
     interval: { type: 'string', default: '300' },
     seconds: { type: 'string', default: '120' },
+    churn: { type: 'string', default: '2' },
+    workers: { type: 'string', default: '1' },
+    env: { type: 'string', multiple: true, default: [] },
   },
 });
 warmCompileCache();
-const devices = Math.min(5000, Number(values.devices));
+const devices = Math.min(200_000, Number(values.devices));
 const intervalMs = Number(values.interval) * 1000;
-const durationMs = Math.min(1800, Number(values.seconds)) * 1000;
+const durationMs = Math.min(3600, Number(values.seconds)) * 1000;
+const churnMs = Number(values.churn) * 1000;
+const workers = Math.max(1, Math.min(8, Number(values.workers)));
+/** Extra Central settings, `--env KEY=VALUE` (repeatable). */
+const extraEnv = Object.fromEntries(values.env.map((kv) => kv.split(/=(.*)/s).slice(0, 2)));
 
-async function cpuSeconds(pid: number): Promise<number> {
-  const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in clock ticks of 10 ms
+/** CPU seconds of a process; with `children`, also of the children it has waited for. */
+async function cpuSeconds(pid: number, children = false): Promise<number> {
+  const f = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
+  const own = Number(f[11]) + Number(f[12]);
+  return (own + (children ? Number(f[13]) + Number(f[14]) : 0)) / 100;
+}
+/** PostgreSQL's CPU: the postmaster, its live backends, and the ones that exited. */
+async function postgresCpu(postmaster: number): Promise<number> {
+  let total = await cpuSeconds(postmaster, true);
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
+    if (stat.split(') ')[1]?.split(' ')[1] === String(postmaster)) total += await cpuSeconds(Number(entry));
+  }
+  return total;
 }
 async function rssMb(pid: number): Promise<number> {
   return Math.round(
@@ -43,21 +65,42 @@ async function rssMb(pid: number): Promise<number> {
 const percentile = (sorted: number[], p: number) =>
   sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? 0;
 
+function summarize(parts: PhaseStats[], wallSeconds: number) {
+  const latencies = parts.flatMap((p) => p.latencies).sort((a, b) => a - b);
+  const statuses: Record<string, number> = {};
+  for (const p of parts)
+    for (const [k, v] of Object.entries(p.statuses)) statuses[k] = (statuses[k] ?? 0) + v;
+  const requests = latencies.length;
+  const shed = (statuses['503'] ?? 0) + (statuses['429'] ?? 0);
+  return {
+    requests,
+    perSecond: Math.round((requests / wallSeconds) * 10) / 10,
+    withRows: parts.reduce((n, p) => n + p.withRows, 0),
+    unchanged: parts.reduce((n, p) => n + p.unchanged, 0),
+    shed,
+    shedPercent: requests ? Math.round((shed / requests) * 1000) / 10 : 0,
+    statuses,
+    latencyMs: { p50: Math.round(percentile(latencies, 0.5)), p99: Math.round(percentile(latencies, 0.99)) },
+    mib: Math.round(parts.reduce((n, p) => n + p.bytes, 0) / 2 ** 20),
+  };
+}
+
 const dir = await mkdtemp(join(tmpdir(), 'dbupdate-fleet-'));
 const cluster = await startEmbeddedCluster({ dataDir: dir, name: 'pg' });
 const keys = generateSigningKeys();
 try {
   const url = await cluster.createDatabase('central');
+  const postmaster = Number((await readFile(join(dir, 'pg', 'postmaster.pid'), 'utf8')).split('\n')[0]);
   const pool = createPool(url, { applicationName: 'fleet', max: 8 });
   await migrate(pool, await centralMigrations());
+  const seedStarted = performance.now();
   const perLocation = 10;
-  const locations = Math.ceil(devices / perLocation / 10);
   await seedCentral(
     pool,
     {
       ...DEFAULT_SHAPE,
       companies: 10,
-      locationsPerCompany: locations,
+      locationsPerCompany: Math.ceil(devices / perLocation / 10),
       devicesPerLocation: perLocation,
       usersPerCompany: 1000,
       groupsPerCompany: 10,
@@ -68,15 +111,18 @@ try {
     'SELECT mac::text AS mac FROM devices ORDER BY mac LIMIT $1',
     [devices],
   );
-  const fleet: { mac: string; token: string; known: string | null }[] = [];
-  for (let i = 0; i < rows.length; i += 16) {
-    const batch = await Promise.all(
-      rows
-        .slice(i, i + 16)
-        .map(async ({ mac }) => ({ mac, token: (await enrollDevice(pool, mac)).secret, known: null })),
+  const fleet: { mac: string; token: string }[] = [];
+  for (let i = 0; i < rows.length; i += 5000) {
+    const batch = await enrollDevices(
+      pool,
+      rows.slice(i, i + 5000).map((r) => r.mac),
     );
-    fleet.push(...batch);
+    fleet.push(...batch.map((e) => ({ mac: e.mac, token: e.secret })));
   }
+  console.error(
+    `fleet: ${fleet.length} devices seeded and enrolled in ${Math.round(performance.now() - seedStarted)} ms`,
+  );
+
   const port = await freePort();
   const central = spawn(process.execPath, [...imageNodeArgs(), 'central', 'serve'], {
     env: {
@@ -88,8 +134,10 @@ try {
       MANIFEST_SIGNING_KEY: keys.privateKey,
       RATE_LIMIT_PER_DEVICE_PER_MINUTE: '1000',
       RATE_LIMIT_GLOBAL_PER_MINUTE: '10000000',
+      RATE_LIMIT_PER_SOURCE_PER_MINUTE: '10000000',
       LOG_LEVEL: 'error',
       LOG_FORMAT: 'json',
+      ...extraEnv,
     },
     stdio: 'ignore',
   });
@@ -98,98 +146,63 @@ try {
     if ((await fetch(`${base}/readyz`).catch(() => undefined))?.ok) break;
     await new Promise((r) => setTimeout(r, 50));
   }
-  const latencies: number[] = [];
-  const statuses = new Map<string, number>();
-  let bytes = 0;
-  let loads = 0;
-  const cpu0 = await cpuSeconds(central.pid!);
+  const [central0, pg0, sim0] = [
+    await cpuSeconds(central.pid!),
+    await postgresCpu(postmaster),
+    process.cpuUsage(),
+  ];
   const t0 = Date.now();
   const deadline = t0 + durationMs;
-  const mutator = setInterval(() => {
-    void pool.query(
-      `UPDATE users SET updated_at = now() WHERE ctid IN (SELECT ctid FROM users TABLESAMPLE SYSTEM (1) LIMIT 5)`,
-    );
-  }, 10_000);
+  let edits = 0;
+  const mutator =
+    churnMs > 0
+      ? setInterval(() => {
+          edits++;
+          void pool.query(
+            `UPDATE users SET updated_at = now() WHERE ctid = (SELECT ctid FROM users TABLESAMPLE SYSTEM (0.1) LIMIT 1)`,
+          );
+        }, churnMs)
+      : undefined;
 
-  async function syncOnce(device: (typeof fleet)[number]): Promise<void> {
-    const started = performance.now();
-    try {
-      const res = await fetch(`${base}/api/device-sync/request`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${device.token}` },
-        body: JSON.stringify({ mac: device.mac, knownGlobalSha256: device.known }),
-      });
-      const text = await res.text();
-      latencies.push(performance.now() - started);
-      statuses.set(String(res.status), (statuses.get(String(res.status)) ?? 0) + 1);
-      if (!res.ok) return;
-      bytes += text.length;
-      const { manifest } = JSON.parse(text.slice(0, text.indexOf('\n'))) as {
-        manifest: {
-          manifestId: string;
-          globalSha256: string;
-          rowsIncluded: boolean;
-          tables: { name: string; rowCount: number; sha256: string }[];
-        };
-      };
-      if (manifest.rowsIncluded) loads++;
-      device.known = manifest.globalSha256;
-      await fetch(`${base}/api/device-sync/ack`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${device.token}` },
-        body: JSON.stringify({
-          manifestId: manifest.manifestId,
-          mac: device.mac,
-          status: 'Success',
-          localCounts: Object.fromEntries(manifest.tables.map((t) => [t.name, t.rowCount])),
-          localChecksums: Object.fromEntries(manifest.tables.map((t) => [t.name, t.sha256])),
-          durationMs: 1,
-          error: null,
+  const slices = Array.from({ length: workers }, (_, w) => fleet.filter((_, i) => i % workers === w));
+  const results = await Promise.all(
+    slices.map(
+      (slice) =>
+        new Promise<{ storm: PhaseStats; steady: PhaseStats }>((resolve, reject) => {
+          const input: WorkerInput = { base, devices: slice, intervalMs, deadline };
+          const worker = new Worker(new URL('./fleet-worker.ts', import.meta.url), { workerData: input });
+          worker.once('message', resolve);
+          worker.once('error', reject);
         }),
-      }).then((r) => r.arrayBuffer());
-    } catch (err) {
-      statuses.set(
-        `error:${(err as Error).message}`,
-        (statuses.get(`error:${(err as Error).message}`) ?? 0) + 1,
-      );
-    }
-  }
-
-  await Promise.all(
-    fleet.map(async (device) => {
-      // Spread over the interval, as SYNC_JITTER does for a real fleet.
-      await new Promise((r) => setTimeout(r, Math.random() * intervalMs));
-      while (Date.now() < deadline) {
-        const began = Date.now();
-        await syncOnce(device);
-        await new Promise((r) => setTimeout(r, Math.max(0, intervalMs - (Date.now() - began))));
-      }
-    }),
+    ),
   );
   clearInterval(mutator);
   const wall = (Date.now() - t0) / 1000;
-  const cpu = (await cpuSeconds(central.pid!)) - cpu0;
+  const sim = process.cpuUsage(sim0);
+  const cpu = {
+    centralPercentOfOneCore: Math.round((((await cpuSeconds(central.pid!)) - central0) / wall) * 100),
+    postgresPercentOfOneCore: Math.round((((await postgresCpu(postmaster)) - pg0) / wall) * 100),
+    simulatorPercentOfOneCore: Math.round(((sim.user + sim.system) / 1e6 / wall) * 100),
+  };
   const rss = await rssMb(central.pid!);
   central.kill('SIGTERM');
   await pool.end();
-  latencies.sort((a, b) => a - b);
   console.log(
     JSON.stringify(
       {
         devices: fleet.length,
         intervalSeconds: intervalMs / 1000,
         seconds: Math.round(wall),
-        requests: latencies.length,
-        requestsPerSecond: Math.round((latencies.length / wall) * 10) / 10,
-        fullLoads: loads,
-        statuses: Object.fromEntries(statuses),
-        latencyMs: {
-          p50: Math.round(percentile(latencies, 0.5)),
-          p99: Math.round(percentile(latencies, 0.99)),
-          max: Math.round(latencies.at(-1) ?? 0),
-        },
-        mibServed: Math.round(bytes / 2 ** 20),
-        centralCpuPercentOfOneCore: Math.round((cpu / wall) * 100),
+        userEdits: edits,
+        storm: summarize(
+          results.map((r) => r.storm),
+          wall,
+        ),
+        steady: summarize(
+          results.map((r) => r.steady),
+          wall,
+        ),
+        cpu,
         centralRssMb: rss,
       },
       null,

@@ -10,6 +10,7 @@ import { DEFAULT_SHAPE, seedCentral } from '../src/central/services/seed.ts';
 import { startCentral, type RunningCentral } from './helpers/central.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { readWholeSnapshot, requestSnapshot } from './helpers/snapshot.ts';
+import { waitFor } from './helpers/wait.ts';
 
 describe('data versions and the digest cache', () => {
   let db: TestDatabase;
@@ -149,16 +150,20 @@ describe('data versions and the digest cache', () => {
       [false, false, false],
     );
     assert.equal(await sessions(), opened, 'no snapshot session for the unchanged answers');
-    // Each still has its manifest and its finished audit row.
-    const { rows } = await db.pool.query(
-      `SELECT r.status, m.manifest_id IS NOT NULL AS stored FROM sync_requests r
-         LEFT JOIN sync_manifest_headers m ON m.manifest_id = r.manifest_id WHERE r.manifest_id = ANY($1)`,
-      [again.map((m) => m.manifestId)],
+    // Each still has its manifest and its audit row, finished once the response closed.
+    const expected = again.map(() => ({ status: 'unchanged', stored: true }));
+    const audited = await waitFor(
+      async () =>
+        (
+          await db.pool.query(
+            `SELECT r.status, m.manifest_id IS NOT NULL AS stored FROM sync_requests r
+               LEFT JOIN sync_manifest_headers m ON m.manifest_id = r.manifest_id WHERE r.manifest_id = ANY($1)`,
+            [again.map((m) => m.manifestId)],
+          )
+        ).rows,
+      (rows) => JSON.stringify(rows) === JSON.stringify(expected),
     );
-    assert.deepEqual(
-      rows,
-      again.map(() => ({ status: 'unchanged', stored: true })),
-    );
+    assert.deepEqual(audited, expected);
     const changedAsk = await manifest('0'.repeat(64));
     assert.equal(changedAsk.rowsIncluded, true);
     assert.equal(await sessions(), opened + 1, 'a device that needs rows gets a session');

@@ -43,6 +43,8 @@ locations.address text
 locations.timezone text NOT NULL
 locations.created_at timestamp with time zone NOT NULL
 locations.updated_at timestamp with time zone NOT NULL
+scope_versions.location_id uuid NOT NULL
+scope_versions.version bigint NOT NULL DEFAULT 1
 sync_acknowledgements.manifest_id text NOT NULL
 sync_acknowledgements.mac macaddr NOT NULL
 sync_acknowledgements.completed_at timestamp with time zone NOT NULL DEFAULT now()
@@ -111,6 +113,7 @@ location_groups location_groups_location_id_fkey FOREIGN KEY (location_id) REFER
 location_groups location_groups_pkey PRIMARY KEY (location_id, group_id)
 locations locations_company_id_fkey FOREIGN KEY (company_id) REFERENCES companies(id)
 locations locations_pkey PRIMARY KEY (id)
+scope_versions scope_versions_pkey PRIMARY KEY (location_id)
 sync_acknowledgements sync_acknowledgements_manifest_id_fkey FOREIGN KEY (manifest_id) REFERENCES sync_manifest_headers(manifest_id)
 sync_acknowledgements sync_acknowledgements_pkey PRIMARY KEY (manifest_id)
 sync_acknowledgements sync_acknowledgements_result_check CHECK ((result = ANY (ARRAY['Success'::text, 'Failed'::text])))
@@ -139,6 +142,7 @@ CREATE INDEX location_groups_group_id_idx ON public.location_groups USING btree 
 CREATE UNIQUE INDEX location_groups_pkey ON public.location_groups USING btree (location_id, group_id)
 CREATE INDEX locations_company_id_idx ON public.locations USING btree (company_id)
 CREATE UNIQUE INDEX locations_pkey ON public.locations USING btree (id)
+CREATE UNIQUE INDEX scope_versions_pkey ON public.scope_versions USING btree (location_id)
 CREATE INDEX sync_acknowledgements_completed_at_idx ON public.sync_acknowledgements USING btree (completed_at)
 CREATE INDEX sync_acknowledgements_mac_completed_idx ON public.sync_acknowledgements USING btree (mac, completed_at)
 CREATE UNIQUE INDEX sync_acknowledgements_pkey ON public.sync_acknowledgements USING btree (manifest_id)
@@ -160,10 +164,18 @@ CREATE TRIGGER areas_versions_del AFTER DELETE ON public.areas REFERENCING OLD T
 CREATE TRIGGER areas_versions_ins AFTER INSERT ON public.areas REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_versions_by_location()
 CREATE TRIGGER areas_versions_trunc AFTER TRUNCATE ON public.areas FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_versions_truncate()
 CREATE TRIGGER areas_versions_upd AFTER UPDATE ON public.areas REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_versions_by_location()
+CREATE TRIGGER areas_zscope_del AFTER DELETE ON public.areas REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_scopes_trigger('', 'location_id')
+CREATE TRIGGER areas_zscope_ins AFTER INSERT ON public.areas REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_scopes_trigger('', 'location_id')
+CREATE TRIGGER areas_zscope_trunc AFTER TRUNCATE ON public.areas FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_scopes_truncate()
+CREATE TRIGGER areas_zscope_upd AFTER UPDATE ON public.areas REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_scopes_trigger('', 'location_id')
 CREATE TRIGGER companies_versions_del AFTER DELETE ON public.companies REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_versions_companies()
 CREATE TRIGGER companies_versions_ins AFTER INSERT ON public.companies REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_versions_companies()
 CREATE TRIGGER companies_versions_trunc AFTER TRUNCATE ON public.companies FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_versions_truncate()
 CREATE TRIGGER companies_versions_upd AFTER UPDATE ON public.companies REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_versions_companies()
+CREATE TRIGGER companies_zscope_del AFTER DELETE ON public.companies REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_scopes_trigger('id', '')
+CREATE TRIGGER companies_zscope_ins AFTER INSERT ON public.companies REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_scopes_trigger('id', '')
+CREATE TRIGGER companies_zscope_trunc AFTER TRUNCATE ON public.companies FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_scopes_truncate()
+CREATE TRIGGER companies_zscope_upd AFTER UPDATE ON public.companies REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_scopes_trigger('id', '')
 CREATE TRIGGER devices_versions_del AFTER DELETE ON public.devices REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_versions_by_location()
 CREATE TRIGGER devices_versions_ins AFTER INSERT ON public.devices REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_versions_by_location()
 CREATE TRIGGER devices_versions_trunc AFTER TRUNCATE ON public.devices FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_versions_truncate()
@@ -174,25 +186,54 @@ CREATE TRIGGER group_users_versions_del AFTER DELETE ON public.group_users REFER
 CREATE TRIGGER group_users_versions_ins AFTER INSERT ON public.group_users REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_versions_by_group()
 CREATE TRIGGER group_users_versions_trunc AFTER TRUNCATE ON public.group_users FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_versions_truncate()
 CREATE TRIGGER group_users_versions_upd AFTER UPDATE ON public.group_users REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_versions_by_group()
+CREATE TRIGGER group_users_zscope_del AFTER DELETE ON public.group_users REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_scopes_trigger('', 'group_id')
+CREATE TRIGGER group_users_zscope_ins AFTER INSERT ON public.group_users REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_scopes_trigger('', 'group_id')
+CREATE TRIGGER group_users_zscope_trunc AFTER TRUNCATE ON public.group_users FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_scopes_truncate()
+CREATE TRIGGER group_users_zscope_upd AFTER UPDATE ON public.group_users REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_scopes_trigger('', 'group_id')
 CREATE TRIGGER groups_versions_del AFTER DELETE ON public.groups REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_versions_by_company()
 CREATE TRIGGER groups_versions_ins AFTER INSERT ON public.groups REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_versions_by_company()
 CREATE TRIGGER groups_versions_trunc AFTER TRUNCATE ON public.groups FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_versions_truncate()
 CREATE TRIGGER groups_versions_upd AFTER UPDATE ON public.groups REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_versions_by_company()
+CREATE TRIGGER groups_zscope_del AFTER DELETE ON public.groups REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_scopes_trigger('id', '')
+CREATE TRIGGER groups_zscope_ins AFTER INSERT ON public.groups REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_scopes_trigger('id', '')
+CREATE TRIGGER groups_zscope_trunc AFTER TRUNCATE ON public.groups FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_scopes_truncate()
+CREATE TRIGGER groups_zscope_upd AFTER UPDATE ON public.groups REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_scopes_trigger('id', '')
 CREATE TRIGGER location_groups_same_company_ins AFTER INSERT ON public.location_groups REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_check_location_group_company()
 CREATE TRIGGER location_groups_same_company_upd AFTER UPDATE ON public.location_groups REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_check_location_group_company()
 CREATE TRIGGER location_groups_versions_del AFTER DELETE ON public.location_groups REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_versions_by_location()
 CREATE TRIGGER location_groups_versions_ins AFTER INSERT ON public.location_groups REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_versions_by_location()
 CREATE TRIGGER location_groups_versions_trunc AFTER TRUNCATE ON public.location_groups FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_versions_truncate()
 CREATE TRIGGER location_groups_versions_upd AFTER UPDATE ON public.location_groups REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_versions_by_location()
+CREATE TRIGGER location_groups_zscope_del AFTER DELETE ON public.location_groups REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_scopes_trigger('', 'location_id')
+CREATE TRIGGER location_groups_zscope_ins AFTER INSERT ON public.location_groups REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_scopes_trigger('', 'location_id')
+CREATE TRIGGER location_groups_zscope_trunc AFTER TRUNCATE ON public.location_groups FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_scopes_truncate()
+CREATE TRIGGER location_groups_zscope_upd AFTER UPDATE ON public.location_groups REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_scopes_trigger('', 'location_id')
 CREATE TRIGGER locations_versions_del AFTER DELETE ON public.locations REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_versions_by_company()
 CREATE TRIGGER locations_versions_ins AFTER INSERT ON public.locations REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_versions_by_company()
 CREATE TRIGGER locations_versions_trunc AFTER TRUNCATE ON public.locations FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_versions_truncate()
 CREATE TRIGGER locations_versions_upd AFTER UPDATE ON public.locations REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_versions_by_company()
+CREATE TRIGGER locations_zscope_del AFTER DELETE ON public.locations REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_scopes_trigger('id', '')
+CREATE TRIGGER locations_zscope_ins AFTER INSERT ON public.locations REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_scopes_trigger('id', '')
+CREATE TRIGGER locations_zscope_trunc AFTER TRUNCATE ON public.locations FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_scopes_truncate()
+CREATE TRIGGER locations_zscope_upd AFTER UPDATE ON public.locations REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_scopes_trigger('id', '')
 CREATE TRIGGER users_versions_del AFTER DELETE ON public.users REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_versions_by_company()
 CREATE TRIGGER users_versions_ins AFTER INSERT ON public.users REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_versions_by_company()
 CREATE TRIGGER users_versions_trunc AFTER TRUNCATE ON public.users FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_versions_truncate()
 CREATE TRIGGER users_versions_upd AFTER UPDATE ON public.users REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_versions_by_company()
+CREATE TRIGGER users_zscope_del AFTER DELETE ON public.users REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_scopes_trigger('id', '')
+CREATE TRIGGER users_zscope_ins AFTER INSERT ON public.users REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_scopes_trigger('id', '')
+CREATE TRIGGER users_zscope_trunc AFTER TRUNCATE ON public.users FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_scopes_truncate()
+CREATE TRIGGER users_zscope_upd AFTER UPDATE ON public.users REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION dbupdate_scopes_trigger('id', '')
 -- functions
+CREATE OR REPLACE FUNCTION public.dbupdate_bump_scopes(locations uuid[])
+ RETURNS void
+ LANGUAGE sql
+AS $function$
+  INSERT INTO scope_versions (location_id)
+  SELECT DISTINCT l FROM unnest(locations) l WHERE l IS NOT NULL
+  ORDER BY 1
+  ON CONFLICT (location_id) DO UPDATE SET version = scope_versions.version + 1;
+$function$
 CREATE OR REPLACE FUNCTION public.dbupdate_bump_versions(companies uuid[])
  RETURNS void
  LANGUAGE sql
@@ -235,6 +276,50 @@ BEGIN
     RAISE EXCEPTION 'location % and group % belong to different companies', bad.location_id, bad.group_id
       USING ERRCODE = '23514';
   END IF;
+  RETURN NULL;
+END $function$
+CREATE OR REPLACE FUNCTION public.dbupdate_scopes_of(tbl text, ids uuid[], refs uuid[])
+ RETURNS uuid[]
+ LANGUAGE sql
+ STABLE
+AS $function$
+  SELECT ARRAY(
+    SELECT l.id FROM locations l WHERE tbl = 'companies' AND l.company_id = ANY(ids)
+    UNION SELECT unnest(ids) WHERE tbl = 'locations'
+    UNION SELECT unnest(refs) WHERE tbl IN ('location_groups', 'areas')
+    UNION SELECT lg.location_id FROM location_groups lg WHERE tbl = 'groups' AND lg.group_id = ANY(ids)
+    UNION SELECT lg.location_id FROM location_groups lg WHERE tbl = 'group_users' AND lg.group_id = ANY(refs)
+    UNION SELECT lg.location_id FROM group_users gu JOIN location_groups lg ON lg.group_id = gu.group_id
+           WHERE tbl = 'users' AND gu.user_id = ANY(ids)
+  );
+$function$
+CREATE OR REPLACE FUNCTION public.dbupdate_scopes_trigger()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+  pick text := format('SELECT array_agg(%s), array_agg(%s) FROM ',
+    CASE WHEN TG_ARGV[0] = '' THEN 'NULL::uuid' ELSE quote_ident(TG_ARGV[0]) END,
+    CASE WHEN TG_ARGV[1] = '' THEN 'NULL::uuid' ELSE quote_ident(TG_ARGV[1]) END);
+  ids uuid[];
+  refs uuid[];
+BEGIN
+  IF TG_OP IN ('INSERT', 'UPDATE') THEN
+    EXECUTE pick || 'new_rows' INTO ids, refs;
+    PERFORM dbupdate_bump_scopes(dbupdate_scopes_of(TG_TABLE_NAME, ids, refs));
+  END IF;
+  IF TG_OP IN ('DELETE', 'UPDATE') THEN
+    EXECUTE pick || 'old_rows' INTO ids, refs;
+    PERFORM dbupdate_bump_scopes(dbupdate_scopes_of(TG_TABLE_NAME, ids, refs));
+  END IF;
+  RETURN NULL;
+END $function$
+CREATE OR REPLACE FUNCTION public.dbupdate_scopes_truncate()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+  UPDATE scope_versions SET version = version + 1;
   RETURN NULL;
 END $function$
 CREATE OR REPLACE FUNCTION public.dbupdate_versions_by_company()

@@ -43,10 +43,16 @@ export function copyScopedTable(client: PoolClient, def: TableDef): NodeJS.Reada
 }
 
 /** The data version of a company, read inside the snapshot transaction (0 before any change). */
-export async function companyDataVersion(client: Queryable, companyId: string): Promise<string> {
-  const { rows } = await client.query<{ version: string }>(
-    'SELECT version::text AS version FROM data_versions WHERE company_id = $1::uuid',
-    [companyId],
+/**
+ * The version of a device's scope: its location's scope version (migration 0008, bumped with
+ * any change to a row in that location's scope) and its own row's xmin (the `devices` part of
+ * its scope is that row alone). Equal versions, equal scope content.
+ */
+export async function scopeVersion(db: Queryable, device: Device): Promise<string> {
+  const { rows } = await db.query<{ version: string }>(
+    `SELECT coalesce((SELECT version FROM scope_versions WHERE location_id = $1::uuid), 0)::text
+            || ':' || coalesce((SELECT xmin::text FROM devices WHERE id = $2::uuid), '-') AS version`,
+    [device.locationId, device.id],
   );
-  return rows[0]?.version ?? '0';
+  return rows[0]!.version;
 }

@@ -23,7 +23,7 @@ import { iterateInContext } from '../../platform/tracing.ts';
 import { findDeviceByMac } from '../repo/devices.ts';
 import { insertManifest } from '../repo/manifests.ts';
 import { insertRequestStarted } from '../repo/requests.ts';
-import { companyDataVersion, setScope } from '../repo/snapshot.ts';
+import { scopeVersion, setScope } from '../repo/snapshot.ts';
 import { DigestCache } from './digest-cache.ts';
 import { manifestToWire, requireMac, type Device } from '../model.ts';
 import type { CentralMetrics } from '../metrics.ts';
@@ -150,8 +150,8 @@ async function identify(r: SyncRequest): Promise<Device> {
 /**
  * A device that holds what its cached digests say gets its "unchanged" answer from the
  * cache and one version read on the short-query pool: no snapshot slot, no snapshot
- * connection, no row read. The version is bumped in the same transaction as any change,
- * so a cache entry for the version read now describes the data as committed now.
+ * connection, no row read. The version changes in the same transaction as any change to
+ * the scope, so a cache entry for the version read now describes the data as committed now.
  */
 async function unchangedFromCache(
   r: SyncRequest,
@@ -160,7 +160,7 @@ async function unchangedFromCache(
 ): Promise<TableDigest[] | undefined> {
   const held = r.input.body.knownGlobalSha256;
   if (!held) return undefined;
-  const version = await companyDataVersion(r.deps.pool, device.companyId);
+  const version = await scopeVersion(r.deps.pool, device);
   const cached = r.deps.digestCache.get(DigestCache.key(device, version));
   const hit = cached !== undefined && globalSha256(cached) === held;
   open.annotate({ unchanged: hit });
@@ -169,7 +169,7 @@ async function unchangedFromCache(
   return cached;
 }
 
-/** The device's per-table counts and hashes: from the cache while the company's data version holds. */
+/** The device's per-table counts and hashes: from the cache while its scope version holds. */
 async function scopeDigests(
   deps: SyncDeps,
   tx: PoolClient,
@@ -177,7 +177,7 @@ async function scopeDigests(
   open: OpenStep,
 ): Promise<TableDigest[]> {
   await setScope(tx, device);
-  const cacheKey = DigestCache.key(device, await companyDataVersion(tx, device.companyId));
+  const cacheKey = DigestCache.key(device, await scopeVersion(tx, device));
   const cached = deps.digestCache.get(cacheKey);
   deps.metrics.digestCache.inc({ result: cached ? 'hit' : 'miss' });
   open.annotate({ cache: cached ? 'hit' : 'miss' });

@@ -1,7 +1,7 @@
 /**
- * Manifests' counts and hashes by scope and data version. The version is bumped by
- * triggers in the same transaction as any change to the company's rows and read in the
- * snapshot's own transaction, so a hit describes exactly the rows that snapshot sees:
+ * Manifests' counts and hashes by device and scope version. The version changes, through
+ * triggers, in the same transaction as any change to a row in the device's scope and is
+ * read in the snapshot's own transaction, so a hit describes exactly the rows that snapshot sees:
  * an unchanged device gets its answer without Central reading a single row. Bounded LRU;
  * per process (replicas each keep their own, which is safe).
  */

@@ -1,8 +1,8 @@
 /** `dbupdate central enroll`: a new secret for a device, shown once, stored hashed. */
-import type { Pool } from '../../platform/db.ts';
+import { withTransaction, type Pool } from '../../platform/db.ts';
 import { AppError } from '../../platform/errors.ts';
 import { requireMac } from '../model.ts';
-import { findDeviceByMac, upsertSecretHash } from '../repo/devices.ts';
+import { findDeviceByMac, findDevicesByMac, upsertSecretHash, upsertSecretHashes } from '../repo/devices.ts';
 import { hashSecret, newSecret } from './credentials.ts';
 
 export async function enrollDevice(
@@ -16,4 +16,34 @@ export async function enrollDevice(
   const secret = newSecret();
   await upsertSecretHash(pool, device.id, await hashSecret(secret));
   return { deviceId: device.id, mac, secret };
+}
+
+/**
+ * A new secret for each of many devices, in one transaction: every MAC must name a device,
+ * or nothing changes (the unknown ones are named).
+ */
+export async function enrollDevices(
+  pool: Pool,
+  macTexts: readonly string[],
+): Promise<{ deviceId: string; mac: string; secret: string }[]> {
+  const macs = macTexts.map(requireMac);
+  return withTransaction(pool, 'BEGIN', async (tx) => {
+    const byMac = new Map((await findDevicesByMac(tx, macs)).map((d) => [d.mac, d]));
+    const unknown = macs.filter((m) => !byMac.has(m));
+    if (unknown.length > 0)
+      throw new AppError(
+        'DEVICE_NOT_FOUND',
+        `no device with MAC ${unknown.slice(0, 5).join(', ')}${unknown.length > 5 ? ` and ${unknown.length - 5} more` : ''}`,
+      );
+    const enrolled = await Promise.all(
+      macs.map(async (mac) => ({ deviceId: byMac.get(mac)!.id, mac, secret: newSecret() })),
+    );
+    await upsertSecretHashes(
+      tx,
+      await Promise.all(
+        enrolled.map(async (e) => ({ deviceId: e.deviceId, secretHash: await hashSecret(e.secret) })),
+      ),
+    );
+    return enrolled;
+  });
 }
