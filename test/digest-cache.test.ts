@@ -164,8 +164,15 @@ describe('data versions and the digest cache', () => {
       (rows) => JSON.stringify(rows) === JSON.stringify(expected),
     );
     assert.deepEqual(audited, expected);
-    const changedAsk = await manifest('0'.repeat(64));
+    // A change in its scope: new digests and rows, read in a session.
+    await db.pool.query(
+      `UPDATE users SET phone = md5(random()::text) WHERE id = (SELECT gu.user_id FROM group_users gu
+         JOIN location_groups lg ON lg.group_id = gu.group_id JOIN devices d ON d.location_id = lg.location_id
+        WHERE d.mac = $1 LIMIT 1)`,
+      [mac],
+    );
+    const changedAsk = await manifest(first.globalSha256);
     assert.equal(changedAsk.rowsIncluded, true);
-    assert.equal(await sessions(), opened + 1, 'a device that needs rows gets a session');
+    assert.equal(await sessions(), opened + 1, 'a device whose scope changed gets a session');
   });
 });

@@ -45,6 +45,11 @@ export class CentralMetrics {
     labelNames: ['result'] as const,
     registers: [this.registry],
   });
+  readonly bytesFromTableCache = new Counter({
+    name: 'dbupdate_central_table_cache_bytes_total',
+    help: 'Bytes of table rows served from the content-addressed table cache instead of read from PostgreSQL',
+    registers: [this.registry],
+  });
   readonly snapshotSessions = new Counter({
     name: 'dbupdate_central_snapshot_sessions_total',
     help: 'Snapshot read transactions opened (each holds a snapshot connection and slot); unchanged answers from the cache open none',

@@ -18,6 +18,7 @@ import type { CentralConfig } from './config.ts';
 import { centralMigrations } from './migrations.ts';
 import { CentralMetrics } from './metrics.ts';
 import { DigestCache } from './services/digest-cache.ts';
+import { TableCache } from './services/table-cache.ts';
 import type { SyncDeps } from './services/device-sync.ts';
 import { CredentialVerifier } from './services/credentials.ts';
 import { createLimits } from './services/limits.ts';
@@ -43,6 +44,7 @@ function syncDeps(config: CentralConfig, pool: Pool, snapshotPool: Pool, metrics
     signingKey: config.signingKey,
     requireCredential: config.AUTH_MODE === 'credential',
     digestCache: new DigestCache(config.DIGEST_CACHE_ENTRIES),
+    tableCache: new TableCache(config.TABLE_CACHE_MB * 2 ** 20),
     credentials: new CredentialVerifier({
       maxEntries: config.CREDENTIAL_CACHE_ENTRIES,
       ttlMs: config.CREDENTIAL_CACHE_SECONDS * 1000,

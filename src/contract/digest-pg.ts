@@ -12,9 +12,10 @@ export async function digestTables(
   client: pg.PoolClient | pg.Client,
   selectFor: (def: TableDef) => string,
   onLine?: (table: string, line: string) => void,
+  tables: readonly TableDef[] = TABLES,
 ): Promise<TableDigest[]> {
   const digests: TableDigest[] = [];
-  for (const def of TABLES) {
+  for (const def of tables) {
     const hasher = new TableHasher(def, onLine && ((line) => onLine(def.name, line)));
     for await (const chunk of client.query(copyTo(`COPY (${selectFor(def)}) TO STDOUT`))) {
       hasher.write(chunk as Buffer);

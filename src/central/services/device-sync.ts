@@ -15,7 +15,7 @@ import {
   type SyncRequestBody,
 } from '../../contract/wire.ts';
 import { signManifest, type SigningKey } from '../../contract/signing.ts';
-import { withTransaction, type Pool, type PoolClient } from '../../platform/db.ts';
+import { withTransaction, type Pool } from '../../platform/db.ts';
 import { AppError, normalizeError } from '../../platform/errors.ts';
 import type { Logger } from '../../platform/logger.ts';
 import { startStep, step, type OpenStep } from '../../platform/step.ts';
@@ -23,15 +23,16 @@ import { iterateInContext } from '../../platform/tracing.ts';
 import { findDeviceByMac } from '../repo/devices.ts';
 import { insertManifest } from '../repo/manifests.ts';
 import { insertRequestStarted } from '../repo/requests.ts';
-import { scopeVersion, setScope } from '../repo/snapshot.ts';
-import { DigestCache } from './digest-cache.ts';
+import type { DigestCache } from './digest-cache.ts';
 import { manifestToWire, requireMac, type Device } from '../model.ts';
 import type { CentralMetrics } from '../metrics.ts';
 import { authenticateDevice, type CredentialVerifier } from './credentials.ts';
 import { spendDeviceBudget, type Limits } from './limits.ts';
 import { openRequestAudit, outcomeForError, type RequestAudit } from './request-audit.ts';
 import { SnapshotSession } from './snapshot-session.ts';
-import { computeDigests, newStreamStats, snapshotBody } from './snapshot.ts';
+import { newStreamStats, snapshotBody, type BodySource } from './snapshot.ts';
+import { answerFromCaches, scopeDigests } from './scope-cache.ts';
+import type { TableCache } from './table-cache.ts';
 
 export interface SyncDeps {
   /** Short queries: audit rows, manifests, credentials. */
@@ -45,6 +46,8 @@ export interface SyncDeps {
   metrics: CentralMetrics;
   signingKey: SigningKey;
   digestCache: DigestCache;
+  /** Table rows by content, shared by every device whose scope holds the same. */
+  tableCache: TableCache;
   credentials: CredentialVerifier;
   limits: Limits;
   /** false in the lab-only MAC-only mode. */
@@ -105,12 +108,14 @@ async function stages(r: SyncRequest): Promise<PreparedSync> {
   try {
     device = await step(r.log, 'device.resolve', {}, () => identify(r));
     const known = device;
-    const unchanged = await step(r.log, 'scope.check', { deviceId: known.id }, (open) =>
-      unchangedFromCache(r, known, open),
+    const held = { global: r.input.body.knownGlobalSha256, tables: r.input.body.knownTables };
+    const cached = await step(r.log, 'scope.check', { deviceId: known.id }, (open) =>
+      answerFromCaches(r.deps, r.deps.pool, known, held, open),
     );
-    let tables = unchanged;
+    // A slot bounds the answers that stream rows; an unchanged one streams none.
+    if (cached?.rows !== false) r.input.admit();
+    let tables = cached?.tables;
     if (!tables) {
-      r.input.admit();
       session = await SnapshotSession.open(r.deps.snapshotPool);
       r.deps.metrics.snapshotSessions.inc();
       const tx = session.client;
@@ -124,7 +129,8 @@ async function stages(r: SyncRequest): Promise<PreparedSync> {
     );
     r.audit.step.annotate({ manifestId: signed.manifest.manifestId });
     r.httpSpan?.setAttribute('dbupdate.manifest_id', signed.manifest.manifestId);
-    return send(r, session, signed, known);
+    const source = { session, pinned: cached?.pinned ?? new Map(), cache: r.deps.tableCache };
+    return send(r, source, signed, known);
   } catch (err) {
     await session?.rollback();
     const appErr = normalizeError(err, 'SNAPSHOT_FAILED');
@@ -145,48 +151,6 @@ async function identify(r: SyncRequest): Promise<Device> {
     await authenticateDevice(r.deps.pool, r.deps.credentials, found.id, r.input.authorization);
   spendDeviceBudget(r.deps.limits, found.id, 'request');
   return found;
-}
-
-/**
- * A device that holds what its cached digests say gets its "unchanged" answer from the
- * cache and one version read on the short-query pool: no snapshot slot, no snapshot
- * connection, no row read. The version changes in the same transaction as any change to
- * the scope, so a cache entry for the version read now describes the data as committed now.
- */
-async function unchangedFromCache(
-  r: SyncRequest,
-  device: Device,
-  open: OpenStep,
-): Promise<TableDigest[] | undefined> {
-  const held = r.input.body.knownGlobalSha256;
-  if (!held) return undefined;
-  const version = await scopeVersion(r.deps.pool, device);
-  const cached = r.deps.digestCache.get(DigestCache.key(device, version));
-  const hit = cached !== undefined && globalSha256(cached) === held;
-  open.annotate({ unchanged: hit });
-  if (!hit) return undefined;
-  r.deps.metrics.digestCache.inc({ result: 'hit' });
-  return cached;
-}
-
-/** The device's per-table counts and hashes: from the cache while its scope version holds. */
-async function scopeDigests(
-  deps: SyncDeps,
-  tx: PoolClient,
-  device: Device,
-  open: OpenStep,
-): Promise<TableDigest[]> {
-  await setScope(tx, device);
-  const cacheKey = DigestCache.key(device, await scopeVersion(tx, device));
-  const cached = deps.digestCache.get(cacheKey);
-  deps.metrics.digestCache.inc({ result: cached ? 'hit' : 'miss' });
-  open.annotate({ cache: cached ? 'hit' : 'miss' });
-  if (cached) return cached;
-  const started = performance.now();
-  const digests = await computeDigests(tx);
-  deps.metrics.digestSeconds.observe((performance.now() - started) / 1000);
-  deps.digestCache.set(cacheKey, digests);
-  return digests;
 }
 
 /** The signed manifest, stored before its first byte is sent so an ack can always find it. */
@@ -214,18 +178,13 @@ async function createManifest(
 }
 
 /** The body, and the one callback that closes the session if the body did not and finishes the audit. */
-function send(
-  r: SyncRequest,
-  session: SnapshotSession | undefined,
-  signed: Signed,
-  device: Device,
-): PreparedSync {
+function send(r: SyncRequest, source: BodySource, signed: Signed, device: Device): PreparedSync {
   const { manifest } = signed;
   const log = r.log.child({ manifestId: manifest.manifestId });
   const stats = newStreamStats();
   const sending = startStep(log, 'snapshot.send', { rowsIncluded: manifest.rowsIncluded });
   const started = performance.now();
-  const body = snapshotBody(session, signed, stats, r.input.body.knownTables, log);
+  const body = snapshotBody(source, signed, stats, r.input.body.knownTables, log);
   return {
     manifest,
     body: iterateInContext(sending.context, body),
@@ -233,9 +192,10 @@ function send(
     async complete(sent, err) {
       const ok = sent && stats.complete && !err;
       const failure = ok ? undefined : (err ?? new Error('response aborted'));
-      await session?.close(failure);
+      await source.session?.close(failure);
       const { metrics } = r.deps;
       metrics.bytesServed.inc(stats.bytes);
+      metrics.bytesFromTableCache.inc(stats.bytesFromCache);
       if (ok && manifest.rowsIncluded)
         metrics.rowsServed.inc(manifest.tables.reduce((n, t) => n + t.rowCount, 0));
       sending.annotate({ bytes: stats.bytes });

@@ -11,13 +11,29 @@ import type { Device } from '../model.ts';
 
 export class DigestCache {
   readonly #cache: LRUCache<string, TableDigest[]>;
+  /** The digests of the tables a location's devices share (all but `devices`). */
+  readonly #shared: LRUCache<string, TableDigest[]>;
 
   constructor(maxEntries: number) {
     this.#cache = new LRUCache({ max: maxEntries });
+    this.#shared = new LRUCache({ max: maxEntries });
   }
 
   static key(device: Device, version: string): string {
     return `${device.id}|${device.locationId}|${device.companyId}|${version}`;
+  }
+
+  /** By location and its part of the scope version (`<location version>:<device row xmin>`). */
+  static sharedKey(device: Device, version: string): string {
+    return `${device.locationId}|${device.companyId}|${version.split(':')[0]}`;
+  }
+
+  getShared(key: string): TableDigest[] | undefined {
+    return this.#shared.get(key);
+  }
+
+  setShared(key: string, digests: TableDigest[]): void {
+    this.#shared.set(key, digests);
   }
 
   get(key: string): TableDigest[] | undefined {

@@ -20,12 +20,14 @@ import { startStep } from '../../platform/step.ts';
 import { iterateInContext } from '../../platform/tracing.ts';
 import { copyScopedTable, scopeSelectSql } from '../repo/snapshot.ts';
 import type { SnapshotSession } from './snapshot-session.ts';
+import type { TableCache } from './table-cache.ts';
 
 export function computeDigests(
   client: PoolClient,
   onLine?: (table: string, line: string) => void,
+  tables: readonly TableDef[] = TABLES,
 ): Promise<TableDigest[]> {
-  return digestTables(client, scopeSelectSql, onLine);
+  return digestTables(client, scopeSelectSql, onLine, tables);
 }
 
 const NEWLINE = 0x0a;
@@ -45,6 +47,8 @@ export interface StreamStats {
   payload: Hash;
   /** The end frame went out: every row the manifest announced was produced. */
   complete: boolean;
+  /** Bytes of table rows served from the table cache rather than read. */
+  bytesFromCache: number;
 }
 
 function frame(value: ManifestFrame | TableFrame | EndFrame): Buffer {
@@ -56,9 +60,16 @@ function frame(value: ManifestFrame | TableFrame | EndFrame): Buffer {
  * and its COPY text rows, then an end line. It owns the session's transaction: closed
  * when the last row is out, destroyed when the stream fails or is abandoned mid-COPY.
  */
+export interface BodySource {
+  /** None when every table to send is in `pinned` (or none is sent): no row is read. */
+  session: SnapshotSession | undefined;
+  /** Table rows found in the cache before the answer began, held so eviction cannot take them. */
+  pinned: ReadonlyMap<string, Buffer[]>;
+  cache: TableCache;
+}
+
 export async function* snapshotBody(
-  /** None for an unchanged answer, which reads no row. */
-  session: SnapshotSession | undefined,
+  source: BodySource,
   signed: { manifest: Manifest; signature: ManifestSignature },
   stats: StreamStats,
   known: Partial<Record<string, string>> | undefined,
@@ -76,8 +87,8 @@ export async function* snapshotBody(
     if (manifest.rowsIncluded) {
       for (const [i, def] of TABLES.entries()) {
         const expected = manifest.tables[i]!;
-        const columns = def.columns.map((c) => c.name);
         const skip = known?.[def.name] === expected.sha256;
+        const columns = def.columns.map((c) => c.name);
         yield emit(
           frame({
             table: def.name,
@@ -86,9 +97,11 @@ export async function* snapshotBody(
             ...(skip ? { rowsIncluded: false } : {}),
           }),
         );
-        if (!skip)
-          for await (const chunk of tableRows(session!.client, def, expected.rowCount, log))
-            yield emit(chunk);
+        if (skip) continue;
+        // Content-addressed, so an entry found now is as good as one pinned at the start.
+        const cached = source.pinned.get(def.name) ?? source.cache.get(expected);
+        if (cached) stats.bytesFromCache += cached.reduce((n, c) => n + c.length, 0);
+        for await (const chunk of cached ?? readTable(source, def, expected, log)) yield emit(chunk);
       }
     }
     yield emit(frame({ end: true, tables: manifest.rowsIncluded ? TABLES.length : 0 }));
@@ -98,8 +111,19 @@ export async function* snapshotBody(
     failure = err as Error;
     throw err;
   } finally {
-    await session?.close(failure);
+    await source.session?.close(failure);
   }
+}
+
+/** A table read in the session, kept in the cache once its row count checked out. */
+async function* readTable(source: BodySource, def: TableDef, expected: TableDigest, log: Logger) {
+  if (!source.session) throw new Error(`${def.name}: no session to read it in`);
+  const keeper = source.cache.collect(expected);
+  for await (const chunk of tableRows(source.session.client, def, expected.rowCount, log)) {
+    keeper?.add(chunk);
+    yield chunk;
+  }
+  keeper?.keep();
 }
 
 /**
@@ -130,5 +154,5 @@ async function* tableRows(
 }
 
 export function newStreamStats(): StreamStats {
-  return { bytes: 0, payload: createHash('sha256'), complete: false };
+  return { bytes: 0, payload: createHash('sha256'), complete: false, bytesFromCache: 0 };
 }

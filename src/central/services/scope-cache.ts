@@ -1,0 +1,99 @@
+/**
+ * What the caches can answer for a device before any snapshot session: its digests, by
+ * its scope version read on the short-query pool, and the rows of every table it must be
+ * sent, by content. And, in a session, its digests computed with as little reading as the
+ * caches allow (the tables a location's devices share are hashed once per scope version).
+ */
+import { globalSha256, type TableDigest } from '../../contract/canonical.ts';
+import { TABLES, tableDef } from '../../contract/tables.ts';
+import type { PoolClient, Queryable } from '../../platform/db.ts';
+import type { OpenStep } from '../../platform/step.ts';
+import type { CentralMetrics } from '../metrics.ts';
+import type { Device } from '../model.ts';
+import { scopeVersion, setScope } from '../repo/snapshot.ts';
+import { DigestCache } from './digest-cache.ts';
+import { computeDigests } from './snapshot.ts';
+import type { TableCache } from './table-cache.ts';
+
+export interface ScopeCaches {
+  digestCache: DigestCache;
+  tableCache: TableCache;
+  metrics: CentralMetrics;
+}
+
+export interface CachedAnswer {
+  tables: TableDigest[];
+  /** The rows of every table the device must be sent (none when it holds them all). */
+  pinned: Map<string, Buffer[]>;
+  /** Whether any rows are sent at all. */
+  rows: boolean;
+}
+
+/**
+ * Cached digests, for the scope version read now, describe the data as committed now (the
+ * version changes in the same transaction as any change to the scope); content-addressed
+ * rows are exact for their hash. So when both caches hold the answer, no session is needed:
+ * an unchanged device costs no slot, no snapshot connection and no row read, and a device
+ * that needs tables its neighbours were just sent gets them from memory.
+ */
+export async function answerFromCaches(
+  caches: ScopeCaches,
+  db: Queryable,
+  device: Device,
+  held: { global: string | null | undefined; tables: Partial<Record<string, string>> | undefined },
+  open: OpenStep,
+): Promise<CachedAnswer | undefined> {
+  const digests = caches.digestCache.get(DigestCache.key(device, await scopeVersion(db, device)));
+  if (!digests) return undefined;
+  if (held.global === globalSha256(digests)) {
+    caches.metrics.digestCache.inc({ result: 'hit' });
+    open.annotate({ cache: 'hit', unchanged: true });
+    return { tables: digests, pinned: new Map(), rows: false };
+  }
+  const pinned = new Map<string, Buffer[]>();
+  for (const t of digests) {
+    if (held.tables?.[t.name] === t.sha256) continue;
+    const rows = caches.tableCache.get(t);
+    if (!rows) return undefined;
+    pinned.set(t.name, rows);
+  }
+  caches.metrics.digestCache.inc({ result: 'hit' });
+  open.annotate({ cache: 'hit', rowsFromCache: true });
+  return { tables: digests, pinned, rows: true };
+}
+
+const DEVICES = tableDef('devices');
+
+/** The device's per-table counts and hashes in its session: from the caches while its scope version holds. */
+export async function scopeDigests(
+  caches: ScopeCaches,
+  tx: PoolClient,
+  device: Device,
+  open: OpenStep,
+): Promise<TableDigest[]> {
+  await setScope(tx, device);
+  const version = await scopeVersion(tx, device);
+  const key = DigestCache.key(device, version);
+  const cached = caches.digestCache.get(key);
+  const sharedKey = DigestCache.sharedKey(device, version);
+  const shared = cached ? undefined : caches.digestCache.getShared(sharedKey);
+  const result = cached ? 'hit' : shared ? 'shared' : 'miss';
+  caches.metrics.digestCache.inc({ result });
+  open.annotate({ cache: result });
+  if (cached) return cached;
+  const started = performance.now();
+  let digests: TableDigest[];
+  if (shared) {
+    const [own] = await computeDigests(tx, undefined, [DEVICES]);
+    digests = TABLES.map((def) => (def === DEVICES ? own! : shared.find((t) => t.name === def.name)!));
+  } else {
+    digests = await computeDigests(tx);
+    caches.digestCache.setShared(
+      sharedKey,
+      digests.filter((t) => t.name !== DEVICES.name),
+    );
+  }
+  caches.metrics.digestSeconds.observe((performance.now() - started) / 1000);
+  caches.digestCache.set(key, digests);
+  return digests;
+}

@@ -1,0 +1,48 @@
+/**
+ * Table rows by content: the COPY text of one table of one scope, keyed by the table's name,
+ * row count and SHA-256 (contract §3), so devices whose scopes hold identical content (the
+ * devices of one location share every table but `devices`) are served from memory after
+ * the first has read it. Bounded in bytes, evicted least recently used; a table larger than
+ * a tenth of the bound is never kept. Content-addressed, so an entry can never be stale.
+ */
+import { LRUCache } from 'lru-cache';
+import type { TableDigest } from '../../contract/canonical.ts';
+
+export class TableCache {
+  readonly #cache: LRUCache<string, Buffer[]> | undefined;
+  readonly #maxEntryBytes: number;
+
+  constructor(maxBytes: number) {
+    this.#maxEntryBytes = Math.floor(maxBytes / 10);
+    this.#cache =
+      maxBytes > 0
+        ? new LRUCache({ maxSize: maxBytes, sizeCalculation: (chunks) => Math.max(1, byteLength(chunks)) })
+        : undefined;
+  }
+
+  static key(t: TableDigest): string {
+    return `${t.name}|${t.rowCount}|${t.sha256}`;
+  }
+
+  get(t: TableDigest): Buffer[] | undefined {
+    return this.#cache?.get(TableCache.key(t));
+  }
+
+  /** A collector for rows as they stream; `keep()` once their count was checked. */
+  collect(t: TableDigest): { add(chunk: Buffer): void; keep(): void } | undefined {
+    if (!this.#cache) return undefined;
+    const chunks: Buffer[] = [];
+    let bytes = 0;
+    return {
+      add: (chunk) => {
+        bytes += chunk.length;
+        if (bytes <= this.#maxEntryBytes) chunks.push(chunk);
+      },
+      keep: () => {
+        if (bytes <= this.#maxEntryBytes) this.#cache!.set(TableCache.key(t), chunks);
+      },
+    };
+  }
+}
+
+const byteLength = (chunks: readonly Buffer[]) => chunks.reduce((n, c) => n + c.length, 0);

@@ -1,0 +1,76 @@
+/**
+ * Identical table content is read once: the devices of one location share every table but
+ * `devices`, so after one of them was sent its snapshot, the next is served those tables
+ * from memory (and their digests, hashed once), with rows that still hash to its manifest.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { TableHasher } from '../src/contract/canonical.ts';
+import { tableDef } from '../src/contract/tables.ts';
+import { enrollDevice } from '../src/central/services/enroll.ts';
+import { DEFAULT_SHAPE, seedCentral } from '../src/central/services/seed.ts';
+import { startCentral, type RunningCentral } from './helpers/central.ts';
+import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
+import { readWholeSnapshot, requestSnapshot } from './helpers/snapshot.ts';
+
+describe('the table cache', () => {
+  let db: TestDatabase;
+  let api: RunningCentral;
+  const tokens = new Map<string, string>();
+  let pair: [string, string];
+
+  before(async () => {
+    db = await createTestDatabase('central');
+    await seedCentral(db.pool, { ...DEFAULT_SHAPE, companies: 1, devicesPerLocation: 2 }, { reset: false });
+    const { rows } = await db.pool.query<{ mac: string }>(
+      `SELECT mac::text AS mac FROM devices WHERE location_id = (SELECT min(location_id::text)::uuid FROM devices) ORDER BY mac`,
+    );
+    pair = [rows[0]!.mac, rows[1]!.mac];
+    for (const mac of pair) tokens.set(mac, (await enrollDevice(db.pool, mac)).secret);
+    api = await startCentral(db);
+  });
+  after(async () => {
+    await api?.[Symbol.asyncDispose]();
+    await db?.[Symbol.asyncDispose]();
+  });
+
+  const metric = async (pattern: RegExp) =>
+    Number(pattern.exec(await (await fetch(`${api.url}/metrics`)).text())?.[1] ?? 0);
+  const fromCache = () => metric(/^dbupdate_central_table_cache_bytes_total (\d+)/m);
+  const sessions = () => metric(/^dbupdate_central_snapshot_sessions_total (\d+)/m);
+  const shared = () => metric(/^dbupdate_central_digest_cache_total\{result="shared"\} (\d+)/m);
+  async function snapshot(mac: string) {
+    const res = await requestSnapshot(api.url, { mac }, tokens.get(mac));
+    assert.equal(res.status, 200);
+    const s = await readWholeSnapshot(res.body!);
+    for (const t of s.tables) {
+      const hasher = new TableHasher(tableDef(t.name));
+      hasher.write(t.copyText);
+      assert.deepEqual(
+        hasher.digest(),
+        s.manifest.tables.find((m) => m.name === t.name),
+        t.name,
+      );
+    }
+    return s;
+  }
+
+  it('serves a neighbour the shared tables from memory, hashed once, and a repeat without a session', async () => {
+    const first = await snapshot(pair[0]);
+    assert.equal(await fromCache(), 0, 'the first device is read from PostgreSQL');
+    const [bytes0, shared0] = [await fromCache(), await shared()];
+    const second = await snapshot(pair[1]);
+    const sharedBytes = second.tables
+      .filter((t) => t.name !== 'devices')
+      .reduce((n, t) => n + Buffer.byteLength(t.copyText), 0);
+    assert.ok(sharedBytes > 10_000, `${sharedBytes} bytes of shared tables`);
+    assert.equal((await fromCache()) - bytes0, sharedBytes, 'every shared table came from memory');
+    assert.equal((await shared()) - shared0, 1, "the shared tables' digests were not computed again");
+    assert.notEqual(first.manifest.globalSha256, second.manifest.globalSha256, 'the devices rows differ');
+    // Everything it needs is now in memory: a full request again opens no session.
+    const opened = await sessions();
+    const again = await snapshot(pair[1]);
+    assert.equal(again.manifest.globalSha256, second.manifest.globalSha256);
+    assert.equal(await sessions(), opened);
+  });
+});
