@@ -169,10 +169,41 @@ describe('security and wire faults', () => {
   });
 
   it('sheds load with 503 and Retry-After when too many snapshots are being sent', async () => {
-    await using small = await startCentral(central, { MAX_CONCURRENT_SNAPSHOTS: '1' });
-    // A device that does not read its response holds its snapshot stream open.
-    const held = await new Promise<IncomingMessage>((resolve, reject) => {
-      const req = request(`${small.url}/api/device-sync/request`, {
+    await using small = await startCentral(central, {
+      MAX_CONCURRENT_SNAPSHOTS: '1',
+      SNAPSHOT_QUEUE_WAIT_MS: '300',
+    });
+    const held = await holdSnapshot(small.url);
+    try {
+      const shed = await requestSnapshot(small.url, { mac: macs[1] }, tokens.get(macs[1]!));
+      assert.equal(shed.status, 503);
+      assert.ok(Number(shed.headers.get('retry-after')) > 0);
+      assert.equal(((await shed.json()) as { error: { code: string } }).error.code, 'OVERLOADED');
+    } finally {
+      held.destroy();
+    }
+  });
+
+  it('lets a request wait briefly for a slot before shedding it', async () => {
+    await using small = await startCentral(central, {
+      MAX_CONCURRENT_SNAPSHOTS: '1',
+      SNAPSHOT_QUEUE_WAIT_MS: '10000',
+    });
+    const held = await holdSnapshot(small.url);
+    const started = Date.now();
+    const queued = requestSnapshot(small.url, { mac: macs[1] }, tokens.get(macs[1]!));
+    await new Promise((r) => setTimeout(r, 300));
+    held.destroy(); // the slot comes free: the waiting request takes it
+    const res = await queued;
+    assert.equal(res.status, 200);
+    assert.ok(Date.now() - started >= 300, 'it waited for the slot');
+    await res.arrayBuffer();
+  });
+
+  /** A device that does not read its response holds its snapshot stream, and slot, open. */
+  async function holdSnapshot(url: string): Promise<IncomingMessage> {
+    return new Promise<IncomingMessage>((resolve, reject) => {
+      const req = request(`${url}/api/device-sync/request`, {
         method: 'POST',
         headers: {
           'content-type': 'application/json',
@@ -187,15 +218,7 @@ describe('security and wire faults', () => {
       req.on('error', reject);
       req.end(JSON.stringify({ mac: mac() }));
     });
-    try {
-      const shed = await requestSnapshot(small.url, { mac: macs[1] }, tokens.get(macs[1]!));
-      assert.equal(shed.status, 503);
-      assert.ok(Number(shed.headers.get('retry-after')) > 0);
-      assert.equal(((await shed.json()) as { error: { code: string } }).error.code, 'OVERLOADED');
-    } finally {
-      held.destroy();
-    }
-  });
+  }
 
   it('opens the admin API to the admin token only, never to a device credential', async () => {
     const adminToken = `admin-${'k'.repeat(32)}`;

@@ -5,6 +5,7 @@
 import compress from '@fastify/compress';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
+import type { SlotOptions } from './services/slots.ts';
 import type { FastifyInstance } from 'fastify';
 import { installErrorHandling } from '../platform/http.ts';
 import { adminRoutes } from './routes/admin.ts';
@@ -16,7 +17,7 @@ import type { SyncDeps } from './services/device-sync.ts';
 export interface CentralAppOptions {
   sync: SyncDeps;
   expectedMigration: number;
-  maxConcurrentSnapshots: number;
+  slots: SlotOptions;
   slowReader: { minBytes: number; windowMs: number };
   adminToken: string | undefined;
 }
@@ -63,7 +64,7 @@ export async function centralApp(app: FastifyInstance, opts: CentralAppOptions):
   await app.register(dashboardRoutes);
   await app.register(deviceSyncRoutes, {
     sync: opts.sync,
-    maxConcurrentSnapshots: opts.maxConcurrentSnapshots,
+    slots: opts.slots,
     slowReader: opts.slowReader,
   });
 }

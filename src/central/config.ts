@@ -29,6 +29,9 @@ export const CentralConfigSchema = Type.Object({
   RATE_LIMIT_GLOBAL_PER_MINUTE: Type.Integer({ minimum: 1, maximum: 10_000_000, default: 20_000 }),
   /** Snapshot streams at once; beyond it Central answers 503 with Retry-After (each holds a connection). */
   MAX_CONCURRENT_SNAPSHOTS: Type.Integer({ minimum: 1, maximum: 1000, default: 16 }),
+  /** Requests that wait for a snapshot slot before being shed, and how long each may wait (0: shed at once). */
+  SNAPSHOT_QUEUE_LENGTH: Type.Integer({ minimum: 0, maximum: 100_000, default: 256 }),
+  SNAPSHOT_QUEUE_WAIT_MS: Type.Integer({ minimum: 0, maximum: 60_000, default: 2000 }),
   /**
    * Whose X-Forwarded-For to believe: unset or `false` (nobody: the socket's address counts),
    * `true` (anyone: only behind a proxy that overwrites it), or the proxies' addresses or

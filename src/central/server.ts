@@ -94,7 +94,11 @@ export async function buildCentral(
   await app.register(fp(centralApp), {
     sync: syncDeps(config, pool, snapshotPool, metrics),
     expectedMigration: migrations.at(-1)?.id ?? 0,
-    maxConcurrentSnapshots: config.MAX_CONCURRENT_SNAPSHOTS,
+    slots: {
+      max: config.MAX_CONCURRENT_SNAPSHOTS,
+      queue: config.SNAPSHOT_QUEUE_LENGTH,
+      waitMs: config.SNAPSHOT_QUEUE_WAIT_MS,
+    },
     slowReader: {
       minBytes: config.SNAPSHOT_MIN_BYTES_PER_SECOND * config.SNAPSHOT_SLOW_WINDOW_SECONDS,
       windowMs: config.SNAPSHOT_SLOW_WINDOW_SECONDS * 1000,

@@ -26,6 +26,7 @@ import { recordAck } from '../services/ack.ts';
 import { spendSourceBudget } from '../services/limits.ts';
 import { prepareSync, type SyncDeps } from '../services/device-sync.ts';
 import { auditStatus } from '../services/request-audit.ts';
+import { SnapshotSlots, type SlotOptions } from '../services/slots.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -35,7 +36,7 @@ declare module 'fastify' {
 
 export interface DeviceSyncOptions {
   sync: SyncDeps;
-  maxConcurrentSnapshots: number;
+  slots: SlotOptions;
   /** A stream that moves fewer than `minBytes` in any `windowMs` is cut: its slot goes to others. */
   slowReader: { minBytes: number; windowMs: number };
 }
@@ -74,34 +75,6 @@ const errors = {
   429: ErrorBody,
   503: ErrorBody,
 };
-
-/**
- * The snapshot slots: taken once a request authenticated, given back when its response
- * closed. With none free the request is shed (OVERLOADED, Retry-After spread so that
- * shed devices do not come back together).
- */
-class SnapshotSlots {
-  readonly #max: number;
-  #inFlight = 0;
-
-  constructor(max: number) {
-    this.#max = max;
-  }
-
-  take(): () => void {
-    if (this.#inFlight >= this.#max) {
-      throw new AppError('OVERLOADED', `${this.#inFlight} snapshots are being sent; retry later`, {
-        details: { retryAfterSeconds: 5 + Math.floor(Math.random() * 10) },
-      });
-    }
-    this.#inFlight++;
-    let released = false;
-    return () => {
-      if (!released) this.#inFlight--;
-      released = true;
-    };
-  }
-}
 
 /**
  * A request refused before the service wrote its audit row (bad body, wrong content type,
@@ -152,7 +125,9 @@ async function serveSnapshot(
     remoteAddr: request.ip,
     log: request.log,
     onAudited: () => (request.syncAudited = true),
-    admit: () => (release = slots.take()),
+    admit: async () => {
+      release = await slots.take();
+    },
   }).catch((err: unknown) => {
     free();
     throw err;
@@ -201,7 +176,7 @@ export const deviceSyncRoutes: FastifyPluginAsyncTypebox<DeviceSyncOptions> = as
     await auditRefusal(opts.sync, request, reply);
     return payload;
   });
-  const slots = new SnapshotSlots(opts.maxConcurrentSnapshots);
+  const slots = new SnapshotSlots(opts.slots);
 
   app.post('/api/device-sync/request', { schema: requestSchema }, async (request, reply) => {
     await serveSnapshot(opts, slots, request, reply);

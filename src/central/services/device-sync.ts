@@ -61,8 +61,8 @@ export interface SyncInput {
   log: Logger;
   /** Called once this request has its own audit row (refusals before that are audited by the route). */
   onAudited(): void;
-  /** Takes a snapshot slot, once the device authenticated; throws OVERLOADED when none is free. */
-  admit(): void;
+  /** Takes a snapshot slot, once the device authenticated, waiting briefly; throws OVERLOADED when none comes. */
+  admit(): Promise<void>;
 }
 
 export interface PreparedSync {
@@ -113,7 +113,7 @@ async function stages(r: SyncRequest): Promise<PreparedSync> {
       answerFromCaches(r.deps, r.deps.pool, known, held, open),
     );
     // A slot bounds the answers that stream rows; an unchanged one streams none.
-    if (cached?.rows !== false) r.input.admit();
+    if (cached?.rows !== false) await r.input.admit();
     let tables = cached?.tables;
     if (!tables) {
       session = await SnapshotSession.open(r.deps.snapshotPool);

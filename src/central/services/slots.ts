@@ -1,0 +1,63 @@
+/**
+ * Admission of snapshot answers that stream rows: at most `max` at once. A request that
+ * finds none free waits in a bounded queue for up to `waitMs` (a burst then costs latency,
+ * not a retry), and beyond the queue or the wait it is shed with OVERLOADED and a
+ * Retry-After drawn at random over a wide range, so that shed devices come back spread
+ * out rather than in one wave. (Hand-written: cockatiel's bulkhead queues without a
+ * deadline, and a slot here outlives the call that took it: it is held until the response closes.)
+ */
+import { AppError } from '../../platform/errors.ts';
+
+export interface SlotOptions {
+  max: number;
+  queue: number;
+  waitMs: number;
+}
+
+export class SnapshotSlots {
+  readonly #o: SlotOptions;
+  #inFlight = 0;
+  readonly #waiting: (() => void)[] = [];
+
+  constructor(options: SlotOptions) {
+    this.#o = options;
+  }
+
+  /** A slot, or OVERLOADED; the returned function gives it back (once, however often called). */
+  async take(): Promise<() => void> {
+    if (this.#inFlight >= this.#o.max) await this.#wait();
+    this.#inFlight++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.#inFlight--;
+      this.#waiting.shift()?.();
+    };
+  }
+
+  async #wait(): Promise<void> {
+    if (this.#waiting.length >= this.#o.queue || this.#o.waitMs <= 0) throw this.#shed();
+    await new Promise<void>((resolve, reject) => {
+      const turn = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        this.#waiting.splice(this.#waiting.indexOf(turn), 1);
+        reject(this.#shed());
+      }, this.#o.waitMs);
+      this.#waiting.push(turn);
+    });
+  }
+
+  #shed(): AppError {
+    return new AppError(
+      'OVERLOADED',
+      `${this.#inFlight} snapshots are being sent and ${this.#waiting.length} wait; retry later`,
+      {
+        details: { retryAfterSeconds: 5 + Math.floor(Math.random() * 55) },
+      },
+    );
+  }
+}
