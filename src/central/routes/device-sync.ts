@@ -19,7 +19,6 @@ import {
   storableText,
 } from '../../contract/wire.ts';
 import { normalizeMac } from '../../contract/mac.ts';
-import { AppError } from '../../platform/errors.ts';
 import { step } from '../../platform/step.ts';
 import { insertRequestRefused } from '../repo/requests.ts';
 import { recordAck } from '../services/ack.ts';
