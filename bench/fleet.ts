@@ -85,6 +85,34 @@ function summarize(parts: PhaseStats[], wallSeconds: number) {
   };
 }
 
+/** What Central says of itself: where its time went and what its caches saved. */
+function summarizeMetrics(text: string) {
+  const sum = (name: string, labels = '') => {
+    let total = 0;
+    for (const m of text.matchAll(new RegExp(`^${name}(\\{[^}]*\\})? ([0-9.e+-]+)$`, 'gm')))
+      if (!labels || (m[1] ?? '').includes(labels)) total += Number(m[2]);
+    return Math.round(total * 1000) / 1000;
+  };
+  const mean = (name: string, labels = '') =>
+    Math.round((sum(`${name}_sum`, labels) / Math.max(1, sum(`${name}_count`, labels))) * 1000);
+  return {
+    snapshotSessions: sum('dbupdate_central_snapshot_sessions_total'),
+    digestCache: {
+      hit: sum('dbupdate_central_digest_cache_total', 'result="hit"'),
+      shared: sum('dbupdate_central_digest_cache_total', 'result="shared"'),
+      miss: sum('dbupdate_central_digest_cache_total', 'result="miss"'),
+    },
+    digestMeanMs: mean('dbupdate_central_snapshot_digest_seconds'),
+    sendMeanMs: {
+      served: mean('dbupdate_central_snapshot_send_seconds', 'outcome="served"'),
+      unchanged: mean('dbupdate_central_snapshot_send_seconds', 'outcome="unchanged"'),
+    },
+    mibFromTableCache: Math.round(sum('dbupdate_central_table_cache_bytes_total') / 2 ** 20),
+    mibServed: Math.round(sum('dbupdate_central_bytes_served_total') / 2 ** 20),
+    eventLoopLagP99Ms: Math.round(sum('nodejs_eventloop_lag_p99_seconds') * 1000),
+  };
+}
+
 const dir = await mkdtemp(join(tmpdir(), 'dbupdate-fleet-'));
 const cluster = await startEmbeddedCluster({ dataDir: dir, name: 'pg' });
 const keys = generateSigningKeys();
@@ -185,6 +213,7 @@ try {
     simulatorPercentOfOneCore: Math.round(((sim.user + sim.system) / 1e6 / wall) * 100),
   };
   const rss = await rssMb(central.pid!);
+  const centralMetrics = summarizeMetrics(await (await fetch(`${base}/metrics`)).text());
   central.kill('SIGTERM');
   await pool.end();
   console.log(
@@ -203,6 +232,7 @@ try {
           wall,
         ),
         cpu,
+        central: centralMetrics,
         centralRssMb: rss,
       },
       null,

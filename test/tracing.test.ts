@@ -147,8 +147,9 @@ describe('tracing', () => {
     const parents = new Set(queries.map((q) => parentOf(q)?.name));
     // COPY runs as a pg-copy-streams submittable, which the pg instrumentation does not
     // trace; the snapshot.table and sync.load.table spans stand for those statements.
+    // The device is read with the audit row, in one round trip, under the request's step.
     for (const step of [
-      'device.resolve',
+      'sync.request',
       'scope.compute',
       'manifest.create',
       'ack.store',

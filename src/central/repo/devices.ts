@@ -11,14 +11,6 @@ export async function findDeviceByMac(db: Queryable, mac: string): Promise<Devic
   return rows[0] && deviceFromRow(rows[0]);
 }
 
-export async function getSecretHash(db: Queryable, deviceId: string): Promise<string | undefined> {
-  const { rows } = await db.query<{ secret_hash: string }>(
-    'SELECT secret_hash FROM device_credentials WHERE device_id = $1::uuid',
-    [deviceId],
-  );
-  return rows[0]?.secret_hash;
-}
-
 export async function upsertSecretHash(db: Queryable, deviceId: string, secretHash: string): Promise<void> {
   await db.query(
     `INSERT INTO device_credentials (device_id, secret_hash) VALUES ($1::uuid, $2::text)

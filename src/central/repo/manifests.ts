@@ -11,13 +11,17 @@ import {
 } from '../model.ts';
 import type { AckResponse } from '../../contract/wire.ts';
 
-/** Writes the header and one row per table; the caller owns the transaction. */
+/** Writes the header and one row per table, in one statement (so atomic without a transaction). */
 export async function insertManifest(db: Queryable, manifest: Manifest, mac: string): Promise<void> {
-  const filters = JSON.stringify(manifest.filters);
   await db.query(
-    `INSERT INTO sync_manifest_headers
-       (manifest_id, device_id, mac, generated_at, expires_at, schema_version, global_sha256, filter_desc)
-     VALUES ($1::text, $2::uuid, $3::macaddr, $4::timestamptz, $5::timestamptz, $6::integer, $7::text, $8::jsonb)`,
+    `WITH h AS (
+       INSERT INTO sync_manifest_headers
+         (manifest_id, device_id, mac, generated_at, expires_at, schema_version, global_sha256, filter_desc)
+       VALUES ($1::text, $2::uuid, $3::macaddr, $4::timestamptz, $5::timestamptz, $6::integer, $7::text, $8::jsonb)
+       RETURNING manifest_id, generated_at, filter_desc)
+     INSERT INTO sync_manifests (manifest_id, generated_at, table_name, table_order, row_count, sha256, filter_desc)
+     SELECT h.manifest_id, h.generated_at, t.name, t.ord, t.row_count, t.sha256, h.filter_desc
+       FROM h, unnest($9::text[], $10::bigint[], $11::text[]) WITH ORDINALITY AS t(name, row_count, sha256, ord)`,
     [
       manifest.manifestId,
       manifest.filters.deviceId,
@@ -26,17 +30,7 @@ export async function insertManifest(db: Queryable, manifest: Manifest, mac: str
       manifest.expiresAt,
       manifest.schemaVersion,
       manifest.globalSha256,
-      filters,
-    ],
-  );
-  await db.query(
-    `INSERT INTO sync_manifests (manifest_id, generated_at, table_name, table_order, row_count, sha256, filter_desc)
-     SELECT $1::text, $2::timestamptz, t.name, t.ord, t.row_count, t.sha256, $3::jsonb
-       FROM unnest($4::text[], $5::bigint[], $6::text[]) WITH ORDINALITY AS t(name, row_count, sha256, ord)`,
-    [
-      manifest.manifestId,
-      manifest.generatedAt,
-      filters,
+      JSON.stringify(manifest.filters),
       manifest.tables.map((t) => t.name),
       manifest.tables.map((t) => t.rowCount),
       manifest.tables.map((t) => t.sha256),
@@ -44,16 +38,18 @@ export async function insertManifest(db: Queryable, manifest: Manifest, mac: str
   );
 }
 
+/** A manifest's header and its device's stored credential hash, in one round trip. */
 export async function findManifestHeader(
   db: Queryable,
   manifestId: string,
-): Promise<ManifestHeader | undefined> {
-  const { rows } = await db.query<ManifestHeaderRow>(
-    `SELECT manifest_id, device_id, mac::text AS mac, generated_at, expires_at
-       FROM sync_manifest_headers WHERE manifest_id = $1::text`,
+): Promise<(ManifestHeader & { secretHash: string | undefined }) | undefined> {
+  const { rows } = await db.query<ManifestHeaderRow & { secret_hash: string | null }>(
+    `SELECT h.manifest_id, h.device_id, h.mac::text AS mac, h.generated_at, h.expires_at, c.secret_hash
+       FROM sync_manifest_headers h LEFT JOIN device_credentials c ON c.device_id = h.device_id
+      WHERE h.manifest_id = $1::text`,
     [manifestId],
   );
-  return rows[0] && manifestHeaderFromRow(rows[0]);
+  return rows[0] && { ...manifestHeaderFromRow(rows[0]), secretHash: rows[0].secret_hash ?? undefined };
 }
 
 /** Stores the first ack for a manifest; later ones change nothing. Returns the stored ack either way. */

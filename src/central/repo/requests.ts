@@ -1,5 +1,6 @@
 /** The `sync_requests` audit trail. */
 import type { Queryable } from '../../platform/db.ts';
+import { deviceFromRow, type Device, type DeviceRow } from '../model.ts';
 
 export type RequestStatus =
   | 'started'
@@ -25,15 +26,46 @@ export interface RequestOutcome {
   payloadSha256?: string | null;
 }
 
-export async function insertRequestStarted(
+export interface StartedRequest {
+  requestId: string;
+  /** The device with this MAC, if any, with its stored credential hash and scope version. */
+  device: Device | undefined;
+  secretHash: string | undefined;
+  scopeVersion: string | undefined;
+}
+
+/**
+ * The audit row first, and in the same round trip everything the request needs to know
+ * before any snapshot work: the device, its credential hash, its scope version (see
+ * repo/snapshot.ts scopeVersion). On this kind of machine a round trip to PostgreSQL
+ * costs more CPU in the socket calls than the query itself; a fleet's unchanged answers
+ * are mostly round trips.
+ */
+export async function startRequest(
   db: Queryable,
   input: { mac: string; remoteAddr: string | null },
-): Promise<string> {
-  const { rows } = await db.query<{ id: string }>(
-    `INSERT INTO sync_requests (mac, status, remote_addr) VALUES ($1::text, 'started', $2::text) RETURNING id`,
+): Promise<StartedRequest> {
+  const { rows } = await db.query<
+    { request_id: string; secret_hash: string | null; scope_version: string | null } & Partial<DeviceRow>
+  >(
+    `WITH r AS (
+       INSERT INTO sync_requests (mac, status, remote_addr) VALUES ($1::text, 'started', $2::text) RETURNING id)
+     SELECT r.id AS request_id, d.id, d.mac::text AS mac, d.location_id, l.company_id, d.is_enabled,
+            c.secret_hash, coalesce(sv.version, 0)::text || ':' || d.xmin::text AS scope_version
+       FROM r
+       LEFT JOIN devices d ON d.mac = $1::macaddr
+       LEFT JOIN locations l ON l.id = d.location_id
+       LEFT JOIN device_credentials c ON c.device_id = d.id
+       LEFT JOIN scope_versions sv ON sv.location_id = d.location_id`,
     [input.mac, input.remoteAddr],
   );
-  return rows[0]!.id;
+  const row = rows[0]!;
+  return {
+    requestId: row.request_id,
+    device: row.id ? deviceFromRow(row as DeviceRow) : undefined,
+    secretHash: row.secret_hash ?? undefined,
+    scopeVersion: row.scope_version ?? undefined,
+  };
 }
 
 export async function finishRequest(db: Queryable, id: string, outcome: RequestOutcome): Promise<void> {

@@ -6,7 +6,7 @@ import { requireMac } from '../model.ts';
 import { findManifestHeader, insertAckOnce } from '../repo/manifests.ts';
 import { spendDeviceBudget, type Limits } from './limits.ts';
 import { bearerToken } from '../../platform/http.ts';
-import { authenticateDevice, type CredentialVerifier } from './credentials.ts';
+import { checkCredential, type CredentialVerifier } from './credentials.ts';
 
 export async function recordAck(
   pool: Pool,
@@ -23,7 +23,7 @@ export async function recordAck(
   }
   const header = await findManifestHeader(pool, body.manifestId);
   if (!header) throw new AppError('MANIFEST_NOT_FOUND', `no manifest ${body.manifestId}`);
-  if (requireCredential) await authenticateDevice(pool, verifier, header.deviceId, authorization);
+  if (requireCredential) await checkCredential(verifier, header.secretHash, authorization);
   if (header.mac !== mac) {
     throw new AppError('MANIFEST_FORBIDDEN', `manifest ${body.manifestId} was not issued to ${mac}`);
   }

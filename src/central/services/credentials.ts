@@ -9,10 +9,8 @@
 import { createHash, randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
 import { BulkheadRejectedError, bulkhead } from 'cockatiel';
 import { LRUCache } from 'lru-cache';
-import type { Queryable } from '../../platform/db.ts';
 import { AppError } from '../../platform/errors.ts';
 import { bearerToken } from '../../platform/http.ts';
-import { getSecretHash } from '../repo/devices.ts';
 import { promisify } from 'node:util';
 
 const scryptAsync = promisify(scrypt) as (
@@ -121,16 +119,17 @@ export class CredentialVerifier {
   }
 }
 
-/** Throws UNAUTHENTICATED unless `authorization` carries the device's current credential. */
-export async function authenticateDevice(
-  db: Queryable,
+/**
+ * Throws UNAUTHENTICATED unless `authorization` carries the credential whose hash the
+ * caller read with the device (undefined: never enrolled).
+ */
+export async function checkCredential(
   verifier: CredentialVerifier,
-  deviceId: string,
+  stored: string | undefined,
   authorization: string | undefined,
 ): Promise<void> {
   const token = bearerToken(authorization);
   if (!token) throw new AppError('UNAUTHENTICATED', 'missing Authorization: Bearer <device credential>');
-  const stored = await getSecretHash(db, deviceId);
   if (!stored || !(await verifier.verify(token, stored))) {
     throw new AppError('UNAUTHENTICATED', 'device credential not accepted');
   }

@@ -15,18 +15,17 @@ import {
   type SyncRequestBody,
 } from '../../contract/wire.ts';
 import { signManifest, type SigningKey } from '../../contract/signing.ts';
-import { withTransaction, type Pool } from '../../platform/db.ts';
+import type { Pool } from '../../platform/db.ts';
 import { AppError, normalizeError } from '../../platform/errors.ts';
 import type { Logger } from '../../platform/logger.ts';
 import { startStep, step, type OpenStep } from '../../platform/step.ts';
 import { iterateInContext } from '../../platform/tracing.ts';
-import { findDeviceByMac } from '../repo/devices.ts';
 import { insertManifest } from '../repo/manifests.ts';
-import { insertRequestStarted } from '../repo/requests.ts';
+import { startRequest, type StartedRequest } from '../repo/requests.ts';
 import type { DigestCache } from './digest-cache.ts';
 import { manifestToWire, requireMac, type Device } from '../model.ts';
 import type { CentralMetrics } from '../metrics.ts';
-import { authenticateDevice, type CredentialVerifier } from './credentials.ts';
+import { checkCredential, type CredentialVerifier } from './credentials.ts';
 import { spendDeviceBudget, type Limits } from './limits.ts';
 import { openRequestAudit, outcomeForError, type RequestAudit } from './request-audit.ts';
 import { SnapshotSession } from './snapshot-session.ts';
@@ -83,6 +82,8 @@ interface SyncRequest {
   audit: RequestAudit;
   /** The HTTP server span, which carries the manifest id for trace search. */
   httpSpan: Span | undefined;
+  /** The audit row, and the device as read with it. */
+  started: StartedRequest;
 }
 
 interface Signed {
@@ -94,10 +95,10 @@ export async function prepareSync(deps: SyncDeps, input: SyncInput): Promise<Pre
   const mac = requireMac(input.body.mac);
   const log = input.log.child({ device: mac });
   const httpSpan = trace.getActiveSpan();
-  const requestId = await insertRequestStarted(deps.pool, { mac, remoteAddr: input.remoteAddr });
+  const started = await startRequest(deps.pool, { mac, remoteAddr: input.remoteAddr });
   input.onAudited();
-  const audit = openRequestAudit(deps, requestId, log);
-  const request: SyncRequest = { deps, input, mac, log, audit, httpSpan };
+  const audit = openRequestAudit(deps, started.requestId, log);
+  const request: SyncRequest = { deps, input, mac, log, audit, httpSpan, started };
   // Every step below is a child of the request's step.
   return context.with(audit.step.context, () => stages(request));
 }
@@ -110,7 +111,7 @@ async function stages(r: SyncRequest): Promise<PreparedSync> {
     const known = device;
     const held = { global: r.input.body.knownGlobalSha256, tables: r.input.body.knownTables };
     const cached = await step(r.log, 'scope.check', { deviceId: known.id }, (open) =>
-      answerFromCaches(r.deps, r.deps.pool, known, held, open),
+      answerFromCaches(r.deps, known, r.started.scopeVersion!, held, open),
     );
     // A slot bounds the answers that stream rows; an unchanged one streams none.
     if (cached?.rows !== false) await r.input.admit();
@@ -140,15 +141,15 @@ async function stages(r: SyncRequest): Promise<PreparedSync> {
 }
 
 /**
- * Who it is, on the short-query pool: a caller that cannot prove it holds no snapshot
- * slot or connection, and spends no device's budget nor the fleet's.
+ * Who it is, from what was read with the audit row: a caller that cannot prove it holds
+ * no snapshot slot or connection, and spends no device's budget nor the fleet's.
  */
 async function identify(r: SyncRequest): Promise<Device> {
-  const found = await findDeviceByMac(r.deps.pool, r.mac);
+  const found = r.started.device;
   if (!found) throw new AppError('DEVICE_NOT_FOUND', `no device with MAC ${r.mac}`);
   if (!found.enabled) throw new AppError('DEVICE_DISABLED', `device ${r.mac} is disabled`);
   if (r.deps.requireCredential)
-    await authenticateDevice(r.deps.pool, r.deps.credentials, found.id, r.input.authorization);
+    await checkCredential(r.deps.credentials, r.started.secretHash, r.input.authorization);
   spendDeviceBudget(r.deps.limits, found.id, 'request');
   return found;
 }
@@ -173,7 +174,7 @@ async function createManifest(
     rowsIncluded: r.input.body.knownGlobalSha256 !== global,
   });
   open.annotate({ manifestId: manifest.manifestId, rowsIncluded: manifest.rowsIncluded });
-  await withTransaction(r.deps.pool, 'BEGIN', (c) => insertManifest(c, manifest, r.mac));
+  await insertManifest(r.deps.pool, manifest, r.mac);
   return { manifest, signature: signManifest(manifest, r.deps.signingKey) };
 }
 

@@ -6,7 +6,7 @@
  */
 import { globalSha256, type TableDigest } from '../../contract/canonical.ts';
 import { TABLES, tableDef } from '../../contract/tables.ts';
-import type { PoolClient, Queryable } from '../../platform/db.ts';
+import type { PoolClient } from '../../platform/db.ts';
 import type { OpenStep } from '../../platform/step.ts';
 import type { CentralMetrics } from '../metrics.ts';
 import type { Device } from '../model.ts';
@@ -38,12 +38,13 @@ export interface CachedAnswer {
  */
 export async function answerFromCaches(
   caches: ScopeCaches,
-  db: Queryable,
   device: Device,
+  /** Read on the short-query pool with the request's audit row. */
+  version: string,
   held: { global: string | null | undefined; tables: Partial<Record<string, string>> | undefined },
   open: OpenStep,
 ): Promise<CachedAnswer | undefined> {
-  const digests = caches.digestCache.get(DigestCache.key(device, await scopeVersion(db, device)));
+  const digests = caches.digestCache.get(DigestCache.key(device, version));
   if (!digests) return undefined;
   if (held.global === globalSha256(digests)) {
     caches.metrics.digestCache.inc({ result: 'hit' });
