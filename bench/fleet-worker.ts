@@ -10,7 +10,8 @@ export interface WorkerInput {
   base: string;
   devices: { mac: string; token: string }[];
   intervalMs: number;
-  deadline: number;
+  /** First sync every device, a few at a time and unrecorded, before the clock starts. */
+  warm: boolean;
 }
 
 export interface PhaseStats {
@@ -32,7 +33,10 @@ interface ManifestHead {
   tables: { name: string; rowCount: number; sha256: string }[];
 }
 
-async function syncOnce(device: { mac: string; token: string; known: string | null }, phase: PhaseStats) {
+async function syncOnce(
+  device: { mac: string; token: string; known: string | null; retryAfterMs: number },
+  phase: PhaseStats,
+) {
   const started = performance.now();
   const headers = { 'content-type': 'application/json', authorization: `Bearer ${device.token}` };
   let status: string;
@@ -45,6 +49,7 @@ async function syncOnce(device: { mac: string; token: string; known: string | nu
     const text = await res.text();
     phase.latencies.push(performance.now() - started);
     status = String(res.status);
+    device.retryAfterMs = Number(res.headers.get('retry-after') ?? 0) * 1000;
     phase.statuses[status] = (phase.statuses[status] ?? 0) + 1;
     if (!res.ok) return;
     phase.bytes += text.length;
@@ -71,22 +76,42 @@ async function syncOnce(device: { mac: string; token: string; known: string | nu
   }
 }
 
+const fleet = input.devices.map((d) => ({ ...d, known: null as string | null, retryAfterMs: 0 }));
+if (input.warm) {
+  const unrecorded = newPhase();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 8 }, async () => {
+      while (next < fleet.length) {
+        const device = fleet[next++]!;
+        while (device.known === null) await syncOnce(device, unrecorded);
+      }
+    }),
+  );
+  parentPort!.postMessage({ warmed: true });
+}
+// The clock starts when the main thread says (after every worker warmed, with --warm).
+const deadline = await new Promise<number>((resolve) =>
+  parentPort!.once('message', (m: { deadline: number }) => resolve(m.deadline)),
+);
+let withoutData = 0;
 await Promise.all(
-  input.devices.map(async (d) => {
-    const device = { ...d, known: null as string | null };
+  fleet.map(async (device) => {
     // Spread over the interval, as SYNC_JITTER does for a real fleet.
     await new Promise((r) => setTimeout(r, Math.random() * input.intervalMs));
-    let phase = phases.storm;
-    while (Date.now() < input.deadline) {
+    let phase = device.known === null ? phases.storm : phases.steady;
+    while (Date.now() < deadline) {
       const began = Date.now();
       await syncOnce(device, phase);
       // The storm lasts until the device holds its data; until then a refusal is retried
-      // after a spread-out pause, as an edge honours Retry-After.
+      // when its Retry-After says, as an edge does.
       if (device.known !== null) phase = phases.steady;
-      const wait =
-        device.known === null ? 5000 + Math.random() * 10_000 : input.intervalMs - (Date.now() - began);
+      const due =
+        device.known === null ? device.retryAfterMs || 10_000 : input.intervalMs - (Date.now() - began);
+      const wait = Math.min(due, deadline - Date.now());
       await new Promise((r) => setTimeout(r, Math.max(0, wait)));
     }
+    if (device.known === null) withoutData++;
   }),
 );
-parentPort!.postMessage(phases);
+parentPort!.postMessage({ ...phases, withoutData });

@@ -1,5 +1,6 @@
 /**
- * `npm run fleet [-- --devices 1000 --interval 300 --seconds 120 --churn 2 --workers 1]`: one
+ * `npm run fleet [-- --devices 1000 --interval 300 --seconds 120 --churn 2 --workers 1
+ * --users-per-location 40 --env KEY=VALUE]`: one
  * Central process and a simulated fleet in worker threads (bench/fleet-worker.ts), all on
  * loopback. Each device syncs on its own schedule, offering the global hash it holds;
  * Central's data changes by one user edit every `--churn` seconds (0: never). Reports per
@@ -29,6 +30,9 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '120' },
     churn: { type: 'string', default: '2' },
     workers: { type: 'string', default: '1' },
+    'users-per-location': { type: 'string', default: '40' },
+    /** Measure the steady state alone: every device first syncs, unrecorded, before the clock starts. */
+    warm: { type: 'boolean', default: false },
     env: { type: 'string', multiple: true, default: [] },
   },
 });
@@ -38,6 +42,7 @@ const intervalMs = Number(values.interval) * 1000;
 const durationMs = Math.min(3600, Number(values.seconds)) * 1000;
 const churnMs = Number(values.churn) * 1000;
 const workers = Math.max(1, Math.min(8, Number(values.workers)));
+const usersPerLocation = Math.max(1, Math.min(10_000, Number(values['users-per-location'])));
 /** Extra Central settings, `--env KEY=VALUE` (repeatable). */
 const extraEnv = Object.fromEntries(values.env.map((kv) => kv.split(/=(.*)/s).slice(0, 2)));
 
@@ -86,8 +91,9 @@ function summarize(parts: PhaseStats[], wallSeconds: number) {
 }
 
 /** What Central says of itself: where its time went and what its caches saved. */
-function summarizeMetrics(text: string) {
-  const sum = (name: string, labels = '') => {
+function summarizeMetrics(text: string, before: string) {
+  const sum = (name: string, labels = '') => total(text, name, labels) - total(before, name, labels);
+  const total = (text: string, name: string, labels: string) => {
     let total = 0;
     for (const m of text.matchAll(new RegExp(`^${name}(\\{[^}]*\\})? ([0-9.e+-]+)$`, 'gm')))
       if (!labels || (m[1] ?? '').includes(labels)) total += Number(m[2]);
@@ -109,7 +115,7 @@ function summarizeMetrics(text: string) {
     },
     mibFromTableCache: Math.round(sum('dbupdate_central_table_cache_bytes_total') / 2 ** 20),
     mibServed: Math.round(sum('dbupdate_central_bytes_served_total') / 2 ** 20),
-    eventLoopLagP99Ms: Math.round(sum('nodejs_eventloop_lag_p99_seconds') * 1000),
+    eventLoopLagP99Ms: Math.round(total(text, 'nodejs_eventloop_lag_p99_seconds', '') * 1000),
   };
 }
 
@@ -122,16 +128,21 @@ try {
   const pool = createPool(url, { applicationName: 'fleet', max: 8 });
   await migrate(pool, await centralMigrations());
   const seedStarted = performance.now();
+  // A site's own people: each location links three groups of its own, each user is in one
+  // group, so an edited user lies in one location's scope (ten devices), as in a real fleet.
   const perLocation = 10;
+  const locations = Math.ceil(devices / perLocation / 10);
   await seedCentral(
     pool,
     {
       ...DEFAULT_SHAPE,
       companies: 10,
-      locationsPerCompany: Math.ceil(devices / perLocation / 10),
+      locationsPerCompany: locations,
       devicesPerLocation: perLocation,
-      usersPerCompany: 1000,
-      groupsPerCompany: 10,
+      usersPerCompany: usersPerLocation * locations,
+      groupsPerCompany: 3 * locations,
+      groupsPerLocation: 3,
+      groupsPerUser: 1,
     },
     { reset: false },
   );
@@ -174,13 +185,35 @@ try {
     if ((await fetch(`${base}/readyz`).catch(() => undefined))?.ok) break;
     await new Promise((r) => setTimeout(r, 50));
   }
+  type Result = { storm: PhaseStats; steady: PhaseStats; withoutData: number };
+  const threads = Array.from({ length: workers }, (_, w) => {
+    const input: WorkerInput = {
+      base,
+      devices: fleet.filter((_, i) => i % workers === w),
+      intervalMs,
+      warm: values.warm,
+    };
+    const worker = new Worker(new URL('./fleet-worker.ts', import.meta.url), { workerData: input });
+    let onWarm = () => {};
+    const warmed = new Promise<void>((r) => (onWarm = r));
+    const result = new Promise<Result>((resolve, reject) => {
+      worker.on('message', (m: Result | { warmed: true }) => ('warmed' in m ? onWarm() : resolve(m)));
+      worker.once('error', reject);
+    });
+    return { worker, warmed, result };
+  });
+  if (values.warm) {
+    await Promise.all(threads.map((t) => t.warmed));
+    console.error(`fleet: every device holds its data; measuring from now`);
+  }
+  const metrics0 = await (await fetch(`${base}/metrics`)).text();
   const [central0, pg0, sim0] = [
     await cpuSeconds(central.pid!),
     await postgresCpu(postmaster),
     process.cpuUsage(),
   ];
   const t0 = Date.now();
-  const deadline = t0 + durationMs;
+  for (const t of threads) t.worker.postMessage({ deadline: t0 + durationMs });
   let edits = 0;
   const mutator =
     churnMs > 0
@@ -191,19 +224,7 @@ try {
           );
         }, churnMs)
       : undefined;
-
-  const slices = Array.from({ length: workers }, (_, w) => fleet.filter((_, i) => i % workers === w));
-  const results = await Promise.all(
-    slices.map(
-      (slice) =>
-        new Promise<{ storm: PhaseStats; steady: PhaseStats }>((resolve, reject) => {
-          const input: WorkerInput = { base, devices: slice, intervalMs, deadline };
-          const worker = new Worker(new URL('./fleet-worker.ts', import.meta.url), { workerData: input });
-          worker.once('message', resolve);
-          worker.once('error', reject);
-        }),
-    ),
-  );
+  const results = await Promise.all(threads.map((t) => t.result));
   clearInterval(mutator);
   const wall = (Date.now() - t0) / 1000;
   const sim = process.cpuUsage(sim0);
@@ -213,7 +234,7 @@ try {
     simulatorPercentOfOneCore: Math.round(((sim.user + sim.system) / 1e6 / wall) * 100),
   };
   const rss = await rssMb(central.pid!);
-  const centralMetrics = summarizeMetrics(await (await fetch(`${base}/metrics`)).text());
+  const centralMetrics = summarizeMetrics(await (await fetch(`${base}/metrics`)).text(), metrics0);
   central.kill('SIGTERM');
   await pool.end();
   console.log(

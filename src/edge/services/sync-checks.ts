@@ -79,11 +79,29 @@ export function heldFacts(manifest: Manifest): SyncState {
   return { lastGeneratedAt: manifest.generatedAt, deviceId: manifest.filters.deviceId };
 }
 
+export interface TableComparison {
+  name: string;
+  expected: TableDigest;
+  actual: TableDigest;
+  ok: boolean;
+}
+
+/** The one comparison of local tables with a manifest's, for the sync and for `edge verify`. */
+export function compareTables(
+  expected: readonly TableDigest[],
+  actual: readonly TableDigest[],
+): TableComparison[] {
+  return expected.map((e, i) => ({
+    name: e.name,
+    expected: e,
+    actual: actual[i]!,
+    ok: sameDigest(e, actual[i]),
+  }));
+}
+
 /** The tables whose local digest differs from the manifest's, each with both row counts. */
 export function compareDigests(expected: readonly TableDigest[], actual: readonly TableDigest[]): string[] {
-  return expected.flatMap((e, i) =>
-    sameDigest(e, actual[i])
-      ? []
-      : [`${e.name} (expected ${e.rowCount} rows, got ${actual[i]?.rowCount ?? '?'})`],
-  );
+  return compareTables(expected, actual)
+    .filter((t) => !t.ok)
+    .map((t) => `${t.name} (expected ${t.expected.rowCount} rows, got ${t.actual?.rowCount ?? '?'})`);
 }

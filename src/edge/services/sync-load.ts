@@ -31,15 +31,16 @@ export async function* counted(
 }
 
 /**
- * COPYs every table frame into its table. With `partial`, a table is emptied just before
- * its rows load and a frame without rows keeps the local table as it is; otherwise all
- * tables were emptied first (children before parents, as the foreign keys require).
+ * COPYs every table frame into its table. `tableByTable` (triggers are off): a table is
+ * emptied just before its rows load and a frame without rows keeps the local table as it
+ * is; otherwise all tables were emptied first (children before parents, as the foreign
+ * keys require) and every frame must bring rows.
  */
 export async function loadTables(
   client: PoolClient,
   items: AsyncGenerator<SnapshotItem>,
   log: Logger,
-  partial: boolean,
+  tableByTable: boolean,
   metrics: EdgeMetrics,
 ): Promise<{ rows: number; tables: string[] }> {
   let rows = 0;
@@ -56,10 +57,10 @@ export async function loadTables(
       );
     }
     if (frame.rowsIncluded === false) {
-      if (!partial) throw new AppError('SNAPSHOT_INVALID', `table ${def.name} came without rows`);
+      if (!tableByTable) throw new AppError('SNAPSHOT_INVALID', `table ${def.name} came without rows`);
       continue;
     }
-    if (partial) await emptyTable(client, def);
+    if (tableByTable) await emptyTable(client, def);
     const started = performance.now();
     await step(log, 'sync.load.table', { table: def.name, rows: frame.rowCount }, () =>
       pipeline(Readable.from(data), copyIntoTable(client, def)),

@@ -1,15 +1,15 @@
 /** `dbupdate edge verify`: local counts and hashes against the last applied manifest. */
 import { digestTables } from '../../contract/digest-pg.ts';
-import { sameDigest, type TableDigest } from '../../contract/canonical.ts';
 import { COPY_SESSION_SETTINGS_SQL } from '../../contract/tables.ts';
 import { withTransaction, type Pool } from '../../platform/db.ts';
 import { AppError } from '../../platform/errors.ts';
 import { lastAppliedTables } from '../repo/ledger.ts';
 import { localSelectSql } from '../repo/tables.ts';
+import { compareTables, type TableComparison } from './sync-checks.ts';
 
 export interface VerifyResult {
   manifestId: string;
-  tables: { name: string; expected: TableDigest; actual: TableDigest; ok: boolean }[];
+  tables: TableComparison[];
   drifted: string[];
 }
 
@@ -19,15 +19,7 @@ export async function verifyLocal(pool: Pool): Promise<VerifyResult> {
     if (!applied) throw new AppError('NOTHING_APPLIED', 'no manifest has been applied on this edge yet');
     await tx.query(COPY_SESSION_SETTINGS_SQL);
     const actual = await digestTables(tx, localSelectSql);
-    const tables = applied.tables.map((expected, i) => {
-      const a = actual[i]!;
-      return {
-        name: expected.name,
-        expected,
-        actual: a,
-        ok: sameDigest(expected, a),
-      };
-    });
+    const tables = compareTables(applied.tables, actual);
     return {
       manifestId: applied.manifestId,
       tables,
