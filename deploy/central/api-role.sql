@@ -7,6 +7,6 @@
 -- `central enroll` writes device_credentials and `central prune-audit` deletes audit rows: run
 -- those as the owner too.
 GRANT SELECT ON companies, locations, groups, location_groups, users, group_users, areas, devices,
-  data_versions, device_credentials, dbupdate_migrations TO dbupdate_api;
+  data_versions, scope_versions, device_credentials, dbupdate_migrations TO dbupdate_api;
 GRANT SELECT, INSERT, UPDATE ON sync_requests, sync_manifest_headers, sync_manifests,
   sync_acknowledgements TO dbupdate_api;
