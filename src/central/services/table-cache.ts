@@ -36,7 +36,9 @@ export class TableCache {
     return {
       add: (chunk) => {
         bytes += chunk.length;
+        // Too large to keep: let go of what was gathered, or the stream would hold it to its end.
         if (bytes <= this.#maxEntryBytes) chunks.push(chunk);
+        else chunks.length = 0;
       },
       keep: () => {
         if (bytes <= this.#maxEntryBytes) this.#cache!.set(TableCache.key(t), chunks);
