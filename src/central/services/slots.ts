@@ -25,14 +25,17 @@ export class SnapshotSlots {
 
   /** A slot, or OVERLOADED; the returned function gives it back (once, however often called). */
   async take(): Promise<() => void> {
+    // A freed slot passes straight to the first waiter (the count stays), so a newcomer can
+    // neither jump the queue nor take the slot between the release and the waiter's turn.
     if (this.#inFlight >= this.#o.max) await this.#wait();
-    this.#inFlight++;
+    else this.#inFlight++;
     let released = false;
     return () => {
       if (released) return;
       released = true;
-      this.#inFlight--;
-      this.#waiting.shift()?.();
+      const next = this.#waiting.shift();
+      if (next) next();
+      else this.#inFlight--;
     };
   }
 
