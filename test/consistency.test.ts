@@ -5,13 +5,11 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { TableHasher } from '../src/contract/canonical.ts';
-import { tableDef } from '../src/contract/tables.ts';
 import { enrollDevice } from '../src/central/services/enroll.ts';
 import { startCentral, type RunningCentral } from './helpers/central.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { Fixture } from './helpers/fixtures.ts';
-import { readWholeSnapshot } from './helpers/snapshot.ts';
+import { assertRowsMatchManifest, readWholeSnapshot } from './helpers/snapshot.ts';
 
 const MAC = '02:00:00:00:10:01';
 const BATCH = 25;
@@ -119,15 +117,7 @@ describe('snapshot consistency under concurrent writes', () => {
     const seen = new Set<number>();
     const newest: number[] = [];
     for (const s of snapshots) {
-      for (const t of s.tables) {
-        const hasher = new TableHasher(tableDef(t.name));
-        hasher.write(t.copyText);
-        assert.deepEqual(
-          hasher.digest(),
-          s.manifest.tables.find((m) => m.name === t.name),
-          `${t.name}: served rows hash to the manifest`,
-        );
-      }
+      assertRowsMatchManifest(s);
       const users = s.tables
         .find((t) => t.name === 'users')!
         .copyText.split('\n')

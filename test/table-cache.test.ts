@@ -5,13 +5,11 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { TableHasher } from '../src/contract/canonical.ts';
-import { tableDef } from '../src/contract/tables.ts';
 import { enrollDevice } from '../src/central/services/enroll.ts';
 import { DEFAULT_SHAPE, seedCentral } from '../src/central/services/seed.ts';
 import { startCentral, type RunningCentral } from './helpers/central.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
-import { readWholeSnapshot, requestSnapshot } from './helpers/snapshot.ts';
+import { assertRowsMatchManifest, readWholeSnapshot, requestSnapshot } from './helpers/snapshot.ts';
 
 describe('the table cache', () => {
   let db: TestDatabase;
@@ -43,15 +41,7 @@ describe('the table cache', () => {
     const res = await requestSnapshot(api.url, { mac }, tokens.get(mac));
     assert.equal(res.status, 200);
     const s = await readWholeSnapshot(res.body!);
-    for (const t of s.tables) {
-      const hasher = new TableHasher(tableDef(t.name));
-      hasher.write(t.copyText);
-      assert.deepEqual(
-        hasher.digest(),
-        s.manifest.tables.find((m) => m.name === t.name),
-        t.name,
-      );
-    }
+    assertRowsMatchManifest(s);
     return s;
   }
 

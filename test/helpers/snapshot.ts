@@ -1,5 +1,8 @@
 /** Reading a whole snapshot response in tests (small scopes only). */
+import assert from 'node:assert/strict';
+import { TableHasher } from '../../src/contract/canonical.ts';
 import { readSnapshot } from '../../src/contract/snapshot-reader.ts';
+import { tableDef } from '../../src/contract/tables.ts';
 import type { Manifest } from '../../src/contract/wire.ts';
 
 export interface ReadSnapshot {
@@ -25,6 +28,19 @@ export async function readWholeSnapshot(body: AsyncIterable<Uint8Array | string>
   }
   if (!manifest) throw new Error('no manifest');
   return { manifest, tables };
+}
+
+/** Asserts that every table's served rows hash to what the snapshot's manifest says. */
+export function assertRowsMatchManifest(s: ReadSnapshot): void {
+  for (const t of s.tables) {
+    const hasher = new TableHasher(tableDef(t.name));
+    hasher.write(t.copyText);
+    assert.deepEqual(
+      hasher.digest(),
+      s.manifest.tables.find((m) => m.name === t.name),
+      `${t.name}: served rows hash to the manifest`,
+    );
+  }
 }
 
 export async function requestSnapshot(centralUrl: string, body: unknown, token?: string): Promise<Response> {

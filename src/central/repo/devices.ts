@@ -2,21 +2,7 @@ import type { Queryable } from '../../platform/db.ts';
 import { deviceFromRow, type Device, type DeviceRow } from '../model.ts';
 
 export async function findDeviceByMac(db: Queryable, mac: string): Promise<Device | undefined> {
-  const { rows } = await db.query<DeviceRow>(
-    `SELECT d.id, d.mac::text AS mac, d.location_id, l.company_id, d.is_enabled
-       FROM devices d JOIN locations l ON l.id = d.location_id
-      WHERE d.mac = $1::macaddr`,
-    [mac],
-  );
-  return rows[0] && deviceFromRow(rows[0]);
-}
-
-export async function upsertSecretHash(db: Queryable, deviceId: string, secretHash: string): Promise<void> {
-  await db.query(
-    `INSERT INTO device_credentials (device_id, secret_hash) VALUES ($1::uuid, $2::text)
-     ON CONFLICT (device_id) DO UPDATE SET secret_hash = EXCLUDED.secret_hash, rotated_at = now()`,
-    [deviceId, secretHash],
-  );
+  return (await findDevicesByMac(db, [mac]))[0];
 }
 
 /** Devices by MAC, in one query; a MAC with no device is missing from the result. */

@@ -1,6 +1,7 @@
 /** The `sync_requests` audit trail. */
 import type { Queryable } from '../../platform/db.ts';
 import { deviceFromRow, type Device, type DeviceRow } from '../model.ts';
+import { scopeVersionSql } from './snapshot.ts';
 
 export type RequestStatus =
   | 'started'
@@ -29,9 +30,7 @@ export interface RequestOutcome {
 export interface StartedRequest {
   requestId: string;
   /** The device with this MAC, if any, with its stored credential hash and scope version. */
-  device: Device | undefined;
-  secretHash: string | undefined;
-  scopeVersion: string | undefined;
+  found: { device: Device; secretHash: string | undefined; scopeVersion: string } | undefined;
 }
 
 /**
@@ -46,26 +45,27 @@ export async function startRequest(
   input: { mac: string; remoteAddr: string | null },
 ): Promise<StartedRequest> {
   const { rows } = await db.query<
-    { request_id: string; secret_hash: string | null; scope_version: string | null } & Partial<DeviceRow>
+    { request_id: string; secret_hash: string | null; scope_version: string } & Partial<DeviceRow>
   >(
     `WITH r AS (
        INSERT INTO sync_requests (mac, status, remote_addr) VALUES ($1::text, 'started', $2::text) RETURNING id)
      SELECT r.id AS request_id, d.id, d.mac::text AS mac, d.location_id, l.company_id, d.is_enabled,
-            c.secret_hash, coalesce(sv.version, 0)::text || ':' || d.xmin::text AS scope_version
+            c.secret_hash, ${scopeVersionSql('d.location_id', 'd.id')} AS scope_version
        FROM r
        LEFT JOIN devices d ON d.mac = $1::macaddr
        LEFT JOIN locations l ON l.id = d.location_id
-       LEFT JOIN device_credentials c ON c.device_id = d.id
-       LEFT JOIN scope_versions sv ON sv.location_id = d.location_id`,
+       LEFT JOIN device_credentials c ON c.device_id = d.id`,
     [input.mac, input.remoteAddr],
   );
   const row = rows[0]!;
-  return {
-    requestId: row.request_id,
-    device: row.id ? deviceFromRow(row as DeviceRow) : undefined,
-    secretHash: row.secret_hash ?? undefined,
-    scopeVersion: row.scope_version ?? undefined,
-  };
+  const found = row.id
+    ? {
+        device: deviceFromRow(row as DeviceRow),
+        secretHash: row.secret_hash ?? undefined,
+        scopeVersion: row.scope_version,
+      }
+    : undefined;
+  return { requestId: row.request_id, found };
 }
 
 export async function finishRequest(db: Queryable, id: string, outcome: RequestOutcome): Promise<void> {

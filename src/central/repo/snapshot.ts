@@ -42,16 +42,21 @@ export function copyScopedTable(client: PoolClient, def: TableDef): NodeJS.Reada
   return client.query(copyTo(`COPY (${scopeSelectSql(def)}) TO STDOUT`));
 }
 
-/** The data version of a company, read inside the snapshot transaction (0 before any change). */
 /**
- * The version of a device's scope: its location's scope version (migration 0008, bumped with
- * any change to a row in that location's scope) and its own row's xmin (the `devices` part of
- * its scope is that row alone). Equal versions, equal scope content.
+ * The version of a device's scope, as SQL over expressions for its location and device id:
+ * its location's scope version (migration 0008, bumped with any change to a row in that
+ * location's scope) and its own row's xmin (the `devices` part of its scope is that row
+ * alone). Equal versions, equal scope content. One definition for every reader, so that
+ * versions read with the audit row and in a snapshot session are keys of one cache.
  */
+export function scopeVersionSql(location: string, device: string): string {
+  return `coalesce((SELECT version FROM scope_versions WHERE location_id = ${location}), 0)::text
+            || ':' || coalesce((SELECT xmin::text FROM devices WHERE id = ${device}), '-')`;
+}
+
 export async function scopeVersion(db: Queryable, device: Device): Promise<string> {
   const { rows } = await db.query<{ version: string }>(
-    `SELECT coalesce((SELECT version FROM scope_versions WHERE location_id = $1::uuid), 0)::text
-            || ':' || coalesce((SELECT xmin::text FROM devices WHERE id = $2::uuid), '-') AS version`,
+    `SELECT ${scopeVersionSql('$1::uuid', '$2::uuid')} AS version`,
     [device.locationId, device.id],
   );
   return rows[0]!.version;

@@ -107,11 +107,11 @@ async function stages(r: SyncRequest): Promise<PreparedSync> {
   let session: SnapshotSession | undefined;
   let device: Device | undefined;
   try {
-    device = await step(r.log, 'device.resolve', {}, () => identify(r));
-    const known = device;
+    const { device: known, scopeVersion } = await step(r.log, 'device.resolve', {}, () => identify(r));
+    device = known;
     const held = { global: r.input.body.knownGlobalSha256, tables: r.input.body.knownTables };
     const cached = await step(r.log, 'scope.check', { deviceId: known.id }, (open) =>
-      answerFromCaches(r.deps, known, r.started.scopeVersion!, held, open),
+      answerFromCaches(r.deps, known, scopeVersion, held, open),
     );
     // A slot bounds the answers that stream rows; an unchanged one streams none.
     if (cached?.rows !== false) await r.input.admit();
@@ -144,13 +144,13 @@ async function stages(r: SyncRequest): Promise<PreparedSync> {
  * Who it is, from what was read with the audit row: a caller that cannot prove it holds
  * no snapshot slot or connection, and spends no device's budget nor the fleet's.
  */
-async function identify(r: SyncRequest): Promise<Device> {
-  const found = r.started.device;
+async function identify(r: SyncRequest): Promise<NonNullable<StartedRequest['found']>> {
+  const { found } = r.started;
   if (!found) throw new AppError('DEVICE_NOT_FOUND', `no device with MAC ${r.mac}`);
-  if (!found.enabled) throw new AppError('DEVICE_DISABLED', `device ${r.mac} is disabled`);
+  if (!found.device.enabled) throw new AppError('DEVICE_DISABLED', `device ${r.mac} is disabled`);
   if (r.deps.requireCredential)
-    await checkCredential(r.deps.credentials, r.started.secretHash, r.input.authorization);
-  spendDeviceBudget(r.deps.limits, found.id, 'request');
+    await checkCredential(r.deps.credentials, found.secretHash, r.input.authorization);
+  spendDeviceBudget(r.deps.limits, found.device.id, 'request');
   return found;
 }
 

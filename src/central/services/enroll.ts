@@ -2,20 +2,14 @@
 import { withTransaction, type Pool } from '../../platform/db.ts';
 import { AppError } from '../../platform/errors.ts';
 import { requireMac } from '../model.ts';
-import { findDeviceByMac, findDevicesByMac, upsertSecretHash, upsertSecretHashes } from '../repo/devices.ts';
+import { findDevicesByMac, upsertSecretHashes } from '../repo/devices.ts';
 import { hashSecret, newSecret } from './credentials.ts';
 
 export async function enrollDevice(
   pool: Pool,
   macText: string,
 ): Promise<{ deviceId: string; mac: string; secret: string }> {
-  const mac = requireMac(macText);
-  const device = await findDeviceByMac(pool, mac);
-  if (!device)
-    throw new AppError('DEVICE_NOT_FOUND', `no device with MAC ${mac}; create it in central first`);
-  const secret = newSecret();
-  await upsertSecretHash(pool, device.id, await hashSecret(secret));
-  return { deviceId: device.id, mac, secret };
+  return (await enrollDevices(pool, [macText]))[0]!;
 }
 
 /**
@@ -30,20 +24,18 @@ export async function enrollDevices(
   return withTransaction(pool, 'BEGIN', async (tx) => {
     const byMac = new Map((await findDevicesByMac(tx, macs)).map((d) => [d.mac, d]));
     const unknown = macs.filter((m) => !byMac.has(m));
-    if (unknown.length > 0)
+    if (unknown.length > 0) {
+      const more = unknown.length > 5 ? ` and ${unknown.length - 5} more` : '';
       throw new AppError(
         'DEVICE_NOT_FOUND',
-        `no device with MAC ${unknown.slice(0, 5).join(', ')}${unknown.length > 5 ? ` and ${unknown.length - 5} more` : ''}`,
+        `no device with MAC ${unknown.slice(0, 5).join(', ')}${more}; create it in central first`,
       );
-    const enrolled = await Promise.all(
-      macs.map(async (mac) => ({ deviceId: byMac.get(mac)!.id, mac, secret: newSecret() })),
+    }
+    const enrolled = macs.map((mac) => ({ deviceId: byMac.get(mac)!.id, mac, secret: newSecret() }));
+    const hashes = await Promise.all(
+      enrolled.map(async (e) => ({ deviceId: e.deviceId, secretHash: await hashSecret(e.secret) })),
     );
-    await upsertSecretHashes(
-      tx,
-      await Promise.all(
-        enrolled.map(async (e) => ({ deviceId: e.deviceId, secretHash: await hashSecret(e.secret) })),
-      ),
-    );
+    await upsertSecretHashes(tx, hashes);
     return enrolled;
   });
 }

@@ -1,7 +1,8 @@
 /**
  * A device's snapshot: digests (pass one) and the row stream (pass two), both read
  * inside one REPEATABLE READ transaction (a SnapshotSession), so they describe the same instant.
- * Nothing here holds more than one COPY chunk of rows in memory.
+ * A stream holds at most one 64 KB chunk of rows at a time; what the table cache keeps is
+ * bounded apart (TABLE_CACHE_MB).
  */
 import { createHash, type Hash } from 'node:crypto';
 import type { TableDigest } from '../../contract/canonical.ts';
