@@ -47,6 +47,8 @@ export type EdgeConfig = Readonly<
     publicKeys: ReadonlyMap<string, KeyObject>;
     /** The CENTRAL_CA_FILE's certificates, read at start. */
     centralCa: Buffer | undefined;
+    /** Plain http:// to a Central elsewhere, allowed by ALLOW_INSECURE_HTTP (warned at start). */
+    insecureCentral: boolean;
   }
 >;
 
@@ -62,7 +64,8 @@ export function loadEdgeConfig(env: Record<string, string | undefined> = process
     );
   }
   const central = new URL(config.CENTRAL_URL);
-  if (central.protocol === 'http:' && !isLoopback(central.hostname) && !config.ALLOW_INSECURE_HTTP) {
+  const insecureCentral = central.protocol === 'http:' && !isLoopback(central.hostname);
+  if (insecureCentral && !config.ALLOW_INSECURE_HTTP) {
     throw new AppError(
       'CONFIG_INVALID',
       `setting CENTRAL_URL is plain http:// to ${central.hostname}: the device credential would travel in clear; use https:// (or ALLOW_INSECURE_HTTP=true in a lab)`,
@@ -75,7 +78,13 @@ export function loadEdgeConfig(env: Record<string, string | undefined> = process
       `setting DEVICE_MAC is invalid: ${JSON.stringify(config.DEVICE_MAC)}`,
     );
   }
-  return Object.freeze({ ...config, mac, publicKeys, centralCa: readCa(config.CENTRAL_CA_FILE) });
+  return Object.freeze({
+    ...config,
+    mac,
+    publicKeys,
+    centralCa: readCa(config.CENTRAL_CA_FILE),
+    insecureCentral,
+  });
 }
 
 /** The pinned CA, read once at start. */

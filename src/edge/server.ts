@@ -7,7 +7,7 @@ import Fastify from 'fastify';
 import fp from 'fastify-plugin';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { createPool, type Pool } from '../platform/db.ts';
-import { isLoopback, serverOptions } from '../platform/http.ts';
+import { serverOptions } from '../platform/http.ts';
 import { createLogger, type Logger } from '../platform/logger.ts';
 import { migrate } from '../platform/migrate.ts';
 import { stopOnSignal } from '../platform/lifecycle.ts';
@@ -100,10 +100,9 @@ export async function startEdge(
     await pool.end();
     throw err;
   }
-  const central = new URL(config.CENTRAL_URL);
-  if (central.protocol === 'http:' && !isLoopback(central.hostname)) {
+  if (config.insecureCentral) {
     log.warn(
-      { event: 'security.insecure_http', alert: true, central: central.host },
+      { event: 'security.insecure_http', alert: true, central: new URL(config.CENTRAL_URL).host },
       'ALLOW_INSECURE_HTTP=true: the device credential and the data travel in clear; for labs only',
     );
   }
