@@ -94,10 +94,10 @@ function summarize(parts: PhaseStats[], wallSeconds: number) {
 function summarizeMetrics(text: string, before: string) {
   const sum = (name: string, labels = '') => total(text, name, labels) - total(before, name, labels);
   const total = (text: string, name: string, labels: string) => {
-    let total = 0;
+    let n = 0;
     for (const m of text.matchAll(new RegExp(`^${name}(\\{[^}]*\\})? ([0-9.e+-]+)$`, 'gm')))
-      if (!labels || (m[1] ?? '').includes(labels)) total += Number(m[2]);
-    return Math.round(total * 1000) / 1000;
+      if (!labels || (m[1] ?? '').includes(labels)) n += Number(m[2]);
+    return Math.round(n * 1000) / 1000;
   };
   const mean = (name: string, labels = '') =>
     Math.round((sum(`${name}_sum`, labels) / Math.max(1, sum(`${name}_count`, labels))) * 1000);
