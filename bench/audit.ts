@@ -8,7 +8,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { deviceActivity, hourlyCounts, rowDeltas, staleDevices } from '../src/central/repo/admin.ts';
+import { deviceActivity, hourlyCounts, rowDeltas } from '../src/central/repo/admin.ts';
+import { listDevices } from '../src/central/repo/device-admin.ts';
 import { centralMigrations } from '../src/central/migrations.ts';
 import { pruneAudit } from '../src/central/services/retention.ts';
 import { createPool } from '../src/platform/db.ts';
@@ -34,7 +35,10 @@ try {
   const queries: [string, () => Promise<unknown>][] = [
     ['requests and acks by hour, 48 h', () => hourlyCounts(pool, 48)],
     ['requests and acks by hour, 30 days', () => hourlyCounts(pool, 720)],
-    ['devices without an ack in 24 h (1000 devices)', () => staleDevices(pool, 24, 200)],
+    [
+      'devices without an ack in 24 h (1000 devices)',
+      () => listDevices(pool, { staleHours: 24, limit: 200 }),
+    ],
     ['row deltas of one device (30 manifests)', () => rowDeltas(pool, mac, 30)],
     ['device drill-down (4 queries)', () => deviceActivity(pool, mac, 50)],
   ];

@@ -154,9 +154,10 @@ try {
   for (let i = 0; i < rows.length; i += 5000) {
     const batch = await enrollDevices(
       pool,
-      rows.slice(i, i + 5000).map((r) => r.mac),
+      rows.slice(i, i + 5000).map((r) => ({ mac: r.mac })),
+      { actor: 'bench', rotate: true, overlapSeconds: 0 },
     );
-    fleet.push(...batch.map((e) => ({ mac: e.mac, token: e.secret })));
+    fleet.push(...batch.enrolled.map((e) => ({ mac: e.mac, token: e.secret })));
   }
   console.error(
     `fleet: ${fleet.length} devices seeded and enrolled in ${Math.round(performance.now() - seedStarted)} ms`,

@@ -7,13 +7,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Queryable } from '../src/platform/db.ts';
-import {
-  deviceActivity,
-  hourlyCounts,
-  requestCountsByStatus,
-  rowDeltas,
-  staleDevices,
-} from '../src/central/repo/admin.ts';
+import { deviceActivity, hourlyCounts, requestCountsByStatus, rowDeltas } from '../src/central/repo/admin.ts';
+import { listDevices } from '../src/central/repo/device-admin.ts';
 import { TABLE_NAMES } from '../src/contract/tables.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { fillAuditTrail } from '../bench/lib/audit-fill.ts';
@@ -76,7 +71,11 @@ describe('audit table query plans at 1,000,000 rows', () => {
   const queries: [string, (db: Queryable) => Promise<unknown>][] = [
     ['requests by status, 24 h', (d) => requestCountsByStatus(d, 24)],
     ['requests and acks by hour, 48 h', (d) => hourlyCounts(d, 48)],
-    ['devices without an ack in 24 h', (d) => staleDevices(d, 24, 200)],
+    [
+      'devices without an ack in 24 h, with their total',
+      (d) => listDevices(d, { staleHours: 24, limit: 200 }),
+    ],
+    ['the device list, a page after a MAC', (d) => listDevices(d, { afterMac: mac, limit: 500 })],
     ['row deltas of a device', (d) => rowDeltas(d, mac, 30)],
     ['device drill-down', (d) => deviceActivity(d, mac, 50)],
   ];
@@ -100,7 +99,8 @@ describe('audit table query plans at 1,000,000 rows', () => {
     try {
       await client.query('BEGIN');
       await client.query(`DROP INDEX sync_acknowledgements_completed_at_idx, sync_acknowledgements_success_idx,
-                            sync_manifest_headers_mac_generated_idx, sync_requests_errors_idx`);
+                            sync_manifest_headers_mac_generated_idx, sync_requests_errors_idx,
+                            sync_acknowledgements_failed_idx`);
       const plans: PlanNode[] = [];
       for (const [, run] of queries) await run(explaining(client, plans));
       const seqScans = plans.flatMap((p) => scans(p)).filter((s) => s.startsWith('Seq Scan on sync_'));

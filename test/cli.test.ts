@@ -3,7 +3,7 @@
  * line with a documented code (never a stack) for every start-up failure we can make.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { after, before, describe, it } from 'node:test';
@@ -12,32 +12,7 @@ import { databaseUrl } from '../src/platform/db.ts';
 import { startCentral, seedOneScope, type RunningCentral } from './helpers/central.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { TEST_KEYS } from './helpers/keys.ts';
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs `dbupdate` with only the given settings (plus PATH), as a user's shell would. */
-function dbupdate(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return runProcess(process.execPath, ['bin/dbupdate.ts', ...args], { PATH: process.env.PATH ?? '', ...env });
-}
-
-function runProcess(command: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Run> {
-  const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-  return new Promise((resolve) =>
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    }),
-  );
-}
+import { dbupdate, runProcess, type Run } from './helpers/cli.ts';
 
 /** The process failed with exactly one line on stderr, naming a documented code. */
 function assertOneLine(run: Run, code: keyof typeof ERROR_CODES, pattern: RegExp): void {

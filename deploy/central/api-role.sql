@@ -10,3 +10,12 @@ GRANT SELECT ON companies, locations, groups, location_groups, users, group_user
   data_versions, scope_versions, device_credentials, dbupdate_migrations TO dbupdate_api;
 GRANT SELECT, INSERT, UPDATE ON sync_requests, sync_manifest_headers, sync_manifests,
   sync_acknowledgements TO dbupdate_api;
+
+-- The admin API's device lifecycle (POST /api/admin/devices…: create and enrol, disable,
+-- enable, revoke) writes devices, their credentials and the record of who did it; the data
+-- triggers of migrations 0005 and 0008 then bump the version rows as this role. Without these
+-- grants those routes answer DATABASE_ACCESS_DENIED and the same operations stay with the CLI,
+-- run as the owner.
+GRANT INSERT, UPDATE ON devices, device_credentials TO dbupdate_api;
+GRANT SELECT, INSERT ON device_admin_events TO dbupdate_api;
+GRANT INSERT, UPDATE ON data_versions, scope_versions TO dbupdate_api;

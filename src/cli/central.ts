@@ -3,7 +3,6 @@ import { loadCentralConfig } from '../central/config.ts';
 import { generateSigningKeys } from '../contract/signing.ts';
 import { centralMigrations } from '../central/migrations.ts';
 import { runCentral } from '../central/server.ts';
-import { enrollDevice } from '../central/services/enroll.ts';
 import { pruneAudit } from '../central/services/retention.ts';
 import { DEFAULT_SHAPE, seedCentral } from '../central/services/seed.ts';
 import { dataTablesEmpty, type SeedShape } from '../central/repo/seed.ts';
@@ -12,6 +11,7 @@ import type { Pool } from '../platform/db.ts';
 import { AppError } from '../platform/errors.ts';
 import { createLogger } from '../platform/logger.ts';
 import { migrate } from '../platform/migrate.ts';
+import { deviceCommands } from './devices.ts';
 import { parseFlags, withPool, type Command } from './util.ts';
 
 const DbSettings = Type.Object({
@@ -87,6 +87,11 @@ export const centralCommands: Record<string, Command> = {
         console.log('central already holds data; not seeding (--if-empty)');
         return 0;
       }
+      if (values.reset)
+        console.error(
+          'warning: --reset wipes every company, location, device and device credential: ' +
+            'every enrolled edge stops syncing until it is enrolled again',
+        );
       const result = await seedCentral(pool, shape, { reset: values.reset === true });
       console.log(JSON.stringify({ shape, ...result }, null, 2));
       return 0;
@@ -130,17 +135,5 @@ export const centralCommands: Record<string, Command> = {
     return 0;
   },
 
-  async enroll(argv) {
-    const values = parseFlags(argv, { mac: { type: 'string' } });
-    if (!values.mac) throw new AppError('USAGE', 'enroll needs --mac M');
-    const mac = values.mac as string;
-    return withCentralPool(async (pool) => {
-      const result = await enrollDevice(pool, mac);
-      console.error(
-        `enrolled device ${result.deviceId} (${result.mac}); the credential below is shown only once`,
-      );
-      console.log(result.secret);
-      return 0;
-    });
-  },
+  ...deviceCommands((work) => withCentralPool((pool) => work(pool))),
 };

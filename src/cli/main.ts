@@ -3,8 +3,8 @@
  * does its work and exits: 0 on success, 1 on failure, 2 on a usage error, always
  * with one line naming the error code on failure.
  */
-import { readFileSync } from 'node:fs';
 import { AppError, normalizeError } from '../platform/errors.ts';
+import { SOFTWARE_VERSION } from '../platform/version.ts';
 import type { Command } from './util.ts';
 
 /** Every command, as the usage text lists it; `--help` on any of them prints its entry. */
@@ -14,8 +14,25 @@ export const COMMANDS: { command: string; args?: string; does: string }[] = [
   { command: 'central serve', does: 'run the central API' },
   {
     command: 'central enroll',
+    args: '--mac M [--location ID --name N] [--overlap-seconds S]',
+    does: 'create the device if a location is given, and give it a new credential (printed on the last line)',
+  },
+  {
+    command: 'central enroll',
+    args: '--csv FILE [--rotate] [--overlap-seconds S]',
+    does: 'enrol many devices (mac[,location_id][,name] per line); prints mac,device_id,credential lines',
+  },
+  {
+    command: 'central devices list',
+    args: '[--stale-hours N] [--limit N] [--json]',
+    does: 'the fleet: enabled, credential, last request and success, versions, last error',
+  },
+  { command: 'central devices disable', args: '--mac M', does: 'refuse the device data (audited)' },
+  { command: 'central devices enable', args: '--mac M', does: 'serve the device again (audited)' },
+  {
+    command: 'central devices revoke',
     args: '--mac M',
-    does: 'create or rotate a device credential (printed on the last line)',
+    does: "the device's credential stops working at once (enroll gives it a new one)",
   },
   {
     command: 'central keygen',
@@ -50,10 +67,7 @@ ${COMMANDS.map(line).join('\n')}
 Settings come from the environment (README, Configuration); errors print "dbupdate: CODE: message".`;
 
 function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
-    version: string;
-  };
-  return `dbupdate ${pkg.version} (node ${process.versions.node}, ${process.platform}/${process.arch})`;
+  return `dbupdate ${SOFTWARE_VERSION} (node ${process.versions.node}, ${process.platform}/${process.arch})`;
 }
 
 /** The help of one command or of a group, or undefined when nothing matches. */

@@ -8,6 +8,14 @@ import { TABLE_NAMES } from './tables.ts';
 /** Bumped with every change to the data model; Edge refuses a manifest of another version. */
 export const SCHEMA_VERSION = 1;
 
+/**
+ * Every edge request carries these headers: the data-model version the edge's tables are
+ * at, and its software version. Headers, not body fields, so an edge upgraded before its
+ * Central is still understood. An edge that sends none predates them and is at version 1.
+ */
+export const SCHEMA_VERSION_HEADER = 'dbupdate-schema-version';
+export const SOFTWARE_VERSION_HEADER = 'dbupdate-software-version';
+
 /** Content type of the snapshot stream (see docs/protocol.md). */
 export const SNAPSHOT_MEDIA_TYPE = 'application/vnd.dbupdate.snapshot.v1';
 

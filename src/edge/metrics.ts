@@ -9,6 +9,8 @@ import type { SyncResult } from './model.ts';
 interface LiveSource {
   breakerState(): string;
   pendingAcks(): Promise<number>;
+  /** From the ledger, so the gauge is right from the first scrape after a restart. */
+  lastSuccessAt(): Promise<Date | undefined>;
 }
 
 export class EdgeMetrics {
@@ -24,10 +26,14 @@ export class EdgeMetrics {
     help: 'Manifests refused because their schema version differs from this edge',
     registers: [this.registry],
   });
-  readonly lastSuccess = new Gauge({
+  readonly lastSuccess: Gauge = new Gauge({
     name: 'dbupdate_edge_last_success_timestamp_seconds',
-    help: 'Unix time of the last successful or unchanged sync',
+    help: 'Unix time of the last successful or unchanged sync (0: never); read from the ledger',
     registers: [this.registry],
+    collect: async () => {
+      const at = await this.#source?.lastSuccessAt().catch(() => undefined);
+      if (at) this.lastSuccess.set(at.getTime() / 1000);
+    },
   });
   readonly duration = new Histogram({
     name: 'dbupdate_edge_sync_duration_seconds',

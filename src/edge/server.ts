@@ -19,7 +19,7 @@ import { edgeMigrations } from './migrations.ts';
 import { CentralClient } from './services/central-client.ts';
 import { Syncer } from './services/sync.ts';
 import type { SyncResult, SyncTrigger } from './model.ts';
-import { countPendingAcks } from './repo/ledger.ts';
+import { countPendingAcks, getState } from './repo/ledger.ts';
 
 export function createSyncer(
   config: EdgeConfig,
@@ -37,7 +37,15 @@ export function createSyncer(
     ...(options.initialDelayMs === undefined ? {} : { initialDelayMs: options.initialDelayMs }),
   });
   const metrics = new EdgeMetrics({ defaults: options.defaultMetrics ?? false });
-  metrics.observe({ breakerState: () => central.breakerState, pendingAcks: () => countPendingAcks(pool) });
+  metrics.observe({
+    breakerState: () => central.breakerState,
+    pendingAcks: () => countPendingAcks(pool),
+    lastSuccessAt: async () => {
+      const state = await getState(pool);
+      const at = state.lastCheckAt ?? state.lastSuccessAt;
+      return at === undefined ? undefined : new Date(at);
+    },
+  });
   return new Syncer({
     pool,
     central,

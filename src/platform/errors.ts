@@ -72,6 +72,11 @@ export const ERROR_CODES = {
     status: 409,
     description: "Edge: the manifest's schema version differs from the edge's; nothing is loaded.",
   },
+  SCHEMA_VERSION_UNSUPPORTED: {
+    status: 409,
+    description:
+      "Central does not serve the edge's schema version; the message names the versions it serves and which side to upgrade.",
+  },
   MANIFEST_EXPIRED: { status: 409, description: 'Edge: the manifest expired before it could be applied.' },
   MANIFEST_STALE: {
     status: 409,

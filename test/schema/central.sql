@@ -15,10 +15,20 @@ data_versions.version bigint NOT NULL DEFAULT 1
 dbupdate_migrations.id integer NOT NULL
 dbupdate_migrations.name text NOT NULL
 dbupdate_migrations.applied_at timestamp with time zone NOT NULL DEFAULT now()
+device_admin_events.id bigint NOT NULL
+device_admin_events.at timestamp with time zone NOT NULL DEFAULT now()
+device_admin_events.actor text NOT NULL
+device_admin_events.action text NOT NULL
+device_admin_events.mac macaddr NOT NULL
+device_admin_events.device_id uuid
+device_admin_events.details jsonb NOT NULL DEFAULT '{}'::jsonb
 device_credentials.device_id uuid NOT NULL
 device_credentials.secret_hash text NOT NULL
 device_credentials.created_at timestamp with time zone NOT NULL DEFAULT now()
 device_credentials.rotated_at timestamp with time zone NOT NULL DEFAULT now()
+device_credentials.revoked_at timestamp with time zone
+device_credentials.previous_secret_hash text
+device_credentials.previous_valid_until timestamp with time zone
 devices.id uuid NOT NULL
 devices.location_id uuid NOT NULL
 devices.mac macaddr NOT NULL
@@ -82,6 +92,8 @@ sync_requests.duration_ms integer
 sync_requests.bytes_sent bigint
 sync_requests.payload_sha256 text
 sync_requests.remote_addr text
+sync_requests.schema_version integer
+sync_requests.software_version text
 users.id uuid NOT NULL
 users.company_id uuid NOT NULL
 users.email text NOT NULL
@@ -98,6 +110,8 @@ areas areas_pkey PRIMARY KEY (id)
 companies companies_pkey PRIMARY KEY (id)
 data_versions data_versions_pkey PRIMARY KEY (company_id)
 dbupdate_migrations dbupdate_migrations_pkey PRIMARY KEY (id)
+device_admin_events device_admin_events_action_check CHECK ((action = ANY (ARRAY['create'::text, 'enroll'::text, 'disable'::text, 'enable'::text, 'revoke'::text])))
+device_admin_events device_admin_events_pkey PRIMARY KEY (id)
 device_credentials device_credentials_device_id_fkey FOREIGN KEY (device_id) REFERENCES devices(id) ON DELETE CASCADE
 device_credentials device_credentials_pkey PRIMARY KEY (device_id)
 devices devices_location_id_fkey FOREIGN KEY (location_id) REFERENCES locations(id)
@@ -121,7 +135,7 @@ sync_manifest_headers sync_manifest_headers_pkey PRIMARY KEY (manifest_id)
 sync_manifests sync_manifests_manifest_id_fkey FOREIGN KEY (manifest_id) REFERENCES sync_manifest_headers(manifest_id)
 sync_manifests sync_manifests_pkey PRIMARY KEY (manifest_id, table_name)
 sync_requests sync_requests_pkey PRIMARY KEY (id)
-sync_requests sync_requests_status_check CHECK ((status = ANY (ARRAY['started'::text, 'served'::text, 'unchanged'::text, 'invalid_input'::text, 'unauthenticated'::text, 'unknown_device'::text, 'disabled'::text, 'error'::text, 'aborted'::text, 'rate_limited'::text, 'overloaded'::text])))
+sync_requests sync_requests_status_check CHECK ((status = ANY (ARRAY['started'::text, 'served'::text, 'unchanged'::text, 'invalid_input'::text, 'unauthenticated'::text, 'unknown_device'::text, 'disabled'::text, 'error'::text, 'aborted'::text, 'rate_limited'::text, 'overloaded'::text, 'unsupported_schema'::text])))
 users users_company_id_fkey FOREIGN KEY (company_id) REFERENCES companies(id)
 users users_pkey PRIMARY KEY (id)
 -- indexes
@@ -130,6 +144,8 @@ CREATE UNIQUE INDEX areas_pkey ON public.areas USING btree (id)
 CREATE UNIQUE INDEX companies_pkey ON public.companies USING btree (id)
 CREATE UNIQUE INDEX data_versions_pkey ON public.data_versions USING btree (company_id)
 CREATE UNIQUE INDEX dbupdate_migrations_pkey ON public.dbupdate_migrations USING btree (id)
+CREATE INDEX device_admin_events_mac_at_idx ON public.device_admin_events USING btree (mac, at)
+CREATE UNIQUE INDEX device_admin_events_pkey ON public.device_admin_events USING btree (id)
 CREATE UNIQUE INDEX device_credentials_pkey ON public.device_credentials USING btree (device_id)
 CREATE INDEX devices_location_id_idx ON public.devices USING btree (location_id)
 CREATE UNIQUE INDEX devices_mac_key ON public.devices USING btree (mac)
@@ -144,6 +160,7 @@ CREATE INDEX locations_company_id_idx ON public.locations USING btree (company_i
 CREATE UNIQUE INDEX locations_pkey ON public.locations USING btree (id)
 CREATE UNIQUE INDEX scope_versions_pkey ON public.scope_versions USING btree (location_id)
 CREATE INDEX sync_acknowledgements_completed_at_idx ON public.sync_acknowledgements USING btree (completed_at)
+CREATE INDEX sync_acknowledgements_failed_idx ON public.sync_acknowledgements USING btree (mac, completed_at) WHERE (result = 'Failed'::text)
 CREATE INDEX sync_acknowledgements_mac_completed_idx ON public.sync_acknowledgements USING btree (mac, completed_at)
 CREATE UNIQUE INDEX sync_acknowledgements_pkey ON public.sync_acknowledgements USING btree (manifest_id)
 CREATE INDEX sync_acknowledgements_success_idx ON public.sync_acknowledgements USING btree (mac, completed_at) WHERE (result = 'Success'::text)

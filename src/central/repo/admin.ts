@@ -33,38 +33,6 @@ export async function hourlyCounts(db: Queryable, hours: number): Promise<Hourly
   return rows;
 }
 
-export interface StaleDeviceRow {
-  mac: string;
-  name: string;
-  location: string;
-  company: string;
-  last_success_at: Date | null;
-  last_request_at: Date | null;
-  last_request_status: string | null;
-}
-
-/** Enabled devices without a successful acknowledgement in the last `hours` hours. */
-export async function staleDevices(db: Queryable, hours: number, limit: number): Promise<StaleDeviceRow[]> {
-  const { rows } = await db.query<StaleDeviceRow>(
-    `SELECT d.mac::text AS mac, d.name, l.name AS location, c.name AS company,
-            a.completed_at AS last_success_at, r.requested_at AS last_request_at, r.status AS last_request_status
-       FROM devices d
-       JOIN locations l ON l.id = d.location_id
-       JOIN companies c ON c.id = l.company_id
-       LEFT JOIN LATERAL (SELECT s.completed_at FROM sync_acknowledgements s
-                           WHERE s.mac = d.mac AND s.result = 'Success'
-                           ORDER BY s.completed_at DESC LIMIT 1) a ON true
-       LEFT JOIN LATERAL (SELECT q.requested_at, q.status FROM sync_requests q
-                           WHERE q.mac = d.mac::text ORDER BY q.requested_at DESC LIMIT 1) r ON true
-      WHERE d.is_enabled
-        AND (a.completed_at IS NULL OR a.completed_at < now() - make_interval(hours => $1::int))
-      ORDER BY a.completed_at NULLS FIRST, d.mac
-      LIMIT $2::int`,
-    [hours, limit],
-  );
-  return rows;
-}
-
 export interface RowDeltaRow {
   manifest_id: string;
   generated_at: Date;

@@ -1,6 +1,17 @@
 import type { Queryable } from '../../platform/db.ts';
 import { deviceFromRow, type Device, type DeviceRow } from '../model.ts';
 
+/**
+ * The stored hashes that verify a device's credential now, as one SQL expression over a
+ * `device_credentials` alias: none once revoked, the previous one too while a rotation's
+ * overlap lasts. Every request reads it afresh, so a revocation holds at once on every
+ * Central, and the verifier's cache (keyed by the stored hash) cannot outlive it.
+ */
+export const acceptedHashesSql = (c: string) =>
+  `CASE WHEN ${c}.revoked_at IS NOT NULL THEN NULL
+        WHEN ${c}.previous_valid_until > now() THEN ARRAY[${c}.secret_hash, ${c}.previous_secret_hash]
+        ELSE ARRAY[${c}.secret_hash] END`;
+
 export async function findDeviceByMac(db: Queryable, mac: string): Promise<Device | undefined> {
   return (await findDevicesByMac(db, [mac]))[0];
 }
@@ -16,15 +27,37 @@ export async function findDevicesByMac(db: Queryable, macs: readonly string[]): 
   return rows.map(deviceFromRow);
 }
 
-/** Many credentials in one statement (the caller owns the transaction, so all or none land). */
+/** Of these devices, the ones whose credential works now (re-keying them cuts a live device off). */
+export async function devicesWithActiveCredential(
+  db: Queryable,
+  deviceIds: readonly string[],
+): Promise<Set<string>> {
+  const { rows } = await db.query<{ device_id: string }>(
+    `SELECT device_id FROM device_credentials WHERE device_id = ANY($1::uuid[]) AND revoked_at IS NULL`,
+    [deviceIds],
+  );
+  return new Set(rows.map((r) => r.device_id));
+}
+
+/**
+ * Many credentials in one statement (the caller owns the transaction, so all or none land).
+ * With `overlapSeconds` > 0 a device's working credential keeps verifying that long beside
+ * the new one; a revoked one never does.
+ */
 export async function upsertSecretHashes(
   db: Queryable,
   rows: readonly { deviceId: string; secretHash: string }[],
+  overlapSeconds = 0,
 ): Promise<void> {
   await db.query(
     `INSERT INTO device_credentials (device_id, secret_hash)
      SELECT * FROM unnest($1::uuid[], $2::text[])
-     ON CONFLICT (device_id) DO UPDATE SET secret_hash = EXCLUDED.secret_hash, rotated_at = now()`,
-    [rows.map((r) => r.deviceId), rows.map((r) => r.secretHash)],
+     ON CONFLICT (device_id) DO UPDATE SET
+       secret_hash = EXCLUDED.secret_hash, rotated_at = now(), revoked_at = NULL,
+       previous_secret_hash = CASE WHEN $3::int > 0 AND device_credentials.revoked_at IS NULL
+                                   THEN device_credentials.secret_hash END,
+       previous_valid_until = CASE WHEN $3::int > 0 AND device_credentials.revoked_at IS NULL
+                                   THEN now() + make_interval(secs => $3::int) END`,
+    [rows.map((r) => r.deviceId), rows.map((r) => r.secretHash), overlapSeconds],
   );
 }

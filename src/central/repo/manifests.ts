@@ -1,5 +1,6 @@
 /** Manifests (`sync_manifest_headers`, `sync_manifests`) and acknowledgements. */
 import type { Queryable } from '../../platform/db.ts';
+import { acceptedHashesSql } from './devices.ts';
 import type { Manifest } from '../../contract/wire.ts';
 import {
   ackToWire,
@@ -38,18 +39,19 @@ export async function insertManifest(db: Queryable, manifest: Manifest, mac: str
   );
 }
 
-/** A manifest's header and its device's stored credential hash, in one round trip. */
+/** A manifest's header and the hashes its device's credential verifies against, in one round trip. */
 export async function findManifestHeader(
   db: Queryable,
   manifestId: string,
-): Promise<(ManifestHeader & { secretHash: string | undefined }) | undefined> {
-  const { rows } = await db.query<ManifestHeaderRow & { secret_hash: string | null }>(
-    `SELECT h.manifest_id, h.device_id, h.mac::text AS mac, h.generated_at, h.expires_at, c.secret_hash
+): Promise<(ManifestHeader & { secretHashes: readonly string[] }) | undefined> {
+  const { rows } = await db.query<ManifestHeaderRow & { secret_hashes: string[] | null }>(
+    `SELECT h.manifest_id, h.device_id, h.mac::text AS mac, h.generated_at, h.expires_at,
+            ${acceptedHashesSql('c')} AS secret_hashes
        FROM sync_manifest_headers h LEFT JOIN device_credentials c ON c.device_id = h.device_id
       WHERE h.manifest_id = $1::text`,
     [manifestId],
   );
-  return rows[0] && { ...manifestHeaderFromRow(rows[0]), secretHash: rows[0].secret_hash ?? undefined };
+  return rows[0] && { ...manifestHeaderFromRow(rows[0]), secretHashes: rows[0].secret_hashes ?? [] };
 }
 
 /** Stores the first ack for a manifest; later ones change nothing. Returns the stored ack either way. */

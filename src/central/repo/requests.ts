@@ -1,6 +1,7 @@
 /** The `sync_requests` audit trail. */
 import type { Queryable } from '../../platform/db.ts';
 import { deviceFromRow, type Device, type DeviceRow } from '../model.ts';
+import { acceptedHashesSql } from './devices.ts';
 import { scopeVersionSql } from './snapshot.ts';
 
 export type RequestStatus =
@@ -14,7 +15,8 @@ export type RequestStatus =
   | 'error'
   | 'aborted'
   | 'rate_limited'
-  | 'overloaded';
+  | 'overloaded'
+  | 'unsupported_schema';
 
 export interface RequestOutcome {
   status: Exclude<RequestStatus, 'started'>;
@@ -27,10 +29,18 @@ export interface RequestOutcome {
   payloadSha256?: string | null;
 }
 
+/** Who asked: the MAC as sent, the peer, and what the edge said it runs (absent from old edges). */
+export interface RequestOrigin {
+  mac: string;
+  remoteAddr: string | null;
+  schemaVersion?: number | null;
+  softwareVersion?: string | null;
+}
+
 export interface StartedRequest {
   requestId: string;
-  /** The device with this MAC, if any, with its stored credential hash and scope version. */
-  found: { device: Device; secretHash: string | undefined; scopeVersion: string } | undefined;
+  /** The device with this MAC, if any, with the credential hashes that verify now and its scope version. */
+  found: { device: Device; secretHashes: readonly string[]; scopeVersion: string } | undefined;
 }
 
 /**
@@ -40,28 +50,26 @@ export interface StartedRequest {
  * costs more CPU in the socket calls than the query itself; a fleet's unchanged answers
  * are mostly round trips.
  */
-export async function startRequest(
-  db: Queryable,
-  input: { mac: string; remoteAddr: string | null },
-): Promise<StartedRequest> {
+export async function startRequest(db: Queryable, input: RequestOrigin): Promise<StartedRequest> {
   const { rows } = await db.query<
-    { request_id: string; secret_hash: string | null; scope_version: string } & Partial<DeviceRow>
+    { request_id: string; secret_hashes: string[] | null; scope_version: string } & Partial<DeviceRow>
   >(
     `WITH r AS (
-       INSERT INTO sync_requests (mac, status, remote_addr) VALUES ($1::text, 'started', $2::text) RETURNING id)
+       INSERT INTO sync_requests (mac, status, remote_addr, schema_version, software_version)
+       VALUES ($1::text, 'started', $2::text, $3::integer, $4::text) RETURNING id)
      SELECT r.id AS request_id, d.id, d.mac::text AS mac, d.location_id, l.company_id, d.is_enabled,
-            c.secret_hash, ${scopeVersionSql('d.location_id', 'd.id')} AS scope_version
+            ${acceptedHashesSql('c')} AS secret_hashes, ${scopeVersionSql('d.location_id', 'd.id')} AS scope_version
        FROM r
        LEFT JOIN devices d ON d.mac = $1::macaddr
        LEFT JOIN locations l ON l.id = d.location_id
        LEFT JOIN device_credentials c ON c.device_id = d.id`,
-    [input.mac, input.remoteAddr],
+    [input.mac, input.remoteAddr, input.schemaVersion ?? null, input.softwareVersion ?? null],
   );
   const row = rows[0]!;
   const found = row.id
     ? {
         device: deviceFromRow(row as DeviceRow),
-        secretHash: row.secret_hash ?? undefined,
+        secretHashes: row.secret_hashes ?? [],
         scopeVersion: row.scope_version,
       }
     : undefined;
@@ -92,11 +100,12 @@ export async function finishRequest(db: Queryable, id: string, outcome: RequestO
 /** For requests refused before any work started (bad body, wrong content type, too large). */
 export async function insertRequestRefused(
   db: Queryable,
-  input: { mac: string; remoteAddr: string | null } & RequestOutcome,
+  input: RequestOrigin & RequestOutcome,
 ): Promise<void> {
   await db.query(
-    `INSERT INTO sync_requests (mac, status, reason, error_code, remote_addr, duration_ms, completed_at)
-     VALUES ($1::text, $2::text, $3::text, $4::text, $5::text, $6::integer, now())`,
+    `INSERT INTO sync_requests (mac, status, reason, error_code, remote_addr, duration_ms,
+                                schema_version, software_version, completed_at)
+     VALUES ($1::text, $2::text, $3::text, $4::text, $5::text, $6::integer, $7::integer, $8::text, now())`,
     [
       input.mac,
       input.status,
@@ -104,6 +113,8 @@ export async function insertRequestRefused(
       input.errorCode ?? null,
       input.remoteAddr,
       input.durationMs ?? null,
+      input.schemaVersion ?? null,
+      input.softwareVersion ?? null,
     ],
   );
 }

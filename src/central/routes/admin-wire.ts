@@ -1,11 +1,21 @@
 /** Wire shapes of the admin API, and the one place audit rows become them. */
 import { Type, type Static } from 'typebox';
-import type { DeviceActivity, HourlyCountRow, RowDeltaRow, StaleDeviceRow } from '../repo/admin.ts';
+import type { DeviceActivity, HourlyCountRow, RowDeltaRow } from '../repo/admin.ts';
+import type { AdminEventRow, DeviceListRow } from '../repo/device-admin.ts';
 
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()]);
 /** Query strings arrive as text and types are not coerced (request bodies stay strict). */
 export const Hours = Type.String({ pattern: '^[1-9][0-9]{0,3}$', description: 'hours, 1–2160' });
 export const Limit = Type.String({ pattern: '^[1-9][0-9]{0,2}$', description: 'rows, 1–500' });
+
+const MAX_HOURS = 24 * 90;
+export const hoursOf = (text: string | undefined, fallback: number) =>
+  Math.min(Number(text ?? fallback), MAX_HOURS);
+export const limitOf = (text: string | undefined, fallback: number) =>
+  Math.min(Number(text ?? fallback), 500);
+/** Every admin route's OpenAPI tag and security scheme. */
+export const common = { tags: ['admin'], security: [{ admin: [] }] };
+export const MacParams = Type.Object({ mac: Type.String({ maxLength: 64 }) });
 
 export const Summary = Type.Object({
   hours: Type.Integer(),
@@ -23,17 +33,45 @@ export const Hourly = Type.Object({
   ),
 });
 
-export const StaleDevices = Type.Object({
-  hours: Type.Integer(),
-  devices: Type.Array(
+export const Mac = Type.String({ minLength: 1, maxLength: 64, description: 'MAC in a common spelling' });
+
+export const DeviceSummary = Type.Object({
+  mac: Type.String(),
+  id: Type.String({ format: 'uuid' }),
+  name: Type.String(),
+  locationId: Type.String({ format: 'uuid' }),
+  location: Type.String(),
+  company: Type.String(),
+  enabled: Type.Boolean(),
+  credential: Type.Union(
+    [Type.Literal('none'), Type.Literal('active'), Type.Literal('rotating'), Type.Literal('revoked')],
+    { description: 'rotating: a re-key is in its overlap window, the old credential still works' },
+  ),
+  lastRequestAt: Nullable(Type.String()),
+  lastRequestStatus: Nullable(Type.String()),
+  lastSuccessAt: Nullable(Type.String({ description: 'last acknowledgement with result Success' })),
+  schemaVersion: Nullable(Type.Integer({ description: 'as the edge reported it with its last request' })),
+  softwareVersion: Nullable(Type.String()),
+  lastErrorAt: Nullable(Type.String()),
+  lastError: Nullable(Type.String()),
+});
+
+export const DevicePage = Type.Object({
+  total: Type.Integer({ description: 'devices matching, on every page' }),
+  next: Nullable(Type.String({ description: 'pass as `after` for the next page; null on the last' })),
+  devices: Type.Array(DeviceSummary),
+});
+
+export const StaleDevices = Type.Object({ hours: Type.Integer(), ...DevicePage.properties });
+
+export const DeviceEvents = Type.Object({
+  mac: Type.String(),
+  events: Type.Array(
     Type.Object({
-      mac: Type.String(),
-      name: Type.String(),
-      location: Type.String(),
-      company: Type.String(),
-      lastSuccessAt: Nullable(Type.String()),
-      lastRequestAt: Nullable(Type.String()),
-      lastRequestStatus: Nullable(Type.String()),
+      at: Type.String(),
+      actor: Type.String(),
+      action: Type.String(),
+      details: Type.Record(Type.String(), Type.Unknown()),
     }),
   ),
 });
@@ -114,17 +152,45 @@ export function hourlyToWire(hours: number, rows: HourlyCountRow[]): Static<type
   return { hours, buckets: [...buckets.values()] };
 }
 
-export function staleToWire(hours: number, rows: StaleDeviceRow[]): Static<typeof StaleDevices> {
+export function deviceToWire(r: DeviceListRow): Static<typeof DeviceSummary> {
   return {
-    hours,
-    devices: rows.map((r) => ({
-      mac: r.mac,
-      name: r.name,
-      location: r.location,
-      company: r.company,
-      lastSuccessAt: iso(r.last_success_at),
-      lastRequestAt: iso(r.last_request_at),
-      lastRequestStatus: r.last_request_status,
+    mac: r.mac,
+    id: r.id,
+    name: r.name,
+    locationId: r.location_id,
+    location: r.location,
+    company: r.company,
+    enabled: r.is_enabled,
+    credential: r.credential_state,
+    lastRequestAt: iso(r.last_request_at),
+    lastRequestStatus: r.last_request_status,
+    lastSuccessAt: iso(r.last_success_at),
+    schemaVersion: r.schema_version,
+    softwareVersion: r.software_version,
+    lastErrorAt: iso(r.last_error_at),
+    lastError: r.last_error,
+  };
+}
+
+export function devicePageToWire(
+  page: { rows: DeviceListRow[]; total: number },
+  limit: number,
+): Static<typeof DevicePage> {
+  return {
+    total: page.total,
+    next: page.rows.length === limit ? page.rows.at(-1)!.mac : null,
+    devices: page.rows.map(deviceToWire),
+  };
+}
+
+export function eventsToWire(mac: string, rows: AdminEventRow[]): Static<typeof DeviceEvents> {
+  return {
+    mac,
+    events: rows.map((e) => ({
+      at: e.at.toISOString(),
+      actor: e.actor,
+      action: e.action,
+      details: e.details,
     })),
   };
 }

@@ -8,13 +8,9 @@ import { Type } from 'typebox';
 import { ErrorBody } from '../../contract/wire.ts';
 import type { Pool } from '../../platform/db.ts';
 import { AppError } from '../../platform/errors.ts';
-import {
-  deviceActivity,
-  hourlyCounts,
-  requestCountsByStatus,
-  rowDeltas,
-  staleDevices,
-} from '../repo/admin.ts';
+import { deviceActivity, hourlyCounts, requestCountsByStatus, rowDeltas } from '../repo/admin.ts';
+import { listDevices } from '../repo/device-admin.ts';
+import { deviceLifecycle } from './admin-devices.ts';
 import { bearerToken, tokenMatches } from '../../platform/http.ts';
 import { requireMac } from '../model.ts';
 import {
@@ -22,13 +18,18 @@ import {
   Hourly,
   Hours,
   Limit,
+  Mac,
+  MacParams,
+  common,
+  hoursOf,
+  limitOf,
   RowDeltas,
   StaleDevices,
   Summary,
   activityToWire,
   deltasToWire,
   hourlyToWire,
-  staleToWire,
+  devicePageToWire,
 } from './admin-wire.ts';
 
 export interface AdminOptions {
@@ -36,25 +37,22 @@ export interface AdminOptions {
   adminToken: string | undefined;
 }
 
-const MAX_HOURS = 24 * 90;
-const hoursOf = (text: string | undefined, fallback: number) => Math.min(Number(text ?? fallback), MAX_HOURS);
-const limitOf = (text: string | undefined, fallback: number) => Math.min(Number(text ?? fallback), 500);
-
 const errors = { 400: ErrorBody, 401: ErrorBody };
-const common = { tags: ['admin'], security: [{ admin: [] }] };
-const MacParams = Type.Object({ mac: Type.String({ maxLength: 64 }) });
 
 export const adminRoutes: FastifyPluginAsyncTypebox<AdminOptions> = async (app, opts) => {
   app.addHook('onRequest', async (request) => {
     const token = bearerToken(request.headers.authorization);
     if (opts.adminToken === undefined)
       throw new AppError('UNAUTHENTICATED', 'the admin API is closed: ADMIN_TOKEN is not set');
+    if (!token)
+      throw new AppError('UNAUTHENTICATED', 'admin token required: Authorization: Bearer <ADMIN_TOKEN>');
     if (!tokenMatches(opts.adminToken, token)) {
-      throw new AppError('UNAUTHENTICATED', 'admin token required');
+      throw new AppError('UNAUTHENTICATED', 'wrong admin token: it is not the ADMIN_TOKEN Central runs with');
     }
   });
   await app.register(fleetViews, opts);
   await app.register(deviceViews, opts);
+  await app.register(deviceLifecycle, opts);
 };
 
 /** The whole fleet: requests by status, per hour, and the stale devices. */
@@ -96,14 +94,21 @@ const fleetViews: FastifyPluginAsyncTypebox<AdminOptions> = async (app, opts) =>
     {
       schema: {
         ...common,
-        summary: 'Enabled devices without a successful acknowledgement in the last N hours',
-        querystring: Type.Object({ hours: Type.Optional(Hours), limit: Type.Optional(Limit) }),
+        summary: 'Enabled devices without a successful acknowledgement in the last N hours, a page at a time',
+        querystring: Type.Object({
+          hours: Type.Optional(Hours),
+          limit: Type.Optional(Limit),
+          after: Type.Optional(Mac),
+        }),
         response: { 200: StaleDevices, ...errors },
       },
     },
     async (request) => {
       const hours = hoursOf(request.query.hours, 24);
-      return staleToWire(hours, await staleDevices(opts.pool, hours, limitOf(request.query.limit, 200)));
+      const limit = limitOf(request.query.limit, 200);
+      const after = request.query.after === undefined ? undefined : requireMac(request.query.after);
+      const page = await listDevices(opts.pool, { staleHours: hours, afterMac: after, limit });
+      return { hours, ...devicePageToWire(page, limit) };
     },
   );
 };

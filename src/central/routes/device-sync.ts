@@ -26,6 +26,7 @@ import { spendSourceBudget } from '../services/limits.ts';
 import { prepareSync, type SyncDeps } from '../services/device-sync.ts';
 import { auditStatus } from '../services/request-audit.ts';
 import { SnapshotSlots, type SlotOptions } from '../services/slots.ts';
+import { reportedVersions } from '../services/versions.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -70,6 +71,7 @@ const errors = {
   401: ErrorBody,
   403: ErrorBody,
   404: ErrorBody,
+  409: ErrorBody,
   413: ErrorBody,
   429: ErrorBody,
   503: ErrorBody,
@@ -90,9 +92,12 @@ async function auditRefusal(sync: SyncDeps, request: FastifyRequest, reply: Fast
   const mac = normalizeMac(raw) ?? storableText(raw.slice(0, 64));
   const status = auditStatus(request.errorCode, reply.statusCode);
   try {
+    const reported = reportedVersions(request.headers);
     await insertRequestRefused(sync.pool, {
       mac,
       remoteAddr: request.ip,
+      schemaVersion: reported.schemaVersion ?? null,
+      softwareVersion: reported.softwareVersion ?? null,
       status,
       errorCode: request.errorCode ?? null,
       reason: `answered ${reply.statusCode}`,
@@ -120,6 +125,7 @@ async function serveSnapshot(
   const free = () => release?.();
   const prepared = await prepareSync(opts.sync, {
     body: request.body,
+    reported: reportedVersions(request.headers),
     authorization: request.headers.authorization,
     remoteAddr: request.ip,
     log: request.log,

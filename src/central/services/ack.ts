@@ -23,7 +23,7 @@ export async function recordAck(
   }
   const header = await findManifestHeader(pool, body.manifestId);
   if (!header) throw new AppError('MANIFEST_NOT_FOUND', `no manifest ${body.manifestId}`);
-  if (requireCredential) await checkCredential(verifier, header.secretHash, authorization);
+  if (requireCredential) await checkCredential(verifier, header.secretHashes, authorization);
   if (header.mac !== mac) {
     throw new AppError('MANIFEST_FORBIDDEN', `manifest ${body.manifestId} was not issued to ${mac}`);
   }

@@ -120,17 +120,16 @@ export class CredentialVerifier {
 }
 
 /**
- * Throws UNAUTHENTICATED unless `authorization` carries the credential whose hash the
- * caller read with the device (undefined: never enrolled).
+ * Throws UNAUTHENTICATED unless `authorization` carries a credential matching one of the
+ * hashes the caller read with the device (none: never enrolled, or revoked).
  */
 export async function checkCredential(
   verifier: CredentialVerifier,
-  stored: string | undefined,
+  accepted: readonly string[],
   authorization: string | undefined,
 ): Promise<void> {
   const token = bearerToken(authorization);
   if (!token) throw new AppError('UNAUTHENTICATED', 'missing Authorization: Bearer <device credential>');
-  if (!stored || !(await verifier.verify(token, stored))) {
-    throw new AppError('UNAUTHENTICATED', 'device credential not accepted');
-  }
+  for (const stored of accepted) if (await verifier.verify(token, stored)) return;
+  throw new AppError('UNAUTHENTICATED', 'device credential not accepted');
 }

@@ -31,6 +31,7 @@ import { openRequestAudit, outcomeForError, type RequestAudit } from './request-
 import { SnapshotSession } from './snapshot-session.ts';
 import { newStreamStats, snapshotBody, type BodySource } from './snapshot.ts';
 import { answerFromCaches, scopeDigests } from './scope-cache.ts';
+import { requireServedSchema, type ReportedVersions } from './versions.ts';
 import type { TableCache } from './table-cache.ts';
 
 export interface SyncDeps {
@@ -55,6 +56,8 @@ export interface SyncDeps {
 
 export interface SyncInput {
   body: SyncRequestBody;
+  /** What the edge said it runs (see reportedVersions); undefined when it did not say. */
+  reported: ReportedVersions;
   authorization: string | undefined;
   remoteAddr: string | null;
   log: Logger;
@@ -95,7 +98,12 @@ export async function prepareSync(deps: SyncDeps, input: SyncInput): Promise<Pre
   const mac = requireMac(input.body.mac);
   const log = input.log.child({ device: mac });
   const httpSpan = trace.getActiveSpan();
-  const started = await startRequest(deps.pool, { mac, remoteAddr: input.remoteAddr });
+  const started = await startRequest(deps.pool, {
+    mac,
+    remoteAddr: input.remoteAddr,
+    schemaVersion: input.reported.schemaVersion ?? null,
+    softwareVersion: input.reported.softwareVersion ?? null,
+  });
   input.onAudited();
   const audit = openRequestAudit(deps, started.requestId, log);
   const request: SyncRequest = { deps, input, mac, log, audit, httpSpan, started };
@@ -149,7 +157,8 @@ async function identify(r: SyncRequest): Promise<NonNullable<StartedRequest['fou
   if (!found) throw new AppError('DEVICE_NOT_FOUND', `no device with MAC ${r.mac}`);
   if (!found.device.enabled) throw new AppError('DEVICE_DISABLED', `device ${r.mac} is disabled`);
   if (r.deps.requireCredential)
-    await checkCredential(r.deps.credentials, found.secretHash, r.input.authorization);
+    await checkCredential(r.deps.credentials, found.secretHashes, r.input.authorization);
+  requireServedSchema(r.input.reported);
   spendDeviceBudget(r.deps.limits, found.device.id, 'request');
   return found;
 }

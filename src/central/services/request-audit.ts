@@ -17,6 +17,7 @@ const STATUS_FOR: Partial<Record<ErrorCode, RequestOutcome['status']>> = {
   UNAUTHENTICATED: 'unauthenticated',
   RATE_LIMITED: 'rate_limited',
   OVERLOADED: 'overloaded',
+  SCHEMA_VERSION_UNSUPPORTED: 'unsupported_schema',
 };
 
 /** The audit status of a request answered with an error code and HTTP status. */

@@ -21,13 +21,17 @@ import {
   type IRetryBackoffContext,
 } from 'cockatiel';
 import {
+  SCHEMA_VERSION,
+  SCHEMA_VERSION_HEADER,
   SNAPSHOT_MEDIA_TYPE,
+  SOFTWARE_VERSION_HEADER,
   type AckBody,
   type AckResponse,
   type SyncRequestBody,
 } from '../../contract/wire.ts';
 import type { Agent } from 'undici';
 import { AppError } from '../../platform/errors.ts';
+import { SOFTWARE_VERSION } from '../../platform/version.ts';
 
 export interface CentralClientOptions {
   baseUrl: string;
@@ -134,6 +138,8 @@ export class CentralClient {
             'content-type': 'application/json',
             accept,
             'accept-encoding': 'zstd, gzip, deflate',
+            [SCHEMA_VERSION_HEADER]: String(SCHEMA_VERSION),
+            [SOFTWARE_VERSION_HEADER]: SOFTWARE_VERSION,
             ...(this.#opts.token ? { authorization: `Bearer ${this.#opts.token}` } : {}),
             ...traceHeaders,
           },
@@ -191,6 +197,7 @@ const REFUSAL_HINTS: Record<string, string> = {
   UNAUTHENTICATED: 'check DEVICE_TOKEN: it is the line `dbupdate central enroll --mac M` printed',
   DEVICE_NOT_FOUND: 'check DEVICE_MAC, or create the device in Central and enroll it',
   DEVICE_DISABLED: 'the device is disabled in Central',
+  SCHEMA_VERSION_UNSUPPORTED: 'this edge and Central run data-model versions too far apart to sync',
   ROUTE_NOT_FOUND: 'check CENTRAL_URL: it is not a Central (or lacks its path prefix)',
 };
 

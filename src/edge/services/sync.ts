@@ -30,6 +30,7 @@ import {
   tryAdvisoryLock,
   type SyncFinish,
 } from '../repo/ledger.ts';
+import { changedTables, notifyDataChanged } from '../repo/news.ts';
 import {
   canLoadWithoutTriggers,
   checkForeignKeys,
@@ -253,9 +254,13 @@ export class Syncer {
             'MANIFEST_EXPIRED',
             `manifest ${m.manifestId} expired at ${m.expiresAt}, before commit`,
           );
+        const before = a.held ?? (await lastAppliedTables(client));
         await insertSyncTables(client, a.syncId, tables);
         await finishSync(client, a.syncId, this.#ledgerRow(a, 'success', loaded.rows));
         const now = new Date().toISOString();
+        const changed = changedTables(before?.tables, tables);
+        if (changed.length > 0)
+          await notifyDataChanged(client, { manifestId: m.manifestId, tables: changed, committedAt: now });
         await setState(client, {
           lastManifestId: m.manifestId,
           lastGlobalSha256: m.globalSha256,
