@@ -218,6 +218,11 @@ describe('device lifecycle', () => {
     assert.equal((stale.body.devices as unknown[]).length, 200);
     assert.ok((stale.body.total as number) > 200, String(stale.body.total));
     assert.ok(stale.body.next);
+    // The same count for an alert, without SQL: Central's gauge.
+    const metrics = await (await fetch(`${central.url}/metrics`)).text();
+    const gauge = /^dbupdate_central_stale_devices\{hours="24"\} (\d+)$/m.exec(metrics)?.[1];
+    assert.equal(Number(gauge), stale.body.total);
+    assert.match(metrics, new RegExp(`^dbupdate_central_devices\\{enabled="true"\\} ${total}$`, 'm'));
   });
 
   it('enrols, revokes and reports over the admin API, with the actor from the header', async () => {

@@ -2,7 +2,8 @@
  * Central metrics (Prometheus): requests by route and outcome with latency, snapshot
  * work, audit write failures. One registry per app; labels are low-cardinality (no MAC).
  */
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { STALE_BUCKETS_HOURS, type FleetCounts } from './repo/device-admin.ts';
 import { registerLogMetrics } from '../platform/log-metrics.ts';
 
 export class CentralMetrics {
@@ -77,8 +78,47 @@ export class CentralMetrics {
     registers: [this.registry],
   });
 
+  #fleet: (() => Promise<FleetCounts>) | undefined;
+  #fleetRead: { at: number; counts: Promise<FleetCounts> } | undefined;
+  readonly devices: Gauge<'enabled'> = new Gauge({
+    name: 'dbupdate_central_devices',
+    help: 'Devices in the fleet, enabled or not',
+    labelNames: ['enabled'] as const,
+    registers: [this.registry],
+    collect: async () => {
+      const counts = await this.#fleetCounts();
+      if (!counts) return;
+      this.devices.set({ enabled: 'true' }, counts.enabled);
+      this.devices.set({ enabled: 'false' }, counts.disabled);
+    },
+  });
+  readonly staleDevices: Gauge<'hours'> = new Gauge({
+    name: 'dbupdate_central_stale_devices',
+    help: 'Enabled devices without a successful acknowledgement in the last `hours` hours (1, 6, 24)',
+    labelNames: ['hours'] as const,
+    registers: [this.registry],
+    collect: async () => {
+      const counts = await this.#fleetCounts();
+      if (!counts) return;
+      for (const h of STALE_BUCKETS_HOURS) this.staleDevices.set({ hours: String(h) }, counts.stale[h]);
+    },
+  });
+
   constructor(options: { defaults?: boolean } = {}) {
     if (options.defaults !== false) collectDefaultMetrics({ register: this.registry });
     registerLogMetrics(this.registry);
+  }
+
+  /** Where the fleet gauges come from; read at most every 30 s, however many scrape. */
+  observeFleet(read: () => Promise<FleetCounts>): void {
+    this.#fleet = read;
+  }
+
+  async #fleetCounts(): Promise<FleetCounts | undefined> {
+    if (!this.#fleet) return undefined;
+    if (!this.#fleetRead || Date.now() - this.#fleetRead.at > 30_000)
+      this.#fleetRead = { at: Date.now(), counts: this.#fleet() };
+    // A database that is down leaves the gauges as they were; /readyz tells that story.
+    return this.#fleetRead.counts.catch(() => undefined);
   }
 }

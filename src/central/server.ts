@@ -16,6 +16,7 @@ import { stopOnSignal } from '../platform/lifecycle.ts';
 import { centralApp } from './app.ts';
 import type { CentralConfig } from './config.ts';
 import { centralMigrations } from './migrations.ts';
+import { fleetCounts } from './repo/device-admin.ts';
 import { CentralMetrics } from './metrics.ts';
 import { DigestCache } from './services/digest-cache.ts';
 import { TableCache } from './services/table-cache.ts';
@@ -91,6 +92,7 @@ export async function buildCentral(
   });
   app.addHook('onClose', () => snapshotPool.end());
   const metrics = options.metrics ?? new CentralMetrics({ defaults: false });
+  metrics.observeFleet(() => fleetCounts(pool));
   await app.register(fp(centralApp), {
     sync: syncDeps(config, pool, snapshotPool, metrics),
     expectedMigration: migrations.at(-1)?.id ?? 0,

@@ -183,3 +183,30 @@ export async function adminEventsOf(db: Queryable, mac: string, limit: number): 
   );
   return rows;
 }
+
+/** Hours after which a device without a successful ack counts as stale in the metrics. */
+export const STALE_BUCKETS_HOURS = [1, 6, 24] as const;
+
+export interface FleetCounts {
+  enabled: number;
+  disabled: number;
+  /** Enabled devices without a successful ack in that many hours, by STALE_BUCKETS_HOURS. */
+  stale: Record<(typeof STALE_BUCKETS_HOURS)[number], number>;
+}
+
+/** One pass over the devices, one index probe each (the metrics scrape, cached by the caller). */
+export async function fleetCounts(db: Queryable): Promise<FleetCounts> {
+  const { rows } = await db.query<{ enabled: number; disabled: number; s1: number; s6: number; s24: number }>(
+    `SELECT count(*) FILTER (WHERE d.is_enabled)::int AS enabled,
+            count(*) FILTER (WHERE NOT d.is_enabled)::int AS disabled,
+            count(*) FILTER (WHERE d.is_enabled AND coalesce(a.completed_at < now() - interval '1 hour', true))::int AS s1,
+            count(*) FILTER (WHERE d.is_enabled AND coalesce(a.completed_at < now() - interval '6 hours', true))::int AS s6,
+            count(*) FILTER (WHERE d.is_enabled AND coalesce(a.completed_at < now() - interval '24 hours', true))::int AS s24
+       FROM devices d
+       LEFT JOIN LATERAL (SELECT s.completed_at FROM sync_acknowledgements s
+                           WHERE s.mac = d.mac AND s.result = 'Success'
+                           ORDER BY s.completed_at DESC LIMIT 1) a ON true`,
+  );
+  const r = rows[0] ?? { enabled: 0, disabled: 0, s1: 0, s6: 0, s24: 0 };
+  return { enabled: r.enabled, disabled: r.disabled, stale: { 1: r.s1, 6: r.s6, 24: r.s24 } };
+}
