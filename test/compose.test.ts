@@ -187,20 +187,37 @@ describe('compose services, started natively', () => {
     ...(service.command ?? docker[target]!.cmd),
   ];
 
-  it('migrates and seeds once, serves Central, enrolls a device and syncs an Edge, traced', async () => {
+  it('migrates, seeds the demo profile once, prunes on schedule, serves Central, enrolls a device and syncs an Edge, traced', async () => {
     const otlp = await startOtlpReceiver();
     after(() => otlp.close());
     const centralPort = await freePort();
     const edgePort = await freePort();
     const local = { HOST: '127.0.0.1' };
 
-    const migrateSvc = central.services['central-migrate']!;
-    const migrateEnv = nativeEnv(migrateSvc, 'central', {});
-    for (const attempt of [1, 2]) {
-      const run = start(commandOf(migrateSvc, 'central'), migrateEnv);
-      assert.equal(await run.exit, 0, `one-shot run ${attempt}: ${run.output()}`);
-      if (attempt === 2) assert.match(run.output(), /not seeding/);
+    // The one-shots: migrations at every start; fake data only in the opt-in demo profile.
+    for (const [name, again] of [
+      ['central-migrate', /0 applied/],
+      ['central-demo-seed', /not seeding/],
+    ] as const) {
+      const svc = central.services[name]!;
+      assert.deepEqual(svc.profiles, name === 'central-demo-seed' ? ['demo'] : undefined, name);
+      for (const attempt of [1, 2]) {
+        const run = start(commandOf(svc, 'central'), nativeEnv(svc, 'central', {}));
+        assert.equal(await run.exit, 0, `${name} run ${attempt}: ${run.output()}`);
+        if (attempt === 2) assert.match(run.output(), again);
+      }
     }
+    // Housekeeping prunes at start, keeps running for the next day, and stops on SIGTERM.
+    const keeper = central.services['central-housekeeping']!;
+    const prune = start(commandOf(keeper, 'central'), nativeEnv(keeper, 'central', {}));
+    await waitFor(
+      async () => prune.stdout(),
+      (out) => /^\{"cutoff"/m.test(out),
+      20_000,
+    );
+    assert.equal(prune.child.exitCode, null, 'still running after the first prune');
+    prune.child.kill('SIGTERM');
+    assert.equal(await prune.exit, 0, prune.output());
 
     const apiSvc = central.services['central-db-update-api']!;
     const apiEnv = {

@@ -13,6 +13,7 @@ export interface ComposeService {
   ports?: string[];
   healthcheck?: { test: string[] };
   depends_on?: Record<string, { condition: string }>;
+  profiles?: string[];
 }
 
 export interface ComposeFile {

@@ -72,6 +72,12 @@ export class CentralMetrics {
     help: 'Uncompressed snapshot bytes sent',
     registers: [this.registry],
   });
+  readonly acks = new Counter({
+    name: 'dbupdate_central_acks_total',
+    help: "Acknowledgements taken, by the edge's result and the error code it reported (HASH_MISMATCH, …)",
+    labelNames: ['result', 'code'] as const,
+    registers: [this.registry],
+  });
   readonly auditFailures = new Counter({
     name: 'dbupdate_central_audit_write_failures_total',
     help: 'Audit rows that could not be written',

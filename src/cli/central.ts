@@ -3,6 +3,7 @@ import { loadCentralConfig } from '../central/config.ts';
 import { generateSigningKeys } from '../contract/signing.ts';
 import { centralMigrations } from '../central/migrations.ts';
 import { runCentral } from '../central/server.ts';
+import { importDirectory } from '../central/services/import.ts';
 import { pruneAudit } from '../central/services/retention.ts';
 import { DEFAULT_SHAPE, seedCentral } from '../central/services/seed.ts';
 import { dataTablesEmpty, type SeedShape } from '../central/repo/seed.ts';
@@ -11,6 +12,8 @@ import type { Pool } from '../platform/db.ts';
 import { AppError } from '../platform/errors.ts';
 import { createLogger } from '../platform/logger.ts';
 import { migrate } from '../platform/migrate.ts';
+import { stopOnSignal } from '../platform/lifecycle.ts';
+import { repeatEvery } from '../platform/schedule.ts';
 import { deviceCommands } from './devices.ts';
 import { parseFlags, withPool, type Command } from './util.ts';
 
@@ -99,19 +102,48 @@ export const centralCommands: Record<string, Command> = {
   },
 
   async 'prune-audit'(argv) {
-    const values = parseFlags(argv, { days: { type: 'string' }, batch: { type: 'string' } });
+    const values = parseFlags(argv, {
+      days: { type: 'string' },
+      batch: { type: 'string' },
+      'every-hours': { type: 'string' },
+    });
     const days = Number(values.days);
     const batch = Number(values.batch ?? 10_000);
+    const everyHours = values['every-hours'] === undefined ? undefined : Number(values['every-hours']);
     if (!Number.isSafeInteger(days) || days < 1)
       throw new AppError('USAGE', 'prune-audit needs --days N (N ≥ 1): keep this many days of audit rows');
     if (!Number.isSafeInteger(batch) || batch < 1 || batch > 1_000_000)
       throw new AppError('USAGE', '--batch must be between 1 and 1000000');
+    if (everyHours !== undefined && !(everyHours >= 0.01 && everyHours <= 24 * 7))
+      throw new AppError('USAGE', '--every-hours must be a number of hours from 0.01 to 168');
     return withCentralPool(async (pool, level) => {
-      const result = await pruneAudit(
-        pool,
-        { olderThanDays: days, batch },
-        createLogger('dbupdate-cli', level),
-      );
+      const log = createLogger('dbupdate-cli', level);
+      const once = async () =>
+        console.log(JSON.stringify(await pruneAudit(pool, { olderThanDays: days, batch }, log)));
+      if (everyHours === undefined) {
+        await once();
+        return 0;
+      }
+      // The stack's housekeeping service: prune now, then every N hours until stopped.
+      const stopping = new Promise((resolve) => stopOnSignal(log, async () => resolve(undefined)));
+      await once().catch((err: unknown) => log.error({ err, event: 'audit.prune' }, 'prune failed'));
+      const schedule = repeatEvery(everyHours * 3_600_000, 60_000, once);
+      await stopping;
+      await schedule.stop();
+      return 0;
+    });
+  },
+
+  async import(argv) {
+    const values = parseFlags(argv, { dir: { type: 'string' } });
+    const dir = values.dir;
+    if (typeof dir !== 'string')
+      throw new AppError('USAGE', 'import needs --dir DIR: a folder of CSV files named after the tables');
+    return withCentralPool(async (pool) => {
+      await migrate(pool, await centralMigrations());
+      const result = await importDirectory(pool, dir);
+      for (const [table, n] of Object.entries(result))
+        console.error(`${table}: ${n.inserted} inserted, ${n.updated} updated`);
       console.log(JSON.stringify(result));
       return 0;
     });

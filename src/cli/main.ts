@@ -18,6 +18,11 @@ export const COMMANDS: { command: string; args?: string; does: string }[] = [
     does: 'create the device if a location is given, and give it a new credential (printed on the last line)',
   },
   {
+    command: 'central import',
+    args: '--dir DIR',
+    does: 'load your own data: <table>.csv files (header line first), upserted by key in one transaction',
+  },
+  {
     command: 'central enroll',
     args: '--csv FILE [--rotate] [--overlap-seconds S]',
     does: 'enrol many devices (mac[,location_id][,name] per line); prints mac,device_id,credential lines',
@@ -40,8 +45,8 @@ export const COMMANDS: { command: string; args?: string; does: string }[] = [
   },
   {
     command: 'central prune-audit',
-    args: '--days N [--batch N]',
-    does: 'delete audit rows (requests, manifests, acks) older than N days',
+    args: '--days N [--batch N] [--every-hours H]',
+    does: 'delete audit rows (requests, manifests, acks) older than N days; with --every-hours, again every H hours until stopped',
   },
   { command: 'edge migrate', does: 'apply edge migrations' },
   { command: 'edge serve', does: 'run the edge service (schedule + local API)' },

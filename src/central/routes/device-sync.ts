@@ -21,7 +21,7 @@ import {
 import { normalizeMac } from '../../contract/mac.ts';
 import { step } from '../../platform/step.ts';
 import { insertRequestRefused } from '../repo/requests.ts';
-import { recordAck } from '../services/ack.ts';
+import { recordAck, reportedCode } from '../services/ack.ts';
 import { spendSourceBudget } from '../services/limits.ts';
 import { prepareSync, type SyncDeps } from '../services/device-sync.ts';
 import { auditStatus } from '../services/request-audit.ts';
@@ -203,7 +203,7 @@ export const deviceSyncRoutes: FastifyPluginAsyncTypebox<DeviceSyncOptions> = as
         device: normalizeMac(request.body.mac) ?? request.body.mac.slice(0, 64),
         manifestId: request.body.manifestId,
       });
-      return step(log, 'ack.store', { status: request.body.status }, () =>
+      const taken = await step(log, 'ack.store', { status: request.body.status }, () =>
         recordAck(
           opts.sync.pool,
           request.body,
@@ -213,6 +213,8 @@ export const deviceSyncRoutes: FastifyPluginAsyncTypebox<DeviceSyncOptions> = as
           opts.sync.limits,
         ),
       );
+      opts.sync.metrics.acks.inc({ result: request.body.status, code: reportedCode(request.body.error) });
+      return taken;
     },
   );
 };

@@ -1,7 +1,7 @@
 /** Acknowledgements: validated, bound to the manifest's device, stored once. */
 import type { AckBody, AckResponse } from '../../contract/wire.ts';
 import type { Pool } from '../../platform/db.ts';
-import { AppError } from '../../platform/errors.ts';
+import { AppError, ERROR_CODES } from '../../platform/errors.ts';
 import { requireMac } from '../model.ts';
 import { findManifestHeader, insertAckOnce } from '../repo/manifests.ts';
 import { spendDeviceBudget, type Limits } from './limits.ts';
@@ -29,4 +29,14 @@ export async function recordAck(
   }
   spendDeviceBudget(limits, header.deviceId, 'ack');
   return insertAckOnce(pool, body, mac);
+}
+
+/**
+ * The error code an edge put in front of its ack's text (`HASH_MISMATCH: …`), for the
+ * metric's label: one of ours, or OTHER, so a hostile text cannot mint label values.
+ */
+export function reportedCode(error: string | null): string {
+  if (error === null) return '';
+  const code = /^([A-Z][A-Z0-9_]{0,63}):/.exec(error)?.[1];
+  return code !== undefined && code in ERROR_CODES ? code : 'OTHER';
 }
