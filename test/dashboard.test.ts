@@ -179,9 +179,13 @@ describe('dashboard', () => {
     try {
       const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
       const problems: string[] = [];
+      let expectBadRequest = false;
       page.on('pageerror', (err) => problems.push(err.message));
+      // Errors belong on the page: a browser dialog would block a wall screen.
+      page.on('dialog', (dialog) => problems.push(`dialog: ${dialog.message()}`));
       page.on('console', (msg) => {
-        if (msg.type() === 'error' && !msg.text().includes('401')) problems.push(msg.text());
+        const expected = msg.text().includes('401') || (expectBadRequest && msg.text().includes('400'));
+        if (msg.type() === 'error' && !expected) problems.push(msg.text());
       });
       await page.goto(`${api.url}/dashboard`);
       // Without a token the page asks for one; a wrong one is refused with a message.
@@ -228,8 +232,36 @@ describe('dashboard', () => {
       );
       assert.equal(lines, 8, 'a line per table');
 
+      assert.equal(await page.textContent('#served-versions'), '1');
+      assert.ok((await page.locator('#versions-table tbody tr').count()) >= 1);
+
+      // A bad MAC: the error is shown on the page, and cleared by the next good answer.
+      expectBadRequest = true;
+      await page.fill('#device-mac', 'not-a-mac');
+      await page.click('#device-form button[type=submit]');
+      await page.locator('#page-error:not([hidden])').waitFor({ timeout: 10_000 });
+      assert.match((await page.textContent('#page-error'))!, /^INVALID_MAC: /);
+      expectBadRequest = false;
+      await page.fill('#device-mac', SYNCED);
+      await page.click('#device-form button[type=submit]');
+      await page.locator('#page-error').waitFor({ state: 'hidden', timeout: 10_000 });
+
       await mkdir('test-artifacts', { recursive: true });
       await page.screenshot({ path: 'test-artifacts/dashboard.png', fullPage: true });
+
+      // At phone width nothing is cut off: the page is no wider than the screen.
+      await page.setViewportSize({ width: 390, height: 844 });
+      await page.reload();
+      await page.locator('body[data-state=ready]').waitFor({ timeout: 10_000 });
+      const widths = await page.evaluate(() => {
+        const { document: doc, innerWidth } = globalThis as unknown as {
+          document: { documentElement: { scrollWidth: number } };
+          innerWidth: number;
+        };
+        return [doc.documentElement.scrollWidth, innerWidth];
+      });
+      assert.ok(widths[0]! <= widths[1]!, `page ${widths[0]} px wide on a ${widths[1]} px screen`);
+      await page.screenshot({ path: 'test-artifacts/dashboard-phone.png', fullPage: true });
       assert.deepEqual(problems, []);
     } finally {
       await browser.close();

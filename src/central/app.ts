@@ -60,7 +60,11 @@ export async function centralApp(app: FastifyInstance, opts: CentralAppOptions):
       .send(await opts.sync.metrics.registry.metrics()),
   );
   await app.register(healthRoutes, { pool: opts.sync.pool, expectedMigration: opts.expectedMigration });
-  await app.register(adminRoutes, { pool: opts.sync.pool, adminToken: opts.adminToken });
+  await app.register(adminRoutes, {
+    pool: opts.sync.pool,
+    adminToken: opts.adminToken,
+    servedVersions: opts.sync.models.versions,
+  });
   await app.register(dashboardRoutes);
   await app.register(deviceSyncRoutes, {
     sync: opts.sync,

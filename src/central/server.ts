@@ -11,7 +11,9 @@ import type { Server as HttpsServer } from 'node:https';
 import { serverOptions } from '../platform/http.ts';
 import { readTls, reloadTlsOnHangup } from '../platform/tls.ts';
 import { createLogger, loggerOptions, type Logger } from '../platform/logger.ts';
-import { migrate } from '../platform/migrate.ts';
+import { migrate, type Migration } from '../platform/migrate.ts';
+import type { DataModel } from '../contract/data-model.ts';
+import { ServedModels } from './services/versions.ts';
 import { stopOnSignal } from '../platform/lifecycle.ts';
 import { centralApp } from './app.ts';
 import type { CentralConfig } from './config.ts';
@@ -36,8 +38,15 @@ function trustProxySetting(value: string | undefined): boolean | string[] {
 }
 
 /** What the device-sync service runs on, from the settings. */
-function syncDeps(config: CentralConfig, pool: Pool, snapshotPool: Pool, metrics: CentralMetrics): SyncDeps {
+function syncDeps(
+  config: CentralConfig,
+  pool: Pool,
+  snapshotPool: Pool,
+  metrics: CentralMetrics,
+  models: ServedModels,
+): SyncDeps {
   return {
+    models,
     pool,
     snapshotPool,
     manifestTtlSeconds: config.MANIFEST_TTL_SECONDS,
@@ -62,9 +71,24 @@ function syncDeps(config: CentralConfig, pool: Pool, snapshotPool: Pool, metrics
 export async function buildCentral(
   config: CentralConfig,
   pool: Pool,
-  options: { logger?: Logger | boolean; metrics?: CentralMetrics } = {},
+  options: {
+    logger?: Logger | boolean;
+    metrics?: CentralMetrics;
+    /**
+     * The data-model versions this code describes, oldest first, and the migrations that
+     * bring its database to the newest; the release's own unless a test defines a version.
+     */
+    dataModels?: readonly DataModel[];
+    migrations?: readonly Migration[];
+  } = {},
 ) {
-  const migrations = await centralMigrations();
+  const migrations = options.migrations ?? (await centralMigrations());
+  const models = new ServedModels(options.dataModels);
+  const atVersion = migrations.at(-1)?.dataModelVersion;
+  if (atVersion !== models.newest.version)
+    throw new Error(
+      `Central's migrations bring data model v${atVersion}, its code describes v${models.newest.version}`,
+    );
   const tls = config.tls;
   const app = Fastify({
     ...(options.logger === undefined
@@ -94,7 +118,7 @@ export async function buildCentral(
   const metrics = options.metrics ?? new CentralMetrics({ defaults: false });
   metrics.observeFleet(() => fleetCounts(pool));
   await app.register(fp(centralApp), {
-    sync: syncDeps(config, pool, snapshotPool, metrics),
+    sync: syncDeps(config, pool, snapshotPool, metrics, models),
     expectedMigration: migrations.at(-1)?.id ?? 0,
     slots: {
       max: config.MAX_CONCURRENT_SNAPSHOTS,

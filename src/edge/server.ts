@@ -12,6 +12,7 @@ import { createLogger, type Logger } from '../platform/logger.ts';
 import { migrate } from '../platform/migrate.ts';
 import { stopOnSignal } from '../platform/lifecycle.ts';
 import { repeatEvery } from '../platform/schedule.ts';
+import { DATA_MODEL, type DataModel } from '../contract/data-model.ts';
 import { edgeApp } from './app.ts';
 import { EdgeMetrics } from './metrics.ts';
 import { jitterSeconds, type EdgeConfig } from './config.ts';
@@ -25,9 +26,11 @@ export function createSyncer(
   config: EdgeConfig,
   pool: Pool,
   log: Logger,
-  options: { initialDelayMs?: number; defaultMetrics?: boolean } = {},
+  options: { initialDelayMs?: number; defaultMetrics?: boolean; model?: DataModel } = {},
 ): Syncer {
+  const model = options.model ?? DATA_MODEL;
   const central = new CentralClient({
+    schemaVersion: model.version,
     baseUrl: config.CENTRAL_URL,
     token: config.DEVICE_TOKEN,
     retryAttempts: config.HTTP_RETRY_ATTEMPTS,
@@ -54,6 +57,7 @@ export function createSyncer(
     metrics,
     publicKeys: config.publicKeys,
     deadlineMs: config.SYNC_DEADLINE_SECONDS * 1000,
+    model,
   });
 }
 

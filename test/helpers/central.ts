@@ -18,6 +18,8 @@ export async function startCentral(
   db: TestDatabase,
   env: Record<string, string> = {},
   logger: Logger | false = false,
+  /** A data-model version defined by the test, and the migrations to it. */
+  build: Pick<NonNullable<Parameters<typeof buildCentral>[2]>, 'dataModels' | 'migrations'> = {},
 ): Promise<RunningCentral> {
   // PORT in `env` brings a Central back on the address its devices know.
   const config = loadCentralConfig({
@@ -27,7 +29,7 @@ export async function startCentral(
     MANIFEST_SIGNING_KEY: TEST_KEYS.privateKey,
     ...env,
   });
-  const app = await buildCentral(config, db.pool, { logger });
+  const app = await buildCentral(config, db.pool, { logger, ...build });
   await app.listen({ port: config.PORT, host: '127.0.0.1' });
   const { port } = app.server.address() as AddressInfo;
   return { url: `http://127.0.0.1:${port}`, app, [Symbol.asyncDispose]: () => app.close() };

@@ -3,7 +3,7 @@ import pino from 'pino';
 import { loadEdgeConfig, type EdgeConfig } from '../../src/edge/config.ts';
 import { createSyncer } from '../../src/edge/server.ts';
 import type { Syncer } from '../../src/edge/services/sync.ts';
-import { columnList, orderBy, TABLES } from '../../src/contract/tables.ts';
+import { columnList, orderBy, TABLES, type TableDef } from '../../src/contract/tables.ts';
 import { scopeSelectSql, setScope } from '../../src/central/repo/snapshot.ts';
 import { findDeviceByMac } from '../../src/central/repo/devices.ts';
 import type { Pool, PoolClient } from '../../src/platform/db.ts';
@@ -42,9 +42,12 @@ export function testSyncer(
 }
 
 /** Every row of every table as PostgreSQL's record text (NULL and JSON null stay distinct). */
-export async function edgeRows(pool: Pool): Promise<Record<string, string[]>> {
+export async function edgeRows(
+  pool: Pool,
+  tables: readonly TableDef[] = TABLES,
+): Promise<Record<string, string[]>> {
   const out: Record<string, string[]> = {};
-  for (const def of TABLES) {
+  for (const def of tables) {
     const { rows } = await pool.query<{ r: string }>(
       `SELECT x::text AS r FROM (SELECT ${columnList(def)} FROM "${def.name}" ORDER BY ${orderBy(def)}) x`,
     );
@@ -54,7 +57,11 @@ export async function edgeRows(pool: Pool): Promise<Record<string, string[]>> {
 }
 
 /** The same, for a device's scope in Central. */
-export async function centralScopeRows(pool: Pool, mac: string): Promise<Record<string, string[]>> {
+export async function centralScopeRows(
+  pool: Pool,
+  mac: string,
+  tables: readonly TableDef[] = TABLES,
+): Promise<Record<string, string[]>> {
   const client = await pool.connect();
   try {
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
@@ -62,7 +69,7 @@ export async function centralScopeRows(pool: Pool, mac: string): Promise<Record<
     if (!device) throw new Error(`no device ${mac}`);
     await setScope(client, device);
     const out: Record<string, string[]> = {};
-    for (const def of TABLES) {
+    for (const def of tables) {
       const { rows } = await client.query<{ r: string }>(
         `SELECT x::text AS r FROM (${scopeSelectSql(def)}) x`,
       );

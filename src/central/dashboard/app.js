@@ -131,7 +131,12 @@ function drawOverview(hourly) {
 
 function drawStale(stale) {
   $('#stale-label').textContent = String(stale.hours);
-  $('#card-stale').textContent = String(stale.devices.length);
+  $('#card-stale').textContent = stale.total.toLocaleString('en');
+  // The table shows the first page; the total counts them all.
+  $('#stale-more').hidden = stale.total <= stale.devices.length;
+  $('#stale-more').textContent =
+    `Showing the first ${stale.devices.length} of ${stale.total.toLocaleString('en')}, by MAC; ` +
+    '`dbupdate central devices list --stale-hours N` or /api/admin/devices?staleHours=N pages through all.';
   fillTable(
     '#stale-table',
     stale.devices,
@@ -145,6 +150,26 @@ function drawStale(stale) {
     ],
     (d) => showDevice(d.mac),
   );
+}
+
+function drawVersions(view) {
+  $('#served-versions').textContent = view.served.join(' and ');
+  const served = new Set(view.served);
+  fillTable('#versions-table', view.versions, (v) => [
+    cell(
+      v.schemaVersion === null ? 'not reported' : String(v.schemaVersion),
+      v.schemaVersion !== null && !served.has(v.schemaVersion) ? 'down' : undefined,
+    ),
+    cell(v.softwareVersion ?? 'not reported'),
+    cell(v.devices.toLocaleString('en')),
+    cell(String(v.refused), v.refused > 0 ? 'down' : undefined),
+  ]);
+}
+
+/** Errors are shown on the page, above everything, until the next refresh succeeds. */
+function showError(message) {
+  $('#page-error').textContent = message;
+  $('#page-error').hidden = !message;
 }
 
 async function showDevice(mac) {
@@ -214,18 +239,21 @@ async function refresh() {
   const hours = $('#hours').value;
   const staleHours = $('#stale-hours').value || '24';
   try {
-    const [hourly, stale] = await Promise.all([
+    const [hourly, stale, versions] = await Promise.all([
       api(`/api/admin/requests/hourly?hours=${hours}`),
       api(`/api/admin/devices/stale?hours=${encodeURIComponent(staleHours)}`),
+      api('/api/admin/devices/versions'),
     ]);
     drawOverview(hourly);
     drawStale(stale);
+    drawVersions(versions);
+    showError('');
     if ($('#device-mac').value) await showDevice($('#device-mac').value);
     document.body.dataset.state = 'ready';
   } catch (err) {
     document.body.dataset.state = 'error';
     if (err instanceof Unauthorized) return askToken(err.message === 'no token' ? '' : err.message);
-    alert(err.message);
+    showError(err.message);
   }
 }
 
@@ -248,11 +276,15 @@ $('#controls').addEventListener('submit', (event) => {
 $('#sign-out').addEventListener('click', () => askToken(''));
 $('#device-form').addEventListener('submit', (event) => {
   event.preventDefault();
-  showDevice($('#device-mac').value.trim()).catch((err) => alert(err.message));
+  showDevice($('#device-mac').value.trim()).then(
+    () => showError(''),
+    (err) => showError(err.message),
+  );
 });
 
 $('#changed-only').addEventListener('change', () => {
-  if ($('#device-mac').value) showDevice($('#device-mac').value.trim()).catch((err) => alert(err.message));
+  if ($('#device-mac').value)
+    showDevice($('#device-mac').value.trim()).catch((err) => showError(err.message));
 });
 // Every minute while the tab is visible, so the page can stay open on a wall screen.
 setInterval(() => {

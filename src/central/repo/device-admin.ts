@@ -210,3 +210,26 @@ export async function fleetCounts(db: Queryable): Promise<FleetCounts> {
   const r = rows[0] ?? { enabled: 0, disabled: 0, s1: 0, s6: 0, s24: 0 };
   return { enabled: r.enabled, disabled: r.disabled, stale: { 1: r.s1, 6: r.s6, 24: r.s24 } };
 }
+
+export interface VersionCountRow {
+  schema_version: number | null;
+  software_version: string | null;
+  devices: number;
+  refused: number;
+}
+
+/** Enabled devices by the versions their latest request reported; `refused`: it was refused for them. */
+export async function devicesByVersion(db: Queryable): Promise<VersionCountRow[]> {
+  const { rows } = await db.query<VersionCountRow>(
+    `SELECT r.schema_version, r.software_version, count(*)::int AS devices,
+            count(*) FILTER (WHERE r.status = 'unsupported_schema')::int AS refused
+       FROM devices d
+       LEFT JOIN LATERAL (SELECT q.status, q.schema_version, q.software_version
+                            FROM sync_requests q WHERE q.mac = d.mac::text
+                           ORDER BY q.requested_at DESC LIMIT 1) r ON true
+      WHERE d.is_enabled
+      GROUP BY 1, 2
+      ORDER BY 1 NULLS FIRST, 2 NULLS FIRST`,
+  );
+  return rows;
+}

@@ -8,7 +8,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { ErrorBody } from '../../contract/wire.ts';
-import { adminEventsOf, listDevices } from '../repo/device-admin.ts';
+import { adminEventsOf, devicesByVersion, listDevices } from '../repo/device-admin.ts';
 import { changeDevice } from '../services/devices.ts';
 import { enrollDevices } from '../services/enroll.ts';
 import { requireMac } from '../model.ts';
@@ -16,6 +16,7 @@ import type { AdminOptions } from './admin.ts';
 import {
   DeviceEvents,
   DevicePage,
+  DeviceVersions,
   Hours,
   Limit,
   Mac,
@@ -25,6 +26,7 @@ import {
   eventsToWire,
   hoursOf,
   limitOf,
+  versionsToWire,
 } from './admin-wire.ts';
 
 const errors = { 400: ErrorBody, 401: ErrorBody, 404: ErrorBody };
@@ -109,6 +111,19 @@ export const deviceLifecycle: FastifyPluginAsyncTypebox<AdminOptions> = async (a
       });
       return devicePageToWire(page, limit);
     },
+  );
+
+  app.get(
+    '/api/admin/devices/versions',
+    {
+      schema: {
+        ...common,
+        summary:
+          'Enabled devices by the schema and software versions of their last request (a rolling upgrade)',
+        response: { 200: DeviceVersions, ...errors },
+      },
+    },
+    async () => versionsToWire(opts.servedVersions, await devicesByVersion(opts.pool)),
   );
 
   app.post(

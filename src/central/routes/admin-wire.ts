@@ -1,7 +1,7 @@
 /** Wire shapes of the admin API, and the one place audit rows become them. */
 import { Type, type Static } from 'typebox';
 import type { DeviceActivity, HourlyCountRow, RowDeltaRow } from '../repo/admin.ts';
-import type { AdminEventRow, DeviceListRow } from '../repo/device-admin.ts';
+import type { AdminEventRow, DeviceListRow, VersionCountRow } from '../repo/device-admin.ts';
 
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()]);
 /** Query strings arrive as text and types are not coerced (request bodies stay strict). */
@@ -63,6 +63,22 @@ export const DevicePage = Type.Object({
 });
 
 export const StaleDevices = Type.Object({ hours: Type.Integer(), ...DevicePage.properties });
+
+export const DeviceVersions = Type.Object({
+  served: Type.Array(Type.Integer(), { description: 'the schema versions this Central serves' }),
+  versions: Type.Array(
+    Type.Object({
+      schemaVersion: Nullable(
+        Type.Integer({ description: 'null: not reported (an edge before 0.1, or no request yet)' }),
+      ),
+      softwareVersion: Nullable(Type.String()),
+      devices: Type.Integer(),
+      refused: Type.Integer({
+        description: 'of them, refused for their schema version at their last request',
+      }),
+    }),
+  ),
+});
 
 export const DeviceEvents = Type.Object({
   mac: Type.String(),
@@ -253,5 +269,20 @@ export function activityToWire(mac: string, a: DeviceActivity): Static<typeof Ac
       rows: Number(m.rows ?? 0),
     })),
     errors,
+  };
+}
+
+export function versionsToWire(
+  served: readonly number[],
+  rows: VersionCountRow[],
+): Static<typeof DeviceVersions> {
+  return {
+    served: [...served],
+    versions: rows.map((r) => ({
+      schemaVersion: r.schema_version,
+      softwareVersion: r.software_version,
+      devices: r.devices,
+      refused: r.refused,
+    })),
   };
 }

@@ -35,6 +35,8 @@ import {
 export interface AdminOptions {
   pool: Pool;
   adminToken: string | undefined;
+  /** The data-model versions this Central serves, for the fleet's version view. */
+  servedVersions: readonly number[];
 }
 
 const errors = { 400: ErrorBody, 401: ErrorBody };

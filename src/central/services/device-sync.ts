@@ -8,12 +8,8 @@
 import { trace, context, type Span } from '@opentelemetry/api';
 import { ulid } from 'ulid';
 import { globalSha256, type TableDigest } from '../../contract/canonical.ts';
-import {
-  SCHEMA_VERSION,
-  type Manifest,
-  type ManifestSignature,
-  type SyncRequestBody,
-} from '../../contract/wire.ts';
+import type { DataModel } from '../../contract/data-model.ts';
+import type { Manifest, ManifestSignature, SyncRequestBody } from '../../contract/wire.ts';
 import { signManifest, type SigningKey } from '../../contract/signing.ts';
 import type { Pool } from '../../platform/db.ts';
 import { AppError, normalizeError } from '../../platform/errors.ts';
@@ -31,7 +27,7 @@ import { openRequestAudit, outcomeForError, type RequestAudit } from './request-
 import { SnapshotSession } from './snapshot-session.ts';
 import { newStreamStats, snapshotBody, type BodySource } from './snapshot.ts';
 import { answerFromCaches, scopeDigests } from './scope-cache.ts';
-import { requireServedSchema, type ReportedVersions } from './versions.ts';
+import type { ReportedVersions, ServedModels } from './versions.ts';
 import type { TableCache } from './table-cache.ts';
 
 export interface SyncDeps {
@@ -52,6 +48,8 @@ export interface SyncDeps {
   limits: Limits;
   /** false in the lab-only MAC-only mode. */
   requireCredential: boolean;
+  /** The data-model versions answered: Central's own and the one before (a rolling upgrade). */
+  models: ServedModels;
 }
 
 export interface SyncInput {
@@ -115,11 +113,11 @@ async function stages(r: SyncRequest): Promise<PreparedSync> {
   let session: SnapshotSession | undefined;
   let device: Device | undefined;
   try {
-    const { device: known, scopeVersion } = await step(r.log, 'device.resolve', {}, () => identify(r));
+    const { device: known, scopeVersion, model } = await step(r.log, 'device.resolve', {}, () => identify(r));
     device = known;
     const held = { global: r.input.body.knownGlobalSha256, tables: r.input.body.knownTables };
     const cached = await step(r.log, 'scope.check', { deviceId: known.id }, (open) =>
-      answerFromCaches(r.deps, known, scopeVersion, held, open),
+      answerFromCaches(r.deps, known, model, scopeVersion, held, open),
     );
     // A slot bounds the answers that stream rows; an unchanged one streams none.
     if (cached?.rows !== false) await r.input.admit();
@@ -129,16 +127,21 @@ async function stages(r: SyncRequest): Promise<PreparedSync> {
       r.deps.metrics.snapshotSessions.inc();
       const tx = session.client;
       tables = await step(r.log, 'scope.compute', { deviceId: known.id }, (open) =>
-        scopeDigests(r.deps, tx, known, open),
+        scopeDigests(r.deps, tx, known, model, open),
       );
     }
     const digests = tables;
     const signed = await step(r.log, 'manifest.create', {}, (open) =>
-      createManifest(r, known, digests, open),
+      createManifest(r, known, model, digests, open),
     );
     r.audit.step.annotate({ manifestId: signed.manifest.manifestId });
     r.httpSpan?.setAttribute('dbupdate.manifest_id', signed.manifest.manifestId);
-    const source = { session, pinned: cached?.pinned ?? new Map(), cache: r.deps.tableCache };
+    const source = {
+      session,
+      pinned: cached?.pinned ?? new Map(),
+      cache: r.deps.tableCache,
+      tables: model.tables,
+    };
     return send(r, source, signed, known);
   } catch (err) {
     await session?.rollback();
@@ -152,21 +155,24 @@ async function stages(r: SyncRequest): Promise<PreparedSync> {
  * Who it is, from what was read with the audit row: a caller that cannot prove it holds
  * no snapshot slot or connection, and spends no device's budget nor the fleet's.
  */
-async function identify(r: SyncRequest): Promise<NonNullable<StartedRequest['found']>> {
+async function identify(
+  r: SyncRequest,
+): Promise<NonNullable<StartedRequest['found']> & { model: DataModel }> {
   const { found } = r.started;
   if (!found) throw new AppError('DEVICE_NOT_FOUND', `no device with MAC ${r.mac}`);
   if (!found.device.enabled) throw new AppError('DEVICE_DISABLED', `device ${r.mac} is disabled`);
   if (r.deps.requireCredential)
     await checkCredential(r.deps.credentials, found.secretHashes, r.input.authorization);
-  requireServedSchema(r.input.reported);
+  const model = r.deps.models.forEdge(r.input.reported);
   spendDeviceBudget(r.deps.limits, found.device.id, 'request');
-  return found;
+  return { ...found, model };
 }
 
 /** The signed manifest, stored before its first byte is sent so an ack can always find it. */
 async function createManifest(
   r: SyncRequest,
   device: Device,
+  model: DataModel,
   tables: TableDigest[],
   open: OpenStep,
 ): Promise<Signed> {
@@ -176,7 +182,7 @@ async function createManifest(
     manifestId: ulid(),
     generatedAt,
     expiresAt: new Date(generatedAt.getTime() + r.deps.manifestTtlSeconds * 1000),
-    schemaVersion: SCHEMA_VERSION,
+    schemaVersion: model.version,
     tables,
     globalSha256: global,
     device,

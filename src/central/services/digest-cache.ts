@@ -19,13 +19,14 @@ export class DigestCache {
     this.#shared = new LRUCache({ max: maxEntries });
   }
 
-  static key(device: Device, version: string): string {
-    return `${device.id}|${device.locationId}|${device.companyId}|${version}`;
+  /** By device, scope version and data-model version (an N-1 edge's digests are of fewer columns). */
+  static key(device: Device, version: string, model: number): string {
+    return `v${model}|${device.id}|${device.locationId}|${device.companyId}|${version}`;
   }
 
   /** By location and its part of the scope version (`<location version>:<device row xmin>`). */
-  static sharedKey(device: Device, version: string): string {
-    return `${device.locationId}|${device.companyId}|${version.split(':')[0]}`;
+  static sharedKey(device: Device, version: string, model: number): string {
+    return `v${model}|${device.locationId}|${device.companyId}|${version.split(':')[0]}`;
   }
 
   getShared(key: string): TableDigest[] | undefined {

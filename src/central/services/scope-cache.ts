@@ -5,7 +5,7 @@
  * caches allow (the tables a location's devices share are hashed once per scope version).
  */
 import { globalSha256, type TableDigest } from '../../contract/canonical.ts';
-import { TABLES, tableDef } from '../../contract/tables.ts';
+import type { DataModel } from '../../contract/data-model.ts';
 import type { PoolClient } from '../../platform/db.ts';
 import type { OpenStep } from '../../platform/step.ts';
 import type { CentralMetrics } from '../metrics.ts';
@@ -39,12 +39,13 @@ export interface CachedAnswer {
 export async function answerFromCaches(
   caches: ScopeCaches,
   device: Device,
+  model: DataModel,
   /** Read on the short-query pool with the request's audit row. */
   version: string,
   held: { global: string | null | undefined; tables: Partial<Record<string, string>> | undefined },
   open: OpenStep,
 ): Promise<CachedAnswer | undefined> {
-  const digests = caches.digestCache.get(DigestCache.key(device, version));
+  const digests = caches.digestCache.get(DigestCache.key(device, version, model.version));
   if (!digests) return undefined;
   if (held.global === globalSha256(digests)) {
     caches.metrics.digestCache.inc({ result: 'hit' });
@@ -63,20 +64,19 @@ export async function answerFromCaches(
   return { tables: digests, pinned, rows: true };
 }
 
-const DEVICES = tableDef('devices');
-
 /** The device's per-table counts and hashes in its session: from the caches while its scope version holds. */
 export async function scopeDigests(
   caches: ScopeCaches,
   tx: PoolClient,
   device: Device,
+  model: DataModel,
   open: OpenStep,
 ): Promise<TableDigest[]> {
   await setScope(tx, device);
   const version = await scopeVersion(tx, device);
-  const key = DigestCache.key(device, version);
+  const key = DigestCache.key(device, version, model.version);
   const cached = caches.digestCache.get(key);
-  const sharedKey = DigestCache.sharedKey(device, version);
+  const sharedKey = DigestCache.sharedKey(device, version, model.version);
   const shared = cached ? undefined : caches.digestCache.getShared(sharedKey);
   const result = cached ? 'hit' : shared ? 'shared' : 'miss';
   caches.metrics.digestCache.inc({ result });
@@ -84,14 +84,15 @@ export async function scopeDigests(
   if (cached) return cached;
   const started = performance.now();
   let digests: TableDigest[];
+  const devices = model.tables.find((def) => def.name === 'devices')!;
   if (shared) {
-    const [own] = await computeDigests(tx, undefined, [DEVICES]);
-    digests = TABLES.map((def) => (def === DEVICES ? own! : shared.find((t) => t.name === def.name)!));
+    const [own] = await computeDigests(tx, undefined, [devices]);
+    digests = model.tables.map((def) => (def === devices ? own! : shared.find((t) => t.name === def.name)!));
   } else {
-    digests = await computeDigests(tx);
+    digests = await computeDigests(tx, undefined, model.tables);
     caches.digestCache.setShared(
       sharedKey,
-      digests.filter((t) => t.name !== DEVICES.name),
+      digests.filter((t) => t.name !== devices.name),
     );
   }
   caches.metrics.digestSeconds.observe((performance.now() - started) / 1000);

@@ -68,6 +68,8 @@ export interface BodySource {
   /** Table rows found in the cache before the answer began, held so eviction cannot take them. */
   pinned: ReadonlyMap<string, Buffer[]>;
   cache: TableCache;
+  /** The edge's data-model version's tables and columns: Central's own, or their projection. */
+  tables: readonly TableDef[];
 }
 
 export async function* snapshotBody(
@@ -87,7 +89,7 @@ export async function* snapshotBody(
     const { manifest } = signed;
     yield emit(frame(signed));
     if (manifest.rowsIncluded) {
-      for (const [i, def] of TABLES.entries()) {
+      for (const [i, def] of source.tables.entries()) {
         const expected = manifest.tables[i]!;
         const skip = known?.[def.name] === expected.sha256;
         const columns = def.columns.map((c) => c.name);
@@ -106,7 +108,7 @@ export async function* snapshotBody(
         for await (const chunk of cached ?? readTable(source, def, expected, log)) yield emit(chunk);
       }
     }
-    yield emit(frame({ end: true, tables: manifest.rowsIncluded ? TABLES.length : 0 }));
+    yield emit(frame({ end: true, tables: manifest.rowsIncluded ? source.tables.length : 0 }));
     stats.complete = true;
     failure = undefined;
   } catch (err) {

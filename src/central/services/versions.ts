@@ -1,11 +1,13 @@
 /**
  * What an edge runs, from the headers of its request, and which data-model versions this
- * Central serves. Serving the version before too (projecting the snapshot into its
- * tables and columns, so a fleet upgrades Central first and then edges in waves) is not
- * built yet: until then Central serves its own version only, and says so to the others.
+ * Central serves: its own (N) and the one before (N-1), whose snapshot is the projection
+ * of Central's tables onto that version's tables and columns. So a fleet upgrades Central
+ * first and its edges in waves; an edge older than N-1 (or newer than N) is refused with
+ * SCHEMA_VERSION_UNSUPPORTED, audited.
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import { SCHEMA_VERSION, SCHEMA_VERSION_HEADER, SOFTWARE_VERSION_HEADER } from '../../contract/wire.ts';
+import { DATA_MODEL, requireProjection, type DataModel } from '../../contract/data-model.ts';
+import { SCHEMA_VERSION_HEADER, SOFTWARE_VERSION_HEADER } from '../../contract/wire.ts';
 import { AppError } from '../../platform/errors.ts';
 
 export interface ReportedVersions {
@@ -16,7 +18,38 @@ export interface ReportedVersions {
   malformed?: string;
 }
 
-export const SERVED_SCHEMA_VERSIONS: readonly number[] = [SCHEMA_VERSION];
+/** The models a Central serves: its own, newest, and the one before it when it knows it. */
+export class ServedModels {
+  readonly newest: DataModel;
+  readonly #served: ReadonlyMap<number, DataModel>;
+
+  /** `known`: the data-model versions this code describes, oldest first (DATA_MODEL's history). */
+  constructor(known: readonly DataModel[] = [DATA_MODEL]) {
+    const newest = known.at(-1);
+    if (!newest) throw new Error('a Central serves at least one data model');
+    const previous = known.find((m) => m.version === newest.version - 1);
+    if (previous) requireProjection(newest, previous);
+    this.newest = newest;
+    this.#served = new Map([newest, ...(previous ? [previous] : [])].map((m) => [m.version, m]));
+  }
+
+  get versions(): number[] {
+    return [...this.#served.keys()].sort((a, b) => a - b);
+  }
+
+  /** The model to answer the edge in; throws unless this Central serves its version. */
+  forEdge(reported: ReportedVersions): DataModel {
+    if (reported.malformed) throw new AppError('INVALID_INPUT', reported.malformed);
+    const version = reported.schemaVersion ?? 1;
+    const model = this.#served.get(version);
+    if (model) return model;
+    throw new AppError(
+      'SCHEMA_VERSION_UNSUPPORTED',
+      `this Central serves schema versions ${this.versions.join(' and ')}; the edge is at ${version}: ` +
+        (version > this.newest.version ? 'upgrade Central first' : 'upgrade the edge'),
+    );
+  }
+}
 
 const one = (value: string | string[] | undefined) => (Array.isArray(value) ? value[0] : value);
 
@@ -31,17 +64,4 @@ export function reportedVersions(headers: IncomingHttpHeaders): ReportedVersions
   else
     reported.malformed = `${SCHEMA_VERSION_HEADER} must be a whole number, got ${JSON.stringify(schema.slice(0, 20))}`;
   return reported;
-}
-
-/** Throws unless this Central can serve the edge's schema version. */
-export function requireServedSchema(reported: ReportedVersions): void {
-  if (reported.malformed) throw new AppError('INVALID_INPUT', reported.malformed);
-  const version = reported.schemaVersion ?? 1;
-  if (!SERVED_SCHEMA_VERSIONS.includes(version)) {
-    throw new AppError(
-      'SCHEMA_VERSION_UNSUPPORTED',
-      `this Central serves schema versions ${SERVED_SCHEMA_VERSIONS.join(' and ')}; the edge is at ${version}: ` +
-        (version > SCHEMA_VERSION ? 'upgrade Central first' : 'upgrade the edge'),
-    );
-  }
 }

@@ -21,7 +21,6 @@ import {
   type IRetryBackoffContext,
 } from 'cockatiel';
 import {
-  SCHEMA_VERSION,
   SCHEMA_VERSION_HEADER,
   SNAPSHOT_MEDIA_TYPE,
   SOFTWARE_VERSION_HEADER,
@@ -43,6 +42,8 @@ export interface CentralClientOptions {
   initialDelayMs?: number;
   /** PEM CA certificates: Central's certificate must chain to one of these, not to the system's. */
   ca?: Buffer;
+  /** The data-model version this edge's tables are at, told to Central with every request. */
+  schemaVersion: number;
 }
 
 class HttpStatusError extends Error {
@@ -138,7 +139,7 @@ export class CentralClient {
             'content-type': 'application/json',
             accept,
             'accept-encoding': 'zstd, gzip, deflate',
-            [SCHEMA_VERSION_HEADER]: String(SCHEMA_VERSION),
+            [SCHEMA_VERSION_HEADER]: String(this.#opts.schemaVersion),
             [SOFTWARE_VERSION_HEADER]: SOFTWARE_VERSION,
             ...(this.#opts.token ? { authorization: `Bearer ${this.#opts.token}` } : {}),
             ...traceHeaders,

@@ -3,8 +3,8 @@
  * tables before it commits. Each throws an AppError with the code the ledger records.
  */
 import { globalSha256, sameDigest, type TableDigest } from '../../contract/canonical.ts';
-import { TABLES } from '../../contract/tables.ts';
-import { SCHEMA_VERSION, type Manifest } from '../../contract/wire.ts';
+import type { DataModel } from '../../contract/data-model.ts';
+import type { Manifest } from '../../contract/wire.ts';
 import { AppError, type ErrorCode } from '../../platform/errors.ts';
 import type { SyncState } from '../model.ts';
 
@@ -29,11 +29,11 @@ export const DOUBT_CODES: readonly ErrorCode[] = [
   'LOCAL_DRIFT',
 ];
 
-export function validateManifest(manifest: Manifest, now: number): void {
-  if (manifest.schemaVersion !== SCHEMA_VERSION) {
+export function validateManifest(manifest: Manifest, now: number, model: DataModel): void {
+  if (manifest.schemaVersion !== model.version) {
     throw new AppError(
       'SCHEMA_VERSION_MISMATCH',
-      `manifest has schema version ${manifest.schemaVersion}, this edge has ${SCHEMA_VERSION}`,
+      `manifest has schema version ${manifest.schemaVersion}, this edge has ${model.version}`,
     );
   }
   if (Date.parse(manifest.expiresAt) <= now) {
@@ -43,7 +43,7 @@ export function validateManifest(manifest: Manifest, now: number): void {
     );
   }
   const names = manifest.tables.map((t) => t.name).join(',');
-  if (names !== TABLES.map((t) => t.name).join(',')) {
+  if (names !== model.tables.map((t) => t.name).join(',')) {
     throw new AppError('SNAPSHOT_INVALID', `manifest lists tables ${names}`);
   }
   if (globalSha256(manifest.tables) !== manifest.globalSha256) {

@@ -6,7 +6,7 @@ import type { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { SnapshotItem } from '../../contract/snapshot-reader.ts';
-import { TABLES } from '../../contract/tables.ts';
+import type { DataModel } from '../../contract/data-model.ts';
 import type { PoolClient } from '../../platform/db.ts';
 import { AppError } from '../../platform/errors.ts';
 import type { Logger } from '../../platform/logger.ts';
@@ -42,10 +42,11 @@ export async function loadTables(
   log: Logger,
   tableByTable: boolean,
   metrics: EdgeMetrics,
+  model: DataModel,
 ): Promise<{ rows: number; tables: string[] }> {
   let rows = 0;
   const tables: string[] = [];
-  for (const def of TABLES) {
+  for (const def of model.tables) {
     const next = await items.next();
     if (next.done || next.value.type !== 'table')
       throw new AppError('SNAPSHOT_INVALID', `expected table ${def.name}`);

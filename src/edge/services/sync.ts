@@ -10,6 +10,7 @@ import type { TableDigest } from '../../contract/canonical.ts';
 import { digestTables } from '../../contract/digest-pg.ts';
 import { verifyManifest } from '../../contract/signing.ts';
 import { readSnapshot, SnapshotFormatError, type SnapshotItem } from '../../contract/snapshot-reader.ts';
+import type { DataModel } from '../../contract/data-model.ts';
 import { COPY_SESSION_SETTINGS_SQL, TABLES } from '../../contract/tables.ts';
 import { storableText, type AckBody, type Manifest } from '../../contract/wire.ts';
 import type { Pool, PoolClient } from '../../platform/db.ts';
@@ -66,6 +67,8 @@ export interface SyncDeps {
   publicKeys: ReadonlyMap<string, KeyObject>;
   /** The longest a sync may take, pull to commit; its transaction and lock end with it. */
   deadlineMs: number;
+  /** The data-model version this edge's tables are at (its migrations bring them there). */
+  model: DataModel;
 }
 
 /** What one attempt knows as it goes; each stage reads it and adds to it. */
@@ -209,7 +212,7 @@ export class Syncer {
   }
 
   async #validate(a: Attempt, m: Manifest): Promise<void> {
-    validateManifest(m, Date.now());
+    validateManifest(m, Date.now(), this.#deps.model);
     refuseStaleOrForeign(m, a.state);
     if (await manifestApplied(a.client, m.manifestId)) {
       throw new AppError('MANIFEST_ALREADY_APPLIED', `manifest ${m.manifestId} was applied before`);
@@ -281,7 +284,14 @@ export class Syncer {
     const { client } = a;
     if (a.loadWithoutTriggers) await setTriggers(client, false);
     else await emptyDataTables(client);
-    const result = await loadTables(client, items, log, a.loadWithoutTriggers, this.#deps.metrics);
+    const result = await loadTables(
+      client,
+      items,
+      log,
+      a.loadWithoutTriggers,
+      this.#deps.metrics,
+      this.#deps.model,
+    );
     if (a.loadWithoutTriggers) {
       await setTriggers(client, true);
       const violated = await checkForeignKeys(client);
@@ -299,7 +309,7 @@ export class Syncer {
 
   /** The loaded tables against the manifest, and this device's own row against its filters. */
   async #verify(a: Attempt, m: Manifest): Promise<TableDigest[]> {
-    const digests = await digestTables(a.client, localSelectSql);
+    const digests = await digestTables(a.client, localSelectSql, undefined, this.#deps.model.tables);
     const drift = compareDigests(m.tables, digests);
     if (drift.length > 0)
       throw new AppError('HASH_MISMATCH', `loaded tables differ from the manifest: ${drift.join(', ')}`);
