@@ -57,6 +57,7 @@ for ((i = 1; i <= count; i++)); do
   umask 077
   {
     echo "EDGE_DB_PASSWORD=edge-$i-$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"
+    echo "EDGE_READER_PASSWORD=reader-$i-$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"
     # One host, no TLS between the simulated devices and Central: a lab, said so.
     echo "CENTRAL_URL=http://host.docker.internal:$central_port"
     echo "ALLOW_INSECURE_HTTP=true"

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -100,7 +100,20 @@ describe('compose definitions', () => {
 });
 
 describe('compose services, started natively', () => {
-  const names = { central: `t_compose_central_${process.pid}`, edge: `t_compose_edge_${process.pid}` };
+  const names = {
+    central: `t_compose_central_${process.pid}`,
+    edge: `t_compose_edge_${process.pid}`,
+    reader: `t_compose_reader_${process.pid}`,
+  };
+  const withAdmin = async (db: string, work: (client: pg.Client) => Promise<unknown>) => {
+    const client = new pg.Client({ connectionString: databaseUrl(process.env.TEST_DATABASE_URL!, db) });
+    await client.connect();
+    try {
+      await work(client);
+    } finally {
+      await client.end();
+    }
+  };
   const running: ChildProcess[] = [];
   const outputs: (() => string)[] = [];
   const admin = new URL(process.env.TEST_DATABASE_URL!);
@@ -124,7 +137,7 @@ describe('compose services, started natively', () => {
     assert.ok(cacheEntries(compileCache).size > 40, 'the build step filled the cache');
     const client = new pg.Client({ connectionString: process.env.TEST_DATABASE_URL });
     await client.connect();
-    for (const db of Object.values(names)) await client.query(`CREATE DATABASE "${db}"`);
+    for (const db of [names.central, names.edge]) await client.query(`CREATE DATABASE "${db}"`);
     await client.end();
   });
   after(async () => {
@@ -132,7 +145,9 @@ describe('compose services, started natively', () => {
     await rm(compileCache, { recursive: true, force: true });
     const client = new pg.Client({ connectionString: process.env.TEST_DATABASE_URL });
     await client.connect();
-    for (const db of Object.values(names)) await client.query(`DROP DATABASE IF EXISTS "${db}" WITH (FORCE)`);
+    for (const db of [names.central, names.edge])
+      await client.query(`DROP DATABASE IF EXISTS "${db}" WITH (FORCE)`);
+    await client.query(`DROP ROLE IF EXISTS ${names.reader}`);
     await client.end();
   });
 
@@ -241,6 +256,13 @@ describe('compose services, started natively', () => {
     assert.equal(await enroll.exit, 0, enroll.output());
     const token = enroll.stdout().trim().split('\n').at(-1)!;
 
+    // The edge PostgreSQL's first start (initdb/): its reader role, under a name of this run's.
+    const edgeDb = edge.services['edge-postgres']!;
+    const readerSql = (await readFile('deploy/edge/reader-role.sql', 'utf8'))
+      .replace(":'reader_password'", `'${edgeDb.environment!.EDGE_READER_PASSWORD}'`)
+      .replaceAll('dbupdate_reader', names.reader);
+    await withAdmin(names.edge, (client) => client.query(readerSql));
+
     const edgeSvc = edge.services['dbupdate-service']!;
     const edgeEnv = {
       ...nativeEnv(edgeSvc, 'edge', { 'central.example.com': `http://127.0.0.1:${centralPort}` }),
@@ -249,6 +271,7 @@ describe('compose services, started natively', () => {
       DEVICE_TOKEN: token,
       MANIFEST_PUBLIC_KEYS: TEST_KEYS.publicKey,
       OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url,
+      EDGE_READER_ROLE: names.reader,
     };
     delete (edgeEnv as Record<string, string>)['central.example.com'];
     const edgeProc = start(commandOf(edgeSvc, 'edge'), edgeEnv);

@@ -1,17 +1,17 @@
 import { Type } from 'typebox';
-import { loadEdgeConfig } from '../edge/config.ts';
-import { edgeMigrations } from '../edge/migrations.ts';
+import { loadEdgeConfig, ReaderRoleSetting } from '../edge/config.ts';
+import { prepareEdgeDatabase } from '../edge/migrations.ts';
 import { createSyncer, runEdge } from '../edge/server.ts';
 import type { SyncResult } from '../edge/model.ts';
 import { verifyLocal } from '../edge/services/verify.ts';
 import { loadConfig, LogFormatSetting, LogLevelSetting } from '../platform/config.ts';
 import { AppError } from '../platform/errors.ts';
 import { createLogger } from '../platform/logger.ts';
-import { migrate } from '../platform/migrate.ts';
 import { parseFlags, withPool, type Command } from './util.ts';
 
 const DbSettings = Type.Object({
   EDGE_DATABASE_URL: Type.String({ pattern: '^postgres(ql)?://' }),
+  EDGE_READER_ROLE: ReaderRoleSetting,
   LOG_LEVEL: LogLevelSetting,
   LOG_FORMAT: LogFormatSetting,
 });
@@ -34,11 +34,8 @@ export const edgeCommands: Record<string, Command> = {
     parseFlags(argv, {});
     const settings = loadConfig(DbSettings);
     return withPool(settings.EDGE_DATABASE_URL, async (pool) => {
-      const result = await migrate(
-        pool,
-        await edgeMigrations(),
-        createLogger('dbupdate-cli', settings.LOG_LEVEL),
-      );
+      const log = createLogger('dbupdate-cli', settings.LOG_LEVEL);
+      const result = await prepareEdgeDatabase(pool, settings.EDGE_READER_ROLE, log);
       console.log(`edge migrations: ${result.applied.length} applied, now at ${result.current}`);
       return 0;
     });
@@ -58,7 +55,7 @@ export const edgeCommands: Record<string, Command> = {
     const quiet = process.stderr.isTTY && !process.env.LOG_LEVEL;
     const log = createLogger('dbupdate-service', quiet ? 'error' : config.LOG_LEVEL, config, 2);
     return withPool(config.EDGE_DATABASE_URL, async (pool) => {
-      await migrate(pool, await edgeMigrations(), log);
+      await prepareEdgeDatabase(pool, config.EDGE_READER_ROLE, log);
       const result = await createSyncer(config, pool, log).run('cli', { full: flags.full === true });
       const human = process.stdout.isTTY && flags.json !== true;
       console.log(human ? describeResult(result) : JSON.stringify(result, null, 2));

@@ -7,8 +7,17 @@ import { parsePublicKeys } from '../contract/signing.ts';
 import { AppError } from '../platform/errors.ts';
 import { isLoopback } from '../platform/http.ts';
 
+/**
+ * A database role the Jetson's other services read the synced tables as: granted SELECT on
+ * the data tables (not the ledger) after every migration, so later versions' tables too.
+ */
+export const ReaderRoleSetting = Type.Optional(
+  Type.String({ pattern: '^[a-z_][a-z0-9_]{0,62}$', description: 'an existing role' }),
+);
+
 export const EdgeConfigSchema = Type.Object({
   EDGE_DATABASE_URL: Type.String({ pattern: '^postgres(ql)?://' }),
+  EDGE_READER_ROLE: ReaderRoleSetting,
   CENTRAL_URL: Type.String({ pattern: '^https?://' }),
   DEVICE_MAC: Type.String({ minLength: 12, maxLength: 17 }),
   /** The credential from `dbupdate central enroll`; optional only against a lab Central in MAC-only mode. */

@@ -9,14 +9,13 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { createPool, type Pool } from '../platform/db.ts';
 import { serverOptions } from '../platform/http.ts';
 import { createLogger, type Logger } from '../platform/logger.ts';
-import { migrate } from '../platform/migrate.ts';
 import { stopOnSignal } from '../platform/lifecycle.ts';
 import { repeatEvery } from '../platform/schedule.ts';
 import { DATA_MODEL, type DataModel } from '../contract/data-model.ts';
 import { edgeApp } from './app.ts';
 import { EdgeMetrics } from './metrics.ts';
 import { jitterSeconds, type EdgeConfig } from './config.ts';
-import { edgeMigrations } from './migrations.ts';
+import { edgeMigrations, prepareEdgeDatabase } from './migrations.ts';
 import { CentralClient } from './services/central-client.ts';
 import { Syncer } from './services/sync.ts';
 import type { SyncResult, SyncTrigger } from './model.ts';
@@ -107,7 +106,7 @@ export async function startEdge(
 ): Promise<RunningEdge> {
   const pool = createPool(config.EDGE_DATABASE_URL, { max: 5, applicationName: 'dbupdate-service' });
   try {
-    await migrate(pool, await edgeMigrations(), log);
+    await prepareEdgeDatabase(pool, config.EDGE_READER_ROLE, log);
   } catch (err) {
     await pool.end();
     throw err;

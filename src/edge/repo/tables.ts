@@ -2,7 +2,7 @@
 import { from as copyFrom } from 'pg-copy-streams';
 import type { Writable } from 'node:stream';
 import { columnList, orderBy, TABLES, type TableDef } from '../../contract/tables.ts';
-import type { PoolClient } from '../../platform/db.ts';
+import type { Pool, PoolClient } from '../../platform/db.ts';
 
 /**
  * DELETE rather than TRUNCATE: TRUNCATE's ACCESS EXCLUSIVE lock would make every
@@ -86,4 +86,13 @@ export async function findLocalDevice(
     [mac],
   );
   return rows[0];
+}
+
+/**
+ * Lets `role` read the data tables and nothing else of this service's (the ledger stays
+ * private); idempotent. The role name was checked against ReaderRoleSetting's pattern.
+ */
+export async function grantReader(client: PoolClient | Pool, role: string): Promise<void> {
+  await client.query(`GRANT USAGE ON SCHEMA public TO "${role}"`);
+  await client.query(`GRANT SELECT ON ${TABLES.map((t) => `"${t.name}"`).join(', ')} TO "${role}"`);
 }
