@@ -12,6 +12,7 @@ import { databaseUrl } from '../src/platform/db.ts';
 import { startCentral, seedOneScope, type RunningCentral } from './helpers/central.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { TEST_KEYS } from './helpers/keys.ts';
+import { TABLES } from '../src/contract/tables.ts';
 import { dbupdate, runProcess, type Run } from './helpers/cli.ts';
 
 /** The process failed with exactly one line on stderr, naming a documented code. */
@@ -205,6 +206,29 @@ describe('the command line', () => {
         .split('\n')
         .map((l) => (JSON.parse(l) as { event?: string }).event);
       assert.ok(events.includes('sync.load.table.start'), run.stderr);
+      assert.doesNotMatch(run.stderr, /\r| rows +\d+ %/, 'no progress lines into a pipe');
+    });
+
+    it('shows the load of each table on a terminal, rows and bytes', async (t) => {
+      if (spawnSync('script', ['--version']).status !== 0) return t.skip('no `script` to make a terminal');
+      const assignments = Object.entries(env).map(([k, v]) => `${k}='${v}'`);
+      const command = `env ${assignments.join(' ')} '${process.execPath}' bin/dbupdate.ts edge sync --full`;
+      const run = await runProcess('script', ['-qec', command, '/dev/null']);
+      assert.equal(run.code, 0, run.stdout);
+      // What stays on the screen: the last state of every line drawn with \r.
+      const screen = run.stdout.split(/\r?\n/).map((line) =>
+        line
+          .split('\r')
+          .at(-1)!
+          .replace(/\x1b\[2K/g, ''),
+      );
+      for (const table of TABLES) {
+        const line = screen.find((l) => new RegExp(`^  ${table.name} +[\\d,]+ / `).test(l));
+        assert.ok(line, `no progress line for ${table.name} in:\n${screen.join('\n')}`);
+        const m = /([\d,]+) \/ ([\d,]+) +rows +100 % +([\d.]+) MB$/.exec(line);
+        assert.ok(m && m[1] === m[2], line);
+      }
+      assert.match(run.stdout, /^sync success in \d+ ms/m);
     });
 
     it('says in one line on a terminal that the credential was refused, and what to check', async (t) => {

@@ -7,6 +7,7 @@ import { verifyLocal } from '../edge/services/verify.ts';
 import { loadConfig, LogFormatSetting, LogLevelSetting } from '../platform/config.ts';
 import { AppError } from '../platform/errors.ts';
 import { createLogger } from '../platform/logger.ts';
+import { terminalProgress } from './progress.ts';
 import { parseFlags, withPool, type Command } from './util.ts';
 
 const DbSettings = Type.Object({
@@ -56,7 +57,11 @@ export const edgeCommands: Record<string, Command> = {
     const log = createLogger('dbupdate-service', quiet ? 'error' : config.LOG_LEVEL, config, 2);
     return withPool(config.EDGE_DATABASE_URL, async (pool) => {
       await prepareEdgeDatabase(pool, config.EDGE_READER_ROLE, log);
-      const result = await createSyncer(config, pool, log).run('cli', { full: flags.full === true });
+      const progress = terminalProgress(process.stderr);
+      const result = await createSyncer(config, pool, log).run('cli', {
+        full: flags.full === true,
+        ...(progress ? { progress } : {}),
+      });
       const human = process.stdout.isTTY && flags.json !== true;
       console.log(human ? describeResult(result) : JSON.stringify(result, null, 2));
       if (result.status === 'failed') throw new AppError(result.error!.code, result.error!.message);

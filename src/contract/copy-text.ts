@@ -58,3 +58,14 @@ export function escapeCopyField(value: string | null): string {
     }
   });
 }
+
+/** Rows in a run of COPY text: one per newline (a newline inside a field is escaped as \n). */
+export function countRows(chunk: Uint8Array): number {
+  let count = 0;
+  let at = chunk.indexOf(0x0a);
+  while (at >= 0) {
+    count++;
+    at = chunk.indexOf(0x0a, at + 1);
+  }
+  return count;
+}

@@ -145,3 +145,13 @@ export const StatusBody = Type.Object({
   state: SyncStateBody,
   recent: Type.Array(SyncLogEntry),
 });
+
+/** How far one table's load has come: reported while a sync loads, for a terminal's progress line. */
+export interface TableProgress {
+  table: string;
+  /** Rows and bytes loaded so far, and the rows the manifest announced. */
+  rows: number;
+  rowCount: number;
+  bytes: number;
+  done: boolean;
+}

@@ -6,6 +6,7 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import type { TableDigest } from '../../contract/canonical.ts';
+import { countRows } from '../../contract/copy-text.ts';
 import { digestTables } from '../../contract/digest-pg.ts';
 import { TABLES, type TableDef } from '../../contract/tables.ts';
 import type {
@@ -31,18 +32,7 @@ export function computeDigests(
   return digestTables(client, scopeSelectSql, onLine, tables);
 }
 
-const NEWLINE = 0x0a;
 const CHUNK_BYTES = 64 * 1024;
-
-function countNewlines(chunk: Buffer): number {
-  let count = 0;
-  let at = chunk.indexOf(NEWLINE);
-  while (at >= 0) {
-    count++;
-    at = chunk.indexOf(NEWLINE, at + 1);
-  }
-  return count;
-}
 
 export interface StreamStats {
   bytes: number;
@@ -148,7 +138,7 @@ async function* tableRows(
   let pendingBytes = 0;
   try {
     for await (const chunk of iterateInContext(tableStep.context, copyScopedTable(client, def))) {
-      rows += countNewlines(chunk as Buffer);
+      rows += countRows(chunk as Buffer);
       pending.push(chunk as Buffer);
       pendingBytes += (chunk as Buffer).length;
       if (pendingBytes >= CHUNK_BYTES) {

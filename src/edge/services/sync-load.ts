@@ -6,6 +6,7 @@ import type { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { SnapshotItem } from '../../contract/snapshot-reader.ts';
+import { countRows } from '../../contract/copy-text.ts';
 import type { DataModel } from '../../contract/data-model.ts';
 import type { PoolClient } from '../../platform/db.ts';
 import { AppError } from '../../platform/errors.ts';
@@ -13,6 +14,7 @@ import type { Logger } from '../../platform/logger.ts';
 import { step } from '../../platform/step.ts';
 import { copyIntoTable, emptyTable } from '../repo/tables.ts';
 import type { EdgeMetrics } from '../metrics.ts';
+import type { TableProgress } from '../model.ts';
 
 export interface Transfer {
   bytes: number;
@@ -36,13 +38,41 @@ export async function* counted(
  * is; otherwise all tables were emptied first (children before parents, as the foreign
  * keys require) and every frame must bring rows.
  */
+export interface LoadOptions {
+  log: Logger;
+  tableByTable: boolean;
+  metrics: EdgeMetrics;
+  model: DataModel;
+  progress: ((p: TableProgress) => void) | undefined;
+}
+
+/** The rows as they pass into COPY, reported at most every PROGRESS_MS and once at the end. */
+async function* reported(
+  rows: AsyncIterable<Buffer>,
+  table: string,
+  rowCount: number,
+  progress: (p: TableProgress) => void,
+): AsyncGenerator<Buffer> {
+  const p: TableProgress = { table, rows: 0, rowCount, bytes: 0, done: false };
+  let last = 0;
+  for await (const chunk of rows) {
+    p.rows += countRows(chunk);
+    p.bytes += chunk.byteLength;
+    if (performance.now() - last >= PROGRESS_MS) {
+      last = performance.now();
+      progress({ ...p });
+    }
+    yield chunk;
+  }
+  progress({ ...p, done: true });
+}
+
+const PROGRESS_MS = 200;
+
 export async function loadTables(
   client: PoolClient,
   items: AsyncGenerator<SnapshotItem>,
-  log: Logger,
-  tableByTable: boolean,
-  metrics: EdgeMetrics,
-  model: DataModel,
+  { log, tableByTable, metrics, model, progress }: LoadOptions,
 ): Promise<{ rows: number; tables: string[] }> {
   let rows = 0;
   const tables: string[] = [];
@@ -64,7 +94,10 @@ export async function loadTables(
     if (tableByTable) await emptyTable(client, def);
     const started = performance.now();
     await step(log, 'sync.load.table', { table: def.name, rows: frame.rowCount }, () =>
-      pipeline(Readable.from(data), copyIntoTable(client, def)),
+      pipeline(
+        Readable.from(progress ? reported(data, def.name, frame.rowCount, progress) : data),
+        copyIntoTable(client, def),
+      ),
     );
     metrics.recordTableLoad(def.name, frame.rowCount, (performance.now() - started) / 1000);
     rows += frame.rowCount;

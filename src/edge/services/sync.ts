@@ -52,7 +52,7 @@ import {
 } from './sync-checks.ts';
 import { counted, loadTables, type Transfer } from './sync-load.ts';
 import type { EdgeMetrics } from '../metrics.ts';
-import type { AckOutcome, SyncResult, SyncState, SyncTrigger } from '../model.ts';
+import type { AckOutcome, SyncResult, SyncState, SyncTrigger, TableProgress } from '../model.ts';
 
 /** One sync at a time per edge database, across processes. */
 export const SYNC_LOCK_KEY = 0x64627379; // "dbsy"
@@ -87,6 +87,12 @@ interface Attempt {
   held: { tables: TableDigest[] } | undefined;
   body?: AsyncGenerator<Uint8Array>;
   manifest?: Manifest;
+  progress?: ((p: TableProgress) => void) | undefined;
+}
+
+export interface RunOptions {
+  full?: boolean;
+  progress?: (p: TableProgress) => void;
 }
 
 type ResultFields = Pick<SyncResult, 'rowsLoaded' | 'tables' | 'ack'> &
@@ -117,8 +123,11 @@ export class Syncer {
     return this.#deps.metrics;
   }
 
-  /** `full`: offer Central nothing the edge holds, so every table is sent and reloaded. */
-  async run(trigger: SyncTrigger, options: { full?: boolean } = {}): Promise<SyncResult> {
+  /**
+   * `full`: offer Central nothing the edge holds, so every table is sent and reloaded.
+   * `progress`: told how each table's load advances (a terminal shows it).
+   */
+  async run(trigger: SyncTrigger, options: RunOptions = {}): Promise<SyncResult> {
     if (this.#running) throw new AppError('SYNC_IN_PROGRESS', 'a sync is already running in this process');
     this.#running = true;
     let client: PoolClient | undefined;
@@ -139,7 +148,7 @@ export class Syncer {
         const syncId = await insertSyncStart(client, trigger);
         const log = this.#deps.log.child({ syncId, trigger, device: this.#deps.mac });
         const result = await step(log, 'sync', {}, () =>
-          this.#attempt(client!, syncId, log, options.full === true),
+          this.#attempt(client!, syncId, log, options),
         );
         this.#deps.metrics.record(result);
         return result;
@@ -152,8 +161,9 @@ export class Syncer {
     }
   }
 
-  async #attempt(client: PoolClient, syncId: string, log: Logger, full: boolean): Promise<SyncResult> {
-    const a = await this.#begin(client, syncId, log, full);
+  async #attempt(client: PoolClient, syncId: string, log: Logger, options: RunOptions): Promise<SyncResult> {
+    const a = await this.#begin(client, syncId, log, options.full === true);
+    a.progress = options.progress;
     try {
       const { manifest, items } = await this.#pull(a);
       const mlog = log.child({ manifestId: manifest.manifestId });
@@ -284,14 +294,13 @@ export class Syncer {
     const { client } = a;
     if (a.loadWithoutTriggers) await setTriggers(client, false);
     else await emptyDataTables(client);
-    const result = await loadTables(
-      client,
-      items,
+    const result = await loadTables(client, items, {
       log,
-      a.loadWithoutTriggers,
-      this.#deps.metrics,
-      this.#deps.model,
-    );
+      tableByTable: a.loadWithoutTriggers,
+      metrics: this.#deps.metrics,
+      model: this.#deps.model,
+      progress: a.progress,
+    });
     if (a.loadWithoutTriggers) {
       await setTriggers(client, true);
       const violated = await checkForeignKeys(client);
