@@ -216,12 +216,9 @@ describe('the command line', () => {
       const run = await runProcess('script', ['-qec', command, '/dev/null']);
       assert.equal(run.code, 0, run.stdout);
       // What stays on the screen: the last state of every line drawn with \r.
-      const screen = run.stdout.split(/\r?\n/).map((line) =>
-        line
-          .split('\r')
-          .at(-1)!
-          .replace(/\x1b\[2K/g, ''),
-      );
+      const screen = run.stdout
+        .split(/\r?\n/)
+        .map((line) => line.split('\r').at(-1)!.replaceAll('\x1b[2K', ''));
       for (const table of TABLES) {
         const line = screen.find((l) => new RegExp(`^  ${table.name} +[\\d,]+ / `).test(l));
         assert.ok(line, `no progress line for ${table.name} in:\n${screen.join('\n')}`);
