@@ -147,9 +147,7 @@ export class Syncer {
         await flushPendingAcks(client, this.#deps.central, this.#deps.log);
         const syncId = await insertSyncStart(client, trigger);
         const log = this.#deps.log.child({ syncId, trigger, device: this.#deps.mac });
-        const result = await step(log, 'sync', {}, () =>
-          this.#attempt(client!, syncId, log, options),
-        );
+        const result = await step(log, 'sync', {}, () => this.#attempt(client!, syncId, log, options));
         this.#deps.metrics.record(result);
         return result;
       } finally {
