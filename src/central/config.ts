@@ -6,6 +6,16 @@ import { AppError } from '../platform/errors.ts';
 
 export const CentralConfigSchema = Type.Object({
   CENTRAL_DATABASE_URL: Type.String({ pattern: '^postgres(ql)?://' }),
+  /**
+   * A streaming replica of it: snapshot reads go there (audit, manifests, credentials and acks
+   * stay on the primary); a replica behind a device's scope, or down, is read from the primary.
+   */
+  CENTRAL_READ_DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://' })),
+  /**
+   * Redis (redis://…) holding the per-device and overall request budgets, so that they hold
+   * across Central replicas; unset, each Central counts by itself.
+   */
+  RATE_LIMIT_REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://' })),
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 8080 }),
   HOST: Type.String({ minLength: 1, default: '0.0.0.0' }),
   LOG_LEVEL: LogLevelSetting,

@@ -56,6 +56,12 @@ export class CentralMetrics {
     help: 'Snapshot read transactions opened (each holds a snapshot connection and slot); unchanged answers from the cache open none',
     registers: [this.registry],
   });
+  readonly snapshotReads = new Counter({
+    name: 'dbupdate_central_snapshot_reads_total',
+    help: 'Snapshot sessions by the database read (replica, primary) and why (primary: no replica set; replica_behind, replica_down: failed over)',
+    labelNames: ['database', 'reason'] as const,
+    registers: [this.registry],
+  });
   readonly credentialChecks = new Counter({
     name: 'dbupdate_central_credential_checks_total',
     help: 'Device credentials checked, by where the answer came from (the cache, or computed)',
@@ -76,6 +82,11 @@ export class CentralMetrics {
     name: 'dbupdate_central_acks_total',
     help: "Acknowledgements taken, by the edge's result and the error code it reported (HASH_MISMATCH, …)",
     labelNames: ['result', 'code'] as const,
+    registers: [this.registry],
+  });
+  readonly rateLimitStoreErrors = new Counter({
+    name: 'dbupdate_central_rate_limit_store_errors_total',
+    help: 'Budget checks Redis did not answer (counted in process instead)',
     registers: [this.registry],
   });
   readonly auditFailures = new Counter({

@@ -14,6 +14,7 @@ import { createLogger, loggerOptions, type Logger } from '../platform/logger.ts'
 import { migrate, type Migration } from '../platform/migrate.ts';
 import type { DataModel } from '../contract/data-model.ts';
 import { ServedModels } from './services/versions.ts';
+import { SnapshotSource } from './services/snapshot-source.ts';
 import { stopOnSignal } from '../platform/lifecycle.ts';
 import { centralApp } from './app.ts';
 import type { CentralConfig } from './config.ts';
@@ -25,6 +26,7 @@ import { TableCache } from './services/table-cache.ts';
 import type { SyncDeps } from './services/device-sync.ts';
 import { CredentialVerifier } from './services/credentials.ts';
 import { createLimits } from './services/limits.ts';
+import { redisLimits, type SharedLimits } from './services/shared-limits.ts';
 import { startSweeper } from './services/sweeper.ts';
 
 /** TRUST_PROXY as Fastify takes it: off, on, or the proxies' addresses or CIDRs. */
@@ -41,14 +43,15 @@ function trustProxySetting(value: string | undefined): boolean | string[] {
 function syncDeps(
   config: CentralConfig,
   pool: Pool,
-  snapshotPool: Pool,
+  snapshots: SnapshotSource,
   metrics: CentralMetrics,
   models: ServedModels,
+  shared: SharedLimits | undefined,
 ): SyncDeps {
   return {
     models,
     pool,
-    snapshotPool,
+    snapshots,
     manifestTtlSeconds: config.MANIFEST_TTL_SECONDS,
     metrics,
     signingKey: config.signingKey,
@@ -60,11 +63,14 @@ function syncDeps(
       ttlMs: config.CREDENTIAL_CACHE_SECONDS * 1000,
       onCheck: (source) => metrics.credentialChecks.inc({ source }),
     }),
-    limits: createLimits({
-      source: config.RATE_LIMIT_PER_SOURCE_PER_MINUTE,
-      device: config.RATE_LIMIT_PER_DEVICE_PER_MINUTE,
-      overall: config.RATE_LIMIT_GLOBAL_PER_MINUTE,
-    }),
+    limits: createLimits(
+      {
+        source: config.RATE_LIMIT_PER_SOURCE_PER_MINUTE,
+        device: config.RATE_LIMIT_PER_DEVICE_PER_MINUTE,
+        overall: config.RATE_LIMIT_GLOBAL_PER_MINUTE,
+      },
+      shared?.budget,
+    ),
   };
 }
 
@@ -110,15 +116,21 @@ export async function buildCentral(
     connectionTimeout: 300_000,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();
-  const snapshotPool = createPool(config.CENTRAL_DATABASE_URL, {
-    max: config.MAX_CONCURRENT_SNAPSHOTS,
-    applicationName: 'central-snapshots',
-  });
-  app.addHook('onClose', () => snapshotPool.end());
+  const snapshotPools = [config.CENTRAL_DATABASE_URL, config.CENTRAL_READ_DATABASE_URL].map((url) =>
+    url === undefined
+      ? undefined
+      : createPool(url, { max: config.MAX_CONCURRENT_SNAPSHOTS, applicationName: 'central-snapshots' }),
+  );
+  app.addHook('onClose', () => Promise.all(snapshotPools.map((p) => p?.end())).then(() => undefined));
   const metrics = options.metrics ?? new CentralMetrics({ defaults: false });
+  const snapshots = new SnapshotSource(snapshotPools[0]!, snapshotPools[1], metrics);
+  const shared = config.RATE_LIMIT_REDIS_URL
+    ? redisLimits(config.RATE_LIMIT_REDIS_URL, metrics, app.log)
+    : undefined;
+  if (shared) app.addHook('onClose', () => shared.close());
   metrics.observeFleet(() => fleetCounts(pool));
   await app.register(fp(centralApp), {
-    sync: syncDeps(config, pool, snapshotPool, metrics, models),
+    sync: syncDeps(config, pool, snapshots, metrics, models, shared),
     expectedMigration: migrations.at(-1)?.id ?? 0,
     slots: {
       max: config.MAX_CONCURRENT_SNAPSHOTS,

@@ -27,7 +27,7 @@ export async function recordAck(
   if (header.mac !== mac) {
     throw new AppError('MANIFEST_FORBIDDEN', `manifest ${body.manifestId} was not issued to ${mac}`);
   }
-  spendDeviceBudget(limits, header.deviceId, 'ack');
+  await spendDeviceBudget(limits, header.deviceId, 'ack');
   return insertAckOnce(pool, body, mac);
 }
 

@@ -24,7 +24,8 @@ import type { CentralMetrics } from '../metrics.ts';
 import { checkCredential, type CredentialVerifier } from './credentials.ts';
 import { spendDeviceBudget, type Limits } from './limits.ts';
 import { openRequestAudit, outcomeForError, type RequestAudit } from './request-audit.ts';
-import { SnapshotSession } from './snapshot-session.ts';
+import type { SnapshotSession } from './snapshot-session.ts';
+import type { SnapshotSource } from './snapshot-source.ts';
 import { newStreamStats, snapshotBody, type BodySource } from './snapshot.ts';
 import { answerFromCaches, scopeDigests } from './scope-cache.ts';
 import type { ReportedVersions, ServedModels } from './versions.ts';
@@ -34,10 +35,11 @@ export interface SyncDeps {
   /** Short queries: audit rows, manifests, credentials. */
   pool: Pool;
   /**
-   * Long snapshot transactions only. Kept apart so a request holding a snapshot
-   * connection can never wait on itself for an audit connection (pool deadlock).
+   * Long snapshot transactions only, on the read replica when there is one. Kept apart
+   * so a request holding a snapshot connection can never wait on itself for an audit
+   * connection (pool deadlock).
    */
-  snapshotPool: Pool;
+  snapshots: SnapshotSource;
   manifestTtlSeconds: number;
   metrics: CentralMetrics;
   signingKey: SigningKey;
@@ -123,11 +125,12 @@ async function stages(r: SyncRequest): Promise<PreparedSync> {
     if (cached?.rows !== false) await r.input.admit();
     let tables = cached?.tables;
     if (!tables) {
-      session = await SnapshotSession.open(r.deps.snapshotPool);
+      const opened = await r.deps.snapshots.open(known, scopeVersion, r.log);
+      session = opened.session;
       r.deps.metrics.snapshotSessions.inc();
       const tx = session.client;
-      tables = await step(r.log, 'scope.compute', { deviceId: known.id }, (open) =>
-        scopeDigests(r.deps, tx, known, model, open),
+      tables = await step(r.log, 'scope.compute', { deviceId: known.id, read: opened.reason }, (open) =>
+        scopeDigests(r.deps, tx, known, model, opened.version, open),
       );
     }
     const digests = tables;
@@ -164,7 +167,7 @@ async function identify(
   if (r.deps.requireCredential)
     await checkCredential(r.deps.credentials, found.secretHashes, r.input.authorization);
   const model = r.deps.models.forEdge(r.input.reported);
-  spendDeviceBudget(r.deps.limits, found.device.id, 'request');
+  await spendDeviceBudget(r.deps.limits, found.device.id, 'request');
   return { ...found, model };
 }
 

@@ -10,7 +10,6 @@ import type { PoolClient } from '../../platform/db.ts';
 import type { OpenStep } from '../../platform/step.ts';
 import type { CentralMetrics } from '../metrics.ts';
 import type { Device } from '../model.ts';
-import { scopeVersion, setScope } from '../repo/snapshot.ts';
 import { DigestCache } from './digest-cache.ts';
 import { computeDigests } from './snapshot.ts';
 import type { TableCache } from './table-cache.ts';
@@ -70,10 +69,10 @@ export async function scopeDigests(
   tx: PoolClient,
   device: Device,
   model: DataModel,
+  /** The scope version the session sees, read as it was scoped (SnapshotSource). */
+  version: string,
   open: OpenStep,
 ): Promise<TableDigest[]> {
-  await setScope(tx, device);
-  const version = await scopeVersion(tx, device);
   const key = DigestCache.key(device, version, model.version);
   const cached = caches.digestCache.get(key);
   const sharedKey = DigestCache.sharedKey(device, version, model.version);

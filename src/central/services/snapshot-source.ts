@@ -1,0 +1,102 @@
+/**
+ * Where a snapshot is read: on the read replica (CENTRAL_READ_DATABASE_URL) when there is
+ * one, it answers, and it has caught up with the device's scope; on the primary otherwise.
+ * "Caught up" compares data versions, not clocks: the scope version read on the primary
+ * with the request's audit row against the same version read in the replica's snapshot.
+ * A replica behind it would serve data older than the primary already holds (and perhaps
+ * older than the device holds), so that request reads the primary instead. A replica
+ * that fails is skipped for a few seconds by a circuit breaker, then tried again.
+ */
+import { circuitBreaker, ConsecutiveBreaker, handleAll } from 'cockatiel';
+import type { Pool, PoolClient } from '../../platform/db.ts';
+import type { Logger } from '../../platform/logger.ts';
+import type { CentralMetrics } from '../metrics.ts';
+import type { Device } from '../model.ts';
+import { scopeVersion, setScope } from '../repo/snapshot.ts';
+import { SnapshotSession } from './snapshot-session.ts';
+
+export type ReadReason = 'primary' | 'replica' | 'replica_behind' | 'replica_down';
+
+export interface OpenedSnapshot {
+  session: SnapshotSession;
+  /** The scope version this session sees (its digests are cached under it). */
+  version: string;
+  reason: ReadReason;
+}
+
+/** `L:x` (location version, device row xmin): behind unless the replica's is the same or newer. */
+export function replicaBehind(primary: string, replica: string): boolean {
+  if (primary === replica) return false;
+  const [pl, px] = primary.split(':');
+  const [rl, rx] = replica.split(':');
+  // A newer location version on the replica (committed since the primary was read) is fine;
+  // a different device row at the same location version cannot be ordered: read the primary.
+  return Number(rl) < Number(pl) || (rl === pl && rx !== px);
+}
+
+async function scoped(session: SnapshotSession, device: Device): Promise<string> {
+  await setScope(session.client as PoolClient, device);
+  return scopeVersion(session.client, device);
+}
+
+export class SnapshotSource {
+  readonly #primary: Pool;
+  readonly #replica: Pool | undefined;
+  readonly #metrics: CentralMetrics;
+  readonly #breaker = circuitBreaker(handleAll, {
+    halfOpenAfter: 5_000,
+    breaker: new ConsecutiveBreaker(3),
+  });
+
+  constructor(primary: Pool, replica: Pool | undefined, metrics: CentralMetrics) {
+    this.#primary = primary;
+    this.#replica = replica;
+    this.#metrics = metrics;
+  }
+
+  get hasReplica(): boolean {
+    return this.#replica !== undefined;
+  }
+
+  /** A session scoped to `device`; `primaryVersion` is its scope version as the primary read it. */
+  async open(device: Device, primaryVersion: string, log: Logger): Promise<OpenedSnapshot> {
+    const replica = this.#replica;
+    if (!replica) return this.#onPrimary(device, 'primary');
+    let session: SnapshotSession | undefined;
+    let replicaVersion: string;
+    try {
+      session = await this.#breaker.execute(() => SnapshotSession.open(replica));
+      replicaVersion = await scoped(session, device);
+      if (!replicaBehind(primaryVersion, replicaVersion))
+        return this.#opened(session, replicaVersion, 'replica');
+      await session.rollback();
+    } catch (err) {
+      await session?.close(err as Error);
+      log.warn({ event: 'snapshot.replica_down', err }, 'the read replica failed; reading the primary');
+      return this.#onPrimary(device, 'replica_down');
+    }
+    log.info(
+      { event: 'snapshot.replica_behind', primaryVersion, replicaVersion },
+      'the replica has not caught up with this scope; reading the primary',
+    );
+    return this.#onPrimary(device, 'replica_behind');
+  }
+
+  async #onPrimary(device: Device, reason: ReadReason): Promise<OpenedSnapshot> {
+    const session = await SnapshotSession.open(this.#primary);
+    try {
+      return this.#opened(session, await scoped(session, device), reason);
+    } catch (err) {
+      await session.close(err as Error);
+      throw err;
+    }
+  }
+
+  #opened(session: SnapshotSession, version: string, reason: ReadReason): OpenedSnapshot {
+    this.#metrics.snapshotReads.inc({
+      database: reason === 'replica' ? 'replica' : 'primary',
+      reason,
+    });
+    return { session, version, reason };
+  }
+}
