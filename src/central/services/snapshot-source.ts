@@ -8,7 +8,7 @@
  * that fails is skipped for a few seconds by a circuit breaker, then tried again.
  */
 import { circuitBreaker, ConsecutiveBreaker, handleAll } from 'cockatiel';
-import type { Pool, PoolClient } from '../../platform/db.ts';
+import type { Pool } from '../../platform/db.ts';
 import type { Logger } from '../../platform/logger.ts';
 import type { CentralMetrics } from '../metrics.ts';
 import type { Device } from '../model.ts';
@@ -35,7 +35,7 @@ export function replicaBehind(primary: string, replica: string): boolean {
 }
 
 async function scoped(session: SnapshotSession, device: Device): Promise<string> {
-  await setScope(session.client as PoolClient, device);
+  await setScope(session.client, device);
   return scopeVersion(session.client, device);
 }
 
