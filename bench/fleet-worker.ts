@@ -48,7 +48,9 @@ async function syncOnce(
     });
     const text = await res.text();
     phase.latencies.push(performance.now() - started);
-    status = String(res.status);
+    // A refusal is counted with its code (OVERLOADED, RATE_LIMITED; a balancer's own page has none).
+    const code = res.ok ? undefined : /"code":"([A-Z_]+)"/.exec(text)?.[1];
+    status = code ? `${res.status} ${code}` : String(res.status);
     device.retryAfterMs = Number(res.headers.get('retry-after') ?? 0) * 1000;
     phase.statuses[status] = (phase.statuses[status] ?? 0) + 1;
     if (!res.ok) return;

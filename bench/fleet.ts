@@ -1,27 +1,24 @@
 /**
  * `npm run fleet [-- --devices 1000 --interval 300 --seconds 120 --churn 2 --workers 1
- * --users-per-location 40 --env KEY=VALUE]`: one
- * Central process and a simulated fleet in worker threads (bench/fleet-worker.ts), all on
- * loopback. Each device syncs on its own schedule, offering the global hash it holds;
+ * --users-per-location 40 --env KEY=VALUE --topology single|scale-out --centrals 2
+ * --kill-one-at S]`: Central (one process on embedded PostgreSQL, or scaled out on Debian's
+ * engines: bench/fleet-topology.ts) and a simulated fleet in worker threads
+ * (bench/fleet-worker.ts), all on loopback. Each device syncs on its own schedule, offering the global hash it holds;
  * Central's data changes by one user edit every `--churn` seconds (0: never). Reports per
  * phase (first-sync storm, steady state): requests, answers with rows, unchanged, shed,
  * p50/p99 to the last byte, bytes, and the CPU of Central, PostgreSQL and the simulator.
  */
-import { spawn } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readdir, readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import { centralMigrations } from '../src/central/migrations.ts';
 import { enrollDevices } from '../src/central/services/enroll.ts';
 import { DEFAULT_SHAPE, seedCentral } from '../src/central/services/seed.ts';
 import { generateSigningKeys } from '../src/contract/signing.ts';
-import { createPool } from '../src/platform/db.ts';
-import { freePort, startEmbeddedCluster } from '../src/platform/embedded.ts';
 import { migrate } from '../src/platform/migrate.ts';
+import { scaledOutTopology, singleTopology } from './fleet-topology.ts';
 import type { PhaseStats, WorkerInput } from './fleet-worker.ts';
-import { imageNodeArgs, imageNodeEnv, warmCompileCache } from './image.ts';
+import { warmCompileCache } from './image.ts';
 
 const { values } = parseArgs({
   options: {
@@ -34,8 +31,13 @@ const { values } = parseArgs({
     /** Measure the steady state alone: every device first syncs, unrecorded, before the clock starts. */
     warm: { type: 'boolean', default: false },
     env: { type: 'string', multiple: true, default: [] },
+    topology: { type: 'string', default: 'single' },
+    centrals: { type: 'string', default: '2' },
+    /** Seconds into the measured run at which the first Central is SIGKILLed (scale-out). */
+    'kill-one-at': { type: 'string' },
   },
 });
+if (!['single', 'scale-out'].includes(values.topology)) throw new Error('--topology is single or scale-out');
 warmCompileCache();
 const devices = Math.min(200_000, Number(values.devices));
 const intervalMs = Number(values.interval) * 1000;
@@ -76,7 +78,9 @@ function summarize(parts: PhaseStats[], wallSeconds: number) {
   for (const p of parts)
     for (const [k, v] of Object.entries(p.statuses)) statuses[k] = (statuses[k] ?? 0) + v;
   const requests = latencies.length;
-  const shed = (statuses['503'] ?? 0) + (statuses['429'] ?? 0);
+  const shed = Object.entries(statuses)
+    .filter(([status]) => /^(503|429)\b/.test(status))
+    .reduce((n, [, count]) => n + count, 0);
   return {
     requests,
     perSecond: Math.round((requests / wallSeconds) * 10) / 10,
@@ -90,7 +94,7 @@ function summarize(parts: PhaseStats[], wallSeconds: number) {
   };
 }
 
-/** What Central says of itself: where its time went and what its caches saved. */
+/** What the Centrals say of themselves (summed): where time went and what caches saved. */
 function summarizeMetrics(text: string, before: string) {
   const sum = (name: string, labels = '') => total(text, name, labels) - total(before, name, labels);
   const total = (text: string, name: string, labels: string) => {
@@ -115,17 +119,37 @@ function summarizeMetrics(text: string, before: string) {
     },
     mibFromTableCache: Math.round(sum('dbupdate_central_table_cache_bytes_total') / 2 ** 20),
     mibServed: Math.round(sum('dbupdate_central_bytes_served_total') / 2 ** 20),
-    eventLoopLagP99Ms: Math.round(total(text, 'nodejs_eventloop_lag_p99_seconds', '') * 1000),
+    snapshotReads: {
+      replica: sum('dbupdate_central_snapshot_reads_total', 'database="replica"'),
+      primary: sum('dbupdate_central_snapshot_reads_total', 'database="primary"'),
+    },
   };
 }
 
-const dir = await mkdtemp(join(tmpdir(), 'dbupdate-fleet-'));
-const cluster = await startEmbeddedCluster({ dataDir: dir, name: 'pg' });
+/** Each Central's /metrics text, by URL (a killed one's baseline is then left out). */
+const metricsTexts = async (urls: string[]) =>
+  new Map(
+    await Promise.all(
+      urls.map(
+        async (u) =>
+          [
+            u,
+            await fetch(u).then(
+              (r) => r.text(),
+              () => '',
+            ),
+          ] as const,
+      ),
+    ),
+  );
+
+const topology =
+  values.topology === 'scale-out'
+    ? await scaledOutTopology(Math.max(1, Math.min(8, Number(values.centrals))))
+    : await singleTopology();
 const keys = generateSigningKeys();
 try {
-  const url = await cluster.createDatabase('central');
-  const postmaster = Number((await readFile(join(dir, 'pg', 'postmaster.pid'), 'utf8')).split('\n')[0]);
-  const pool = createPool(url, { applicationName: 'fleet', max: 8 });
+  const { pool } = topology;
   await migrate(pool, await centralMigrations());
   const seedStarted = performance.now();
   // A site's own people: each location links three groups of its own, each user is in one
@@ -163,29 +187,16 @@ try {
     `fleet: ${fleet.length} devices seeded and enrolled in ${Math.round(performance.now() - seedStarted)} ms`,
   );
 
-  const port = await freePort();
-  const central = spawn(process.execPath, [...imageNodeArgs(), 'central', 'serve'], {
-    env: {
-      ...process.env,
-      ...imageNodeEnv(),
-      CENTRAL_DATABASE_URL: url,
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      MANIFEST_SIGNING_KEY: keys.privateKey,
-      RATE_LIMIT_PER_DEVICE_PER_MINUTE: '1000',
-      RATE_LIMIT_GLOBAL_PER_MINUTE: '10000000',
-      RATE_LIMIT_PER_SOURCE_PER_MINUTE: '10000000',
-      LOG_LEVEL: 'error',
-      LOG_FORMAT: 'json',
-      ...extraEnv,
-    },
-    stdio: 'ignore',
+  await topology.startCentrals({
+    MANIFEST_SIGNING_KEY: keys.privateKey,
+    RATE_LIMIT_PER_DEVICE_PER_MINUTE: '1000',
+    RATE_LIMIT_GLOBAL_PER_MINUTE: '10000000',
+    RATE_LIMIT_PER_SOURCE_PER_MINUTE: '10000000',
+    LOG_LEVEL: 'error',
+    LOG_FORMAT: 'json',
+    ...extraEnv,
   });
-  const base = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 200; i++) {
-    if ((await fetch(`${base}/readyz`).catch(() => undefined))?.ok) break;
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  const base = topology.base;
   type Result = { storm: PhaseStats; steady: PhaseStats; withoutData: number };
   const threads = Array.from({ length: workers }, (_, w) => {
     const input: WorkerInput = {
@@ -207,13 +218,25 @@ try {
     await Promise.all(threads.map((t) => t.warmed));
     console.error(`fleet: every device holds its data; measuring from now`);
   }
-  const metrics0 = await (await fetch(`${base}/metrics`)).text();
-  const [central0, pg0, sim0] = [
-    await cpuSeconds(central.pid!),
-    await postgresCpu(postmaster),
-    process.cpuUsage(),
-  ];
+  const metrics0 = await metricsTexts(topology.metrics);
+  const cpuOf = async () => {
+    const out: Record<string, number> = {};
+    for (const [name, pid] of Object.entries({ ...topology.central, ...topology.other }))
+      out[name] = await cpuSeconds(pid).catch(() => NaN);
+    for (const [name, pid] of Object.entries(topology.postgres)) out[name] = await postgresCpu(pid);
+    return out;
+  };
+  const [cpu0, sim0] = [await cpuOf(), process.cpuUsage()];
   const t0 = Date.now();
+  const killAt = values['kill-one-at'] === undefined ? undefined : Number(values['kill-one-at']) * 1000;
+  // The killed Central's CPU up to its death is not read again: its share is left out.
+  const killer =
+    killAt === undefined
+      ? undefined
+      : setTimeout(() => {
+          console.error(`fleet: SIGKILL to the first Central at ${killAt / 1000} s`);
+          topology.killOne();
+        }, killAt);
   for (const t of threads) t.worker.postMessage({ deadline: t0 + durationMs });
   let edits = 0;
   const mutator =
@@ -227,20 +250,29 @@ try {
       : undefined;
   const results = await Promise.all(threads.map((t) => t.result));
   clearInterval(mutator);
+  clearTimeout(killer);
   const wall = (Date.now() - t0) / 1000;
   const sim = process.cpuUsage(sim0);
-  const cpu = {
-    centralPercentOfOneCore: Math.round((((await cpuSeconds(central.pid!)) - central0) / wall) * 100),
-    postgresPercentOfOneCore: Math.round((((await postgresCpu(postmaster)) - pg0) / wall) * 100),
-    simulatorPercentOfOneCore: Math.round(((sim.user + sim.system) / 1e6 / wall) * 100),
-  };
-  const rss = await rssMb(central.pid!);
-  const centralMetrics = summarizeMetrics(await (await fetch(`${base}/metrics`)).text(), metrics0);
-  central.kill('SIGTERM');
-  await pool.end();
+  const cpu1 = await cpuOf();
+  const cpu: Record<string, number> = {};
+  for (const [name, seconds] of Object.entries(cpu1))
+    if (Number.isFinite(seconds))
+      cpu[`${name}PercentOfOneCore`] = Math.round(((seconds - cpu0[name]!) / wall) * 100);
+  cpu.simulatorPercentOfOneCore = Math.round(((sim.user + sim.system) / 1e6 / wall) * 100);
+  const rss: Record<string, number> = {};
+  for (const [name, pid] of Object.entries(topology.central)) {
+    const mb = await rssMb(pid).catch(() => undefined);
+    if (mb !== undefined) rss[name] = mb;
+  }
+  const metrics1 = await metricsTexts(topology.metrics);
+  const centralMetrics = summarizeMetrics(
+    [...metrics1.values()].join('\n'),
+    [...metrics1.keys()].map((u) => metrics0.get(u)).join('\n'),
+  );
   console.log(
     JSON.stringify(
       {
+        topology: values.topology,
         devices: fleet.length,
         intervalSeconds: intervalMs / 1000,
         seconds: Math.round(wall),
@@ -256,12 +288,12 @@ try {
         cpu,
         central: centralMetrics,
         centralRssMb: rss,
+        ...(killAt === undefined ? {} : { killedOneCentralAtSeconds: killAt / 1000 }),
       },
       null,
       2,
     ),
   );
 } finally {
-  await cluster.stop();
-  await rm(dir, { recursive: true, force: true });
+  await topology.stop();
 }

@@ -6,16 +6,24 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
+import { parse } from 'yaml';
 import { CentralConfigSchema } from '../src/central/config.ts';
 import { EdgeConfigSchema } from '../src/edge/config.ts';
 import { freePort } from '../src/platform/embedded.ts';
 import { cacheEntries } from '../scripts/lib/compile-cache.ts';
-import { loadCompose, readDockerfile, readEnvFile, type ComposeService } from '../scripts/lib/compose.ts';
+import {
+  interpolate,
+  loadCompose,
+  readDockerfile,
+  readEnvFile,
+  type ComposeService,
+} from '../scripts/lib/compose.ts';
 import { databaseUrl } from '../src/platform/db.ts';
 import { waitFor } from './helpers/wait.ts';
 import { startOtlpReceiver } from './helpers/otlp.ts';
@@ -42,6 +50,35 @@ describe('compose definitions', () => {
         );
       }
     }
+  });
+
+  it('scale Central out with settings the code accepts, on services the override defines', () => {
+    const scale = parse(
+      interpolate(readFileSync('deploy/central/compose.scale.yaml', 'utf8'), {
+        ...readEnvFile('deploy/central/.env.example'),
+        REPLICATION_PASSWORD: 'a-replication-password',
+      }),
+    ) as { services: Record<string, ComposeService & { deploy?: { replicas: number | string } }> };
+    const api = scale.services['central-db-update-api']!;
+    const accepted = new Set(Object.keys(CentralConfigSchema.properties));
+    for (const key of Object.keys(api.environment ?? {})) assert.ok(accepted.has(key), key);
+    assert.equal(Number(api.deploy!.replicas), 2);
+    // Each URL names a service of the override, and the read URL the replica, not the primary.
+    for (const key of ['CENTRAL_READ_DATABASE_URL', 'RATE_LIMIT_REDIS_URL']) {
+      const host = new URL(api.environment![key]!).hostname;
+      assert.ok(scale.services[host], `${key} names ${host}, which the override does not define`);
+    }
+    assert.equal(new URL(api.environment!.CENTRAL_READ_DATABASE_URL!).hostname, 'central-postgres-replica');
+    // Several replicas publish one loopback port each: CENTRAL_PORT becomes a range.
+    assert.ok(central.services['central-db-update-api']!.ports!.every((p) => p.startsWith('127.0.0.1:')));
+    // nginx finds every replica through Docker's DNS, and keeps each device on one of them.
+    const nginx = readFileSync('deploy/central/nginx.conf', 'utf8');
+    assert.match(nginx, /resolver 127\.0\.0\.11 valid=10s/);
+    assert.match(
+      nginx,
+      /hash \$http_authorization consistent;\n\s+server central-db-update-api:8080 resolve;/,
+    );
+    assert.match(nginx, /proxy_pass http:\/\/central_api;/);
   });
 
   it('publish the port each service listens on, which its image exposes', () => {

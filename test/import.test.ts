@@ -9,6 +9,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { TABLE_NAMES } from '../src/contract/tables.ts';
 import { dbupdate } from './helpers/cli.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 
@@ -44,16 +45,7 @@ describe('central import', () => {
   /** Every data table's rows, as text, to compare whole states. */
   const state = async () => {
     const out: Record<string, string[]> = {};
-    for (const table of [
-      'companies',
-      'locations',
-      'groups',
-      'location_groups',
-      'users',
-      'group_users',
-      'areas',
-      'devices',
-    ]) {
+    for (const table of TABLE_NAMES) {
       const { rows } = await db.pool.query<{ r: string }>(`SELECT t::text AS r FROM "${table}" t ORDER BY 1`);
       out[table] = rows.map((x) => x.r);
     }

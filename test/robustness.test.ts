@@ -10,7 +10,7 @@ import { enrollDevice } from '../src/central/services/enroll.ts';
 import { DEFAULT_SHAPE, seedCentral } from '../src/central/services/seed.ts';
 import { startCentral, type RunningCentral } from './helpers/central.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
-import { readWholeSnapshot, requestSnapshot } from './helpers/snapshot.ts';
+import { ackSuccess, readWholeSnapshot, requestSnapshot } from './helpers/snapshot.ts';
 import { waitFor } from './helpers/wait.ts';
 
 const DOCUMENTED = new Set([200, 400, 401, 403, 404, 413, 415, 429]);
@@ -131,21 +131,7 @@ describe('robustness', () => {
       }),
     );
     const acks = manifests.flatMap(({ mac, manifest }) =>
-      [1, 2, 3].map(() =>
-        fetch(`${api.url}/api/device-sync/ack`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json', authorization: `Bearer ${tokens.get(mac)}` },
-          body: JSON.stringify({
-            manifestId: manifest.manifestId,
-            mac,
-            status: 'Success',
-            localCounts: Object.fromEntries(manifest.tables.map((t) => [t.name, t.rowCount])),
-            localChecksums: Object.fromEntries(manifest.tables.map((t) => [t.name, t.sha256])),
-            durationMs: 5,
-            error: null,
-          }),
-        }).then((r) => r.status),
-      ),
+      [1, 2, 3].map(() => ackSuccess(api.url, mac, manifest, tokens.get(mac)!).then((r) => r.status)),
     );
     assert.deepEqual(new Set(await Promise.all(acks)), new Set([200]));
     const audit = await waitFor(

@@ -27,6 +27,8 @@ import {
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { centralScopeRows, edgeRows, testSyncer } from './helpers/edge.ts';
 import { TEST_KEYS } from './helpers/keys.ts';
+import { ackSuccess } from './helpers/snapshot.ts';
+import type { Manifest } from '../src/contract/wire.ts';
 import { waitFor } from './helpers/wait.ts';
 
 const missing = missingEngines();
@@ -150,7 +152,11 @@ describe('Central scaled out: replica, two Centrals behind haproxy, Redis', engi
       LOG_LEVEL: 'warn',
     };
     centrals.push(...(await Promise.all([startCentralProcess(env), startCentralProcess(env)])));
-    haproxy = await startHaproxy(centrals.map((c) => new URL(c.url).host));
+    // Round robin, so both Centrals serve every round (the stack keeps each device on one).
+    haproxy = await startHaproxy(
+      centrals.map((c) => new URL(c.url).host),
+      'roundrobin',
+    );
     await replicaCaughtUp();
   });
   after(async () => {
@@ -184,22 +190,8 @@ describe('Central scaled out: replica, two Centrals behind haproxy, Redis', engi
       body: JSON.stringify({ mac }),
     });
     assert.equal(res.status, 200);
-    const { manifest } = JSON.parse((await res.text()).split('\n')[0]!) as {
-      manifest: { manifestId: string; tables: { name: string; rowCount: number; sha256: string }[] };
-    };
-    const ack = await fetch(`${centrals[1]!.url}/api/device-sync/ack`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${tokens.get(mac)}` },
-      body: JSON.stringify({
-        manifestId: manifest.manifestId,
-        mac,
-        status: 'Success',
-        localCounts: Object.fromEntries(manifest.tables.map((t) => [t.name, t.rowCount])),
-        localChecksums: Object.fromEntries(manifest.tables.map((t) => [t.name, t.sha256])),
-        durationMs: 5,
-        error: null,
-      }),
-    });
+    const { manifest } = JSON.parse((await res.text()).split('\n')[0]!) as { manifest: Manifest };
+    const ack = await ackSuccess(centrals[1]!.url, mac, manifest, tokens.get(mac)!);
     assert.equal(ack.status, 200, await ack.clone().text());
     assert.equal(((await ack.json()) as { result: string }).result, 'Success');
     const { rows } = await primary.query('SELECT result FROM sync_acknowledgements WHERE manifest_id = $1', [

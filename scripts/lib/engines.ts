@@ -85,7 +85,7 @@ export async function startReplicatedPostgres(): Promise<ReplicatedPostgres> {
     );
     const settings = (port: number) =>
       `\nport = ${port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '${dir}'\n` +
-      `wal_level = replica\nmax_wal_senders = 5\nhot_standby = on\nfsync = off\n`;
+      `wal_level = replica\nmax_wal_senders = 5\nhot_standby = on\nhot_standby_feedback = on\nfsync = off\n`;
     appendFileSync(join(primary.dataDir, 'postgresql.conf'), settings(primaryPort));
     primary.start();
     run(
@@ -187,18 +187,31 @@ export async function startRedis(): Promise<Engine> {
   return started(child, `redis://127.0.0.1:${port}`, /Ready to accept connections/);
 }
 
-/** haproxy round-robin over `backends` (host:port), each checked by GET /readyz. */
-export async function startHaproxy(backends: string[]): Promise<Engine & { port: number }> {
+/**
+ * haproxy over `backends` (host:port), each checked by GET /readyz. A device sticks to one
+ * Central by its credential (consistent hashing), as deploy/central/nginx.conf does, so its
+ * digests stay in that Central's cache; `roundrobin` spreads requests regardless.
+ */
+export async function startHaproxy(
+  backends: string[],
+  balance: 'device' | 'roundrobin' = 'device',
+): Promise<Engine & { port: number }> {
   const port = await freePort();
+  // Two descriptors a proxied connection, within this process's limit.
+  const fds = Number(spawnSync('sh', ['-c', 'ulimit -n'], { encoding: 'utf8' }).stdout.trim()) || 1024;
+  const maxconn = Math.max(100, Math.min(8000, Math.floor((fds - 100) / 2)));
   const dir = mkdtempSync(join(tmpdir(), 'dbupdate-haproxy-'));
   const config = join(dir, 'haproxy.cfg');
   writeFileSync(
     config,
     [
       'global',
-      '  maxconn 2000',
+      `  maxconn ${maxconn}`,
       'defaults',
       '  mode http',
+      `  maxconn ${maxconn}`,
+      // An idle kept-alive device connection is closed soon: a fleet would otherwise hold them all.
+      '  timeout http-keep-alive 5s',
       '  timeout connect 1s',
       '  timeout client 60s',
       '  timeout server 60s',
@@ -208,9 +221,13 @@ export async function startHaproxy(backends: string[]): Promise<Engine & { port:
       `  bind 127.0.0.1:${port}`,
       '  default_backend centrals',
       'backend centrals',
-      '  balance roundrobin',
+      ...(balance === 'device'
+        ? ['  balance hdr(authorization)', '  hash-type consistent']
+        : ['  balance roundrobin']),
       '  option httpchk GET /readyz',
-      '  default-server inter 300ms fall 2 rise 2',
+      // A Central busy answering is not down: the check waits 2 s, and three misses take it out.
+      '  timeout check 2s',
+      '  default-server inter 500ms fall 3 rise 2',
       ...backends.map((b, i) => `  server central${i + 1} ${b} check`),
       '',
     ].join('\n'),

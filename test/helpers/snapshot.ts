@@ -50,3 +50,25 @@ export async function requestSnapshot(centralUrl: string, body: unknown, token?:
     body: JSON.stringify(body),
   });
 }
+
+/** POSTs a Success ack of `manifest`, as an edge that loaded exactly its tables would. */
+export async function ackSuccess(
+  centralUrl: string,
+  mac: string,
+  manifest: Pick<Manifest, 'manifestId' | 'tables'>,
+  token: string,
+): Promise<Response> {
+  return fetch(`${centralUrl}/api/device-sync/ack`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+    body: JSON.stringify({
+      manifestId: manifest.manifestId,
+      mac,
+      status: 'Success',
+      localCounts: Object.fromEntries(manifest.tables.map((t) => [t.name, t.rowCount])),
+      localChecksums: Object.fromEntries(manifest.tables.map((t) => [t.name, t.sha256])),
+      durationMs: 5,
+      error: null,
+    }),
+  });
+}

@@ -125,13 +125,15 @@ async function stages(r: SyncRequest): Promise<PreparedSync> {
     if (cached?.rows !== false) await r.input.admit();
     let tables = cached?.tables;
     if (!tables) {
-      const opened = await r.deps.snapshots.open(known, scopeVersion, r.log);
-      session = opened.session;
       r.deps.metrics.snapshotSessions.inc();
-      const tx = session.client;
-      tables = await step(r.log, 'scope.compute', { deviceId: known.id, read: opened.reason }, (open) =>
-        scopeDigests(r.deps, tx, known, model, opened.version, open),
+      const computed = await step(r.log, 'scope.compute', { deviceId: known.id }, (open) =>
+        r.deps.snapshots.read(known, scopeVersion, r.log, (opened) => {
+          open.annotate({ read: opened.reason });
+          return scopeDigests(r.deps, opened.session.client, known, model, opened.version, open);
+        }),
       );
+      session = computed.session;
+      tables = computed.result;
     }
     const digests = tables;
     const signed = await step(r.log, 'manifest.create', {}, (open) =>

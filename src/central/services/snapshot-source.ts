@@ -15,7 +15,7 @@ import type { Device } from '../model.ts';
 import { scopeVersion, setScope } from '../repo/snapshot.ts';
 import { SnapshotSession } from './snapshot-session.ts';
 
-export type ReadReason = 'primary' | 'replica' | 'replica_behind' | 'replica_down';
+export type ReadReason = 'primary' | 'replica' | 'replica_behind' | 'replica_down' | 'replica_failed';
 
 export interface OpenedSnapshot {
   session: SnapshotSession;
@@ -80,6 +80,41 @@ export class SnapshotSource {
       'the replica has not caught up with this scope; reading the primary',
     );
     return this.#onPrimary(device, 'replica_behind');
+  }
+
+  /**
+   * `work` in a session opened as `open` does. A replica session whose work fails in the
+   * database (a query cancelled by a conflict with recovery, a replica restarting) is
+   * closed and the work done again on the primary: the request is not lost to the replica.
+   */
+  async read<T>(
+    device: Device,
+    primaryVersion: string,
+    log: Logger,
+    work: (opened: OpenedSnapshot) => Promise<T>,
+  ): Promise<OpenedSnapshot & { result: T }> {
+    const opened = await this.open(device, primaryVersion, log);
+    try {
+      return { ...opened, result: await work(opened) };
+    } catch (err) {
+      const sqlState = (err as { code?: unknown }).code;
+      if (opened.reason !== 'replica' || typeof sqlState !== 'string' || sqlState.length !== 5) {
+        await opened.session.rollback();
+        throw err;
+      }
+      await opened.session.close(err as Error);
+      log.warn(
+        { event: 'snapshot.replica_failed', err },
+        'the replica failed this snapshot; reading the primary',
+      );
+      const again = await this.#onPrimary(device, 'replica_failed');
+      try {
+        return { ...again, result: await work(again) };
+      } catch (retryErr) {
+        await again.session.rollback();
+        throw retryErr;
+      }
+    }
   }
 
   async #onPrimary(device: Device, reason: ReadReason): Promise<OpenedSnapshot> {
