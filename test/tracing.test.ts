@@ -28,6 +28,7 @@ const EDGE_STEPS = ['sync.pull', 'sync.validate', 'sync.load', 'sync.verify', 's
 const CENTRAL_STEPS = [
   'sync.request',
   'device.resolve',
+  'snapshot.open',
   'scope.compute',
   'manifest.create',
   'snapshot.send',
@@ -128,7 +129,13 @@ describe('tracing', () => {
       '/api/device-sync/request',
     );
     assert.equal(server.attributes['dbupdate.manifest_id'], manifestId);
-    for (const name of ['device.resolve', 'scope.compute', 'manifest.create', 'snapshot.send'])
+    for (const name of [
+      'device.resolve',
+      'snapshot.open',
+      'scope.compute',
+      'manifest.create',
+      'snapshot.send',
+    ])
       assert.equal(parentOf(one(name))?.name, 'sync.request', name);
     const tableSpan = named('snapshot.table')[0]!;
     assert.equal(parentOf(tableSpan)?.name, 'snapshot.send');
@@ -146,11 +153,11 @@ describe('tracing', () => {
     assert.ok(queries.length > 10, `pg spans: ${queries.length}`);
     const parents = new Set(queries.map((q) => parentOf(q)?.name));
     // COPY runs as a pg-copy-streams submittable, which the pg instrumentation does not
-    // trace; the snapshot.table and sync.load.table spans stand for those statements.
-    // The device is read with the audit row, in one round trip, under the request's step.
+    // trace; the snapshot.table, scope.compute and sync.load.table spans stand for those
+    // statements. The snapshot's session is opened, scoped and its scope version checked
+    // (replica or primary) under snapshot.open.
     for (const step of [
-      'sync.request',
-      'scope.compute',
+      'snapshot.open',
       'manifest.create',
       'ack.store',
       'sync.load',

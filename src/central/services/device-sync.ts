@@ -126,11 +126,11 @@ async function stages(r: SyncRequest): Promise<PreparedSync> {
     let tables = cached?.tables;
     if (!tables) {
       r.deps.metrics.snapshotSessions.inc();
-      const computed = await step(r.log, 'scope.compute', { deviceId: known.id }, (open) =>
-        r.deps.snapshots.read(known, scopeVersion, r.log, (opened) => {
-          open.annotate({ read: opened.reason });
-          return scopeDigests(r.deps, opened.session.client, known, model, opened.version, open);
-        }),
+      // The session opens under the request's step; a scope.compute step for each read of it.
+      const computed = await r.deps.snapshots.read(known, scopeVersion, r.log, (opened) =>
+        step(r.log, 'scope.compute', { deviceId: known.id, read: opened.reason }, (open) =>
+          scopeDigests(r.deps, opened.session.client, known, model, opened.version, open),
+        ),
       );
       session = computed.session;
       tables = computed.result;

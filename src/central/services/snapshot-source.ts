@@ -10,6 +10,7 @@
 import { circuitBreaker, ConsecutiveBreaker, handleAll } from 'cockatiel';
 import type { Pool } from '../../platform/db.ts';
 import type { Logger } from '../../platform/logger.ts';
+import { step } from '../../platform/step.ts';
 import type { CentralMetrics } from '../metrics.ts';
 import type { Device } from '../model.ts';
 import { scopeVersion, setScope } from '../repo/snapshot.ts';
@@ -59,7 +60,15 @@ export class SnapshotSource {
   }
 
   /** A session scoped to `device`; `primaryVersion` is its scope version as the primary read it. */
-  async open(device: Device, primaryVersion: string, log: Logger): Promise<OpenedSnapshot> {
+  open(device: Device, primaryVersion: string, log: Logger): Promise<OpenedSnapshot> {
+    return step(log, 'snapshot.open', {}, async (open) => {
+      const opened = await this.#open(device, primaryVersion, log);
+      open.annotate({ read: opened.reason });
+      return opened;
+    });
+  }
+
+  async #open(device: Device, primaryVersion: string, log: Logger): Promise<OpenedSnapshot> {
     const replica = this.#replica;
     if (!replica) return this.#onPrimary(device, 'primary');
     let session: SnapshotSession | undefined;
