@@ -23,7 +23,8 @@ const DEV = '66666666-6666-4666-8666-666666666666';
 const MAC = '02:00:00:aa:bb:01';
 
 const EXPORT: Record<string, string> = {
-  'companies.csv': `id,name\n${CO},Acme Logistics\n`,
+  // As a spreadsheet saves it: a byte-order mark first, CRLF line ends.
+  'companies.csv': `\uFEFFid,name\r\n${CO},Acme Logistics\r\n`,
   'locations.csv': `id,company_id,name,address,timezone\n${LOC},${CO},Depot North,"1 Quay St, Leeds",Europe/London\n`,
   'groups.csv': `id,company_id,name,description\n${GRP},${CO},Drivers,\n`,
   'location_groups.csv': `location_id,group_id\n${LOC},${GRP}\n`,

@@ -19,7 +19,13 @@ async function headerColumns(path: string, def: TableDef): Promise<string[]> {
   const file = await open(path);
   try {
     const { buffer, bytesRead } = await file.read(Buffer.alloc(4096), 0, 4096, 0);
-    const line = buffer.subarray(0, bytesRead).toString('utf8').split(/\r?\n/)[0] ?? '';
+    // A spreadsheet's export may begin with a byte-order mark; COPY skips the header line whole.
+    const line =
+      buffer
+        .subarray(0, bytesRead)
+        .toString('utf8')
+        .replace(/^\uFEFF/, '')
+        .split(/\r?\n/)[0] ?? '';
     const columns = line.split(',').map((c) => c.trim().replace(/^"(.*)"$/, '$1'));
     const known = new Set(def.columns.map((c) => c.name));
     const unknown = columns.filter((c) => !known.has(c));
