@@ -1,0 +1,101 @@
+/**
+ * A field link on loopback, for tests and benches: a TCP proxy in front of a server that
+ * limits the bandwidth towards the client (a token bucket, as an LTE downlink), delays
+ * every chunk each way by a latency, and cuts every open connection at set times, as a
+ * cell handover or a dropped Wi-Fi does. It counts the bytes it delivered to clients.
+ */
+import { createServer, connect, type Socket } from 'node:net';
+import { freePort } from '../../src/platform/embedded.ts';
+
+export interface LinkOptions {
+  /** Downlink (server to client) bits a second; the uplink is not limited. */
+  bitsPerSecond: number;
+  /** One-way delay added to every chunk, each way. */
+  latencyMs: number;
+  /** Every this many ms, every open connection is destroyed (0: never). */
+  cutEveryMs?: number;
+}
+
+export interface Link {
+  url: string;
+  /** Bytes delivered to clients so far. */
+  readonly bytesDown: number;
+  /** Connections cut so far. */
+  readonly cuts: number;
+  close(): Promise<void>;
+}
+
+const SLICE = 16 * 1024;
+const HIGH_WATER = 256 * 1024;
+
+/** Delivers `from`'s data to `to` no faster than `bps` (0: unlimited), `latencyMs` late. */
+function shape(from: Socket, to: Socket, bps: number, latencyMs: number, count: (n: number) => void): void {
+  let nextFree = 0;
+  let queued = 0;
+  from.on('data', (chunk: Buffer) => {
+    for (let at = 0; at < chunk.length; at += SLICE) {
+      const slice = chunk.subarray(at, at + SLICE);
+      const now = performance.now();
+      const start = Math.max(now, nextFree);
+      nextFree = start + (bps > 0 ? (slice.length * 8 * 1000) / bps : 0);
+      queued += slice.length;
+      setTimeout(
+        () => {
+          queued -= slice.length;
+          if (!to.destroyed) {
+            to.write(slice);
+            count(slice.length);
+          }
+          if (queued < HIGH_WATER / 2) from.resume();
+        },
+        nextFree - now + latencyMs,
+      );
+    }
+    if (queued > HIGH_WATER) from.pause();
+  });
+  from.on('end', () => setTimeout(() => to.end(), Math.max(0, nextFree - performance.now()) + latencyMs));
+}
+
+export async function startLink(target: { host: string; port: number }, options: LinkOptions): Promise<Link> {
+  const port = await freePort();
+  const open = new Set<Socket>();
+  let bytesDown = 0;
+  let cuts = 0;
+  const server = createServer((client) => {
+    const upstream = connect(target.port, target.host);
+    open.add(client);
+    const close = () => {
+      open.delete(client);
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('error', close).on('close', close);
+    upstream.on('error', close).on('close', close);
+    shape(client, upstream, 0, options.latencyMs, () => {});
+    shape(upstream, client, options.bitsPerSecond, options.latencyMs, (n) => (bytesDown += n));
+  });
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  const cutter =
+    options.cutEveryMs && options.cutEveryMs > 0
+      ? setInterval(() => {
+          for (const socket of open) {
+            cuts++;
+            socket.destroy();
+          }
+        }, options.cutEveryMs)
+      : undefined;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    get bytesDown() {
+      return bytesDown;
+    },
+    get cuts() {
+      return cuts;
+    },
+    async close() {
+      clearInterval(cutter);
+      for (const socket of open) socket.destroy();
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
