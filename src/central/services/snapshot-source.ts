@@ -55,10 +55,6 @@ export class SnapshotSource {
     this.#metrics = metrics;
   }
 
-  get hasReplica(): boolean {
-    return this.#replica !== undefined;
-  }
-
   /** A session scoped to `device`; `primaryVersion` is its scope version as the primary read it. */
   open(device: Device, primaryVersion: string, log: Logger): Promise<OpenedSnapshot> {
     return step(log, 'snapshot.open', {}, async (open) => {
