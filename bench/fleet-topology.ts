@@ -5,14 +5,14 @@
  * `centrals` Central processes behind haproxy. Both give the URL devices use, the
  * processes whose CPU is reported, and a way to kill one Central mid-run.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createPool, type Pool } from '../src/platform/db.ts';
-import { freePort, startEmbeddedCluster } from '../src/platform/embedded.ts';
+import { startEmbeddedCluster } from '../src/platform/embedded.ts';
 import { startHaproxy, startRedis, startReplicatedPostgres, type Engine } from '../scripts/lib/engines.ts';
-import { imageNodeArgs, imageNodeEnv } from './image.ts';
+import { startCentralProcess } from './lib/central.ts';
 
 export interface Topology {
   /** Where devices send their requests. */
@@ -35,20 +35,6 @@ async function postmasterOf(dataDir: string): Promise<number> {
   return Number((await readFile(join(dataDir, 'postmaster.pid'), 'utf8')).split('\n')[0]);
 }
 
-async function startCentral(env: Record<string, string>): Promise<{ child: ChildProcess; url: string }> {
-  const port = await freePort();
-  const child = spawn(process.execPath, [...imageNodeArgs(), 'central', 'serve'], {
-    env: { ...process.env, ...imageNodeEnv(), ...env, PORT: String(port), HOST: '127.0.0.1' },
-    stdio: 'ignore',
-  });
-  const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 400; i++) {
-    if ((await fetch(`${url}/readyz`).catch(() => undefined))?.ok) break;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return { child, url };
-}
-
 export async function singleTopology(): Promise<Topology> {
   const dir = await mkdtemp(join(tmpdir(), 'dbupdate-fleet-'));
   const cluster = await startEmbeddedCluster({ dataDir: dir, name: 'pg' });
@@ -63,7 +49,7 @@ export async function singleTopology(): Promise<Topology> {
     other: {},
     metrics: [],
     async startCentrals(env) {
-      const c = await startCentral({ ...env, CENTRAL_DATABASE_URL: url });
+      const c = await startCentralProcess({ ...env, CENTRAL_DATABASE_URL: url });
       children.push(c.child);
       t.base = c.url;
       t.central.central = c.child.pid!;
@@ -102,7 +88,7 @@ export async function scaledOutTopology(centrals: number): Promise<Topology> {
       redis = await startRedis();
       const started = await Promise.all(
         Array.from({ length: centrals }, () =>
-          startCentral({
+          startCentralProcess({
             ...env,
             CENTRAL_DATABASE_URL: pgs.primary.url,
             CENTRAL_READ_DATABASE_URL: pgs.replica.url,

@@ -6,7 +6,6 @@
  * crossed the link against one clean transfer, the attempts and the time: the baseline
  * resumable transfers are measured against.
  */
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,16 +13,16 @@ import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { centralMigrations } from '../src/central/migrations.ts';
 import { enrollDevice } from '../src/central/services/enroll.ts';
-import { DEFAULT_SHAPE, seedCentral } from '../src/central/services/seed.ts';
 import { generateSigningKeys } from '../src/contract/signing.ts';
 import { loadEdgeConfig } from '../src/edge/config.ts';
 import { prepareEdgeDatabase } from '../src/edge/migrations.ts';
 import { createSyncer } from '../src/edge/server.ts';
 import { createPool } from '../src/platform/db.ts';
-import { freePort, startEmbeddedCluster } from '../src/platform/embedded.ts';
+import { startEmbeddedCluster } from '../src/platform/embedded.ts';
 import { migrate } from '../src/platform/migrate.ts';
 import { startLink } from '../scripts/lib/link.ts';
-import { imageNodeArgs, imageNodeEnv, warmCompileCache } from './image.ts';
+import { warmCompileCache } from './image.ts';
+import { seedOneLocation, startCentralProcess } from './lib/central.ts';
 
 const { values } = parseArgs({
   options: {
@@ -52,39 +51,16 @@ try {
   const centralUrl = await centralPg.createDatabase('central');
   const pool = createPool(centralUrl, { max: 4, applicationName: 'bench' });
   await migrate(pool, await centralMigrations());
-  const seeded = await seedCentral(
-    pool,
-    {
-      ...DEFAULT_SHAPE,
-      companies: 1,
-      locationsPerCompany: 1,
-      groupsPerCompany: 10,
-      groupsPerLocation: 10,
-      usersPerCompany: users,
-      groupsPerUser: 2,
-    },
-    { reset: true },
-  );
+  const seeded = await seedOneLocation(pool, users);
   const mac = seeded.devices[0]!.mac;
   const { secret } = await enrollDevice(pool, mac);
   await pool.end();
-  const port = await freePort();
-  const central = spawn(process.execPath, [...imageNodeArgs(), 'central', 'serve'], {
-    env: {
-      ...process.env,
-      ...imageNodeEnv(),
-      CENTRAL_DATABASE_URL: centralUrl,
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      MANIFEST_SIGNING_KEY: keys.privateKey,
-      LOG_LEVEL: 'error',
-    },
-    stdio: 'ignore',
+  const central = await startCentralProcess({
+    CENTRAL_DATABASE_URL: centralUrl,
+    MANIFEST_SIGNING_KEY: keys.privateKey,
+    LOG_LEVEL: 'error',
   });
-  for (let i = 0; i < 200; i++) {
-    if ((await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined))?.ok) break;
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  const port = Number(new URL(central.url).port);
 
   /** First syncs of a new edge over the link until one succeeds or `attempts` ran. */
   async function firstSync(name: string, cutEveryMs: number) {
@@ -123,7 +99,7 @@ try {
 
   const clean = await firstSync('edge_clean', 0);
   const cut = await firstSync('edge_cut', link.cutEveryMs);
-  central.kill('SIGTERM');
+  central.child.kill('SIGTERM');
   console.log(
     JSON.stringify(
       {

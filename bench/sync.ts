@@ -15,7 +15,6 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { enrollDevice } from '../src/central/services/enroll.ts';
-import { DEFAULT_SHAPE, seedCentral } from '../src/central/services/seed.ts';
 import { centralMigrations } from '../src/central/migrations.ts';
 import { createPool } from '../src/platform/db.ts';
 import { freePort, startEmbeddedCluster } from '../src/platform/embedded.ts';
@@ -23,6 +22,7 @@ import { migrate } from '../src/platform/migrate.ts';
 import { edgeMigrations } from '../src/edge/migrations.ts';
 import { generateSigningKeys } from '../src/contract/signing.ts';
 import { imageNodeArgs, imageNodeEnv, warmCompileCache } from './image.ts';
+import { seedOneLocation } from './lib/central.ts';
 import { dumpBaseline, rawPipe, scopeSource, startDumpCluster } from './baselines.ts';
 
 const { values } = parseArgs({ options: { users: { type: 'string', default: '100000,1000000' } } });
@@ -129,19 +129,7 @@ try {
   );
 
   for (const users of sizes) {
-    const seeded = await seedCentral(
-      pool,
-      {
-        ...DEFAULT_SHAPE,
-        companies: 1,
-        locationsPerCompany: 1,
-        groupsPerCompany: 10,
-        groupsPerLocation: 10,
-        usersPerCompany: users,
-        groupsPerUser: 2,
-      },
-      { reset: true },
-    );
+    const seeded = await seedOneLocation(pool, users);
     const mac = seeded.devices[0]!.mac;
     const { secret } = await enrollDevice(pool, mac);
     const port = await freePort();

@@ -13,7 +13,7 @@ import { centralMigrations } from '../src/central/migrations.ts';
 import { ServedModels } from '../src/central/services/versions.ts';
 import { DATA_MODEL, requireProjection, withColumn } from '../src/contract/data-model.ts';
 import { SCHEMA_VERSION_HEADER } from '../src/contract/wire.ts';
-import { edgeMigrations } from '../src/edge/migrations.ts';
+import { edgeMigrations, prepareEdgeDatabase } from '../src/edge/migrations.ts';
 import { createSyncer } from '../src/edge/server.ts';
 import { verifyLocal } from '../src/edge/services/verify.ts';
 import { migrate, type Migration } from '../src/platform/migrate.ts';
@@ -115,7 +115,8 @@ describe('rolling upgrade across a mixed fleet', () => {
   it('an upgraded edge migrates its own database forward and loads the new shape', async () => {
     const edge = edges[1]!;
     const heldBefore = await edgeRows(edge.pool);
-    await migrate(edge.pool, toV2(await edgeMigrations()));
+    // What the new edge image runs at start, with the release's migrations.
+    await prepareEdgeDatabase(edge.pool, undefined, undefined, toV2(await edgeMigrations()));
     // Forward, in place: the v1 data is still there, with the new column empty.
     const migrated = await edge.pool.query<{ n: number; badges: number }>(
       'SELECT count(*)::int AS n, count(badge)::int AS badges FROM users',

@@ -27,9 +27,9 @@ export interface PerMinute {
 }
 
 /** The in-process budget of KeyedWindows, behind the Budget interface. */
-export function localBudget(limit: number, windowMs = 60_000): Budget & { windows: KeyedWindows } {
+export function localBudget(limit: number, windowMs = 60_000): Budget {
   const windows = new KeyedWindows(limit, windowMs);
-  return { windows, take: async (key) => windows.take(key) };
+  return { take: async (key) => windows.take(key) };
 }
 
 export function createLimits(perMinute: PerMinute, shared?: (name: string, limit: number) => Budget): Limits {
