@@ -20,7 +20,9 @@ import { createSyncer } from '../src/edge/server.ts';
 import { createPool } from '../src/platform/db.ts';
 import { startEmbeddedCluster } from '../src/platform/embedded.ts';
 import { migrate } from '../src/platform/migrate.ts';
-import { startLink } from '../scripts/lib/link.ts';
+import { startLink, type Link } from '../scripts/lib/link.ts';
+import type { Syncer } from '../src/edge/services/sync.ts';
+import type { SyncResult } from '../src/edge/model.ts';
 import { warmCompileCache } from './image.ts';
 import { seedOneLocation, startCentralProcess } from './lib/central.ts';
 
@@ -62,8 +64,22 @@ try {
   });
   const port = Number(new URL(central.url).port);
 
+  /** One user of the scope edited on Central, as an operator would. */
+  async function editOneUser(): Promise<void> {
+    const edit = createPool(centralUrl, { max: 1, applicationName: 'bench-edit' });
+    await edit.query(
+      `UPDATE users SET display_name = display_name || ' (edited)', updated_at = now()
+        WHERE id = (SELECT user_id FROM group_users ORDER BY user_id LIMIT 1 OFFSET 4242)`,
+    );
+    await edit.end();
+  }
+
   /** First syncs of a new edge over the link until one succeeds or `attempts` ran. */
-  async function firstSync(name: string, cutEveryMs: number) {
+  async function firstSync(
+    name: string,
+    cutEveryMs: number,
+    then?: (syncer: Syncer, road: Link) => Promise<object>,
+  ) {
     const road = await startLink({ host: '127.0.0.1', port }, { ...link, cutEveryMs });
     const edgeUrl = await edgePg.createDatabase(name, { replace: true });
     const edgePool = createPool(edgeUrl, { max: 3, applicationName: 'bench-edge' });
@@ -80,9 +96,11 @@ try {
     const syncer = createSyncer(config, edgePool, pino({ level: 'silent' }));
     const started = performance.now();
     const tries: string[] = [];
+    let transfer: SyncResult['transfer'];
     for (let i = 0; i < attempts; i++) {
       const result = await syncer.run('manual');
       tries.push(result.status === 'failed' ? `failed ${result.error?.code}` : result.status);
+      transfer = result.transfer;
       if (result.status !== 'failed') break;
     }
     const out = {
@@ -90,14 +108,31 @@ try {
       completed: tries.at(-1) !== undefined && !tries.at(-1)!.startsWith('failed'),
       seconds: Math.round((performance.now() - started) / 100) / 10,
       mibOverLink: Math.round((road.bytesDown / 2 ** 20) * 100) / 100,
+      bytesOverLink: road.bytesDown,
       cuts: road.cuts,
+      transfer,
+      ...(then ? { next: await then(syncer, road) } : {}),
     };
     await road.close();
     await edgePool.end();
     return out;
   }
 
-  const clean = await firstSync('edge_clean', 0);
+  const clean = await firstSync('edge_clean', 0, async (syncer, road) => {
+    await editOneUser();
+    const before = road.bytesDown;
+    const delta = await syncer.run('manual');
+    return {
+      oneUserEdited: {
+        bytesOverLink: road.bytesDown - before,
+        status: delta.status,
+        tablesLoaded: delta.tablesLoaded,
+        rowsWritten: delta.rowsLoaded,
+        rowsDeleted: delta.transfer?.rowsDeleted,
+        transfer: delta.transfer,
+      },
+    };
+  });
   const cut = await firstSync('edge_cut', link.cutEveryMs);
   central.child.kill('SIGTERM');
   console.log(

@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { globalSha256 } from '../src/contract/canonical.ts';
 import { enrollDevice } from '../src/central/services/enroll.ts';
 import { DEFAULT_SHAPE, seedCentral } from '../src/central/services/seed.ts';
 import { verifyLocal } from '../src/edge/services/verify.ts';
@@ -143,33 +144,48 @@ describe('end to end', () => {
   });
 
   describe('faults leave the edge data exactly as it was, with a Failed ledger row', () => {
-    const faults: { name: string; code: string; arm: () => void | Promise<void>; acked: boolean }[] = [
+    const faults: {
+      name: string;
+      code: string;
+      arm: () => void | Promise<void>;
+      disarm?: () => Promise<unknown>;
+      acked: boolean;
+    }[] = [
       {
         name: 'a truncated response',
-        code: 'SNAPSHOT_INVALID',
+        code: 'TRANSFER_CUT',
         arm: () => void (proxy.fault = { kind: 'truncate', keepBytes: 3000 }),
-        acked: true,
+        acked: false,
       },
       {
-        name: 'a corrupted row (hash mismatch)',
-        code: 'HASH_MISMATCH',
+        name: 'a piece corrupted on every fetch',
+        code: 'SNAPSHOT_INVALID',
         arm: () => void (proxy.fault = { kind: 'replace', from: 'Renamed ✓', to: 'Renamed X' }),
         acked: true,
       },
       {
-        name: 'a corrupted row that breaks COPY',
-        code: 'LOAD_FAILED',
-        arm: () => void (proxy.fault = { kind: 'replace', from: '\tRenamed ✓\t', to: '\tRenamed\t✓\t' }),
+        name: 'rows that do not hash to the manifest table hash (hash mismatch)',
+        code: 'HASH_MISMATCH',
+        arm: () =>
+          void (proxy.fault = {
+            kind: 'manifest',
+            edit: (m) => {
+              const tables = m.tables as { name: string; rowCount: number; sha256: string }[];
+              tables[4]!.sha256 = 'f'.repeat(64);
+              m.globalSha256 = globalSha256(tables as never);
+            },
+          }),
         acked: true,
       },
       {
-        name: 'a snapshot that breaks a foreign key (a member whose user row is renamed)',
-        code: 'SNAPSHOT_INVALID',
+        name: 'a row the local database refuses (COPY fails)',
+        code: 'LOAD_FAILED',
         arm: async () => {
-          const scope = await centralScopeRows(central.pool, mac);
-          const userId = scope.users![0]!.slice(1, 37);
-          proxy.fault = { kind: 'replace', from: userId, to: '00000000-0000-4000-8000-00000000dead' };
+          await edge.pool.query(
+            `ALTER TABLE users ADD CONSTRAINT e2e_refuse CHECK (display_name NOT LIKE 'Renamed%') NOT VALID`,
+          );
         },
+        disarm: () => edge.pool.query('ALTER TABLE users DROP CONSTRAINT IF EXISTS e2e_refuse'),
         acked: true,
       },
       {
@@ -229,6 +245,7 @@ describe('end to end', () => {
           }
         } finally {
           proxy.fault = { kind: 'none' };
+          await fault.disarm?.();
         }
         const healed = await syncer.run('cli');
         assert.equal(healed.status, 'success', JSON.stringify(healed.error));

@@ -120,10 +120,10 @@ describe('replay and rollback', () => {
       const result = await testSyncer(edge, proxy.url, mine, tokens.get(mine)!).run('cli');
       proxy.fault = { kind: 'none' };
       assert.equal(result.status, 'failed');
-      // Before its first sync the edge finds another device's row where its own should be.
+      // Before its first sync the edge cannot tell; Central refuses it the pieces of another device's manifest.
       assert.equal(
         result.error?.code,
-        knowsItself ? 'MANIFEST_NOT_FOR_DEVICE' : 'SNAPSHOT_INVALID',
+        knowsItself ? 'MANIFEST_NOT_FOR_DEVICE' : 'CENTRAL_REFUSED',
         result.error?.message,
       );
       assert.deepEqual(await edgeRows(edge.pool), before);

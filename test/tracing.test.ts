@@ -24,12 +24,21 @@ const { createSyncer } = await import('../src/edge/server.ts');
 
 type Line = Record<string, unknown>;
 
-const EDGE_STEPS = ['sync.pull', 'sync.validate', 'sync.load', 'sync.verify', 'sync.commit', 'sync.ack'];
+const EDGE_STEPS = [
+  'sync.pull',
+  'sync.validate',
+  'sync.plan',
+  'sync.fetch',
+  'sync.load',
+  'sync.verify',
+  'sync.commit',
+  'sync.ack',
+];
 const CENTRAL_STEPS = [
   'sync.request',
   'device.resolve',
-  'snapshot.open',
   'scope.compute',
+  'pieces.serve',
   'manifest.create',
   'snapshot.send',
   'ack.store',
@@ -111,8 +120,11 @@ describe('tracing', () => {
     for (const name of CENTRAL_STEPS) {
       assert.equal(one(name).spanContext().traceId, traceId, name);
     }
+    // A session for the manifest, and one for the pieces.
+    const opens = named('snapshot.open');
+    assert.equal(opens.length, 2);
+    for (const open of opens) assert.equal(open.spanContext().traceId, traceId);
     assert.equal(named('sync.load.table').length, 8, 'a load span per table');
-    assert.equal(named('snapshot.table').length, 8, 'a snapshot span per table');
   });
 
   it('links Central under the edge through the HTTP client and server spans (W3C traceparent)', () => {
@@ -129,16 +141,20 @@ describe('tracing', () => {
       '/api/device-sync/request',
     );
     assert.equal(server.attributes['dbupdate.manifest_id'], manifestId);
-    for (const name of [
-      'device.resolve',
-      'snapshot.open',
-      'scope.compute',
-      'manifest.create',
-      'snapshot.send',
-    ])
+    for (const name of ['device.resolve', 'scope.compute', 'manifest.create', 'snapshot.send'])
       assert.equal(parentOf(one(name))?.name, 'sync.request', name);
-    const tableSpan = named('snapshot.table')[0]!;
-    assert.equal(parentOf(tableSpan)?.name, 'snapshot.send');
+    assert.deepEqual(
+      named('snapshot.open')
+        .map((s) => parentOf(s)?.name)
+        .sort(),
+      ['pieces.serve', 'sync.request'],
+    );
+    assert.deepEqual(ancestry(one('pieces.serve')).slice(0, 4), [
+      'POST:SERVER',
+      'POST:CLIENT',
+      'sync.fetch:INTERNAL',
+      'sync:INTERNAL',
+    ]);
     const ackStore = one('ack.store');
     assert.deepEqual(ancestry(ackStore).slice(0, 4), [
       'POST:SERVER',

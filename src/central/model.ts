@@ -5,6 +5,7 @@
 import type { AckBody, AckResponse, Manifest } from '../contract/wire.ts';
 import type { TableDigest } from '../contract/canonical.ts';
 import { normalizeMac } from '../contract/mac.ts';
+import { pieceToWire, type Piece } from '../contract/pieces.ts';
 import { AppError } from '../platform/errors.ts';
 
 /** A MAC from the wire or the command line, in its one stored form; INVALID_MAC otherwise. */
@@ -75,6 +76,8 @@ export function manifestToWire(input: {
   globalSha256: string;
   device: Device;
   rowsIncluded: boolean;
+  /** The pieces of each table to load, when the edge asked for them. */
+  pieces?: ReadonlyMap<string, readonly Piece[]> | undefined;
 }): Manifest {
   return {
     manifestId: input.manifestId,
@@ -89,6 +92,9 @@ export function manifestToWire(input: {
       deviceId: input.device.id,
     },
     rowsIncluded: input.rowsIncluded,
+    ...(input.pieces
+      ? { pieces: Object.fromEntries([...input.pieces].map(([name, list]) => [name, list.map(pieceToWire)])) }
+      : {}),
   };
 }
 

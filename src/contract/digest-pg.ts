@@ -13,12 +13,16 @@ export async function digestTables(
   selectFor: (def: TableDef) => string,
   onLine?: (table: string, line: string) => void,
   tables: readonly TableDef[] = TABLES,
+  /** Also shown each table's raw COPY text (Central cuts it into pieces on the way). */
+  observe?: (def: TableDef) => ((chunk: Buffer) => void) | undefined,
 ): Promise<TableDigest[]> {
   const digests: TableDigest[] = [];
   for (const def of tables) {
     const hasher = new TableHasher(def, onLine && ((line) => onLine(def.name, line)));
+    const seen = observe?.(def);
     for await (const chunk of client.query(copyTo(`COPY (${selectFor(def)}) TO STDOUT`))) {
       hasher.write(chunk as Buffer);
+      seen?.(chunk as Buffer);
     }
     digests.push(hasher.digest());
   }

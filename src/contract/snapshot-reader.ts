@@ -5,7 +5,15 @@
  * asking for the next item.
  */
 import { Value } from 'typebox/value';
-import { EndFrame, ManifestFrame, TableFrame, type Manifest, type ManifestSignature } from './wire.ts';
+import {
+  EndFrame,
+  ManifestFrame,
+  PieceFrame,
+  PiecesEndFrame,
+  TableFrame,
+  type Manifest,
+  type ManifestSignature,
+} from './wire.ts';
 
 export class SnapshotFormatError extends Error {}
 
@@ -14,7 +22,8 @@ export type SnapshotItem =
   | { type: 'table'; frame: TableFrame; rows: AsyncGenerator<Buffer> }
   | { type: 'end'; frame: EndFrame };
 
-const MAX_FRAME_BYTES = 1 << 20;
+/** A manifest lists every piece of a changed scope: about 150 bytes per 256 rows. */
+const MAX_FRAME_BYTES = 16 << 20;
 const NL = 0x0a;
 
 /** The bytes received and not yet consumed, taken as frame lines or as runs of row lines. */
@@ -108,6 +117,28 @@ export async function* readSnapshot(
     yield { type: 'table', frame, rows: tableRows };
     // Whatever the consumer left unread is drained, so framing stays aligned.
     for await (const _ of tableRows) {
+      /* drain */
+    }
+  }
+}
+
+export type PiecesItem =
+  { type: 'piece'; frame: PieceFrame; rows: AsyncGenerator<Buffer> } | { type: 'end'; frame: PiecesEndFrame };
+
+/** The pieces stream (docs/protocol.md, "Pieces"): piece frames and their rows, then an end line. */
+export async function* readPieces(source: AsyncIterable<Uint8Array | string>): AsyncGenerator<PiecesItem> {
+  const stream = new StreamBuffer(source);
+  for (;;) {
+    const frame = await stream.frameLine('piece or end');
+    if (Value.Check(PiecesEndFrame, frame)) {
+      if (await stream.hasMore()) throw new SnapshotFormatError('data after the end frame');
+      yield { type: 'end', frame };
+      return;
+    }
+    if (!Value.Check(PieceFrame, frame)) throw new SnapshotFormatError('invalid piece frame');
+    const rows = stream.rows(frame.gone ? 0 : frame.rowCount, `${frame.table} piece ${frame.index}`);
+    yield { type: 'piece', frame, rows };
+    for await (const _ of rows) {
       /* drain */
     }
   }

@@ -3,6 +3,7 @@
  * validation, OpenAPI and TypeScript types alike.
  */
 import { Type, type Static } from 'typebox';
+import { KEY_PATTERN } from './pieces.ts';
 import { TABLE_NAMES } from './tables.ts';
 
 /** Bumped with every change to the data model; Edge refuses a manifest of another version. */
@@ -18,6 +19,8 @@ export const SOFTWARE_VERSION_HEADER = 'dbupdate-software-version';
 
 /** Content type of the snapshot stream (see docs/protocol.md). */
 export const SNAPSHOT_MEDIA_TYPE = 'application/vnd.dbupdate.snapshot.v1';
+/** Content type of the pieces stream (see docs/protocol.md, "Pieces"). */
+export const PIECES_MEDIA_TYPE = 'application/vnd.dbupdate.pieces.v1';
 
 const Sha256 = Type.String({ pattern: '^[0-9a-f]{64}$' });
 const Ulid = Type.String({ pattern: '^[0-9A-HJKMNP-TV-Z]{26}$' });
@@ -58,6 +61,12 @@ export const SyncRequestBody = Type.Object(
           'sha256 of each table the device holds now; tables that still match are sent without rows',
       }),
     ),
+    pieces: Type.Optional(
+      Type.Boolean({
+        description:
+          'true: the manifest lists the pieces of every table to load and no rows follow; the edge fetches them from /api/device-sync/pieces',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -73,6 +82,10 @@ export const TableSummary = Type.Object(
 );
 export type TableSummary = Static<typeof TableSummary>;
 
+const KeyText = Type.String({ maxLength: 400, pattern: KEY_PATTERN });
+/** `[id, rowCount, lastKey]` (src/contract/pieces.ts). */
+export const PieceRef = Type.Tuple([Sha256, Type.Integer({ minimum: 1 }), KeyText]);
+
 export const Manifest = Type.Object({
   manifestId: Ulid,
   generatedAt: Type.String({ format: 'date-time' }),
@@ -82,6 +95,13 @@ export const Manifest = Type.Object({
   globalSha256: Sha256,
   filters: Type.Object({ companyId: Uuid, locationId: Uuid, deviceId: Uuid }),
   rowsIncluded: Type.Boolean({ description: 'false when knownGlobalSha256 matched: the stream ends here' }),
+  pieces: Type.Optional(
+    Type.Record(TableKey, Type.Array(PieceRef), {
+      additionalProperties: false,
+      description:
+        'asked for with `pieces: true`: the pieces of each table whose sha256 differs from knownTables',
+    }),
+  ),
 });
 export type Manifest = Static<typeof Manifest>;
 
@@ -105,6 +125,35 @@ export const TableFrame = Type.Object({
 export type TableFrame = Static<typeof TableFrame>;
 export const EndFrame = Type.Object({ end: Type.Literal(true), tables: Type.Integer({ minimum: 0 }) });
 export type EndFrame = Static<typeof EndFrame>;
+
+/** Pieces of one manifest by their index in its lists: runs `[from, to]`, inclusive, ascending. */
+export const PiecesRequestBody = Type.Object(
+  {
+    mac: MacText,
+    manifestId: Ulid,
+    want: Type.Record(
+      TableKey,
+      Type.Array(Type.Tuple([Type.Integer({ minimum: 0 }), Type.Integer({ minimum: 0 })]), {
+        minItems: 1,
+        maxItems: 1024,
+      }),
+      { maxProperties: TABLE_NAMES.length, minProperties: 1, additionalProperties: false },
+    ),
+  },
+  { additionalProperties: false },
+);
+export type PiecesRequestBody = Static<typeof PiecesRequestBody>;
+
+/** A piece in the pieces stream: rowCount COPY text lines follow; `gone`: its content changed since the manifest, none follow. */
+export const PieceFrame = Type.Object({
+  table: Type.String(),
+  index: Type.Integer({ minimum: 0 }),
+  rowCount: Type.Integer({ minimum: 0 }),
+  gone: Type.Optional(Type.Literal(true)),
+});
+export type PieceFrame = Static<typeof PieceFrame>;
+export const PiecesEndFrame = Type.Object({ end: Type.Literal(true), pieces: Type.Integer({ minimum: 0 }) });
+export type PiecesEndFrame = Static<typeof PiecesEndFrame>;
 
 export const AckBody = Type.Object(
   {

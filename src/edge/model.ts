@@ -51,6 +51,18 @@ export const SyncResultBody = Type.Object({
   tables: Type.Array(TableSummary),
   ack: AckOutcome,
   error: Type.Optional(ErrorDetail),
+  /** How the rows came: fetches of pieces, pieces fetched, found staged or kept in place, bytes. */
+  transfer: Type.Optional(
+    Type.Object({
+      fetches: Type.Integer(),
+      piecesFetched: Type.Integer(),
+      piecesReused: Type.Integer(),
+      piecesKept: Type.Integer(),
+      piecesRefetched: Type.Integer(),
+      rowsDeleted: Type.Integer(),
+      bytesReceived: Type.Integer(),
+    }),
+  ),
 });
 
 export interface SyncResult extends Omit<Static<typeof SyncResultBody>, 'error'> {

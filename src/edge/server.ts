@@ -57,6 +57,8 @@ export function createSyncer(
     publicKeys: config.publicKeys,
     deadlineMs: config.SYNC_DEADLINE_SECONDS * 1000,
     model,
+    // The first pause before resuming a transfer that brought nothing, as for retries.
+    ...(options.initialDelayMs === undefined ? {} : { resumeDelayMs: options.initialDelayMs }),
   });
 }
 

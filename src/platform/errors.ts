@@ -77,7 +77,21 @@ export const ERROR_CODES = {
     description:
       "Central does not serve the edge's schema version; the message names the versions it serves and which side to upgrade.",
   },
-  MANIFEST_EXPIRED: { status: 409, description: 'Edge: the manifest expired before it could be applied.' },
+  TRANSFER_CUT: {
+    status: 502,
+    description:
+      'Edge: the connection to Central broke during a transfer and resuming did not finish in time; the pieces received are kept for the next sync.',
+  },
+  MANIFEST_SUPERSEDED: {
+    status: 409,
+    description:
+      'Edge: the data changed while the pieces of a manifest were fetched; the next sync asks for a new manifest and keeps the pieces received.',
+  },
+  MANIFEST_EXPIRED: {
+    status: 409,
+    description:
+      'The manifest expired before it could be applied (Edge), or before its pieces were asked for (Central).',
+  },
   MANIFEST_STALE: {
     status: 409,
     description:

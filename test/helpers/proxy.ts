@@ -28,6 +28,8 @@ export type Fault =
   | { kind: 'replay'; recorded: { contentType: string; body: Buffer } }
   /** Passes the answer on in `chunks` pieces, one every `everyMs`: a slow, steady link. */
   | { kind: 'drip'; chunks: number; everyMs: number }
+  /** Changes one character of the first row of the next `times` pieces answers: the piece fails its hash. */
+  | { kind: 'corrupt-piece'; times: number }
   /** Streams Central's answer on at `bytesPerSecond`, reading it only as fast: Central stays mid-stream. */
   | { kind: 'throttle'; bytesPerSecond: number };
 
@@ -70,6 +72,7 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
       res.end(fault.recorded.body);
       return;
     }
+    // A Central that is gone is a refused connection to the edge too.
     const upstream = await fetch(target + req.url, {
       method: req.method,
       headers: {
@@ -78,8 +81,13 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
         'accept-encoding': 'identity',
       },
       body: parts.length > 0 ? Buffer.concat(parts) : null,
-    });
-    if (fault.kind === 'throttle' && req.url?.includes('/request') && upstream.ok && upstream.body) {
+    }).catch(() => undefined);
+    if (!upstream) {
+      res.destroy();
+      return;
+    }
+    const rowsUrl = req.url?.includes('/request') || req.url?.includes('/pieces');
+    if (fault.kind === 'throttle' && rowsUrl && upstream.ok && upstream.body) {
       res.writeHead(upstream.status, { 'content-type': upstream.headers.get('content-type') ?? '' });
       const reader = upstream.body.getReader();
       try {
@@ -98,7 +106,16 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
     }
     let body = Buffer.from(await upstream.arrayBuffer());
     const isSnapshot = req.url?.includes('/request') && upstream.ok;
-    if (isSnapshot && fault.kind === 'replace')
+    // Rows come in the pieces answers; the manifest in the snapshot answer.
+    const hasRows = (isSnapshot || req.url?.includes('/pieces')) && upstream.ok;
+    if (fault.kind === 'corrupt-piece' && fault.times > 0 && req.url?.includes('/pieces') && upstream.ok) {
+      fault.times--;
+      // The first row starts after the first frame line; its first character is a hex digit of its key.
+      const at = body.indexOf(0x0a) + 1;
+      body = Buffer.from(body);
+      body[at] = body[at] === 0x30 ? 0x31 : 0x30;
+    }
+    if (hasRows && fault.kind === 'replace')
       body = Buffer.from(body.toString('utf8').replace(fault.from, fault.to));
     if (isSnapshot && fault.kind === 'manifest') {
       const text = body.toString('utf8');

@@ -79,6 +79,18 @@ sync_manifests.table_order smallint NOT NULL
 sync_manifests.row_count bigint NOT NULL
 sync_manifests.sha256 text NOT NULL
 sync_manifests.filter_desc jsonb NOT NULL
+sync_piece_fetches.id bigint NOT NULL
+sync_piece_fetches.manifest_id text NOT NULL
+sync_piece_fetches.mac text NOT NULL
+sync_piece_fetches.device_id uuid
+sync_piece_fetches.requested_at timestamp with time zone NOT NULL DEFAULT now()
+sync_piece_fetches.completed_at timestamp with time zone
+sync_piece_fetches.status text NOT NULL
+sync_piece_fetches.error_code text
+sync_piece_fetches.pieces_requested integer NOT NULL
+sync_piece_fetches.pieces_sent integer
+sync_piece_fetches.pieces_gone integer
+sync_piece_fetches.bytes_sent bigint
 sync_requests.id bigint NOT NULL
 sync_requests.mac text NOT NULL
 sync_requests.device_id uuid
@@ -134,6 +146,8 @@ sync_acknowledgements sync_acknowledgements_result_check CHECK ((result = ANY (A
 sync_manifest_headers sync_manifest_headers_pkey PRIMARY KEY (manifest_id)
 sync_manifests sync_manifests_manifest_id_fkey FOREIGN KEY (manifest_id) REFERENCES sync_manifest_headers(manifest_id)
 sync_manifests sync_manifests_pkey PRIMARY KEY (manifest_id, table_name)
+sync_piece_fetches sync_piece_fetches_pkey PRIMARY KEY (id)
+sync_piece_fetches sync_piece_fetches_status_check CHECK ((status = ANY (ARRAY['started'::text, 'served'::text, 'refused'::text, 'error'::text, 'aborted'::text])))
 sync_requests sync_requests_pkey PRIMARY KEY (id)
 sync_requests sync_requests_status_check CHECK ((status = ANY (ARRAY['started'::text, 'served'::text, 'unchanged'::text, 'invalid_input'::text, 'unauthenticated'::text, 'unknown_device'::text, 'disabled'::text, 'error'::text, 'aborted'::text, 'rate_limited'::text, 'overloaded'::text, 'unsupported_schema'::text])))
 users users_company_id_fkey FOREIGN KEY (company_id) REFERENCES companies(id)
@@ -168,6 +182,9 @@ CREATE INDEX sync_manifest_headers_device_generated_idx ON public.sync_manifest_
 CREATE INDEX sync_manifest_headers_mac_generated_idx ON public.sync_manifest_headers USING btree (mac, generated_at)
 CREATE UNIQUE INDEX sync_manifest_headers_pkey ON public.sync_manifest_headers USING btree (manifest_id)
 CREATE UNIQUE INDEX sync_manifests_pkey ON public.sync_manifests USING btree (manifest_id, table_name)
+CREATE INDEX sync_piece_fetches_manifest_idx ON public.sync_piece_fetches USING btree (manifest_id)
+CREATE UNIQUE INDEX sync_piece_fetches_pkey ON public.sync_piece_fetches USING btree (id)
+CREATE INDEX sync_piece_fetches_requested_at_idx ON public.sync_piece_fetches USING btree (requested_at)
 CREATE INDEX sync_requests_errors_idx ON public.sync_requests USING btree (mac, requested_at) WHERE (error_code IS NOT NULL)
 CREATE INDEX sync_requests_mac_requested_at_idx ON public.sync_requests USING btree (mac, requested_at)
 CREATE INDEX sync_requests_manifest_id_idx ON public.sync_requests USING btree (manifest_id) WHERE (manifest_id IS NOT NULL)

@@ -20,11 +20,23 @@ devices.name text NOT NULL
 devices.is_enabled boolean NOT NULL DEFAULT true
 devices.created_at timestamp with time zone NOT NULL
 devices.updated_at timestamp with time zone NOT NULL
+edge_held_pieces.table_name text NOT NULL
+edge_held_pieces.ord integer NOT NULL
+edge_held_pieces.schema_version integer NOT NULL
+edge_held_pieces.table_sha256 text NOT NULL
+edge_held_pieces.id text NOT NULL
+edge_held_pieces.row_count integer NOT NULL
+edge_held_pieces.last_key text NOT NULL
 edge_pending_acks.manifest_id text NOT NULL
 edge_pending_acks.body jsonb NOT NULL
 edge_pending_acks.attempts integer NOT NULL DEFAULT 0
 edge_pending_acks.last_error text
 edge_pending_acks.created_at timestamp with time zone NOT NULL DEFAULT now()
+edge_staged_pieces.id text NOT NULL
+edge_staged_pieces.table_name text NOT NULL
+edge_staged_pieces.row_count integer NOT NULL
+edge_staged_pieces.data bytea NOT NULL
+edge_staged_pieces.staged_at timestamp with time zone NOT NULL DEFAULT now()
 edge_sync_log.id bigint NOT NULL
 edge_sync_log.manifest_id text
 edge_sync_log.started_at timestamp with time zone NOT NULL DEFAULT now()
@@ -82,7 +94,9 @@ dbupdate_migrations dbupdate_migrations_pkey PRIMARY KEY (id)
 devices devices_location_id_fkey FOREIGN KEY (location_id) REFERENCES locations(id)
 devices devices_mac_key UNIQUE (mac)
 devices devices_pkey PRIMARY KEY (id)
+edge_held_pieces edge_held_pieces_pkey PRIMARY KEY (table_name, ord)
 edge_pending_acks edge_pending_acks_pkey PRIMARY KEY (manifest_id)
+edge_staged_pieces edge_staged_pieces_pkey PRIMARY KEY (id)
 edge_sync_log edge_sync_log_ack_status_check CHECK ((ack_status = ANY (ARRAY['sent'::text, 'pending'::text, 'failed'::text, 'none'::text])))
 edge_sync_log edge_sync_log_pkey PRIMARY KEY (id)
 edge_sync_log edge_sync_log_status_check CHECK ((status = ANY (ARRAY['running'::text, 'success'::text, 'unchanged'::text, 'failed'::text])))
@@ -109,7 +123,9 @@ CREATE UNIQUE INDEX dbupdate_migrations_pkey ON public.dbupdate_migrations USING
 CREATE INDEX devices_location_id_idx ON public.devices USING btree (location_id)
 CREATE UNIQUE INDEX devices_mac_key ON public.devices USING btree (mac)
 CREATE UNIQUE INDEX devices_pkey ON public.devices USING btree (id)
+CREATE UNIQUE INDEX edge_held_pieces_pkey ON public.edge_held_pieces USING btree (table_name, ord)
 CREATE UNIQUE INDEX edge_pending_acks_pkey ON public.edge_pending_acks USING btree (manifest_id)
+CREATE UNIQUE INDEX edge_staged_pieces_pkey ON public.edge_staged_pieces USING btree (id)
 CREATE UNIQUE INDEX edge_sync_log_pkey ON public.edge_sync_log USING btree (id)
 CREATE INDEX edge_sync_log_started_at_idx ON public.edge_sync_log USING btree (started_at)
 CREATE UNIQUE INDEX edge_sync_state_pkey ON public.edge_sync_state USING btree (key)

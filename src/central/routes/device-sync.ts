@@ -4,7 +4,6 @@
  * is known; refusals before that (bad body, wrong content type, too large) are
  * written by this plugin's onSend hook, before the answer leaves.
  */
-import type { ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import type { FastifyReply, FastifyRequest } from 'fastify';
@@ -13,7 +12,6 @@ import { Type } from 'typebox';
 import {
   AckBody,
   AckResponse,
-  ErrorBody,
   SNAPSHOT_MEDIA_TYPE,
   SyncRequestBody,
   storableText,
@@ -26,6 +24,8 @@ import { spendSourceBudget } from '../services/limits.ts';
 import { prepareSync, type SyncDeps } from '../services/device-sync.ts';
 import { auditStatus } from '../services/request-audit.ts';
 import { SnapshotSlots, type SlotOptions } from '../services/slots.ts';
+import { piecesSchema, servePieces } from './pieces.ts';
+import { cutSlowReader, errors } from './streaming.ts';
 import { reportedVersions } from '../services/versions.ts';
 
 declare module 'fastify' {
@@ -40,42 +40,6 @@ export interface DeviceSyncOptions {
   /** A stream that moves fewer than `minBytes` in any `windowMs` is cut: its slot goes to others. */
   slowReader: { minBytes: number; windowMs: number };
 }
-
-/**
- * A client that stops reading, or reads a few bytes a second, holds a snapshot slot, a
- * connection and a read transaction: enough of them deny service to the fleet. The body
- * is produced only as fast as the client takes it (backpressure), so its progress is the
- * reader's: below the floor for a whole window, the response is cut.
- */
-function cutSlowReader(
-  response: ServerResponse,
-  progress: { readonly bytes: number },
-  floor: { minBytes: number; windowMs: number },
-  onCut: (err: Error) => void,
-): NodeJS.Timeout {
-  let seen = 0;
-  const timer = setInterval(() => {
-    if (progress.bytes - seen < floor.minBytes && !response.writableEnded) {
-      const err = new Error(`client read ${progress.bytes - seen} bytes in ${floor.windowMs} ms; cut`);
-      onCut(err);
-      response.destroy(err);
-    }
-    seen = progress.bytes;
-  }, floor.windowMs);
-  timer.unref();
-  return timer;
-}
-
-const errors = {
-  400: ErrorBody,
-  401: ErrorBody,
-  403: ErrorBody,
-  404: ErrorBody,
-  409: ErrorBody,
-  413: ErrorBody,
-  429: ErrorBody,
-  503: ErrorBody,
-};
 
 /**
  * A request refused before the service wrote its audit row (bad body, wrong content type,
@@ -185,6 +149,11 @@ export const deviceSyncRoutes: FastifyPluginAsyncTypebox<DeviceSyncOptions> = as
 
   app.post('/api/device-sync/request', { schema: requestSchema }, async (request, reply) => {
     await serveSnapshot(opts, slots, request, reply);
+    return reply;
+  });
+
+  app.post('/api/device-sync/pieces', { schema: piecesSchema }, async (request, reply) => {
+    await servePieces(opts, slots, request, reply);
     return reply;
   });
 

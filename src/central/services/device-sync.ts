@@ -9,6 +9,7 @@ import { trace, context, type Span } from '@opentelemetry/api';
 import { ulid } from 'ulid';
 import { globalSha256, type TableDigest } from '../../contract/canonical.ts';
 import type { DataModel } from '../../contract/data-model.ts';
+import type { Piece } from '../../contract/pieces.ts';
 import type { Manifest, ManifestSignature, SyncRequestBody } from '../../contract/wire.ts';
 import { signManifest, type SigningKey } from '../../contract/signing.ts';
 import type { Pool } from '../../platform/db.ts';
@@ -27,7 +28,7 @@ import { openRequestAudit, outcomeForError, type RequestAudit } from './request-
 import type { SnapshotSession } from './snapshot-session.ts';
 import type { SnapshotSource } from './snapshot-source.ts';
 import { newStreamStats, snapshotBody, type BodySource } from './snapshot.ts';
-import { answerFromCaches, scopeDigests } from './scope-cache.ts';
+import { answerFromCaches, piecesInSession, scopeDigests, type Held } from './scope-cache.ts';
 import type { ReportedVersions, ServedModels } from './versions.ts';
 import type { TableCache } from './table-cache.ts';
 
@@ -117,27 +118,38 @@ async function stages(r: SyncRequest): Promise<PreparedSync> {
   try {
     const { device: known, scopeVersion, model } = await step(r.log, 'device.resolve', {}, () => identify(r));
     device = known;
-    const held = { global: r.input.body.knownGlobalSha256, tables: r.input.body.knownTables };
+    const { body } = r.input;
+    const held: Held = {
+      global: body.knownGlobalSha256,
+      tables: body.knownTables,
+      pieces: body.pieces === true,
+    };
     const cached = await step(r.log, 'scope.check', { deviceId: known.id }, (open) =>
       answerFromCaches(r.deps, known, model, scopeVersion, held, open),
     );
     // A slot bounds the answers that stream rows; an unchanged one streams none.
     if (cached?.rows !== false) await r.input.admit();
     let tables = cached?.tables;
+    let pieces = cached?.pieces;
     if (!tables) {
       r.deps.metrics.snapshotSessions.inc();
       // The session opens under the request's step; a scope.compute step for each read of it.
       const computed = await r.deps.snapshots.read(known, scopeVersion, r.log, (opened) =>
-        step(r.log, 'scope.compute', { deviceId: known.id, read: opened.reason }, (open) =>
-          scopeDigests(r.deps, opened.session.client, known, model, opened.version, open),
-        ),
+        step(r.log, 'scope.compute', { deviceId: known.id, read: opened.reason }, async (open) => {
+          const tx = opened.session.client;
+          const digests = await scopeDigests(r.deps, tx, known, model, opened.version, open);
+          return {
+            digests,
+            pieces: held.pieces ? await piecesInSession(r.deps, tx, model, digests, held) : undefined,
+          };
+        }),
       );
       session = computed.session;
-      tables = computed.result;
+      ({ digests: tables, pieces } = computed.result);
     }
     const digests = tables;
     const signed = await step(r.log, 'manifest.create', {}, (open) =>
-      createManifest(r, known, model, digests, open),
+      createManifest(r, known, model, digests, pieces, open),
     );
     r.audit.step.annotate({ manifestId: signed.manifest.manifestId });
     r.httpSpan?.setAttribute('dbupdate.manifest_id', signed.manifest.manifestId);
@@ -179,6 +191,7 @@ async function createManifest(
   device: Device,
   model: DataModel,
   tables: TableDigest[],
+  pieces: ReadonlyMap<string, readonly Piece[]> | undefined,
   open: OpenStep,
 ): Promise<Signed> {
   const generatedAt = new Date();
@@ -192,6 +205,7 @@ async function createManifest(
     globalSha256: global,
     device,
     rowsIncluded: r.input.body.knownGlobalSha256 !== global,
+    pieces: r.input.body.knownGlobalSha256 !== global ? pieces : undefined,
   });
   open.annotate({ manifestId: manifest.manifestId, rowsIncluded: manifest.rowsIncluded });
   await insertManifest(r.deps.pool, manifest, r.mac);

@@ -57,7 +57,7 @@ export function spendSourceBudget(limits: Limits, source: string): void {
 export async function spendDeviceBudget(
   limits: Limits,
   deviceId: string,
-  route: 'request' | 'ack',
+  route: 'request' | 'pieces' | 'ack',
 ): Promise<void> {
   const own = await limits.perDevice.take(`${route}:${deviceId}`);
   if (own > 0) throw refused(own, 'too many requests a minute from this device');

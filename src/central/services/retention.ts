@@ -7,11 +7,13 @@
 import { withTransaction, type Pool } from '../../platform/db.ts';
 import type { Logger } from '../../platform/logger.ts';
 import { step } from '../../platform/step.ts';
+import { deleteOldPieceFetches } from '../repo/pieces.ts';
 import { deleteOldManifests, deleteOldRequests } from '../repo/retention.ts';
 
 export interface PruneResult {
   cutoff: string;
   requests: number;
+  pieceFetches: number;
   manifests: number;
   acks: number;
   tableRows: number;
@@ -29,6 +31,7 @@ export async function pruneAudit(
     manifests: 0,
     acks: 0,
     tableRows: 0,
+    pieceFetches: 0,
   };
   return step(log, 'audit.prune', { cutoff: result.cutoff }, async (open) => {
     for (;;) {
@@ -43,6 +46,13 @@ export async function pruneAudit(
     for (;;) {
       const done = await withTransaction(pool, 'BEGIN', (tx) => deleteOldRequests(tx, cutoff, options.batch));
       result.requests += done;
+      if (done < options.batch) break;
+    }
+    for (;;) {
+      const done = await withTransaction(pool, 'BEGIN', (tx) =>
+        deleteOldPieceFetches(tx, cutoff, options.batch),
+      );
+      result.pieceFetches += done;
       if (done < options.batch) break;
     }
     open.annotate({ ...result });

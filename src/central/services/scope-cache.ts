@@ -6,6 +6,8 @@
  */
 import { globalSha256, type TableDigest } from '../../contract/canonical.ts';
 import type { DataModel } from '../../contract/data-model.ts';
+import { PieceCutter, type Piece } from '../../contract/pieces.ts';
+import type { TableDef } from '../../contract/tables.ts';
 import type { PoolClient } from '../../platform/db.ts';
 import type { OpenStep } from '../../platform/step.ts';
 import type { CentralMetrics } from '../metrics.ts';
@@ -26,6 +28,66 @@ export interface CachedAnswer {
   pinned: Map<string, Buffer[]>;
   /** Whether any rows are sent at all. */
   rows: boolean;
+  /** With pieces: the pieces of every table the device must load (no rows are sent). */
+  pieces?: Map<string, readonly Piece[]>;
+}
+
+/** What the device holds, and whether it loads by pieces. */
+export interface Held {
+  global: string | null | undefined;
+  tables: Partial<Record<string, string>> | undefined;
+  pieces: boolean;
+}
+
+/** The pieces of every table `held` lacks, from the cache; undefined when one is not there. */
+export function heldPieces(
+  caches: ScopeCaches,
+  digests: readonly TableDigest[],
+  held: Held,
+): Map<string, readonly Piece[]> | undefined {
+  const out = new Map<string, readonly Piece[]>();
+  if (held.global === globalSha256(digests)) return out;
+  for (const t of digests) {
+    if (held.tables?.[t.name] === t.sha256) continue;
+    const pieces = caches.tableCache.pieces(t);
+    if (!pieces) return undefined;
+    out.set(t.name, pieces);
+  }
+  return out;
+}
+
+/** Digests of `tables` read in `tx`, each cut into pieces on the way and kept by content. */
+export async function digestAndCut(
+  caches: ScopeCaches,
+  tx: PoolClient,
+  tables: readonly TableDef[],
+): Promise<TableDigest[]> {
+  const cutters = new Map<string, PieceCutter>();
+  const digests = await computeDigests(tx, undefined, tables, (def) => {
+    const cutter = new PieceCutter(def);
+    cutters.set(def.name, cutter);
+    return (chunk) => cutter.write(chunk);
+  });
+  for (const d of digests) caches.tableCache.setPieces(d, cutters.get(d.name)!.end());
+  return digests;
+}
+
+/** The pieces `held` lacks, cutting in `tx` the tables whose pieces the cache no longer has. */
+export async function piecesInSession(
+  caches: ScopeCaches,
+  tx: PoolClient,
+  model: DataModel,
+  digests: readonly TableDigest[],
+  held: Held,
+): Promise<Map<string, readonly Piece[]>> {
+  const missing = model.tables.filter((def) => {
+    const t = digests.find((d) => d.name === def.name)!;
+    return held.tables?.[t.name] !== t.sha256 && !caches.tableCache.pieces(t);
+  });
+  if (missing.length > 0) await digestAndCut(caches, tx, missing);
+  const pieces = heldPieces(caches, digests, held);
+  if (!pieces) throw new Error('pieces cut in this session were evicted before the manifest');
+  return pieces;
 }
 
 /**
@@ -41,11 +103,19 @@ export async function answerFromCaches(
   model: DataModel,
   /** Read on the short-query pool with the request's audit row. */
   version: string,
-  held: { global: string | null | undefined; tables: Partial<Record<string, string>> | undefined },
+  held: Held,
   open: OpenStep,
 ): Promise<CachedAnswer | undefined> {
   const digests = caches.digestCache.get(DigestCache.key(device, version, model.version));
   if (!digests) return undefined;
+  if (held.pieces) {
+    // No rows are sent: the pieces lists are all the manifest needs.
+    const pieces = heldPieces(caches, digests, held);
+    if (!pieces) return undefined;
+    caches.metrics.digestCache.inc({ result: 'hit' });
+    open.annotate({ cache: 'hit', pieces: true });
+    return { tables: digests, pinned: new Map(), rows: false, pieces };
+  }
   if (held.global === globalSha256(digests)) {
     caches.metrics.digestCache.inc({ result: 'hit' });
     open.annotate({ cache: 'hit', unchanged: true });
@@ -85,10 +155,10 @@ export async function scopeDigests(
   let digests: TableDigest[];
   const devices = model.tables.find((def) => def.name === 'devices')!;
   if (shared) {
-    const [own] = await computeDigests(tx, undefined, [devices]);
+    const [own] = await digestAndCut(caches, tx, [devices]);
     digests = model.tables.map((def) => (def === devices ? own! : shared.find((t) => t.name === def.name)!));
   } else {
-    digests = await computeDigests(tx, undefined, model.tables);
+    digests = await digestAndCut(caches, tx, model.tables);
     caches.digestCache.setShared(
       sharedKey,
       digests.filter((t) => t.name !== devices.name),

@@ -28,8 +28,9 @@ export function computeDigests(
   client: PoolClient,
   onLine?: (table: string, line: string) => void,
   tables: readonly TableDef[] = TABLES,
+  observe?: (def: TableDef) => ((chunk: Buffer) => void) | undefined,
 ): Promise<TableDigest[]> {
-  return digestTables(client, scopeSelectSql, onLine, tables);
+  return digestTables(client, scopeSelectSql, onLine, tables, observe);
 }
 
 const CHUNK_BYTES = 64 * 1024;
@@ -78,7 +79,9 @@ export async function* snapshotBody(
   try {
     const { manifest } = signed;
     yield emit(frame(signed));
-    if (manifest.rowsIncluded) {
+    // With pieces, the edge fetches the rows it lacks from /api/device-sync/pieces.
+    const rows = manifest.rowsIncluded && !manifest.pieces;
+    if (rows) {
       for (const [i, def] of source.tables.entries()) {
         const expected = manifest.tables[i]!;
         const skip = known?.[def.name] === expected.sha256;
@@ -98,7 +101,7 @@ export async function* snapshotBody(
         for await (const chunk of cached ?? readTable(source, def, expected, log)) yield emit(chunk);
       }
     }
-    yield emit(frame({ end: true, tables: manifest.rowsIncluded ? source.tables.length : 0 }));
+    yield emit(frame({ end: true, tables: rows ? source.tables.length : 0 }));
     stats.complete = true;
     failure = undefined;
   } catch (err) {

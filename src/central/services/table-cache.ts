@@ -7,10 +7,22 @@
  */
 import { LRUCache } from 'lru-cache';
 import type { TableDigest } from '../../contract/canonical.ts';
+import type { Piece } from '../../contract/pieces.ts';
+
+/**
+ * Piece lists by table content, apart from the rows: small (about 150 bytes per 256 rows),
+ * and needed for every manifest of the pieces protocol, including when rows are not kept.
+ */
+const PIECE_INDEX_BYTES = 32 * 2 ** 20;
+const PIECE_BYTES = 160;
 
 export class TableCache {
   readonly #cache: LRUCache<string, Buffer[]> | undefined;
   readonly #maxEntryBytes: number;
+  readonly #pieces = new LRUCache<string, readonly Piece[]>({
+    maxSize: PIECE_INDEX_BYTES,
+    sizeCalculation: (pieces) => Math.max(1, pieces.length * PIECE_BYTES),
+  });
 
   constructor(maxBytes: number) {
     this.#maxEntryBytes = Math.floor(maxBytes / 10);
@@ -22,6 +34,15 @@ export class TableCache {
 
   static key(t: TableDigest): string {
     return `${t.name}|${t.rowCount}|${t.sha256}`;
+  }
+
+  /** The pieces of a table's content (src/contract/pieces.ts), once cut. */
+  pieces(t: TableDigest): readonly Piece[] | undefined {
+    return this.#pieces.get(TableCache.key(t));
+  }
+
+  setPieces(t: TableDigest, pieces: readonly Piece[]): void {
+    this.#pieces.set(TableCache.key(t), pieces);
   }
 
   get(t: TableDigest): Buffer[] | undefined {

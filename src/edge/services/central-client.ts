@@ -21,11 +21,13 @@ import {
   type IRetryBackoffContext,
 } from 'cockatiel';
 import {
+  PIECES_MEDIA_TYPE,
   SCHEMA_VERSION_HEADER,
   SNAPSHOT_MEDIA_TYPE,
   SOFTWARE_VERSION_HEADER,
   type AckBody,
   type AckResponse,
+  type PiecesRequestBody,
   type SyncRequestBody,
 } from '../../contract/wire.ts';
 import type { Agent } from 'undici';
@@ -177,6 +179,21 @@ export class CentralClient {
     return watchStalls(res.body!, this.#opts.stallTimeoutMs, deadlineAt);
   }
 
+  /** The pieces stream of a manifest (docs/protocol.md, "Pieces"), watched as the snapshot is. */
+  async requestPieces(
+    body: PiecesRequestBody,
+    traceHeaders: Record<string, string> = {},
+    deadlineAt = Number.POSITIVE_INFINITY,
+  ): Promise<AsyncGenerator<Uint8Array>> {
+    const res = await this.#post('/api/device-sync/pieces', body, PIECES_MEDIA_TYPE, traceHeaders);
+    const type = res.headers.get('content-type') ?? '';
+    if (!type.startsWith(PIECES_MEDIA_TYPE)) {
+      await res.body?.cancel();
+      throw new AppError('SNAPSHOT_INVALID', `Central answered with content type ${JSON.stringify(type)}`);
+    }
+    return watchStalls(res.body!, this.#opts.stallTimeoutMs, deadlineAt);
+  }
+
   async sendAck(ack: AckBody, traceHeaders: Record<string, string> = {}): Promise<AckResponse> {
     const res = await this.#post('/api/device-sync/ack', ack, 'application/json', traceHeaders);
     return (await res.json()) as AckResponse;
@@ -272,7 +289,7 @@ async function* watchStalls(
         next = await Promise.race([reader.read(), stalled]);
       } catch (err) {
         if (err instanceof AppError) throw err;
-        throw new AppError('SNAPSHOT_INVALID', `snapshot stream broke: ${(err as Error).message}`, {
+        throw new AppError('TRANSFER_CUT', `the transfer from Central broke: ${(err as Error).message}`, {
           cause: err,
         });
       } finally {

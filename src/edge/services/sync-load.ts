@@ -1,20 +1,21 @@
 /**
- * The body of a sync as it arrives: counted and hashed on the way, then COPYed table by
- * table into the caller's transaction.
+ * A sync's bytes as they arrive (counted and hashed), and its load: staged pieces COPYed
+ * table by table into the caller's transaction.
  */
 import type { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { SnapshotItem } from '../../contract/snapshot-reader.ts';
 import { countRows } from '../../contract/copy-text.ts';
-import type { DataModel } from '../../contract/data-model.ts';
-import type { PoolClient } from '../../platform/db.ts';
+import { toRuns } from '../../contract/pieces.ts';
+import type { Pool, PoolClient } from '../../platform/db.ts';
 import { AppError } from '../../platform/errors.ts';
 import type { Logger } from '../../platform/logger.ts';
 import { step } from '../../platform/step.ts';
+import { deleteKeyRange, readStaged } from '../repo/pieces.ts';
 import { copyIntoTable, emptyTable } from '../repo/tables.ts';
 import type { EdgeMetrics } from '../metrics.ts';
 import type { TableProgress } from '../model.ts';
+import type { TablePlan, TransferStats } from './sync-pieces.ts';
 
 export interface Transfer {
   bytes: number;
@@ -32,17 +33,11 @@ export async function* counted(
   }
 }
 
-/**
- * COPYs every table frame into its table. `tableByTable` (triggers are off): a table is
- * emptied just before its rows load and a frame without rows keeps the local table as it
- * is; otherwise all tables were emptied first (children before parents, as the foreign
- * keys require) and every frame must bring rows.
- */
 export interface LoadOptions {
   log: Logger;
+  /** Triggers are off: a table is emptied or patched on its own; otherwise all were emptied first. */
   tableByTable: boolean;
   metrics: EdgeMetrics;
-  model: DataModel;
   progress: ((p: TableProgress) => void) | undefined;
 }
 
@@ -68,43 +63,70 @@ async function* reported(
 }
 
 const PROGRESS_MS = 200;
+/** Staged pieces read per query while COPY runs on the transaction's own connection. */
+const READ_BATCH = 16;
 
+/** The staged bytes of `ids`, in order, read on another connection a few pieces at a time. */
+async function* stagedRows(pool: Pool, ids: readonly string[]): AsyncGenerator<Buffer> {
+  for (let i = 0; i < ids.length; i += READ_BATCH) {
+    const batch = ids.slice(i, i + READ_BATCH);
+    const found = await readStaged(pool, batch);
+    for (const id of batch) {
+      const data = found.get(id);
+      if (!data) throw new AppError('LOAD_FAILED', `staged piece ${id} is missing`);
+      yield data;
+    }
+  }
+}
+
+/**
+ * Applies the plan in the caller's transaction: a reloaded table is emptied (unless all
+ * were) and COPYed from its staged pieces; a patched one loses the key ranges of its
+ * changed pieces and whatever lies past its last key, then gets those pieces COPYed in.
+ */
 export async function loadTables(
   client: PoolClient,
-  items: AsyncGenerator<SnapshotItem>,
-  { log, tableByTable, metrics, model, progress }: LoadOptions,
+  pool: Pool,
+  plan: readonly TablePlan[],
+  stats: TransferStats,
+  { log, tableByTable, metrics, progress }: LoadOptions,
 ): Promise<{ rows: number; tables: string[] }> {
   let rows = 0;
   const tables: string[] = [];
-  for (const def of model.tables) {
-    const next = await items.next();
-    if (next.done || next.value.type !== 'table')
-      throw new AppError('SNAPSHOT_INVALID', `expected table ${def.name}`);
-    const { frame, rows: data } = next.value;
-    if (frame.table !== def.name || frame.columns.join(',') !== def.columns.map((c) => c.name).join(',')) {
-      throw new AppError(
-        'SNAPSHOT_INVALID',
-        `table frame ${frame.table} does not match local table ${def.name}`,
-      );
-    }
-    if (frame.rowsIncluded === false) {
+  for (const t of plan) {
+    const { def, pieces } = t;
+    if (t.mode === 'keep') {
       if (!tableByTable) throw new AppError('SNAPSHOT_INVALID', `table ${def.name} came without rows`);
       continue;
     }
-    if (tableByTable) await emptyTable(client, def);
-    const started = performance.now();
-    await step(log, 'sync.load.table', { table: def.name, rows: frame.rowCount }, () =>
-      pipeline(
-        Readable.from(progress ? reported(data, def.name, frame.rowCount, progress) : data),
-        copyIntoTable(client, def),
-      ),
-    );
-    metrics.recordTableLoad(def.name, frame.rowCount, (performance.now() - started) / 1000);
-    rows += frame.rowCount;
+    if (t.mode === 'full' && tableByTable) await emptyTable(client, def);
+    if (t.mode === 'delta') {
+      for (const [from, to] of toRuns(t.load))
+        stats.rowsDeleted += await deleteKeyRange(
+          client,
+          def,
+          from === 0 ? null : pieces[from - 1]!.last,
+          pieces[to]!.last,
+        );
+      stats.rowsDeleted += await deleteKeyRange(client, def, pieces.at(-1)!.last, null);
+    }
+    const count = t.load.reduce((n, j) => n + pieces[j]!.rows, 0);
+    if (count > 0) {
+      const data = stagedRows(
+        pool,
+        t.load.map((j) => pieces[j]!.id),
+      );
+      const started = performance.now();
+      await step(log, 'sync.load.table', { table: def.name, rows: count, mode: t.mode }, () =>
+        pipeline(
+          Readable.from(progress ? reported(data, def.name, count, progress) : data),
+          copyIntoTable(client, def),
+        ),
+      );
+      metrics.recordTableLoad(def.name, count, (performance.now() - started) / 1000);
+    }
+    rows += count;
     tables.push(def.name);
   }
-  const end = await items.next();
-  if (end.done || end.value.type !== 'end')
-    throw new AppError('SNAPSHOT_INVALID', 'stream did not end after the last table');
   return { rows, tables };
 }

@@ -51,6 +51,8 @@ import {
   KEPT_TABLES_BROKEN,
 } from './sync-checks.ts';
 import { counted, loadTables, type Transfer } from './sync-load.ts';
+import { fetchPieces, planLoad, type TablePlan, type TransferStats } from './sync-pieces.ts';
+import { deleteStaged, heldPieces, replaceHeldPieces } from '../repo/pieces.ts';
 import type { EdgeMetrics } from '../metrics.ts';
 import type { AckOutcome, SyncResult, SyncState, SyncTrigger, TableProgress } from '../model.ts';
 
@@ -69,6 +71,8 @@ export interface SyncDeps {
   deadlineMs: number;
   /** The data-model version this edge's tables are at (its migrations bring them there). */
   model: DataModel;
+  /** Pause before resuming a transfer that brought nothing (doubled each time); tests shorten it. */
+  resumeDelayMs?: number;
 }
 
 /** What one attempt knows as it goes; each stage reads it and adds to it. */
@@ -77,7 +81,11 @@ interface Attempt {
   syncId: string;
   log: Logger;
   started: number;
+  /** The snapshot answer's bytes (its hash is the ack's payloadSha256). */
   transfer: Transfer;
+  /** The pieces' bytes, over every fetch. */
+  pieces: Transfer;
+  stats: TransferStats;
   state: SyncState;
   /** Offer Central the hashes of what this edge holds (not while they are in doubt, nor with --full). */
   offerHeld: boolean;
@@ -97,6 +105,15 @@ export interface RunOptions {
 
 type ResultFields = Pick<SyncResult, 'rowsLoaded' | 'tables' | 'ack'> &
   Partial<Pick<SyncResult, 'tablesLoaded' | 'error'>>;
+
+const noTransfer = (): TransferStats => ({
+  fetches: 0,
+  piecesFetched: 0,
+  piecesReused: 0,
+  piecesKept: 0,
+  piecesRefetched: 0,
+  rowsDeleted: 0,
+});
 
 /** A malformed stream is Central's fault; anything else unnamed failed in the local load. */
 function asAppError(err: unknown): AppError {
@@ -169,7 +186,30 @@ export class Syncer {
       const unchanged =
         !manifest.rowsIncluded || (a.offerHeld && manifest.globalSha256 === a.state.lastGlobalSha256);
       if (unchanged) return await this.#recordUnchanged(a, manifest, items, mlog);
-      const applied = await this.#apply(a, manifest, items, mlog);
+      await drain(items);
+      const plan = await step(mlog, 'sync.plan', {}, () => this.#plan(a, manifest));
+      await step(mlog, 'sync.fetch', {}, async (open) => {
+        await fetchPieces(
+          {
+            pool: this.#deps.pool,
+            central: this.#deps.central,
+            mac: this.#deps.mac,
+            log: mlog,
+            deadlineAt: Date.now() + this.#deps.deadlineMs - elapsed(a),
+            resumeDelayMs: this.#deps.resumeDelayMs ?? 1000,
+          },
+          manifest,
+          plan,
+          a.pieces,
+          a.stats,
+        );
+        open.annotate({ ...a.stats, bytes: a.pieces.bytes });
+      });
+      const applied = await this.#apply(a, manifest, plan, mlog);
+      await deleteStaged(
+        this.#deps.pool,
+        plan.flatMap((t) => t.load.map((j) => t.pieces[j]!.id)),
+      ).catch((err: unknown) => mlog.warn({ event: 'sync.staging', err }, 'could not clear staged pieces'));
       const ack = await this.#acknowledge(a, 'Success', applied.tables, null, mlog);
       return this.#result(a, 'success', { ...applied, ack });
     } catch (err) {
@@ -190,7 +230,37 @@ export class Syncer {
     const loadWithoutTriggers = await canLoadWithoutTriggers(client);
     const held = offerHeld && loadWithoutTriggers ? await lastAppliedTables(client) : undefined;
     const transfer: Transfer = { bytes: 0, hash: createHash('sha256') };
-    return { client, syncId, log, started, transfer, state, offerHeld, loadWithoutTriggers, held };
+    const pieces: Transfer = { bytes: 0, hash: createHash('sha256') };
+    return {
+      client,
+      syncId,
+      log,
+      started,
+      transfer,
+      pieces,
+      stats: noTransfer(),
+      state,
+      offerHeld,
+      loadWithoutTriggers,
+      held,
+    };
+  }
+
+  /** Per table: keep, patch or reload; patched only against pieces of what the edge holds now. */
+  async #plan(a: Attempt, m: Manifest): Promise<TablePlan[]> {
+    const model = this.#deps.model;
+    const held = a.held ? await heldPieces(a.client, model.version) : undefined;
+    const plan = planLoad(m, model, a.held?.tables, held);
+    a.log.info(
+      {
+        event: 'sync.plan',
+        tables: Object.fromEntries(
+          plan.map((t) => [t.def.name, `${t.mode} ${t.load.length}/${t.pieces.length}`]),
+        ),
+      },
+      'planned the load',
+    );
+    return plan;
   }
 
   /** The snapshot stream, up to its signed manifest. */
@@ -200,6 +270,7 @@ export class Syncer {
         {
           mac: this.#deps.mac,
           knownGlobalSha256: a.offerHeld ? (a.state.lastGlobalSha256 ?? null) : null,
+          pieces: true,
           ...(a.held
             ? { knownTables: Object.fromEntries(a.held.tables.map((t) => [t.name, t.sha256])) }
             : {}),
@@ -233,9 +304,7 @@ export class Syncer {
     items: AsyncGenerator<SnapshotItem>,
     log: Logger,
   ): Promise<SyncResult> {
-    for await (const _ of items) {
-      /* drain to the end frame, which the reader checks */
-    }
+    await drain(items);
     const held = a.held ?? (await lastAppliedTables(a.client));
     await finishSync(a.client, a.syncId, this.#ledgerRow(a, 'unchanged', 0));
     await setState(a.client, { lastCheckAt: new Date().toISOString(), ...heldFacts(m) });
@@ -249,14 +318,14 @@ export class Syncer {
   async #apply(
     a: Attempt,
     m: Manifest,
-    items: AsyncGenerator<SnapshotItem>,
+    plan: readonly TablePlan[],
     log: Logger,
   ): Promise<{ rowsLoaded: number; tablesLoaded: string[]; tables: TableDigest[] }> {
     const { client } = a;
     await client.query('BEGIN');
     try {
       await client.query(COPY_SESSION_SETTINGS_SQL);
-      const loaded = await step(log, 'sync.load', {}, () => this.#load(a, items, log));
+      const loaded = await step(log, 'sync.load', {}, () => this.#load(a, plan, log));
       const tables = await step(log, 'sync.verify', {}, () => this.#verify(a, m));
       await step(log, 'sync.commit', {}, async () => {
         // Checked again at the end: a slow link must not stretch a manifest's lifetime.
@@ -267,6 +336,9 @@ export class Syncer {
           );
         const before = a.held ?? (await lastAppliedTables(client));
         await insertSyncTables(client, a.syncId, tables);
+        for (const t of plan)
+          if (t.mode !== 'keep')
+            await replaceHeldPieces(client, t.def.name, m.schemaVersion, t.expected.sha256, t.pieces);
         await finishSync(client, a.syncId, this.#ledgerRow(a, 'success', loaded.rows));
         const now = new Date().toISOString();
         const changed = changedTables(before?.tables, tables);
@@ -288,15 +360,14 @@ export class Syncer {
     }
   }
 
-  async #load(a: Attempt, items: AsyncGenerator<SnapshotItem>, log: Logger) {
+  async #load(a: Attempt, plan: readonly TablePlan[], log: Logger) {
     const { client } = a;
     if (a.loadWithoutTriggers) await setTriggers(client, false);
     else await emptyDataTables(client);
-    const result = await loadTables(client, items, {
+    const result = await loadTables(client, this.#deps.pool, plan, a.stats, {
       log,
       tableByTable: a.loadWithoutTriggers,
       metrics: this.#deps.metrics,
-      model: this.#deps.model,
       progress: a.progress,
     });
     if (a.loadWithoutTriggers) {
@@ -372,6 +443,7 @@ export class Syncer {
       status,
       manifestId: a.manifest?.manifestId ?? null,
       durationMs: elapsed(a),
+      transfer: { ...a.stats, bytesReceived: a.transfer.bytes + a.pieces.bytes },
       ...fields,
     };
   }
@@ -384,7 +456,7 @@ export class Syncer {
       durationMs: elapsed(a),
       globalSha256: m?.globalSha256 ?? null,
       rowsLoaded: rows,
-      bytesReceived: a.transfer.bytes,
+      bytesReceived: a.transfer.bytes + a.pieces.bytes,
       payloadSha256: status === 'failed' ? null : a.transfer.hash.copy().digest('hex'),
     };
   }
@@ -405,5 +477,12 @@ export class Syncer {
       error: error === null ? null : storableText(error.slice(0, 4000)),
       payloadSha256: status === 'Success' ? a.transfer.hash.copy().digest('hex') : null,
     };
+  }
+}
+
+/** Reads a snapshot answer to its end frame, which the reader checks. */
+async function drain(items: AsyncGenerator<SnapshotItem>): Promise<void> {
+  for await (const _ of items) {
+    /* to the end */
   }
 }

@@ -1,0 +1,101 @@
+/**
+ * POST /api/device-sync/pieces: streams the pieces a device asks for (services/pieces.ts),
+ * under the same slots and slow-reader floor as the snapshot it belongs to.
+ */
+import { once } from 'node:events';
+import { Readable } from 'node:stream';
+import { finished } from 'node:stream/promises';
+import zlib from 'node:zlib';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { Type } from 'typebox';
+import { PIECES_MEDIA_TYPE, PiecesRequestBody } from '../../contract/wire.ts';
+import { preparePieces } from '../services/pieces.ts';
+import type { SnapshotSlots } from '../services/slots.ts';
+import type { DeviceSyncOptions } from './device-sync.ts';
+import { cutSlowReader, errors } from './streaming.ts';
+
+export const piecesSchema = {
+  tags: ['device-sync'],
+  summary: "Fetch pieces of a manifest's tables (resume and deltas)",
+  description: `Answers with a stream of type ${PIECES_MEDIA_TYPE} (docs/protocol.md, "Pieces"): per wanted piece a frame line and its rows in COPY text format, or a frame saying it is gone, then an end line.`,
+  body: PiecesRequestBody,
+  response: {
+    200: {
+      description: 'the pieces stream',
+      content: { [PIECES_MEDIA_TYPE]: { schema: Type.String({ description: 'see docs/protocol.md' }) } },
+    },
+    ...errors,
+  },
+};
+
+export async function servePieces(
+  opts: DeviceSyncOptions,
+  slots: SnapshotSlots,
+  request: FastifyRequest<{ Body: PiecesRequestBody }>,
+  reply: FastifyReply,
+): Promise<void> {
+  let release: (() => void) | undefined;
+  const free = () => release?.();
+  const prepared = await preparePieces(opts.sync, {
+    body: request.body,
+    authorization: request.headers.authorization,
+    log: request.log,
+    admit: async () => {
+      release = await slots.take();
+    },
+  }).catch((err: unknown) => {
+    free();
+    throw err;
+  });
+  const encoding = pickEncoding(request.headers['accept-encoding']);
+  const body = encoding ? flushedPerPiece(prepared.body, encoding) : prepared.body;
+  const stream = Readable.from(body, { objectMode: false });
+  let streamError: Error | undefined;
+  stream.once('error', (err) => (streamError = err));
+  const watchdog = cutSlowReader(reply.raw, prepared.progress, opts.slowReader, (err) => (streamError = err));
+  finished(reply.raw)
+    .then(
+      () => prepared.complete(reply.raw.writableFinished, streamError),
+      (err: Error) => prepared.complete(false, streamError ?? err),
+    )
+    .finally(() => {
+      free();
+      clearInterval(watchdog);
+    });
+  if (encoding) reply.header('content-encoding', encoding).header('vary', 'accept-encoding');
+  void reply
+    .header('content-type', PIECES_MEDIA_TYPE)
+    .header('cache-control', 'no-store')
+    .send(stream as never);
+}
+
+type Encoding = 'zstd' | 'gzip';
+
+function pickEncoding(accept: string | undefined): Encoding | undefined {
+  const offered = (accept ?? '').split(',').map((e) => e.trim().split(';')[0]);
+  return offered.includes('zstd') ? 'zstd' : offered.includes('gzip') ? 'gzip' : undefined;
+}
+
+/**
+ * Compressed here rather than by @fastify/compress, so that the compressor is flushed after
+ * every run of whole pieces: what the edge received decodes at once, and a cut loses at most
+ * the piece in flight instead of a whole compression block.
+ */
+async function* flushedPerPiece(body: AsyncIterable<Buffer>, encoding: Encoding): AsyncGenerator<Buffer> {
+  const z = encoding === 'zstd' ? zlib.createZstdCompress() : zlib.createGzip();
+  const kind = encoding === 'zstd' ? zlib.constants.ZSTD_e_flush : zlib.constants.Z_SYNC_FLUSH;
+  const out: Buffer[] = [];
+  z.on('data', (chunk: Buffer) => out.push(chunk));
+  try {
+    for await (const buf of body) {
+      z.write(buf);
+      await new Promise<void>((resolve) => z.flush(kind, () => resolve()));
+      if (out.length > 0) yield Buffer.concat(out.splice(0));
+    }
+    z.end();
+    await once(z, 'end');
+    if (out.length > 0) yield Buffer.concat(out.splice(0));
+  } finally {
+    z.destroy();
+  }
+}

@@ -1,0 +1,253 @@
+/**
+ * POST /api/device-sync/pieces: the rows of a manifest's pieces, by index (docs/protocol.md,
+ * "Pieces"). The edge asks for what it lacks: after a cut, only what it has not staged; for a
+ * delta, only the pieces whose content changed. Each run of wanted pieces is one range read
+ * in a fresh snapshot; a piece whose rows no longer hash to its id (the data changed since
+ * the manifest) is answered `gone`, and the edge asks for a new manifest. At most one piece
+ * is held at a time. Every call leaves one audit row in sync_piece_fetches.
+ */
+import { createHash } from 'node:crypto';
+import { context } from '@opentelemetry/api';
+import type { TableDigest } from '../../contract/canonical.ts';
+import type { DataModel } from '../../contract/data-model.ts';
+import { fromRuns, KeyedLines, toRuns, type Piece } from '../../contract/pieces.ts';
+import type { TableDef } from '../../contract/tables.ts';
+import type { PieceFrame, PiecesEndFrame, PiecesRequestBody } from '../../contract/wire.ts';
+import { AppError, normalizeError } from '../../platform/errors.ts';
+import type { Logger } from '../../platform/logger.ts';
+import { startStep } from '../../platform/step.ts';
+import { iterateInContext } from '../../platform/tracing.ts';
+import { requireMac, type Device } from '../model.ts';
+import {
+  copyPieceRange,
+  findManifestForPieces,
+  finishPieceFetch,
+  startPieceFetch,
+  type ManifestForPieces,
+} from '../repo/pieces.ts';
+import { checkCredential } from './credentials.ts';
+import type { SyncDeps } from './device-sync.ts';
+import { spendDeviceBudget } from './limits.ts';
+import { digestAndCut } from './scope-cache.ts';
+import type { SnapshotSession } from './snapshot-session.ts';
+
+export interface PiecesInput {
+  body: PiecesRequestBody;
+  authorization: string | undefined;
+  log: Logger;
+  /** Takes a snapshot slot, as a snapshot request does. */
+  admit(): Promise<void>;
+}
+
+export interface PreparedPieces {
+  body: AsyncIterable<Buffer>;
+  readonly progress: { readonly bytes: number };
+  complete(sent: boolean, err?: Error): Promise<void>;
+}
+
+interface Wanted {
+  def: TableDef;
+  digest: TableDigest;
+  indexes: number[];
+}
+
+interface Stats {
+  bytes: number;
+  sent: number;
+  gone: number;
+  complete: boolean;
+}
+
+/** Rows held for one piece at most (a piece is about 25 KB; a single huge jsonb row may be more). */
+const HOLD_MAX_BYTES = 64 * 2 ** 20;
+
+const frame = (value: PieceFrame | PiecesEndFrame) => Buffer.from(JSON.stringify(value) + '\n');
+
+export async function preparePieces(deps: SyncDeps, input: PiecesInput): Promise<PreparedPieces> {
+  const { manifestId, want } = input.body;
+  const mac = requireMac(input.body.mac);
+  const log = input.log.child({ device: mac, manifestId });
+  const requested = Object.values(want).reduce(
+    (n, runs) => n + runs.reduce((m, [from, to]) => m + Math.max(0, to - from + 1), 0),
+    0,
+  );
+  const fetchId = await startPieceFetch(deps.pool, { manifestId, mac, requested });
+  const stats: Stats = { bytes: 0, sent: 0, gone: 0, complete: false };
+  let device: Device | undefined;
+  let session: SnapshotSession | undefined;
+  const step = startStep(log, 'pieces.serve', { requested });
+  const finish = async (status: 'served' | 'refused' | 'error' | 'aborted', err?: AppError) => {
+    step.annotate({ sent: stats.sent, gone: stats.gone, bytes: stats.bytes });
+    step.finish(status === 'served' ? undefined : (err ?? new Error(status)));
+    await finishPieceFetch(deps.pool, fetchId, {
+      status,
+      errorCode: err?.code ?? null,
+      deviceId: device?.id ?? null,
+      ...stats,
+    }).catch((e: unknown) => {
+      deps.metrics.auditFailures.inc();
+      log.error({ err: e, event: 'audit.write', outcome: 'error' }, 'could not finish a piece fetch row');
+    });
+  };
+  try {
+    const found = await findManifestForPieces(deps.pool, manifestId);
+    if (!found) throw new AppError('MANIFEST_NOT_FOUND', `no manifest ${manifestId}`);
+    if (deps.requireCredential)
+      await checkCredential(deps.credentials, found.secretHashes, input.authorization);
+    if (found.mac !== mac)
+      throw new AppError('MANIFEST_FORBIDDEN', `manifest ${manifestId} is not for ${mac}`);
+    device = found.device;
+    if (!device?.enabled) throw new AppError('DEVICE_DISABLED', `device ${mac} is disabled`);
+    if (found.expiresAt.getTime() <= Date.now())
+      throw new AppError(
+        'MANIFEST_EXPIRED',
+        `manifest ${manifestId} expired at ${found.expiresAt.toISOString()}`,
+      );
+    const model = deps.models.forEdge({ schemaVersion: found.schemaVersion });
+    await spendDeviceBudget(deps.limits, device.id, 'pieces');
+    await input.admit();
+    const opened = await context.with(step.context, () =>
+      deps.snapshots.open(device!, found.scopeVersion, log),
+    );
+    session = opened.session;
+    const wanted = await wantedPieces(deps, session, model, found, want);
+    const body = iterateInContext(step.context, piecesBody(session, wanted, stats, log));
+    return {
+      body,
+      progress: stats,
+      async complete(sent, err) {
+        const ok = sent && stats.complete && !err;
+        await session?.close(ok ? undefined : (err ?? new Error('response aborted')));
+        deps.metrics.bytesServed.inc(stats.bytes);
+        await finish(
+          ok ? 'served' : err ? 'error' : 'aborted',
+          err && normalizeError(err, 'SNAPSHOT_FAILED'),
+        );
+      },
+    };
+  } catch (err) {
+    await session?.rollback();
+    const appErr = normalizeError(err, 'SNAPSHOT_FAILED');
+    await finish(appErr.status < 500 ? 'refused' : 'error', appErr);
+    throw appErr;
+  }
+}
+
+/** The piece lists of the manifest's tables, from the cache, or cut again in the session. */
+async function wantedPieces(
+  deps: SyncDeps,
+  session: SnapshotSession,
+  model: DataModel,
+  found: ManifestForPieces,
+  want: PiecesRequestBody['want'],
+): Promise<(Wanted & { pieces: readonly Piece[] | undefined })[]> {
+  const out: (Wanted & { pieces: readonly Piece[] | undefined })[] = [];
+  for (const def of model.tables) {
+    const runs = want[def.name];
+    if (!runs) continue;
+    const digest = found.tables.find((t) => t.name === def.name);
+    if (!digest) throw new AppError('INVALID_INPUT', `manifest has no table ${def.name}`);
+    let pieces = deps.tableCache.pieces(digest);
+    if (!pieces) {
+      // Another Central made the manifest, or the list was evicted: cut the table as it is now.
+      const [now] = await digestAndCut(deps, session.client, [def]);
+      pieces = now!.sha256 === digest.sha256 ? deps.tableCache.pieces(now!) : undefined;
+    }
+    let indexes: number[];
+    try {
+      indexes = fromRuns(runs, pieces?.length ?? Number.MAX_SAFE_INTEGER);
+    } catch (err) {
+      throw new AppError('INVALID_INPUT', `want.${def.name}: ${(err as Error).message}`);
+    }
+    out.push({ def, digest, indexes, pieces });
+  }
+  const unknown = Object.keys(want).filter((name) => !model.tables.some((d) => d.name === name));
+  if (unknown.length > 0) throw new AppError('INVALID_INPUT', `unknown tables: ${unknown.join(', ')}`);
+  return out;
+}
+
+async function* piecesBody(
+  session: SnapshotSession,
+  wanted: (Wanted & { pieces: readonly Piece[] | undefined })[],
+  stats: Stats,
+  log: Logger,
+): AsyncGenerator<Buffer> {
+  const emit = (buf: Buffer) => {
+    stats.bytes += buf.length;
+    return buf;
+  };
+  let failure: Error | undefined = new Error('the response closed before the pieces were sent');
+  try {
+    for (const w of wanted) {
+      for (const [from, to] of toRuns(w.indexes)) {
+        if (!w.pieces) {
+          for (let i = from; i <= to; i++) yield emit(goneFrame(w.def, i, stats));
+          continue;
+        }
+        for await (const buf of runPieces(session, w.def, w.pieces, from, to, stats)) yield emit(buf);
+      }
+    }
+    yield emit(frame({ end: true, pieces: stats.sent + stats.gone }));
+    stats.complete = true;
+    failure = undefined;
+  } catch (err) {
+    failure = err as Error;
+    log.warn({ event: 'pieces.failed', err }, 'piece stream failed');
+    throw err;
+  } finally {
+    await session.close(failure);
+  }
+}
+
+function goneFrame(def: TableDef, index: number, stats: Stats): Buffer {
+  stats.gone++;
+  return frame({ table: def.name, index, rowCount: 0, gone: true });
+}
+
+/**
+ * Pieces `from`..`to` of one table, read as one key range and split at each piece's last
+ * key. A piece is sent only if its rows hash to its id; otherwise it is `gone`.
+ */
+async function* runPieces(
+  session: SnapshotSession,
+  def: TableDef,
+  pieces: readonly Piece[],
+  from: number,
+  to: number,
+  stats: Stats,
+): AsyncGenerator<Buffer> {
+  const after = from === 0 ? null : pieces[from - 1]!.last;
+  const rows = await copyPieceRange(session.client, def, after, pieces[to]!.last);
+  const lines = new KeyedLines(def);
+  const out: Buffer[] = [];
+  let at = from;
+  let held: Buffer[] = [];
+  let heldRows = 0;
+  let heldBytes = 0;
+  const close = () => {
+    const p = pieces[at]!;
+    const id = createHash('sha256');
+    for (const b of held) id.update(b);
+    const same = heldBytes <= HOLD_MAX_BYTES && heldRows === p.rows && id.digest('hex') === p.id;
+    if (same) {
+      stats.sent++;
+      out.push(frame({ table: def.name, index: at, rowCount: p.rows }), ...held);
+    } else out.push(goneFrame(def, at, stats));
+    [held, heldRows, heldBytes] = [[], 0, 0];
+    at++;
+  };
+  for await (const chunk of rows) {
+    lines.write(chunk as Buffer, (buf, start, end, key) => {
+      while (at <= to && key > pieces[at]!.last) close();
+      if (at > to) return;
+      heldRows++;
+      heldBytes += end - start;
+      // A piece that grew past any piece's size is gone; its rows need not be kept.
+      if (heldBytes <= HOLD_MAX_BYTES) held.push(Buffer.from(buf.subarray(start, end)));
+      if (key === pieces[at]!.last) close();
+    });
+    if (out.length > 0) yield Buffer.concat(out.splice(0));
+  }
+  while (at <= to) close();
+  if (out.length > 0) yield Buffer.concat(out.splice(0));
+}

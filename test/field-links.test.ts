@@ -1,0 +1,197 @@
+/**
+ * Field links (issue 17): transfers in verified pieces that resume after a cut, and deltas
+ * that replace only the changed key ranges. Real Central, real edge databases, real HTTP,
+ * through the loopback link simulator (scripts/lib/link.ts) and the fault proxy.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import fc from 'fast-check';
+import { startLink } from '../scripts/lib/link.ts';
+import { startCentral, seedOneScope, type RunningCentral } from './helpers/central.ts';
+import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
+import { centralScopeRows, edgeRows, testSyncer } from './helpers/edge.ts';
+import { startFaultProxy, type FaultProxy } from './helpers/proxy.ts';
+
+const USERS = 3000;
+
+describe('field links: pieces, resume and deltas', () => {
+  let centralDb: TestDatabase;
+  let central: RunningCentral;
+  let mac: string;
+  let token: string;
+  const edges: TestDatabase[] = [];
+  const newEdge = async () => {
+    const db = await createTestDatabase('edge');
+    edges.push(db);
+    return db;
+  };
+
+  before(async () => {
+    centralDb = await createTestDatabase('central');
+    ({ mac, token } = await seedOneScope(centralDb, USERS));
+    // Every test syncs the one device many times a minute.
+    central = await startCentral(centralDb, { RATE_LIMIT_PER_DEVICE_PER_MINUTE: '100000' });
+  });
+
+  after(async () => {
+    await central?.[Symbol.asyncDispose]();
+    for (const db of edges) await db[Symbol.asyncDispose]();
+    await centralDb?.[Symbol.asyncDispose]();
+  });
+
+  it('resumes a transfer cut at 90 % and loads exactly what a clean sync loads', async () => {
+    const { port } = new URL(central.url);
+    const target = { host: '127.0.0.1', port: Number(port) };
+    // 2 Mbit/s: an LTE downlink, which the edge keeps up with.
+    const cleanLink = await startLink(target, { bitsPerSecond: 2_000_000, latencyMs: 5 });
+    const cleanDb = await newEdge();
+    const clean = await testSyncer(cleanDb, cleanLink.url, mac, token).run('cli');
+    await cleanLink.close();
+    assert.equal(clean.status, 'success', JSON.stringify(clean.error));
+    assert.equal(clean.transfer?.fetches, 1);
+    const cleanBytes = cleanLink.bytesDown;
+
+    const cutLink = await startLink(target, {
+      bitsPerSecond: 2_000_000,
+      latencyMs: 5,
+      cutAtBytes: [Math.floor(cleanBytes * 0.9)],
+    });
+    const cutDb = await newEdge();
+    const resumed = await testSyncer(cutDb, cutLink.url, mac, token).run('cli');
+    await cutLink.close();
+    assert.equal(resumed.status, 'success', JSON.stringify(resumed.error));
+    assert.equal(cutLink.cuts, 1, 'the link was cut once');
+    // The cut fetch, then the resumed one (and perhaps one that met the cut's dead keep-alive socket).
+    const fetches = resumed.transfer!.fetches;
+    assert.ok(fetches >= 2 && fetches <= 3, `${fetches} fetches`);
+    const total = clean.transfer!.piecesFetched;
+    assert.equal(resumed.transfer?.piecesFetched, total, 'every piece fetched once, none twice');
+    assert.deepEqual(await edgeRows(cutDb.pool), await edgeRows(cleanDb.pool));
+    assert.deepEqual(await edgeRows(cutDb.pool), await centralScopeRows(centralDb.pool, mac));
+    assert.deepEqual(resumed.tables, clean.tables);
+    assert.ok(
+      cutLink.bytesDown <= cleanBytes * 1.5,
+      `received ${cutLink.bytesDown} bytes, a clean transfer is ${cleanBytes}`,
+    );
+    const staged = await cutDb.pool.query('SELECT count(*)::int AS n FROM edge_staged_pieces');
+    assert.equal(staged.rows[0].n, 0, 'staging is empty once the pieces are loaded');
+    const audited = await centralDb.pool.query(
+      `SELECT status, pieces_sent FROM sync_piece_fetches WHERE manifest_id = $1 ORDER BY id`,
+      [resumed.manifestId],
+    );
+    assert.ok(audited.rows.length >= 2, 'the cut fetch and the resumed one are audited');
+    assert.equal(audited.rows.at(-1).status, 'served');
+  });
+
+  it('fetches a corrupted piece again, and only that piece', async () => {
+    const proxy: FaultProxy = await startFaultProxy(central.url);
+    try {
+      proxy.fault = { kind: 'corrupt-piece', times: 1 };
+      const db = await newEdge();
+      const result = await testSyncer(db, proxy.url, mac, token).run('cli');
+      assert.equal(result.status, 'success', JSON.stringify(result.error));
+      assert.equal(result.transfer?.piecesRefetched, 1);
+      assert.equal(result.transfer?.fetches, 2);
+      assert.deepEqual(await edgeRows(db.pool), await centralScopeRows(centralDb.pool, mac));
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('ends a delta sync byte-identical to a full one, for random edits of every table', async () => {
+    const deltaDb = await newEdge();
+    const fullDb = await newEdge();
+    const delta = testSyncer(deltaDb, central.url, mac, token);
+    const full = testSyncer(fullDb, central.url, mac, token);
+    assert.equal((await delta.run('cli')).status, 'success');
+    let patched = 0;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.tuple(fc.integer({ min: 0, max: EDITS.length - 1 }), fc.integer({ min: 1, max: 1e9 })), {
+          minLength: 1,
+          maxLength: 6,
+        }),
+        async (edits) => {
+          for (const [op, seed] of edits) await EDITS[op]!(centralDb, mac, String(seed));
+          const d = await delta.run('cli');
+          const f = await full.run('cli', { full: true });
+          assert.equal(d.status === 'failed', false, JSON.stringify(d.error));
+          assert.equal(f.status === 'failed', false, JSON.stringify(f.error));
+          const expected = await centralScopeRows(centralDb.pool, mac);
+          assert.deepEqual(await edgeRows(deltaDb.pool), expected);
+          assert.deepEqual(await edgeRows(fullDb.pool), expected);
+          assert.deepEqual(d.tables, f.tables);
+          if (d.status === 'success') {
+            // Only changed pieces travel: never more than a full load, and far fewer when few changed.
+            assert.ok(d.transfer!.piecesFetched <= f.transfer!.piecesFetched);
+            if (d.transfer!.piecesKept > 0) patched++;
+          }
+        },
+      ),
+      { numRuns: 12, seed: 17, endOnFailure: true },
+    );
+    assert.ok(patched > 0, 'some syncs patched tables instead of reloading them');
+  });
+
+  it('sends one changed user of thousands as one piece, and writes only its rows', async () => {
+    const db = await newEdge();
+    const syncer = testSyncer(db, central.url, mac, token);
+    assert.equal((await syncer.run('cli')).status, 'success');
+    await EDITS[0]!(centralDb, mac, 'one');
+    const result = await syncer.run('cli');
+    assert.equal(result.status, 'success', JSON.stringify(result.error));
+    assert.deepEqual(result.tablesLoaded, ['users']);
+    assert.equal(result.transfer?.piecesFetched, 1);
+    assert.ok(result.rowsLoaded < USERS / 4, `${result.rowsLoaded} rows loaded`);
+    assert.equal(result.transfer?.rowsDeleted, result.rowsLoaded, 'the old rows of the piece, no more');
+    assert.deepEqual(await edgeRows(db.pool), await centralScopeRows(centralDb.pool, mac));
+  });
+});
+
+type Edit = (db: TestDatabase, mac: string, seed: string) => Promise<unknown>;
+
+/** A user in the device's scope, picked by seed. */
+const SCOPE_USER = `(SELECT gu.user_id FROM group_users gu JOIN location_groups lg ON lg.group_id = gu.group_id
+   JOIN devices d ON d.location_id = lg.location_id WHERE d.mac = $1::macaddr ORDER BY md5(gu.user_id::text || $2) LIMIT 1)`;
+const SCOPE_GROUP = `(SELECT lg.group_id FROM location_groups lg JOIN devices d ON d.location_id = lg.location_id
+   WHERE d.mac = $1::macaddr ORDER BY md5(lg.group_id::text || $2) LIMIT 1)`;
+const LOCATION = `(SELECT location_id FROM devices WHERE mac = $1::macaddr)`;
+const COMPANY = `(SELECT l.company_id FROM locations l JOIN devices d ON d.location_id = l.id WHERE d.mac = $1::macaddr)`;
+
+const q =
+  (sql: string): Edit =>
+  (db, mac, seed) =>
+    db.pool.query(sql, [mac, seed]);
+
+/** Edits of every table of the scope; each keeps Central's foreign keys. */
+const EDITS: Edit[] = [
+  q(`UPDATE users SET display_name = display_name || ' ' || $2, updated_at = now() WHERE id = ${SCOPE_USER}`),
+  q(`WITH u AS (INSERT INTO users (id, company_id, email, display_name, is_active, settings, created_at, updated_at)
+       VALUES (gen_random_uuid(), ${COMPANY}, 'new' || $2 || '@example.com', 'New ' || $2, true, '{"k": [1, null]}', now(), now())
+       RETURNING id)
+     INSERT INTO group_users SELECT ${SCOPE_GROUP}, id FROM u`),
+  q(`WITH victim AS (SELECT ${SCOPE_USER} AS id), gone AS (DELETE FROM group_users WHERE user_id = (SELECT id FROM victim))
+     DELETE FROM users WHERE id = (SELECT id FROM victim)`),
+  q(`DELETE FROM group_users WHERE (group_id, user_id) = (SELECT gu.group_id, gu.user_id FROM group_users gu
+       WHERE gu.group_id = ${SCOPE_GROUP} ORDER BY md5(gu.user_id::text || $2) LIMIT 1)`),
+  q(`INSERT INTO group_users SELECT ${SCOPE_GROUP}, u.id FROM users u WHERE u.company_id = ${COMPANY}
+       ORDER BY md5(u.id::text || $2) LIMIT 3 ON CONFLICT DO NOTHING`),
+  q(`UPDATE groups SET name = name || ' ' || $2, updated_at = now() WHERE id = ${SCOPE_GROUP}`),
+  q(`WITH g AS (INSERT INTO groups (id, company_id, name, created_at, updated_at)
+       VALUES (gen_random_uuid(), ${COMPANY}, 'Group ' || $2, now(), now()) RETURNING id),
+     lg AS (INSERT INTO location_groups SELECT ${LOCATION}, id FROM g)
+     INSERT INTO group_users SELECT g.id, u.id FROM g, users u WHERE u.company_id = ${COMPANY}
+       ORDER BY md5(u.id::text || $2) LIMIT 50`),
+  q(`DELETE FROM location_groups WHERE (location_id, group_id) = (${LOCATION}, ${SCOPE_GROUP})
+       AND (SELECT count(*) FROM location_groups WHERE location_id = ${LOCATION}) > 2`),
+  q(`INSERT INTO areas (id, location_id, name, floor, size_sqm, created_at, updated_at)
+       VALUES (gen_random_uuid(), ${LOCATION}, 'Area ' || $2, 3, 12.5, now(), now())`),
+  q(`UPDATE areas SET size_sqm = coalesce(size_sqm, 0) + 1, updated_at = now() WHERE id =
+       (SELECT id FROM areas WHERE location_id = ${LOCATION} ORDER BY md5(id::text || $2) LIMIT 1)`),
+  q(
+    `DELETE FROM areas WHERE id = (SELECT id FROM areas WHERE location_id = ${LOCATION} ORDER BY md5(id::text || $2) LIMIT 1)`,
+  ),
+  q(`UPDATE companies SET name = name || ' ' || $2, updated_at = now() WHERE id = ${COMPANY}`),
+  q(`UPDATE locations SET address = $2, updated_at = now() WHERE id = ${LOCATION}`),
+  q(`UPDATE devices SET name = 'device ' || $2, updated_at = now() WHERE mac = $1::macaddr`),
+];
