@@ -5,6 +5,12 @@
  * first-sync storm (each device's first request) and the steady state after it.
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import type { TableDigest } from '../src/contract/canonical.ts';
+import { DATA_MODEL } from '../src/contract/data-model.ts';
+import { toRuns } from '../src/contract/pieces.ts';
+import type { Manifest } from '../src/contract/wire.ts';
+import type { HeldPieces } from '../src/edge/repo/pieces.ts';
+import { planLoad } from '../src/edge/services/sync-pieces.ts';
 
 export interface WorkerInput {
   base: string;
@@ -12,6 +18,8 @@ export interface WorkerInput {
   intervalMs: number;
   /** First sync every device, a few at a time and unrecorded, before the clock starts. */
   warm: boolean;
+  /** `pieces`: as edges of this release (manifest, then the changed pieces); `stream`: rows in the answer. */
+  protocol: 'pieces' | 'stream';
 }
 
 export interface PhaseStats {
@@ -20,23 +28,58 @@ export interface PhaseStats {
   withRows: number;
   unchanged: number;
   bytes: number;
+  /** Calls of /pieces (pieces protocol). */
+  pieceFetches: number;
 }
 
 const input = workerData as WorkerInput;
-const newPhase = (): PhaseStats => ({ latencies: [], statuses: {}, withRows: 0, unchanged: 0, bytes: 0 });
+const newPhase = (): PhaseStats => ({
+  latencies: [],
+  statuses: {},
+  withRows: 0,
+  unchanged: 0,
+  bytes: 0,
+  pieceFetches: 0,
+});
+const pieces = input.protocol === 'pieces';
+
+/** What a simulated device holds: its tables' digests and, with pieces, their piece lists. */
+interface Device {
+  mac: string;
+  token: string;
+  known: string | null;
+  retryAfterMs: number;
+  tables: TableDigest[] | undefined;
+  held: Map<string, HeldPieces>;
+}
 const phases = { storm: newPhase(), steady: newPhase() };
 
-interface ManifestHead {
-  manifestId: string;
-  globalSha256: string;
-  rowsIncluded: boolean;
-  tables: { name: string; rowCount: number; sha256: string }[];
-}
-
-async function syncOnce(
-  device: { mac: string; token: string; known: string | null; retryAfterMs: number },
+/** The pieces the manifest says this device lacks, fetched and read to the end, as an edge does. */
+async function fetchPieces(
+  device: Device,
+  manifest: Manifest,
+  headers: Record<string, string>,
   phase: PhaseStats,
 ) {
+  const plan = planLoad(manifest, DATA_MODEL, device.tables, device.held);
+  const want: Record<string, [number, number][]> = {};
+  for (const t of plan) if (t.load.length > 0) want[t.def.name] = toRuns(t.load);
+  if (Object.keys(want).length > 0) {
+    const res = await fetch(`${input.base}/api/device-sync/pieces`, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({ mac: device.mac, manifestId: manifest.manifestId, want }),
+    });
+    const text = await res.text();
+    phase.pieceFetches++;
+    if (!res.ok) throw new Error(`pieces answered ${res.status}`);
+    phase.bytes += text.length;
+  }
+  for (const t of plan)
+    if (t.mode !== 'keep') device.held.set(t.def.name, { tableSha256: t.expected.sha256, pieces: t.pieces });
+}
+
+async function syncOnce(device: Device, phase: PhaseStats) {
   const started = performance.now();
   const headers = { 'content-type': 'application/json', authorization: `Bearer ${device.token}` };
   let status: string;
@@ -44,21 +87,35 @@ async function syncOnce(
     const res = await fetch(`${input.base}/api/device-sync/request`, {
       method: 'POST',
       headers,
-      body: JSON.stringify({ mac: device.mac, knownGlobalSha256: device.known }),
+      body: JSON.stringify({
+        mac: device.mac,
+        knownGlobalSha256: device.known,
+        ...(pieces && device.tables
+          ? { pieces: true, knownTables: Object.fromEntries(device.tables.map((t) => [t.name, t.sha256])) }
+          : pieces
+            ? { pieces: true }
+            : {}),
+      }),
     });
     const text = await res.text();
-    phase.latencies.push(performance.now() - started);
     // A refusal is counted with its code (OVERLOADED, RATE_LIMITED; a balancer's own page has none).
     const code = res.ok ? undefined : /"code":"([A-Z_]+)"/.exec(text)?.[1];
     status = code ? `${res.status} ${code}` : String(res.status);
     device.retryAfterMs = Number(res.headers.get('retry-after') ?? 0) * 1000;
     phase.statuses[status] = (phase.statuses[status] ?? 0) + 1;
-    if (!res.ok) return;
+    if (!res.ok) {
+      phase.latencies.push(performance.now() - started);
+      return;
+    }
     phase.bytes += text.length;
-    const manifest = (JSON.parse(text.slice(0, text.indexOf('\n'))) as { manifest: ManifestHead }).manifest;
+    const manifest = (JSON.parse(text.slice(0, text.indexOf('\n'))) as { manifest: Manifest }).manifest;
+    if (pieces && manifest.rowsIncluded) await fetchPieces(device, manifest, headers, phase);
+    // To the last byte of the rows, whichever call brought them.
+    phase.latencies.push(performance.now() - started);
     if (manifest.rowsIncluded) phase.withRows++;
     else phase.unchanged++;
     device.known = manifest.globalSha256;
+    device.tables = manifest.tables;
     await fetch(`${input.base}/api/device-sync/ack`, {
       method: 'POST',
       headers,
@@ -78,7 +135,13 @@ async function syncOnce(
   }
 }
 
-const fleet = input.devices.map((d) => ({ ...d, known: null as string | null, retryAfterMs: 0 }));
+const fleet: Device[] = input.devices.map((d) => ({
+  ...d,
+  known: null,
+  retryAfterMs: 0,
+  tables: undefined,
+  held: new Map(),
+}));
 if (input.warm) {
   const unrecorded = newPhase();
   let next = 0;

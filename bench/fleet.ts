@@ -1,7 +1,7 @@
 /**
  * `npm run fleet [-- --devices 1000 --interval 300 --seconds 120 --churn 2 --workers 1
  * --users-per-location 40 --env KEY=VALUE --topology single|scale-out --centrals 2
- * --kill-one-at S]`: Central (one process on embedded PostgreSQL, or scaled out on Debian's
+ * --kill-one-at S --protocol pieces|stream]`: Central (one process on embedded PostgreSQL, or scaled out on Debian's
  * engines: bench/fleet-topology.ts) and a simulated fleet in worker threads
  * (bench/fleet-worker.ts), all on loopback. Each device syncs on its own schedule, offering the global hash it holds;
  * Central's data changes by one user edit every `--churn` seconds (0: never). Reports per
@@ -30,6 +30,8 @@ const { values } = parseArgs({
     'users-per-location': { type: 'string', default: '40' },
     /** Measure the steady state alone: every device first syncs, unrecorded, before the clock starts. */
     warm: { type: 'boolean', default: false },
+    /** `pieces` (edges of this release) or `stream` (older edges: rows in the answer). */
+    protocol: { type: 'string', default: 'pieces' },
     env: { type: 'string', multiple: true, default: [] },
     topology: { type: 'string', default: 'single' },
     centrals: { type: 'string', default: '2' },
@@ -85,6 +87,7 @@ function summarize(parts: PhaseStats[], wallSeconds: number) {
     requests,
     perSecond: Math.round((requests / wallSeconds) * 10) / 10,
     withRows: parts.reduce((n, p) => n + p.withRows, 0),
+    pieceFetches: parts.reduce((n, p) => n + p.pieceFetches, 0),
     unchanged: parts.reduce((n, p) => n + p.unchanged, 0),
     shed,
     shedPercent: requests ? Math.round((shed / requests) * 1000) / 10 : 0,
@@ -204,6 +207,7 @@ try {
       devices: fleet.filter((_, i) => i % workers === w),
       intervalMs,
       warm: values.warm,
+      protocol: values.protocol === 'stream' ? 'stream' : 'pieces',
     };
     const worker = new Worker(new URL('./fleet-worker.ts', import.meta.url), { workerData: input });
     let onWarm = () => {};
@@ -273,6 +277,7 @@ try {
     JSON.stringify(
       {
         topology: values.topology,
+        protocol: values.protocol,
         devices: fleet.length,
         intervalSeconds: intervalMs / 1000,
         seconds: Math.round(wall),

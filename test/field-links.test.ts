@@ -83,6 +83,43 @@ describe('field links: pieces, resume and deltas', () => {
     assert.equal(audited.rows.at(-1).status, 'served');
   });
 
+  it('restarts cleanly when the manifest expires mid-transfer, keeping the pieces it had', async () => {
+    // A Central whose manifests live 10 s, behind a 100 kbit/s link cut once most of the way:
+    // by the time the edge would resume, its manifest has expired.
+    await using shortLived = await startCentral(centralDb, {
+      RATE_LIMIT_PER_DEVICE_PER_MINUTE: '100000',
+      MANIFEST_TTL_SECONDS: '10',
+    });
+    const { port } = new URL(shortLived.url);
+    const probe = await startLink(
+      { host: '127.0.0.1', port: Number(port) },
+      { bitsPerSecond: 0, latencyMs: 0 },
+    );
+    const probeDb = await newEdge();
+    assert.equal((await testSyncer(probeDb, probe.url, mac, token).run('cli')).status, 'success');
+    await probe.close();
+    const slow = await startLink(
+      { host: '127.0.0.1', port: Number(port) },
+      { bitsPerSecond: 100_000, latencyMs: 0, cutAtBytes: [Math.floor(probe.bytesDown * 0.8)] },
+    );
+    const db = await newEdge();
+    const syncer = testSyncer(db, slow.url, mac, token);
+    const expired = await syncer.run('cli');
+    await slow.close();
+    assert.equal(expired.status, 'failed');
+    assert.equal(expired.error?.code, 'MANIFEST_EXPIRED', expired.error?.message);
+    const held = await db.pool.query('SELECT count(*)::int AS n FROM users');
+    assert.equal(held.rows[0].n, 0, 'nothing loaded');
+    const staged = await db.pool.query('SELECT count(*)::int AS n FROM edge_staged_pieces');
+    assert.ok(staged.rows[0].n > 0, 'the pieces received are kept');
+
+    const next = await testSyncer(db, shortLived.url, mac, token).run('cli');
+    assert.equal(next.status, 'success', JSON.stringify(next.error));
+    assert.notEqual(next.manifestId, expired.manifestId);
+    assert.equal(next.transfer?.piecesReused, staged.rows[0].n, 'a new manifest, the same pieces');
+    assert.deepEqual(await edgeRows(db.pool), await centralScopeRows(centralDb.pool, mac));
+  });
+
   it('fetches a corrupted piece again, and only that piece', async () => {
     const proxy: FaultProxy = await startFaultProxy(central.url);
     try {

@@ -73,6 +73,18 @@ export class CentralMetrics {
     help: 'Rows sent in snapshots',
     registers: [this.registry],
   });
+  readonly pieceFetches = new Counter({
+    name: 'dbupdate_central_piece_fetches_total',
+    help: 'Piece fetches (POST /api/device-sync/pieces) by outcome (served, refused, error, aborted)',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+  readonly piecesServed = new Counter({
+    name: 'dbupdate_central_pieces_total',
+    help: 'Pieces answered, sent or gone (their data changed since the manifest)',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
   readonly bytesServed = new Counter({
     name: 'dbupdate_central_bytes_served_total',
     help: 'Uncompressed snapshot bytes sent',

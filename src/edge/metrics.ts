@@ -55,6 +55,22 @@ export class EdgeMetrics {
     buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
     registers: [this.registry],
   });
+  readonly pieces = new Counter({
+    name: 'dbupdate_edge_pieces_total',
+    help: 'Pieces of tables to load, by where they came from: fetched, reused from staging (a resumed transfer), kept in place (a delta), refetched after failing their hash',
+    labelNames: ['source'] as const,
+    registers: [this.registry],
+  });
+  readonly bytesReceived = new Counter({
+    name: 'dbupdate_edge_received_bytes_total',
+    help: 'Bytes of snapshot and pieces answers received from Central (decompressed)',
+    registers: [this.registry],
+  });
+  readonly resumes = new Counter({
+    name: 'dbupdate_edge_transfer_resumes_total',
+    help: 'Piece fetches beyond the first of a sync: transfers resumed after a cut',
+    registers: [this.registry],
+  });
   readonly tableRowsLoaded = new Counter({
     name: 'dbupdate_edge_table_rows_loaded_total',
     help: 'Rows loaded by COPY, by table',
@@ -102,5 +118,14 @@ export class EdgeMetrics {
     this.rowsLoaded.inc(result.rowsLoaded);
     if (result.status !== 'failed') this.lastSuccess.set(Date.now() / 1000);
     if (code === 'SCHEMA_VERSION_MISMATCH') this.schemaMismatches.inc();
+    const t = result.transfer;
+    if (t) {
+      this.pieces.inc({ source: 'fetched' }, t.piecesFetched);
+      this.pieces.inc({ source: 'reused' }, t.piecesReused);
+      this.pieces.inc({ source: 'kept' }, t.piecesKept);
+      this.pieces.inc({ source: 'refetched' }, t.piecesRefetched);
+      this.bytesReceived.inc(t.bytesReceived);
+      this.resumes.inc(Math.max(0, t.fetches - 1));
+    }
   }
 }

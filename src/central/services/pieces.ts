@@ -79,6 +79,9 @@ export async function preparePieces(deps: SyncDeps, input: PiecesInput): Promise
   const finish = async (status: 'served' | 'refused' | 'error' | 'aborted', err?: AppError) => {
     step.annotate({ sent: stats.sent, gone: stats.gone, bytes: stats.bytes });
     step.finish(status === 'served' ? undefined : (err ?? new Error(status)));
+    deps.metrics.pieceFetches.inc({ outcome: status });
+    deps.metrics.piecesServed.inc({ result: 'sent' }, stats.sent);
+    deps.metrics.piecesServed.inc({ result: 'gone' }, stats.gone);
     await finishPieceFetch(deps.pool, fetchId, {
       status,
       errorCode: err?.code ?? null,
