@@ -10,7 +10,7 @@ import { DATA_MODEL } from '../src/contract/data-model.ts';
 import { toRuns } from '../src/contract/pieces.ts';
 import type { Manifest } from '../src/contract/wire.ts';
 import type { HeldPieces } from '../src/edge/repo/pieces.ts';
-import { planLoad } from '../src/edge/services/sync-pieces.ts';
+import { planLoad } from '../src/edge/services/sync-plan.ts';
 
 export interface WorkerInput {
   base: string;

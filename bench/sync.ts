@@ -57,7 +57,7 @@ function run(
       for (const line of lines) {
         const event = /"event":"([a-z.]+)\.finish".*?"durationMs":(\d+)/.exec(line);
         if (event) steps.set(event[1]!, (steps.get(event[1]!) ?? 0) + Number(event[2]));
-        const loaded = /"rows":(\d+),"event":"sync\.load\.table\.finish"/.exec(line);
+        const loaded = /"rows":(\d+)(?:,"mode":"[a-z]+")?,"event":"sync\.load\.table\.finish"/.exec(line);
         if (loaded) steps.set('rows loaded', (steps.get('rows loaded') ?? 0) + Number(loaded[1]));
         if (passOn && !line.startsWith('{')) process.stderr.write(`${line}\n`);
       }
@@ -214,6 +214,8 @@ try {
     const split = [
       'sync.pull',
       'sync.validate',
+      'sync.plan',
+      'sync.fetch',
       'sync.load',
       'sync.verify',
       'sync.commit',
@@ -227,7 +229,7 @@ try {
       `  rows/s over ${rowsLoaded} rows: full sync ${perSecond(sync.ms)}, edge load ${perSecond(sync.steps.get('sync.load'))},` +
         ` edge verify ${perSecond(sync.steps.get('sync.verify'))}, central hashing pass ${perSecond(coldSteps.get('scope.compute'))}`,
     );
-    const centralSplit = ['scope.compute', 'manifest.create', 'snapshot.send', 'ack.store'];
+    const centralSplit = ['scope.compute', 'manifest.create', 'snapshot.send', 'pieces.serve', 'ack.store'];
     const show = (m: Map<string, number>) => centralSplit.map((k) => `${k}=${m.get(k) ?? '-'}`).join(' ');
     console.log(`  central steps (ms), first request (hashing pass in scope.compute): ${show(coldSteps)}`);
     console.log(`  central steps (ms), during the full sync (digests cached): ${show(syncCentralSteps)}`);

@@ -67,9 +67,11 @@ function keyHash(buf: Buffer, start: number, end: number): number {
 }
 
 /**
- * COPY text lines out of chunks of any size, each with its key: `onLine(buf, start, end,
- * key)` where `buf[start, end)` is the line with its newline. A line split across chunks
- * is joined first, so `buf` is only valid during the call.
+ * COPY text lines out of chunks of any size, each with where its key ends: `onLine(buf,
+ * start, end, keyEnd)` where `buf[start, end)` is the line with its newline and
+ * `buf[start, keyEnd)` its key. A line split across chunks is joined into a new buffer
+ * first; either way `buf` is never written again, so slices of it may be kept. Keys are
+ * compared as bytes and made strings only where needed: this runs once per row.
  */
 export class KeyedLines {
   readonly #width: number;
@@ -79,7 +81,7 @@ export class KeyedLines {
     this.#width = keyWidth(def);
   }
 
-  write(chunk: Buffer, onLine: (buf: Buffer, start: number, end: number, key: string) => void): void {
+  write(chunk: Buffer, onLine: (buf: Buffer, start: number, end: number, keyEnd: number) => void): void {
     let buf = chunk;
     if (this.#carry) {
       buf = Buffer.concat([this.#carry, chunk]);
@@ -87,8 +89,7 @@ export class KeyedLines {
     }
     let start = 0;
     for (let nl = buf.indexOf(NL); nl >= 0; nl = buf.indexOf(NL, start)) {
-      const k = keyEnd(buf, start, nl, this.#width);
-      onLine(buf, start, nl + 1, buf.toString('latin1', start, k));
+      onLine(buf, start, nl + 1, keyEnd(buf, start, nl, this.#width));
       start = nl + 1;
     }
     if (start < buf.length) this.#carry = Buffer.from(buf.subarray(start));
@@ -107,20 +108,21 @@ export class PieceCutter {
   #hash: Hash = createHash('sha256');
   #rows = 0;
   #bytes = 0;
-  #last = '';
+  /** The last row's key, as a slice (made a string only when a piece ends there). */
+  #last: Buffer = Buffer.alloc(0);
 
   constructor(def: TableDef) {
     this.#lines = new KeyedLines(def);
   }
 
   write(chunk: Buffer): void {
-    this.#lines.write(chunk, (buf, start, end, key) => {
+    this.#lines.write(chunk, (buf, start, end, keyEnd) => {
       this.#hash.update(buf.subarray(start, end));
       this.#rows++;
       this.#bytes += end - start;
-      this.#last = key;
+      this.#last = buf.subarray(start, keyEnd);
       if (
-        keyHash(buf, start, start + key.length) % PIECE_AVERAGE_ROWS === 0 ||
+        keyHash(buf, start, keyEnd) % PIECE_AVERAGE_ROWS === 0 ||
         this.#rows >= PIECE_MAX_ROWS ||
         this.#bytes >= PIECE_MAX_BYTES
       )
@@ -129,7 +131,11 @@ export class PieceCutter {
   }
 
   #cut(): void {
-    this.#pieces.push({ id: this.#hash.digest('hex'), rows: this.#rows, last: this.#last });
+    this.#pieces.push({
+      id: this.#hash.digest('hex'),
+      rows: this.#rows,
+      last: this.#last.toString('latin1'),
+    });
     this.#hash = createHash('sha256');
     this.#rows = 0;
     this.#bytes = 0;

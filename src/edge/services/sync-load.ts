@@ -7,15 +7,15 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { countRows } from '../../contract/copy-text.ts';
 import { toRuns } from '../../contract/pieces.ts';
-import type { Pool, PoolClient } from '../../platform/db.ts';
+import type { PoolClient } from '../../platform/db.ts';
 import { AppError } from '../../platform/errors.ts';
 import type { Logger } from '../../platform/logger.ts';
 import { step } from '../../platform/step.ts';
-import { deleteKeyRange, readStaged } from '../repo/pieces.ts';
+import { deleteKeyRange } from '../repo/pieces.ts';
 import { copyIntoTable, emptyTable } from '../repo/tables.ts';
 import type { EdgeMetrics } from '../metrics.ts';
 import type { TableProgress } from '../model.ts';
-import type { TablePlan, TransferStats } from './sync-pieces.ts';
+import type { TablePlan, TransferStats } from './sync-plan.ts';
 
 export interface Transfer {
   bytes: number;
@@ -63,30 +63,14 @@ async function* reported(
 }
 
 const PROGRESS_MS = 200;
-/** Staged pieces read per query while COPY runs on the transaction's own connection. */
-const READ_BATCH = 16;
-
-/** The staged bytes of `ids`, in order, read on another connection a few pieces at a time. */
-async function* stagedRows(pool: Pool, ids: readonly string[]): AsyncGenerator<Buffer> {
-  for (let i = 0; i < ids.length; i += READ_BATCH) {
-    const batch = ids.slice(i, i + READ_BATCH);
-    const found = await readStaged(pool, batch);
-    for (const id of batch) {
-      const data = found.get(id);
-      if (!data) throw new AppError('LOAD_FAILED', `staged piece ${id} is missing`);
-      yield data;
-    }
-  }
-}
-
 /**
  * Applies the plan in the caller's transaction: a reloaded table is emptied (unless all
- * were) and COPYed from its staged pieces; a patched one loses the key ranges of its
+ * were) and COPYed from its pieces (`source`: off the fetch, or from staging); a patched one loses the key ranges of its
  * changed pieces and whatever lies past its last key, then gets those pieces COPYed in.
  */
 export async function loadTables(
   client: PoolClient,
-  pool: Pool,
+  source: { rows(t: TablePlan): AsyncIterable<Buffer> },
   plan: readonly TablePlan[],
   stats: TransferStats,
   { log, tableByTable, metrics, progress }: LoadOptions,
@@ -112,10 +96,7 @@ export async function loadTables(
     }
     const count = t.load.reduce((n, j) => n + pieces[j]!.rows, 0);
     if (count > 0) {
-      const data = stagedRows(
-        pool,
-        t.load.map((j) => pieces[j]!.id),
-      );
+      const data = source.rows(t);
       const started = performance.now();
       await step(log, 'sync.load.table', { table: def.name, rows: count, mode: t.mode }, () =>
         pipeline(

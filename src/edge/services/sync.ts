@@ -51,7 +51,8 @@ import {
   KEPT_TABLES_BROKEN,
 } from './sync-checks.ts';
 import { counted, loadTables, type Transfer } from './sync-load.ts';
-import { fetchPieces, planLoad, type TablePlan, type TransferStats } from './sync-pieces.ts';
+import { PieceTransfer } from './piece-transfer.ts';
+import { planLoad, type TablePlan, type TransferStats } from './sync-plan.ts';
 import { deleteStaged, heldPieces, replaceHeldPieces } from '../repo/pieces.ts';
 import type { EdgeMetrics } from '../metrics.ts';
 import type { AckOutcome, SyncResult, SyncState, SyncTrigger, TableProgress } from '../model.ts';
@@ -188,24 +189,30 @@ export class Syncer {
       if (unchanged) return await this.#recordUnchanged(a, manifest, items, mlog);
       await drain(items);
       const plan = await step(mlog, 'sync.plan', {}, () => this.#plan(a, manifest));
-      await step(mlog, 'sync.fetch', {}, async (open) => {
-        await fetchPieces(
-          {
-            pool: this.#deps.pool,
-            central: this.#deps.central,
-            mac: this.#deps.mac,
-            log: mlog,
-            deadlineAt: Date.now() + this.#deps.deadlineMs - elapsed(a),
-            resumeDelayMs: this.#deps.resumeDelayMs ?? 1000,
-          },
-          manifest,
-          plan,
-          a.pieces,
-          a.stats,
-        );
-        open.annotate({ ...a.stats, bytes: a.pieces.bytes });
-      });
-      const applied = await this.#apply(a, manifest, plan, mlog);
+      const transfer = new PieceTransfer(
+        {
+          pool: this.#deps.pool,
+          central: this.#deps.central,
+          mac: this.#deps.mac,
+          log: mlog,
+          deadlineAt: Date.now() + this.#deps.deadlineMs - elapsed(a),
+          resumeDelayMs: this.#deps.resumeDelayMs ?? 1000,
+        },
+        manifest,
+        plan,
+        a.pieces,
+        a.stats,
+      );
+      let applied;
+      try {
+        await step(mlog, 'sync.fetch', {}, async () => {
+          await transfer.prepare();
+          await transfer.open();
+        });
+        applied = await this.#applyResuming(a, manifest, plan, transfer, mlog);
+      } finally {
+        await transfer.close();
+      }
       await deleteStaged(
         this.#deps.pool,
         plan.flatMap((t) => t.load.map((j) => t.pieces[j]!.id)),
@@ -314,18 +321,47 @@ export class Syncer {
     return this.#result(a, 'unchanged', { rowsLoaded: 0, tables, ack });
   }
 
+  /**
+   * The load, reading the pieces as they arrive; if the transfer breaks, the rest is fetched
+   * into staging (resuming after cuts) and the load runs again from there.
+   */
+  async #applyResuming(
+    a: Attempt,
+    m: Manifest,
+    plan: readonly TablePlan[],
+    transfer: PieceTransfer,
+    log: Logger,
+  ) {
+    try {
+      return await this.#apply(a, m, plan, transfer, log);
+    } catch (err) {
+      await transfer.close();
+      if (!transfer.resumable(err)) throw err;
+      log.warn(
+        { event: 'sync.resume', err, fetched: a.stats.piecesFetched },
+        'the transfer broke during the load; fetching the rest into staging, then loading again',
+      );
+      await step(log, 'sync.resume', {}, async (open) => {
+        await transfer.resume();
+        open.annotate({ ...a.stats });
+      });
+      return await this.#apply(a, m, plan, transfer, log);
+    }
+  }
+
   /** The one transaction: load, check, verify, ledger, commit; rolled back on any failure. */
   async #apply(
     a: Attempt,
     m: Manifest,
     plan: readonly TablePlan[],
+    transfer: PieceTransfer,
     log: Logger,
   ): Promise<{ rowsLoaded: number; tablesLoaded: string[]; tables: TableDigest[] }> {
     const { client } = a;
     await client.query('BEGIN');
     try {
       await client.query(COPY_SESSION_SETTINGS_SQL);
-      const loaded = await step(log, 'sync.load', {}, () => this.#load(a, plan, log));
+      const loaded = await step(log, 'sync.load', {}, () => this.#load(a, plan, transfer, log));
       const tables = await step(log, 'sync.verify', {}, () => this.#verify(a, m));
       await step(log, 'sync.commit', {}, async () => {
         // Checked again at the end: a slow link must not stretch a manifest's lifetime.
@@ -360,16 +396,18 @@ export class Syncer {
     }
   }
 
-  async #load(a: Attempt, plan: readonly TablePlan[], log: Logger) {
+  async #load(a: Attempt, plan: readonly TablePlan[], transfer: PieceTransfer, log: Logger) {
     const { client } = a;
     if (a.loadWithoutTriggers) await setTriggers(client, false);
     else await emptyDataTables(client);
-    const result = await loadTables(client, this.#deps.pool, plan, a.stats, {
+    a.stats.rowsDeleted = 0;
+    const result = await loadTables(client, transfer, plan, a.stats, {
       log,
       tableByTable: a.loadWithoutTriggers,
       metrics: this.#deps.metrics,
       progress: a.progress,
     });
+    await transfer.finish();
     if (a.loadWithoutTriggers) {
       await setTriggers(client, true);
       const violated = await checkForeignKeys(client);

@@ -1,0 +1,295 @@
+/**
+ * Getting the pieces a plan loads. The usual way is one fetch read straight into the load:
+ * each piece checked against its id as it arrives, handed to COPY and kept in staging on the
+ * way (written on another connection, so the load does not wait for it). If that fetch breaks
+ * (a cut, a stall, a piece that fails its hash), the load is rolled back and the rest is
+ * fetched into staging, resuming after each cut with what is still missing while the manifest
+ * is valid; the load then reads every piece back from staging.
+ */
+import { pieceId, toRuns } from '../../contract/pieces.ts';
+import { readPieces, SnapshotFormatError, type PiecesItem } from '../../contract/snapshot-reader.ts';
+import type { Manifest } from '../../contract/wire.ts';
+import type { Pool } from '../../platform/db.ts';
+import { AppError } from '../../platform/errors.ts';
+import type { Logger } from '../../platform/logger.ts';
+import { pruneStaged, readStaged, stagedAmong, stagePieces, type StagedPiece } from '../repo/pieces.ts';
+import type { CentralClient } from './central-client.ts';
+import { counted, type Transfer } from './sync-load.ts';
+import type { TablePlan, TransferStats } from './sync-plan.ts';
+
+export interface TransferDeps {
+  pool: Pool;
+  central: CentralClient;
+  mac: string;
+  log: Logger;
+  deadlineAt: number;
+  /** Pause before asking again after a fetch that brought nothing; doubled each time. */
+  resumeDelayMs: number;
+}
+
+/**
+ * Fetches that may fail in a row, bringing nothing, before the sync gives up (about 15 s of
+ * backoff at the default delay); any progress starts the count again, so a link cut every
+ * few seconds still finishes, and a Central that is gone fails the sync in seconds.
+ */
+const MAX_FAILURES = 5;
+/** A piece whose bytes fail its id this often is not a link's accident. */
+const MAX_BAD_COPIES = 3;
+/** Verified pieces are written to staging in batches of about this size. */
+const STAGE_BATCH_BYTES = 1 << 20;
+/** Bytes handed to staging and not yet written, beyond which the transfer waits for the writes. */
+const MAX_UNWRITTEN_BYTES = 8 << 20;
+/** Staged pieces read back per query. */
+const READ_BATCH = 16;
+/** The most bytes of one piece held while it is checked. */
+const MAX_PIECE_BYTES = 64 * 2 ** 20;
+
+/** A piece that failed its hash: fetched again by the resume, like a cut. */
+class BadPiece extends Error {}
+
+export class PieceTransfer {
+  readonly #deps: TransferDeps;
+  readonly #m: Manifest;
+  readonly #plan: readonly TablePlan[];
+  readonly #transfer: Transfer;
+  readonly #stats: TransferStats;
+  #staged = new Set<string>();
+  readonly #bad = new Map<string, number>();
+  #body: AsyncGenerator<Uint8Array> | undefined;
+  #items: AsyncGenerator<PiecesItem> | undefined;
+  #batch: StagedPiece[] = [];
+  #batchBytes = 0;
+  #writing: Promise<void> = Promise.resolve();
+  #unwritten = 0;
+
+  constructor(
+    deps: TransferDeps,
+    m: Manifest,
+    plan: readonly TablePlan[],
+    transfer: Transfer,
+    stats: TransferStats,
+  ) {
+    this.#deps = deps;
+    this.#m = m;
+    this.#plan = plan;
+    this.#transfer = transfer;
+    this.#stats = stats;
+  }
+
+  /** Staging cut down to this manifest's pieces (it never holds more than one scope), and what it has. */
+  async prepare(): Promise<void> {
+    await pruneStaged(
+      this.#deps.pool,
+      this.#plan.flatMap((t) => t.pieces.map((p) => p.id)),
+    );
+    this.#staged = await stagedAmong(this.#deps.pool, this.#ids());
+    this.#stats.piecesReused = this.#staged.size;
+    this.#stats.piecesKept = this.#plan.reduce(
+      (n, t) => n + (t.mode === 'delta' ? t.pieces.length - t.load.length : 0),
+      0,
+    );
+  }
+
+  /** Asks for every piece not staged; `rows` reads the answer as the load goes. */
+  async open(): Promise<void> {
+    const want = this.#wanted();
+    if (Object.keys(want).length === 0) return;
+    this.#checkExpiry();
+    this.#stats.fetches++;
+    this.#body = await this.#deps.central.requestPieces(
+      { mac: this.#deps.mac, manifestId: this.#m.manifestId, want },
+      {},
+      this.#deps.deadlineAt,
+    );
+    this.#items = readPieces(counted(this.#body, this.#transfer));
+  }
+
+  /** The bytes of `t`'s pieces to load, in order: staged ones read back, the others off the fetch. */
+  async *rows(t: TablePlan): AsyncGenerator<Buffer> {
+    const run: string[] = [];
+    for (const j of t.load) {
+      const piece = t.pieces[j]!;
+      if (this.#staged.has(piece.id) || !this.#items) {
+        run.push(piece.id);
+        if (run.length >= READ_BATCH) yield* this.#readBack(run.splice(0));
+        continue;
+      }
+      if (run.length > 0) yield* this.#readBack(run.splice(0));
+      yield await this.#take(t, j);
+    }
+    if (run.length > 0) yield* this.#readBack(run);
+  }
+
+  /** Once the load has taken every piece: the fetch must end there. */
+  async finish(): Promise<void> {
+    const items = this.#items;
+    if (!items) return;
+    const last = await items.next().catch(() => undefined); // a cut after the last piece lost nothing
+    if (last && !last.done && last.value.type !== 'end')
+      throw new AppError('SNAPSHOT_INVALID', 'Central sent pieces that were not asked for');
+    await this.close();
+  }
+
+  /** Ends the fetch, if one is open, and writes what was verified to staging. */
+  async close(): Promise<void> {
+    this.#items = undefined;
+    await this.#body?.return(undefined).catch(() => undefined);
+    this.#body = undefined;
+    this.#flush();
+    await this.#writing;
+  }
+
+  /** Whether a failed load may go on by fetching the rest into staging. */
+  resumable(err: unknown): boolean {
+    if (err instanceof BadPiece || err instanceof SnapshotFormatError) return true;
+    if (!(err instanceof AppError)) return false;
+    if (err.code === 'TRANSFER_CUT' || err.code === 'CENTRAL_UNREACHABLE') return true;
+    return err.code === 'SNAPSHOT_INVALID' && err.message.startsWith('no data from Central');
+  }
+
+  /** Every piece still missing, fetched into staging; a cut fetch is asked again for what it did not bring. */
+  async resume(): Promise<void> {
+    let failures = 0;
+    for (;;) {
+      const want = this.#wanted();
+      if (Object.keys(want).length === 0) return;
+      const before = this.#stats.piecesFetched;
+      try {
+        await this.open();
+        for await (const item of this.#items!) {
+          if (item.type === 'end') break;
+          const t = this.#plan.find((p) => p.def.name === item.frame.table);
+          if (!t) throw new AppError('SNAPSHOT_INVALID', `Central sent a piece of ${item.frame.table}`);
+          await this.#accept(t, item).catch((err: unknown) => {
+            if (!(err instanceof BadPiece)) throw err;
+          });
+        }
+        await this.close();
+      } catch (err) {
+        await this.close();
+        const progressed = this.#stats.piecesFetched > before;
+        failures = progressed ? 0 : failures + 1;
+        if (!this.resumable(err) || failures >= MAX_FAILURES) throw asTransferError(err);
+        const delay = progressed ? 0 : Math.min(this.#deps.resumeDelayMs * 2 ** (failures - 1), 15_000);
+        if (Date.now() + delay >= this.#deps.deadlineAt) throw asTransferError(err);
+        this.#deps.log.warn(
+          { event: 'sync.resume', err, fetched: this.#stats.piecesFetched, delayMs: delay },
+          'transfer broke; resuming with the pieces still missing',
+        );
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+    }
+  }
+
+  #ids(): string[] {
+    return this.#plan.flatMap((t) => t.load.map((j) => t.pieces[j]!.id));
+  }
+
+  #wanted(): Record<string, [number, number][]> {
+    const want: Record<string, [number, number][]> = {};
+    for (const t of this.#plan) {
+      const missing = t.load.filter((j) => !this.#staged.has(t.pieces[j]!.id));
+      if (missing.length > 0) want[t.def.name] = toRuns(missing);
+    }
+    return want;
+  }
+
+  #checkExpiry(): void {
+    if (Date.parse(this.#m.expiresAt) <= Date.now())
+      throw new AppError(
+        'MANIFEST_EXPIRED',
+        `manifest ${this.#m.manifestId} expired while its pieces were fetched`,
+      );
+  }
+
+  /** The next piece of the open fetch, which must be piece `j` of `t`. */
+  async #take(t: TablePlan, j: number): Promise<Buffer> {
+    const next = await this.#items!.next();
+    if (next.done || next.value.type !== 'piece')
+      throw new SnapshotFormatError(`the pieces stream ended before ${t.def.name} piece ${j}`);
+    const { frame } = next.value;
+    if (frame.table !== t.def.name || frame.index !== j)
+      throw new AppError(
+        'SNAPSHOT_INVALID',
+        `Central sent ${frame.table} piece ${frame.index}, not ${t.def.name} piece ${j}`,
+      );
+    return this.#accept(t, next.value);
+  }
+
+  /** A piece off the wire: checked against its id, then staged (in the background) and returned. */
+  async #accept(t: TablePlan, item: Extract<PiecesItem, { type: 'piece' }>): Promise<Buffer> {
+    const { frame } = item;
+    const piece = t.pieces[frame.index];
+    if (!piece)
+      throw new AppError(
+        'SNAPSHOT_INVALID',
+        `Central sent ${frame.table} piece ${frame.index}, not asked for`,
+      );
+    if (frame.gone)
+      throw new AppError(
+        'MANIFEST_SUPERSEDED',
+        `${frame.table} piece ${frame.index} of manifest ${this.#m.manifestId} changed on Central`,
+      );
+    const chunks: Buffer[] = [];
+    let bytes = 0;
+    for await (const chunk of item.rows) {
+      bytes += chunk.length;
+      if (bytes > MAX_PIECE_BYTES)
+        throw new AppError('SNAPSHOT_INVALID', `${frame.table} piece ${frame.index} is too large`);
+      chunks.push(chunk);
+    }
+    if (frame.rowCount !== piece.rows || pieceId(chunks) !== piece.id) {
+      const times = (this.#bad.get(piece.id) ?? 0) + 1;
+      this.#bad.set(piece.id, times);
+      this.#stats.piecesRefetched++;
+      this.#deps.log.warn(
+        { event: 'sync.piece_bad', table: frame.table, index: frame.index },
+        'piece failed its hash',
+      );
+      if (times >= MAX_BAD_COPIES)
+        throw new AppError(
+          'SNAPSHOT_INVALID',
+          `${frame.table} piece ${frame.index} failed its hash ${times} times`,
+        );
+      throw new BadPiece(`${frame.table} piece ${frame.index} failed its hash`);
+    }
+    const data = Buffer.concat(chunks, bytes);
+    this.#staged.add(piece.id);
+    this.#stats.piecesFetched++;
+    this.#batch.push({ id: piece.id, table: frame.table, rows: piece.rows, data });
+    this.#batchBytes += bytes;
+    if (this.#batchBytes >= STAGE_BATCH_BYTES) this.#flush();
+    // Staging slower than the link: wait for it rather than hold the difference in memory.
+    if (this.#unwritten > MAX_UNWRITTEN_BYTES) await this.#writing;
+    return data;
+  }
+
+  /** Writes the batch on another connection, after the batches before it; a failure surfaces at close. */
+  #flush(): void {
+    const [batch, bytes] = [this.#batch, this.#batchBytes];
+    [this.#batch, this.#batchBytes] = [[], 0];
+    if (batch.length === 0) return;
+    this.#unwritten += bytes;
+    this.#writing = this.#writing.then(async () => {
+      await stagePieces(this.#deps.pool, batch);
+      this.#unwritten -= bytes;
+    });
+  }
+
+  async *#readBack(ids: string[]): AsyncGenerator<Buffer> {
+    this.#flush();
+    await this.#writing;
+    const found = await readStaged(this.#deps.pool, ids);
+    for (const id of ids) {
+      const data = found.get(id);
+      if (!data) throw new AppError('LOAD_FAILED', `staged piece ${id} is missing`);
+      yield data;
+    }
+  }
+}
+
+function asTransferError(err: unknown): unknown {
+  if (err instanceof SnapshotFormatError || err instanceof BadPiece)
+    return new AppError('TRANSFER_CUT', `the pieces stream broke: ${err.message}`, { cause: err });
+  return err;
+}
