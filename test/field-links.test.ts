@@ -69,6 +69,8 @@ describe('field links: pieces, resume and deltas', () => {
     assert.deepEqual(await edgeRows(cutDb.pool), await edgeRows(cleanDb.pool));
     assert.deepEqual(await edgeRows(cutDb.pool), await centralScopeRows(centralDb.pool, mac));
     assert.deepEqual(resumed.tables, clean.tables);
+    // At this size (200 KB) what a cut loses is mostly what was in the HTTP client's queue, which
+    // a broken body discards; bench:link measures the ratio at 100,000 users.
     assert.ok(
       cutLink.bytesDown <= cleanBytes * 1.5,
       `received ${cutLink.bytesDown} bytes, a clean transfer is ${cleanBytes}`,

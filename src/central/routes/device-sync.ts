@@ -4,8 +4,6 @@
  * is known; refusals before that (bad body, wrong content type, too large) are
  * written by this plugin's onSend hook, before the answer leaves.
  */
-import { Readable } from 'node:stream';
-import { finished } from 'node:stream/promises';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
@@ -25,7 +23,7 @@ import { prepareSync, type SyncDeps } from '../services/device-sync.ts';
 import { auditStatus } from '../services/request-audit.ts';
 import { SnapshotSlots, type SlotOptions } from '../services/slots.ts';
 import { piecesSchema, servePieces } from './pieces.ts';
-import { cutSlowReader, errors } from './streaming.ts';
+import { errors, streamAnswer } from './streaming.ts';
 import { reportedVersions } from '../services/versions.ts';
 
 declare module 'fastify' {
@@ -101,24 +99,10 @@ async function serveSnapshot(
     free();
     throw err;
   });
-  const stream = Readable.from(prepared.body, { objectMode: false });
-  let streamError: Error | undefined;
-  stream.once('error', (err) => (streamError = err));
-  const watchdog = cutSlowReader(reply.raw, prepared.progress, opts.slowReader, (err) => (streamError = err));
-  finished(reply.raw)
-    .then(
-      () => prepared.complete(reply.raw.writableFinished, streamError),
-      (err: Error) => prepared.complete(false, streamError ?? err),
-    )
-    .finally(() => {
-      free();
-      clearInterval(watchdog);
-    });
-  void reply
-    .header('content-type', SNAPSHOT_MEDIA_TYPE)
-    .header('x-manifest-id', prepared.manifest.manifestId)
-    .header('cache-control', 'no-store')
-    .send(stream as never); // a stream bypasses the response schema, which only documents the type
+  streamAnswer(reply, prepared.body, prepared, opts.slowReader, free, {
+    'content-type': SNAPSHOT_MEDIA_TYPE,
+    'x-manifest-id': prepared.manifest.manifestId,
+  });
 }
 
 const requestSchema = {

@@ -3,8 +3,6 @@
  * under the same slots and slow-reader floor as the snapshot it belongs to.
  */
 import { once } from 'node:events';
-import { Readable } from 'node:stream';
-import { finished } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
@@ -12,7 +10,7 @@ import { PIECES_MEDIA_TYPE, PiecesRequestBody } from '../../contract/wire.ts';
 import { preparePieces } from '../services/pieces.ts';
 import type { SnapshotSlots } from '../services/slots.ts';
 import type { DeviceSyncOptions } from './device-sync.ts';
-import { cutSlowReader, errors } from './streaming.ts';
+import { errors, streamAnswer } from './streaming.ts';
 
 export const piecesSchema = {
   tags: ['device-sync'],
@@ -49,24 +47,10 @@ export async function servePieces(
   });
   const encoding = pickEncoding(request.headers['accept-encoding']);
   const body = encoding ? flushedPerPiece(prepared.body, encoding) : prepared.body;
-  const stream = Readable.from(body, { objectMode: false });
-  let streamError: Error | undefined;
-  stream.once('error', (err) => (streamError = err));
-  const watchdog = cutSlowReader(reply.raw, prepared.progress, opts.slowReader, (err) => (streamError = err));
-  finished(reply.raw)
-    .then(
-      () => prepared.complete(reply.raw.writableFinished, streamError),
-      (err: Error) => prepared.complete(false, streamError ?? err),
-    )
-    .finally(() => {
-      free();
-      clearInterval(watchdog);
-    });
-  if (encoding) reply.header('content-encoding', encoding).header('vary', 'accept-encoding');
-  void reply
-    .header('content-type', PIECES_MEDIA_TYPE)
-    .header('cache-control', 'no-store')
-    .send(stream as never);
+  streamAnswer(reply, body, prepared, opts.slowReader, free, {
+    'content-type': PIECES_MEDIA_TYPE,
+    ...(encoding ? { 'content-encoding': encoding, vary: 'accept-encoding' } : {}),
+  });
 }
 
 type Encoding = 'zstd' | 'gzip';

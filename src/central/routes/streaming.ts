@@ -1,5 +1,8 @@
 /** What the two streaming routes (snapshot and pieces) share: the error responses and the slow-reader cut. */
 import type { ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
+import { finished } from 'node:stream/promises';
+import type { FastifyReply } from 'fastify';
 import { ErrorBody } from '../../contract/wire.ts';
 
 /**
@@ -8,7 +11,7 @@ import { ErrorBody } from '../../contract/wire.ts';
  * is produced only as fast as the client takes it (backpressure), so its progress is the
  * reader's: below the floor for a whole window, the response is cut.
  */
-export function cutSlowReader(
+function cutSlowReader(
   response: ServerResponse,
   progress: { readonly bytes: number },
   floor: { minBytes: number; windowMs: number },
@@ -37,3 +40,38 @@ export const errors = {
   429: ErrorBody,
   503: ErrorBody,
 };
+
+/** What a service hands a streaming route: the body, how far it got, and the one callback that finishes its audit. */
+export interface StreamedAnswer {
+  readonly progress: { readonly bytes: number };
+  complete(sent: boolean, err?: Error): Promise<void>;
+}
+
+/**
+ * Sends `body` as the answer, cuts a slow reader, and once the response closed calls
+ * `complete` (which finishes the audit row), then `free` (which gives the slot back).
+ */
+export function streamAnswer(
+  reply: FastifyReply,
+  body: AsyncIterable<Buffer>,
+  answer: StreamedAnswer,
+  floor: { minBytes: number; windowMs: number },
+  free: () => void,
+  headers: Record<string, string>,
+): void {
+  const stream = Readable.from(body, { objectMode: false });
+  let streamError: Error | undefined;
+  stream.once('error', (err) => (streamError = err));
+  const watchdog = cutSlowReader(reply.raw, answer.progress, floor, (err) => (streamError = err));
+  finished(reply.raw)
+    .then(
+      () => answer.complete(reply.raw.writableFinished, streamError),
+      (err: Error) => answer.complete(false, streamError ?? err),
+    )
+    .finally(() => {
+      free();
+      clearInterval(watchdog);
+    });
+  // A stream bypasses the response schema, which only documents the type.
+  void reply.headers({ 'cache-control': 'no-store', ...headers }).send(stream as never);
+}

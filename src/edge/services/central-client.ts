@@ -164,30 +164,34 @@ export class CentralClient {
   }
 
   /** The snapshot stream; the body is watched for stalls and cut when one occurs. */
-  async requestSnapshot(
+  requestSnapshot(
     body: SyncRequestBody,
     traceHeaders: Record<string, string> = {},
     /** When the whole transfer must have ended (epoch ms), however steadily bytes trickle in. */
     deadlineAt = Number.POSITIVE_INFINITY,
   ): Promise<AsyncGenerator<Uint8Array>> {
-    const res = await this.#post('/api/device-sync/request', body, SNAPSHOT_MEDIA_TYPE, traceHeaders);
-    const type = res.headers.get('content-type') ?? '';
-    if (!type.startsWith(SNAPSHOT_MEDIA_TYPE)) {
-      await res.body?.cancel();
-      throw new AppError('SNAPSHOT_INVALID', `Central answered with content type ${JSON.stringify(type)}`);
-    }
-    return watchStalls(res.body!, this.#opts.stallTimeoutMs, deadlineAt);
+    return this.#stream('/api/device-sync/request', body, SNAPSHOT_MEDIA_TYPE, traceHeaders, deadlineAt);
   }
 
   /** The pieces stream of a manifest (docs/protocol.md, "Pieces"), watched as the snapshot is. */
-  async requestPieces(
+  requestPieces(
     body: PiecesRequestBody,
     traceHeaders: Record<string, string> = {},
     deadlineAt = Number.POSITIVE_INFINITY,
   ): Promise<AsyncGenerator<Uint8Array>> {
-    const res = await this.#post('/api/device-sync/pieces', body, PIECES_MEDIA_TYPE, traceHeaders);
+    return this.#stream('/api/device-sync/pieces', body, PIECES_MEDIA_TYPE, traceHeaders, deadlineAt);
+  }
+
+  async #stream(
+    path: string,
+    body: unknown,
+    mediaType: string,
+    traceHeaders: Record<string, string>,
+    deadlineAt: number,
+  ): Promise<AsyncGenerator<Uint8Array>> {
+    const res = await this.#post(path, body, mediaType, traceHeaders);
     const type = res.headers.get('content-type') ?? '';
-    if (!type.startsWith(PIECES_MEDIA_TYPE)) {
+    if (!type.startsWith(mediaType)) {
       await res.body?.cancel();
       throw new AppError('SNAPSHOT_INVALID', `Central answered with content type ${JSON.stringify(type)}`);
     }
