@@ -3,8 +3,9 @@
  * a first sync over a simulated field link (scripts/lib/link.ts: bandwidth towards the edge,
  * latency each way, every connection cut every N seconds), once clean and once with the
  * cuts, syncing again after each failure as the schedule would. Reports the bytes that
- * crossed the link against one clean transfer, the attempts and the time: the baseline
- * resumable transfers are measured against.
+ * crossed the link against one clean transfer, the attempts, fetches and the time; then, on
+ * the clean edge, one user of the scope edited and synced again: the bytes over the link and
+ * the rows the edge wrote for that delta.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
