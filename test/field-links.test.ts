@@ -172,6 +172,29 @@ describe('field links: pieces, resume and deltas', () => {
     assert.ok(patched > 0, 'some syncs patched tables instead of reloading them');
   });
 
+  it('patches a table whose whole pieces left the scope, in the middle and at the end', async () => {
+    const db = await newEdge();
+    const syncer = testSyncer(db, central.url, mac, token);
+    assert.equal((await syncer.run('cli')).status, 'success');
+    const { rows: held } = await db.pool.query<{ last_key: string }>(
+      `SELECT last_key FROM edge_held_pieces WHERE table_name = 'users' ORDER BY ord`,
+    );
+    assert.ok(held.length >= 5, `${held.length} pieces of users`);
+    // Every member of piece 2 and of the last piece leaves the location's groups: the piece
+    // after piece 2 keeps its rows but not its lower bound, and the table loses its tail.
+    const leave = (after: string, last: string | null) =>
+      centralDb.pool.query(
+        `DELETE FROM group_users WHERE user_id > $1::uuid AND ($2::uuid IS NULL OR user_id <= $2::uuid)`,
+        [after, last],
+      );
+    await leave(held[1]!.last_key, held[2]!.last_key);
+    await leave(held.at(-2)!.last_key, null);
+    const result = await syncer.run('cli');
+    assert.equal(result.status, 'success', JSON.stringify(result.error));
+    assert.deepEqual(await edgeRows(db.pool), await centralScopeRows(centralDb.pool, mac));
+    assert.ok(result.transfer!.piecesKept > 0, 'the other pieces stayed in place');
+  });
+
   it('sends one changed user of thousands as one piece, and writes only its rows', async () => {
     const db = await newEdge();
     const syncer = testSyncer(db, central.url, mac, token);
@@ -215,6 +238,10 @@ const EDITS: Edit[] = [
        WHERE gu.group_id = ${SCOPE_GROUP} ORDER BY md5(gu.user_id::text || $2) LIMIT 1)`),
   q(`INSERT INTO group_users SELECT ${SCOPE_GROUP}, u.id FROM users u WHERE u.company_id = ${COMPANY}
        ORDER BY md5(u.id::text || $2) LIMIT 3 ON CONFLICT DO NOTHING`),
+  // A sixth of the key space leaves the scope at once: whole pieces of users vanish, not single rows.
+  q(`DELETE FROM group_users WHERE group_id IN (SELECT lg.group_id FROM location_groups lg WHERE lg.location_id = ${LOCATION})
+       AND user_id::text >= substr('0123456789abcdef', get_byte(decode(md5($2), 'hex'), 0) % 13 + 1, 1)
+       AND user_id::text < substr('0123456789abcdef', get_byte(decode(md5($2), 'hex'), 0) % 13 + 4, 1)`),
   q(`UPDATE groups SET name = name || ' ' || $2, updated_at = now() WHERE id = ${SCOPE_GROUP}`),
   q(`WITH g AS (INSERT INTO groups (id, company_id, name, created_at, updated_at)
        VALUES (gen_random_uuid(), ${COMPANY}, 'Group ' || $2, now(), now()) RETURNING id),
