@@ -165,15 +165,16 @@ describe('process faults', () => {
       (ok) => ok,
       20_000,
     );
-    // The pieces trickle through a slow proxy, so Central is surely still sending when it dies.
+    // The pieces go through a throttled proxy, so Central is surely still sending when it dies
+    // (what it sent before dying, buffered on the way, still arrives: keep the throttle brisk).
     const proxy = await startFaultProxy(`http://127.0.0.1:${port}`);
     let result;
     try {
-      proxy.fault = { kind: 'throttle', bytesPerSecond: 50_000 };
+      proxy.fault = { kind: 'throttle', bytesPerSecond: 2_000_000 };
       const sync = testSyncer(edge, proxy.url, mac, token).run('cli');
       await waitFor(
         async () => proxy.relayed,
-        (relayed) => relayed > 100_000,
+        (relayed) => relayed > 1_000_000,
         30_000,
       );
       centralProc.kill('SIGKILL');
