@@ -3,6 +3,9 @@
  * tables before it commits. Each throws an AppError with the code the ledger records.
  */
 import { globalSha256, sameDigest, type TableDigest } from '../../contract/canonical.ts';
+import { digestTables } from '../../contract/digest-pg.ts';
+import type { PoolClient } from '../../platform/db.ts';
+import { findLocalDevice, localSelectSql } from '../repo/tables.ts';
 import type { DataModel } from '../../contract/data-model.ts';
 import type { Manifest } from '../../contract/wire.ts';
 import { AppError, type ErrorCode } from '../../platform/errors.ts';
@@ -104,4 +107,26 @@ export function compareDigests(expected: readonly TableDigest[], actual: readonl
   return compareTables(expected, actual)
     .filter((t) => !t.ok)
     .map((t) => `${t.name} (expected ${t.expected.rowCount} rows, got ${t.actual?.rowCount ?? '?'})`);
+}
+
+/** The loaded tables against the manifest, and this device's own row against its filters. */
+export async function verifyLoaded(
+  client: PoolClient,
+  m: Manifest,
+  model: DataModel,
+  mac: string,
+): Promise<TableDigest[]> {
+  const digests = await digestTables(client, localSelectSql, undefined, model.tables);
+  const drift = compareDigests(m.tables, digests);
+  if (drift.length > 0)
+    throw new AppError('HASH_MISMATCH', `loaded tables differ from the manifest: ${drift.join(', ')}`);
+  const own = await findLocalDevice(client, mac);
+  if (!own) throw new AppError('SNAPSHOT_INVALID', `snapshot does not hold this device (${mac})`);
+  if (own.id !== m.filters.deviceId || own.locationId !== m.filters.locationId) {
+    throw new AppError(
+      'MANIFEST_NOT_FOR_DEVICE',
+      `manifest ${m.manifestId} names device ${m.filters.deviceId}, this edge (${mac}) is ${own.id}`,
+    );
+  }
+  return digests;
 }

@@ -12,7 +12,10 @@ import { AppError } from '../../platform/errors.ts';
 import type { Logger } from '../../platform/logger.ts';
 import { step } from '../../platform/step.ts';
 import { deleteKeyRange } from '../repo/pieces.ts';
-import { copyIntoTable, emptyTable } from '../repo/tables.ts';
+import { checkForeignKeys, copyIntoTable, emptyDataTables, emptyTable, setTriggers } from '../repo/tables.ts';
+import { TABLES } from '../../contract/tables.ts';
+import type { PieceTransfer } from './piece-transfer.ts';
+import { KEPT_TABLES_BROKEN } from './sync-checks.ts';
 import type { EdgeMetrics } from '../metrics.ts';
 import type { TableProgress } from '../model.ts';
 import type { TablePlan, TransferStats } from './sync-plan.ts';
@@ -68,7 +71,7 @@ const PROGRESS_MS = 200;
  * were) and COPYed from its pieces (`source`: off the fetch, or from staging); a patched one loses the key ranges of its
  * changed pieces and whatever lies past its last key, then gets those pieces COPYed in.
  */
-export async function loadTables(
+async function loadTables(
   client: PoolClient,
   source: { rows(t: TablePlan): AsyncIterable<Buffer> },
   plan: readonly TablePlan[],
@@ -110,4 +113,34 @@ export async function loadTables(
     tables.push(def.name);
   }
   return { rows, tables };
+}
+
+/**
+ * The load of a plan: triggers off and each table emptied or patched on its own when the
+ * edge may (foreign keys checked at the end), every table emptied first otherwise.
+ */
+export async function loadPlan(
+  client: PoolClient,
+  transfer: PieceTransfer,
+  plan: readonly TablePlan[],
+  stats: TransferStats,
+  options: LoadOptions,
+): Promise<{ rows: number; tables: string[] }> {
+  if (options.tableByTable) await setTriggers(client, false);
+  else await emptyDataTables(client);
+  const result = await loadTables(client, transfer, plan, stats, options);
+  await transfer.finish();
+  if (options.tableByTable) {
+    await setTriggers(client, true);
+    const violated = await checkForeignKeys(client);
+    // Against tables this edge kept, the kept rows are as suspect as the sent ones.
+    const kept = result.tables.length < TABLES.length;
+    if (violated.length > 0) {
+      throw new AppError(
+        'SNAPSHOT_INVALID',
+        `${kept ? KEPT_TABLES_BROKEN : 'snapshot breaks foreign keys'}: ${violated.join(', ')}`,
+      );
+    }
+  }
+  return result;
 }

@@ -7,11 +7,10 @@
  */
 import { createHash, type KeyObject } from 'node:crypto';
 import type { TableDigest } from '../../contract/canonical.ts';
-import { digestTables } from '../../contract/digest-pg.ts';
 import { verifyManifest } from '../../contract/signing.ts';
 import { readSnapshot, SnapshotFormatError, type SnapshotItem } from '../../contract/snapshot-reader.ts';
 import type { DataModel } from '../../contract/data-model.ts';
-import { COPY_SESSION_SETTINGS_SQL, TABLES } from '../../contract/tables.ts';
+import { COPY_SESSION_SETTINGS_SQL } from '../../contract/tables.ts';
 import { storableText, type AckBody, type Manifest } from '../../contract/wire.ts';
 import type { Pool, PoolClient } from '../../platform/db.ts';
 import { AppError, normalizeError } from '../../platform/errors.ts';
@@ -32,25 +31,18 @@ import {
   type SyncFinish,
 } from '../repo/ledger.ts';
 import { changedTables, notifyDataChanged } from '../repo/news.ts';
-import {
-  canLoadWithoutTriggers,
-  checkForeignKeys,
-  emptyDataTables,
-  findLocalDevice,
-  localSelectSql,
-  setTriggers,
-} from '../repo/tables.ts';
+import { canLoadWithoutTriggers } from '../repo/tables.ts';
 import { acknowledge, flushPendingAcks } from './acks.ts';
 import type { CentralClient } from './central-client.ts';
 import {
   DOUBT_CODES,
-  compareDigests,
   heldFacts,
   refuseStaleOrForeign,
   validateManifest,
+  verifyLoaded,
   KEPT_TABLES_BROKEN,
 } from './sync-checks.ts';
-import { counted, loadTables, type Transfer } from './sync-load.ts';
+import { counted, loadPlan, type Transfer } from './sync-load.ts';
 import { PieceTransfer } from './piece-transfer.ts';
 import { planLoad, type TablePlan, type TransferStats } from './sync-plan.ts';
 import { deleteStaged, heldPieces, replaceHeldPieces } from '../repo/pieces.ts';
@@ -361,8 +353,18 @@ export class Syncer {
     await client.query('BEGIN');
     try {
       await client.query(COPY_SESSION_SETTINGS_SQL);
-      const loaded = await step(log, 'sync.load', {}, () => this.#load(a, plan, transfer, log));
-      const tables = await step(log, 'sync.verify', {}, () => this.#verify(a, m));
+      a.stats.rowsDeleted = 0;
+      const loaded = await step(log, 'sync.load', {}, () =>
+        loadPlan(client, transfer, plan, a.stats, {
+          log,
+          tableByTable: a.loadWithoutTriggers,
+          metrics: this.#deps.metrics,
+          progress: a.progress,
+        }),
+      );
+      const tables = await step(log, 'sync.verify', {}, () =>
+        verifyLoaded(client, m, this.#deps.model, this.#deps.mac),
+      );
       await step(log, 'sync.commit', {}, async () => {
         // Checked again at the end: a slow link must not stretch a manifest's lifetime.
         if (Date.parse(m.expiresAt) <= Date.now())
@@ -394,51 +396,6 @@ export class Syncer {
       await client.query('ROLLBACK');
       throw err;
     }
-  }
-
-  async #load(a: Attempt, plan: readonly TablePlan[], transfer: PieceTransfer, log: Logger) {
-    const { client } = a;
-    if (a.loadWithoutTriggers) await setTriggers(client, false);
-    else await emptyDataTables(client);
-    a.stats.rowsDeleted = 0;
-    const result = await loadTables(client, transfer, plan, a.stats, {
-      log,
-      tableByTable: a.loadWithoutTriggers,
-      metrics: this.#deps.metrics,
-      progress: a.progress,
-    });
-    await transfer.finish();
-    if (a.loadWithoutTriggers) {
-      await setTriggers(client, true);
-      const violated = await checkForeignKeys(client);
-      // Against tables this edge kept, the kept rows are as suspect as the sent ones.
-      const kept = result.tables.length < TABLES.length;
-      if (violated.length > 0) {
-        throw new AppError(
-          'SNAPSHOT_INVALID',
-          `${kept ? KEPT_TABLES_BROKEN : 'snapshot breaks foreign keys'}: ${violated.join(', ')}`,
-        );
-      }
-    }
-    return result;
-  }
-
-  /** The loaded tables against the manifest, and this device's own row against its filters. */
-  async #verify(a: Attempt, m: Manifest): Promise<TableDigest[]> {
-    const digests = await digestTables(a.client, localSelectSql, undefined, this.#deps.model.tables);
-    const drift = compareDigests(m.tables, digests);
-    if (drift.length > 0)
-      throw new AppError('HASH_MISMATCH', `loaded tables differ from the manifest: ${drift.join(', ')}`);
-    const own = await findLocalDevice(a.client, this.#deps.mac);
-    if (!own)
-      throw new AppError('SNAPSHOT_INVALID', `snapshot does not hold this device (${this.#deps.mac})`);
-    if (own.id !== m.filters.deviceId || own.locationId !== m.filters.locationId) {
-      throw new AppError(
-        'MANIFEST_NOT_FOR_DEVICE',
-        `manifest ${m.manifestId} names device ${m.filters.deviceId}, this edge (${this.#deps.mac}) is ${own.id}`,
-      );
-    }
-    return digests;
   }
 
   async #recordFailure(a: Attempt, err: AppError): Promise<SyncResult> {
