@@ -35,7 +35,7 @@ const UUID = '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}';
 export const KEY_PATTERN = `^${UUID}(\t${UUID})*$`;
 
 /** How many leading columns form the key; the table must list its key columns first, as uuids. */
-export function keyWidth(def: TableDef): number {
+function keyWidth(def: TableDef): number {
   const width = def.primaryKey.length;
   def.primaryKey.forEach((name, i) => {
     const col = def.columns[i];
@@ -146,11 +146,6 @@ export class PieceCutter {
     if (this.#rows > 0) this.#cut();
     return this.#pieces;
   }
-}
-
-/** The lower bound of each piece: the last key of the one before (null for the first). */
-export function pieceBounds(pieces: readonly Piece[]): { after: string | null; piece: Piece }[] {
-  return pieces.map((piece, i) => ({ after: i === 0 ? null : pieces[i - 1]!.last, piece }));
 }
 
 /** Index runs `[from, to]` (inclusive) of a sorted list of indexes, and back. */

@@ -196,6 +196,7 @@ async function createManifest(
 ): Promise<Signed> {
   const generatedAt = new Date();
   const global = globalSha256(tables);
+  const rowsIncluded = r.input.body.knownGlobalSha256 !== global;
   const manifest = manifestToWire({
     manifestId: ulid(),
     generatedAt,
@@ -204,8 +205,8 @@ async function createManifest(
     tables,
     globalSha256: global,
     device,
-    rowsIncluded: r.input.body.knownGlobalSha256 !== global,
-    pieces: r.input.body.knownGlobalSha256 !== global ? pieces : undefined,
+    rowsIncluded,
+    pieces: rowsIncluded ? pieces : undefined,
   });
   open.annotate({ manifestId: manifest.manifestId, rowsIncluded: manifest.rowsIncluded });
   await insertManifest(r.deps.pool, manifest, r.mac);

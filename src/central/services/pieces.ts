@@ -222,7 +222,8 @@ async function* runPieces(
   const after = from === 0 ? null : pieces[from - 1]!.last;
   const rows = await copyPieceRange(session.client, def, after, pieces[to]!.last);
   const lines = new KeyedLines(def);
-  const lasts = pieces.map((p) => Buffer.from(p.last, 'latin1'));
+  // The run's last keys as bytes, by `at - from`.
+  const lasts = pieces.slice(from, to + 1).map((p) => Buffer.from(p.last, 'latin1'));
   const out: Buffer[] = [];
   let at = from;
   let held: Buffer[] = [];
@@ -243,13 +244,13 @@ async function* runPieces(
   for await (const chunk of rows) {
     lines.write(chunk as Buffer, (buf, start, end, keyEnd) => {
       // Keys compare as bytes (src/contract/pieces.ts); `buf` is never reused, so rows are kept as slices.
-      while (at <= to && lasts[at]!.compare(buf, start, keyEnd) < 0) close();
+      while (at <= to && lasts[at - from]!.compare(buf, start, keyEnd) < 0) close();
       if (at > to) return;
       heldRows++;
       heldBytes += end - start;
       // A piece that grew past any piece's size is gone; its rows need not be kept.
       if (heldBytes <= HOLD_MAX_BYTES) held.push(buf.subarray(start, end));
-      if (lasts[at]!.compare(buf, start, keyEnd) === 0) close();
+      if (lasts[at - from]!.compare(buf, start, keyEnd) === 0) close();
     });
     if (out.length > 0) yield Buffer.concat(out.splice(0));
   }

@@ -39,16 +39,20 @@ export interface Held {
   pieces: boolean;
 }
 
+/** The tables whose content the device lacks: none when its global hash still matches. */
+function lacking(digests: readonly TableDigest[], held: Held): TableDigest[] {
+  if (held.global === globalSha256(digests)) return [];
+  return digests.filter((t) => held.tables?.[t.name] !== t.sha256);
+}
+
 /** The pieces of every table `held` lacks, from the cache; undefined when one is not there. */
-export function heldPieces(
+function lackedPieces(
   caches: ScopeCaches,
   digests: readonly TableDigest[],
   held: Held,
 ): Map<string, readonly Piece[]> | undefined {
   const out = new Map<string, readonly Piece[]>();
-  if (held.global === globalSha256(digests)) return out;
-  for (const t of digests) {
-    if (held.tables?.[t.name] === t.sha256) continue;
+  for (const t of lacking(digests, held)) {
     const pieces = caches.tableCache.pieces(t);
     if (!pieces) return undefined;
     out.set(t.name, pieces);
@@ -80,12 +84,14 @@ export async function piecesInSession(
   digests: readonly TableDigest[],
   held: Held,
 ): Promise<Map<string, readonly Piece[]>> {
-  const missing = model.tables.filter((def) => {
-    const t = digests.find((d) => d.name === def.name)!;
-    return held.tables?.[t.name] !== t.sha256 && !caches.tableCache.pieces(t);
-  });
+  const uncut = new Set(
+    lacking(digests, held)
+      .filter((t) => !caches.tableCache.pieces(t))
+      .map((t) => t.name),
+  );
+  const missing = model.tables.filter((def) => uncut.has(def.name));
   if (missing.length > 0) await digestAndCut(caches, tx, missing);
-  const pieces = heldPieces(caches, digests, held);
+  const pieces = lackedPieces(caches, digests, held);
   if (!pieces) throw new Error('pieces cut in this session were evicted before the manifest');
   return pieces;
 }
@@ -110,7 +116,7 @@ export async function answerFromCaches(
   if (!digests) return undefined;
   if (held.pieces) {
     // No rows are sent: the pieces lists are all the manifest needs.
-    const pieces = heldPieces(caches, digests, held);
+    const pieces = lackedPieces(caches, digests, held);
     if (!pieces) return undefined;
     caches.metrics.digestCache.inc({ result: 'hit' });
     open.annotate({ cache: 'hit', pieces: true });

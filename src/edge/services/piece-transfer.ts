@@ -12,7 +12,14 @@ import type { Manifest } from '../../contract/wire.ts';
 import type { Pool } from '../../platform/db.ts';
 import { AppError } from '../../platform/errors.ts';
 import type { Logger } from '../../platform/logger.ts';
-import { pruneStaged, readStaged, stagedAmong, stagePieces, type StagedPiece } from '../repo/pieces.ts';
+import {
+  deleteStaged,
+  pruneStaged,
+  readStaged,
+  stagedAmong,
+  stagePieces,
+  type StagedPiece,
+} from '../repo/pieces.ts';
 import type { CentralClient } from './central-client.ts';
 import { counted, type Transfer } from './sync-load.ts';
 import type { TablePlan, TransferStats } from './sync-plan.ts';
@@ -137,6 +144,11 @@ export class PieceTransfer {
     this.#body = undefined;
     this.#flush();
     await this.#writing;
+  }
+
+  /** After the commit: the staged pieces it loaded are no longer needed. */
+  clear(): Promise<void> {
+    return deleteStaged(this.#deps.pool, this.#ids());
   }
 
   /** Whether a failed load may go on by fetching the rest into staging. */

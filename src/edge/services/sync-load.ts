@@ -1,6 +1,6 @@
 /**
- * A sync's bytes as they arrive (counted and hashed), and its load: staged pieces COPYed
- * table by table into the caller's transaction.
+ * A sync's bytes as they arrive (counted, and hashed where the hash is reported), and its
+ * load: pieces COPYed table by table into the caller's transaction.
  */
 import type { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
@@ -22,7 +22,8 @@ import type { TablePlan, TransferStats } from './sync-plan.ts';
 
 export interface Transfer {
   bytes: number;
-  hash: ReturnType<typeof createHash>;
+  /** Only for the bytes whose hash is reported (the snapshot answer's, in the ack). */
+  hash?: ReturnType<typeof createHash>;
 }
 
 export async function* counted(
@@ -31,7 +32,7 @@ export async function* counted(
 ): AsyncGenerator<Uint8Array> {
   for await (const chunk of source) {
     transfer.bytes += chunk.byteLength;
-    transfer.hash.update(chunk);
+    transfer.hash?.update(chunk);
     yield chunk;
   }
 }
@@ -68,8 +69,9 @@ async function* reported(
 const PROGRESS_MS = 200;
 /**
  * Applies the plan in the caller's transaction: a reloaded table is emptied (unless all
- * were) and COPYed from its pieces (`source`: off the fetch, or from staging); a patched one loses the key ranges of its
- * changed pieces and whatever lies past its last key, then gets those pieces COPYed in.
+ * were) and COPYed from its pieces (`source`: off the fetch, or from staging); a patched
+ * one loses the key ranges of its changed pieces and whatever lies past its last key, then
+ * gets those pieces COPYed in.
  */
 async function loadTables(
   client: PoolClient,

@@ -45,7 +45,7 @@ import {
 import { counted, loadPlan, type Transfer } from './sync-load.ts';
 import { PieceTransfer } from './piece-transfer.ts';
 import { planLoad, type TablePlan, type TransferStats } from './sync-plan.ts';
-import { deleteStaged, heldPieces, replaceHeldPieces } from '../repo/pieces.ts';
+import { heldPieces, replaceHeldPieces } from '../repo/pieces.ts';
 import type { EdgeMetrics } from '../metrics.ts';
 import type { AckOutcome, SyncResult, SyncState, SyncTrigger, TableProgress } from '../model.ts';
 
@@ -75,7 +75,7 @@ interface Attempt {
   log: Logger;
   started: number;
   /** The snapshot answer's bytes (its hash is the ack's payloadSha256). */
-  transfer: Transfer;
+  transfer: Required<Transfer>;
   /** The pieces' bytes, over every fetch. */
   pieces: Transfer;
   stats: TransferStats;
@@ -205,10 +205,9 @@ export class Syncer {
       } finally {
         await transfer.close();
       }
-      await deleteStaged(
-        this.#deps.pool,
-        plan.flatMap((t) => t.load.map((j) => t.pieces[j]!.id)),
-      ).catch((err: unknown) => mlog.warn({ event: 'sync.staging', err }, 'could not clear staged pieces'));
+      await transfer
+        .clear()
+        .catch((err: unknown) => mlog.warn({ event: 'sync.staging', err }, 'could not clear staged pieces'));
       const ack = await this.#acknowledge(a, 'Success', applied.tables, null, mlog);
       return this.#result(a, 'success', { ...applied, ack });
     } catch (err) {
@@ -228,8 +227,8 @@ export class Syncer {
     // Without trigger bypass, parents cannot be reloaded under kept children: reload all.
     const loadWithoutTriggers = await canLoadWithoutTriggers(client);
     const held = offerHeld && loadWithoutTriggers ? await lastAppliedTables(client) : undefined;
-    const transfer: Transfer = { bytes: 0, hash: createHash('sha256') };
-    const pieces: Transfer = { bytes: 0, hash: createHash('sha256') };
+    const transfer: Required<Transfer> = { bytes: 0, hash: createHash('sha256') };
+    const pieces: Transfer = { bytes: 0 };
     return {
       client,
       syncId,
