@@ -122,6 +122,24 @@ describe('field links: pieces, resume and deltas', () => {
     assert.deepEqual(await edgeRows(db.pool), await centralScopeRows(centralDb.pool, mac));
   });
 
+  it('refuses piece runs past the table, even on a Central that no longer has its pieces', async () => {
+    const db = await newEdge();
+    assert.equal((await testSyncer(db, central.url, mac, token).run('cli')).status, 'success');
+    const { rows } = await centralDb.pool.query<{ manifest_id: string }>(
+      'SELECT manifest_id FROM sync_manifest_headers ORDER BY generated_at DESC LIMIT 1',
+    );
+    // A fresh Central has no piece lists cached, and the edit makes the users table's gone.
+    await using fresh = await startCentral(centralDb, { RATE_LIMIT_PER_DEVICE_PER_MINUTE: '100000' });
+    await EDITS[0]!(centralDb, mac, 'runs');
+    const res = await fetch(`${fresh.url}/api/device-sync/pieces`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: JSON.stringify({ mac, manifestId: rows[0]!.manifest_id, want: { users: [[0, 2_000_000_000]] } }),
+    });
+    assert.equal(res.status, 400, await res.clone().text());
+    assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'INVALID_INPUT');
+  });
+
   it('fetches a corrupted piece again, and only that piece', async () => {
     const proxy: FaultProxy = await startFaultProxy(central.url);
     try {

@@ -158,7 +158,9 @@ async function wantedPieces(
     }
     let indexes: number[];
     try {
-      indexes = fromRuns(runs, pieces?.length ?? Number.MAX_SAFE_INTEGER);
+      // A table whose pieces are gone had at most one piece per row: runs past that are refused,
+      // not spelled out index by index.
+      indexes = fromRuns(runs, pieces?.length ?? digest.rowCount);
     } catch (err) {
       throw new AppError('INVALID_INPUT', `want.${def.name}: ${(err as Error).message}`);
     }
