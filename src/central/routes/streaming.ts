@@ -3,6 +3,7 @@ import type { ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import type { FastifyReply } from 'fastify';
+import type { PreparedSync } from '../services/device-sync.ts';
 import { ErrorBody } from '../../contract/wire.ts';
 
 /**
@@ -41,11 +42,8 @@ export const errors = {
   503: ErrorBody,
 };
 
-/** What a service hands a streaming route: the body, how far it got, and the one callback that finishes its audit. */
-export interface StreamedAnswer {
-  readonly progress: { readonly bytes: number };
-  complete(sent: boolean, err?: Error): Promise<void>;
-}
+/** What a service hands a streaming route besides the body: how far it got, and the one callback that finishes its audit. */
+export type StreamedAnswer = Pick<PreparedSync, 'progress' | 'complete'>;
 
 /**
  * Sends `body` as the answer, cuts a slow reader, and once the response closed calls

@@ -26,7 +26,7 @@ import {
   type ManifestForPieces,
 } from '../repo/pieces.ts';
 import { checkCredential } from './credentials.ts';
-import type { SyncDeps } from './device-sync.ts';
+import type { PreparedSync, SyncDeps } from './device-sync.ts';
 import { spendDeviceBudget } from './limits.ts';
 import { digestAndCut } from './scope-cache.ts';
 import type { SnapshotSession } from './snapshot-session.ts';
@@ -39,11 +39,8 @@ export interface PiecesInput {
   admit(): Promise<void>;
 }
 
-export interface PreparedPieces {
-  body: AsyncIterable<Buffer>;
-  readonly progress: { readonly bytes: number };
-  complete(sent: boolean, err?: Error): Promise<void>;
-}
+/** As a snapshot answer, without a manifest of its own. */
+export type PreparedPieces = Omit<PreparedSync, 'manifest'>;
 
 interface Wanted {
   def: TableDef;
