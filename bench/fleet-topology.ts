@@ -37,7 +37,11 @@ async function postmasterOf(dataDir: string): Promise<number> {
 
 export async function singleTopology(): Promise<Topology> {
   const dir = await mkdtemp(join(tmpdir(), 'dbupdate-fleet-'));
-  const cluster = await startEmbeddedCluster({ dataDir: dir, name: 'pg' });
+  const cluster = await startEmbeddedCluster({
+    dataDir: dir,
+    name: 'pg',
+    settings: ['shared_preload_libraries=pg_stat_statements'],
+  });
   const url = await cluster.createDatabase('central');
   const pool = createPool(url, { applicationName: 'fleet', max: 8 });
   const children: ChildProcess[] = [];

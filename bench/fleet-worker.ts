@@ -130,7 +130,9 @@ async function syncOnce(device: Device, phase: PhaseStats) {
       }),
     }).then((r) => r.arrayBuffer());
   } catch (err) {
-    const key = `error:${(err as Error).message}`;
+    // undici says "fetch failed"; the cause says why (ECONNRESET, ECONNREFUSED, a timeout).
+    const cause = (err as Error & { cause?: { code?: string; message?: string } }).cause;
+    const key = `error:${cause?.code ?? cause?.message ?? (err as Error).message}`;
     phase.statuses[key] = (phase.statuses[key] ?? 0) + 1;
   }
 }

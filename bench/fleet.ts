@@ -16,7 +16,7 @@ import { enrollDevices } from '../src/central/services/enroll.ts';
 import { DEFAULT_SHAPE, seedCentral } from '../src/central/services/seed.ts';
 import { generateSigningKeys } from '../src/contract/signing.ts';
 import { migrate } from '../src/platform/migrate.ts';
-import { scaledOutTopology, singleTopology } from './fleet-topology.ts';
+import { scaledOutTopology, singleTopology, type Topology } from './fleet-topology.ts';
 import type { PhaseStats, WorkerInput } from './fleet-worker.ts';
 import { warmCompileCache } from './image.ts';
 
@@ -146,6 +146,29 @@ const metricsTexts = async (urls: string[]) =>
     ),
   );
 
+/**
+ * Where PostgreSQL's time went during the run, by statement (pg_stat_statements, loaded by
+ * the single topology's cluster); nothing when the extension is not there.
+ */
+async function statementsReset(pool: Topology['pool']) {
+  const ok = await pool
+    .query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements')
+    .then(() => pool.query('SELECT pg_stat_statements_reset()'))
+    .then(
+      () => true,
+      () => false,
+    );
+  return async () => {
+    if (!ok) return undefined;
+    const { rows } = await pool.query<{ calls: string; ms: number; query: string }>(
+      `SELECT calls, round(total_exec_time::numeric, 0)::float8 AS ms,
+              regexp_replace(left(query, 90), '[[:space:]]+', ' ', 'g') AS query
+         FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 8`,
+    );
+    return rows.map((r) => `${r.ms} ms / ${r.calls} calls: ${r.query}`);
+  };
+}
+
 const topology =
   values.topology === 'scale-out'
     ? await scaledOutTopology(Math.max(1, Math.min(8, Number(values.centrals))))
@@ -230,6 +253,7 @@ try {
     for (const [name, pid] of Object.entries(topology.postgres)) out[name] = await postgresCpu(pid);
     return out;
   };
+  const statements = await statementsReset(topology.pool);
   const [cpu0, sim0] = [await cpuOf(), process.cpuUsage()];
   const t0 = Date.now();
   const killAt = values['kill-one-at'] === undefined ? undefined : Number(values['kill-one-at']) * 1000;
@@ -293,6 +317,7 @@ try {
         cpu,
         central: centralMetrics,
         centralRssMb: rss,
+        postgresTopStatements: await statements(),
         ...(killAt === undefined ? {} : { killedOneCentralAtSeconds: killAt / 1000 }),
       },
       null,

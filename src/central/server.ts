@@ -25,6 +25,7 @@ import { DigestCache } from './services/digest-cache.ts';
 import { TableCache } from './services/table-cache.ts';
 import type { SyncDeps } from './services/device-sync.ts';
 import { CredentialVerifier } from './services/credentials.ts';
+import { createAuditStore } from './services/audit-store.ts';
 import { createLimits } from './services/limits.ts';
 import { redisLimits, type SharedLimits } from './services/shared-limits.ts';
 import { startSweeper } from './services/sweeper.ts';
@@ -51,6 +52,7 @@ function syncDeps(
   return {
     models,
     pool,
+    audit: createAuditStore(pool),
     snapshots,
     manifestTtlSeconds: config.MANIFEST_TTL_SECONDS,
     metrics,
@@ -172,12 +174,17 @@ export async function startCentralServer(config: CentralConfig, log: Logger): Pr
   const sweeper = startSweeper(pool, log, config.ABANDONED_REQUEST_SECONDS);
   await sweeper.first;
   const app = await buildCentral(config, pool, { logger: log, metrics: new CentralMetrics() });
-  const url = await app.listen({ port: config.PORT, host: config.HOST }).catch(async (err: unknown) => {
-    sweeper.stop();
-    await app.close();
-    await pool.end();
-    throw err;
-  });
+  // A fleet connects in bursts (keep-alive connections close between syncs); Node's default
+  // backlog of 511 overflowed in the fleet bench, and a dropped SYN costs a device a
+  // second or more. The kernel caps it at net.core.somaxconn (4096 by default).
+  const url = await app
+    .listen({ port: config.PORT, host: config.HOST, backlog: 4096 })
+    .catch(async (err: unknown) => {
+      sweeper.stop();
+      await app.close();
+      await pool.end();
+      throw err;
+    });
   const files = config.tls;
   const stopReloading = files ? reloadTlsOnHangup(app.server as HttpsServer, files, log) : () => undefined;
   return {

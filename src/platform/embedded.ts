@@ -76,6 +76,8 @@ export interface ClusterOptions {
   port?: number;
   persistent?: boolean;
   onLog?: (message: unknown) => void;
+  /** More `name=value` server settings (the fleet bench loads pg_stat_statements). */
+  settings?: readonly string[];
 }
 
 type Cluster = InstanceType<Awaited<ReturnType<typeof loadLibrary>>>;
@@ -148,6 +150,7 @@ async function newCluster(
     postgresFlags: [
       'listen_addresses=127.0.0.1',
       ...THROWAWAY_SERVER_SETTINGS,
+      ...(options.settings ?? []),
       'unix_socket_directories=',
     ].flatMap((setting) => ['-c', setting]),
   });

@@ -23,7 +23,7 @@ import { prepareSync, type SyncDeps } from '../services/device-sync.ts';
 import { auditStatus } from '../services/request-audit.ts';
 import { SnapshotSlots, type SlotOptions } from '../services/slots.ts';
 import { piecesSchema, servePieces } from './pieces.ts';
-import { errors, streamAnswer } from './streaming.ts';
+import { bufferedBody, errors, streamAnswer } from './streaming.ts';
 import { reportedVersions } from '../services/versions.ts';
 
 declare module 'fastify' {
@@ -99,7 +99,15 @@ async function serveSnapshot(
     free();
     throw err;
   });
-  streamAnswer(reply, prepared.body, prepared, opts.slowReader, free, {
+  const { manifest } = prepared;
+  const rows = manifest.rowsIncluded && !manifest.pieces;
+  const body = rows
+    ? prepared.body
+    : await bufferedBody(prepared.body, prepared).catch((err: unknown) => {
+        free();
+        throw err;
+      });
+  streamAnswer(reply, body, prepared, opts.slowReader, free, {
     'content-type': SNAPSHOT_MEDIA_TYPE,
     'x-manifest-id': prepared.manifest.manifestId,
   });
@@ -158,7 +166,7 @@ export const deviceSyncRoutes: FastifyPluginAsyncTypebox<DeviceSyncOptions> = as
       });
       const taken = await step(log, 'ack.store', { status: request.body.status }, () =>
         recordAck(
-          opts.sync.pool,
+          opts.sync.audit,
           request.body,
           request.headers.authorization,
           opts.sync.requireCredential,

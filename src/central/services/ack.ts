@@ -1,15 +1,14 @@
 /** Acknowledgements: validated, bound to the manifest's device, stored once. */
 import type { AckBody, AckResponse } from '../../contract/wire.ts';
-import type { Pool } from '../../platform/db.ts';
 import { AppError, ERROR_CODES } from '../../platform/errors.ts';
 import { requireMac } from '../model.ts';
-import { findManifestHeader, insertAckOnce } from '../repo/manifests.ts';
+import type { AuditStore } from './audit-store.ts';
 import { spendDeviceBudget, type Limits } from './limits.ts';
 import { bearerToken } from '../../platform/http.ts';
 import { checkCredential, type CredentialVerifier } from './credentials.ts';
 
 export async function recordAck(
-  pool: Pool,
+  audit: AuditStore,
   body: AckBody,
   authorization: string | undefined,
   requireCredential: boolean,
@@ -21,14 +20,14 @@ export async function recordAck(
   if (requireCredential && !bearerToken(authorization)) {
     throw new AppError('UNAUTHENTICATED', 'missing Authorization: Bearer <device credential>');
   }
-  const header = await findManifestHeader(pool, body.manifestId);
+  const header = await audit.findManifestHeader(body.manifestId);
   if (!header) throw new AppError('MANIFEST_NOT_FOUND', `no manifest ${body.manifestId}`);
   if (requireCredential) await checkCredential(verifier, header.secretHashes, authorization);
   if (header.mac !== mac) {
     throw new AppError('MANIFEST_FORBIDDEN', `manifest ${body.manifestId} was not issued to ${mac}`);
   }
   await spendDeviceBudget(limits, header.deviceId, 'ack');
-  return insertAckOnce(pool, body, mac);
+  return audit.insertAckOnce(body, mac);
 }
 
 /**

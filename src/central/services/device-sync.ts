@@ -6,7 +6,7 @@
  * happens to the response.
  */
 import { trace, context, type Span } from '@opentelemetry/api';
-import { ulid } from 'ulid';
+import { newUlid } from '../../platform/ids.ts';
 import { globalSha256, type TableDigest } from '../../contract/canonical.ts';
 import type { DataModel } from '../../contract/data-model.ts';
 import type { Piece } from '../../contract/pieces.ts';
@@ -17,8 +17,8 @@ import { AppError, normalizeError } from '../../platform/errors.ts';
 import type { Logger } from '../../platform/logger.ts';
 import { startStep, step, type OpenStep } from '../../platform/step.ts';
 import { iterateInContext } from '../../platform/tracing.ts';
-import { insertManifest } from '../repo/manifests.ts';
-import { startRequest, type StartedRequest } from '../repo/requests.ts';
+import type { StartedRequest } from '../repo/requests.ts';
+import type { AuditStore } from './audit-store.ts';
 import type { DigestCache } from './digest-cache.ts';
 import { manifestToWire, requireMac, type Device } from '../model.ts';
 import type { CentralMetrics } from '../metrics.ts';
@@ -35,6 +35,8 @@ import type { TableCache } from './table-cache.ts';
 export interface SyncDeps {
   /** Short queries: audit rows, manifests, credentials. */
   pool: Pool;
+  /** Manifests, request outcomes and acks, batched across requests on `pool`. */
+  audit: AuditStore;
   /**
    * Long snapshot transactions only, on the read replica when there is one. Kept apart
    * so a request holding a snapshot connection can never wait on itself for an audit
@@ -99,7 +101,7 @@ export async function prepareSync(deps: SyncDeps, input: SyncInput): Promise<Pre
   const mac = requireMac(input.body.mac);
   const log = input.log.child({ device: mac });
   const httpSpan = trace.getActiveSpan();
-  const started = await startRequest(deps.pool, {
+  const started = await deps.audit.startRequest({
     mac,
     remoteAddr: input.remoteAddr,
     schemaVersion: input.reported.schemaVersion ?? null,
@@ -198,7 +200,7 @@ async function createManifest(
   const global = globalSha256(tables);
   const rowsIncluded = r.input.body.knownGlobalSha256 !== global;
   const manifest = manifestToWire({
-    manifestId: ulid(),
+    manifestId: newUlid(),
     generatedAt,
     expiresAt: new Date(generatedAt.getTime() + r.deps.manifestTtlSeconds * 1000),
     schemaVersion: model.version,
@@ -209,7 +211,7 @@ async function createManifest(
     pieces: rowsIncluded ? pieces : undefined,
   });
   open.annotate({ manifestId: manifest.manifestId, rowsIncluded: manifest.rowsIncluded });
-  await insertManifest(r.deps.pool, manifest, r.mac);
+  await r.deps.audit.insertManifest(manifest, r.mac);
   return { manifest, signature: signManifest(manifest, r.deps.signingKey) };
 }
 

@@ -2,12 +2,12 @@
  * The audit of one device-sync request: its `sync_requests` row is finished once, with
  * the outcome, whatever happened to the response; the request's step ends with it.
  */
-import type { Pool } from '../../platform/db.ts';
 import { ERROR_CODES, type AppError, type ErrorCode } from '../../platform/errors.ts';
 import type { Logger } from '../../platform/logger.ts';
 import { startStep, type OpenStep } from '../../platform/step.ts';
 import type { CentralMetrics } from '../metrics.ts';
-import { finishRequest, type RequestOutcome } from '../repo/requests.ts';
+import type { RequestOutcome } from '../repo/requests.ts';
+import type { AuditStore } from './audit-store.ts';
 
 const STATUS_FOR: Partial<Record<ErrorCode, RequestOutcome['status']>> = {
   INVALID_MAC: 'invalid_input',
@@ -43,7 +43,7 @@ export interface RequestAudit {
 }
 
 export function openRequestAudit(
-  deps: { pool: Pool; metrics: CentralMetrics },
+  deps: { audit: AuditStore; metrics: CentralMetrics },
   requestId: string,
   log: Logger,
 ): RequestAudit {
@@ -54,7 +54,7 @@ export function openRequestAudit(
     async finish(outcome) {
       deps.metrics.snapshots.inc({ outcome: outcome.status });
       try {
-        await finishRequest(deps.pool, requestId, {
+        await deps.audit.finishRequest(requestId, {
           ...outcome,
           durationMs: Math.round(performance.now() - started),
         });

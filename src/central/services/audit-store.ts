@@ -1,0 +1,60 @@
+/**
+ * The small statements every device-sync request and ack runs (request row, manifest, outcome,
+ * the header an ack is checked against, the ack), batched across requests by
+ * platform/batcher.ts. Each caller still awaits its own item: a manifest is stored before
+ * its answer is sent, an outcome before the request's audit is done, an ack before it is
+ * answered.
+ */
+import type { AckResponse, Manifest } from '../../contract/wire.ts';
+import { Batcher, type BatcherOptions } from '../../platform/batcher.ts';
+import type { Pool } from '../../platform/db.ts';
+import type { AckBody, ManifestHeader } from '../model.ts';
+import { findManifestHeaders, insertAcksOnce, insertManifests } from '../repo/manifests.ts';
+import {
+  finishRequests,
+  startRequests,
+  type RequestOrigin,
+  type RequestOutcome,
+  type StartedRequest,
+} from '../repo/requests.ts';
+
+export type CheckedHeader = ManifestHeader & { secretHashes: readonly string[] };
+
+export interface AuditStore {
+  startRequest(origin: RequestOrigin): Promise<StartedRequest>;
+  insertManifest(manifest: Manifest, mac: string): Promise<void>;
+  finishRequest(id: string, outcome: RequestOutcome): Promise<void>;
+  findManifestHeader(manifestId: string): Promise<CheckedHeader | undefined>;
+  insertAckOnce(ack: AckBody, mac: string): Promise<AckResponse>;
+}
+
+/**
+ * One statement of a kind in flight at most, for up to 256 requests: the five kinds hold
+ * five of the pool's connections at most, whatever the load.
+ */
+export const AUDIT_BATCHES: BatcherOptions = { maxItems: 256, concurrency: 1 };
+
+export function createAuditStore(pool: Pool, options: BatcherOptions = AUDIT_BATCHES): AuditStore {
+  const none = (items: readonly unknown[]) => items.map(() => undefined);
+  const manifests = new Batcher(async (items: readonly { manifest: Manifest; mac: string }[]) => {
+    await insertManifests(pool, items);
+    return none(items);
+  }, options);
+  const outcomes = new Batcher(async (items: readonly { id: string; outcome: RequestOutcome }[]) => {
+    await finishRequests(pool, items);
+    return none(items);
+  }, options);
+  const requests = new Batcher((items: readonly RequestOrigin[]) => startRequests(pool, items), options);
+  const headers = new Batcher((ids: readonly string[]) => findManifestHeaders(pool, ids), options);
+  const acks = new Batcher(
+    (items: readonly { ack: AckBody; mac: string }[]) => insertAcksOnce(pool, items),
+    options,
+  );
+  return {
+    startRequest: (origin) => requests.add(origin),
+    insertManifest: (manifest, mac) => manifests.add({ manifest, mac }),
+    finishRequest: (id, outcome) => outcomes.add({ id, outcome }),
+    findManifestHeader: (manifestId) => headers.add(manifestId),
+    insertAckOnce: (ack, mac) => acks.add({ ack, mac }),
+  };
+}
