@@ -36,10 +36,8 @@ RUN node scripts/warm-compile-cache.ts
 USER node
 STOPSIGNAL SIGTERM
 # The script itself is the entry point, so the V8 flags of its shebang are the only copy
-# (docs/scaling.md measures them): an 8 MB young generation, big enough that a fleet's
-# many small answers die young (at 2 MB, garbage collection took 23 % of Central's CPU
-# in the fleet bench, at 8 MB 7 %) and small enough that the Buffer garbage of
-# streaming is freed before it piles up; and no
+# (docs/scaling.md measures them): a 2 MB young
+# generation, so the Buffer garbage of streaming is freed before it piles up; and no
 # allocation-site pretenuring, which otherwise at times judges the streaming's short-lived
 # objects long-lived and allocates them old (Central then peaks near 290 MB, not 170 MB).
 ENTRYPOINT ["/app/bin/dbupdate.ts"]

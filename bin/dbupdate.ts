@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=8 --no-allocation-site-pretenuring
+#!/usr/bin/env -S node --max-semi-space-size=2 --no-allocation-site-pretenuring
 // (The flags, the only copy of them: the Dockerfile says why, docs/scaling.md measures them.)
 // Tracing first: its instrumentations hook `pg`, `fastify` and `undici` as they load,
 // so the rest of the program is imported only afterwards.
