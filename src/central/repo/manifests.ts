@@ -53,11 +53,14 @@ export async function insertManifests(
   );
 }
 
+/** A manifest's header with the hashes its device's credential verifies against. */
+export type CheckedHeader = ManifestHeader & { secretHashes: readonly string[] };
+
 /** Each manifest's header and the hashes its device's credential verifies against, in one round trip. */
 export async function findManifestHeaders(
   db: Queryable,
   manifestIds: readonly string[],
-): Promise<((ManifestHeader & { secretHashes: readonly string[] }) | undefined)[]> {
+): Promise<(CheckedHeader | undefined)[]> {
   const { rows } = await db.query<ManifestHeaderRow & { secret_hashes: string[] | null }>(
     `SELECT h.manifest_id, h.device_id, h.mac::text AS mac, h.generated_at, h.expires_at,
             ${acceptedHashesSql('c')} AS secret_hashes
@@ -81,40 +84,37 @@ export async function insertAcksOnce(
   items: readonly { ack: AckBody; mac: string }[],
 ): Promise<AckResponse[]> {
   const ids = items.map((x) => x.ack.manifestId);
-  const stored = async () => {
-    const { rows } = await db.query<AckRow>(
-      `WITH ins AS (
-         INSERT INTO sync_acknowledgements
-           (manifest_id, mac, result, duration_ms, device_counts_json, device_hashes_json, error_text, payload_sha256)
-         SELECT * FROM unnest($1::text[], $2::macaddr[], $3::text[], $4::integer[], $5::jsonb[], $6::jsonb[],
-                              $7::text[], $8::text[])
-         ON CONFLICT (manifest_id) DO NOTHING
-         RETURNING manifest_id, result, completed_at)
-       SELECT * FROM ins
-       UNION ALL
-       SELECT manifest_id, result, completed_at FROM sync_acknowledgements
-        WHERE manifest_id = ANY($1::text[]) AND manifest_id NOT IN (SELECT manifest_id FROM ins)`,
-      [
-        ids,
-        items.map((x) => x.mac),
-        items.map((x) => x.ack.status),
-        items.map((x) => x.ack.durationMs),
-        items.map((x) => JSON.stringify(x.ack.localCounts)),
-        items.map((x) => JSON.stringify(x.ack.localChecksums)),
-        items.map((x) => x.ack.error),
-        items.map((x) => x.ack.payloadSha256 ?? null),
-      ],
-    );
-    return new Map(rows.map((r) => [r.manifest_id, r]));
-  };
-  let found = await stored();
+  const { rows } = await db.query<AckRow>(
+    `WITH ins AS (
+       INSERT INTO sync_acknowledgements
+         (manifest_id, mac, result, duration_ms, device_counts_json, device_hashes_json, error_text, payload_sha256)
+       SELECT * FROM unnest($1::text[], $2::macaddr[], $3::text[], $4::integer[], $5::jsonb[], $6::jsonb[],
+                            $7::text[], $8::text[])
+       ON CONFLICT (manifest_id) DO NOTHING
+       RETURNING manifest_id, result, completed_at)
+     SELECT * FROM ins
+     UNION ALL
+     SELECT manifest_id, result, completed_at FROM sync_acknowledgements
+      WHERE manifest_id = ANY($1::text[]) AND manifest_id NOT IN (SELECT manifest_id FROM ins)`,
+    [
+      ids,
+      items.map((x) => x.mac),
+      items.map((x) => x.ack.status),
+      items.map((x) => x.ack.durationMs),
+      items.map((x) => JSON.stringify(x.ack.localCounts)),
+      items.map((x) => JSON.stringify(x.ack.localChecksums)),
+      items.map((x) => x.ack.error),
+      items.map((x) => x.ack.payloadSha256 ?? null),
+    ],
+  );
+  let found = new Map(rows.map((r) => [r.manifest_id, r]));
   // A concurrent twin committed after this statement's snapshot was taken: read it now.
   if (ids.some((id) => !found.has(id))) {
-    const { rows } = await db.query<AckRow>(
+    const again = await db.query<AckRow>(
       'SELECT manifest_id, result, completed_at FROM sync_acknowledgements WHERE manifest_id = ANY($1::text[])',
       [ids],
     );
-    found = new Map(rows.map((r) => [r.manifest_id, r]));
+    found = new Map(again.rows.map((r) => [r.manifest_id, r]));
   }
   return ids.map((id) => ackToWire(found.get(id)!));
 }

@@ -21,6 +21,7 @@ import { recordAck, reportedCode } from '../services/ack.ts';
 import { spendSourceBudget } from '../services/limits.ts';
 import { prepareSync, type SyncDeps } from '../services/device-sync.ts';
 import { auditStatus } from '../services/request-audit.ts';
+import { bodyCarriesRows } from '../services/snapshot.ts';
 import { SnapshotSlots, type SlotOptions } from '../services/slots.ts';
 import { piecesSchema, servePieces } from './pieces.ts';
 import { bufferedBody, errors, streamAnswer } from './streaming.ts';
@@ -99,9 +100,7 @@ async function serveSnapshot(
     free();
     throw err;
   });
-  const { manifest } = prepared;
-  const rows = manifest.rowsIncluded && !manifest.pieces;
-  const body = rows
+  const body = bodyCarriesRows(prepared.manifest)
     ? prepared.body
     : await bufferedBody(prepared.body, prepared).catch((err: unknown) => {
         free();

@@ -58,8 +58,11 @@ export function streamAnswer(
   headers: Record<string, string>,
 ): void {
   let streamError: Error | undefined;
-  const stream = Buffer.isBuffer(body) ? body : Readable.from(body, { objectMode: false });
-  if (!Buffer.isBuffer(stream)) stream.once('error', (err) => (streamError = err));
+  let payload: Buffer | Readable = body as Buffer;
+  if (!Buffer.isBuffer(body)) {
+    payload = Readable.from(body, { objectMode: false });
+    payload.once('error', (err) => (streamError = err));
+  }
   const watchdog = cutSlowReader(reply.raw, answer.progress, floor, (err) => (streamError = err));
   finished(reply.raw)
     .then(
@@ -71,7 +74,7 @@ export function streamAnswer(
       clearInterval(watchdog);
     });
   // A stream bypasses the response schema, which only documents the type.
-  void reply.headers({ 'cache-control': 'no-store', ...headers }).send(stream as never);
+  void reply.headers({ 'cache-control': 'no-store', ...headers }).send(payload as never);
 }
 
 /**

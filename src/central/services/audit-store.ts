@@ -8,8 +8,13 @@
 import type { AckResponse, Manifest } from '../../contract/wire.ts';
 import { Batcher, type BatcherOptions } from '../../platform/batcher.ts';
 import type { Pool } from '../../platform/db.ts';
-import type { AckBody, ManifestHeader } from '../model.ts';
-import { findManifestHeaders, insertAcksOnce, insertManifests } from '../repo/manifests.ts';
+import type { AckBody } from '../model.ts';
+import {
+  findManifestHeaders,
+  insertAcksOnce,
+  insertManifests,
+  type CheckedHeader,
+} from '../repo/manifests.ts';
 import {
   finishRequests,
   startRequests,
@@ -17,8 +22,6 @@ import {
   type RequestOutcome,
   type StartedRequest,
 } from '../repo/requests.ts';
-
-export type CheckedHeader = ManifestHeader & { secretHashes: readonly string[] };
 
 export interface AuditStore {
   startRequest(origin: RequestOrigin): Promise<StartedRequest>;

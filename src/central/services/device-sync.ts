@@ -33,9 +33,9 @@ import type { ReportedVersions, ServedModels } from './versions.ts';
 import type { TableCache } from './table-cache.ts';
 
 export interface SyncDeps {
-  /** Short queries: audit rows, manifests, credentials. */
+  /** Short queries: the batches of `audit`, and the piece fetches' own audit rows and lookups. */
   pool: Pool;
-  /** Manifests, request outcomes and acks, batched across requests on `pool`. */
+  /** Request rows, manifests, outcomes, the headers acks are checked against, acks: batched on `pool`. */
   audit: AuditStore;
   /**
    * Long snapshot transactions only, on the read replica when there is one. Kept apart

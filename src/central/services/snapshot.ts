@@ -79,8 +79,7 @@ export async function* snapshotBody(
   try {
     const { manifest } = signed;
     yield emit(frame(signed));
-    // With pieces, the edge fetches the rows it lacks from /api/device-sync/pieces.
-    const rows = manifest.rowsIncluded && !manifest.pieces;
+    const rows = bodyCarriesRows(manifest);
     if (rows) {
       for (const [i, def] of source.tables.entries()) {
         const expected = manifest.tables[i]!;
@@ -158,6 +157,11 @@ async function* tableRows(
   } finally {
     tableStep.finish(new Error('stream closed before the table was sent'));
   }
+}
+
+/** Whether the answer's body streams rows; with pieces, the edge fetches those it lacks from /api/device-sync/pieces. */
+export function bodyCarriesRows(manifest: Manifest): boolean {
+  return manifest.rowsIncluded && !manifest.pieces;
 }
 
 export function newStreamStats(): StreamStats {
