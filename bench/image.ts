@@ -10,10 +10,12 @@ import { readDockerfile } from '../scripts/lib/compose.ts';
 import { ENTRY_POINT, entryNodeFlags } from '../src/platform/node-flags.ts';
 
 const COMPILE_CACHE = join(import.meta.dirname, '../node_modules/.cache/dbupdate-compile');
-const image = readDockerfile('Dockerfile').central!;
+const images = readDockerfile('Dockerfile');
+const image = images.central!;
 
-export function imageNodeEnv(): Record<string, string> {
-  const env = image.env;
+/** The environment Node gets in the image of one service (each sets its own young generation). */
+export function imageNodeEnv(target: 'central' | 'edge' = 'central'): Record<string, string> {
+  const env = images[target]!.env;
   const options = [env.NODE_OPTIONS, process.env.NODE_OPTIONS].filter(Boolean).join(' ');
   return {
     ...(options ? { NODE_OPTIONS: options } : {}),

@@ -45,7 +45,13 @@ function run(
   env: Record<string, string>,
 ): { child: ChildProcess; done: Promise<number>; steps: Map<string, number> } {
   const child = spawn(process.execPath, [...imageNodeArgs(), ...args], {
-    env: { ...process.env, ...imageNodeEnv(), LOG_LEVEL: 'info', LOG_FORMAT: 'json', ...env },
+    env: {
+      ...process.env,
+      ...imageNodeEnv(args[0] === 'edge' ? 'edge' : 'central'),
+      LOG_LEVEL: 'info',
+      LOG_FORMAT: 'json',
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const steps = new Map<string, number>();

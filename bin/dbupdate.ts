@@ -1,5 +1,6 @@
-#!/usr/bin/env -S node --max-semi-space-size=2 --no-allocation-site-pretenuring
-// (The flags, the only copy of them: the Dockerfile says why, docs/scaling.md measures them.)
+#!/usr/bin/env -S node --no-allocation-site-pretenuring
+// (The flag, the only copy of it: the Dockerfile says why, docs/scaling.md measures it. The
+// young generation differs by service, so each image sets it in its NODE_OPTIONS.)
 // Tracing first: its instrumentations hook `pg`, `fastify` and `undici` as they load,
 // so the rest of the program is imported only afterwards.
 import { serviceNameFor, shutdownTracing, startTracing } from '../src/platform/tracing.ts';

@@ -120,14 +120,23 @@ describe('compose definitions', () => {
     assert.match(text, /^USER node$/m);
     for (const target of ['central', 'edge']) {
       assert.match(docker[target]!.healthcheck.join(' '), /\/healthz/);
-      // The script itself, so its shebang (the one copy of the V8 flags) applies in the image too.
+      // The script itself, so its shebang (the one copy of its V8 flag) applies in the image too.
       assert.deepEqual(docker[target]!.entrypoint, ['/app/bin/dbupdate.ts']);
+      // The young generation is each service's own (docs/scaling.md, Memory); the shebang must
+      // not set it, since a command-line flag would override NODE_OPTIONS.
+      const semi = /--max-semi-space-size=(\d+)/.exec(docker[target]!.env.NODE_OPTIONS ?? '');
+      assert.equal(semi?.[1], target === 'central' ? '8' : '2', `${target} NODE_OPTIONS`);
       assert.ok(docker[target]!.env.NODE_COMPILE_CACHE);
     }
     // The compile cache is filled after the last source is in place.
     const warm = text.indexOf('RUN node scripts/warm-compile-cache.ts');
     assert.ok(warm > text.indexOf('COPY src ') && warm > text.indexOf('COPY bin '), 'warm after COPY');
     assert.ok(warm < text.indexOf('USER node'), 'warm as the build user, before USER');
+    assert.doesNotMatch(text.split('\n', 1)[0]!, /semi-space/);
+    const shebang = (
+      await import('node:fs/promises').then((fs) => fs.readFile('bin/dbupdate.ts', 'utf8'))
+    ).split('\n', 1)[0]!;
+    assert.doesNotMatch(shebang, /semi-space/, "the shebang would override each image's NODE_OPTIONS");
     // Commands run in a container go through the shebang too, or they would miss the cache.
     for (const file of ['README.md', 'deploy/simulate-fleet.sh']) {
       const doc = await import('node:fs/promises').then((fs) => fs.readFile(file, 'utf8'));
