@@ -5,6 +5,7 @@
  * first-sync storm (each device's first request) and the steady state after it.
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import { Agent, setGlobalDispatcher } from 'undici';
 import type { TableDigest } from '../src/contract/canonical.ts';
 import { DATA_MODEL } from '../src/contract/data-model.ts';
 import { toRuns } from '../src/contract/pieces.ts';
@@ -16,6 +17,8 @@ export interface WorkerInput {
   base: string;
   devices: { mac: string; token: string }[];
   intervalMs: number;
+  /** Sockets this worker may hold open to Central; more requests wait for one (bounded descriptors). */
+  sockets: number;
   /** First sync every device, a few at a time and unrecorded, before the clock starts. */
   warm: boolean;
   /** `pieces`: as edges of this release (manifest, then the changed pieces); `stream`: rows in the answer. */
@@ -33,6 +36,8 @@ export interface PhaseStats {
 }
 
 const input = workerData as WorkerInput;
+// The global fetch of Node uses undici's global dispatcher; per worker thread.
+setGlobalDispatcher(new Agent({ connections: input.sockets, keepAliveTimeout: 30_000 }));
 const newPhase = (): PhaseStats => ({
   latencies: [],
   statuses: {},

@@ -1,6 +1,6 @@
 /**
  * `npm run fleet [-- --devices 1000 --interval 300 --seconds 120 --churn 2 --workers 1
- * --users-per-location 40 --env KEY=VALUE --topology single|scale-out --centrals 2
+ * --users-per-location 40 --sockets 4000 --env KEY=VALUE --topology single|scale-out --centrals 2
  * --kill-one-at S --protocol pieces|stream]`: Central (one process on embedded PostgreSQL, or scaled out on Debian's
  * engines: bench/fleet-topology.ts) and a simulated fleet in worker threads
  * (bench/fleet-worker.ts), all on loopback. Each device syncs on its own schedule, offering the global hash it holds;
@@ -27,6 +27,12 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '120' },
     churn: { type: 'string', default: '2' },
     workers: { type: 'string', default: '1' },
+    /**
+     * Sockets the whole simulator may hold open (split over its workers). Real devices each have
+     * their own; one process cannot (its descriptors are bounded), so requests beyond this wait
+     * in the simulator, and that wait counts in their latency.
+     */
+    sockets: { type: 'string', default: '4000' },
     'users-per-location': { type: 'string', default: '40' },
     /** Measure the steady state alone: every device first syncs, unrecorded, before the clock starts. */
     warm: { type: 'boolean', default: false },
@@ -229,6 +235,7 @@ try {
       base,
       devices: fleet.filter((_, i) => i % workers === w),
       intervalMs,
+      sockets: Math.max(1, Math.floor(Math.min(16_000, Number(values.sockets)) / workers)),
       warm: values.warm,
       protocol: values.protocol === 'stream' ? 'stream' : 'pieces',
     };

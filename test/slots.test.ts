@@ -24,3 +24,16 @@ it('hands a freed slot to the waiter, so a newcomer cannot push the count past m
   assert.equal(peak, 1);
   assert.deepEqual(order, ['waiter', 'newcomer']);
 });
+
+it('serves a waiting piece fetch before snapshot requests that queued earlier', async () => {
+  const slots = new SnapshotSlots({ max: 1, queue: 4, waitMs: 1000 });
+  const order: string[] = [];
+  const held = await slots.take();
+  const waiters = [
+    slots.take().then((release) => (order.push('snapshot'), release())),
+    slots.take('first').then((release) => (order.push('pieces'), release())),
+  ];
+  held();
+  await Promise.all(waiters);
+  assert.deepEqual(order, ['pieces', 'snapshot']);
+});

@@ -9,6 +9,7 @@ import { enrollDevice } from '../src/central/services/enroll.ts';
 import { DEFAULT_SHAPE, seedCentral } from '../src/central/services/seed.ts';
 import { startCentral, type RunningCentral } from './helpers/central.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
+import { centralScopeRows, edgeRows, testSyncer } from './helpers/edge.ts';
 import { assertRowsMatchManifest, readWholeSnapshot, requestSnapshot } from './helpers/snapshot.ts';
 
 describe('the table cache', () => {
@@ -27,7 +28,9 @@ describe('the table cache', () => {
     for (const mac of pair) tokens.set(mac, (await enrollDevice(db.pool, mac)).secret);
     api = await startCentral(db);
   });
+  const edges: TestDatabase[] = [];
   after(async () => {
+    for (const edge of edges) await edge[Symbol.asyncDispose]();
     await api?.[Symbol.asyncDispose]();
     await db?.[Symbol.asyncDispose]();
   });
@@ -62,5 +65,25 @@ describe('the table cache', () => {
     const again = await snapshot(pair[1]);
     assert.equal(again.manifest.globalSha256, second.manifest.globalSha256);
     assert.equal(await sessions(), opened);
+  });
+
+  it('serves a neighbour the shared pieces from memory, and the edge still loads exactly its scope', async () => {
+    const pieceFetches = () => metric(/^dbupdate_central_piece_fetches_total\{outcome="served"\} (\d+)/m);
+    const sharedBytes = (await snapshot(pair[1])).tables
+      .filter((t) => t.name !== 'devices')
+      .reduce((n, t) => n + Buffer.byteLength(t.copyText), 0);
+    const deltas: number[] = [];
+    for (const mac of pair) {
+      const edge = await createTestDatabase('edge');
+      edges.push(edge);
+      const [bytes0, served0] = [await fromCache(), await pieceFetches()];
+      const result = await testSyncer(edge, api.url, mac, tokens.get(mac)!).run('cli');
+      assert.equal(result.status, 'success', JSON.stringify(result.error));
+      assert.ok(result.transfer!.piecesFetched > 0, 'the rows came as pieces');
+      assert.equal((await pieceFetches()) - served0, 1);
+      assert.deepEqual(await edgeRows(edge.pool), await centralScopeRows(db.pool, mac));
+      deltas.push((await fromCache()) - bytes0);
+    }
+    assert.deepEqual(deltas, [0, sharedBytes], 'the first read every piece; the second only its devices row');
   });
 });

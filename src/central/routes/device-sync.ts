@@ -93,9 +93,7 @@ async function serveSnapshot(
     remoteAddr: request.ip,
     log: request.log,
     onAudited: () => (request.syncAudited = true),
-    admit: async () => {
-      release = await slots.take();
-    },
+    admit: async () => (release = await slots.take()),
   }).catch((err: unknown) => {
     free();
     throw err;

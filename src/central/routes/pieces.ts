@@ -38,9 +38,7 @@ export async function servePieces(
     body: request.body,
     authorization: request.headers.authorization,
     log: request.log,
-    admit: async () => {
-      release = await slots.take();
-    },
+    admit: async () => (release = await slots.take('first')),
   }).catch((err: unknown) => {
     free();
     throw err;

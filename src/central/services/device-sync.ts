@@ -66,8 +66,11 @@ export interface SyncInput {
   log: Logger;
   /** Called once this request has its own audit row (refusals before that are audited by the route). */
   onAudited(): void;
-  /** Takes a snapshot slot, once the device authenticated, waiting briefly; throws OVERLOADED when none comes. */
-  admit(): Promise<void>;
+  /**
+   * Takes a snapshot slot, once the device authenticated, waiting briefly; throws OVERLOADED
+   * when none comes. Resolves to the slot's release (idempotent; the route also calls it).
+   */
+  admit(): Promise<() => void>;
 }
 
 export interface PreparedSync {
@@ -130,7 +133,7 @@ async function stages(r: SyncRequest): Promise<PreparedSync> {
       answerFromCaches(r.deps, known, model, scopeVersion, held, open),
     );
     // A slot bounds the answers that stream rows; an unchanged one streams none.
-    if (cached?.rows !== false) await r.input.admit();
+    const release = cached?.rows !== false ? await r.input.admit() : undefined;
     let tables = cached?.tables;
     let pieces = cached?.pieces;
     if (!tables) {
@@ -148,6 +151,13 @@ async function stages(r: SyncRequest): Promise<PreparedSync> {
       );
       session = computed.session;
       ({ digests: tables, pieces } = computed.result);
+      if (held.pieces) {
+        // Rows come by /pieces: the session and the slot are done once the digests are, and
+        // are not held while the manifest is stored (a batched write) and sent.
+        await session.close();
+        session = undefined;
+        release?.();
+      }
     }
     const digests = tables;
     const signed = await step(r.log, 'manifest.create', {}, (open) =>

@@ -4,7 +4,8 @@
  * delta, only the pieces whose content changed. Each run of wanted pieces is one range read
  * in a fresh snapshot; a piece whose rows no longer hash to its id (the data changed since
  * the manifest) is answered `gone`, and the edge asks for a new manifest. At most one piece
- * is held at a time. Every call leaves one audit row in sync_piece_fetches.
+ * is held at a time; pieces read are kept by content (TableCache), and a call whose pieces are
+ * all there is answered from memory without a slot or a connection. Every call leaves one audit row in sync_piece_fetches.
  */
 import { createHash } from 'node:crypto';
 import { context } from '@opentelemetry/api';
@@ -35,8 +36,8 @@ export interface PiecesInput {
   body: PiecesRequestBody;
   authorization: string | undefined;
   log: Logger;
-  /** Takes a snapshot slot, as a snapshot request does. */
-  admit(): Promise<void>;
+  /** Takes a snapshot slot, as a snapshot request does (ahead of them: SnapshotSlots). */
+  admit(): Promise<() => void>;
 }
 
 /** As a snapshot answer, without a manifest of its own. */
@@ -46,10 +47,16 @@ interface Wanted {
   def: TableDef;
   digest: TableDigest;
   indexes: number[];
+  /** The table's piece list; undefined when it is gone (every wanted piece is then `gone`). */
+  pieces: readonly Piece[] | undefined;
+  /** Wanted pieces found in the cache, held from the start so an eviction cannot lose them. */
+  inMemory: Map<number, Buffer>;
 }
 
 interface Stats {
   bytes: number;
+  /** Rows served from the content-addressed cache, not read from PostgreSQL. */
+  fromCache: number;
   sent: number;
   gone: number;
   complete: boolean;
@@ -69,7 +76,7 @@ export async function preparePieces(deps: SyncDeps, input: PiecesInput): Promise
     0,
   );
   const fetchId = await startPieceFetch(deps.pool, { manifestId, mac, requested });
-  const stats: Stats = { bytes: 0, sent: 0, gone: 0, complete: false };
+  const stats: Stats = { bytes: 0, fromCache: 0, sent: 0, gone: 0, complete: false };
   let device: Device | undefined;
   let session: SnapshotSession | undefined;
   const step = startStep(log, 'pieces.serve', { requested });
@@ -105,13 +112,18 @@ export async function preparePieces(deps: SyncDeps, input: PiecesInput): Promise
       );
     const model = deps.models.forEdge({ schemaVersion: found.schemaVersion });
     await spendDeviceBudget(deps.limits, device.id, 'pieces');
-    await input.admit();
-    const opened = await context.with(step.context, () =>
-      deps.snapshots.open(device!, found.scopeVersion, log),
-    );
-    session = opened.session;
-    const wanted = await wantedPieces(deps, session, model, found, want);
-    const body = iterateInContext(step.context, piecesBody(session, wanted, stats, log));
+    // Every wanted piece already in memory (the devices of a location share them): no slot,
+    // no connection. Otherwise a slot and a fresh snapshot, as a snapshot request takes.
+    let wanted = await wantedPieces(deps, undefined, model, found, want);
+    if (!wanted?.every((w) => w.pieces && w.indexes.every((i) => w.inMemory.has(i)))) {
+      await input.admit();
+      const opened = await context.with(step.context, () =>
+        deps.snapshots.open(device!, found.scopeVersion, log),
+      );
+      session = opened.session;
+      wanted = (await wantedPieces(deps, session, model, found, want))!;
+    }
+    const body = iterateInContext(step.context, piecesBody(deps, session, wanted, stats, log));
     return {
       body,
       progress: stats,
@@ -119,6 +131,7 @@ export async function preparePieces(deps: SyncDeps, input: PiecesInput): Promise
         const ok = sent && stats.complete && !err;
         await session?.close(ok ? undefined : (err ?? new Error('response aborted')));
         deps.metrics.bytesServed.inc(stats.bytes);
+        deps.metrics.bytesFromTableCache.inc(stats.fromCache);
         await finish(
           ok ? 'served' : err ? 'error' : 'aborted',
           err && normalizeError(err, 'SNAPSHOT_FAILED'),
@@ -133,15 +146,18 @@ export async function preparePieces(deps: SyncDeps, input: PiecesInput): Promise
   }
 }
 
-/** The piece lists of the manifest's tables, from the cache, or cut again in the session. */
+/**
+ * The piece lists of the manifest's tables, from the cache, or cut again in the session;
+ * without a session, undefined when a list is not in the cache.
+ */
 async function wantedPieces(
   deps: SyncDeps,
-  session: SnapshotSession,
+  session: SnapshotSession | undefined,
   model: DataModel,
   found: ManifestForPieces,
   want: PiecesRequestBody['want'],
-): Promise<(Wanted & { pieces: readonly Piece[] | undefined })[]> {
-  const out: (Wanted & { pieces: readonly Piece[] | undefined })[] = [];
+): Promise<Wanted[] | undefined> {
+  const out: Wanted[] = [];
   for (const def of model.tables) {
     const runs = want[def.name];
     if (!runs) continue;
@@ -149,6 +165,7 @@ async function wantedPieces(
     if (!digest) throw new AppError('INVALID_INPUT', `manifest has no table ${def.name}`);
     let pieces = deps.tableCache.pieces(digest);
     if (!pieces) {
+      if (!session) return undefined;
       // Another Central made the manifest, or the list was evicted: cut the table as it is now.
       const [now] = await digestAndCut(deps, session.client, [def]);
       pieces = now!.sha256 === digest.sha256 ? deps.tableCache.pieces(now!) : undefined;
@@ -161,7 +178,12 @@ async function wantedPieces(
     } catch (err) {
       throw new AppError('INVALID_INPUT', `want.${def.name}: ${(err as Error).message}`);
     }
-    out.push({ def, digest, indexes, pieces });
+    const inMemory = new Map<number, Buffer>();
+    for (const i of pieces ? indexes : []) {
+      const rows = deps.tableCache.piece(def.name, pieces![i]!);
+      if (rows) inMemory.set(i, rows);
+    }
+    out.push({ def, digest, indexes, pieces, inMemory });
   }
   const unknown = Object.keys(want).filter((name) => !model.tables.some((d) => d.name === name));
   if (unknown.length > 0) throw new AppError('INVALID_INPUT', `unknown tables: ${unknown.join(', ')}`);
@@ -169,8 +191,9 @@ async function wantedPieces(
 }
 
 async function* piecesBody(
-  session: SnapshotSession,
-  wanted: (Wanted & { pieces: readonly Piece[] | undefined })[],
+  deps: SyncDeps,
+  session: SnapshotSession | undefined,
+  wanted: Wanted[],
   stats: Stats,
   log: Logger,
 ): AsyncGenerator<Buffer> {
@@ -186,7 +209,24 @@ async function* piecesBody(
           for (let i = from; i <= to; i++) yield emit(goneFrame(w.def, i, stats));
           continue;
         }
-        for await (const buf of runPieces(session, w.def, w.pieces, from, to, stats)) yield emit(buf);
+        // Pieces in memory are sent from there; each run of the others is one range read.
+        for (let i = from; i <= to;) {
+          const rows = w.inMemory.get(i);
+          if (rows) {
+            stats.sent++;
+            stats.fromCache += rows.length;
+            yield emit(
+              Buffer.concat([frame({ table: w.def.name, index: i, rowCount: w.pieces[i]!.rows }), rows]),
+            );
+            i++;
+            continue;
+          }
+          let last = i;
+          while (last < to && !w.inMemory.has(last + 1)) last++;
+          const read = runPieces(deps, session!, w.def, w.pieces, i, last, stats);
+          for await (const buf of read) yield emit(buf);
+          i = last + 1;
+        }
       }
     }
     yield emit(frame({ end: true, pieces: stats.sent + stats.gone }));
@@ -197,7 +237,7 @@ async function* piecesBody(
     log.warn({ event: 'pieces.failed', err }, 'piece stream failed');
     throw err;
   } finally {
-    await session.close(failure);
+    await session?.close(failure);
   }
 }
 
@@ -211,6 +251,7 @@ function goneFrame(def: TableDef, index: number, stats: Stats): Buffer {
  * key. A piece is sent only if its rows hash to its id; otherwise it is `gone`.
  */
 async function* runPieces(
+  deps: SyncDeps,
   session: SnapshotSession,
   def: TableDef,
   pieces: readonly Piece[],
@@ -235,7 +276,10 @@ async function* runPieces(
     const same = heldBytes <= HOLD_MAX_BYTES && heldRows === p.rows && id.digest('hex') === p.id;
     if (same) {
       stats.sent++;
-      out.push(frame({ table: def.name, index: at, rowCount: p.rows }), ...held);
+      // One copy, so the cache does not keep the COPY chunks the rows were sliced from.
+      const rows = Buffer.concat(held);
+      deps.tableCache.keepPiece(def.name, p, rows);
+      out.push(frame({ table: def.name, index: at, rowCount: p.rows }), rows);
     } else out.push(goneFrame(def, at, stats));
     [held, heldRows, heldBytes] = [[], 0, 0];
     at++;

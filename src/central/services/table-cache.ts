@@ -2,7 +2,7 @@
  * Table rows by content: the COPY text of one table of one scope, keyed by the table's name,
  * row count and SHA-256 (contract §3), so devices whose scopes hold identical content (the
  * devices of one location share every table but `devices`) are served from memory after
- * the first has read it. Bounded in bytes, evicted least recently used; a table larger than
+ * the first has read it; the same for the pieces of the pieces protocol. Bounded in bytes, evicted least recently used; a table larger than
  * a tenth of the bound is never kept. Content-addressed, so an entry can never be stale.
  */
 import { LRUCache } from 'lru-cache';
@@ -45,6 +45,18 @@ export class TableCache {
     this.#pieces.set(TableCache.key(t), pieces);
   }
 
+  /**
+   * The rows of one piece (COPY text), by content: a piece's id is the SHA-256 of its rows,
+   * so the devices of one location, whose scopes cut into the same pieces, share them.
+   */
+  piece(table: string, p: Piece): Buffer | undefined {
+    return this.#cache?.get(pieceKey(table, p))?.[0];
+  }
+
+  keepPiece(table: string, p: Piece, rows: Buffer): void {
+    if (rows.length <= this.#maxEntryBytes) this.#cache?.set(pieceKey(table, p), [rows]);
+  }
+
   get(t: TableDigest): Buffer[] | undefined {
     return this.#cache?.get(TableCache.key(t));
   }
@@ -68,4 +80,5 @@ export class TableCache {
   }
 }
 
+const pieceKey = (table: string, p: Piece) => `piece|${table}|${p.rows}|${p.id}`;
 const byteLength = (chunks: readonly Buffer[]) => chunks.reduce((n, c) => n + c.length, 0);
