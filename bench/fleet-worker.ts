@@ -33,7 +33,12 @@ export interface PhaseStats {
   bytes: number;
   /** Calls of /pieces (pieces protocol). */
   pieceFetches: number;
+  /** Syncs that failed on every attempt of the edge's retry budget (the device then waits an interval). */
+  exhausted: number;
 }
+
+/** As the edge's HTTP_RETRY_ATTEMPTS default: a sync is one attempt and this many retries. */
+export const RETRY_ATTEMPTS = 3;
 
 const input = workerData as WorkerInput;
 // The global fetch of Node uses undici's global dispatcher; per worker thread.
@@ -45,6 +50,7 @@ const newPhase = (): PhaseStats => ({
   unchanged: 0,
   bytes: 0,
   pieceFetches: 0,
+  exhausted: 0,
 });
 const pieces = input.protocol === 'pieces';
 
@@ -84,7 +90,8 @@ async function fetchPieces(
     if (t.mode !== 'keep') device.held.set(t.def.name, { tableSha256: t.expected.sha256, pieces: t.pieces });
 }
 
-async function syncOnce(device: Device, phase: PhaseStats) {
+/** One attempt; true when the device holds the manifest's data afterwards. */
+async function syncOnce(device: Device, phase: PhaseStats): Promise<boolean> {
   const started = performance.now();
   const headers = { 'content-type': 'application/json', authorization: `Bearer ${device.token}` };
   let status: string;
@@ -110,7 +117,7 @@ async function syncOnce(device: Device, phase: PhaseStats) {
     phase.statuses[status] = (phase.statuses[status] ?? 0) + 1;
     if (!res.ok) {
       phase.latencies.push(performance.now() - started);
-      return;
+      return false;
     }
     phase.bytes += text.length;
     const manifest = (JSON.parse(text.slice(0, text.indexOf('\n'))) as { manifest: Manifest }).manifest;
@@ -134,11 +141,13 @@ async function syncOnce(device: Device, phase: PhaseStats) {
         error: null,
       }),
     }).then((r) => r.arrayBuffer());
+    return true;
   } catch (err) {
     // undici says "fetch failed"; the cause says why (ECONNRESET, ECONNREFUSED, a timeout).
     const cause = (err as Error & { cause?: { code?: string; message?: string } }).cause;
     const key = `error:${cause?.code ?? cause?.message ?? (err as Error).message}`;
     phase.statuses[key] = (phase.statuses[key] ?? 0) + 1;
+    return false;
   }
 }
 
@@ -156,34 +165,45 @@ if (input.warm) {
     Array.from({ length: 8 }, async () => {
       while (next < fleet.length) {
         const device = fleet[next++]!;
-        while (device.known === null) await syncOnce(device, unrecorded);
+        while (!(await syncOnce(device, unrecorded)));
       }
     }),
   );
   parentPort!.postMessage({ warmed: true });
 }
 // The clock starts when the main thread says (after every worker warmed, with --warm).
-const deadline = await new Promise<number>((resolve) =>
-  parentPort!.once('message', (m: { deadline: number }) => resolve(m.deadline)),
+const { start, deadline } = await new Promise<{ start: number; deadline: number }>((resolve) =>
+  parentPort!.once('message', resolve),
 );
 let withoutData = 0;
+/** When the last device of the storm got its data, in ms from the start. */
+let stormDoneMs = 0;
 await Promise.all(
   fleet.map(async (device) => {
     // Spread over the interval, as SYNC_JITTER does for a real fleet.
     await new Promise((r) => setTimeout(r, Math.random() * input.intervalMs));
     let phase = device.known === null ? phases.storm : phases.steady;
+    let attempt = 0;
     while (Date.now() < deadline) {
       const began = Date.now();
-      await syncOnce(device, phase);
-      // The storm lasts until the device holds its data; until then a refusal is retried
-      // when its Retry-After says, as an edge does.
+      const ok = await syncOnce(device, phase);
+      if (ok && phase === phases.storm) stormDoneMs = Math.max(stormDoneMs, Date.now() - start);
       if (device.known !== null) phase = phases.steady;
+      // As an edge: a failed attempt is retried when Retry-After says (else after a backoff
+      // with jitter) until its retries are spent; then the next try is an interval later.
+      attempt = ok ? 0 : attempt + 1;
+      if (attempt > RETRY_ATTEMPTS) {
+        phase.exhausted++;
+        attempt = 0;
+      }
       const due =
-        device.known === null ? device.retryAfterMs || 10_000 : input.intervalMs - (Date.now() - began);
+        attempt === 0
+          ? input.intervalMs - (Date.now() - began)
+          : device.retryAfterMs || Math.random() * Math.min(30_000, 1000 * 2 ** attempt);
       const wait = Math.min(due, deadline - Date.now());
       await new Promise((r) => setTimeout(r, Math.max(0, wait)));
     }
     if (device.known === null) withoutData++;
   }),
 );
-parentPort!.postMessage({ ...phases, withoutData });
+parentPort!.postMessage({ ...phases, withoutData, stormDoneMs });

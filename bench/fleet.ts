@@ -97,6 +97,8 @@ function summarize(parts: PhaseStats[], wallSeconds: number) {
     unchanged: parts.reduce((n, p) => n + p.unchanged, 0),
     shed,
     shedPercent: requests ? Math.round((shed / requests) * 1000) / 10 : 0,
+    /** Syncs that spent the edge's whole retry budget (RETRY_ATTEMPTS). */
+    exhaustedRetries: parts.reduce((n, p) => n + p.exhausted, 0),
     statuses,
     latencyMs: { p50: Math.round(percentile(latencies, 0.5)), p99: Math.round(percentile(latencies, 0.99)) },
     mib: Math.round(parts.reduce((n, p) => n + p.bytes, 0) / 2 ** 20),
@@ -229,7 +231,7 @@ try {
     ...extraEnv,
   });
   const base = topology.base;
-  type Result = { storm: PhaseStats; steady: PhaseStats; withoutData: number };
+  type Result = { storm: PhaseStats; steady: PhaseStats; withoutData: number; stormDoneMs: number };
   const threads = Array.from({ length: workers }, (_, w) => {
     const input: WorkerInput = {
       base,
@@ -272,7 +274,7 @@ try {
           console.error(`fleet: SIGKILL to the first Central at ${killAt / 1000} s`);
           topology.killOne();
         }, killAt);
-  for (const t of threads) t.worker.postMessage({ deadline: t0 + durationMs });
+  for (const t of threads) t.worker.postMessage({ start: t0, deadline: t0 + durationMs });
   let edits = 0;
   const mutator =
     churnMs > 0
@@ -313,10 +315,15 @@ try {
         intervalSeconds: intervalMs / 1000,
         seconds: Math.round(wall),
         userEdits: edits,
-        storm: summarize(
-          results.map((r) => r.storm),
-          wall,
-        ),
+        storm: {
+          ...summarize(
+            results.map((r) => r.storm),
+            wall,
+          ),
+          // Devices that never got their data, and when the last one that did got it.
+          devicesWithoutData: results.reduce((n, r) => n + r.withoutData, 0),
+          lastDataAtSeconds: Math.round(Math.max(...results.map((r) => r.stormDoneMs)) / 1000),
+        },
         steady: summarize(
           results.map((r) => r.steady),
           wall,

@@ -37,3 +37,23 @@ it('serves a waiting piece fetch before snapshot requests that queued earlier', 
   await Promise.all(waiters);
   assert.deepEqual(order, ['pieces', 'snapshot']);
 });
+
+it('widens the Retry-After window with the backlog it shed, within 10 minutes', async () => {
+  const slots = new SnapshotSlots({ max: 1, queue: 0, waitMs: 1000 });
+  assert.equal(slots.retryWindowSeconds(), 55, 'nothing shed: the 5–60 s of a quiet Central');
+  const held = await slots.take();
+  const shed: number[] = [];
+  for (let i = 0; i < 600; i++) {
+    const err = await slots.take().then(
+      () => assert.fail('no slot was free'),
+      (e: { code: string; details: { retryAfterSeconds: number } }) => e,
+    );
+    assert.equal(err.code, 'OVERLOADED');
+    shed.push(err.details.retryAfterSeconds);
+  }
+  held();
+  // 600 shed, about one served a second at most: they are spread over up to 10 minutes.
+  assert.equal(slots.retryWindowSeconds(), 595);
+  assert.ok(Math.max(...shed) > 300, `latest Retry-After ${Math.max(...shed)} s`);
+  assert.ok(shed.every((s) => s >= 5 && s <= 600));
+});

@@ -2,8 +2,10 @@
  * Admission of snapshot answers that stream rows: at most `max` at once. A request that
  * finds none free waits in a bounded queue for up to `waitMs` (a burst then costs latency,
  * not a retry), and beyond the queue or the wait it is shed with OVERLOADED and a
- * Retry-After drawn at random over a wide range, so that shed devices come back spread
- * out rather than in one wave. Piece fetches wait ahead of new snapshot requests: they finish
+ * Retry-After drawn at random over a window wide enough for the slots to serve everyone
+ * shed in the last minute at the rate they are being served now (at least 5–60 s, at most
+ * 10 minutes), so that shed devices come back spread out rather than in one wave, and a
+ * storm's retries arrive about as fast as they can be served. Piece fetches wait ahead of new snapshot requests: they finish
  * a sync whose manifest is already made, and shedding them would waste that work (in a
  * first-sync storm, most of it). (Hand-written: cockatiel's bulkhead queues without a
  * deadline, and a slot here outlives the call that took it: it is held until the response closes.)
@@ -16,9 +18,41 @@ export interface SlotOptions {
   waitMs: number;
 }
 
+/** The minute of history the Retry-After window is sized from, in 10-second buckets. */
+const BUCKET_MS = 10_000;
+const BUCKETS = 6;
+const RETRY_MIN_SECONDS = 5;
+const RETRY_WINDOW_MIN_SECONDS = 55;
+const RETRY_MAX_SECONDS = 600;
+
+/** Counts per 10-second bucket over the last minute. */
+class MinuteCounter {
+  readonly #counts = new Array<number>(BUCKETS).fill(0);
+  #bucket = 0;
+
+  add(now = Date.now()): void {
+    this.#advance(now);
+    this.#counts[this.#bucket % BUCKETS]!++;
+  }
+
+  total(now = Date.now()): number {
+    this.#advance(now);
+    return this.#counts.reduce((a, b) => a + b, 0);
+  }
+
+  #advance(now: number): void {
+    const bucket = Math.floor(now / BUCKET_MS);
+    for (let b = Math.max(this.#bucket + 1, bucket - BUCKETS + 1); b <= bucket; b++)
+      this.#counts[b % BUCKETS] = 0;
+    this.#bucket = Math.max(this.#bucket, bucket);
+  }
+}
+
 export class SnapshotSlots {
   readonly #o: SlotOptions;
   #inFlight = 0;
+  readonly #served = new MinuteCounter();
+  readonly #shedCount = new MinuteCounter();
   readonly #waiting: (() => void)[] = [];
   /** Waiters served before #waiting (piece fetches). */
   readonly #first: (() => void)[] = [];
@@ -37,6 +71,7 @@ export class SnapshotSlots {
     return () => {
       if (released) return;
       released = true;
+      this.#served.add();
       const next = this.#first.shift() ?? this.#waiting.shift();
       if (next) next();
       else this.#inFlight--;
@@ -58,12 +93,22 @@ export class SnapshotSlots {
     });
   }
 
+  /** Seconds over which the devices shed in the last minute can be served at the current rate. */
+  retryWindowSeconds(): number {
+    const perSecond = Math.max(1, this.#served.total() / ((BUCKETS * BUCKET_MS) / 1000));
+    const backlog = this.#shedCount.total() / perSecond;
+    return Math.min(RETRY_MAX_SECONDS - RETRY_MIN_SECONDS, Math.max(RETRY_WINDOW_MIN_SECONDS, backlog));
+  }
+
   #shed(): AppError {
+    this.#shedCount.add();
     return new AppError(
       'OVERLOADED',
       `${this.#inFlight} snapshots are being sent and ${this.#first.length + this.#waiting.length} wait; retry later`,
       {
-        details: { retryAfterSeconds: 5 + Math.floor(Math.random() * 55) },
+        details: {
+          retryAfterSeconds: RETRY_MIN_SECONDS + Math.floor(Math.random() * this.retryWindowSeconds()),
+        },
       },
     );
   }
