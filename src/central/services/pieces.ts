@@ -30,6 +30,7 @@ import { checkCredential } from './credentials.ts';
 import type { PreparedSync, SyncDeps } from './device-sync.ts';
 import { spendDeviceBudget } from './limits.ts';
 import { digestAndCut } from './scope-cache.ts';
+import { ownCopy } from './table-cache.ts';
 import type { SnapshotSession } from './snapshot-session.ts';
 
 export interface PiecesInput {
@@ -277,7 +278,7 @@ async function* runPieces(
     if (same) {
       stats.sent++;
       // One copy, so the cache does not keep the COPY chunks the rows were sliced from.
-      const rows = Buffer.concat(held);
+      const rows = ownCopy(held);
       deps.tableCache.keepPiece(def.name, p, rows);
       out.push(frame({ table: def.name, index: at, rowCount: p.rows }), rows);
     } else out.push(goneFrame(def, at, stats));
