@@ -101,23 +101,32 @@ export class KeyedLines {
   }
 }
 
-/** Cuts one table's COPY text into pieces as it streams past (Central, in the digest pass). */
+/**
+ * Cuts one table's COPY text into pieces as it streams past (Central, in the digest pass).
+ * With `onPiece`, each piece's rows are handed over as slices of the chunks written (valid
+ * only during the call: copy what is kept).
+ */
 export class PieceCutter {
   readonly #lines: KeyedLines;
   readonly #pieces: Piece[] = [];
+  readonly #onPiece: ((piece: Piece, rows: readonly Buffer[]) => void) | undefined;
+  #rowSlices: Buffer[] = [];
   #hash: Hash = createHash('sha256');
   #rows = 0;
   #bytes = 0;
   /** The last row's key, as a slice (made a string only when a piece ends there). */
   #last: Buffer = Buffer.alloc(0);
 
-  constructor(def: TableDef) {
+  constructor(def: TableDef, onPiece?: (piece: Piece, rows: readonly Buffer[]) => void) {
     this.#lines = new KeyedLines(def);
+    this.#onPiece = onPiece;
   }
 
   write(chunk: Buffer): void {
     this.#lines.write(chunk, (buf, start, end, keyEnd) => {
-      this.#hash.update(buf.subarray(start, end));
+      const row = buf.subarray(start, end);
+      this.#hash.update(row);
+      if (this.#onPiece) this.#rowSlices.push(row);
       this.#rows++;
       this.#bytes += end - start;
       this.#last = buf.subarray(start, keyEnd);
@@ -131,11 +140,12 @@ export class PieceCutter {
   }
 
   #cut(): void {
-    this.#pieces.push({
-      id: this.#hash.digest('hex'),
-      rows: this.#rows,
-      last: this.#last.toString('latin1'),
-    });
+    const piece = { id: this.#hash.digest('hex'), rows: this.#rows, last: this.#last.toString('latin1') };
+    this.#pieces.push(piece);
+    if (this.#onPiece) {
+      this.#onPiece(piece, this.#rowSlices);
+      this.#rowSlices = [];
+    }
     this.#hash = createHash('sha256');
     this.#rows = 0;
     this.#bytes = 0;

@@ -60,15 +60,20 @@ function lackedPieces(
   return out;
 }
 
-/** Digests of `tables` read in `tx`, each cut into pieces on the way and kept by content. */
+/**
+ * Digests of `tables` read in `tx`, each cut into pieces on the way and kept by content,
+ * with the pieces' rows (up to a budget per pass): the piece fetch that follows a first
+ * sync's manifest then finds them all in memory, needing no slot, session or read.
+ */
 export async function digestAndCut(
   caches: ScopeCaches,
   tx: PoolClient,
   tables: readonly TableDef[],
 ): Promise<TableDigest[]> {
   const cutters = new Map<string, PieceCutter>();
+  const keep = caches.tableCache.pieceKeeper();
   const digests = await computeDigests(tx, undefined, tables, (def) => {
-    const cutter = new PieceCutter(def);
+    const cutter = new PieceCutter(def, (piece, rows) => keep(def.name, piece, rows));
     cutters.set(def.name, cutter);
     return (chunk) => cutter.write(chunk);
   });

@@ -62,6 +62,23 @@ export class TableCache {
     if (rows.length <= this.#maxEntryBytes) this.#cache?.set(pieceKey(table, p), [rows]);
   }
 
+  /**
+   * Keeps the pieces of one digest pass as they are cut, until the pass has kept as much as
+   * one table may hold: a scope's small tables, not a huge one that would flush the cache.
+   */
+  pieceKeeper(): (table: string, p: Piece, rows: readonly Buffer[]) => void {
+    let budget = this.#cache ? this.#maxEntryBytes : 0;
+    return (table, p, rows) => {
+      const bytes = byteLength(rows);
+      if (bytes > budget) {
+        budget = 0;
+        return;
+      }
+      budget -= bytes;
+      if (!this.#cache!.has(pieceKey(table, p))) this.keepPiece(table, p, ownCopy(rows));
+    };
+  }
+
   get(t: TableDigest): Buffer[] | undefined {
     return this.#cache?.get(TableCache.key(t));
   }
