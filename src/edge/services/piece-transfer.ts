@@ -286,6 +286,10 @@ export class PieceTransfer {
       await stagePieces(this.#deps.pool, batch);
       this.#unwritten -= bytes;
     });
+    // Surfaced where it is awaited (a wait for staging, the read-back, close). A load that
+    // failed for its own reason (its PostgreSQL restarted) may never await it, and an
+    // unawaited rejection would end the process: it is marked handled here.
+    this.#writing.catch(() => undefined);
   }
 
   async *#readBack(ids: string[]): AsyncGenerator<Buffer> {
