@@ -88,4 +88,49 @@ describe('batched audit statements', () => {
     );
     assert.equal(byId.get(started[3]!.requestId)?.remote_addr, null);
   });
+
+  it('gives every piece fetch of a batch its own row, and finishes each with its own outcome', async () => {
+    await using db = await createTestDatabase('central');
+    const audit = createAuditStore(db.pool);
+    const fetch = { manifestId: '01JTEST', mac: '02:00:00:00:00:01', requested: 3 };
+    const inputs = [fetch, { ...fetch, requested: 5 }, fetch, { ...fetch, mac: '02:00:00:00:00:02' }];
+    const ids = await Promise.all(inputs.map((f) => audit.startPieceFetch(f)));
+    assert.equal(new Set(ids).size, 4);
+    const { rows: started } = await db.pool.query<{ id: string; mac: string; pieces_requested: number }>(
+      `SELECT id::text, mac, pieces_requested FROM sync_piece_fetches WHERE status = 'started'`,
+    );
+    const byId = new Map(started.map((r) => [r.id, r]));
+    assert.deepEqual(
+      ids.map((id) => [byId.get(id)?.mac, byId.get(id)?.pieces_requested]),
+      inputs.map((f) => [f.mac, f.requested]),
+    );
+    await Promise.all(
+      ids.map((id, i) =>
+        audit.finishPieceFetch(id, {
+          status: i === 1 ? 'refused' : 'served',
+          errorCode: i === 1 ? 'MANIFEST_EXPIRED' : null,
+          deviceId: null,
+          sent: i,
+          gone: 0,
+          bytes: 100 * i,
+        }),
+      ),
+    );
+    const { rows } = await db.pool.query<{
+      id: string;
+      status: string;
+      pieces_sent: number;
+      bytes_sent: string;
+    }>('SELECT id::text, status, pieces_sent, bytes_sent::text FROM sync_piece_fetches');
+    const done = new Map(rows.map((r) => [r.id, r]));
+    assert.deepEqual(
+      ids.map((id) => [done.get(id)?.status, done.get(id)?.pieces_sent, done.get(id)?.bytes_sent]),
+      [
+        ['served', 0, '0'],
+        ['refused', 1, '100'],
+        ['served', 2, '200'],
+        ['served', 3, '300'],
+      ],
+    );
+  });
 });

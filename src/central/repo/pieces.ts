@@ -93,36 +93,65 @@ export async function copyPieceRange(
 
 export type PieceFetchStatus = 'served' | 'refused' | 'error' | 'aborted';
 
-export async function startPieceFetch(
-  db: Queryable,
-  input: { manifestId: string; mac: string; requested: number },
-): Promise<string> {
-  const { rows } = await db.query<{ id: string }>(
-    `INSERT INTO sync_piece_fetches (manifest_id, mac, status, pieces_requested)
-     VALUES ($1::text, $2::text, 'started', $3::int) RETURNING id`,
-    [input.manifestId, input.mac, input.requested],
-  );
-  return rows[0]!.id;
+export interface PieceFetchStart {
+  manifestId: string;
+  mac: string;
+  requested: number;
 }
 
-export async function finishPieceFetch(
+export interface PieceFetchOutcome {
+  status: PieceFetchStatus;
+  errorCode: string | null;
+  deviceId: string | null;
+  sent: number;
+  gone: number;
+  bytes: number;
+}
+
+/** One audit row per fetch, `started`, for many fetches at once; their ids in input order. */
+export async function startPieceFetches(
   db: Queryable,
-  id: string,
-  outcome: {
-    status: PieceFetchStatus;
-    errorCode: string | null;
-    deviceId: string | null;
-    sent: number;
-    gone: number;
-    bytes: number;
-  },
+  inputs: readonly PieceFetchStart[],
+): Promise<string[]> {
+  const { rows } = await db.query<{ id: string; manifest_id: string; mac: string; pieces_requested: number }>(
+    `INSERT INTO sync_piece_fetches (manifest_id, mac, status, pieces_requested)
+     SELECT manifest_id, mac, 'started', requested
+       FROM unnest($1::text[], $2::text[], $3::int[]) AS v(manifest_id, mac, requested)
+     RETURNING id, manifest_id, mac, pieces_requested`,
+    [inputs.map((i) => i.manifestId), inputs.map((i) => i.mac), inputs.map((i) => i.requested)],
+  );
+  // RETURNING promises no order: each fetch takes a row by what it wrote (identical fetches
+  // in one batch may swap rows, which are identical too).
+  const key = (manifestId: string, mac: string, requested: number) => `${manifestId}|${mac}|${requested}`;
+  const ids = new Map<string, string[]>();
+  for (const r of rows) {
+    const k = key(r.manifest_id, r.mac, r.pieces_requested);
+    ids.set(k, [...(ids.get(k) ?? []), r.id]);
+  }
+  return inputs.map((i) => ids.get(key(i.manifestId, i.mac, i.requested))!.shift()!);
+}
+
+export async function finishPieceFetches(
+  db: Queryable,
+  items: readonly { id: string; outcome: PieceFetchOutcome }[],
 ): Promise<void> {
+  const o = items.map((i) => i.outcome);
   await db.query(
-    `UPDATE sync_piece_fetches
-        SET status = $2::text, error_code = $3::text, device_id = $4::uuid, pieces_sent = $5::int,
-            pieces_gone = $6::int, bytes_sent = $7::bigint, completed_at = now()
-      WHERE id = $1::bigint`,
-    [id, outcome.status, outcome.errorCode, outcome.deviceId, outcome.sent, outcome.gone, outcome.bytes],
+    `UPDATE sync_piece_fetches f
+        SET status = v.status, error_code = v.error_code, device_id = v.device_id, pieces_sent = v.sent,
+            pieces_gone = v.gone, bytes_sent = v.bytes, completed_at = now()
+       FROM unnest($1::bigint[], $2::text[], $3::text[], $4::uuid[], $5::int[], $6::int[], $7::bigint[])
+            AS v(id, status, error_code, device_id, sent, gone, bytes)
+      WHERE f.id = v.id`,
+    [
+      items.map((i) => i.id),
+      o.map((x) => x.status),
+      o.map((x) => x.errorCode),
+      o.map((x) => x.deviceId),
+      o.map((x) => x.sent),
+      o.map((x) => x.gone),
+      o.map((x) => x.bytes),
+    ],
   );
 }
 

@@ -1,6 +1,6 @@
 /**
- * The small statements every device-sync request and ack runs (request row, manifest, outcome,
- * the header an ack is checked against, the ack), batched across requests by
+ * The small statements every device-sync request, piece fetch and ack runs (request row,
+ * manifest, outcome, the header an ack is checked against, the ack, a piece fetch's row), batched across requests by
  * platform/batcher.ts. Each caller still awaits its own item: a manifest is stored before
  * its answer is sent, an outcome before the request's audit is done, an ack before it is
  * answered.
@@ -16,6 +16,12 @@ import {
   type CheckedHeader,
 } from '../repo/manifests.ts';
 import {
+  finishPieceFetches,
+  startPieceFetches,
+  type PieceFetchOutcome,
+  type PieceFetchStart,
+} from '../repo/pieces.ts';
+import {
   finishRequests,
   startRequests,
   type RequestOrigin,
@@ -29,11 +35,13 @@ export interface AuditStore {
   finishRequest(id: string, outcome: RequestOutcome): Promise<void>;
   findManifestHeader(manifestId: string): Promise<CheckedHeader | undefined>;
   insertAckOnce(ack: AckBody, mac: string): Promise<AckResponse>;
+  startPieceFetch(fetch: PieceFetchStart): Promise<string>;
+  finishPieceFetch(id: string, outcome: PieceFetchOutcome): Promise<void>;
 }
 
 /**
- * One statement of a kind in flight at most, for up to 256 requests: the five kinds hold
- * five of the pool's connections at most, whatever the load.
+ * One statement of a kind in flight at most, for up to 256 requests: the seven kinds hold
+ * seven of the pool's connections at most, whatever the load.
  */
 export const AUDIT_BATCHES: BatcherOptions = { maxItems: 256, concurrency: 1 };
 
@@ -53,7 +61,17 @@ export function createAuditStore(pool: Pool, options: BatcherOptions = AUDIT_BAT
     (items: readonly { ack: AckBody; mac: string }[]) => insertAcksOnce(pool, items),
     options,
   );
+  const fetchStarts = new Batcher(
+    (items: readonly PieceFetchStart[]) => startPieceFetches(pool, items),
+    options,
+  );
+  const fetchOutcomes = new Batcher(async (items: readonly { id: string; outcome: PieceFetchOutcome }[]) => {
+    await finishPieceFetches(pool, items);
+    return none(items);
+  }, options);
   return {
+    startPieceFetch: (fetch) => fetchStarts.add(fetch),
+    finishPieceFetch: (id, outcome) => fetchOutcomes.add({ id, outcome }),
     startRequest: (origin) => requests.add(origin),
     insertManifest: (manifest, mac) => manifests.add({ manifest, mac }),
     finishRequest: (id, outcome) => outcomes.add({ id, outcome }),

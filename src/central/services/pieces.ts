@@ -19,13 +19,7 @@ import type { Logger } from '../../platform/logger.ts';
 import { startStep } from '../../platform/step.ts';
 import { iterateInContext } from '../../platform/tracing.ts';
 import { requireMac, type Device } from '../model.ts';
-import {
-  copyPieceRange,
-  findManifestForPieces,
-  finishPieceFetch,
-  startPieceFetch,
-  type ManifestForPieces,
-} from '../repo/pieces.ts';
+import { copyPieceRange, findManifestForPieces, type ManifestForPieces } from '../repo/pieces.ts';
 import { checkCredential } from './credentials.ts';
 import type { PreparedSync, SyncDeps } from './device-sync.ts';
 import { spendDeviceBudget } from './limits.ts';
@@ -79,7 +73,7 @@ export async function preparePieces(deps: SyncDeps, input: PiecesInput): Promise
     (n, runs) => n + runs.reduce((m, [from, to]) => m + Math.max(0, to - from + 1), 0),
     0,
   );
-  const fetchId = await startPieceFetch(deps.pool, { manifestId, mac, requested });
+  const fetchId = await deps.audit.startPieceFetch({ manifestId, mac, requested });
   const stats: Stats = { bytes: 0, fromCache: 0, sent: 0, gone: 0, complete: false };
   let device: Device | undefined;
   let session: SnapshotSession | undefined;
@@ -90,15 +84,17 @@ export async function preparePieces(deps: SyncDeps, input: PiecesInput): Promise
     deps.metrics.pieceFetches.inc({ outcome: status });
     deps.metrics.piecesServed.inc({ result: 'sent' }, stats.sent);
     deps.metrics.piecesServed.inc({ result: 'gone' }, stats.gone);
-    await finishPieceFetch(deps.pool, fetchId, {
-      status,
-      errorCode: err?.code ?? null,
-      deviceId: device?.id ?? null,
-      ...stats,
-    }).catch((e: unknown) => {
-      deps.metrics.auditFailures.inc();
-      log.error({ err: e, event: 'audit.write', outcome: 'error' }, 'could not finish a piece fetch row');
-    });
+    await deps.audit
+      .finishPieceFetch(fetchId, {
+        status,
+        errorCode: err?.code ?? null,
+        deviceId: device?.id ?? null,
+        ...stats,
+      })
+      .catch((e: unknown) => {
+        deps.metrics.auditFailures.inc();
+        log.error({ err: e, event: 'audit.write', outcome: 'error' }, 'could not finish a piece fetch row');
+      });
   };
   try {
     const found = await findManifestForPieces(deps.pool, manifestId);

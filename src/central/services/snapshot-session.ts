@@ -17,8 +17,8 @@ export class SnapshotSession {
   static async open(pool: Pool): Promise<SnapshotSession> {
     const client = await pool.connect();
     try {
-      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-      await client.query(COPY_SESSION_SETTINGS_SQL);
+      // One round trip (a simple query may hold several statements): a storm opens thousands.
+      await client.query(`BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; ${COPY_SESSION_SETTINGS_SQL}`);
     } catch (err) {
       client.release(err as Error);
       throw err;
