@@ -5,10 +5,12 @@
  * first-sync storm (each device's first request) and the steady state after it.
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import { Value } from 'typebox/value';
 import { Agent, setGlobalDispatcher } from 'undici';
 import type { TableDigest } from '../src/contract/canonical.ts';
 import { DATA_MODEL } from '../src/contract/data-model.ts';
 import { toRuns } from '../src/contract/pieces.ts';
+import { EdgeConfigSchema } from '../src/edge/config.ts';
 import type { Manifest } from '../src/contract/wire.ts';
 import type { HeldPieces } from '../src/edge/repo/pieces.ts';
 import { planLoad } from '../src/edge/services/sync-plan.ts';
@@ -37,8 +39,11 @@ export interface PhaseStats {
   exhausted: number;
 }
 
-/** As the edge's HTTP_RETRY_ATTEMPTS default: a sync is one attempt and this many retries. */
-export const RETRY_ATTEMPTS = 3;
+/** The edge's HTTP_RETRY_ATTEMPTS default: a sync is one attempt and this many retries. */
+export const RETRY_ATTEMPTS = Value.Default(
+  EdgeConfigSchema.properties.HTTP_RETRY_ATTEMPTS,
+  undefined,
+) as number;
 
 const input = workerData as WorkerInput;
 // The global fetch of Node uses undici's global dispatcher; per worker thread.

@@ -103,8 +103,8 @@ export class KeyedLines {
 
 /**
  * Cuts one table's COPY text into pieces as it streams past (Central, in the digest pass).
- * With `onPiece`, each piece's rows are handed over as slices of the chunks written (valid
- * only during the call: copy what is kept).
+ * With `onPiece`, each piece's rows are handed over as slices of the chunks written: a
+ * keeper should copy them, or it holds whole chunks for a few rows.
  */
 export class PieceCutter {
   readonly #lines: KeyedLines;

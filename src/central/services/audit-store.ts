@@ -1,7 +1,7 @@
 /**
  * The small statements every device-sync request, piece fetch and ack runs (request row,
- * manifest, outcome, the header an ack is checked against, the ack, a piece fetch's row), batched across requests by
- * platform/batcher.ts. Each caller still awaits its own item: a manifest is stored before
+ * manifest, outcome, the header an ack is checked against, the ack, a piece fetch's row),
+ * batched across requests by platform/batcher.ts. Each caller still awaits its own item: a manifest is stored before
  * its answer is sent, an outcome before the request's audit is done, an ack before it is
  * answered.
  */

@@ -35,7 +35,10 @@ import type { TableCache } from './table-cache.ts';
 export interface SyncDeps {
   /** Short queries: the batches of `audit`, and the piece fetches' manifest lookups. */
   pool: Pool;
-  /** Request rows, manifests, outcomes, the headers acks are checked against, acks, piece-fetch rows: batched on `pool`. */
+  /**
+   * Request rows, manifests, outcomes, the headers acks are checked against, acks and
+   * piece-fetch rows: batched on `pool`.
+   */
   audit: AuditStore;
   /**
    * Long snapshot transactions only, on the read replica when there is one. Kept apart

@@ -4,8 +4,9 @@
  * delta, only the pieces whose content changed. Each run of wanted pieces is one range read
  * in a fresh snapshot; a piece whose rows no longer hash to its id (the data changed since
  * the manifest) is answered `gone`, and the edge asks for a new manifest. At most one piece
- * is held at a time; pieces read are kept by content (TableCache), and a call whose pieces are
- * all there is answered from memory without a slot or a connection. Every call leaves one audit row in sync_piece_fetches.
+ * is held at a time; pieces read are kept by content (TableCache), and a call whose pieces
+ * are all there is answered from memory without a slot or a connection. Every call leaves
+ * one audit row in sync_piece_fetches.
  */
 import { createHash } from 'node:crypto';
 import { context } from '@opentelemetry/api';
@@ -24,7 +25,7 @@ import { checkCredential } from './credentials.ts';
 import type { PreparedSync, SyncDeps } from './device-sync.ts';
 import { spendDeviceBudget } from './limits.ts';
 import { digestAndCut } from './scope-cache.ts';
-import { ownCopy } from './table-cache.ts';
+import { ownCopy, type TableCache } from './table-cache.ts';
 import type { SnapshotSession } from './snapshot-session.ts';
 
 export interface PiecesInput {
@@ -121,9 +122,10 @@ export async function preparePieces(deps: SyncDeps, input: PiecesInput): Promise
         deps.snapshots.open(device!, found.scopeVersion, log),
       );
       session = opened.session;
-      wanted = (await wantedPieces(deps, session, model, found, want))!;
+      // Only a piece list missing from the cache needs the lists made again, in the session.
+      wanted ??= (await wantedPieces(deps, session, model, found, want))!;
     }
-    const body = iterateInContext(step.context, piecesBody(deps, session, wanted, stats, log));
+    const body = iterateInContext(step.context, piecesBody(deps.tableCache, session, wanted, stats, log));
     return {
       body,
       progress: stats,
@@ -191,7 +193,7 @@ async function wantedPieces(
 }
 
 async function* piecesBody(
-  deps: SyncDeps,
+  cache: TableCache,
   session: SnapshotSession | undefined,
   wanted: Wanted[],
   stats: Stats,
@@ -236,7 +238,7 @@ async function* piecesBody(
           if (batched > 0) yield takeBatch();
           let last = i;
           while (last < to && !w.inMemory.has(last + 1)) last++;
-          const read = runPieces(deps, session!, w.def, w.pieces, i, last, stats);
+          const read = runPieces(cache, session!, w.def, w.pieces, i, last, stats);
           for await (const buf of read) yield emit(buf);
           i = last + 1;
         }
@@ -265,7 +267,7 @@ function goneFrame(def: TableDef, index: number, stats: Stats): Buffer {
  * key. A piece is sent only if its rows hash to its id; otherwise it is `gone`.
  */
 async function* runPieces(
-  deps: SyncDeps,
+  cache: TableCache,
   session: SnapshotSession,
   def: TableDef,
   pieces: readonly Piece[],
@@ -292,7 +294,7 @@ async function* runPieces(
       stats.sent++;
       // One copy, so the cache does not keep the COPY chunks the rows were sliced from.
       const rows = ownCopy(held);
-      deps.tableCache.keepPiece(def.name, p, rows);
+      cache.keepPiece(def.name, p, rows);
       out.push(frame({ table: def.name, index: at, rowCount: p.rows }), rows);
     } else out.push(goneFrame(def, at, stats));
     [held, heldRows, heldBytes] = [[], 0, 0];

@@ -5,10 +5,11 @@
  * Retry-After drawn at random over a window wide enough for the slots to serve everyone
  * shed in the last minute at the rate they are being served now (at least 5–60 s, at most
  * 10 minutes), so that shed devices come back spread out rather than in one wave, and a
- * storm's retries arrive about as fast as they can be served. Piece fetches wait ahead of new snapshot requests: they finish
- * a sync whose manifest is already made, and shedding them would waste that work (in a
- * first-sync storm, most of it). (Hand-written: cockatiel's bulkhead queues without a
- * deadline, and a slot here outlives the call that took it: it is held until the response closes.)
+ * storm's retries arrive about as fast as they can be served. Piece fetches wait ahead of
+ * new snapshot requests: they finish a sync whose manifest is already made, and shedding
+ * them would waste that work (in a first-sync storm, most of it). (Hand-written: cockatiel's
+ * bulkhead queues without a deadline, and a slot here outlives the call that took it: it is
+ * held until the response closes.)
  */
 import { AppError } from '../../platform/errors.ts';
 

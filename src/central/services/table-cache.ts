@@ -2,8 +2,9 @@
  * Table rows by content: the COPY text of one table of one scope, keyed by the table's name,
  * row count and SHA-256 (contract §3), so devices whose scopes hold identical content (the
  * devices of one location share every table but `devices`) are served from memory after
- * the first has read it; the same for the pieces of the pieces protocol. Bounded in bytes, evicted least recently used; a table larger than
- * a tenth of the bound is never kept. Content-addressed, so an entry can never be stale.
+ * the first has read it; the same for the pieces of the pieces protocol. Bounded in bytes,
+ * evicted least recently used; a table larger than a tenth of the bound is never kept.
+ * Content-addressed, so an entry can never be stale.
  */
 import { LRUCache } from 'lru-cache';
 import type { TableDigest } from '../../contract/canonical.ts';
