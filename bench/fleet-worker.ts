@@ -11,7 +11,8 @@ import type { TableDigest } from '../src/contract/canonical.ts';
 import { DATA_MODEL } from '../src/contract/data-model.ts';
 import { toRuns } from '../src/contract/pieces.ts';
 import { EdgeConfigSchema } from '../src/edge/config.ts';
-import type { Manifest } from '../src/contract/wire.ts';
+import { edgeRequestHeaders } from '../src/edge/services/central-client.ts';
+import { PIECES_MEDIA_TYPE, SNAPSHOT_MEDIA_TYPE, type Manifest } from '../src/contract/wire.ts';
 import type { HeldPieces } from '../src/edge/repo/pieces.ts';
 import { planLoad } from '../src/edge/services/sync-plan.ts';
 
@@ -71,19 +72,14 @@ interface Device {
 const phases = { storm: newPhase(), steady: newPhase() };
 
 /** The pieces the manifest says this device lacks, fetched and read to the end, as an edge does. */
-async function fetchPieces(
-  device: Device,
-  manifest: Manifest,
-  headers: Record<string, string>,
-  phase: PhaseStats,
-) {
+async function fetchPieces(device: Device, manifest: Manifest, phase: PhaseStats) {
   const plan = planLoad(manifest, DATA_MODEL, device.tables, device.held);
   const want: Record<string, [number, number][]> = {};
   for (const t of plan) if (t.load.length > 0) want[t.def.name] = toRuns(t.load);
   if (Object.keys(want).length > 0) {
     const res = await fetch(`${input.base}/api/device-sync/pieces`, {
       method: 'POST',
-      headers,
+      headers: edgeRequestHeaders(PIECES_MEDIA_TYPE, DATA_MODEL.version, device.token),
       body: JSON.stringify({ mac: device.mac, manifestId: manifest.manifestId, want }),
     });
     const text = await res.text();
@@ -98,12 +94,13 @@ async function fetchPieces(
 /** One attempt; true when the device holds the manifest's data afterwards. */
 async function syncOnce(device: Device, phase: PhaseStats): Promise<boolean> {
   const started = performance.now();
-  const headers = { 'content-type': 'application/json', authorization: `Bearer ${device.token}` };
+  // As an edge of this release asks: zstd first, its model version, its software version.
+  const headers = (accept: string) => edgeRequestHeaders(accept, DATA_MODEL.version, device.token);
   let status: string;
   try {
     const res = await fetch(`${input.base}/api/device-sync/request`, {
       method: 'POST',
-      headers,
+      headers: headers(SNAPSHOT_MEDIA_TYPE),
       body: JSON.stringify({
         mac: device.mac,
         knownGlobalSha256: device.known,
@@ -126,7 +123,7 @@ async function syncOnce(device: Device, phase: PhaseStats): Promise<boolean> {
     }
     phase.bytes += text.length;
     const manifest = (JSON.parse(text.slice(0, text.indexOf('\n'))) as { manifest: Manifest }).manifest;
-    if (pieces && manifest.rowsIncluded) await fetchPieces(device, manifest, headers, phase);
+    if (pieces && manifest.rowsIncluded) await fetchPieces(device, manifest, phase);
     // To the last byte of the rows, whichever call brought them.
     phase.latencies.push(performance.now() - started);
     if (manifest.rowsIncluded) phase.withRows++;
@@ -135,7 +132,7 @@ async function syncOnce(device: Device, phase: PhaseStats): Promise<boolean> {
     device.tables = manifest.tables;
     await fetch(`${input.base}/api/device-sync/ack`, {
       method: 'POST',
-      headers,
+      headers: headers('application/json'),
       body: JSON.stringify({
         manifestId: manifest.manifestId,
         mac: device.mac,

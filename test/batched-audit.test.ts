@@ -27,6 +27,31 @@ describe('Batcher', () => {
     assert.deepEqual(runs, [[1], [2, 3, 4], [5, 6]]);
   });
 
+  it('starts runs minGapMs apart, so fast statements still go in batches, and never holds a full batch', async () => {
+    const runs: { items: number[]; at: number }[] = [];
+    const t0 = performance.now();
+    const batcher = new Batcher(
+      async (items: readonly number[]) => {
+        runs.push({ items: [...items], at: performance.now() - t0 });
+        return items;
+      },
+      { maxItems: 4, concurrency: 1, minGapMs: 100 },
+    );
+    const first = batcher.add(1); // an idle batcher runs it at once
+    await first;
+    // Five items come one by one, each after the last run finished: they wait for the gap
+    // together; the fourth fills a batch, which goes at once; the fifth waits on.
+    const rest = [2, 3, 4, 5, 6].map((i) => batcher.add(i));
+    await Promise.all(rest);
+    assert.deepEqual(
+      runs.map((r) => r.items),
+      [[1], [2, 3, 4, 5], [6]],
+    );
+    assert.ok(runs[0]!.at < 50, `the first item ran at once (${runs[0]!.at} ms)`);
+    assert.ok(runs[1]!.at < 50, `a full batch did not wait for the gap (${runs[1]!.at} ms)`);
+    assert.ok(runs[2]!.at - runs[1]!.at >= 95, `the last one waited for the gap (${runs[2]!.at} ms)`);
+  });
+
   it('fails only the bad item of a batch when the database blames the data', async () => {
     const batcher = new Batcher(
       async (items: readonly string[]) => {

@@ -200,6 +200,32 @@ describe('security and wire faults', () => {
     await res.arrayBuffer();
   });
 
+  it('audits a device that goes away mid-stream as aborted, not as an error, and frees its slot', async () => {
+    await using small = await startCentral(central, {
+      MAX_CONCURRENT_SNAPSHOTS: '1',
+      SNAPSHOT_QUEUE_WAIT_MS: '10000',
+    });
+    const held = await holdSnapshot(small.url);
+    const manifestId = held.headers['x-manifest-id'];
+    held.destroy();
+    const rows = await waitFor(
+      async () =>
+        (
+          await central.pool.query(
+            'SELECT status, reason, error_code FROM sync_requests WHERE manifest_id = $1',
+            [manifestId],
+          )
+        ).rows,
+      (r) => r.length === 1 && r[0].status !== 'started',
+    );
+    assert.deepEqual(rows, [
+      { status: 'aborted', reason: 'client went away before the snapshot was sent', error_code: null },
+    ]);
+    const next = await requestSnapshot(small.url, { mac: macs[1] }, tokens.get(macs[1]!));
+    assert.equal(next.status, 200, 'the slot came back');
+    await next.arrayBuffer();
+  });
+
   /** A device that does not read its response holds its snapshot stream, and slot, open. */
   async function holdSnapshot(url: string): Promise<IncomingMessage> {
     return new Promise<IncomingMessage>((resolve, reject) => {

@@ -178,7 +178,9 @@ export type AckBody = Static<typeof AckBody>;
 
 export const AckResponse = Type.Object({
   manifestId: Ulid,
-  result: Type.Union([Type.Literal('Success'), Type.Literal('Failed')]),
+  // An enum, not a union of literals: the response serializer checks a union (anyOf) with a
+  // validator on every ack; an enum it writes directly.
+  result: Type.Enum(['Success', 'Failed']),
   completedAt: Type.String({ format: 'date-time' }),
 });
 export type AckResponse = Static<typeof AckResponse>;

@@ -1,7 +1,9 @@
 /**
  * Natural batching of small statements. Items that arrive while `concurrency` runs are in
  * flight wait and go together, up to `maxItems`, in the next run: an idle service runs
- * each item at once, a busy one serves many requests per round trip. On a loaded machine
+ * each item at once, a busy one serves many requests per round trip. Runs also start at
+ * least `minGapMs` apart (unless a full batch waits): without that, the faster a statement
+ * gets, the smaller its batches and the more round trips the same load costs. On a loaded machine
  * the socket calls of a round trip cost more CPU than the statement itself, and a fleet's
  * unchanged answers are mostly round trips (docs/scaling.md).
  *
@@ -13,6 +15,11 @@ export interface BatcherOptions {
   maxItems: number;
   /** Runs in flight at once (each holds one pooled connection for one statement). */
   concurrency: number;
+  /**
+   * A run starts at least this long after the previous one started, unless `maxItems` wait:
+   * the most an item waits for company. 0 (the default): at once.
+   */
+  minGapMs?: number;
 }
 
 interface Waiting<T, R> {
@@ -26,6 +33,8 @@ export class Batcher<T, R> {
   readonly #options: BatcherOptions;
   #waiting: Waiting<T, R>[] = [];
   #inFlight = 0;
+  #lastStart = Number.NEGATIVE_INFINITY;
+  #timer: NodeJS.Timeout | undefined;
 
   /** `run` answers one result per item, in the items' order. */
   constructor(run: (items: readonly T[]) => Promise<readonly R[]>, options: BatcherOptions) {
@@ -41,7 +50,18 @@ export class Batcher<T, R> {
   }
 
   #pump(): void {
+    const gap = this.#options.minGapMs ?? 0;
     while (this.#inFlight < this.#options.concurrency && this.#waiting.length > 0) {
+      const early = this.#lastStart + gap - performance.now();
+      if (early > 0 && this.#waiting.length < this.#options.maxItems) {
+        if (!this.#timer)
+          this.#timer = setTimeout(() => {
+            this.#timer = undefined;
+            this.#pump();
+          }, early);
+        return;
+      }
+      this.#lastStart = performance.now();
       const batch = this.#waiting.splice(0, this.#options.maxItems);
       this.#inFlight++;
       void this.#flush(batch).finally(() => {

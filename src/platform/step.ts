@@ -22,17 +22,29 @@ const SPAN_FIELDS = new Set([
   'rowsIncluded',
 ]);
 
-function attributesOf(log: Logger, fields: Record<string, unknown>): Attributes {
-  const bindings = (log as { bindings?: () => Record<string, unknown> }).bindings?.() ?? {};
-  const attributes: Attributes = {};
-  for (const source of [bindings, fields]) {
-    for (const [key, value] of Object.entries(source)) {
-      if (!SPAN_FIELDS.has(key)) continue;
-      if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean')
-        attributes[`dbupdate.${key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)}`] = value;
-    }
+function copyAttributes(source: Record<string, unknown>, into: Attributes): Attributes {
+  for (const [key, value] of Object.entries(source)) {
+    if (!SPAN_FIELDS.has(key)) continue;
+    if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean')
+      into[`dbupdate.${key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)}`] = value;
   }
-  return attributes;
+  return into;
+}
+
+/**
+ * A logger's bindings never change, and pino rebuilds them by parsing JSON on every
+ * `bindings()` call: kept per logger, as span attributes (several steps share a logger).
+ */
+const boundAttributes = new WeakMap<Logger, Attributes>();
+
+function attributesOf(log: Logger, fields: Record<string, unknown>): Attributes {
+  let bound = boundAttributes.get(log);
+  if (!bound) {
+    const bindings = (log as { bindings?: () => Record<string, unknown> }).bindings?.() ?? {};
+    bound = copyAttributes(bindings, {});
+    boundAttributes.set(log, bound);
+  }
+  return copyAttributes(fields, { ...bound });
 }
 
 export interface OpenStep {
@@ -50,7 +62,10 @@ export interface OpenStep {
  */
 export function startStep(log: Logger, name: string, fields: Record<string, unknown> = {}): OpenStep {
   const started = performance.now();
-  const span = tracer.startSpan(name, { attributes: attributesOf(log, fields) });
+  const span = tracer.startSpan(name);
+  // Attributes cost only when someone will read them (see platform/tracing.ts).
+  const recording = span.isRecording();
+  if (recording) span.setAttributes(attributesOf(log, fields));
   const ctx = trace.setSpan(context.active(), span);
   const extra: Record<string, unknown> = { ...fields };
   // The message names the table too, so a reader of plain lines sees which one is loading.
@@ -62,7 +77,7 @@ export function startStep(log: Logger, name: string, fields: Record<string, unkn
     span,
     annotate(more) {
       Object.assign(extra, more);
-      span.setAttributes(attributesOf(log, more));
+      if (recording) span.setAttributes(attributesOf(log, more));
     },
     finish(err) {
       if (finished) return;

@@ -1,5 +1,5 @@
 /** Manifests (`sync_manifest_headers`, `sync_manifests`) and acknowledgements. */
-import type { Queryable } from '../../platform/db.ts';
+import { prepared, type Queryable } from '../../platform/db.ts';
 import { acceptedHashesSql } from './devices.ts';
 import type { Manifest } from '../../contract/wire.ts';
 import {
@@ -24,7 +24,9 @@ export async function insertManifests(
     manifest.tables.map((t, i) => ({ id: manifest.manifestId, ...t, ord: i + 1 })),
   );
   await db.query(
-    `WITH h AS (
+    prepared(
+      'insert-manifests',
+      `WITH h AS (
        INSERT INTO sync_manifest_headers
          (manifest_id, device_id, mac, generated_at, expires_at, schema_version, global_sha256, filter_desc)
        SELECT * FROM unnest($1::text[], $2::uuid[], $3::macaddr[], $4::timestamptz[], $5::timestamptz[],
@@ -35,21 +37,22 @@ export async function insertManifests(
        FROM unnest($9::text[], $10::text[], $11::bigint[], $12::text[], $13::smallint[])
               AS t(manifest_id, name, row_count, sha256, ord)
        JOIN h ON h.manifest_id = t.manifest_id`,
-    [
-      items.map((x) => x.manifest.manifestId),
-      items.map((x) => x.manifest.filters.deviceId),
-      items.map((x) => x.mac),
-      items.map((x) => x.manifest.generatedAt),
-      items.map((x) => x.manifest.expiresAt),
-      items.map((x) => x.manifest.schemaVersion),
-      items.map((x) => x.manifest.globalSha256),
-      items.map((x) => JSON.stringify(x.manifest.filters)),
-      tables.map((t) => t.id),
-      tables.map((t) => t.name),
-      tables.map((t) => t.rowCount),
-      tables.map((t) => t.sha256),
-      tables.map((t) => t.ord),
-    ],
+      [
+        items.map((x) => x.manifest.manifestId),
+        items.map((x) => x.manifest.filters.deviceId),
+        items.map((x) => x.mac),
+        items.map((x) => x.manifest.generatedAt),
+        items.map((x) => x.manifest.expiresAt),
+        items.map((x) => x.manifest.schemaVersion),
+        items.map((x) => x.manifest.globalSha256),
+        items.map((x) => JSON.stringify(x.manifest.filters)),
+        tables.map((t) => t.id),
+        tables.map((t) => t.name),
+        tables.map((t) => t.rowCount),
+        tables.map((t) => t.sha256),
+        tables.map((t) => t.ord),
+      ],
+    ),
   );
 }
 

@@ -2,7 +2,7 @@
 import { to as copyTo } from 'pg-copy-streams';
 import type { TableDigest } from '../../contract/canonical.ts';
 import { columnList, orderBy, type TableDef } from '../../contract/tables.ts';
-import type { PoolClient, Queryable } from '../../platform/db.ts';
+import { prepared, type PoolClient, type Queryable } from '../../platform/db.ts';
 import { deviceFromRow, type Device, type DeviceRow } from '../model.ts';
 import { acceptedHashesSql } from './devices.ts';
 import { scopeSelectSql, scopeVersionSql } from './snapshot.ts';
@@ -114,11 +114,14 @@ export async function startPieceFetches(
   inputs: readonly PieceFetchStart[],
 ): Promise<string[]> {
   const { rows } = await db.query<{ id: string; manifest_id: string; mac: string; pieces_requested: number }>(
-    `INSERT INTO sync_piece_fetches (manifest_id, mac, status, pieces_requested)
+    prepared(
+      'start-piece-fetches',
+      `INSERT INTO sync_piece_fetches (manifest_id, mac, status, pieces_requested)
      SELECT manifest_id, mac, 'started', requested
        FROM unnest($1::text[], $2::text[], $3::int[]) AS v(manifest_id, mac, requested)
      RETURNING id, manifest_id, mac, pieces_requested`,
-    [inputs.map((i) => i.manifestId), inputs.map((i) => i.mac), inputs.map((i) => i.requested)],
+      [inputs.map((i) => i.manifestId), inputs.map((i) => i.mac), inputs.map((i) => i.requested)],
+    ),
   );
   // RETURNING promises no order: each fetch takes a row by what it wrote (identical fetches
   // in one batch may swap rows, which are identical too).

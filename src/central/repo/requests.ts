@@ -1,5 +1,5 @@
 /** The `sync_requests` audit trail. */
-import type { Queryable } from '../../platform/db.ts';
+import { prepared, type Queryable } from '../../platform/db.ts';
 import { deviceFromRow, type Device, type DeviceRow } from '../model.ts';
 import { acceptedHashesSql } from './devices.ts';
 import { scopeVersionSql } from './snapshot.ts';
@@ -61,7 +61,9 @@ export async function startRequests(
   const { rows } = await db.query<
     { request_id: string; secret_hashes: string[] | null; scope_version: string } & Partial<DeviceRow>
   >(
-    `WITH v AS (
+    prepared(
+      'start-requests',
+      `WITH v AS (
        SELECT v.*, row_number() OVER (PARTITION BY mac, remote_addr, schema_version, software_version ORDER BY ord) AS n
          FROM unnest($1::text[], $2::text[], $3::integer[], $4::text[]) WITH ORDINALITY
                 AS v(mac, remote_addr, schema_version, software_version, ord)),
@@ -82,12 +84,13 @@ export async function startRequests(
        LEFT JOIN locations l ON l.id = d.location_id
        LEFT JOIN device_credentials c ON c.device_id = d.id
       ORDER BY v.ord`,
-    [
-      inputs.map((x) => x.mac),
-      inputs.map((x) => x.remoteAddr),
-      inputs.map((x) => x.schemaVersion ?? null),
-      inputs.map((x) => x.softwareVersion ?? null),
-    ],
+      [
+        inputs.map((x) => x.mac),
+        inputs.map((x) => x.remoteAddr),
+        inputs.map((x) => x.schemaVersion ?? null),
+        inputs.map((x) => x.softwareVersion ?? null),
+      ],
+    ),
   );
   return rows.map((row) => ({
     requestId: row.request_id,

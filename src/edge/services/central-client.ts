@@ -34,6 +34,25 @@ import type { Agent } from 'undici';
 import { AppError } from '../../platform/errors.ts';
 import { SOFTWARE_VERSION } from '../../platform/version.ts';
 
+/**
+ * The headers of every call an edge makes to Central (the fleet bench sends the same, so
+ * that Central answers it as it answers a real edge: zstd, the edge's model version).
+ */
+export function edgeRequestHeaders(
+  accept: string,
+  schemaVersion: number,
+  token: string | undefined,
+): Record<string, string> {
+  return {
+    'content-type': 'application/json',
+    accept,
+    'accept-encoding': 'zstd, gzip, deflate',
+    [SCHEMA_VERSION_HEADER]: String(schemaVersion),
+    [SOFTWARE_VERSION_HEADER]: SOFTWARE_VERSION,
+    ...(token ? { authorization: `Bearer ${token}` } : {}),
+  };
+}
+
 export interface CentralClientOptions {
   baseUrl: string;
   token: string | undefined;
@@ -138,12 +157,7 @@ export class CentralClient {
         const res = await fetch(endpoint(this.#opts.baseUrl, path), {
           method: 'POST',
           headers: {
-            'content-type': 'application/json',
-            accept,
-            'accept-encoding': 'zstd, gzip, deflate',
-            [SCHEMA_VERSION_HEADER]: String(this.#opts.schemaVersion),
-            [SOFTWARE_VERSION_HEADER]: SOFTWARE_VERSION,
-            ...(this.#opts.token ? { authorization: `Bearer ${this.#opts.token}` } : {}),
+            ...edgeRequestHeaders(accept, this.#opts.schemaVersion, this.#opts.token),
             ...traceHeaders,
           },
           body: JSON.stringify(body),

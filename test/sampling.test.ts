@@ -1,0 +1,77 @@
+/**
+ * The default sampler (platform/tracing.ts): a service that exports nothing records no
+ * span, yet its spans keep their ids, so log lines still carry a trace id and the edge's
+ * trace still reaches Central; a service that exports records every span, also under an
+ * edge whose traceparent says "not sampled". Tracing starts here with no exporter, as a
+ * service without a collector starts it, before pino is loaded.
+ */
+import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
+import { describe, it } from 'node:test';
+import { ROOT_CONTEXT, SpanKind, TraceFlags, trace } from '@opentelemetry/api';
+import { SamplingDecision } from '@opentelemetry/sdk-trace';
+import { samplerFromEnv, startTracing } from '../src/platform/tracing.ts';
+
+const tracing = await startTracing({ serviceName: 'dbupdate-test', env: {} });
+const { pino } = await import('pino');
+const { loggerOptions } = await import('../src/platform/logger.ts');
+const { startStep } = await import('../src/platform/step.ts');
+
+const TRACE_ID = '0af7651916cd43dd8448eb211c80319c';
+/** A context whose parent came over the wire with the given flags. */
+const remoteParent = (flags: TraceFlags) =>
+  trace.setSpanContext(ROOT_CONTEXT, {
+    traceId: TRACE_ID,
+    spanId: 'b7ad6b7169203331',
+    traceFlags: flags,
+    isRemote: true,
+  });
+const decide = (exporting: boolean, env: NodeJS.ProcessEnv, flags: TraceFlags) =>
+  samplerFromEnv(env, exporting).shouldSample(remoteParent(flags), TRACE_ID, 'POST', SpanKind.SERVER, {}, [])
+    .decision;
+
+describe('default sampler', () => {
+  it('records nothing when nothing exports, whatever the parent says', () => {
+    assert.equal(decide(false, {}, TraceFlags.SAMPLED), SamplingDecision.NOT_RECORD);
+    assert.equal(decide(false, {}, TraceFlags.NONE), SamplingDecision.NOT_RECORD);
+  });
+
+  it('records every span when exporting, also under an edge that marked its trace not sampled', () => {
+    assert.equal(decide(true, {}, TraceFlags.SAMPLED), SamplingDecision.RECORD_AND_SAMPLED);
+    assert.equal(decide(true, {}, TraceFlags.NONE), SamplingDecision.RECORD_AND_SAMPLED);
+  });
+
+  it('leaves a sampler the operator named as the specification says', () => {
+    const env = { OTEL_TRACES_SAMPLER: 'parentbased_always_on' };
+    assert.equal(decide(true, env, TraceFlags.NONE), SamplingDecision.NOT_RECORD);
+    assert.equal(decide(false, env, TraceFlags.SAMPLED), SamplingDecision.RECORD_AND_SAMPLED);
+  });
+
+  it('still gives every step a trace id and a span id, which its log lines carry', () => {
+    assert.equal(tracing.exporter, 'none');
+    const lines: Record<string, unknown>[] = [];
+    const log = pino(
+      { ...loggerOptions('dbupdate-test', 'info'), transport: undefined },
+      new Writable({
+        write(chunk: Buffer, _enc, done) {
+          for (const text of chunk.toString().split('\n').filter(Boolean))
+            lines.push(JSON.parse(text) as Record<string, unknown>);
+          done();
+        },
+      }),
+    );
+    const open = startStep(log, 'sync.request', { device: 'aa:bb:cc:dd:ee:ff' });
+    open.finish();
+    assert.equal(open.span.isRecording(), false);
+    const { traceId, spanId } = open.span.spanContext();
+    assert.match(traceId, /^[0-9a-f]{32}$/);
+    assert.notEqual(traceId, '0'.repeat(32));
+    assert.deepEqual(
+      lines.map((l) => [l.event, l.traceId, l.spanId]),
+      [
+        ['sync.request.start', traceId, spanId],
+        ['sync.request.finish', traceId, spanId],
+      ],
+    );
+  });
+});
