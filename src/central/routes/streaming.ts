@@ -46,7 +46,8 @@ export type StreamedAnswer = Pick<PreparedSync, 'progress' | 'complete'>;
 
 /**
  * Sends `body` as the answer, cuts a slow reader, and once the response closed calls
- * `complete` (which finishes the audit row), then `free` (which gives the slot back).
+ * `complete` (which closes the session, gives the slot back as soon as it did, and
+ * finishes the audit row), then `free` (the slot, should `complete` not have got there).
  */
 export function streamAnswer(
   reply: FastifyReply,

@@ -174,7 +174,7 @@ async function stages(r: SyncRequest): Promise<PreparedSync> {
       cache: r.deps.tableCache,
       tables: model.tables,
     };
-    return send(r, source, signed, known);
+    return send(r, source, signed, known, release);
   } catch (err) {
     await session?.rollback();
     const appErr = normalizeError(err, 'SNAPSHOT_FAILED');
@@ -228,8 +228,17 @@ async function createManifest(
   return { manifest, signature: signManifest(manifest, r.deps.signingKey) };
 }
 
-/** The body, and the one callback that closes the session if the body did not and finishes the audit. */
-function send(r: SyncRequest, source: BodySource, signed: Signed, device: Device): PreparedSync {
+/**
+ * The body, and the one callback that closes the session if the body did not, gives the
+ * slot back, and finishes the audit.
+ */
+function send(
+  r: SyncRequest,
+  source: BodySource,
+  signed: Signed,
+  device: Device,
+  release: (() => void) | undefined,
+): PreparedSync {
   const { manifest } = signed;
   const log = r.log.child({ manifestId: manifest.manifestId });
   const stats = newStreamStats();
@@ -244,6 +253,8 @@ function send(r: SyncRequest, source: BodySource, signed: Signed, device: Device
       const ok = sent && stats.complete && !err;
       const failure = ok ? undefined : (err ?? new Error('response aborted'));
       await source.session?.close(failure);
+      // The slot bounds sessions: it is free once the session is, not after the audit row.
+      release?.();
       const { metrics } = r.deps;
       metrics.bytesServed.inc(stats.bytes);
       metrics.bytesFromTableCache.inc(stats.bytesFromCache);

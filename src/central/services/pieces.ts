@@ -78,6 +78,7 @@ export async function preparePieces(deps: SyncDeps, input: PiecesInput): Promise
   const stats: Stats = { bytes: 0, fromCache: 0, sent: 0, gone: 0, complete: false };
   let device: Device | undefined;
   let session: SnapshotSession | undefined;
+  let release: (() => void) | undefined;
   const step = startStep(log, 'pieces.serve', { requested });
   const finish = async (status: 'served' | 'refused' | 'error' | 'aborted', err?: AppError) => {
     step.annotate({ sent: stats.sent, gone: stats.gone, bytes: stats.bytes });
@@ -117,7 +118,7 @@ export async function preparePieces(deps: SyncDeps, input: PiecesInput): Promise
     // no connection. Otherwise a slot and a fresh snapshot, as a snapshot request takes.
     let wanted = await wantedPieces(deps, undefined, model, found, want);
     if (!wanted?.every((w) => w.pieces && w.indexes.every((i) => w.inMemory.has(i)))) {
-      await input.admit();
+      release = await input.admit();
       const opened = await context.with(step.context, () =>
         deps.snapshots.open(device!, found.scopeVersion, log),
       );
@@ -132,6 +133,8 @@ export async function preparePieces(deps: SyncDeps, input: PiecesInput): Promise
       async complete(sent, err) {
         const ok = sent && stats.complete && !err;
         await session?.close(ok ? undefined : (err ?? new Error('response aborted')));
+        // The slot bounds sessions: it is free once the session is, not after the audit row.
+        release?.();
         deps.metrics.bytesServed.inc(stats.bytes);
         deps.metrics.bytesFromTableCache.inc(stats.fromCache);
         await finish(
