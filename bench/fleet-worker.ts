@@ -5,8 +5,9 @@
  * first-sync storm (each device's first request) and the steady state after it.
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import zlib from 'node:zlib';
 import { Value } from 'typebox/value';
-import { Agent, setGlobalDispatcher } from 'undici';
+import { Agent, request } from 'undici';
 import type { TableDigest } from '../src/contract/canonical.ts';
 import { DATA_MODEL } from '../src/contract/data-model.ts';
 import { toRuns } from '../src/contract/pieces.ts';
@@ -47,8 +48,38 @@ export const RETRY_ATTEMPTS = Value.Default(
 ) as number;
 
 const input = workerData as WorkerInput;
-// The global fetch of Node uses undici's global dispatcher; per worker thread.
-setGlobalDispatcher(new Agent({ connections: input.sockets, keepAliveTimeout: 30_000 }));
+const agent = new Agent({ connections: input.sockets, keepAliveTimeout: 30_000 });
+
+/**
+ * One call as an edge makes it, answered as text. undici's request rather than fetch, and
+ * the body decoded in one call: fetch's streams cost the simulator twice the CPU, which it
+ * shares with Central on this machine.
+ */
+async function post(path: string, accept: string, device: Device, body: unknown) {
+  const res = await request(`${input.base}${path}`, {
+    method: 'POST',
+    dispatcher: agent,
+    headers: edgeRequestHeaders(accept, DATA_MODEL.version, device.token),
+    body: JSON.stringify(body),
+  });
+  const raw = Buffer.from(await res.body.arrayBuffer());
+  const encoding = res.headers['content-encoding'];
+  const decoded =
+    encoding === 'zstd'
+      ? zlib.zstdDecompressSync(raw)
+      : encoding === 'gzip'
+        ? zlib.gunzipSync(raw)
+        : encoding === 'deflate'
+          ? zlib.inflateSync(raw)
+          : raw;
+  const retryAfter = res.headers['retry-after'];
+  return {
+    status: res.statusCode,
+    ok: res.statusCode >= 200 && res.statusCode < 300,
+    retryAfter: typeof retryAfter === 'string' ? retryAfter : undefined,
+    text: decoded.toString(),
+  };
+}
 const newPhase = (): PhaseStats => ({
   latencies: [],
   statuses: {},
@@ -77,15 +108,14 @@ async function fetchPieces(device: Device, manifest: Manifest, phase: PhaseStats
   const want: Record<string, [number, number][]> = {};
   for (const t of plan) if (t.load.length > 0) want[t.def.name] = toRuns(t.load);
   if (Object.keys(want).length > 0) {
-    const res = await fetch(`${input.base}/api/device-sync/pieces`, {
-      method: 'POST',
-      headers: edgeRequestHeaders(PIECES_MEDIA_TYPE, DATA_MODEL.version, device.token),
-      body: JSON.stringify({ mac: device.mac, manifestId: manifest.manifestId, want }),
+    const res = await post('/api/device-sync/pieces', PIECES_MEDIA_TYPE, device, {
+      mac: device.mac,
+      manifestId: manifest.manifestId,
+      want,
     });
-    const text = await res.text();
     phase.pieceFetches++;
     if (!res.ok) throw new Error(`pieces answered ${res.status}`);
-    phase.bytes += text.length;
+    phase.bytes += res.text.length;
   }
   for (const t of plan)
     if (t.mode !== 'keep') device.held.set(t.def.name, { tableSha256: t.expected.sha256, pieces: t.pieces });
@@ -94,28 +124,22 @@ async function fetchPieces(device: Device, manifest: Manifest, phase: PhaseStats
 /** One attempt; true when the device holds the manifest's data afterwards. */
 async function syncOnce(device: Device, phase: PhaseStats): Promise<boolean> {
   const started = performance.now();
-  // As an edge of this release asks: zstd first, its model version, its software version.
-  const headers = (accept: string) => edgeRequestHeaders(accept, DATA_MODEL.version, device.token);
   let status: string;
   try {
-    const res = await fetch(`${input.base}/api/device-sync/request`, {
-      method: 'POST',
-      headers: headers(SNAPSHOT_MEDIA_TYPE),
-      body: JSON.stringify({
-        mac: device.mac,
-        knownGlobalSha256: device.known,
-        ...(pieces && device.tables
-          ? { pieces: true, knownTables: Object.fromEntries(device.tables.map((t) => [t.name, t.sha256])) }
-          : pieces
-            ? { pieces: true }
-            : {}),
-      }),
+    const res = await post('/api/device-sync/request', SNAPSHOT_MEDIA_TYPE, device, {
+      mac: device.mac,
+      knownGlobalSha256: device.known,
+      ...(pieces && device.tables
+        ? { pieces: true, knownTables: Object.fromEntries(device.tables.map((t) => [t.name, t.sha256])) }
+        : pieces
+          ? { pieces: true }
+          : {}),
     });
-    const text = await res.text();
+    const { text } = res;
     // A refusal is counted with its code (OVERLOADED, RATE_LIMITED; a balancer's own page has none).
     const code = res.ok ? undefined : /"code":"([A-Z_]+)"/.exec(text)?.[1];
     status = code ? `${res.status} ${code}` : String(res.status);
-    device.retryAfterMs = Number(res.headers.get('retry-after') ?? 0) * 1000;
+    device.retryAfterMs = Number(res.retryAfter ?? 0) * 1000;
     phase.statuses[status] = (phase.statuses[status] ?? 0) + 1;
     if (!res.ok) {
       phase.latencies.push(performance.now() - started);
@@ -130,22 +154,23 @@ async function syncOnce(device: Device, phase: PhaseStats): Promise<boolean> {
     else phase.unchanged++;
     device.known = manifest.globalSha256;
     device.tables = manifest.tables;
-    await fetch(`${input.base}/api/device-sync/ack`, {
-      method: 'POST',
-      headers: headers('application/json'),
-      body: JSON.stringify({
-        manifestId: manifest.manifestId,
-        mac: device.mac,
-        status: 'Success',
-        localCounts: Object.fromEntries(manifest.tables.map((t) => [t.name, t.rowCount])),
-        localChecksums: Object.fromEntries(manifest.tables.map((t) => [t.name, t.sha256])),
-        durationMs: 1,
-        error: null,
-      }),
-    }).then((r) => r.arrayBuffer());
+    await post('/api/device-sync/ack', 'application/json', device, {
+      manifestId: manifest.manifestId,
+      mac: device.mac,
+      status: 'Success',
+      localCounts: Object.fromEntries(manifest.tables.map((t) => [t.name, t.rowCount])),
+      localChecksums: Object.fromEntries(manifest.tables.map((t) => [t.name, t.sha256])),
+      durationMs: 1,
+      error: null,
+    });
     return true;
   } catch (err) {
-    // undici says "fetch failed"; the cause says why (ECONNRESET, ECONNREFUSED, a timeout).
+    // undici's errors carry a code (ECONNRESET, ECONNREFUSED, UND_ERR_SOCKET), or a cause that does.
+    const own = (err as { code?: unknown }).code;
+    if (typeof own === 'string') {
+      phase.statuses[`error:${own}`] = (phase.statuses[`error:${own}`] ?? 0) + 1;
+      return false;
+    }
     const cause = (err as Error & { cause?: { code?: string; message?: string } }).cause;
     const key = `error:${cause?.code ?? cause?.message ?? (err as Error).message}`;
     phase.statuses[key] = (phase.statuses[key] ?? 0) + 1;
