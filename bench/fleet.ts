@@ -68,7 +68,9 @@ async function postgresCpu(postmaster: number): Promise<number> {
   for (const entry of await readdir('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
-    if (stat.split(') ')[1]?.split(' ')[1] === String(postmaster)) total += await cpuSeconds(Number(entry));
+    // A backend may exit between the two reads (ESRCH): what it used is then in the postmaster's children.
+    if (stat.split(') ')[1]?.split(' ')[1] === String(postmaster))
+      total += await cpuSeconds(Number(entry)).catch(() => 0);
   }
   return total;
 }
