@@ -166,13 +166,11 @@ async function syncOnce(device: Device, phase: PhaseStats): Promise<boolean> {
     return true;
   } catch (err) {
     // undici's errors carry a code (ECONNRESET, ECONNREFUSED, UND_ERR_SOCKET), or a cause that does.
-    const own = (err as { code?: unknown }).code;
-    if (typeof own === 'string') {
-      phase.statuses[`error:${own}`] = (phase.statuses[`error:${own}`] ?? 0) + 1;
-      return false;
-    }
-    const cause = (err as Error & { cause?: { code?: string; message?: string } }).cause;
-    const key = `error:${cause?.code ?? cause?.message ?? (err as Error).message}`;
+    const { code, cause, message } = err as Error & {
+      code?: string;
+      cause?: { code?: string; message?: string };
+    };
+    const key = `error:${code ?? cause?.code ?? cause?.message ?? message}`;
     phase.statuses[key] = (phase.statuses[key] ?? 0) + 1;
     return false;
   }

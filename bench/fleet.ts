@@ -56,21 +56,34 @@ const usersPerLocation = Math.max(1, Math.min(10_000, Number(values['users-per-l
 /** Extra Central settings, `--env KEY=VALUE` (repeatable). */
 const extraEnv = Object.fromEntries(values.env.map((kv) => kv.split(/=(.*)/s).slice(0, 2)));
 
-/** CPU seconds of a process; with `children`, also of the children it has waited for. */
-async function cpuSeconds(pid: number, children = false): Promise<number> {
-  const f = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
+/** The fields of /proc/<pid>/stat after the command (field 3 onwards), or none if it is gone. */
+async function procStat(pid: number | string): Promise<string[] | undefined> {
+  const text = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
+  return text?.split(') ')[1]?.split(' ');
+}
+/** CPU seconds in stat fields; with `children`, also of the children the process has waited for. */
+function cpuOfStat(f: string[], children = false): number {
   const own = Number(f[11]) + Number(f[12]);
   return (own + (children ? Number(f[13]) + Number(f[14]) : 0)) / 100;
 }
-/** PostgreSQL's CPU: the postmaster, its live backends, and the ones that exited. */
+async function cpuSeconds(pid: number): Promise<number> {
+  const f = await procStat(pid);
+  if (!f) throw new Error(`process ${pid} is gone`);
+  return cpuOfStat(f);
+}
+/**
+ * PostgreSQL's CPU: the postmaster, its live backends, and the ones that exited. Each
+ * backend's stat is read once: one that exits meanwhile is counted in the postmaster's
+ * children instead.
+ */
 async function postgresCpu(postmaster: number): Promise<number> {
-  let total = await cpuSeconds(postmaster, true);
+  const own = await procStat(postmaster);
+  if (!own) throw new Error(`PostgreSQL (${postmaster}) is gone`);
+  let total = cpuOfStat(own, true);
   for (const entry of await readdir('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
-    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
-    // A backend may exit between the two reads (ESRCH): what it used is then in the postmaster's children.
-    if (stat.split(') ')[1]?.split(' ')[1] === String(postmaster))
-      total += await cpuSeconds(Number(entry)).catch(() => 0);
+    const f = await procStat(entry);
+    if (f?.[1] === String(postmaster)) total += cpuOfStat(f);
   }
   return total;
 }
