@@ -14,6 +14,7 @@ import { createLogger, loggerOptions, type Logger } from '../platform/logger.ts'
 import { migrate, type Migration } from '../platform/migrate.ts';
 import type { DataModel } from '../contract/data-model.ts';
 import { ServedModels } from './services/versions.ts';
+import { OwnRowReader } from './services/own-rows.ts';
 import { SnapshotSource } from './services/snapshot-source.ts';
 import { stopOnSignal } from '../platform/lifecycle.ts';
 import { centralApp } from './app.ts';
@@ -48,12 +49,14 @@ function syncDeps(
   metrics: CentralMetrics,
   models: ServedModels,
   shared: SharedLimits | undefined,
+  ownRows: OwnRowReader,
 ): SyncDeps {
   return {
     models,
     pool,
     audit: createAuditStore(pool),
     snapshots,
+    ownRows,
     manifestTtlSeconds: config.MANIFEST_TTL_SECONDS,
     metrics,
     signingKey: config.signingKey,
@@ -123,7 +126,15 @@ export async function buildCentral(
       ? undefined
       : createPool(url, { max: config.MAX_CONCURRENT_SNAPSHOTS, applicationName: 'central-snapshots' }),
   );
-  app.addHook('onClose', () => Promise.all(snapshotPools.map((p) => p?.end())).then(() => undefined));
+  // One connection of its own (each batch sets its session's COPY settings and device ids),
+  // on the primary: one small statement per batch, and no replica to fail over from.
+  const ownRowPool = createPool(config.CENTRAL_DATABASE_URL, {
+    max: 1,
+    applicationName: 'central-own-rows',
+  });
+  app.addHook('onClose', () =>
+    Promise.all([...snapshotPools, ownRowPool].map((p) => p?.end())).then(() => undefined),
+  );
   const metrics = options.metrics ?? new CentralMetrics({ defaults: false });
   const snapshots = new SnapshotSource(snapshotPools[0]!, snapshotPools[1], metrics);
   const shared = config.RATE_LIMIT_REDIS_URL
@@ -132,7 +143,7 @@ export async function buildCentral(
   if (shared) app.addHook('onClose', () => shared.close());
   metrics.observeFleet(() => fleetCounts(pool));
   await app.register(fp(centralApp), {
-    sync: syncDeps(config, pool, snapshots, metrics, models, shared),
+    sync: syncDeps(config, pool, snapshots, metrics, models, shared, new OwnRowReader(ownRowPool)),
     expectedMigration: migrations.at(-1)?.id ?? 0,
     slots: {
       max: config.MAX_CONCURRENT_SNAPSHOTS,

@@ -123,4 +123,7 @@ export function orderBy(def: TableDef): string {
  * Session settings under which COPY text output is what the canonicalizer expects
  * (timestamps in UTC with ISO style). Both sides apply them inside their transaction.
  */
-export const COPY_SESSION_SETTINGS_SQL = "SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'";
+export const COPY_SESSION_SETTINGS = Object.freeze({ TimeZone: 'UTC', DateStyle: 'ISO, YMD' });
+export const COPY_SESSION_SETTINGS_SQL = Object.entries(COPY_SESSION_SETTINGS)
+  .map(([name, value]) => `SET LOCAL ${name} = '${value}'`)
+  .join('; ');

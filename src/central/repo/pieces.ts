@@ -18,12 +18,14 @@ export interface ManifestForPieces {
   secretHashes: readonly string[];
 }
 
-export async function findManifestForPieces(
+/** The manifests of `ids` (one statement for a batch of piece fetches), in their order. */
+export async function findManifestsForPieces(
   db: Queryable,
-  manifestId: string,
-): Promise<ManifestForPieces | undefined> {
+  ids: readonly string[],
+): Promise<(ManifestForPieces | undefined)[]> {
   const { rows } = await db.query<
     Partial<DeviceRow> & {
+      manifest_id: string;
       header_mac: string;
       expires_at: Date;
       schema_version: number;
@@ -32,7 +34,7 @@ export async function findManifestForPieces(
       scope_version: string;
     }
   >(
-    `SELECT h.mac::text AS header_mac, h.expires_at, h.schema_version,
+    `SELECT h.manifest_id, h.mac::text AS header_mac, h.expires_at, h.schema_version,
             (SELECT json_agg(json_build_object('name', m.table_name, 'rowCount', m.row_count, 'sha256', m.sha256)
                              ORDER BY m.table_order)
                FROM sync_manifests m WHERE m.manifest_id = h.manifest_id) AS tables,
@@ -43,20 +45,23 @@ export async function findManifestForPieces(
        LEFT JOIN devices d ON d.id = h.device_id
        LEFT JOIN locations l ON l.id = d.location_id
        LEFT JOIN device_credentials c ON c.device_id = h.device_id
-      WHERE h.manifest_id = $1::text`,
-    [manifestId],
+      WHERE h.manifest_id = ANY($1::text[])`,
+    [ids],
   );
-  const row = rows[0];
-  if (!row) return undefined;
-  return {
-    mac: row.header_mac,
-    expiresAt: row.expires_at,
-    schemaVersion: row.schema_version,
-    tables: (row.tables ?? []).map((t) => ({ ...t, rowCount: Number(t.rowCount) })),
-    device: row.id ? deviceFromRow(row as DeviceRow) : undefined,
-    scopeVersion: row.scope_version,
-    secretHashes: row.secret_hashes ?? [],
-  };
+  const byId = new Map(rows.map((row) => [row.manifest_id, row]));
+  return ids.map((id) => {
+    const row = byId.get(id);
+    if (!row) return undefined;
+    return {
+      mac: row.header_mac,
+      expiresAt: row.expires_at,
+      schemaVersion: row.schema_version,
+      tables: (row.tables ?? []).map((t) => ({ ...t, rowCount: Number(t.rowCount) })),
+      device: row.id ? deviceFromRow(row as DeviceRow) : undefined,
+      scopeVersion: row.scope_version,
+      secretHashes: row.secret_hashes ?? [],
+    };
+  });
 }
 
 /** The key columns against a tab-joined key held in a transaction-local setting. */

@@ -5,7 +5,13 @@
  */
 import { to as copyTo } from 'pg-copy-streams';
 import type { PoolClient, Queryable } from '../../platform/db.ts';
-import { columnList, orderBy, type TableDef, type TableName } from '../../contract/tables.ts';
+import {
+  columnList,
+  COPY_SESSION_SETTINGS,
+  orderBy,
+  type TableDef,
+  type TableName,
+} from '../../contract/tables.ts';
 import type { Device } from '../model.ts';
 
 const COMPANY = "current_setting('dbupdate.company_id')::uuid";
@@ -60,4 +66,37 @@ export async function scopeVersion(db: Queryable, device: Device): Promise<strin
     [device.locationId, device.id],
   );
   return rows[0]!.version;
+}
+
+/** The COPY settings as SQL conditions: true only in a session that has them all. */
+const copySettingsHold = Object.entries(COPY_SESSION_SETTINGS)
+  .map(([name, value]) => `current_setting('${name}') = '${value}'`)
+  .join(' AND ');
+
+/**
+ * Sets, for this session (not a transaction: a batch reads in one statement), the COPY
+ * settings and the devices whose own rows `copyOwnRows` reads next.
+ */
+export async function setOwnRowIds(client: PoolClient, ids: readonly string[]): Promise<void> {
+  const settings = Object.entries(COPY_SESSION_SETTINGS).map(
+    ([name, value]) => `set_config('${name}', '${value}', false)`,
+  );
+  await client.query(`SELECT ${settings.join(', ')}, set_config('dbupdate.device_ids', $1, false)`, [
+    ids.join(','),
+  ]);
+}
+
+/**
+ * COPY text of the devices' own rows (the `devices` part of each one's scope), in key
+ * order, each line ending in one more field: the row's xmin. Rows are read only while the
+ * settings hold (a pooler that moved the statement to another connection reads none).
+ */
+export function copyOwnRows(client: PoolClient, def: TableDef): NodeJS.ReadableStream {
+  const ids = "string_to_array(current_setting('dbupdate.device_ids'), ',')::uuid[]";
+  return client.query(
+    copyTo(
+      `COPY (SELECT ${columnList(def)}, xmin FROM devices WHERE id = ANY(${ids}) AND ${copySettingsHold}
+              ORDER BY ${orderBy(def)}) TO STDOUT`,
+    ),
+  );
 }

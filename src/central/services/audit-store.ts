@@ -16,8 +16,10 @@ import {
   type CheckedHeader,
 } from '../repo/manifests.ts';
 import {
+  findManifestsForPieces,
   finishPieceFetches,
   startPieceFetches,
+  type ManifestForPieces,
   type PieceFetchOutcome,
   type PieceFetchStart,
 } from '../repo/pieces.ts';
@@ -36,12 +38,14 @@ export interface AuditStore {
   findManifestHeader(manifestId: string): Promise<CheckedHeader | undefined>;
   insertAckOnce(ack: AckBody, mac: string): Promise<AckResponse>;
   startPieceFetch(fetch: PieceFetchStart): Promise<string>;
+  /** Not an audit write, but as small and as frequent: the manifest a piece fetch names. */
+  findManifestForPieces(manifestId: string): Promise<ManifestForPieces | undefined>;
   finishPieceFetch(id: string, outcome: PieceFetchOutcome): Promise<void>;
 }
 
 /**
- * One statement of a kind in flight at most, for up to 256 requests: the seven kinds hold
- * seven of the pool's connections at most, whatever the load. Runs of a kind start 10 ms
+ * One statement of a kind in flight at most, for up to 256 requests: the eight kinds hold
+ * eight of the pool's connections at most, whatever the load. Runs of a kind start 10 ms
  * apart at the closest, so a busy Central sends each kind at most 100 times a second (an
  * idle one still runs an item at once); an answer waits 20 ms at most for it.
  */
@@ -67,12 +71,14 @@ export function createAuditStore(pool: Pool, options: BatcherOptions = AUDIT_BAT
     (items: readonly PieceFetchStart[]) => startPieceFetches(pool, items),
     options,
   );
+  const forPieces = new Batcher((ids: readonly string[]) => findManifestsForPieces(pool, ids), options);
   const fetchOutcomes = new Batcher(async (items: readonly { id: string; outcome: PieceFetchOutcome }[]) => {
     await finishPieceFetches(pool, items);
     return none(items);
   }, options);
   return {
     startPieceFetch: (fetch) => fetchStarts.add(fetch),
+    findManifestForPieces: (manifestId) => forPieces.add(manifestId),
     finishPieceFetch: (id, outcome) => fetchOutcomes.add({ id, outcome }),
     startRequest: (origin) => requests.add(origin),
     insertManifest: (manifest, mac) => manifests.add({ manifest, mac }),

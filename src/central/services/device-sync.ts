@@ -28,16 +28,23 @@ import { openRequestAudit, outcomeForError, type RequestAudit } from './request-
 import type { SnapshotSession } from './snapshot-session.ts';
 import type { SnapshotSource } from './snapshot-source.ts';
 import { newStreamStats, snapshotBody, type BodySource } from './snapshot.ts';
-import { answerFromCaches, piecesInSession, scopeDigests, type Held } from './scope-cache.ts';
+import {
+  answerFromCaches,
+  answerWithOwnRow,
+  piecesInSession,
+  scopeDigests,
+  type Held,
+} from './scope-cache.ts';
+import type { OwnRowReader } from './own-rows.ts';
 import type { ReportedVersions, ServedModels } from './versions.ts';
 import type { TableCache } from './table-cache.ts';
 
 export interface SyncDeps {
-  /** Short queries: the batches of `audit`, and the piece fetches' manifest lookups. */
+  /** Short queries: the batches of `audit`, health and the admin API. */
   pool: Pool;
   /**
-   * Request rows, manifests, outcomes, the headers acks are checked against, acks and
-   * piece-fetch rows: batched on `pool`.
+   * Request rows, manifests, outcomes, the headers acks are checked against, acks,
+   * piece-fetch rows and the manifests piece fetches name: batched on `pool`.
    */
   audit: AuditStore;
   /**
@@ -46,6 +53,11 @@ export interface SyncDeps {
    * connection (pool deadlock).
    */
   snapshots: SnapshotSource;
+  /**
+   * Devices' own rows, many in one statement, for a device whose neighbours' shared tables
+   * are already hashed: no snapshot session.
+   */
+  ownRows: OwnRowReader;
   manifestTtlSeconds: number;
   metrics: CentralMetrics;
   signingKey: SigningKey;
@@ -132,11 +144,21 @@ async function stages(r: SyncRequest): Promise<PreparedSync> {
       tables: body.knownTables,
       pieces: body.pieces === true,
     };
-    const cached = await step(r.log, 'scope.check', { deviceId: known.id }, (open) =>
+    let cached = await step(r.log, 'scope.check', { deviceId: known.id }, (open) =>
       answerFromCaches(r.deps, known, model, scopeVersion, held, open),
     );
-    // A slot bounds the answers that stream rows; an unchanged one streams none.
-    const release = cached?.rows !== false ? await r.input.admit() : undefined;
+    // A slot bounds the answers that read or stream rows; an unchanged one does neither.
+    let release = cached?.rows !== false ? await r.input.admit() : undefined;
+    if (!cached) {
+      cached = await step(r.log, 'scope.own_row', { deviceId: known.id }, (open) =>
+        answerWithOwnRow(r.deps, known, model, scopeVersion, held, open),
+      );
+      // Its row is read: an answer that sends none needs the slot no longer.
+      if (cached?.rows === false) {
+        release?.();
+        release = undefined;
+      }
+    }
     let tables = cached?.tables;
     let pieces = cached?.pieces;
     if (!tables) {

@@ -20,7 +20,7 @@ import type { Logger } from '../../platform/logger.ts';
 import { startStep } from '../../platform/step.ts';
 import { iterateInContext } from '../../platform/tracing.ts';
 import { requireMac, type Device } from '../model.ts';
-import { copyPieceRange, findManifestForPieces, type ManifestForPieces } from '../repo/pieces.ts';
+import { copyPieceRange, type ManifestForPieces } from '../repo/pieces.ts';
 import { checkCredential } from './credentials.ts';
 import type { PreparedSync, SyncDeps } from './device-sync.ts';
 import { spendDeviceBudget } from './limits.ts';
@@ -74,6 +74,9 @@ export async function preparePieces(deps: SyncDeps, input: PiecesInput): Promise
     (n, runs) => n + runs.reduce((m, [from, to]) => m + Math.max(0, to - from + 1), 0),
     0,
   );
+  // The audit row and the manifest's lookup go in their own batches, side by side.
+  const lookup = deps.audit.findManifestForPieces(manifestId);
+  lookup.catch(() => {}); // awaited below, once the audit row exists to record its failure
   const fetchId = await deps.audit.startPieceFetch({ manifestId, mac, requested });
   const stats: Stats = { bytes: 0, fromCache: 0, sent: 0, gone: 0, complete: false };
   let device: Device | undefined;
@@ -99,7 +102,7 @@ export async function preparePieces(deps: SyncDeps, input: PiecesInput): Promise
       });
   };
   try {
-    const found = await findManifestForPieces(deps.pool, manifestId);
+    const found = await lookup;
     if (!found) throw new AppError('MANIFEST_NOT_FOUND', `no manifest ${manifestId}`);
     if (deps.requireCredential)
       await checkCredential(deps.credentials, found.secretHashes, input.authorization);

@@ -4,7 +4,7 @@
  * sent, by content. And, in a session, its digests computed with as little reading as the
  * caches allow (the tables a location's devices share are hashed once per scope version).
  */
-import { globalSha256, type TableDigest } from '../../contract/canonical.ts';
+import { globalSha256, TableHasher, type TableDigest } from '../../contract/canonical.ts';
 import type { DataModel } from '../../contract/data-model.ts';
 import { PieceCutter, type Piece } from '../../contract/pieces.ts';
 import type { TableDef } from '../../contract/tables.ts';
@@ -14,6 +14,7 @@ import type { CentralMetrics } from '../metrics.ts';
 import type { Device } from '../model.ts';
 import { DigestCache } from './digest-cache.ts';
 import { computeDigests } from './snapshot.ts';
+import type { OwnRow, OwnRowReader } from './own-rows.ts';
 import type { TableCache } from './table-cache.ts';
 
 export interface ScopeCaches {
@@ -118,17 +119,26 @@ export async function answerFromCaches(
   open: OpenStep,
 ): Promise<CachedAnswer | undefined> {
   const digests = caches.digestCache.get(DigestCache.key(device, version, model.version));
-  if (!digests) return undefined;
+  const answer = digests && answerFromDigests(caches, digests, held, open);
+  if (answer) caches.metrics.digestCache.inc({ result: 'hit' });
+  return answer;
+}
+
+/** The answer for `digests` from the table cache; undefined when rows or pieces it needs are not there. */
+function answerFromDigests(
+  caches: ScopeCaches,
+  digests: TableDigest[],
+  held: Held,
+  open: OpenStep,
+): CachedAnswer | undefined {
   if (held.pieces) {
     // No rows are sent: the pieces lists are all the manifest needs.
     const pieces = lackedPieces(caches, digests, held);
     if (!pieces) return undefined;
-    caches.metrics.digestCache.inc({ result: 'hit' });
     open.annotate({ cache: 'hit', pieces: true });
     return { tables: digests, pinned: new Map(), rows: false, pieces };
   }
   if (held.global === globalSha256(digests)) {
-    caches.metrics.digestCache.inc({ result: 'hit' });
     open.annotate({ cache: 'hit', unchanged: true });
     return { tables: digests, pinned: new Map(), rows: false };
   }
@@ -139,9 +149,61 @@ export async function answerFromCaches(
     if (!rows) return undefined;
     pinned.set(t.name, rows);
   }
-  caches.metrics.digestCache.inc({ result: 'hit' });
   open.annotate({ cache: 'hit', rowsFromCache: true });
   return { tables: digests, pinned, rows: true };
+}
+
+/**
+ * The answer for a device whose location's shared tables are hashed at its scope version
+ * (a neighbour synced at it), completed with its own row read in a batch (OwnRowReader)
+ * instead of a snapshot session. Undefined, and the caller opens a session, when the
+ * shared digests or pieces are not cached, or the row read is not the version the request
+ * saw (the row changed since, or a replica has not caught up).
+ */
+export async function answerWithOwnRow(
+  caches: ScopeCaches & { ownRows: OwnRowReader },
+  device: Device,
+  model: DataModel,
+  version: string,
+  held: Held,
+  open: OpenStep,
+): Promise<CachedAnswer | undefined> {
+  const shared = caches.digestCache.getShared(DigestCache.sharedKey(device, version, model.version));
+  // Without every piece the device lacks of the shared tables, a session is needed anyway.
+  if (!shared || (held.pieces && !lackedPieces(caches, shared, held))) return undefined;
+  const def = model.tables.find((d) => d.name === 'devices')!;
+  let row: OwnRow | undefined;
+  try {
+    row = await caches.ownRows.read(device.id, def);
+  } catch {
+    // A failed read costs nothing but the session it was to save.
+    open.annotate({ ownRow: 'failed' });
+    return undefined;
+  }
+  const same = row?.xmin === version.split(':')[1];
+  open.annotate({ ownRow: !row ? 'missing' : same ? 'read' : 'changed' });
+  if (!row || !same) return undefined;
+  const own = digestText(caches, def, row.line);
+  const digests = model.tables.map((d) => (d === def ? own : shared.find((t) => t.name === d.name)!));
+  caches.digestCache.set(DigestCache.key(device, version, model.version), digests);
+  const answer = answerFromDigests(caches, digests, held, open);
+  if (answer) caches.metrics.digestCache.inc({ result: 'own_row' });
+  return answer;
+}
+
+/** The digest of one table's COPY text, its pieces and rows kept by content as a digest pass keeps them. */
+function digestText(caches: ScopeCaches, def: TableDef, text: Buffer): TableDigest {
+  const hasher = new TableHasher(def);
+  const keep = caches.tableCache.pieceKeeper();
+  const cutter = new PieceCutter(def, (piece, rows) => keep(def.name, piece, rows));
+  hasher.write(text);
+  cutter.write(text);
+  const digest = hasher.digest();
+  caches.tableCache.setPieces(digest, cutter.end());
+  const rows = caches.tableCache.collect(digest);
+  rows?.add(text);
+  rows?.keep();
+  return digest;
 }
 
 /** The device's per-table counts and hashes in its session: from the caches while its scope version holds. */
