@@ -40,7 +40,7 @@ export async function singleTopology(): Promise<Topology> {
   const cluster = await startEmbeddedCluster({
     dataDir: dir,
     name: 'pg',
-    settings: ['shared_preload_libraries=pg_stat_statements'],
+    settings: ['shared_preload_libraries=pg_stat_statements', 'pg_stat_statements.track_planning=on'],
   });
   const url = await cluster.createDatabase('central');
   const pool = createPool(url, { applicationName: 'fleet', max: 8 });

@@ -183,12 +183,13 @@ async function statementsReset(pool: Topology['pool']) {
     );
   return async () => {
     if (!ok) return undefined;
-    const { rows } = await pool.query<{ calls: string; ms: number; query: string }>(
+    const { rows } = await pool.query<{ calls: string; ms: number; plan: number; query: string }>(
       `SELECT calls, round(total_exec_time::numeric, 0)::float8 AS ms,
+              round(total_plan_time::numeric, 0)::float8 AS plan,
               regexp_replace(left(query, 90), '[[:space:]]+', ' ', 'g') AS query
-         FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 8`,
+         FROM pg_stat_statements ORDER BY total_exec_time + total_plan_time DESC LIMIT 10`,
     );
-    return rows.map((r) => `${r.ms} ms / ${r.calls} calls: ${r.query}`);
+    return rows.map((r) => `${r.ms} ms + ${r.plan} ms planning / ${r.calls} calls: ${r.query}`);
   };
 }
 

@@ -34,7 +34,9 @@ export async function findManifestsForPieces(
       scope_version: string;
     }
   >(
-    `SELECT h.manifest_id, h.mac::text AS header_mac, h.expires_at, h.schema_version,
+    prepared(
+      'manifests-for-pieces',
+      `SELECT h.manifest_id, h.mac::text AS header_mac, h.expires_at, h.schema_version,
             (SELECT json_agg(json_build_object('name', m.table_name, 'rowCount', m.row_count, 'sha256', m.sha256)
                              ORDER BY m.table_order)
                FROM sync_manifests m WHERE m.manifest_id = h.manifest_id) AS tables,
@@ -46,7 +48,8 @@ export async function findManifestsForPieces(
        LEFT JOIN locations l ON l.id = d.location_id
        LEFT JOIN device_credentials c ON c.device_id = h.device_id
       WHERE h.manifest_id = ANY($1::text[])`,
-    [ids],
+      [ids],
+    ),
   );
   const byId = new Map(rows.map((row) => [row.manifest_id, row]));
   return ids.map((id) => {
