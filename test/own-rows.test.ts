@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { CentralMetrics } from '../src/central/metrics.ts';
 import { deviceFromRow, type Device, type DeviceRow } from '../src/central/model.ts';
-import { scopeVersion, setScope, copyScopedTable } from '../src/central/repo/snapshot.ts';
+import { copyScopedTable, setScopeAndReadVersion } from '../src/central/repo/snapshot.ts';
 import { DigestCache } from '../src/central/services/digest-cache.ts';
 import { OwnRowReader } from '../src/central/services/own-rows.ts';
 import { answerWithOwnRow, scopeDigests } from '../src/central/services/scope-cache.ts';
@@ -60,8 +60,7 @@ describe("devices' own rows", () => {
   ): Promise<{ version: string; digests: TableDigest[]; devicesText: string }> {
     const session = await SnapshotSession.open(db.pool);
     try {
-      await setScope(session.client, device);
-      const version = await scopeVersion(session.client, device);
+      const version = await setScopeAndReadVersion(session.client, device);
       const digests = await scopeDigests(c, session.client, device, DATA_MODEL, version, noStep);
       let devicesText = '';
       for await (const chunk of copyScopedTable(session.client, tableDef('devices'))) devicesText += chunk;

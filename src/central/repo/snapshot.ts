@@ -30,13 +30,24 @@ const SCOPE: Record<TableName, string> = {
   devices: `id = ${DEVICE}`,
 };
 
+const SET_SCOPE = `set_config('dbupdate.company_id', $1::text, true),
+                   set_config('dbupdate.location_id', $2::text, true),
+                   set_config('dbupdate.device_id', $3::text, true)`;
+
 export async function setScope(client: PoolClient, device: Device): Promise<void> {
-  await client.query(
-    `SELECT set_config('dbupdate.company_id', $1::text, true),
-            set_config('dbupdate.location_id', $2::text, true),
-            set_config('dbupdate.device_id', $3::text, true)`,
+  await client.query(`SELECT ${SET_SCOPE}`, [device.companyId, device.locationId, device.id]);
+}
+
+/**
+ * `setScope` and the scope version the transaction sees, in one round trip (a first-sync
+ * storm opens thousands of sessions, and waits on each one's round trips while it holds a slot).
+ */
+export async function setScopeAndReadVersion(client: PoolClient, device: Device): Promise<string> {
+  const { rows } = await client.query<{ version: string }>(
+    `SELECT ${SET_SCOPE}, ${scopeVersionSql('$2::uuid', '$3::uuid')} AS version`,
     [device.companyId, device.locationId, device.id],
   );
+  return rows[0]!.version;
 }
 
 export function scopeSelectSql(def: TableDef): string {

@@ -13,7 +13,7 @@ import type { Logger } from '../../platform/logger.ts';
 import { step } from '../../platform/step.ts';
 import type { CentralMetrics } from '../metrics.ts';
 import type { Device } from '../model.ts';
-import { scopeVersion, setScope } from '../repo/snapshot.ts';
+import { setScopeAndReadVersion } from '../repo/snapshot.ts';
 import { SnapshotSession } from './snapshot-session.ts';
 
 export type ReadReason = 'primary' | 'replica' | 'replica_behind' | 'replica_down' | 'replica_failed';
@@ -35,10 +35,7 @@ export function replicaBehind(primary: string, replica: string): boolean {
   return Number(rl) < Number(pl) || (rl === pl && rx !== px);
 }
 
-async function scoped(session: SnapshotSession, device: Device): Promise<string> {
-  await setScope(session.client, device);
-  return scopeVersion(session.client, device);
-}
+const scoped = (session: SnapshotSession, device: Device) => setScopeAndReadVersion(session.client, device);
 
 export class SnapshotSource {
   readonly #primary: Pool;
