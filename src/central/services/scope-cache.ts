@@ -158,7 +158,7 @@ function answerFromDigests(
  * (a neighbour synced at it), completed with its own row read in a batch (OwnRowReader)
  * instead of a snapshot session. Undefined, and the caller opens a session, when the
  * shared digests or pieces are not cached, or the row read is not the version the request
- * saw (the row changed since, or a replica has not caught up).
+ * saw (the row changed since).
  */
 export async function answerWithOwnRow(
   caches: ScopeCaches & { ownRows: OwnRowReader },
