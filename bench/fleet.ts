@@ -135,6 +135,7 @@ function summarizeMetrics(text: string, before: string) {
     snapshotSessions: sum('dbupdate_central_snapshot_sessions_total'),
     digestCache: {
       hit: sum('dbupdate_central_digest_cache_total', 'result="hit"'),
+      ownRow: sum('dbupdate_central_digest_cache_total', 'result="own_row"'),
       shared: sum('dbupdate_central_digest_cache_total', 'result="shared"'),
       miss: sum('dbupdate_central_digest_cache_total', 'result="miss"'),
     },
