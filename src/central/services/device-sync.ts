@@ -147,7 +147,8 @@ async function stages(r: SyncRequest): Promise<PreparedSync> {
     let cached = await step(r.log, 'scope.check', { deviceId: known.id }, (open) =>
       answerFromCaches(r.deps, known, model, scopeVersion, held, open),
     );
-    // A slot bounds the answers that read or stream rows; an unchanged one does neither.
+    // A slot bounds the answers that read or stream rows; an unchanged one does neither. Own-row
+    // reads take one too, though batched: without it a storm overloaded Central (docs/scaling.md).
     let release = cached?.rows !== false ? await r.input.admit() : undefined;
     if (!cached) {
       cached = await step(r.log, 'scope.own_row', { deviceId: known.id }, (open) =>
