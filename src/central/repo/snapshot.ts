@@ -84,17 +84,16 @@ const copySettingsHold = Object.entries(COPY_SESSION_SETTINGS)
   .map(([name, value]) => `current_setting('${name}') = '${value}'`)
   .join(' AND ');
 
+const SET_OWN_ROW_IDS = `SELECT ${Object.entries(COPY_SESSION_SETTINGS)
+  .map(([name, value]) => `set_config('${name}', '${value}', false)`)
+  .join(', ')}, set_config('dbupdate.device_ids', $1, false)`;
+
 /**
  * Sets, for this session (not a transaction: a batch reads in one statement), the COPY
  * settings and the devices whose own rows `copyOwnRows` reads next.
  */
 export async function setOwnRowIds(client: PoolClient, ids: readonly string[]): Promise<void> {
-  const settings = Object.entries(COPY_SESSION_SETTINGS).map(
-    ([name, value]) => `set_config('${name}', '${value}', false)`,
-  );
-  await client.query(`SELECT ${settings.join(', ')}, set_config('dbupdate.device_ids', $1, false)`, [
-    ids.join(','),
-  ]);
+  await client.query(SET_OWN_ROW_IDS, [ids.join(',')]);
 }
 
 /**

@@ -35,8 +35,6 @@ export function replicaBehind(primary: string, replica: string): boolean {
   return Number(rl) < Number(pl) || (rl === pl && rx !== px);
 }
 
-const scoped = (session: SnapshotSession, device: Device) => setScopeAndReadVersion(session.client, device);
-
 export class SnapshotSource {
   readonly #primary: Pool;
   readonly #replica: Pool | undefined;
@@ -68,7 +66,7 @@ export class SnapshotSource {
     let replicaVersion: string;
     try {
       session = await this.#breaker.execute(() => SnapshotSession.open(replica));
-      replicaVersion = await scoped(session, device);
+      replicaVersion = await setScopeAndReadVersion(session.client, device);
       if (!replicaBehind(primaryVersion, replicaVersion))
         return this.#opened(session, replicaVersion, 'replica');
       await session.rollback();
@@ -122,7 +120,7 @@ export class SnapshotSource {
   async #onPrimary(device: Device, reason: ReadReason): Promise<OpenedSnapshot> {
     const session = await SnapshotSession.open(this.#primary);
     try {
-      return this.#opened(session, await scoped(session, device), reason);
+      return this.#opened(session, await setScopeAndReadVersion(session.client, device), reason);
     } catch (err) {
       await session.close(err as Error);
       throw err;
