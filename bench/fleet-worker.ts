@@ -13,7 +13,12 @@ import { DATA_MODEL } from '../src/contract/data-model.ts';
 import { toRuns } from '../src/contract/pieces.ts';
 import { EdgeConfigSchema } from '../src/edge/config.ts';
 import { edgeRequestHeaders } from '../src/edge/services/central-client.ts';
-import { PIECES_MEDIA_TYPE, SNAPSHOT_MEDIA_TYPE, type Manifest } from '../src/contract/wire.ts';
+import {
+  INLINE_PIECES_HEADER,
+  PIECES_MEDIA_TYPE,
+  SNAPSHOT_MEDIA_TYPE,
+  type Manifest,
+} from '../src/contract/wire.ts';
 import type { HeldPieces } from '../src/edge/repo/pieces.ts';
 import { planLoad } from '../src/edge/services/sync-plan.ts';
 
@@ -27,6 +32,8 @@ export interface WorkerInput {
   warm: boolean;
   /** `pieces`: as edges of this release (manifest, then the changed pieces); `stream`: rows in the answer. */
   protocol: 'pieces' | 'stream';
+  /** With pieces: a device that holds nothing asks for its pieces in the answer, as edges of this release do. */
+  inline: boolean;
 }
 
 export interface PhaseStats {
@@ -35,6 +42,8 @@ export interface PhaseStats {
   withRows: number;
   unchanged: number;
   bytes: number;
+  /** The same, as they came over the wire (compressed). */
+  wireBytes: number;
   /** Calls of /pieces (pieces protocol). */
   pieceFetches: number;
   /** Syncs that failed on every attempt of the edge's retry budget (the device then waits an interval). */
@@ -55,11 +64,17 @@ const agent = new Agent({ connections: input.sockets, keepAliveTimeout: 30_000 }
  * the body decoded in one call: fetch's streams cost the simulator twice the CPU, which it
  * shares with Central on this machine.
  */
-async function post(path: string, accept: string, device: Device, body: unknown) {
+async function post(
+  path: string,
+  accept: string,
+  device: Device,
+  body: unknown,
+  extraHeaders: Record<string, string> = {},
+) {
   const res = await request(`${input.base}${path}`, {
     method: 'POST',
     dispatcher: agent,
-    headers: edgeRequestHeaders(accept, DATA_MODEL.version, device.token),
+    headers: { ...edgeRequestHeaders(accept, DATA_MODEL.version, device.token), ...extraHeaders },
     body: JSON.stringify(body),
   });
   const raw = Buffer.from(await res.body.arrayBuffer());
@@ -78,6 +93,7 @@ async function post(path: string, accept: string, device: Device, body: unknown)
     ok: res.statusCode >= 200 && res.statusCode < 300,
     retryAfter: typeof retryAfter === 'string' ? retryAfter : undefined,
     text: decoded.toString(),
+    wireBytes: raw.length,
   };
 }
 const newPhase = (): PhaseStats => ({
@@ -86,6 +102,7 @@ const newPhase = (): PhaseStats => ({
   withRows: 0,
   unchanged: 0,
   bytes: 0,
+  wireBytes: 0,
   pieceFetches: 0,
   exhausted: 0,
 });
@@ -116,9 +133,16 @@ async function fetchPieces(device: Device, manifest: Manifest, phase: PhaseStats
     phase.pieceFetches++;
     if (!res.ok) throw new Error(`pieces answered ${res.status}`);
     phase.bytes += res.text.length;
+    phase.wireBytes += res.wireBytes;
   }
   for (const t of plan)
     if (t.mode !== 'keep') device.held.set(t.def.name, { tableSha256: t.expected.sha256, pieces: t.pieces });
+}
+
+/** A device that holds nothing and was sent every piece inline now holds the manifest's. */
+function keepPieces(device: Device, manifest: Manifest) {
+  for (const t of planLoad(manifest, DATA_MODEL, device.tables, device.held))
+    device.held.set(t.def.name, { tableSha256: t.expected.sha256, pieces: t.pieces });
 }
 
 /** One attempt; true when the device holds the manifest's data afterwards. */
@@ -126,15 +150,22 @@ async function syncOnce(device: Device, phase: PhaseStats): Promise<boolean> {
   const started = performance.now();
   let status: string;
   try {
-    const res = await post('/api/device-sync/request', SNAPSHOT_MEDIA_TYPE, device, {
-      mac: device.mac,
-      knownGlobalSha256: device.known,
-      ...(pieces && device.tables
-        ? { pieces: true, knownTables: Object.fromEntries(device.tables.map((t) => [t.name, t.sha256])) }
-        : pieces
-          ? { pieces: true }
-          : {}),
-    });
+    const holdsNothing = !device.tables;
+    const res = await post(
+      '/api/device-sync/request',
+      SNAPSHOT_MEDIA_TYPE,
+      device,
+      {
+        mac: device.mac,
+        knownGlobalSha256: device.known,
+        ...(pieces && device.tables
+          ? { pieces: true, knownTables: Object.fromEntries(device.tables.map((t) => [t.name, t.sha256])) }
+          : pieces
+            ? { pieces: true }
+            : {}),
+      },
+      pieces && input.inline && holdsNothing ? { [INLINE_PIECES_HEADER]: '1' } : {},
+    );
     const { text } = res;
     // A refusal is counted with its code (OVERLOADED, RATE_LIMITED; a balancer's own page has none).
     const code = res.ok ? undefined : /"code":"([A-Z_]+)"/.exec(text)?.[1];
@@ -146,8 +177,15 @@ async function syncOnce(device: Device, phase: PhaseStats): Promise<boolean> {
       return false;
     }
     phase.bytes += text.length;
-    const manifest = (JSON.parse(text.slice(0, text.indexOf('\n'))) as { manifest: Manifest }).manifest;
-    if (pieces && manifest.rowsIncluded) await fetchPieces(device, manifest, phase);
+    phase.wireBytes += res.wireBytes;
+    const nl = text.indexOf('\n');
+    const manifest = (JSON.parse(text.slice(0, nl)) as { manifest: Manifest }).manifest;
+    // Pieces follow the manifest when Central sent them inline (a piece frame, not the end line).
+    const inline = text.startsWith('{"table"', nl + 1);
+    if (pieces && manifest.rowsIncluded) {
+      if (inline) keepPieces(device, manifest);
+      else await fetchPieces(device, manifest, phase);
+    }
     // To the last byte of the rows, whichever call brought them.
     phase.latencies.push(performance.now() - started);
     if (manifest.rowsIncluded) phase.withRows++;

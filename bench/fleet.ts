@@ -1,7 +1,7 @@
 /**
  * `npm run fleet [-- --devices 1000 --interval 300 --seconds 120 --churn 2 --workers 1
  * --users-per-location 40 --sockets 4000 --env KEY=VALUE --topology single|scale-out --centrals 2
- * --kill-one-at S --protocol pieces|stream]`: Central (one process on embedded PostgreSQL, or scaled out on Debian's
+ * --kill-one-at S --protocol pieces|stream --no-inline]`: Central (one process on embedded PostgreSQL, or scaled out on Debian's
  * engines: bench/fleet-topology.ts) and a simulated fleet in worker threads
  * (bench/fleet-worker.ts), all on loopback. Each device syncs on its own schedule, offering the global hash it holds;
  * Central's data changes by one user edit every `--churn` seconds (0: never). Reports per
@@ -38,6 +38,8 @@ const { values } = parseArgs({
     warm: { type: 'boolean', default: false },
     /** `pieces` (edges of this release) or `stream` (older edges: rows in the answer). */
     protocol: { type: 'string', default: 'pieces' },
+    /** With pieces: devices that hold nothing do not ask for their pieces in the answer (edges before this release). */
+    'no-inline': { type: 'boolean', default: false },
     env: { type: 'string', multiple: true, default: [] },
     topology: { type: 'string', default: 'single' },
     centrals: { type: 'string', default: '2' },
@@ -117,6 +119,8 @@ function summarize(parts: PhaseStats[], wallSeconds: number) {
     statuses,
     latencyMs: { p50: Math.round(percentile(latencies, 0.5)), p99: Math.round(percentile(latencies, 0.99)) },
     mib: Math.round(parts.reduce((n, p) => n + p.bytes, 0) / 2 ** 20),
+    /** As sent, compressed. */
+    wireMib: Math.round(parts.reduce((n, p) => n + p.wireBytes, 0) / 2 ** 20),
   };
 }
 
@@ -144,6 +148,8 @@ function summarizeMetrics(text: string, before: string) {
       served: mean('dbupdate_central_snapshot_send_seconds', 'outcome="served"'),
       unchanged: mean('dbupdate_central_snapshot_send_seconds', 'outcome="unchanged"'),
     },
+    /** Pieces sent in the snapshot answer (no piece fetch). */
+    piecesInline: sum('dbupdate_central_pieces_total', 'result="inline"'),
     mibFromTableCache: Math.round(sum('dbupdate_central_table_cache_bytes_total') / 2 ** 20),
     mibServed: Math.round(sum('dbupdate_central_bytes_served_total') / 2 ** 20),
     snapshotReads: {
@@ -257,6 +263,7 @@ try {
       sockets: Math.max(1, Math.floor(Math.min(16_000, Number(values.sockets)) / workers)),
       warm: values.warm,
       protocol: values.protocol === 'stream' ? 'stream' : 'pieces',
+      inline: !values['no-inline'],
     };
     const worker = new Worker(new URL('./fleet-worker.ts', import.meta.url), { workerData: input });
     let onWarm = () => {};
@@ -328,6 +335,7 @@ try {
       {
         topology: values.topology,
         protocol: values.protocol,
+        inline: values.protocol !== 'stream' && !values['no-inline'],
         devices: fleet.length,
         intervalSeconds: intervalMs / 1000,
         seconds: Math.round(wall),

@@ -83,16 +83,17 @@ describe('the table cache', () => {
   });
 
   it('serves pieces cut in the digest pass from memory, without a session, and the edge loads exactly its scope', async () => {
-    const pieceFetches = () => metric(/^dbupdate_central_piece_fetches_total\{outcome="served"\} (\d+)/m);
+    const inline = () => metric(/^dbupdate_central_pieces_total\{result="inline"\} (\d+)/m);
     const reads = () => metric(/^dbupdate_central_snapshot_reads_total\{[^}]*\} (\d+)/m);
     for (const mac of pair) {
       const edge = await createTestDatabase('edge');
       edges.push(edge);
-      const [bytes0, fetches0, reads0] = [await fromCache(), await pieceFetches(), await reads()];
+      const [bytes0, inline0, reads0] = [await fromCache(), await inline(), await reads()];
       const result = await testSyncer(edge, api.url, mac, tokens.get(mac)!).run('cli');
       assert.equal(result.status, 'success', JSON.stringify(result.error));
       assert.ok(result.transfer!.piecesFetched > 0, 'the rows came as pieces');
-      assert.equal((await pieceFetches()) - fetches0, 1);
+      assert.equal(result.transfer!.fetches, 0, 'in the answer: the edge held nothing');
+      assert.equal((await inline()) - inline0, result.transfer!.piecesFetched);
       assert.equal(
         (await reads()) - reads0,
         0,

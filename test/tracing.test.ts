@@ -74,7 +74,12 @@ describe('tracing', () => {
     );
     const { mac, token } = await seedOneScope(central, 40);
     deviceMac = mac;
-    const api = await startCentral(central, {}, capture('central-db-update-api', centralLines));
+    // No inline pieces: the first sync then fetches its pieces, and that call is traced too.
+    const api = await startCentral(
+      central,
+      { INLINE_PIECES_KB: '0' },
+      capture('central-db-update-api', centralLines),
+    );
     cleanup.unshift(() => api[Symbol.asyncDispose]());
     const syncer = createSyncer(
       edgeConfig(edge, api.url, mac, token),

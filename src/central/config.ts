@@ -60,6 +60,8 @@ export const CentralConfigSchema = Type.Object({
   DIGEST_CACHE_ENTRIES: Type.Integer({ minimum: 1, maximum: 10_000_000, default: 100_000 }),
   /** Memory for table rows kept by content and served to every device whose scope holds the same (0: off). */
   TABLE_CACHE_MB: Type.Integer({ minimum: 0, maximum: 65_536, default: 64 }),
+  /** The most rows sent inline, after the manifest, to an edge that holds nothing (0: never). */
+  INLINE_PIECES_KB: Type.Integer({ minimum: 0, maximum: 16_384, default: 256 }),
   /** Device credentials kept verified in memory (a hash check each saved); about 200 bytes each. */
   CREDENTIAL_CACHE_ENTRIES: Type.Integer({ minimum: 1, maximum: 10_000_000, default: 100_000 }),
   /** How long a verified (or refused) credential is believed before it is checked again. */

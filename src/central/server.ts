@@ -63,6 +63,7 @@ function syncDeps(
     requireCredential: config.AUTH_MODE === 'credential',
     digestCache: new DigestCache(config.DIGEST_CACHE_ENTRIES),
     tableCache: new TableCache(config.TABLE_CACHE_MB * 2 ** 20),
+    inlinePiecesMaxBytes: config.INLINE_PIECES_KB * 1024,
     credentials: new CredentialVerifier({
       maxEntries: config.CREDENTIAL_CACHE_ENTRIES,
       ttlMs: config.CREDENTIAL_CACHE_SECONDS * 1000,

@@ -1,7 +1,7 @@
 /**
  * Reads the snapshot stream (docs/protocol.md) without holding it: frame lines are
  * parsed and validated, table rows are passed on as raw COPY text chunks that end
- * exactly at the table's last row. The consumer must drain each table's rows before
+ * exactly at the table's last row (and pieces sent inline, as the pieces stream's are). The consumer must drain each table's rows before
  * asking for the next item.
  */
 import { Value } from 'typebox/value';
@@ -17,10 +17,12 @@ import {
 
 export class SnapshotFormatError extends Error {}
 
+/** After the manifest, table frames and their end line, or pieces sent inline and theirs. */
 export type SnapshotItem =
   | { type: 'manifest'; manifest: Manifest; signature: ManifestSignature | undefined }
   | { type: 'table'; frame: TableFrame; rows: AsyncGenerator<Buffer> }
-  | { type: 'end'; frame: EndFrame };
+  | { type: 'end'; frame: EndFrame }
+  | PiecesItem;
 
 /** A manifest lists every piece of a changed scope: about 150 bytes per 256 rows. */
 const MAX_FRAME_BYTES = 16 << 20;
@@ -105,8 +107,12 @@ export async function* readSnapshot(
   if (!Value.Check(ManifestFrame, first)) throw new SnapshotFormatError('invalid manifest frame');
   yield { type: 'manifest', manifest: first.manifest, signature: first.signature };
 
-  for (;;) {
-    const frame = await stream.frameLine('table or end');
+  const next = await stream.frameLine('table, piece or end');
+  if (Value.Check(PieceFrame, next)) {
+    yield* piecesFrom(stream, next);
+    return;
+  }
+  for (let frame = next; ; frame = await stream.frameLine('table or end')) {
     if (Value.Check(EndFrame, frame)) {
       if (await stream.hasMore()) throw new SnapshotFormatError('data after the end frame');
       yield { type: 'end', frame };
@@ -128,8 +134,11 @@ export type PiecesItem =
 /** The pieces stream (docs/protocol.md, "Pieces"): piece frames and their rows, then an end line. */
 export async function* readPieces(source: AsyncIterable<Uint8Array | string>): AsyncGenerator<PiecesItem> {
   const stream = new StreamBuffer(source);
-  for (;;) {
-    const frame = await stream.frameLine('piece or end');
+  yield* piecesFrom(stream, await stream.frameLine('piece or end'));
+}
+
+async function* piecesFrom(stream: StreamBuffer, first: unknown): AsyncGenerator<PiecesItem> {
+  for (let frame = first; ; frame = await stream.frameLine('piece or end')) {
     if (Value.Check(PiecesEndFrame, frame)) {
       if (await stream.hasMore()) throw new SnapshotFormatError('data after the end frame');
       yield { type: 'end', frame };

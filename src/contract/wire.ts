@@ -16,6 +16,12 @@ export const SCHEMA_VERSION = 1;
  */
 export const SCHEMA_VERSION_HEADER = 'dbupdate-schema-version';
 export const SOFTWARE_VERSION_HEADER = 'dbupdate-software-version';
+/**
+ * Sent by an edge that holds nothing, with `pieces: true`: Central may send every piece in the
+ * answer, after the manifest (docs/protocol.md, "Inline pieces"). A header, not a body field, so
+ * that a Central of an earlier release, which refuses unknown fields, ignores it.
+ */
+export const INLINE_PIECES_HEADER = 'dbupdate-inline-pieces';
 
 /** Content type of the snapshot stream (see docs/protocol.md). */
 export const SNAPSHOT_MEDIA_TYPE = 'application/vnd.dbupdate.snapshot.v1';

@@ -10,6 +10,7 @@ import { Type } from 'typebox';
 import {
   AckBody,
   AckResponse,
+  INLINE_PIECES_HEADER,
   SNAPSHOT_MEDIA_TYPE,
   SyncRequestBody,
   storableText,
@@ -24,7 +25,7 @@ import { auditStatus } from '../services/request-audit.ts';
 import { bodyCarriesRows } from '../services/snapshot.ts';
 import { SnapshotSlots, type SlotOptions } from '../services/slots.ts';
 import { piecesSchema, servePieces } from './pieces.ts';
-import { bufferedBody, errors, streamAnswer } from './streaming.ts';
+import { bufferedBody, compressFrames, errors, streamAnswer } from './streaming.ts';
 import { reportedVersions } from '../services/versions.ts';
 
 declare module 'fastify' {
@@ -89,6 +90,7 @@ async function serveSnapshot(
   const prepared = await prepareSync(opts.sync, {
     body: request.body,
     reported: reportedVersions(request.headers),
+    inlinePieces: request.headers[INLINE_PIECES_HEADER] === '1',
     authorization: request.headers.authorization,
     remoteAddr: request.ip,
     log: request.log,
@@ -98,15 +100,31 @@ async function serveSnapshot(
     free();
     throw err;
   });
-  const body = bodyCarriesRows(prepared.manifest)
-    ? prepared.body
-    : await bufferedBody(prepared.body, prepared).catch((err: unknown) => {
-        free();
-        throw err;
-      });
+  let encoded: Record<string, string> = {};
+  let body: AsyncIterable<Buffer> | Buffer = prepared.body;
+  if (!bodyCarriesRows(prepared.manifest)) {
+    const chunks = await bufferedBody(prepared.body, prepared).catch((err: unknown) => {
+      free();
+      throw err;
+    });
+    if (!prepared.inlinePieces) body = Buffer.concat(chunks);
+    else {
+      // The manifest line (the body's first chunk), then the pieces: two frames.
+      const frames = [chunks[0]!, Buffer.concat(chunks.slice(1))];
+      const compressed = await compressFrames(frames, request.headers['accept-encoding']).catch(
+        async (err: unknown) => {
+          await prepared.complete(false, err as Error);
+          free();
+          throw err;
+        },
+      );
+      [body, encoded] = [compressed.payload, compressed.headers];
+    }
+  }
   streamAnswer(reply, body, prepared, opts.slowReader, free, {
     'content-type': SNAPSHOT_MEDIA_TYPE,
     'x-manifest-id': prepared.manifest.manifestId,
+    ...encoded,
   });
 }
 

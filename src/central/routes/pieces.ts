@@ -10,7 +10,7 @@ import { PIECES_MEDIA_TYPE, PiecesRequestBody } from '../../contract/wire.ts';
 import { preparePieces } from '../services/pieces.ts';
 import type { SnapshotSlots } from '../services/slots.ts';
 import type { DeviceSyncOptions } from './device-sync.ts';
-import { errors, streamAnswer } from './streaming.ts';
+import { errors, pickEncoding, streamAnswer, type Encoding } from './streaming.ts';
 
 export const piecesSchema = {
   tags: ['device-sync'],
@@ -49,13 +49,6 @@ export async function servePieces(
     'content-type': PIECES_MEDIA_TYPE,
     ...(encoding ? { 'content-encoding': encoding, vary: 'accept-encoding' } : {}),
   });
-}
-
-type Encoding = 'zstd' | 'gzip';
-
-function pickEncoding(accept: string | undefined): Encoding | undefined {
-  const offered = (accept ?? '').split(',').map((e) => e.trim().split(';')[0]);
-  return offered.includes('zstd') ? 'zstd' : offered.includes('gzip') ? 'gzip' : undefined;
 }
 
 /**

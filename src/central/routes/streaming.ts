@@ -1,6 +1,8 @@
 /** What the two streaming routes (snapshot and pieces) share: the error responses and the slow-reader cut. */
 import type { ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
+import { promisify } from 'node:util';
+import zlib from 'node:zlib';
 import type { FastifyReply } from 'fastify';
 import type { PreparedSync } from '../services/device-sync.ts';
 import { ErrorBody } from '../../contract/wire.ts';
@@ -81,18 +83,61 @@ export function streamAnswer(
 }
 
 /**
- * An answer without rows is a few frame lines made without I/O. Sent as one buffer it is
- * compressed in one call and goes out with a Content-Length in one write; as a stream it
- * would cost a compression stream per answer (a third of Central's CPU when most of a
- * fleet is up to date). `complete` is called here if making it fails.
+ * An answer without rows is a few frame lines made without I/O (and one with inline pieces,
+ * from memory, little more). Sent as one buffer it is compressed in one call and goes out
+ * with a Content-Length in one write; as a stream it would cost a compression stream per
+ * answer (a third of Central's CPU when most of a fleet is up to date). Its chunks, the
+ * manifest line first; `complete` is called here if making it fails.
  */
-export async function bufferedBody(body: AsyncIterable<Buffer>, answer: StreamedAnswer): Promise<Buffer> {
+export async function bufferedBody(body: AsyncIterable<Buffer>, answer: StreamedAnswer): Promise<Buffer[]> {
   try {
     const chunks: Buffer[] = [];
     for await (const chunk of body) chunks.push(chunk);
-    return Buffer.concat(chunks);
+    return chunks;
   } catch (err) {
     await answer.complete(false, err as Error);
     throw err;
   }
+}
+
+export type Encoding = 'zstd' | 'gzip';
+
+/** The encoding a streamed answer is compressed in by its route, from Accept-Encoding; undefined: none. */
+export function pickEncoding(accept: string | undefined): Encoding | undefined {
+  const offered = (accept ?? '').split(',').map((e) => e.trim().split(';')[0]);
+  return offered.includes('zstd') ? 'zstd' : offered.includes('gzip') ? 'gzip' : undefined;
+}
+
+const zstdOnce = promisify(zlib.zstdCompress);
+const gzipOnce = promisify(zlib.gzip);
+
+/**
+ * A buffered answer of rows (inline pieces, tens of KB), compressed here in one call per frame,
+ * off the event loop, rather than by @fastify/compress, which streams any payload above 8 KB on
+ * two cores: a zstd stream of unknown size at level 3 clears a window's worth of tables for
+ * each answer, and made a first sync cost Central more than the piece fetch it saved. Level 1
+ * with the size pledged sizes them to the frame (see routes/pieces.ts for level 1's ratio).
+ * Each of `frames` is a frame (zstd) or member (gzip) of its own, decodable once it arrived:
+ * the manifest is one, so that a cut among the pieces leaves the edge its manifest to resume.
+ */
+export async function compressFrames(
+  frames: readonly Buffer[],
+  accept: string | undefined,
+): Promise<{ payload: Buffer; headers: Record<string, string> }> {
+  const encoding = pickEncoding(accept);
+  if (!encoding) return { payload: Buffer.concat(frames), headers: {} };
+  const compressed = await Promise.all(
+    frames.map((frame) =>
+      encoding === 'zstd'
+        ? zstdOnce(frame, {
+            params: { [zlib.constants.ZSTD_c_compressionLevel]: 1 },
+            pledgedSrcSize: frame.length,
+          })
+        : gzipOnce(frame),
+    ),
+  );
+  return {
+    payload: Buffer.concat(compressed),
+    headers: { 'content-encoding': encoding, vary: 'accept-encoding' },
+  };
 }

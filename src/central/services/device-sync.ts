@@ -35,6 +35,7 @@ import {
   scopeDigests,
   type Held,
 } from './scope-cache.ts';
+import { inlinePieces } from './inline-pieces.ts';
 import type { OwnRowReader } from './own-rows.ts';
 import type { ReportedVersions, ServedModels } from './versions.ts';
 import type { TableCache } from './table-cache.ts';
@@ -64,6 +65,8 @@ export interface SyncDeps {
   digestCache: DigestCache;
   /** Table rows by content, shared by every device whose scope holds the same. */
   tableCache: TableCache;
+  /** The most bytes of rows sent inline to an edge that holds nothing (0: never). */
+  inlinePiecesMaxBytes: number;
   credentials: CredentialVerifier;
   limits: Limits;
   /** false in the lab-only MAC-only mode. */
@@ -76,6 +79,8 @@ export interface SyncInput {
   body: SyncRequestBody;
   /** What the edge said it runs (see reportedVersions); undefined when it did not say. */
   reported: ReportedVersions;
+  /** The edge asked for its pieces in the answer (INLINE_PIECES_HEADER). */
+  inlinePieces: boolean;
   authorization: string | undefined;
   remoteAddr: string | null;
   log: Logger;
@@ -91,6 +96,8 @@ export interface SyncInput {
 export interface PreparedSync {
   manifest: Manifest;
   body: AsyncIterable<Buffer>;
+  /** Every piece follows the manifest in the body (services/inline-pieces.ts). */
+  inlinePieces: boolean;
   /** Bytes of the body produced so far (only as fast as the client takes them). */
   readonly progress: { readonly bytes: number };
   /** Call once the response is closed; `sent` is true when every byte was handed to the client. */
@@ -196,6 +203,7 @@ async function stages(r: SyncRequest): Promise<PreparedSync> {
       pinned: cached?.pinned ?? new Map(),
       cache: r.deps.tableCache,
       tables: model.tables,
+      inline: wantsInline(r, held) && pieces ? inlinePieces(r.deps, model, pieces) : undefined,
     };
     return send(r, source, signed, known, release);
   } catch (err) {
@@ -204,6 +212,11 @@ async function stages(r: SyncRequest): Promise<PreparedSync> {
     await r.audit.finish({ ...outcomeForError(appErr), deviceId: device?.id ?? null });
     throw appErr;
   }
+}
+
+/** Inline pieces only for an edge that holds nothing: it loads every piece, in their order. */
+function wantsInline(r: SyncRequest, held: Held): boolean {
+  return r.input.inlinePieces && held.pieces && !held.global && !held.tables;
 }
 
 /**
@@ -270,6 +283,7 @@ function send(
   const body = snapshotBody(source, signed, stats, r.input.body.knownTables, log);
   return {
     manifest,
+    inlinePieces: source.inline !== undefined,
     body: iterateInContext(sending.context, body),
     progress: stats,
     async complete(sent, err) {
@@ -283,6 +297,7 @@ function send(
       metrics.bytesFromTableCache.inc(stats.bytesFromCache);
       if (ok && manifest.rowsIncluded)
         metrics.rowsServed.inc(manifest.tables.reduce((n, t) => n + t.rowCount, 0));
+      if (ok && source.inline) metrics.piecesServed.inc({ result: 'inline' }, source.inline.length);
       sending.annotate({ bytes: stats.bytes });
       sending.finish(failure);
       const status = ok ? (manifest.rowsIncluded ? 'served' : 'unchanged') : err ? 'error' : 'aborted';

@@ -37,7 +37,7 @@ export interface PiecesInput {
 }
 
 /** As a snapshot answer, without a manifest of its own. */
-export type PreparedPieces = Omit<PreparedSync, 'manifest'>;
+export type PreparedPieces = Omit<PreparedSync, 'manifest' | 'inlinePieces'>;
 
 interface Wanted {
   def: TableDef;

@@ -21,6 +21,7 @@ import type { Logger } from '../../platform/logger.ts';
 import { startStep } from '../../platform/step.ts';
 import { iterateInContext } from '../../platform/tracing.ts';
 import { copyScopedTable, scopeSelectSql } from '../repo/snapshot.ts';
+import { inlineLines, type InlinePiece } from './inline-pieces.ts';
 import type { SnapshotSession } from './snapshot-session.ts';
 import type { TableCache } from './table-cache.ts';
 
@@ -61,6 +62,8 @@ export interface BodySource {
   cache: TableCache;
   /** The edge's data-model version's tables and columns: Central's own, or their projection. */
   tables: readonly TableDef[];
+  /** With pieces: every piece of the manifest, sent after it (services/inline-pieces.ts). */
+  inline?: readonly InlinePiece[] | undefined;
 }
 
 export async function* snapshotBody(
@@ -100,7 +103,10 @@ export async function* snapshotBody(
         for await (const chunk of cached ?? readTable(source, def, expected, log)) yield emit(chunk);
       }
     }
-    yield emit(frame({ end: true, tables: rows ? source.tables.length : 0 }));
+    if (source.inline) {
+      for (const line of inlineLines(source.inline)) yield emit(line);
+      stats.bytesFromCache += source.inline.reduce((n, p) => n + p.rows.length, 0);
+    } else yield emit(frame({ end: true, tables: rows ? source.tables.length : 0 }));
     stats.complete = true;
     failure = undefined;
   } catch (err) {

@@ -1,5 +1,6 @@
 /**
- * Getting the pieces a plan loads. The usual way is one fetch read straight into the load:
+ * Getting the pieces a plan loads. The usual way is one fetch read straight into the load (or,
+ * on a first sync, the pieces Central sent in the snapshot answer, read the same way):
  * each piece checked against its id as it arrives, handed to COPY and kept in staging on the
  * way (written on another connection, so the load does not wait for it). If that fetch breaks
  * (a cut, a stall, a piece that fails its hash), the load is rolled back and the rest is
@@ -7,7 +8,12 @@
  * is valid; the load then reads every piece back from staging.
  */
 import { pieceId, toRuns } from '../../contract/pieces.ts';
-import { readPieces, SnapshotFormatError, type PiecesItem } from '../../contract/snapshot-reader.ts';
+import {
+  readPieces,
+  SnapshotFormatError,
+  type PiecesItem,
+  type SnapshotItem,
+} from '../../contract/snapshot-reader.ts';
 import type { Manifest } from '../../contract/wire.ts';
 import type { Pool } from '../../platform/db.ts';
 import { AppError } from '../../platform/errors.ts';
@@ -64,6 +70,8 @@ export class PieceTransfer {
   readonly #bad = new Map<string, number>();
   #body: AsyncGenerator<Uint8Array> | undefined;
   #items: AsyncGenerator<PiecesItem> | undefined;
+  /** `#items` are the pieces sent in the snapshot answer (its body is the sync's to close). */
+  #inline = false;
   #batch: StagedPiece[] = [];
   #batchBytes = 0;
   #writing: Promise<void> = Promise.resolve();
@@ -97,8 +105,17 @@ export class PieceTransfer {
     );
   }
 
-  /** Asks for every piece not staged; `rows` reads the answer as the load goes. */
-  async open(): Promise<void> {
+  /**
+   * Asks for every piece not staged; `rows` reads the answer as the load goes. Pieces Central
+   * sent inline are read instead when they are what the plan loads: every piece of every table
+   * (the edge asked for them holding nothing); staged copies are then not read back.
+   */
+  async open(inline?: AsyncGenerator<PiecesItem>): Promise<void> {
+    if (inline && this.#plan.every((t) => t.load.length === t.pieces.length)) {
+      this.#items = inline;
+      this.#inline = true;
+      return;
+    }
     const want = this.#wanted();
     if (Object.keys(want).length === 0) return;
     this.#checkExpiry();
@@ -116,7 +133,7 @@ export class PieceTransfer {
     const run: string[] = [];
     for (const j of t.load) {
       const piece = t.pieces[j]!;
-      if (this.#staged.has(piece.id) || !this.#items) {
+      if (!this.#items || (!this.#inline && this.#staged.has(piece.id))) {
         run.push(piece.id);
         if (run.length >= READ_BATCH) yield* this.#readBack(run.splice(0));
         continue;
@@ -140,6 +157,7 @@ export class PieceTransfer {
   /** Ends the fetch, if one is open, and writes what was verified to staging. */
   async close(): Promise<void> {
     this.#items = undefined;
+    this.#inline = false;
     await this.#body?.return(undefined).catch(() => undefined);
     this.#body = undefined;
     this.#flush();
@@ -302,6 +320,40 @@ export class PieceTransfer {
       yield data;
     }
   }
+}
+
+/**
+ * The pieces Central sent after the manifest (docs/protocol.md, "Inline pieces"), to be read
+ * as a piece fetch's answer (PieceTransfer.open); undefined, with the rest drained, when it
+ * sent none. After a piece frame, the reader yields only pieces and their end line.
+ */
+export async function inlinePieces(
+  items: AsyncGenerator<SnapshotItem>,
+): Promise<AsyncGenerator<PiecesItem> | undefined> {
+  let next: IteratorResult<SnapshotItem>;
+  try {
+    next = await items.next();
+  } catch (err) {
+    // Cut after the manifest: the transfer meets the error as a cut fetch, and resumes by /pieces.
+    return failing(err);
+  }
+  if (next.done) return undefined;
+  const first = next.value;
+  if (first.type !== 'piece') {
+    for await (const _ of items) {
+      /* to the end frame, which the reader checks */
+    }
+    return undefined;
+  }
+  return (async function* () {
+    yield first;
+    yield* items as AsyncGenerator<PiecesItem>;
+  })();
+}
+
+async function* failing(err: unknown): AsyncGenerator<PiecesItem> {
+  yield* [];
+  throw err;
 }
 
 function asTransferError(err: unknown): unknown {

@@ -11,7 +11,7 @@ import { verifyManifest } from '../../contract/signing.ts';
 import { readSnapshot, SnapshotFormatError, type SnapshotItem } from '../../contract/snapshot-reader.ts';
 import type { DataModel } from '../../contract/data-model.ts';
 import { COPY_SESSION_SETTINGS_SQL } from '../../contract/tables.ts';
-import { storableText, type AckBody, type Manifest } from '../../contract/wire.ts';
+import { INLINE_PIECES_HEADER, storableText, type AckBody, type Manifest } from '../../contract/wire.ts';
 import type { Pool, PoolClient } from '../../platform/db.ts';
 import { AppError, normalizeError } from '../../platform/errors.ts';
 import type { Logger } from '../../platform/logger.ts';
@@ -43,7 +43,7 @@ import {
   KEPT_TABLES_BROKEN,
 } from './sync-checks.ts';
 import { counted, loadPlan, type Transfer } from './sync-load.ts';
-import { PieceTransfer } from './piece-transfer.ts';
+import { inlinePieces, PieceTransfer } from './piece-transfer.ts';
 import { planLoad, type TablePlan, type TransferStats } from './sync-plan.ts';
 import { heldPieces, replaceHeldPieces } from '../repo/pieces.ts';
 import type { EdgeMetrics } from '../metrics.ts';
@@ -179,7 +179,7 @@ export class Syncer {
       const unchanged =
         !manifest.rowsIncluded || (a.offerHeld && manifest.globalSha256 === a.state.lastGlobalSha256);
       if (unchanged) return await this.#recordUnchanged(a, manifest, items, mlog);
-      await drain(items);
+      const inline = await inlinePieces(items);
       const plan = await step(mlog, 'sync.plan', {}, () => this.#plan(a, manifest));
       const transfer = new PieceTransfer(
         {
@@ -199,7 +199,7 @@ export class Syncer {
       try {
         await step(mlog, 'sync.fetch', {}, async () => {
           await transfer.prepare();
-          await transfer.open();
+          await transfer.open(inline);
         });
         applied = await this.#applyResuming(a, manifest, plan, transfer, mlog);
       } finally {
@@ -263,17 +263,19 @@ export class Syncer {
 
   /** The snapshot stream, up to its signed manifest. */
   async #pull(a: Attempt): Promise<{ manifest: Manifest; items: AsyncGenerator<SnapshotItem> }> {
+    const known = a.offerHeld ? (a.state.lastGlobalSha256 ?? null) : null;
     a.body = await step(a.log, 'sync.pull', {}, () =>
       this.#deps.central.requestSnapshot(
         {
           mac: this.#deps.mac,
-          knownGlobalSha256: a.offerHeld ? (a.state.lastGlobalSha256 ?? null) : null,
+          knownGlobalSha256: known,
           pieces: true,
           ...(a.held
             ? { knownTables: Object.fromEntries(a.held.tables.map((t) => [t.name, t.sha256])) }
             : {}),
         },
-        {},
+        // Offering nothing, it loads every piece: they may as well come in this answer.
+        known === null && !a.held ? { [INLINE_PIECES_HEADER]: '1' } : {},
         Date.now() + this.#deps.deadlineMs,
       ),
     );
