@@ -1,8 +1,8 @@
 /**
  * Reads the snapshot stream (docs/protocol.md) without holding it: frame lines are
  * parsed and validated, table rows are passed on as raw COPY text chunks that end
- * exactly at the table's last row (and pieces sent inline, as the pieces stream's are). The consumer must drain each table's rows before
- * asking for the next item.
+ * exactly at the table's last row (pieces sent inline, as the pieces stream's are).
+ * The consumer must drain each table's rows before asking for the next item.
  */
 import { Value } from 'typebox/value';
 import {
