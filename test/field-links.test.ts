@@ -4,48 +4,27 @@
  * through the loopback link simulator (scripts/lib/link.ts) and the fault proxy.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { startLink } from '../scripts/lib/link.ts';
-import { startCentral, seedOneScope, type RunningCentral } from './helpers/central.ts';
-import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
+import { oneScopeCentral, startCentral } from './helpers/central.ts';
+import type { TestDatabase } from './helpers/db.ts';
 import { centralScopeRows, edgeRows, testSyncer } from './helpers/edge.ts';
 import { startFaultProxy, type FaultProxy } from './helpers/proxy.ts';
 
 const USERS = 3000;
 
 describe('field links: pieces, resume and deltas', () => {
-  let centralDb: TestDatabase;
-  let central: RunningCentral;
-  let mac: string;
-  let token: string;
-  const edges: TestDatabase[] = [];
-  const newEdge = async () => {
-    const db = await createTestDatabase('edge');
-    edges.push(db);
-    return db;
-  };
-
-  before(async () => {
-    centralDb = await createTestDatabase('central');
-    ({ mac, token } = await seedOneScope(centralDb, USERS));
-    // Every test syncs the one device many times a minute.
-    central = await startCentral(centralDb, { RATE_LIMIT_PER_DEVICE_PER_MINUTE: '100000' });
-  });
-
-  after(async () => {
-    await central?.[Symbol.asyncDispose]();
-    for (const db of edges) await db[Symbol.asyncDispose]();
-    await centralDb?.[Symbol.asyncDispose]();
-  });
+  // Every test syncs the one device many times a minute.
+  const scope = oneScopeCentral(USERS, { RATE_LIMIT_PER_DEVICE_PER_MINUTE: '100000' });
 
   it('resumes a transfer cut at 90 % and loads exactly what a clean sync loads', async () => {
-    const { port } = new URL(central.url);
+    const { port } = new URL(scope.central.url);
     const target = { host: '127.0.0.1', port: Number(port) };
     // 2 Mbit/s: an LTE downlink, which the edge keeps up with.
     const cleanLink = await startLink(target, { bitsPerSecond: 2_000_000, latencyMs: 5 });
-    const cleanDb = await newEdge();
-    const clean = await testSyncer(cleanDb, cleanLink.url, mac, token).run('cli');
+    const cleanDb = await scope.newEdge();
+    const clean = await testSyncer(cleanDb, cleanLink.url, scope.mac, scope.token).run('cli');
     await cleanLink.close();
     assert.equal(clean.status, 'success', JSON.stringify(clean.error));
     assert.equal(clean.transfer?.fetches, 1);
@@ -56,8 +35,8 @@ describe('field links: pieces, resume and deltas', () => {
       latencyMs: 5,
       cutAtBytes: [Math.floor(cleanBytes * 0.9)],
     });
-    const cutDb = await newEdge();
-    const resumed = await testSyncer(cutDb, cutLink.url, mac, token).run('cli');
+    const cutDb = await scope.newEdge();
+    const resumed = await testSyncer(cutDb, cutLink.url, scope.mac, scope.token).run('cli');
     await cutLink.close();
     assert.equal(resumed.status, 'success', JSON.stringify(resumed.error));
     assert.equal(cutLink.cuts, 1, 'the link was cut once');
@@ -67,7 +46,7 @@ describe('field links: pieces, resume and deltas', () => {
     const total = clean.transfer!.piecesFetched;
     assert.equal(resumed.transfer?.piecesFetched, total, 'every piece fetched once, none twice');
     assert.deepEqual(await edgeRows(cutDb.pool), await edgeRows(cleanDb.pool));
-    assert.deepEqual(await edgeRows(cutDb.pool), await centralScopeRows(centralDb.pool, mac));
+    assert.deepEqual(await edgeRows(cutDb.pool), await centralScopeRows(scope.centralDb.pool, scope.mac));
     assert.deepEqual(resumed.tables, clean.tables);
     // At this size (200 KB) what a cut loses is mostly what was in the HTTP client's queue, which
     // a broken body discards; bench:link measures the ratio at 100,000 users.
@@ -77,7 +56,7 @@ describe('field links: pieces, resume and deltas', () => {
     );
     const staged = await cutDb.pool.query('SELECT count(*)::int AS n FROM edge_staged_pieces');
     assert.equal(staged.rows[0].n, 0, 'staging is empty once the pieces are loaded');
-    const audited = await centralDb.pool.query(
+    const audited = await scope.centralDb.pool.query(
       `SELECT status, pieces_sent FROM sync_piece_fetches WHERE manifest_id = $1 ORDER BY id`,
       [resumed.manifestId],
     );
@@ -88,7 +67,7 @@ describe('field links: pieces, resume and deltas', () => {
   it('restarts cleanly when the manifest expires mid-transfer, keeping the pieces it had', async () => {
     // A Central whose manifests live 10 s, behind a 100 kbit/s link cut once most of the way:
     // by the time the edge would resume, its manifest has expired.
-    await using shortLived = await startCentral(centralDb, {
+    await using shortLived = await startCentral(scope.centralDb, {
       RATE_LIMIT_PER_DEVICE_PER_MINUTE: '100000',
       MANIFEST_TTL_SECONDS: '10',
     });
@@ -97,15 +76,15 @@ describe('field links: pieces, resume and deltas', () => {
       { host: '127.0.0.1', port: Number(port) },
       { bitsPerSecond: 0, latencyMs: 0 },
     );
-    const probeDb = await newEdge();
-    assert.equal((await testSyncer(probeDb, probe.url, mac, token).run('cli')).status, 'success');
+    const probeDb = await scope.newEdge();
+    assert.equal((await testSyncer(probeDb, probe.url, scope.mac, scope.token).run('cli')).status, 'success');
     await probe.close();
     const slow = await startLink(
       { host: '127.0.0.1', port: Number(port) },
       { bitsPerSecond: 100_000, latencyMs: 0, cutAtBytes: [Math.floor(probe.bytesDown * 0.8)] },
     );
-    const db = await newEdge();
-    const syncer = testSyncer(db, slow.url, mac, token);
+    const db = await scope.newEdge();
+    const syncer = testSyncer(db, slow.url, scope.mac, scope.token);
     const expired = await syncer.run('cli');
     await slow.close();
     assert.equal(expired.status, 'failed');
@@ -115,51 +94,58 @@ describe('field links: pieces, resume and deltas', () => {
     const staged = await db.pool.query('SELECT count(*)::int AS n FROM edge_staged_pieces');
     assert.ok(staged.rows[0].n > 0, 'the pieces received are kept');
 
-    const next = await testSyncer(db, shortLived.url, mac, token).run('cli');
+    const next = await testSyncer(db, shortLived.url, scope.mac, scope.token).run('cli');
     assert.equal(next.status, 'success', JSON.stringify(next.error));
     assert.notEqual(next.manifestId, expired.manifestId);
     assert.equal(next.transfer?.piecesReused, staged.rows[0].n, 'a new manifest, the same pieces');
-    assert.deepEqual(await edgeRows(db.pool), await centralScopeRows(centralDb.pool, mac));
+    assert.deepEqual(await edgeRows(db.pool), await centralScopeRows(scope.centralDb.pool, scope.mac));
   });
 
   it('refuses piece runs past the table, even on a Central that no longer has its pieces', async () => {
-    const db = await newEdge();
-    assert.equal((await testSyncer(db, central.url, mac, token).run('cli')).status, 'success');
-    const { rows } = await centralDb.pool.query<{ manifest_id: string }>(
+    const db = await scope.newEdge();
+    assert.equal(
+      (await testSyncer(db, scope.central.url, scope.mac, scope.token).run('cli')).status,
+      'success',
+    );
+    const { rows } = await scope.centralDb.pool.query<{ manifest_id: string }>(
       'SELECT manifest_id FROM sync_manifest_headers ORDER BY generated_at DESC LIMIT 1',
     );
     // A fresh Central has no piece lists cached, and the edit makes the users table's gone.
-    await using fresh = await startCentral(centralDb, { RATE_LIMIT_PER_DEVICE_PER_MINUTE: '100000' });
-    await EDITS[0]!(centralDb, mac, 'runs');
+    await using fresh = await startCentral(scope.centralDb, { RATE_LIMIT_PER_DEVICE_PER_MINUTE: '100000' });
+    await EDITS[0]!(scope.centralDb, scope.mac, 'runs');
     const res = await fetch(`${fresh.url}/api/device-sync/pieces`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-      body: JSON.stringify({ mac, manifestId: rows[0]!.manifest_id, want: { users: [[0, 2_000_000_000]] } }),
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${scope.token}` },
+      body: JSON.stringify({
+        mac: scope.mac,
+        manifestId: rows[0]!.manifest_id,
+        want: { users: [[0, 2_000_000_000]] },
+      }),
     });
     assert.equal(res.status, 400, await res.clone().text());
     assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'INVALID_INPUT');
   });
 
   it('fetches a corrupted piece again, and only that piece', async () => {
-    const proxy: FaultProxy = await startFaultProxy(central.url);
+    const proxy: FaultProxy = await startFaultProxy(scope.central.url);
     try {
       proxy.fault = { kind: 'corrupt-piece', times: 1 };
-      const db = await newEdge();
-      const result = await testSyncer(db, proxy.url, mac, token).run('cli');
+      const db = await scope.newEdge();
+      const result = await testSyncer(db, proxy.url, scope.mac, scope.token).run('cli');
       assert.equal(result.status, 'success', JSON.stringify(result.error));
       assert.equal(result.transfer?.piecesRefetched, 1);
       assert.equal(result.transfer?.fetches, 2);
-      assert.deepEqual(await edgeRows(db.pool), await centralScopeRows(centralDb.pool, mac));
+      assert.deepEqual(await edgeRows(db.pool), await centralScopeRows(scope.centralDb.pool, scope.mac));
     } finally {
       await proxy.close();
     }
   });
 
   it('ends a delta sync byte-identical to a full one, for random edits of every table', async () => {
-    const deltaDb = await newEdge();
-    const fullDb = await newEdge();
-    const delta = testSyncer(deltaDb, central.url, mac, token);
-    const full = testSyncer(fullDb, central.url, mac, token);
+    const deltaDb = await scope.newEdge();
+    const fullDb = await scope.newEdge();
+    const delta = testSyncer(deltaDb, scope.central.url, scope.mac, scope.token);
+    const full = testSyncer(fullDb, scope.central.url, scope.mac, scope.token);
     assert.equal((await delta.run('cli')).status, 'success');
     let patched = 0;
     await fc.assert(
@@ -169,12 +155,12 @@ describe('field links: pieces, resume and deltas', () => {
           maxLength: 6,
         }),
         async (edits) => {
-          for (const [op, seed] of edits) await EDITS[op]!(centralDb, mac, String(seed));
+          for (const [op, seed] of edits) await EDITS[op]!(scope.centralDb, scope.mac, String(seed));
           const d = await delta.run('cli');
           const f = await full.run('cli', { full: true });
           assert.equal(d.status === 'failed', false, JSON.stringify(d.error));
           assert.equal(f.status === 'failed', false, JSON.stringify(f.error));
-          const expected = await centralScopeRows(centralDb.pool, mac);
+          const expected = await centralScopeRows(scope.centralDb.pool, scope.mac);
           assert.deepEqual(await edgeRows(deltaDb.pool), expected);
           assert.deepEqual(await edgeRows(fullDb.pool), expected);
           assert.deepEqual(d.tables, f.tables);
@@ -191,8 +177,8 @@ describe('field links: pieces, resume and deltas', () => {
   });
 
   it('patches a table whose whole pieces left the scope, in the middle and at the end', async () => {
-    const db = await newEdge();
-    const syncer = testSyncer(db, central.url, mac, token);
+    const db = await scope.newEdge();
+    const syncer = testSyncer(db, scope.central.url, scope.mac, scope.token);
     assert.equal((await syncer.run('cli')).status, 'success');
     const { rows: held } = await db.pool.query<{ last_key: string }>(
       `SELECT last_key FROM edge_held_pieces WHERE table_name = 'users' ORDER BY ord`,
@@ -201,7 +187,7 @@ describe('field links: pieces, resume and deltas', () => {
     // Every member of piece 2 and of the last piece leaves the location's groups: the piece
     // after piece 2 keeps its rows but not its lower bound, and the table loses its tail.
     const leave = (after: string, last: string | null) =>
-      centralDb.pool.query(
+      scope.centralDb.pool.query(
         `DELETE FROM group_users WHERE user_id > $1::uuid AND ($2::uuid IS NULL OR user_id <= $2::uuid)`,
         [after, last],
       );
@@ -209,22 +195,22 @@ describe('field links: pieces, resume and deltas', () => {
     await leave(held.at(-2)!.last_key, null);
     const result = await syncer.run('cli');
     assert.equal(result.status, 'success', JSON.stringify(result.error));
-    assert.deepEqual(await edgeRows(db.pool), await centralScopeRows(centralDb.pool, mac));
+    assert.deepEqual(await edgeRows(db.pool), await centralScopeRows(scope.centralDb.pool, scope.mac));
     assert.ok(result.transfer!.piecesKept > 0, 'the other pieces stayed in place');
   });
 
   it('sends one changed user of thousands as one piece, and writes only its rows', async () => {
-    const db = await newEdge();
-    const syncer = testSyncer(db, central.url, mac, token);
+    const db = await scope.newEdge();
+    const syncer = testSyncer(db, scope.central.url, scope.mac, scope.token);
     assert.equal((await syncer.run('cli')).status, 'success');
-    await EDITS[0]!(centralDb, mac, 'one');
+    await EDITS[0]!(scope.centralDb, scope.mac, 'one');
     const result = await syncer.run('cli');
     assert.equal(result.status, 'success', JSON.stringify(result.error));
     assert.deepEqual(result.tablesLoaded, ['users']);
     assert.equal(result.transfer?.piecesFetched, 1);
     assert.ok(result.rowsLoaded < USERS / 4, `${result.rowsLoaded} rows loaded`);
     assert.equal(result.transfer?.rowsDeleted, result.rowsLoaded, 'the old rows of the piece, no more');
-    assert.deepEqual(await edgeRows(db.pool), await centralScopeRows(centralDb.pool, mac));
+    assert.deepEqual(await edgeRows(db.pool), await centralScopeRows(scope.centralDb.pool, scope.mac));
   });
 });
 

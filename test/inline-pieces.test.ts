@@ -4,50 +4,29 @@
  * request instead of two; a cut answer resumes by /pieces like a cut fetch.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { startLink } from '../scripts/lib/link.ts';
 import { pieceFromWire, pieceId } from '../src/contract/pieces.ts';
 import { readSnapshot } from '../src/contract/snapshot-reader.ts';
 import { INLINE_PIECES_HEADER } from '../src/contract/wire.ts';
-import { startCentral, seedOneScope, type RunningCentral } from './helpers/central.ts';
-import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
+import { oneScopeCentral, startCentral } from './helpers/central.ts';
 import { centralScopeRows, edgeRows, testSyncer } from './helpers/edge.ts';
 
 const USERS = 400;
 
 describe('inline pieces', () => {
-  let centralDb: TestDatabase;
-  let central: RunningCentral;
-  let mac: string;
-  let token: string;
-  const edges: TestDatabase[] = [];
-  const newEdge = async () => {
-    const db = await createTestDatabase('edge');
-    edges.push(db);
-    return db;
-  };
+  const scope = oneScopeCentral(USERS, { RATE_LIMIT_PER_DEVICE_PER_MINUTE: '100000' });
   const metric = async (pattern: RegExp) =>
-    Number(pattern.exec(await (await fetch(`${central.url}/metrics`)).text())?.[1] ?? 0);
+    Number(pattern.exec(await (await fetch(`${scope.central.url}/metrics`)).text())?.[1] ?? 0);
   const inlineSent = () => metric(/^dbupdate_central_pieces_total\{result="inline"\} (\d+)/m);
   const fetched = () => metric(/^dbupdate_central_piece_fetches_total\{outcome="served"\} (\d+)/m);
 
-  before(async () => {
-    centralDb = await createTestDatabase('central');
-    ({ mac, token } = await seedOneScope(centralDb, USERS));
-    central = await startCentral(centralDb, { RATE_LIMIT_PER_DEVICE_PER_MINUTE: '100000' });
-  });
-  after(async () => {
-    await central?.[Symbol.asyncDispose]();
-    for (const db of edges) await db[Symbol.asyncDispose]();
-    await centralDb?.[Symbol.asyncDispose]();
-  });
-
   /** The items of one snapshot answer, each piece's rows read whole. */
   async function answer(body: object, headers: Record<string, string>) {
-    const res = await fetch(`${central.url}/api/device-sync/request`, {
+    const res = await fetch(`${scope.central.url}/api/device-sync/request`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}`, ...headers },
-      body: JSON.stringify({ mac, pieces: true, ...body }),
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${scope.token}`, ...headers },
+      body: JSON.stringify({ mac: scope.mac, pieces: true, ...body }),
     });
     assert.equal(res.status, 200);
     const items: { type: string; frame?: unknown; rows?: Buffer }[] = [];
@@ -88,20 +67,20 @@ describe('inline pieces', () => {
 
   it('loads a first sync from the answer alone: no piece fetch, exactly its scope, the bytes audited', async () => {
     const [inline0, fetched0] = [await inlineSent(), await fetched()];
-    const db = await newEdge();
-    const result = await testSyncer(db, central.url, mac, token).run('cli');
+    const db = await scope.newEdge();
+    const result = await testSyncer(db, scope.central.url, scope.mac, scope.token).run('cli');
     assert.equal(result.status, 'success', JSON.stringify(result.error));
     assert.equal(result.transfer?.fetches, 0, 'no piece fetch');
     assert.ok(result.transfer!.piecesFetched > 3);
     assert.equal((await inlineSent()) - inline0, result.transfer!.piecesFetched);
     assert.equal((await fetched()) - fetched0, 0);
-    assert.deepEqual(await edgeRows(db.pool), await centralScopeRows(centralDb.pool, mac));
-    const { rows } = await centralDb.pool.query<{ status: string; bytes_sent: string }>(
+    assert.deepEqual(await edgeRows(db.pool), await centralScopeRows(scope.centralDb.pool, scope.mac));
+    const { rows } = await scope.centralDb.pool.query<{ status: string; bytes_sent: string }>(
       'SELECT status, bytes_sent FROM sync_requests WHERE manifest_id = $1',
       [result.manifestId],
     );
     assert.equal(rows[0]?.status, 'served');
-    const scopeBytes = (await centralScopeRows(centralDb.pool, mac)).length;
+    const scopeBytes = (await centralScopeRows(scope.centralDb.pool, scope.mac)).length;
     assert.ok(
       Number(rows[0]!.bytes_sent) > 20_000,
       `${rows[0]!.bytes_sent} bytes audited (${scopeBytes} rows)`,
@@ -111,11 +90,11 @@ describe('inline pieces', () => {
   });
 
   it('resumes an answer cut among its pieces by /pieces, fetching only what did not arrive', async () => {
-    const { port } = new URL(central.url);
+    const { port } = new URL(scope.central.url);
     const target = { host: '127.0.0.1', port: Number(port) };
     const cleanLink = await startLink(target, { bitsPerSecond: 0, latencyMs: 0 });
-    const cleanDb = await newEdge();
-    const clean = await testSyncer(cleanDb, cleanLink.url, mac, token).run('cli');
+    const cleanDb = await scope.newEdge();
+    const clean = await testSyncer(cleanDb, cleanLink.url, scope.mac, scope.token).run('cli');
     await cleanLink.close();
     assert.equal(clean.status, 'success', JSON.stringify(clean.error));
     assert.equal(clean.transfer?.fetches, 0);
@@ -124,9 +103,9 @@ describe('inline pieces', () => {
     // brings the manifest (a few KB) and some of the pieces.
     const cutLink = await startLink(target, { bitsPerSecond: 2_000_000, latencyMs: 5, cutAtBytes: [4096] });
     assert.ok(cleanLink.bytesDown > 24_000, `${cleanLink.bytesDown} bytes: more than a slice`);
-    const cutDb = await newEdge();
+    const cutDb = await scope.newEdge();
     const [inline0, fetched0] = [await inlineSent(), await fetched()];
-    const resumed = await testSyncer(cutDb, cutLink.url, mac, token).run('cli');
+    const resumed = await testSyncer(cutDb, cutLink.url, scope.mac, scope.token).run('cli');
     await cutLink.close();
     assert.equal(resumed.status, 'success', JSON.stringify(resumed.error));
     assert.equal(cutLink.cuts, 1);
@@ -139,14 +118,14 @@ describe('inline pieces', () => {
   });
 
   it('leaves a scope larger than INLINE_PIECES_KB to /pieces', async () => {
-    await using small = await startCentral(centralDb, {
+    await using small = await startCentral(scope.centralDb, {
       RATE_LIMIT_PER_DEVICE_PER_MINUTE: '100000',
       INLINE_PIECES_KB: '8',
     });
-    const db = await newEdge();
-    const result = await testSyncer(db, small.url, mac, token).run('cli');
+    const db = await scope.newEdge();
+    const result = await testSyncer(db, small.url, scope.mac, scope.token).run('cli');
     assert.equal(result.status, 'success', JSON.stringify(result.error));
     assert.equal(result.transfer?.fetches, 1);
-    assert.deepEqual(await edgeRows(db.pool), await centralScopeRows(centralDb.pool, mac));
+    assert.deepEqual(await edgeRows(db.pool), await centralScopeRows(scope.centralDb.pool, scope.mac));
   });
 });

@@ -4,7 +4,8 @@ import { loadCentralConfig } from '../../src/central/config.ts';
 import { buildCentral } from '../../src/central/server.ts';
 import { enrollDevice } from '../../src/central/services/enroll.ts';
 import { DEFAULT_SHAPE, seedCentral } from '../../src/central/services/seed.ts';
-import type { TestDatabase } from './db.ts';
+import { after, before } from 'node:test';
+import { createTestDatabase, type TestDatabase } from './db.ts';
 import { TEST_KEYS } from './keys.ts';
 import type { Logger } from '../../src/platform/logger.ts';
 
@@ -63,4 +64,46 @@ export async function seedEnrolledDevices(
   const tokens = new Map<string, string>();
   for (const mac of macs) tokens.set(mac, (await enrollDevice(db.pool, mac)).secret);
   return { macs, tokens };
+}
+
+/**
+ * For a describe block: a Central over one scope of `users` users (seedOneScope), started
+ * before its tests and stopped after them, and fresh edge databases on demand, dropped after.
+ */
+export function oneScopeCentral(users: number, env: Record<string, string> = {}) {
+  let state: { db: TestDatabase; central: RunningCentral; mac: string; token: string } | undefined;
+  const edges: TestDatabase[] = [];
+  const started = () => {
+    if (!state) throw new Error('the Central starts in before()');
+    return state;
+  };
+  before(async () => {
+    const db = await createTestDatabase('central');
+    const { mac, token } = await seedOneScope(db, users);
+    state = { db, central: await startCentral(db, env), mac, token };
+  });
+  after(async () => {
+    await state?.central[Symbol.asyncDispose]();
+    for (const edge of edges) await edge[Symbol.asyncDispose]();
+    await state?.db[Symbol.asyncDispose]();
+  });
+  return {
+    get centralDb() {
+      return started().db;
+    },
+    get central() {
+      return started().central;
+    },
+    get mac() {
+      return started().mac;
+    },
+    get token() {
+      return started().token;
+    },
+    async newEdge(): Promise<TestDatabase> {
+      const edge = await createTestDatabase('edge');
+      edges.push(edge);
+      return edge;
+    },
+  };
 }
