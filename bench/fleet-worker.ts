@@ -135,14 +135,13 @@ async function fetchPieces(device: Device, manifest: Manifest, phase: PhaseStats
     phase.bytes += res.text.length;
     phase.wireBytes += res.wireBytes;
   }
-  for (const t of plan)
-    if (t.mode !== 'keep') device.held.set(t.def.name, { tableSha256: t.expected.sha256, pieces: t.pieces });
+  hold(device, plan);
 }
 
-/** A device that holds nothing and was sent every piece inline now holds the manifest's. */
-function keepPieces(device: Device, manifest: Manifest) {
-  for (const t of planLoad(manifest, DATA_MODEL, device.tables, device.held))
-    device.held.set(t.def.name, { tableSha256: t.expected.sha256, pieces: t.pieces });
+/** The piece lists of the tables `plan` loaded, held from now on (kept tables hold theirs already). */
+function hold(device: Device, plan: ReturnType<typeof planLoad>) {
+  for (const t of plan)
+    if (t.mode !== 'keep') device.held.set(t.def.name, { tableSha256: t.expected.sha256, pieces: t.pieces });
 }
 
 /** One attempt; true when the device holds the manifest's data afterwards. */
@@ -183,7 +182,8 @@ async function syncOnce(device: Device, phase: PhaseStats): Promise<boolean> {
     // Pieces follow the manifest when Central sent them inline (a piece frame, not the end line).
     const inline = text.startsWith('{"table"', nl + 1);
     if (pieces && manifest.rowsIncluded) {
-      if (inline) keepPieces(device, manifest);
+      // Sent to a device that holds nothing: its plan loads every table.
+      if (inline) hold(device, planLoad(manifest, DATA_MODEL, device.tables, device.held));
       else await fetchPieces(device, manifest, phase);
     }
     // To the last byte of the rows, whichever call brought them.

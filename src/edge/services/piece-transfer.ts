@@ -324,8 +324,9 @@ export class PieceTransfer {
 
 /**
  * The pieces Central sent after the manifest (docs/protocol.md, "Inline pieces"), to be read
- * as a piece fetch's answer (PieceTransfer.open); undefined, with the rest drained, when it
- * sent none. After a piece frame, the reader yields only pieces and their end line.
+ * as a piece fetch's answer (PieceTransfer.open); undefined when it sent none (the rest of
+ * `items` is then the caller's to drain). After a piece frame, the reader yields only pieces
+ * and their end line.
  */
 export async function inlinePieces(
   items: AsyncGenerator<SnapshotItem>,
@@ -339,12 +340,7 @@ export async function inlinePieces(
   }
   if (next.done) return undefined;
   const first = next.value;
-  if (first.type !== 'piece') {
-    for await (const _ of items) {
-      /* to the end frame, which the reader checks */
-    }
-    return undefined;
-  }
+  if (first.type !== 'piece') return undefined;
   return (async function* () {
     yield first;
     yield* items as AsyncGenerator<PiecesItem>;

@@ -180,6 +180,7 @@ export class Syncer {
         !manifest.rowsIncluded || (a.offerHeld && manifest.globalSha256 === a.state.lastGlobalSha256);
       if (unchanged) return await this.#recordUnchanged(a, manifest, items, mlog);
       const inline = await inlinePieces(items);
+      if (!inline) await drain(items);
       const plan = await step(mlog, 'sync.plan', {}, () => this.#plan(a, manifest));
       const transfer = new PieceTransfer(
         {
