@@ -140,6 +140,7 @@ function summarizeMetrics(text: string, before: string) {
     digestCache: {
       hit: sum('dbupdate_central_digest_cache_total', 'result="hit"'),
       ownRow: sum('dbupdate_central_digest_cache_total', 'result="own_row"'),
+      batched: sum('dbupdate_central_digest_cache_total', 'result="batched"'),
       shared: sum('dbupdate_central_digest_cache_total', 'result="shared"'),
       miss: sum('dbupdate_central_digest_cache_total', 'result="miss"'),
     },

@@ -37,7 +37,7 @@ const EDGE_STEPS = [
 const CENTRAL_STEPS = [
   'sync.request',
   'device.resolve',
-  'scope.compute',
+  'scope.own_row',
   'pieces.serve',
   'manifest.create',
   'snapshot.send',
@@ -125,10 +125,17 @@ describe('tracing', () => {
     for (const name of CENTRAL_STEPS) {
       assert.equal(one(name).spanContext().traceId, traceId, name);
     }
-    // A session for the manifest; its digest pass kept the pieces, so the fetch reads none.
-    const opens = named('snapshot.open');
-    assert.equal(opens.length, 1);
-    for (const open of opens) assert.equal(open.spanContext().traceId, traceId);
+    // The first device of its location: its shared tables are read in a batch of locations,
+    // in a trace of its own linked to the request's step that waited for it; no session of
+    // its own. The batch kept the pieces, so the fetch reads none.
+    assert.equal(named('snapshot.open').length, 0);
+    const batch = one('scope.shared_batch');
+    assert.notEqual(batch.spanContext().traceId, traceId);
+    assert.equal(batch.parentSpanContext, undefined);
+    assert.deepEqual(
+      batch.links.map((l) => l.context.spanId),
+      [one('scope.own_row').spanContext().spanId],
+    );
     assert.equal(named('sync.load.table').length, 8, 'a load span per table');
   });
 
@@ -146,14 +153,8 @@ describe('tracing', () => {
       '/api/device-sync/request',
     );
     assert.equal(server.attributes['dbupdate.manifest_id'], manifestId);
-    for (const name of ['device.resolve', 'scope.compute', 'manifest.create', 'snapshot.send'])
+    for (const name of ['device.resolve', 'scope.own_row', 'manifest.create', 'snapshot.send'])
       assert.equal(parentOf(one(name))?.name, 'sync.request', name);
-    assert.deepEqual(
-      named('snapshot.open')
-        .map((s) => parentOf(s)?.name)
-        .sort(),
-      ['sync.request'],
-    );
     assert.deepEqual(ancestry(one('pieces.serve')).slice(0, 4), [
       'POST:SERVER',
       'POST:CLIENT',
@@ -174,11 +175,10 @@ describe('tracing', () => {
     assert.ok(queries.length > 10, `pg spans: ${queries.length}`);
     const parents = new Set(queries.map((q) => parentOf(q)?.name));
     // COPY runs as a pg-copy-streams submittable, which the pg instrumentation does not
-    // trace; the snapshot.table, scope.compute and sync.load.table spans stand for those
-    // statements. The snapshot's session is opened, scoped and its scope version checked
-    // (replica or primary) under snapshot.open.
+    // trace; the scope.shared_batch and sync.load.table spans stand for those statements.
+    // The batch's session is opened and its locations' versions read under scope.shared_batch.
     for (const step of [
-      'snapshot.open',
+      'scope.shared_batch',
       'manifest.create',
       'ack.store',
       'sync.load',

@@ -42,7 +42,7 @@ export class CentralMetrics {
   });
   readonly digestCache = new Counter({
     name: 'dbupdate_central_digest_cache_total',
-    help: 'Manifest digests: hit (cached, no row read), own_row (shared tables cached, own row read in a batch), shared or miss (in a session)',
+    help: "Manifest digests: hit (cached, no row read), own_row (shared tables cached, own row read in a batch), batched (shared tables read with other locations', then the own row), shared or miss (in a session)",
     labelNames: ['result'] as const,
     registers: [this.registry],
   });

@@ -15,6 +15,7 @@ import { migrate, type Migration } from '../platform/migrate.ts';
 import type { DataModel } from '../contract/data-model.ts';
 import { ServedModels } from './services/versions.ts';
 import { OwnRowReader } from './services/own-rows.ts';
+import { SharedScopeReader } from './services/shared-scopes.ts';
 import { SnapshotSource } from './services/snapshot-source.ts';
 import { stopOnSignal } from '../platform/lifecycle.ts';
 import { centralApp } from './app.ts';
@@ -50,19 +51,23 @@ function syncDeps(
   models: ServedModels,
   shared: SharedLimits | undefined,
   ownRows: OwnRowReader,
+  log: Logger,
 ): SyncDeps {
+  const digestCache = new DigestCache(config.DIGEST_CACHE_ENTRIES);
+  const tableCache = new TableCache(config.TABLE_CACHE_MB * 2 ** 20);
   return {
     models,
     pool,
     audit: createAuditStore(pool),
     snapshots,
     ownRows,
+    sharedScopes: new SharedScopeReader(snapshots, { digestCache, tableCache }, log),
     manifestTtlSeconds: config.MANIFEST_TTL_SECONDS,
     metrics,
     signingKey: config.signingKey,
     requireCredential: config.AUTH_MODE === 'credential',
-    digestCache: new DigestCache(config.DIGEST_CACHE_ENTRIES),
-    tableCache: new TableCache(config.TABLE_CACHE_MB * 2 ** 20),
+    digestCache,
+    tableCache,
     inlinePiecesMaxBytes: config.INLINE_PIECES_KB * 1024,
     credentials: new CredentialVerifier({
       maxEntries: config.CREDENTIAL_CACHE_ENTRIES,
@@ -144,7 +149,7 @@ export async function buildCentral(
   if (shared) app.addHook('onClose', () => shared.close());
   metrics.observeFleet(() => fleetCounts(pool));
   await app.register(fp(centralApp), {
-    sync: syncDeps(config, pool, snapshots, metrics, models, shared, new OwnRowReader(ownRowPool)),
+    sync: syncDeps(config, pool, snapshots, metrics, models, shared, new OwnRowReader(ownRowPool), app.log),
     expectedMigration: migrations.at(-1)?.id ?? 0,
     slots: {
       max: config.MAX_CONCURRENT_SNAPSHOTS,

@@ -17,18 +17,23 @@ import type { Device } from '../model.ts';
 const COMPANY = "current_setting('dbupdate.company_id')::uuid";
 const LOCATION = "current_setting('dbupdate.location_id')::uuid";
 const DEVICE = "current_setting('dbupdate.device_id')::uuid";
-const LOCATION_GROUPS = `SELECT lg.group_id FROM location_groups lg WHERE lg.location_id = ${LOCATION}`;
 
-const SCOPE: Record<TableName, string> = {
-  companies: `id = ${COMPANY}`,
-  locations: `id = ${LOCATION}`,
-  groups: `id IN (${LOCATION_GROUPS})`,
-  location_groups: `location_id = ${LOCATION}`,
-  users: `id IN (SELECT gu.user_id FROM group_users gu WHERE gu.group_id IN (${LOCATION_GROUPS}))`,
-  group_users: `group_id IN (${LOCATION_GROUPS})`,
-  areas: `location_id = ${LOCATION}`,
-  devices: `id = ${DEVICE}`,
-};
+/** Each table's part of a scope, as conditions over SQL expressions for its company, location and device. */
+function scopeOf(company: string, location: string, device: string): Record<TableName, string> {
+  const locationGroups = `SELECT lg.group_id FROM location_groups lg WHERE lg.location_id = ${location}`;
+  return {
+    companies: `id = ${company}`,
+    locations: `id = ${location}`,
+    groups: `id IN (${locationGroups})`,
+    location_groups: `location_id = ${location}`,
+    users: `id IN (SELECT gu.user_id FROM group_users gu WHERE gu.group_id IN (${locationGroups}))`,
+    group_users: `group_id IN (${locationGroups})`,
+    areas: `location_id = ${location}`,
+    devices: `id = ${device}`,
+  };
+}
+
+const SCOPE = scopeOf(COMPANY, LOCATION, DEVICE);
 
 const SET_SCOPE = `set_config('dbupdate.company_id', $1::text, true),
                    set_config('dbupdate.location_id', $2::text, true),
@@ -77,6 +82,48 @@ export async function scopeVersion(db: Queryable, device: Device): Promise<strin
     [device.locationId, device.id],
   );
   return rows[0]!.version;
+}
+
+const LOCATION_IDS = "string_to_array(current_setting('dbupdate.location_ids'), ',')::uuid[]";
+
+/**
+ * Sets, for this transaction, the locations whose shared tables `copySharedScopes` reads
+ * next, and answers each one's location version (the first part of a scope version), in
+ * the order given.
+ */
+export async function setLocationsAndReadVersions(
+  client: PoolClient,
+  locationIds: readonly string[],
+): Promise<string[]> {
+  const { rows } = await client.query<{ version: string }>(
+    `SELECT coalesce(v.version, 0)::text AS version
+       FROM (SELECT set_config('dbupdate.location_ids', $1, true)) s,
+            unnest(string_to_array($1, ',')::uuid[]) WITH ORDINALITY AS l(id, ord)
+       LEFT JOIN scope_versions v ON v.location_id = l.id
+      ORDER BY l.ord`,
+    [locationIds.join(',')],
+  );
+  return rows.map((r) => r.version);
+}
+
+/**
+ * COPY text of one shared table (any but `devices`) for every location set by
+ * `setLocationsAndReadVersions`: each location's rows in key order, exactly as a session
+ * scoped to one of its devices copies them, each line led by one more field, the
+ * location's place in that list (from 1). One statement for many locations: a storm's
+ * first device of each location otherwise opens a session of its own.
+ */
+export function copySharedScopes(client: PoolClient, def: TableDef): NodeJS.ReadableStream {
+  if (def.name === 'devices') throw new Error('devices is not shared by a location');
+  const scope = scopeOf('(SELECT l.company_id FROM locations l WHERE l.id = t.loc)', 't.loc', 'NULL');
+  const order = def.primaryKey.map((col) => `x."${col}"`).join(', ');
+  return client.query(
+    copyTo(
+      `COPY (SELECT t.ord, x.* FROM unnest(${LOCATION_IDS}) WITH ORDINALITY AS t(loc, ord)
+              CROSS JOIN LATERAL (SELECT ${columnList(def)} FROM "${def.name}" WHERE ${scope[def.name]}) x
+              ORDER BY t.ord, ${order}) TO STDOUT`,
+    ),
+  );
 }
 
 /** The COPY settings as SQL conditions: true only in a session that has them all. */

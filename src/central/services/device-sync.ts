@@ -37,6 +37,7 @@ import {
 } from './scope-cache.ts';
 import { inlinePieces } from './inline-pieces.ts';
 import type { OwnRowReader } from './own-rows.ts';
+import type { SharedScopeReader } from './shared-scopes.ts';
 import type { ReportedVersions, ServedModels } from './versions.ts';
 import type { TableCache } from './table-cache.ts';
 
@@ -59,6 +60,11 @@ export interface SyncDeps {
    * are already hashed: no snapshot session.
    */
   ownRows: OwnRowReader;
+  /**
+   * The shared tables of a location none of whose devices was answered at its version,
+   * read with other such locations' in one session (none: a session per device).
+   */
+  sharedScopes: SharedScopeReader | undefined;
   manifestTtlSeconds: number;
   metrics: CentralMetrics;
   signingKey: SigningKey;

@@ -26,7 +26,12 @@ export class DigestCache {
 
   /** By location and its part of the scope version (`<location version>:<device row xmin>`). */
   static sharedKey(device: Device, version: string, model: number): string {
-    return `v${model}|${device.locationId}|${device.companyId}|${version.split(':')[0]}`;
+    return DigestCache.locationKey(device, version.split(':')[0]!, model);
+  }
+
+  /** The same, by the location version alone (a batch of locations reads no device's row). */
+  static locationKey(device: Device, locationVersion: string, model: number): string {
+    return `v${model}|${device.locationId}|${device.companyId}|${locationVersion}`;
   }
 
   getShared(key: string): TableDigest[] | undefined {

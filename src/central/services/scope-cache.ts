@@ -15,6 +15,7 @@ import type { Device } from '../model.ts';
 import { DigestCache } from './digest-cache.ts';
 import { computeDigests } from './snapshot.ts';
 import type { OwnRow, OwnRowReader } from './own-rows.ts';
+import type { SharedScopeReader } from './shared-scopes.ts';
 import type { TableCache } from './table-cache.ts';
 
 export interface ScopeCaches {
@@ -161,14 +162,23 @@ function answerFromDigests(
  * saw (the row changed since).
  */
 export async function answerWithOwnRow(
-  caches: ScopeCaches & { ownRows: OwnRowReader },
+  caches: ScopeCaches & { ownRows: OwnRowReader; sharedScopes?: SharedScopeReader | undefined },
   device: Device,
   model: DataModel,
   version: string,
   held: Held,
   open: OpenStep,
 ): Promise<CachedAnswer | undefined> {
-  const shared = caches.digestCache.getShared(DigestCache.sharedKey(device, version, model.version));
+  const sharedKey = DigestCache.sharedKey(device, version, model.version);
+  let shared = caches.digestCache.getShared(sharedKey);
+  // The first device of its location: its shared tables are read with other locations'
+  // (pieces only: an answer with rows would need a session to send them anyway).
+  const batched = !shared && held.pieces && caches.sharedScopes !== undefined;
+  if (batched) {
+    const read = await caches.sharedScopes!.read(device, version, model);
+    open.annotate({ sharedBatch: read ? 'read' : 'not_used' });
+    shared = read ? caches.digestCache.getShared(sharedKey) : undefined;
+  }
   // Without every piece the device lacks of the shared tables, a session is needed anyway.
   if (!shared || (held.pieces && !lackedPieces(caches, shared, held))) return undefined;
   const def = model.tables.find((d) => d.name === 'devices')!;
@@ -187,7 +197,7 @@ export async function answerWithOwnRow(
   const digests = model.tables.map((d) => (d === def ? own : shared.find((t) => t.name === d.name)!));
   caches.digestCache.set(DigestCache.key(device, version, model.version), digests);
   const answer = answerFromDigests(caches, digests, held, open);
-  if (answer) caches.metrics.digestCache.inc({ result: 'own_row' });
+  if (answer) caches.metrics.digestCache.inc({ result: batched ? 'batched' : 'own_row' });
   return answer;
 }
 

@@ -117,6 +117,40 @@ export class SnapshotSource {
     }
   }
 
+  /**
+   * `work` in a session scoped to no device (a batch of locations, services/shared-scopes.ts):
+   * on the replica when there is one and its breaker lets it, on the primary otherwise or
+   * when the replica fails it. The caller compares the versions it reads with its requests'.
+   */
+  async batch<T>(work: (session: SnapshotSession) => Promise<T>): Promise<T> {
+    const replica = this.#replica;
+    let reason: ReadReason = 'primary';
+    if (replica) {
+      try {
+        const session = await this.#breaker.execute(() => SnapshotSession.open(replica));
+        this.#opened(session, '', 'replica');
+        return await this.#inSession(session, work);
+      } catch {
+        // As a request's session does: the replica is skipped, the primary answers.
+        reason = 'replica_failed';
+      }
+    }
+    const session = await SnapshotSession.open(this.#primary);
+    this.#opened(session, '', reason);
+    return this.#inSession(session, work);
+  }
+
+  async #inSession<T>(session: SnapshotSession, work: (session: SnapshotSession) => Promise<T>): Promise<T> {
+    try {
+      const result = await work(session);
+      await session.close();
+      return result;
+    } catch (err) {
+      await session.close(err as Error);
+      throw err;
+    }
+  }
+
   async #onPrimary(device: Device, reason: ReadReason): Promise<OpenedSnapshot> {
     const session = await SnapshotSession.open(this.#primary);
     try {
