@@ -45,11 +45,14 @@ export interface AuditStore {
 
 /**
  * One statement of a kind in flight at most, for up to 256 requests: the eight kinds hold
- * eight of the pool's connections at most, whatever the load. Runs of a kind start 10 ms
- * apart at the closest, so a busy Central sends each kind at most 100 times a second (an
- * idle one still runs an item at once); an answer waits 20 ms at most for it.
+ * eight of the pool's connections at most, whatever the load. Runs of a kind start 40 ms
+ * apart at the closest, so a busy Central sends each kind at most 25 times a second (an
+ * idle one still runs an item at once); an item waits at most 40 ms and one run for it.
+ * On two cores a round trip's socket calls cost more than the rows it carries: at 200
+ * first syncs a second, runs 10 ms apart cost PostgreSQL 34 % of a core and Central about
+ * 60 %, runs 40 ms apart 19 % and 48 % (docs/scaling.md).
  */
-export const AUDIT_BATCHES: BatcherOptions = { maxItems: 256, concurrency: 1, minGapMs: 10 };
+export const AUDIT_BATCHES: BatcherOptions = { maxItems: 256, concurrency: 1, minGapMs: 40 };
 
 export function createAuditStore(pool: Pool, options: BatcherOptions = AUDIT_BATCHES): AuditStore {
   const none = (items: readonly unknown[]) => items.map(() => undefined);

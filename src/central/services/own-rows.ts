@@ -23,10 +23,12 @@ export interface OwnRow {
 }
 
 /**
- * One batch in flight (its own connection), started at least 5 ms after the previous one:
- * a storm's first syncs gather a few to a batch, and each waits 10 ms at most.
+ * One batch in flight (its own connection), started at least 25 ms after the previous one:
+ * a storm's first syncs gather many to a batch, and each waits 25 ms and one batch at most.
+ * (At 10 ms apart a 100,000-device storm cost Central and PostgreSQL a few points of a core
+ * more in round trips, and shed more: docs/scaling.md.)
  */
-export const OWN_ROW_BATCHES: BatcherOptions = { maxItems: 256, concurrency: 1, minGapMs: 5 };
+export const OWN_ROW_BATCHES: BatcherOptions = { maxItems: 256, concurrency: 1, minGapMs: 25 };
 
 const TAB = 0x09;
 const NL = 0x0a;
