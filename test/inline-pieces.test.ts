@@ -106,7 +106,7 @@ describe('inline pieces', () => {
     // The link delivers at most 16 KB at a time and cuts after the write that crosses the
     // mark: past the manifest's frame (a few KB, whatever the segments), well before the end.
     assert.ok(cleanLink.bytesDown > 60_000, `${cleanLink.bytesDown} bytes`);
-    const cutLink = await startLink(target, { bitsPerSecond: 2_000_000, latencyMs: 5, cutAtBytes: [12_000] });
+    const cutLink = await startLink(target, { bitsPerSecond: 2_000_000, latencyMs: 5, cutAtBytes: [30_000] });
     const cutDb = await scope.newEdge();
     const [inline0, fetched0] = [await inlineSent(), await fetched()];
     const resumed = await testSyncer(cutDb, cutLink.url, scope.mac, scope.token).run('cli');
