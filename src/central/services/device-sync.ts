@@ -62,9 +62,9 @@ export interface SyncDeps {
   ownRows: OwnRowReader;
   /**
    * The shared tables of a location none of whose devices was answered at its version,
-   * read with other such locations' in one session (none: a session per device).
+   * read with other such locations' in one session.
    */
-  sharedScopes: SharedScopeReader | undefined;
+  sharedScopes: SharedScopeReader;
   manifestTtlSeconds: number;
   metrics: CentralMetrics;
   signingKey: SigningKey;

@@ -173,9 +173,10 @@ export async function answerWithOwnRow(
   let shared = caches.digestCache.getShared(sharedKey);
   // The first device of its location: its shared tables are read with other locations'
   // (pieces only: an answer with rows would need a session to send them anyway).
-  const batched = !shared && held.pieces && caches.sharedScopes !== undefined;
-  if (batched) {
-    const read = await caches.sharedScopes!.read(device, version, model);
+  const batch = !shared && held.pieces ? caches.sharedScopes : undefined;
+  const batched = batch !== undefined;
+  if (batch) {
+    const read = await batch.read(device, version, model);
     open.annotate({ sharedBatch: read ? 'read' : 'not_used' });
     shared = read ? caches.digestCache.getShared(sharedKey) : undefined;
   }

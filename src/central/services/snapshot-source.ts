@@ -128,7 +128,7 @@ export class SnapshotSource {
     if (replica) {
       try {
         const session = await this.#breaker.execute(() => SnapshotSession.open(replica));
-        this.#opened(session, '', 'replica');
+        this.#count('replica');
         return await this.#inSession(session, work);
       } catch {
         // As a request's session does: the replica is skipped, the primary answers.
@@ -136,7 +136,7 @@ export class SnapshotSource {
       }
     }
     const session = await SnapshotSession.open(this.#primary);
-    this.#opened(session, '', reason);
+    this.#count(reason);
     return this.#inSession(session, work);
   }
 
@@ -162,10 +162,11 @@ export class SnapshotSource {
   }
 
   #opened(session: SnapshotSession, version: string, reason: ReadReason): OpenedSnapshot {
-    this.#metrics.snapshotReads.inc({
-      database: reason === 'replica' ? 'replica' : 'primary',
-      reason,
-    });
+    this.#count(reason);
     return { session, version, reason };
+  }
+
+  #count(reason: ReadReason): void {
+    this.#metrics.snapshotReads.inc({ database: reason === 'replica' ? 'replica' : 'primary', reason });
   }
 }
