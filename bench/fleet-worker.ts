@@ -264,8 +264,13 @@ let withoutData = 0;
 let stormDoneMs = 0;
 await Promise.all(
   fleet.map(async (device) => {
-    // Spread over the interval, as SYNC_JITTER does for a real fleet.
-    await new Promise((r) => setTimeout(r, Math.random() * input.intervalMs));
+    // Spread over the interval, as SYNC_JITTER does for a real fleet (a run shorter than the
+    // interval leaves those due after its end without a try).
+    await new Promise((r) => setTimeout(r, Math.min(Math.random() * input.intervalMs, deadline - Date.now())));
+    if (Date.now() >= deadline) {
+      if (device.known === null) withoutData++;
+      return;
+    }
     let phase = device.known === null ? phases.storm : phases.steady;
     let attempt = 0;
     while (Date.now() < deadline) {

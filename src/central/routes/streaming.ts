@@ -119,11 +119,26 @@ const zstdOnce = promisify(zlib.zstdCompress);
 const gzipOnce = promisify(zlib.gzip);
 
 /**
- * A buffered answer of rows (inline pieces, tens of KB), compressed here in one call per frame,
- * off the event loop, rather than by @fastify/compress, which streams any payload above 8 KB on
- * two cores: a zstd stream of unknown size at level 3 clears a window's worth of tables for
- * each answer, and made a first sync cost Central more than the piece fetch it saved. Level 1
- * with the size pledged sizes them to the frame.
+ * Frames up to this size are compressed on the event loop. An asynchronous call costs two
+ * thread wake-ups (write and flush) and their completions: on the 2-core VM of
+ * docs/scaling.md that was 6 % of Central's thread in a first-sync storm, more than the
+ * compression itself (zstd level 1 does 256 KB of rows in about half a millisecond).
+ */
+const SYNC_FRAME_BYTES = 256 * 1024;
+
+function compressFrame(frame: Buffer, encoding: Encoding): Buffer | Promise<Buffer> {
+  const options = { params: ZSTD_LEVEL_1, pledgedSrcSize: frame.length };
+  if (frame.length <= SYNC_FRAME_BYTES)
+    return encoding === 'zstd' ? zlib.zstdCompressSync(frame, options) : zlib.gzipSync(frame);
+  return encoding === 'zstd' ? zstdOnce(frame, options) : gzipOnce(frame);
+}
+
+/**
+ * A buffered answer of rows (inline pieces, tens of KB), compressed here in one call per frame
+ * rather than by @fastify/compress, which streams any payload above 8 KB on two cores: a zstd
+ * stream of unknown size at level 3 clears a window's worth of tables for each answer, and made
+ * a first sync cost Central more than the piece fetch it saved. Level 1 with the size pledged
+ * sizes them to the frame; a large frame is compressed off the event loop.
  * Each of `frames` is a frame (zstd) or member (gzip) of its own, decodable once it arrived:
  * the manifest is one, so that a cut among the pieces leaves the edge its manifest to resume.
  */
@@ -133,13 +148,7 @@ export async function compressFrames(
 ): Promise<{ payload: Buffer; headers: Record<string, string> }> {
   const encoding = pickEncoding(accept);
   if (!encoding) return { payload: Buffer.concat(frames), headers: {} };
-  const compressed = await Promise.all(
-    frames.map((frame) =>
-      encoding === 'zstd'
-        ? zstdOnce(frame, { params: ZSTD_LEVEL_1, pledgedSrcSize: frame.length })
-        : gzipOnce(frame),
-    ),
-  );
+  const compressed = await Promise.all(frames.map((frame) => compressFrame(frame, encoding)));
   return {
     payload: Buffer.concat(compressed),
     headers: { 'content-encoding': encoding, vary: 'accept-encoding' },
