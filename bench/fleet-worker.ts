@@ -266,7 +266,9 @@ await Promise.all(
   fleet.map(async (device) => {
     // Spread over the interval, as SYNC_JITTER does for a real fleet (a run shorter than the
     // interval leaves those due after its end without a try).
-    await new Promise((r) => setTimeout(r, Math.min(Math.random() * input.intervalMs, deadline - Date.now())));
+    await new Promise((r) =>
+      setTimeout(r, Math.min(Math.random() * input.intervalMs, deadline - Date.now())),
+    );
     if (Date.now() >= deadline) {
       if (device.known === null) withoutData++;
       return;

@@ -130,12 +130,26 @@ function summarizeMetrics(text: string, before: string) {
   const total = (text: string, name: string, labels: string) => {
     let n = 0;
     for (const m of text.matchAll(new RegExp(`^${name}(\\{[^}]*\\})? ([0-9.e+-]+)$`, 'gm')))
-      if (!labels || (m[1] ?? '').includes(labels)) n += Number(m[2]);
+      if (labels.split(',').every((label) => (m[1] ?? '').includes(label))) n += Number(m[2]);
     return Math.round(n * 1000) / 1000;
   };
   const mean = (name: string, labels = '') =>
     Math.round((sum(`${name}_sum`, labels) / Math.max(1, sum(`${name}_count`, labels))) * 1000);
+  /** The share of snapshot requests Central answered within `le` seconds (its histogram's bucket). */
+  const within = (le: string) => {
+    const route = 'route="/api/device-sync/request"';
+    const count = sum('dbupdate_central_http_request_duration_seconds_count', route);
+    const fast = sum('dbupdate_central_http_request_duration_seconds_bucket', `${route},le="${le}"`);
+    return count ? Math.round((fast / count) * 1000) / 10 : 0;
+  };
   return {
+    /** As Central timed them (the simulator's latencies also hold its own queues). */
+    requestPercentWithin: {
+      '0.25s': within('0.25'),
+      '1s': within('1'),
+      '2.5s': within('2.5'),
+      '10s': within('10'),
+    },
     snapshotSessions: sum('dbupdate_central_snapshot_sessions_total'),
     digestCache: {
       hit: sum('dbupdate_central_digest_cache_total', 'result="hit"'),

@@ -172,6 +172,7 @@ describe('security and wire faults', () => {
   it('sheds load with 503 and Retry-After when too many snapshots are being sent', async () => {
     await using small = await startCentral(central, {
       MAX_CONCURRENT_SNAPSHOTS: '1',
+      MAX_CONCURRENT_ANSWERS: '1',
       SNAPSHOT_QUEUE_WAIT_MS: '300',
     });
     const held = await holdSnapshot(small.url);
@@ -188,6 +189,7 @@ describe('security and wire faults', () => {
   it('lets a request wait briefly for a slot before shedding it', async () => {
     await using small = await startCentral(central, {
       MAX_CONCURRENT_SNAPSHOTS: '1',
+      MAX_CONCURRENT_ANSWERS: '1',
       SNAPSHOT_QUEUE_WAIT_MS: '10000',
     });
     const held = await holdSnapshot(small.url);
@@ -204,6 +206,7 @@ describe('security and wire faults', () => {
   it('audits a device that goes away mid-stream as aborted, not as an error, and frees its slot', async () => {
     await using small = await startCentral(central, {
       MAX_CONCURRENT_SNAPSHOTS: '1',
+      MAX_CONCURRENT_ANSWERS: '1',
       SNAPSHOT_QUEUE_WAIT_MS: '10000',
     });
     const held = await holdSnapshot(small.url);

@@ -1,7 +1,7 @@
 /** Snapshot slots: never more than `max` held, a freed slot goes to the first waiter, not to a newcomer. */
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
-import { SnapshotSlots } from '../src/central/services/slots.ts';
+import { Admission, SnapshotSlots } from '../src/central/services/slots.ts';
 
 it('hands a freed slot to the waiter, so a newcomer cannot push the count past max', async () => {
   const slots = new SnapshotSlots({ max: 1, queue: 4, waitMs: 1000 });
@@ -56,4 +56,32 @@ it('widens the Retry-After window with the backlog it shed, within 10 minutes', 
   assert.equal(slots.retryWindowSeconds(), 595);
   assert.ok(Math.max(...shed) > 300, `latest Retry-After ${Math.max(...shed)} s`);
   assert.ok(shed.every((s) => s >= 5 && s <= 600));
+});
+
+it('lets answers from memory past a full session gate, within their own bound; free gives back both', async () => {
+  const admission = new Admission({ max: 1, answers: 2, queue: 0, waitMs: 1000 });
+  const shed = (p: Promise<unknown>) =>
+    p.then(
+      () => 'taken',
+      (e: { code: string }) => e.code,
+    );
+  const sessionHolder = admission.forRequest();
+  await sessionHolder.take('answer');
+  await sessionHolder.take('session');
+  assert.equal(await shed(admission.forRequest().take('session')), 'OVERLOADED', 'one session at once');
+  const fromMemory = admission.forRequest();
+  assert.equal(await shed(fromMemory.take('answer')), 'taken', 'an answer needs no session slot');
+  assert.equal(await shed(admission.forRequest().take('answer')), 'OVERLOADED', 'two answers at once');
+  sessionHolder.free();
+  sessionHolder.free(); // idempotent: gives back nothing twice
+  const next = admission.forRequest();
+  assert.equal(await shed(next.take('answer')), 'taken', 'its answer slot came back');
+  assert.equal(await shed(next.take('session')), 'taken', 'and its session slot');
+  assert.equal(
+    await shed(admission.forRequest().take('answer')),
+    'OVERLOADED',
+    'not more than one came back',
+  );
+  fromMemory.free();
+  next.free();
 });

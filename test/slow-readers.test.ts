@@ -23,6 +23,7 @@ describe('slow readers', () => {
     device = await seedOneScope(central, 40_000);
     api = await startCentral(central, {
       MAX_CONCURRENT_SNAPSHOTS: '4',
+      MAX_CONCURRENT_ANSWERS: '4',
       // Shed at once, as before the admission queue, so the held slots show (the queue has its own test).
       SNAPSHOT_QUEUE_WAIT_MS: '0',
       SNAPSHOT_SLOW_WINDOW_SECONDS: '1',

@@ -5,7 +5,7 @@
 import compress from '@fastify/compress';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import type { SlotOptions } from './services/slots.ts';
+import type { AdmissionOptions } from './services/slots.ts';
 import type { FastifyInstance } from 'fastify';
 import { installErrorHandling } from '../platform/http.ts';
 import { adminRoutes } from './routes/admin.ts';
@@ -17,7 +17,7 @@ import type { SyncDeps } from './services/device-sync.ts';
 export interface CentralAppOptions {
   sync: SyncDeps;
   expectedMigration: number;
-  slots: SlotOptions;
+  slots: AdmissionOptions;
   slowReader: { minBytes: number; windowMs: number };
   adminToken: string | undefined;
 }

@@ -37,8 +37,13 @@ export const CentralConfigSchema = Type.Object({
   /** Requests a minute from one address, counted before authentication (a site's NAT holds many devices). */
   RATE_LIMIT_PER_SOURCE_PER_MINUTE: Type.Integer({ minimum: 1, maximum: 10_000_000, default: 600 }),
   RATE_LIMIT_GLOBAL_PER_MINUTE: Type.Integer({ minimum: 1, maximum: 10_000_000, default: 20_000 }),
-  /** Snapshot streams at once; beyond it Central answers 503 with Retry-After (each holds a connection). */
+  /** Snapshot sessions at once (each holds a connection); beyond it requests wait, then Central answers 503 with Retry-After. */
   MAX_CONCURRENT_SNAPSHOTS: Type.Integer({ minimum: 1, maximum: 1000, default: 16 }),
+  /**
+   * Answers that send rows at once, from memory or from a session; beyond it requests wait
+   * and are shed as above. Those that hold a session count against MAX_CONCURRENT_SNAPSHOTS too.
+   */
+  MAX_CONCURRENT_ANSWERS: Type.Integer({ minimum: 1, maximum: 10_000, default: 64 }),
   /** Requests that wait for a snapshot slot before being shed, and how long each may wait (0: shed at once). */
   SNAPSHOT_QUEUE_LENGTH: Type.Integer({ minimum: 0, maximum: 100_000, default: 256 }),
   SNAPSHOT_QUEUE_WAIT_MS: Type.Integer({ minimum: 0, maximum: 60_000, default: 2000 }),

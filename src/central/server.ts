@@ -153,6 +153,7 @@ export async function buildCentral(
     expectedMigration: migrations.at(-1)?.id ?? 0,
     slots: {
       max: config.MAX_CONCURRENT_SNAPSHOTS,
+      answers: config.MAX_CONCURRENT_ANSWERS,
       queue: config.SNAPSHOT_QUEUE_LENGTH,
       waitMs: config.SNAPSHOT_QUEUE_WAIT_MS,
     },

@@ -23,7 +23,7 @@ import { spendSourceBudget } from '../services/limits.ts';
 import { prepareSync, type SyncDeps } from '../services/device-sync.ts';
 import { auditStatus } from '../services/request-audit.ts';
 import { bodyCarriesRows } from '../services/snapshot.ts';
-import { SnapshotSlots, type SlotOptions } from '../services/slots.ts';
+import { Admission, type AdmissionOptions } from '../services/slots.ts';
 import { piecesSchema, servePieces } from './pieces.ts';
 import { bufferedBody, compressFrames, errors, streamAnswer } from './streaming.ts';
 import { reportedVersions } from '../services/versions.ts';
@@ -36,7 +36,7 @@ declare module 'fastify' {
 
 export interface DeviceSyncOptions {
   sync: SyncDeps;
-  slots: SlotOptions;
+  slots: AdmissionOptions;
   /** A stream that moves fewer than `minBytes` in any `windowMs` is cut: its slot goes to others. */
   slowReader: { minBytes: number; windowMs: number };
 }
@@ -81,12 +81,12 @@ async function auditRefusal(sync: SyncDeps, request: FastifyRequest, reply: Fast
  */
 async function serveSnapshot(
   opts: DeviceSyncOptions,
-  slots: SnapshotSlots,
+  admission: Admission,
   request: FastifyRequest<{ Body: SyncRequestBody }>,
   reply: FastifyReply,
 ): Promise<void> {
-  let release: (() => void) | undefined;
-  const free = () => release?.();
+  const slots = admission.forRequest();
+  const free = slots.free;
   const prepared = await prepareSync(opts.sync, {
     body: request.body,
     reported: reportedVersions(request.headers),
@@ -95,7 +95,7 @@ async function serveSnapshot(
     remoteAddr: request.ip,
     log: request.log,
     onAudited: () => (request.syncAudited = true),
-    admit: async () => (release = await slots.take()),
+    admit: (kind) => slots.take(kind),
   }).catch((err: unknown) => {
     free();
     throw err;
@@ -152,15 +152,15 @@ export const deviceSyncRoutes: FastifyPluginAsyncTypebox<DeviceSyncOptions> = as
     await auditRefusal(opts.sync, request, reply);
     return payload;
   });
-  const slots = new SnapshotSlots(opts.slots);
+  const admission = new Admission(opts.slots);
 
   app.post('/api/device-sync/request', { schema: requestSchema }, async (request, reply) => {
-    await serveSnapshot(opts, slots, request, reply);
+    await serveSnapshot(opts, admission, request, reply);
     return reply;
   });
 
   app.post('/api/device-sync/pieces', { schema: piecesSchema }, async (request, reply) => {
-    await servePieces(opts, slots, request, reply);
+    await servePieces(opts, admission, request, reply);
     return reply;
   });
 

@@ -8,7 +8,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { PIECES_MEDIA_TYPE, PiecesRequestBody } from '../../contract/wire.ts';
 import { preparePieces } from '../services/pieces.ts';
-import type { SnapshotSlots } from '../services/slots.ts';
+import type { Admission } from '../services/slots.ts';
 import type { DeviceSyncOptions } from './device-sync.ts';
 import { errors, pickEncoding, streamAnswer, ZSTD_LEVEL_1, type Encoding } from './streaming.ts';
 
@@ -28,17 +28,17 @@ export const piecesSchema = {
 
 export async function servePieces(
   opts: DeviceSyncOptions,
-  slots: SnapshotSlots,
+  admission: Admission,
   request: FastifyRequest<{ Body: PiecesRequestBody }>,
   reply: FastifyReply,
 ): Promise<void> {
-  let release: (() => void) | undefined;
-  const free = () => release?.();
+  const slots = admission.forRequest();
+  const free = slots.free;
   const prepared = await preparePieces(opts.sync, {
     body: request.body,
     authorization: request.headers.authorization,
     log: request.log,
-    admit: async () => (release = await slots.take('first')),
+    admit: () => slots.take('session', 'first'),
   }).catch((err: unknown) => {
     free();
     throw err;

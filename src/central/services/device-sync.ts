@@ -38,6 +38,7 @@ import {
 import { inlinePieces } from './inline-pieces.ts';
 import type { OwnRowReader } from './own-rows.ts';
 import type { SharedScopeReader } from './shared-scopes.ts';
+import type { SlotKind } from './slots.ts';
 import type { ReportedVersions, ServedModels } from './versions.ts';
 import type { TableCache } from './table-cache.ts';
 
@@ -93,10 +94,12 @@ export interface SyncInput {
   /** Called once this request has its own audit row (refusals before that are audited by the route). */
   onAudited(): void;
   /**
-   * Takes a snapshot slot, once the device authenticated, waiting briefly; throws OVERLOADED
-   * when none comes. Resolves to the slot's release (idempotent; the route also calls it).
+   * Takes a slot, once the device authenticated, waiting briefly; throws OVERLOADED when
+   * none comes: an answer slot for an answer that sends rows, then a session slot too if it
+   * opens a snapshot session (services/slots.ts). Resolves to the slot's release
+   * (idempotent; the route also gives back every slot the request took).
    */
-  admit(): Promise<() => void>;
+  admit(kind: SlotKind): Promise<() => void>;
 }
 
 export interface PreparedSync {
@@ -160,9 +163,9 @@ async function stages(r: SyncRequest): Promise<PreparedSync> {
     let cached = await step(r.log, 'scope.check', { deviceId: known.id }, (open) =>
       answerFromCaches(r.deps, known, model, scopeVersion, held, open),
     );
-    // A slot bounds the answers that read or stream rows; an unchanged one does neither. Own-row
+    // A slot bounds the answers that read or send rows; an unchanged one does neither. Own-row
     // reads take one too, though batched: without it a storm overloaded Central (docs/scaling.md).
-    let release = cached?.rows !== false ? await r.input.admit() : undefined;
+    let release = cached?.rows !== false ? await r.input.admit('answer') : undefined;
     if (!cached) {
       cached = await step(r.log, 'scope.own_row', { deviceId: known.id }, (open) =>
         answerWithOwnRow(r.deps, known, model, scopeVersion, held, open),
@@ -176,6 +179,12 @@ async function stages(r: SyncRequest): Promise<PreparedSync> {
     let tables = cached?.tables;
     let pieces = cached?.pieces;
     if (!tables) {
+      const answerSlot = release;
+      const sessionSlot = await r.input.admit('session');
+      release = () => {
+        sessionSlot();
+        answerSlot?.();
+      };
       r.deps.metrics.snapshotSessions.inc();
       // The session opens under the request's step; a scope.compute step for each read of it.
       const computed = await r.deps.snapshots.read(known, scopeVersion, r.log, (opened) =>

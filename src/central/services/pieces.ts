@@ -32,7 +32,7 @@ export interface PiecesInput {
   body: PiecesRequestBody;
   authorization: string | undefined;
   log: Logger;
-  /** Takes a snapshot slot, as a snapshot request does (ahead of them: SnapshotSlots). */
+  /** Takes a session slot, as a snapshot request that opens a session does (ahead of them: SnapshotSlots). */
   admit(): Promise<() => void>;
 }
 

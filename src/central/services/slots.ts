@@ -19,6 +19,47 @@ export interface SlotOptions {
   waitMs: number;
 }
 
+/**
+ * The two gates of a snapshot answer. `answers` bounds the answers that send rows, whatever
+ * they come from; `sessions` (narrower) bounds those that also hold a snapshot session, and
+ * piece fetches that read theirs. An answer made from memory (its digests from the caches or
+ * batched reads, its rows from the table cache) takes only the first: mostly it waits for a
+ * batch, and with 16 slots for both, a first-sync storm of 100,000 devices was held to what 16
+ * such waits pass a second (docs/scaling.md, sixth round).
+ */
+export interface AdmissionOptions extends SlotOptions {
+  /** Answers at once (`max` is sessions at once). */
+  answers: number;
+}
+
+export type SlotKind = 'answer' | 'session';
+
+export class Admission {
+  readonly #answers: SnapshotSlots;
+  readonly #sessions: SnapshotSlots;
+
+  constructor(options: AdmissionOptions) {
+    this.#answers = new SnapshotSlots({ ...options, max: options.answers });
+    this.#sessions = new SnapshotSlots(options);
+  }
+
+  /**
+   * One request's slots, given back together by `free` (idempotent). A request takes an
+   * answer slot before a session slot, never the other way round, so no two wait on each other.
+   */
+  forRequest(): { take(kind: SlotKind, priority?: 'first' | 'normal'): Promise<() => void>; free(): void } {
+    const held: (() => void)[] = [];
+    return {
+      take: async (kind, priority) => {
+        const release = await (kind === 'answer' ? this.#answers : this.#sessions).take(priority);
+        held.push(release);
+        return release;
+      },
+      free: () => held.forEach((release) => release()),
+    };
+  }
+}
+
 /** The minute of history the Retry-After window is sized from, in 10-second buckets. */
 const BUCKET_MS = 10_000;
 const BUCKETS = 6;
