@@ -58,7 +58,7 @@ it('widens the Retry-After window with the backlog it shed, within 10 minutes', 
   assert.ok(shed.every((s) => s >= 5 && s <= 600));
 });
 
-it('lets answers from memory past a full session gate, within their own bound; free gives back both', async () => {
+it('lets answers from memory past a full session gate, within their own bound; a release gives back both', async () => {
   const admission = new Admission({ max: 1, answers: 2, queue: 0, waitMs: 1000 });
   const shed = (p: Promise<unknown>) =>
     p.then(
@@ -67,16 +67,16 @@ it('lets answers from memory past a full session gate, within their own bound; f
     );
   const sessionHolder = admission.forRequest();
   await sessionHolder.take('answer');
-  await sessionHolder.take('session');
+  const releaseBoth = await sessionHolder.take('session');
   assert.equal(await shed(admission.forRequest().take('session')), 'OVERLOADED', 'one session at once');
   const fromMemory = admission.forRequest();
   assert.equal(await shed(fromMemory.take('answer')), 'taken', 'an answer needs no session slot');
   assert.equal(await shed(admission.forRequest().take('answer')), 'OVERLOADED', 'two answers at once');
-  sessionHolder.free();
-  sessionHolder.free(); // idempotent: gives back nothing twice
+  releaseBoth(); // what take resolves to gives back every slot the request holds
   const next = admission.forRequest();
   assert.equal(await shed(next.take('answer')), 'taken', 'its answer slot came back');
   assert.equal(await shed(next.take('session')), 'taken', 'and its session slot');
+  sessionHolder.free(); // idempotent: gives back nothing twice
   assert.equal(
     await shed(admission.forRequest().take('answer')),
     'OVERLOADED',

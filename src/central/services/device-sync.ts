@@ -96,8 +96,8 @@ export interface SyncInput {
   /**
    * Takes a slot, once the device authenticated, waiting briefly; throws OVERLOADED when
    * none comes: an answer slot for an answer that sends rows, then a session slot too if it
-   * opens a snapshot session (services/slots.ts). Resolves to the slot's release
-   * (idempotent; the route also gives back every slot the request took).
+   * opens a snapshot session (services/slots.ts). Resolves to the release of every slot the
+   * request holds (idempotent; the route calls it too once the response closed).
    */
   admit(kind: SlotKind): Promise<() => void>;
 }
@@ -179,12 +179,8 @@ async function stages(r: SyncRequest): Promise<PreparedSync> {
     let tables = cached?.tables;
     let pieces = cached?.pieces;
     if (!tables) {
-      const answerSlot = release;
-      const sessionSlot = await r.input.admit('session');
-      release = () => {
-        sessionSlot();
-        answerSlot?.();
-      };
+      // Its release gives back the answer slot too.
+      release = await r.input.admit('session');
       r.deps.metrics.snapshotSessions.inc();
       // The session opens under the request's step; a scope.compute step for each read of it.
       const computed = await r.deps.snapshots.read(known, scopeVersion, r.log, (opened) =>

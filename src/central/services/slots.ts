@@ -44,18 +44,19 @@ export class Admission {
   }
 
   /**
-   * One request's slots, given back together by `free` (idempotent). A request takes an
-   * answer slot before a session slot, never the other way round, so no two wait on each other.
+   * One request's slots, given back together by `free` (idempotent), which `take` also
+   * resolves to. A request takes an answer slot before a session slot, never the other way
+   * round, so no two wait on each other.
    */
   forRequest(): { take(kind: SlotKind, priority?: 'first' | 'normal'): Promise<() => void>; free(): void } {
     const held: (() => void)[] = [];
+    const free = () => held.forEach((release) => release());
     return {
       take: async (kind, priority) => {
-        const release = await (kind === 'answer' ? this.#answers : this.#sessions).take(priority);
-        held.push(release);
-        return release;
+        held.push(await (kind === 'answer' ? this.#answers : this.#sessions).take(priority));
+        return free;
       },
-      free: () => held.forEach((release) => release()),
+      free,
     };
   }
 }
