@@ -1,18 +1,28 @@
-# syntax=docker/dockerfile:1.7
 # One Dockerfile, two images: `--target central` (central-db-update-api) and
 # `--target edge` (dbupdate-service). Node 24 runs the TypeScript sources directly,
 # exactly as in development and CI, so what the tests prove is what ships.
 #
 #   docker build --target central -t dbupdate/central .
 #   docker buildx build --target edge --platform linux/amd64,linux/arm64 -t REGISTRY/dbupdate/edge --push .
+#
+# Plain Dockerfile syntax (no `# syntax=` frontend to fetch), so BuildKit and the legacy builder
+# both build it with no image registry but the one holding NODE_IMAGE. Build arguments:
+#   NODE_IMAGE      the Node 24 base (default the official one; deploy/local-images/ makes a stand-in)
+#   EXTRA_CA_CERTS  PEM text of CA certificates npm should trust while it fetches the dependencies,
+#                   for networks whose egress re-signs TLS: --build-arg EXTRA_CA_CERTS="$(cat ca.pem)"
+#                   (only the deps stage sees it; no image that ships carries it)
 
 ARG NODE_IMAGE=node:24-bookworm-slim
 
 FROM ${NODE_IMAGE} AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
+ARG EXTRA_CA_CERTS=""
 # Production dependencies only; none of them needs an install script.
-RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
+RUN if [ -n "$EXTRA_CA_CERTS" ]; then \
+      printf '%s\n' "$EXTRA_CA_CERTS" > /tmp/extra-ca.pem && export NODE_EXTRA_CA_CERTS=/tmp/extra-ca.pem; \
+    fi \
+ && npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force && rm -f /tmp/extra-ca.pem
 
 FROM ${NODE_IMAGE} AS runtime
 # Memory (docs/scaling.md): two malloc arenas instead of one per thread, so V8's helper

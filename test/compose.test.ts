@@ -71,14 +71,17 @@ describe('compose definitions', () => {
     assert.equal(new URL(api.environment!.CENTRAL_READ_DATABASE_URL!).hostname, 'central-postgres-replica');
     // Several replicas publish one loopback port each: CENTRAL_PORT becomes a range.
     assert.ok(central.services['central-db-update-api']!.ports!.every((p) => p.startsWith('127.0.0.1:')));
-    // nginx finds every replica through Docker's DNS, and keeps each device on one of them.
-    const nginx = readFileSync('deploy/central/nginx.conf', 'utf8');
-    assert.match(nginx, /resolver 127\.0\.0\.11 valid=10s/);
+    // haproxy finds every replica through Docker's DNS, and keeps each device on one of them.
+    const haproxy = readFileSync('deploy/central/haproxy.cfg', 'utf8');
+    assert.match(haproxy, /nameserver dns 127\.0\.0\.11:53/);
+    assert.match(haproxy, /hold valid 10s/);
+    assert.match(haproxy, /balance hdr\(Authorization\)\n\s+hash-type consistent\n/);
+    assert.match(haproxy, /server-template api 1-\d+ central-db-update-api:8080 .*resolvers docker/);
+    assert.match(haproxy, /default_backend central_api/);
     assert.match(
-      nginx,
-      /hash \$http_authorization consistent;\n\s+server central-db-update-api:8080 resolve;/,
+      central.services['central-tls']!.command!.join(' '),
+      /haproxy .*-f \/usr\/local\/etc\/haproxy\/haproxy\.cfg/,
     );
-    assert.match(nginx, /proxy_pass http:\/\/central_api;/);
   });
 
   it('publish the port each service listens on, which its image exposes', () => {
