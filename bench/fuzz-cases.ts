@@ -35,16 +35,39 @@ function prng(seed: number): () => number {
   };
 }
 
+/**
+ * Who the fuzz can be: MACs with the credential that works for them, or one that does not
+ * (never enrolled, disabled, revoked, another device's), a manifest to ask pieces of, and the
+ * admin token. Without a world, every credential is wrong.
+ */
+export interface FuzzWorld {
+  identities: { label: string; mac: string; token: string }[];
+  manifestIds: string[];
+  adminToken?: string;
+  locationId?: string;
+}
+
+/** `{mac}` in a path is a MAC the world knows (or a stray string). */
 const PATHS = {
   central: [
     '/api/device-sync/request',
+    '/api/device-sync/pieces',
     '/api/device-sync/ack',
     '/api/admin/requests/summary',
     '/api/admin/requests/hourly?hours=48',
     '/api/admin/devices/stale?hours=24',
-    '/api/admin/devices/02:01:00:00:00:00',
-    '/api/admin/devices/02:01:00:00:00:00/row-deltas',
+    '/api/admin/devices',
+    '/api/admin/devices?limit=2&after={mac}',
+    '/api/admin/devices/versions',
+    '/api/admin/devices/enroll',
+    '/api/admin/devices/{mac}',
+    '/api/admin/devices/{mac}/row-deltas',
+    '/api/admin/devices/{mac}/events?limit=5',
+    '/api/admin/devices/{mac}/disable',
+    '/api/admin/devices/{mac}/enable',
+    '/api/admin/devices/{mac}/revoke',
     '/dashboard',
+    '/dashboard/',
     '/metrics',
     '/healthz',
     '/readyz',
@@ -52,6 +75,20 @@ const PATHS = {
   ],
   edge: ['/sync/now', '/status', '/metrics', '/healthz', '/readyz'],
 };
+/** The endpoints that do work past validation, sent to more often. */
+const DEEP = [
+  '/api/device-sync/request',
+  '/api/device-sync/pieces',
+  '/api/device-sync/ack',
+  '/api/admin/devices/enroll',
+  '/api/admin/devices/{mac}/disable',
+  '/api/admin/devices/{mac}/enable',
+  '/api/admin/devices/{mac}/revoke',
+  '/api/admin/devices/{mac}/events?limit=5',
+];
+const POSTS = new Set(['/sync/now', '/enroll', '/disable', '/enable', '/revoke']);
+const isPost = (path: string) =>
+  path.startsWith('/api/device-sync') || [...POSTS].some((p) => path.split('?')[0]!.endsWith(p));
 const METHODS = ['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'HEAD'];
 const TYPES = [
   'application/json',
@@ -88,13 +125,25 @@ function escape(text: string): string {
   ).join('');
 }
 
-export function* fuzzCases(count: number, seed: number, targets: FuzzCase['target'][]): Generator<FuzzCase> {
+const NUMBERS = [0, -1, 1, 2 ** 31 - 1, 2 ** 31, 3_000_000_000, 2 ** 53, -(2 ** 53), 1e308, 0.5, 16_777_215];
+
+export function* fuzzCases(
+  count: number,
+  seed: number,
+  targets: FuzzCase['target'][],
+  world: FuzzWorld = { identities: [], manifestIds: [] },
+): Generator<FuzzCase> {
   const random = prng(seed);
   const pick = <T>(list: readonly T[]): T => list[Math.floor(random() * list.length)]!;
+  const macs = [...world.identities.map((i) => i.mac), '02:01:00:00:00:00'];
+  const tokens = world.identities.map((i) => `Bearer ${i.token}`);
+  const number = () =>
+    random() < 0.5 ? pick(NUMBERS) : Math.floor(random() * 2 ** 53) * (random() < 0.5 ? -1 : 1);
   const value = (depth = 0): unknown => {
     const r = random();
-    if (r < 0.3) return pick(STRINGS);
-    if (r < 0.4) return Math.floor(random() * 2 ** 53) * (random() < 0.5 ? -1 : 1);
+    if (r < 0.2) return pick(STRINGS);
+    if (r < 0.3) return pick(macs);
+    if (r < 0.4) return number();
     if (r < 0.45) return random() < 0.5 ? null : true;
     if (r < 0.55 && depth < 6)
       return Array.from({ length: Math.floor(random() * 4) }, () => value(depth + 1));
@@ -109,6 +158,15 @@ export function* fuzzCases(count: number, seed: number, targets: FuzzCase['targe
         'error',
         'knownTables',
         'knownGlobalSha256',
+        'pieces',
+        'nonce',
+        'want',
+        'users',
+        'devices',
+        'name',
+        'locationId',
+        'rotate',
+        'overlapSeconds',
         '__proto__',
         'constructor',
         pick(STRINGS),
@@ -137,20 +195,28 @@ export function* fuzzCases(count: number, seed: number, targets: FuzzCase['targe
       yield { target, raw, method: 'RAW', path: '', headers: {} };
       continue;
     }
-    const path =
-      r < 0.85
-        ? pick(PATHS[target])
-        : `/${escape(pick(STRINGS).slice(0, 100))}?${escape(pick(STRINGS).slice(0, 50))}`;
-    const method =
-      random() < 0.7
-        ? path.startsWith('/api/device-sync') || path === '/sync/now'
-          ? 'POST'
-          : 'GET'
-        : pick(METHODS);
+    // Half the time one caller of the world, its MAC and its credential together: that is
+    // how a request gets past validation to the checks and the work behind them.
+    const caller = world.identities.length > 0 && random() < 0.5 ? pick(world.identities) : undefined;
+    const path = (
+      r < 0.45 && target === 'central'
+        ? pick(DEEP)
+        : r < 0.85
+          ? pick(PATHS[target])
+          : `/${escape(pick(STRINGS).slice(0, 100))}?${escape(pick(STRINGS).slice(0, 50))}`
+    ).replace('{mac}', () =>
+      random() < 0.8 ? (caller?.mac ?? pick(macs)) : escape(pick(STRINGS).slice(0, 40)),
+    );
+    const method = random() < 0.8 ? (isPost(path) ? 'POST' : 'GET') : pick(METHODS);
     const headers: Record<string, string> = {};
-    const type = pick(TYPES);
+    const type = random() < 0.7 ? 'application/json' : pick(TYPES);
     if (type) headers['content-type'] = type;
-    if (random() < 0.5)
+    const auth = random();
+    const admin = path.startsWith('/api/admin') && world.adminToken;
+    if (admin && auth < 0.6) headers.authorization = `Bearer ${world.adminToken}`;
+    else if (caller && auth < 0.8) headers.authorization = `Bearer ${caller.token}`;
+    else if (auth < 0.4 && tokens.length > 0) headers.authorization = pick(tokens);
+    else if (auth < 0.8)
       headers.authorization = pick([
         'Bearer dbu1_wrong',
         'bearer x',
@@ -164,22 +230,73 @@ export function* fuzzCases(count: number, seed: number, targets: FuzzCase['targe
     if (method !== 'GET' && method !== 'HEAD' && method !== 'OPTIONS') {
       const b = random();
       body =
-        b < 0.6
-          ? Buffer.from(JSON.stringify(value()))
-          : b < 0.75
-            ? Buffer.from(
-                Array.from({ length: Math.floor(random() * 300) }, () => Math.floor(random() * 256)),
-              )
-            : b < 0.85
-              ? Buffer.from('{"mac":' + '['.repeat(Math.floor(random() * 2000)))
-              : b < 0.95
-                ? Buffer.from(
-                    JSON.stringify({ mac: pick(STRINGS), knownTables: { [pick(STRINGS)]: pick(STRINGS) } }),
-                  )
-                : Buffer.alloc(20_000 + Math.floor(random() * 40_000), '{');
+        b < 0.45
+          ? Buffer.from(
+              JSON.stringify(
+                plausible(path, random, pick, number, caller ? [caller.mac] : macs, world, value),
+              ),
+            )
+          : b < 0.65
+            ? Buffer.from(JSON.stringify(value()))
+            : b < 0.75
+              ? Buffer.from(
+                  Array.from({ length: Math.floor(random() * 300) }, () => Math.floor(random() * 256)),
+                )
+              : b < 0.85
+                ? Buffer.from('{"mac":' + '['.repeat(Math.floor(random() * 2000)))
+                : b < 0.95
+                  ? Buffer.from(
+                      JSON.stringify({ mac: pick(STRINGS), knownTables: { [pick(STRINGS)]: pick(STRINGS) } }),
+                    )
+                  : Buffer.alloc(20_000 + Math.floor(random() * 40_000), '{');
     }
     yield { target, method, path, headers, ...(body ? { body } : {}) };
   }
+}
+
+/** A body close to what the endpoint takes, so that the fuzz gets past validation to the work. */
+function plausible(
+  path: string,
+  random: () => number,
+  pick: <T>(list: readonly T[]) => T,
+  number: () => number,
+  macs: string[],
+  world: FuzzWorld,
+  value: () => unknown,
+): unknown {
+  const mac = random() < 0.9 ? pick(macs) : pick(STRINGS);
+  const some = <T>(make: () => T) => (random() < 0.85 ? make() : value());
+  const run = () => [Math.abs(some(number) as number) % 64, Math.abs(some(number) as number) % 4096];
+  if (path.includes('/pieces'))
+    return {
+      mac,
+      manifestId: world.manifestIds.length > 0 && random() < 0.8 ? pick(world.manifestIds) : pick(STRINGS),
+      want: {
+        [pick(['users', 'groups', 'devices', 'areas', 'nope'])]: [random() < 0.5 ? run() : [0, number()]],
+      },
+    };
+  if (path.includes('/ack'))
+    return {
+      mac,
+      manifestId: world.manifestIds.length > 0 ? pick(world.manifestIds) : pick(STRINGS),
+      status: pick(['Success', 'Failed', 'x']),
+      localCounts: { users: some(number) },
+      localChecksums: { users: pick(['', 'ab'.repeat(32), pick(STRINGS)]) },
+      durationMs: some(number),
+      error: random() < 0.5 ? null : pick(STRINGS),
+    };
+  if (path.includes('/enroll'))
+    return {
+      devices: [{ mac, ...(world.locationId ? { locationId: world.locationId } : {}), name: pick(STRINGS) }],
+      rotate: random() < 0.5,
+      overlapSeconds: some(number),
+    };
+  return {
+    mac,
+    pieces: random() < 0.5,
+    ...(random() < 0.5 ? { nonce: pick(['ab'.repeat(16), 'xyz', pick(STRINGS)]) } : {}),
+    ...(random() < 0.3 ? { knownGlobalSha256: pick([null, 'ab'.repeat(32), pick(STRINGS)]) } : {}),
+  };
 }
 
 export function sendCase(

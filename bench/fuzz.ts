@@ -1,6 +1,7 @@
 /**
- * `npm run fuzz [-- --requests 24000 --seed N]`: malformed requests to every endpoint of
- * Central and Edge (bench/fuzz-cases.ts), then a flood of acks with wrong credentials and
+ * `npm run fuzz [-- --requests 24000 --seed N]`: malformed and plausible requests to every
+ * endpoint of Central and Edge (bench/fuzz-cases.ts), as every kind of caller (bench/fuzz-world.ts:
+ * enrolled, never enrolled, disabled, revoked, another device's credential, the admin), then a flood of acks with wrong credentials and
  * random MACs; counts answers by status, lists every answer off the documented shape, and
  * samples Central's memory after a full collection, to tell a leak from a heap that grew.
  */
@@ -18,6 +19,9 @@ import { createPool } from '../src/platform/db.ts';
 import { startClusterPair } from '../src/platform/embedded.ts';
 import { createLogger } from '../src/platform/logger.ts';
 import { fuzzCases, judge, sendCase, type FuzzCase } from './fuzz-cases.ts';
+import { prepareFuzzWorld } from './fuzz-world.ts';
+
+const ADMIN_TOKEN = 'fuzz-admin-token-0123456789abcdef';
 
 const { values } = parseArgs({
   options: { requests: { type: 'string', default: '24000' }, seed: { type: 'string', default: '1' } },
@@ -54,10 +58,12 @@ try {
       RATE_LIMIT_PER_SOURCE_PER_MINUTE: '10000000',
       // The edge's /sync/now runs real syncs; at 30 a minute it would wait out Retry-After.
       RATE_LIMIT_PER_DEVICE_PER_MINUTE: '100000',
+      ADMIN_TOKEN,
     }),
     silent,
   );
   stops.push(central.stop);
+  const world = await prepareFuzzWorld(pool, central.url, ADMIN_TOKEN, [mac]);
   const edge = await startEdge(
     loadEdgeConfig({
       EDGE_DATABASE_URL: edgeUrl,
@@ -87,7 +93,7 @@ try {
     if (problem) problems.push(`${c.target} ${c.method} ${c.path.slice(0, 60)}: ${problem}`);
   };
   const batch: FuzzCase[] = [];
-  for (const c of fuzzCases(total, Number(values.seed), ['central', 'edge'])) {
+  for (const c of fuzzCases(total, Number(values.seed), ['central', 'edge'], world)) {
     batch.push(c);
     if (batch.length === 16) await Promise.all(batch.splice(0).map(run));
     if (++sent % Math.round(total / 3) === 0) console.log(`after ${sent}: ${memory()}`);

@@ -9,7 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { TABLES } from '../src/contract/tables.ts';
-import { DATA_CHANGED_CHANNEL } from '../src/edge/repo/news.ts';
+import { DATA_CHANGED_CHANNEL, type DataChanged } from '../src/edge/repo/news.ts';
 import { seedOneScope, startCentral, type RunningCentral } from './helpers/central.ts';
 import { dbupdate } from './helpers/cli.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
@@ -66,7 +66,38 @@ describe('the edge reader role', () => {
       const { rows } = await reader.query<{ n: number }>(`SELECT count(*)::int AS n FROM "${def.name}"`);
       assert.equal(rows[0]!.n, result.tables.find((t) => t.name === def.name)!.rowCount, def.name);
     }
-    assert.equal((await heard).channel, DATA_CHANGED_CHANNEL);
+    const notice = await heard;
+    assert.equal(notice.channel, DATA_CHANGED_CHANNEL);
+    // A listener checks a notice against dbupdate_news, which only the service writes.
+    const news = JSON.parse(notice.payload!) as DataChanged;
+    const { rows } = await reader.query<{ tables: string[] }>(
+      'SELECT tables FROM dbupdate_news WHERE manifest_id = $1',
+      [news.manifestId],
+    );
+    assert.deepEqual(rows[0]?.tables, news.tables);
+  });
+
+  it('can send a forged notice, but cannot make it check out', async () => {
+    // Any login may NOTIFY any channel: the reader role forges one.
+    await reader.query('SET default_transaction_read_only = off');
+    const forged = {
+      manifestId: '01ARZ3NDEKTSV4RRFFQ69G5FAV',
+      tables: ['users'],
+      committedAt: new Date().toISOString(),
+    };
+    await reader.query('SELECT pg_notify($1, $2)', [DATA_CHANGED_CHANNEL, JSON.stringify(forged)]);
+    const { rows } = await reader.query('SELECT 1 FROM dbupdate_news WHERE manifest_id = $1', [
+      forged.manifestId,
+    ]);
+    assert.equal(rows.length, 0, 'a forged notice names no row of dbupdate_news');
+    const denied = await reader
+      .query(`INSERT INTO dbupdate_news VALUES ($1, '{users}', now())`, [forged.manifestId])
+      .then(
+        () => 'ok',
+        (err: { code: string }) => err.code,
+      );
+    assert.equal(denied, '42501', 'nor can it write the news');
+    await reader.query('RESET default_transaction_read_only');
   });
 
   it('writes nothing and reads no ledger, even with read-only turned off', async () => {

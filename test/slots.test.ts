@@ -59,7 +59,7 @@ it('widens the Retry-After window with the backlog it shed, within 10 minutes', 
 });
 
 it('lets answers from memory past a full session gate, within their own bound; a release gives back both', async () => {
-  const admission = new Admission({ max: 1, answers: 2, queue: 0, waitMs: 1000 });
+  const admission = new Admission({ max: 1, answers: 2, perDevice: 2, queue: 0, waitMs: 1000 });
   const shed = (p: Promise<unknown>) =>
     p.then(
       () => 'taken',

@@ -44,6 +44,11 @@ export const CentralConfigSchema = Type.Object({
    * and are shed as above. Those that hold a session count against MAX_CONCURRENT_SNAPSHOTS too.
    */
   MAX_CONCURRENT_ANSWERS: Type.Integer({ minimum: 1, maximum: 10_000, default: 64 }),
+  /**
+   * Answers one device may hold at once (requests and piece fetches); beyond it 429 with
+   * Retry-After. An edge asks one at a time: 2 leaves room for one abandoned by a broken link.
+   */
+  MAX_ANSWERS_PER_DEVICE: Type.Integer({ minimum: 1, maximum: 1000, default: 2 }),
   /** Requests that wait for a snapshot slot before being shed, and how long each may wait (0: shed at once). */
   SNAPSHOT_QUEUE_LENGTH: Type.Integer({ minimum: 0, maximum: 100_000, default: 256 }),
   SNAPSHOT_QUEUE_WAIT_MS: Type.Integer({ minimum: 0, maximum: 60_000, default: 2000 }),

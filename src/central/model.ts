@@ -78,6 +78,8 @@ export function manifestToWire(input: {
   rowsIncluded: boolean;
   /** The pieces of each table to load, when the edge asked for them. */
   pieces?: ReadonlyMap<string, readonly Piece[]> | undefined;
+  /** The request's nonce, when the edge sent one (src/edge/services/manifest-clock.ts). */
+  requestNonce?: string | undefined;
 }): Manifest {
   return {
     manifestId: input.manifestId,
@@ -92,6 +94,7 @@ export function manifestToWire(input: {
       deviceId: input.device.id,
     },
     rowsIncluded: input.rowsIncluded,
+    ...(input.requestNonce === undefined ? {} : { requestNonce: input.requestNonce }),
     ...(input.pieces
       ? { pieces: Object.fromEntries([...input.pieces].map(([name, list]) => [name, list.map(pieceToWire)])) }
       : {}),

@@ -9,7 +9,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { createPool, type Pool } from '../platform/db.ts';
 import type { Server as HttpsServer } from 'node:https';
 import { serverOptions } from '../platform/http.ts';
-import { readTls, reloadTlsOnHangup } from '../platform/tls.ts';
+import { readTls, reloadTlsOnHangup, ignoreHangup } from '../platform/tls.ts';
 import { createLogger, loggerOptions, type Logger } from '../platform/logger.ts';
 import { migrate, type Migration } from '../platform/migrate.ts';
 import type { DataModel } from '../contract/data-model.ts';
@@ -154,6 +154,7 @@ export async function buildCentral(
     slots: {
       max: config.MAX_CONCURRENT_SNAPSHOTS,
       answers: config.MAX_CONCURRENT_ANSWERS,
+      perDevice: config.MAX_ANSWERS_PER_DEVICE,
       queue: config.SNAPSHOT_QUEUE_LENGTH,
       waitMs: config.SNAPSHOT_QUEUE_WAIT_MS,
     },
@@ -204,7 +205,7 @@ export async function startCentralServer(config: CentralConfig, log: Logger): Pr
       throw err;
     });
   const files = config.tls;
-  const stopReloading = files ? reloadTlsOnHangup(app.server as HttpsServer, files, log) : () => undefined;
+  const stopReloading = files ? reloadTlsOnHangup(app.server as HttpsServer, files, log) : ignoreHangup(log);
   return {
     url,
     async stop() {

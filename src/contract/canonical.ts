@@ -178,11 +178,17 @@ export class TableHasher {
   }
 
   #add(buf: Buffer, start: number, end: number): void {
-    if (this.#bytes) {
-      this.#bytes.line(buf, start, end);
-      this.#count++;
-    } else {
-      this.#addLine(buf.toString('utf8', start, end));
+    try {
+      if (this.#bytes) {
+        this.#bytes.line(buf, start, end);
+        this.#count++;
+      } else {
+        this.#addLine(buf.toString('utf8', start, end));
+      }
+    } catch (err) {
+      if (!(err instanceof CanonicalError || err instanceof FieldCountError)) throw err;
+      // The table and the row's key, so an operator can find and mend the row.
+      throw new CanonicalError(`${this.#def.name} row ${rowKey(this.#def, buf, start, end)}: ${err.message}`);
     }
   }
 
@@ -192,6 +198,13 @@ export class TableHasher {
     this.#hash.update(line + '\n');
     this.#count++;
   }
+}
+
+/** The key fields of a COPY text line (they lead the row), as `a` or `(a, b)`. */
+function rowKey(def: TableDef, buf: Buffer, start: number, end: number): string {
+  const fields = buf.toString('utf8', start, Math.min(end, start + 200)).split('\t');
+  const key = fields.slice(0, def.primaryKey.length);
+  return key.length === 1 ? key[0]! : `(${key.join(', ')})`;
 }
 
 /** SHA-256 of the RFC 8785 form of `[{name,rowCount,sha256}]` in table order. */

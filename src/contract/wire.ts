@@ -51,6 +51,12 @@ export function storableText(text: string): string {
 /** Keys of per-table maps: table names, as the edge reports them. */
 const TableKey = Type.String({ pattern: '^[a-z_]{1,63}$' });
 
+/** 128 random bits from the edge, signed back into the manifest: an answer to this request, not a replay. */
+const RequestNonce = Type.String({
+  pattern: '^[0-9a-f]{32}$',
+  description: "random per request; Central signs it into the manifest's requestNonce",
+});
+
 export const SyncRequestBody = Type.Object(
   {
     mac: MacText,
@@ -73,6 +79,7 @@ export const SyncRequestBody = Type.Object(
           'true: the manifest lists the pieces of every table to load and no rows follow; the edge fetches them from /api/device-sync/pieces',
       }),
     ),
+    nonce: Type.Optional(RequestNonce),
   },
   { additionalProperties: false },
 );
@@ -101,6 +108,7 @@ export const Manifest = Type.Object({
   globalSha256: Sha256,
   filters: Type.Object({ companyId: Uuid, locationId: Uuid, deviceId: Uuid }),
   rowsIncluded: Type.Boolean({ description: 'false when knownGlobalSha256 matched: the stream ends here' }),
+  requestNonce: Type.Optional(RequestNonce),
   pieces: Type.Optional(
     Type.Record(TableKey, Type.Array(PieceRef), {
       additionalProperties: false,
@@ -133,13 +141,20 @@ export const EndFrame = Type.Object({ end: Type.Literal(true), tables: Type.Inte
 export type EndFrame = Static<typeof EndFrame>;
 
 /** Pieces of one manifest by their index in its lists: runs `[from, to]`, inclusive, ascending. */
+/**
+ * A piece's index: a table of PIECE_INDEX_MAX pieces holds billions of rows (a piece averages
+ * 256), and the bound keeps every count made of them an integer the audit can store.
+ */
+export const PIECE_INDEX_MAX = 2 ** 24 - 1;
+const PieceIndex = Type.Integer({ minimum: 0, maximum: PIECE_INDEX_MAX });
+
 export const PiecesRequestBody = Type.Object(
   {
     mac: MacText,
     manifestId: Ulid,
     want: Type.Record(
       TableKey,
-      Type.Array(Type.Tuple([Type.Integer({ minimum: 0 }), Type.Integer({ minimum: 0 })]), {
+      Type.Array(Type.Tuple([PieceIndex, PieceIndex]), {
         minItems: 1,
         maxItems: 1024,
       }),

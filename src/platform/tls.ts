@@ -56,3 +56,17 @@ export function reloadTlsOnHangup(server: Server, files: TlsFiles, log: Logger):
   process.on('SIGHUP', reload);
   return () => process.removeListener('SIGHUP', reload);
 }
+
+/**
+ * Without TLS there is nothing to reload, but SIGHUP must not end the process (its default
+ * action): operators and tools send it to every service after renewing certificates.
+ */
+export function ignoreHangup(log: Logger): () => void {
+  const hangup = () =>
+    log.info(
+      { event: 'tls.reload', outcome: 'skipped' },
+      'SIGHUP: nothing to reload (TLS_CERT_FILE is not set: plain HTTP behind a terminator)',
+    );
+  process.on('SIGHUP', hangup);
+  return () => process.removeListener('SIGHUP', hangup);
+}

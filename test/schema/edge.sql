@@ -13,6 +13,9 @@ companies.updated_at timestamp with time zone NOT NULL
 dbupdate_migrations.id integer NOT NULL
 dbupdate_migrations.name text NOT NULL
 dbupdate_migrations.applied_at timestamp with time zone NOT NULL DEFAULT now()
+dbupdate_news.manifest_id text NOT NULL
+dbupdate_news.tables text[] NOT NULL
+dbupdate_news.committed_at timestamp with time zone NOT NULL
 devices.id uuid NOT NULL
 devices.location_id uuid NOT NULL
 devices.mac macaddr NOT NULL
@@ -91,6 +94,7 @@ areas areas_location_id_fkey FOREIGN KEY (location_id) REFERENCES locations(id)
 areas areas_pkey PRIMARY KEY (id)
 companies companies_pkey PRIMARY KEY (id)
 dbupdate_migrations dbupdate_migrations_pkey PRIMARY KEY (id)
+dbupdate_news dbupdate_news_pkey PRIMARY KEY (manifest_id)
 devices devices_location_id_fkey FOREIGN KEY (location_id) REFERENCES locations(id)
 devices devices_mac_key UNIQUE (mac)
 devices devices_pkey PRIMARY KEY (id)
@@ -120,6 +124,8 @@ CREATE INDEX areas_location_id_idx ON public.areas USING btree (location_id)
 CREATE UNIQUE INDEX areas_pkey ON public.areas USING btree (id)
 CREATE UNIQUE INDEX companies_pkey ON public.companies USING btree (id)
 CREATE UNIQUE INDEX dbupdate_migrations_pkey ON public.dbupdate_migrations USING btree (id)
+CREATE INDEX dbupdate_news_committed_at_idx ON public.dbupdate_news USING btree (committed_at)
+CREATE UNIQUE INDEX dbupdate_news_pkey ON public.dbupdate_news USING btree (manifest_id)
 CREATE INDEX devices_location_id_idx ON public.devices USING btree (location_id)
 CREATE UNIQUE INDEX devices_mac_key ON public.devices USING btree (mac)
 CREATE UNIQUE INDEX devices_pkey ON public.devices USING btree (id)

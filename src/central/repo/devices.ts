@@ -4,13 +4,23 @@ import { deviceFromRow, type Device, type DeviceRow } from '../model.ts';
 /**
  * The stored hashes that verify a device's credential now, as one SQL expression over a
  * `device_credentials` alias: none once revoked, the previous one too while a rotation's
- * overlap lasts. Every request reads it afresh, so a revocation holds at once on every
+ * overlap lasts; none for a device never enrolled (no credential row). Every request reads it afresh, so a revocation holds at once on every
  * Central, and the verifier's cache (keyed by the stored hash) cannot outlive it.
  */
 export const acceptedHashesSql = (c: string) =>
-  `CASE WHEN ${c}.revoked_at IS NOT NULL THEN NULL
+  `CASE WHEN ${c}.revoked_at IS NOT NULL OR ${c}.secret_hash IS NULL THEN NULL
         WHEN ${c}.previous_valid_until > now() THEN ARRAY[${c}.secret_hash, ${c}.previous_secret_hash]
         ELSE ARRAY[${c}.secret_hash] END`;
+
+/** The hashes that verify the credential of the device with `mac` now (none: no such device, or none works). */
+export async function acceptedHashesOfMac(db: Queryable, mac: string): Promise<string[]> {
+  const { rows } = await db.query<{ hashes: string[] | null }>(
+    `SELECT ${acceptedHashesSql('c')} AS hashes
+       FROM devices d JOIN device_credentials c ON c.device_id = d.id WHERE d.mac = $1::macaddr`,
+    [mac],
+  );
+  return rows[0]?.hashes ?? [];
+}
 
 export async function findDeviceByMac(db: Queryable, mac: string): Promise<Device | undefined> {
   return (await findDevicesByMac(db, [mac]))[0];

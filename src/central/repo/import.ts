@@ -6,7 +6,7 @@
  */
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { from as copyFrom } from 'pg-copy-streams';
+import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import type { PoolClient } from '../../platform/db.ts';
 import type { TableDef } from '../../contract/tables.ts';
 
@@ -25,11 +25,39 @@ export async function stageCsv(
   await tx.query(
     `CREATE TEMP TABLE "${stage}" ON COMMIT DROP AS SELECT ${quoted(columns)} FROM "${def.name}" WITH NO DATA`,
   );
+  // Each row's place in the file (COPY fills it in order), so a problem found later names its line.
+  await tx.query(`ALTER TABLE "${stage}" ADD COLUMN ${LINE} bigint GENERATED ALWAYS AS IDENTITY`);
   await pipeline(
     csv,
     tx.query(copyFrom(`COPY "${stage}" (${quoted(columns)}) FROM STDIN WITH (FORMAT csv, HEADER true)`)),
   );
   return stage;
+}
+
+/** The stage's column of record numbers: record N is on the file's line N + 1 (the header is line 1). */
+const LINE = '_dbupdate_record';
+
+/** Keys that occur more than once in the stage: the first two lines of each, at most `limit`. */
+export async function duplicateKeys(
+  tx: PoolClient,
+  def: TableDef,
+  stage: string,
+  limit = 10,
+): Promise<{ key: string; first: number; again: number }[]> {
+  const { rows } = await tx.query<{ key: string; lines: string[] }>(
+    `SELECT concat_ws(', ', ${quoted(def.primaryKey)}) AS key, (array_agg(${LINE} + 1 ORDER BY ${LINE}))[1:2] AS lines
+       FROM "${stage}" GROUP BY ${quoted(def.primaryKey)} HAVING count(*) > 1
+      ORDER BY min(${LINE}) LIMIT $1::int`,
+    [limit],
+  );
+  return rows.map((r) => ({ key: r.key, first: Number(r.lines[0]), again: Number(r.lines[1]) }));
+}
+
+/** The staged values of `columns` as COPY text, each line led by its file line number. */
+export function stagedValues(tx: PoolClient, stage: string, columns: readonly string[]): Readable {
+  return tx.query(
+    copyTo(`COPY (SELECT ${LINE} + 1, ${quoted(columns)} FROM "${stage}" ORDER BY ${LINE}) TO STDOUT`),
+  );
 }
 
 export interface UpsertCounts {

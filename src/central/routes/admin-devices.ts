@@ -7,7 +7,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
-import { ErrorBody } from '../../contract/wire.ts';
+import { ErrorBody, STORABLE_TEXT } from '../../contract/wire.ts';
 import { adminEventsOf, devicesByVersion, listDevices } from '../repo/device-admin.ts';
 import { changeDevice } from '../services/devices.ts';
 import { enrollDevices } from '../services/enroll.ts';
@@ -53,7 +53,7 @@ const EnrolBody = Type.Object(
           locationId: Type.Optional(
             Type.String({ format: 'uuid', description: 'creates the device if new' }),
           ),
-          name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+          name: Type.Optional(Type.String({ minLength: 1, maxLength: 200, pattern: STORABLE_TEXT })),
         },
         { additionalProperties: false },
       ),

@@ -96,6 +96,7 @@ async function serveSnapshot(
     log: request.log,
     onAudited: () => (request.syncAudited = true),
     admit: (kind) => slots.take(kind),
+    claim: slots.claim,
   }).catch((err: unknown) => {
     free();
     throw err;

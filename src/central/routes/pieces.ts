@@ -39,6 +39,7 @@ export async function servePieces(
     authorization: request.headers.authorization,
     log: request.log,
     admit: () => slots.take('session', 'first'),
+    claim: slots.claim,
   }).catch((err: unknown) => {
     free();
     throw err;

@@ -100,6 +100,8 @@ export interface SyncInput {
    * request holds (idempotent; the route calls it too once the response closed).
    */
   admit(kind: SlotKind): Promise<() => void>;
+  /** Counts this answer against its device's bound (MAX_ANSWERS_PER_DEVICE); RATE_LIMITED beyond it. */
+  claim(deviceId: string): void;
 }
 
 export interface PreparedSync {
@@ -218,7 +220,7 @@ async function stages(r: SyncRequest): Promise<PreparedSync> {
     };
     return send(r, source, signed, known, release);
   } catch (err) {
-    await session?.rollback();
+    await session?.close(err as Error);
     const appErr = normalizeError(err, 'SNAPSHOT_FAILED');
     await r.audit.finish({ ...outcomeForError(appErr), deviceId: device?.id ?? null });
     throw appErr;
@@ -243,6 +245,7 @@ async function identify(
   if (r.deps.requireCredential)
     await checkCredential(r.deps.credentials, found.secretHashes, r.input.authorization);
   const model = r.deps.models.forEdge(r.input.reported);
+  r.input.claim(found.device.id);
   await spendDeviceBudget(r.deps.limits, found.device.id, 'request');
   return { ...found, model };
 }
@@ -269,6 +272,7 @@ async function createManifest(
     device,
     rowsIncluded,
     pieces: rowsIncluded ? pieces : undefined,
+    requestNonce: r.input.body.nonce,
   });
   open.annotate({ manifestId: manifest.manifestId, rowsIncluded: manifest.rowsIncluded });
   await r.deps.audit.insertManifest(manifest, r.mac);

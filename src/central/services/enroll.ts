@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { withTransaction, type Pool } from '../../platform/db.ts';
 import { AppError } from '../../platform/errors.ts';
+import { storableText } from '../../contract/wire.ts';
 import { requireMac } from '../model.ts';
 import { existingLocations, insertAdminEvents, insertDevices } from '../repo/device-admin.ts';
 import { devicesWithActiveCredential, findDevicesByMac, upsertSecretHashes } from '../repo/devices.ts';
@@ -53,6 +54,8 @@ function checkLines(lines: readonly EnrolLine[]): { mac: string; line: EnrolLine
       problems.push(`${where}: location ${JSON.stringify(line.locationId)} is not a UUID`);
     if (line.name !== undefined && (line.name.length === 0 || line.name.length > 200))
       problems.push(`${where}: name must be 1 to 200 characters`);
+    else if (line.name !== undefined && storableText(line.name) !== line.name)
+      problems.push(`${where}: name holds a NUL or a broken UTF-16 character, which PostgreSQL cannot store`);
     return { mac, line };
   });
   if (problems.length > 0) throw new AppError('INVALID_INPUT', problemsText(problems));

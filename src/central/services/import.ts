@@ -8,9 +8,10 @@ import { createReadStream } from 'node:fs';
 import { open, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TABLES, type TableDef } from '../../contract/tables.ts';
-import { withTransaction, type Pool } from '../../platform/db.ts';
+import { withTransaction, type Pool, type PoolClient } from '../../platform/db.ts';
 import { AppError } from '../../platform/errors.ts';
-import { stageCsv, upsertStaged, type UpsertCounts } from '../repo/import.ts';
+import { duplicateKeys, stageCsv, stagedValues, upsertStaged, type UpsertCounts } from '../repo/import.ts';
+import { CanonicalError, RowCanonicalizer } from '../../contract/canonical.ts';
 
 export type ImportResult = Record<string, UpsertCounts>;
 
@@ -47,6 +48,49 @@ async function headerColumns(path: string, def: TableDef): Promise<string[]> {
   }
 }
 
+/**
+ * What PostgreSQL accepts but the import must not: a key twice in one file (the upsert would
+ * fail without saying where), and JSON that dbupdate's canonical form cannot carry (a number
+ * beyond a double's range would make every snapshot of the rows' scope fail).
+ */
+async function checkStaged(tx: PoolClient, def: TableDef, stage: string, columns: string[]): Promise<void> {
+  const file = `${def.name}.csv`;
+  const [dup] = await duplicateKeys(tx, def, stage, 1);
+  if (dup)
+    throw new AppError(
+      'INVALID_INPUT',
+      `${file} line ${dup.again}: the key ${dup.key} again (first at line ${dup.first}); each row once; nothing was imported`,
+    );
+  const json = def.columns.filter((c) => c.type === 'jsonb' && columns.includes(c.name));
+  if (json.length === 0) return;
+  const rows = new RowCanonicalizer({
+    name: def.name,
+    columns: [{ name: 'line', type: 'bigint' }, ...json],
+    primaryKey: [],
+  });
+  let carry = '';
+  for await (const chunk of stagedValues(
+    tx,
+    stage,
+    json.map((c) => c.name),
+  )) {
+    const lines = (carry + (chunk as Buffer).toString('utf8')).split('\n');
+    carry = lines.pop()!;
+    for (const line of lines) {
+      try {
+        rows.line(line);
+      } catch (err) {
+        if (!(err instanceof CanonicalError)) throw err;
+        throw new AppError(
+          'INVALID_INPUT',
+          `${file} line ${line.slice(0, line.indexOf('\t'))}: ${err.message}; JSON numbers must fit a double ` +
+            '(write a larger one as a string); nothing was imported',
+        );
+      }
+    }
+  }
+}
+
 export async function importDirectory(pool: Pool, dir: string): Promise<ImportResult> {
   const files = new Set((await readdir(dir)).filter((f) => f.endsWith('.csv')));
   const strangers = [...files].filter((f) => !TABLES.some((t) => `${t.name}.csv` === f));
@@ -65,6 +109,7 @@ export async function importDirectory(pool: Pool, dir: string): Promise<ImportRe
       const columns = headers.get(def)!;
       try {
         const stage = await stageCsv(tx, def, columns, createReadStream(join(dir, `${def.name}.csv`)));
+        await checkStaged(tx, def, stage, columns);
         result[def.name] = await upsertStaged(tx, def, stage, columns);
       } catch (err) {
         // Only bad data is the file's fault (SQLSTATE classes 22 and 23); the rest is not.

@@ -20,6 +20,7 @@ import type { Logger } from '../../platform/logger.ts';
 import { startStep } from '../../platform/step.ts';
 import { iterateInContext } from '../../platform/tracing.ts';
 import { requireMac, type Device } from '../model.ts';
+import { acceptedHashesOfMac } from '../repo/devices.ts';
 import { copyPieceRange, type ManifestForPieces } from '../repo/pieces.ts';
 import { checkCredential } from './credentials.ts';
 import type { PreparedSync, SyncDeps } from './device-sync.ts';
@@ -34,6 +35,8 @@ export interface PiecesInput {
   log: Logger;
   /** Takes a session slot, as a snapshot request that opens a session does (ahead of them: SnapshotSlots). */
   admit(): Promise<() => void>;
+  /** As a snapshot request's: counts this fetch against its device's bound. */
+  claim(deviceId: string): void;
 }
 
 /** As a snapshot answer, without a manifest of its own. */
@@ -70,9 +73,13 @@ export async function preparePieces(deps: SyncDeps, input: PiecesInput): Promise
   const { manifestId, want } = input.body;
   const mac = requireMac(input.body.mac);
   const log = input.log.child({ device: mac, manifestId });
-  const requested = Object.values(want).reduce(
-    (n, runs) => n + runs.reduce((m, [from, to]) => m + Math.max(0, to - from + 1), 0),
-    0,
+  // Runs are bounded by the schema (PIECE_INDEX_MAX), their sum here for the audit's integer.
+  const requested = Math.min(
+    2 ** 31 - 1,
+    Object.values(want).reduce(
+      (n, runs) => n + runs.reduce((m, [from, to]) => m + Math.max(0, to - from + 1), 0),
+      0,
+    ),
   );
   // The audit row and the manifest's lookup go in their own batches, side by side.
   const lookup = deps.audit.findManifestForPieces(manifestId);
@@ -104,10 +111,18 @@ export async function preparePieces(deps: SyncDeps, input: PiecesInput): Promise
   try {
     const found = await lookup;
     if (!found) throw new AppError('MANIFEST_NOT_FOUND', `no manifest ${manifestId}`);
+    if (found.mac !== mac) {
+      // Forbidden only to a device that proved who it is; anyone else is unauthenticated.
+      if (deps.requireCredential)
+        await checkCredential(
+          deps.credentials,
+          await acceptedHashesOfMac(deps.pool, mac),
+          input.authorization,
+        );
+      throw new AppError('MANIFEST_FORBIDDEN', `manifest ${manifestId} is not for ${mac}`);
+    }
     if (deps.requireCredential)
       await checkCredential(deps.credentials, found.secretHashes, input.authorization);
-    if (found.mac !== mac)
-      throw new AppError('MANIFEST_FORBIDDEN', `manifest ${manifestId} is not for ${mac}`);
     device = found.device;
     if (!device?.enabled) throw new AppError('DEVICE_DISABLED', `device ${mac} is disabled`);
     if (found.expiresAt.getTime() <= Date.now())
@@ -116,6 +131,7 @@ export async function preparePieces(deps: SyncDeps, input: PiecesInput): Promise
         `manifest ${manifestId} expired at ${found.expiresAt.toISOString()}`,
       );
     const model = deps.models.forEdge({ schemaVersion: found.schemaVersion });
+    input.claim(device.id);
     await spendDeviceBudget(deps.limits, device.id, 'pieces');
     // Every wanted piece already in memory (the devices of a location share them): no slot,
     // no connection. Otherwise a slot and a fresh snapshot, as a snapshot request takes.
@@ -147,7 +163,7 @@ export async function preparePieces(deps: SyncDeps, input: PiecesInput): Promise
       },
     };
   } catch (err) {
-    await session?.rollback();
+    await session?.close(err as Error);
     const appErr = normalizeError(err, 'SNAPSHOT_FAILED');
     await finish(appErr.status < 500 ? 'refused' : 'error', appErr);
     throw appErr;

@@ -30,6 +30,11 @@ export interface SlotOptions {
 export interface AdmissionOptions extends SlotOptions {
   /** Answers at once (`max` is sessions at once). */
   answers: number;
+  /**
+   * Answers one device holds at once (requests and piece fetches alike). An edge asks one at a
+   * time; without a bound, one device asking many times and never reading held every session.
+   */
+  perDevice: number;
 }
 
 export type SlotKind = 'answer' | 'session';
@@ -37,26 +42,56 @@ export type SlotKind = 'answer' | 'session';
 export class Admission {
   readonly #answers: SnapshotSlots;
   readonly #sessions: SnapshotSlots;
+  readonly #perDevice: number;
+  /** Answers in flight by device id (absent: none). */
+  readonly #byDevice = new Map<string, number>();
 
   constructor(options: AdmissionOptions) {
     this.#answers = new SnapshotSlots({ ...options, max: options.answers });
     this.#sessions = new SnapshotSlots(options);
+    this.#perDevice = options.perDevice;
   }
 
   /**
    * One request's slots, given back together by `free` (idempotent), which `take` also
    * resolves to. A request takes an answer slot before a session slot, never the other way
-   * round, so no two wait on each other.
+   * round, so no two wait on each other. `claim` counts the request against its device's
+   * bound (once it is authenticated), throwing RATE_LIMITED beyond it; `free` gives that back too.
    */
-  forRequest(): { take(kind: SlotKind, priority?: 'first' | 'normal'): Promise<() => void>; free(): void } {
+  forRequest(): {
+    claim(deviceId: string): void;
+    take(kind: SlotKind, priority?: 'first' | 'normal'): Promise<() => void>;
+    free(): void;
+  } {
     const held: (() => void)[] = [];
     const free = () => held.forEach((release) => release());
     return {
+      claim: (deviceId) => held.push(this.#claim(deviceId)),
       take: async (kind, priority) => {
         held.push(await (kind === 'answer' ? this.#answers : this.#sessions).take(priority));
         return free;
       },
       free,
+    };
+  }
+
+  #claim(deviceId: string): () => void {
+    const now = this.#byDevice.get(deviceId) ?? 0;
+    if (now >= this.#perDevice)
+      throw new AppError(
+        'RATE_LIMITED',
+        `this device already has ${now} answers in flight (MAX_ANSWERS_PER_DEVICE); read or close them first`,
+        // Held answers end within the slow-reader window; a few seconds is enough for most.
+        { details: { retryAfterSeconds: 5 + Math.floor(Math.random() * 10) } },
+      );
+    this.#byDevice.set(deviceId, now + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = (this.#byDevice.get(deviceId) ?? 1) - 1;
+      if (left > 0) this.#byDevice.set(deviceId, left);
+      else this.#byDevice.delete(deviceId);
     };
   }
 }

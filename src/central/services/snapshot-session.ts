@@ -35,7 +35,11 @@ export class SnapshotSession {
     return this.#closing;
   }
 
-  /** Before any row was sent (the request failed while preparing): the connection stays usable. */
+  /**
+   * Before any statement of the session is left unread (the request failed while preparing
+   * between statements): the connection stays usable. After a failure that may have left a
+   * COPY running, `close(err)` instead.
+   */
   rollback(): Promise<void> {
     this.#closing ??= this.#end('ROLLBACK');
     return this.#closing;

@@ -99,7 +99,9 @@ export class SnapshotSource {
     } catch (err) {
       const sqlState = (err as { code?: unknown }).code;
       if (opened.reason !== 'replica' || typeof sqlState !== 'string' || sqlState.length !== 5) {
-        await opened.session.rollback();
+        // Destroyed, not rolled back: the work may have failed mid-COPY (a row with no
+        // canonical form), and a ROLLBACK queued behind a COPY nobody reads never runs.
+        await opened.session.close(err as Error);
         throw err;
       }
       await opened.session.close(err as Error);
@@ -111,7 +113,7 @@ export class SnapshotSource {
       try {
         return { ...again, result: await work(again) };
       } catch (retryErr) {
-        await again.session.rollback();
+        await again.session.close(retryErr as Error);
         throw retryErr;
       }
     }

@@ -89,10 +89,12 @@ export async function findLocalDevice(
 }
 
 /**
- * Lets `role` read the data tables and nothing else of this service's (the ledger stays
- * private); idempotent. The role name was checked against ReaderRoleSetting's pattern.
+ * Lets `role` read the data tables and the news it checks notices against, and nothing else
+ * of this service's (the ledger stays private); idempotent. The role name was checked against ReaderRoleSetting's pattern.
  */
 export async function grantReader(client: PoolClient | Pool, role: string): Promise<void> {
   await client.query(`GRANT USAGE ON SCHEMA public TO "${role}"`);
-  await client.query(`GRANT SELECT ON ${TABLES.map((t) => `"${t.name}"`).join(', ')} TO "${role}"`);
+  await client.query(
+    `GRANT SELECT ON ${TABLES.map((t) => `"${t.name}"`).join(', ')}, dbupdate_news TO "${role}"`,
+  );
 }

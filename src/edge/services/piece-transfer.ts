@@ -26,6 +26,7 @@ import {
   stagePieces,
   type StagedPiece,
 } from '../repo/pieces.ts';
+import type { ManifestClock } from './manifest-clock.ts';
 import type { CentralClient } from './central-client.ts';
 import { counted, type Transfer } from './sync-load.ts';
 import type { TablePlan, TransferStats } from './sync-plan.ts';
@@ -36,6 +37,8 @@ export interface TransferDeps {
   mac: string;
   log: Logger;
   deadlineAt: number;
+  /** The manifest's lifetime, on Central's clock. */
+  clock: ManifestClock;
   /** Pause before asking again after a fetch that brought nothing; doubled each time. */
   resumeDelayMs: number;
 }
@@ -225,11 +228,7 @@ export class PieceTransfer {
   }
 
   #checkExpiry(): void {
-    if (Date.parse(this.#m.expiresAt) <= Date.now())
-      throw new AppError(
-        'MANIFEST_EXPIRED',
-        `manifest ${this.#m.manifestId} expired while its pieces were fetched`,
-      );
+    this.#deps.clock.check('while its pieces were fetched');
   }
 
   /** The next piece of the open fetch, which must be piece `j` of `t`. */

@@ -32,17 +32,12 @@ export const DOUBT_CODES: readonly ErrorCode[] = [
   'LOCAL_DRIFT',
 ];
 
-export function validateManifest(manifest: Manifest, now: number, model: DataModel): void {
+/** Its shape against this edge's model (its lifetime is the ManifestClock's to judge). */
+export function validateManifest(manifest: Manifest, model: DataModel): void {
   if (manifest.schemaVersion !== model.version) {
     throw new AppError(
       'SCHEMA_VERSION_MISMATCH',
       `manifest has schema version ${manifest.schemaVersion}, this edge has ${model.version}`,
-    );
-  }
-  if (Date.parse(manifest.expiresAt) <= now) {
-    throw new AppError(
-      'MANIFEST_EXPIRED',
-      `manifest ${manifest.manifestId} expired at ${manifest.expiresAt}`,
     );
   }
   const names = manifest.tables.map((t) => t.name).join(',');

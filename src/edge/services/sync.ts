@@ -33,6 +33,7 @@ import {
 import { changedTables, notifyDataChanged } from '../repo/news.ts';
 import { canLoadWithoutTriggers } from '../repo/tables.ts';
 import { acknowledge, flushPendingAcks } from './acks.ts';
+import { ManifestClock, newRequestNonce } from './manifest-clock.ts';
 import type { CentralClient } from './central-client.ts';
 import {
   DOUBT_CODES,
@@ -88,6 +89,8 @@ interface Attempt {
   held: { tables: TableDigest[] } | undefined;
   body?: AsyncGenerator<Uint8Array>;
   manifest?: Manifest;
+  /** The manifest's lifetime, on Central's clock (manifest-clock.ts). */
+  clock?: ManifestClock;
   progress?: ((p: TableProgress) => void) | undefined;
 }
 
@@ -189,6 +192,7 @@ export class Syncer {
           mac: this.#deps.mac,
           log: mlog,
           deadlineAt: Date.now() + this.#deps.deadlineMs - elapsed(a),
+          clock: a.clock!,
           resumeDelayMs: this.#deps.resumeDelayMs ?? 1000,
         },
         manifest,
@@ -265,12 +269,14 @@ export class Syncer {
   /** The snapshot stream, up to its signed manifest. */
   async #pull(a: Attempt): Promise<{ manifest: Manifest; items: AsyncGenerator<SnapshotItem> }> {
     const known = a.offerHeld ? (a.state.lastGlobalSha256 ?? null) : null;
+    const nonce = newRequestNonce();
     a.body = await step(a.log, 'sync.pull', {}, () =>
       this.#deps.central.requestSnapshot(
         {
           mac: this.#deps.mac,
           knownGlobalSha256: known,
           pieces: true,
+          nonce,
           ...(a.held
             ? { knownTables: Object.fromEntries(a.held.tables.map((t) => [t.name, t.sha256])) }
             : {}),
@@ -288,11 +294,15 @@ export class Syncer {
       throw new AppError('MANIFEST_SIGNATURE_INVALID', `manifest signature check failed: ${signed}`);
     }
     a.manifest = first.value.manifest;
+    a.clock = new ManifestClock(a.manifest, nonce);
+    const skew = a.clock.skewNote();
+    if (skew) a.log.warn({ event: 'clock.skew', skewMs: a.clock.skewMs }, skew);
     return { manifest: a.manifest, items };
   }
 
   async #validate(a: Attempt, m: Manifest): Promise<void> {
-    validateManifest(m, Date.now(), this.#deps.model);
+    validateManifest(m, this.#deps.model);
+    a.clock!.check('before it could be applied');
     refuseStaleOrForeign(m, a.state);
     if (await manifestApplied(a.client, m.manifestId)) {
       throw new AppError('MANIFEST_ALREADY_APPLIED', `manifest ${m.manifestId} was applied before`);
@@ -369,11 +379,7 @@ export class Syncer {
       );
       await step(log, 'sync.commit', {}, async () => {
         // Checked again at the end: a slow link must not stretch a manifest's lifetime.
-        if (Date.parse(m.expiresAt) <= Date.now())
-          throw new AppError(
-            'MANIFEST_EXPIRED',
-            `manifest ${m.manifestId} expired at ${m.expiresAt}, before commit`,
-          );
+        a.clock!.check('before commit');
         const before = a.held ?? (await lastAppliedTables(client));
         await insertSyncTables(client, a.syncId, tables);
         for (const t of plan)
