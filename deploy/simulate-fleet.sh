@@ -76,6 +76,7 @@ central() {
   "${compose[@]}" -p dbupdate-central -f "$here/central/compose.yaml" --env-file "$central_env" "$@"
 }
 
+starting=()
 for ((i = 1; i <= count; i++)); do
   project="dbupdate-edge-$i"
   env_file="$here/fleet/device-$i.env"
@@ -109,10 +110,22 @@ for ((i = 1; i <= count; i++)); do
       echo "SYNC_INTERVAL_SECONDS=${SYNC_INTERVAL_SECONDS:-60}"
     } >"$env_file"
   )
-  "${compose[@]}" -p "$project" -f "$here/edge/compose.yaml" --env-file "$env_file" up -d
+  # The stacks start side by side (each waits for its own database's health check).
+  "${compose[@]}" -p "$project" -f "$here/edge/compose.yaml" --env-file "$env_file" up -d \
+    >"$here/fleet/device-$i.up.log" 2>&1 &
+  starting+=("$!:$i")
   # Readable by Prometheus, which runs as nobody; it names no secret.
   echo "[{\"targets\": [\"host.docker.internal:$((base_port + i))\"], \"labels\": {\"device\": \"device-$i\"}}]" \
     >"$here/observability/edges/device-$i.json"
   chmod 0644 "$here/observability/edges/device-$i.json"
   echo "device $i: $mac, API on port $((base_port + i))"
 done
+failed=0
+for entry in "${starting[@]}"; do
+  if ! wait "${entry%%:*}"; then
+    echo "simulate-fleet: device ${entry#*:} did not start:" >&2
+    tail -n 20 "$here/fleet/device-${entry#*:}.up.log" >&2
+    failed=1
+  fi
+done
+exit "$failed"
