@@ -120,14 +120,34 @@ describe('replay and rollback', () => {
       const result = await testSyncer(edge, proxy.url, mine, tokens.get(mine)!).run('cli');
       proxy.fault = { kind: 'none' };
       assert.equal(result.status, 'failed');
-      // Before its first sync the edge cannot tell; Central refuses it the pieces of another device's manifest.
-      assert.equal(
-        result.error?.code,
-        knowsItself ? 'MANIFEST_NOT_FOR_DEVICE' : 'CENTRAL_REFUSED',
-        result.error?.message,
-      );
+      // Signed for another request (its nonce), it is refused before the edge even looks at
+      // whose it is (which it could not tell before its first sync).
+      assert.equal(result.error?.code, 'MANIFEST_STALE', result.error?.message);
+      assert.match(result.error!.message, /answers another request/);
       assert.deepEqual(await edgeRows(edge.pool), before);
     }
+  });
+
+  it("refuses a manifest for another device even when it answers this request (Central's mistake)", async () => {
+    const [mine, theirs] = [macs[0]!, macs[1]!];
+    await using edge = await createTestDatabase('edge');
+    proxy.fault = { kind: 'none' };
+    assert.equal((await testSyncer(edge, proxy.url, mine, tokens.get(mine)!).run('cli')).status, 'success');
+    await central.pool.query(`UPDATE users SET display_name = display_name || ' +', updated_at = now()`);
+    const { rows } = await central.pool.query<{ id: string }>(
+      'SELECT id FROM devices WHERE mac = $1::macaddr',
+      [theirs],
+    );
+    const before = await edgeRows(edge.pool);
+    // Signed again by Central's key, this request's nonce kept: only the device id is wrong.
+    proxy.fault = {
+      kind: 'manifest',
+      edit: (m) => void ((m.filters as { deviceId: string }).deviceId = rows[0]!.id),
+    };
+    const result = await testSyncer(edge, proxy.url, mine, tokens.get(mine)!).run('cli');
+    proxy.fault = { kind: 'none' };
+    assert.equal(result.error?.code, 'MANIFEST_NOT_FOR_DEVICE', result.error?.message);
+    assert.deepEqual(await edgeRows(edge.pool), before);
   });
 
   describe('a slow, steady link', { concurrency: true }, () => {

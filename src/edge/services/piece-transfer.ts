@@ -123,11 +123,19 @@ export class PieceTransfer {
     if (Object.keys(want).length === 0) return;
     this.#checkExpiry();
     this.#stats.fetches++;
-    this.#body = await this.#deps.central.requestPieces(
-      { mac: this.#deps.mac, manifestId: this.#m.manifestId, want },
-      {},
-      this.#deps.deadlineAt,
-    );
+    this.#body = await this.#deps.central
+      .requestPieces({ mac: this.#deps.mac, manifestId: this.#m.manifestId, want }, {}, this.#deps.deadlineAt)
+      .catch((err: unknown) => {
+        // Central judges the lifetime on its own clock, which may end it a round trip before
+        // the edge's count from arrival does: the same expiry, named as such.
+        if (err instanceof AppError && err.details?.centralCode === 'MANIFEST_EXPIRED')
+          throw new AppError(
+            'MANIFEST_EXPIRED',
+            `manifest ${this.#m.manifestId} expired while its pieces were fetched (Central refused them)`,
+            { cause: err },
+          );
+        throw err;
+      });
     this.#items = readPieces(counted(this.#body, this.#transfer));
   }
 

@@ -160,7 +160,7 @@ export class Syncer {
         await flushPendingAcks(client, this.#deps.central, this.#deps.log);
         const syncId = await insertSyncStart(client, trigger);
         const log = this.#deps.log.child({ syncId, trigger, device: this.#deps.mac });
-        const result = await step(log, 'sync', {}, () => this.#attempt(client!, syncId, log, options));
+        const result = await this.#logged(log, () => this.#attempt(client!, syncId, log, options));
         this.#deps.metrics.record(result);
         return result;
       } finally {
@@ -170,6 +170,19 @@ export class Syncer {
       client?.release(broken);
       this.#running = false;
     }
+  }
+
+  /**
+   * The sync as one step whose finish event tells its outcome: a failed sync is a result, not
+   * a throw, and its step must say `error` with the code, whoever started it (schedule, CLI, /sync/now).
+   */
+  async #logged(log: Logger, attempt: () => Promise<SyncResult>): Promise<SyncResult> {
+    return step(log, 'sync', {}, async (open) => {
+      const result = await attempt();
+      open.annotate({ status: result.status, manifestId: result.manifestId, rowsLoaded: result.rowsLoaded });
+      if (result.error) open.finish(new AppError(result.error.code, result.error.message));
+      return result;
+    });
   }
 
   async #attempt(client: PoolClient, syncId: string, log: Logger, options: RunOptions): Promise<SyncResult> {
