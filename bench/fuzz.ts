@@ -20,6 +20,8 @@ import { startClusterPair } from '../src/platform/embedded.ts';
 import { createLogger } from '../src/platform/logger.ts';
 import { fuzzCases, judge, sendCase, type FuzzCase } from './fuzz-cases.ts';
 import { prepareFuzzWorld } from './fuzz-world.ts';
+import { changeDevice } from '../src/central/services/devices.ts';
+import { enrollDevice } from '../src/central/services/enroll.ts';
 
 const ADMIN_TOKEN = 'fuzz-admin-token-0123456789abcdef';
 
@@ -111,13 +113,17 @@ try {
     'SELECT manifest_id AS id FROM sync_manifest_headers LIMIT 1',
   );
   const manifestId = rows[0]!.id;
+  // The fuzz may have disabled or revoked the device as the admin (its MAC is one it tries):
+  // served again, with a new credential, so the flood is timed against real snapshots.
+  await changeDevice(pool, mac, 'enable', 'fuzz');
+  const { secret: renewed } = await enrollDevice(pool, mac);
   const snapshot = async () => {
     const t = performance.now();
     const res = await fetch(`${central.url}/api/device-sync/request`, {
       method: 'POST',
       headers: {
         'content-type': 'application/json',
-        authorization: `Bearer ${secret}`,
+        authorization: `Bearer ${renewed}`,
         'accept-encoding': 'gzip',
       },
       body: JSON.stringify({ mac }),

@@ -238,3 +238,36 @@ export async function startHaproxy(
   );
   return { ...engine, port };
 }
+
+/** One PostgreSQL 15 server (Debian's, the oldest version supported), trust auth on loopback. */
+export async function startPostgres(): Promise<{ node: PgNode; close(): void }> {
+  const as = postgresUser();
+  const dir = mkdtempSync(join(tmpdir(), 'dbupdate-pg15-'));
+  if (as) chownSync(dir, as.uid, as.gid);
+  const port = await freePort();
+  const node = pgNode(join(dir, 'data'), port, as, join(dir, 'server.log'));
+  const close = () => {
+    try {
+      node.stop('immediate');
+    } catch {
+      // not started, or already stopped
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    run(
+      'initdb',
+      ['-D', node.dataDir, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--locale=C.UTF-8'],
+      as,
+    );
+    appendFileSync(
+      join(node.dataDir, 'postgresql.conf'),
+      `\nport = ${port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '${dir}'\nfsync = off\n`,
+    );
+    node.start();
+  } catch (err) {
+    close();
+    throw err;
+  }
+  return { node, close };
+}

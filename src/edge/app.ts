@@ -11,6 +11,7 @@ import { AppError } from '../platform/errors.ts';
 import { healthRoutes } from '../platform/health.ts';
 import { bearerToken, installErrorHandling, isLoopback, tokenMatches } from '../platform/http.ts';
 import { getState, recentSyncs } from './repo/ledger.ts';
+import { loadModeOf } from './repo/tables.ts';
 import type { Syncer } from './services/sync.ts';
 import { ErrorDetail, StatusBody, SyncResultBody, syncLogToWire, type SyncResult } from './model.ts';
 
@@ -93,6 +94,7 @@ const syncRoutes: FastifyPluginAsyncTypebox<EdgeAppOptions> = async (app, opts) 
     },
     async () => ({
       running: opts.syncer.running,
+      loadMode: await loadModeOf(opts.pool),
       state: await getState(opts.pool),
       recent: (await recentSyncs(opts.pool, 20)).map(syncLogToWire),
     }),

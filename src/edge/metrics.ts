@@ -2,6 +2,7 @@
  * Edge metrics (Prometheus). One registry per service instance, so several edges in
  * one process (tests, the simulator) never share counters. Labels stay low-cardinality.
  */
+import type { LoadMode } from './repo/tables.ts';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { registerLogMetrics } from '../platform/log-metrics.ts';
 import type { SyncResult } from './model.ts';
@@ -13,8 +14,16 @@ interface LiveSource {
   lastSuccessAt(): Promise<Date | undefined>;
 }
 
+const LOAD_MODES: readonly LoadMode[] = ['replica', 'deferred', 'whole'];
+
 export class EdgeMetrics {
   readonly registry = new Registry();
+
+  /** The load mode in use, 1; the others 0. */
+  recordLoadMode(mode: LoadMode): void {
+    for (const m of LOAD_MODES) this.loadMode.set({ mode: m }, m === mode ? 1 : 0);
+  }
+
   readonly syncs = new Counter({
     name: 'dbupdate_edge_syncs_total',
     help: 'Syncs by result and error code',
@@ -40,6 +49,12 @@ export class EdgeMetrics {
     help: 'Sync duration by result',
     labelNames: ['result'] as const,
     buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300],
+    registers: [this.registry],
+  });
+  readonly loadMode = new Gauge({
+    name: 'dbupdate_edge_load_mode',
+    help: "How this edge's database user may load a table alone (1 for the mode in use): replica, deferred, or whole (no deltas: every change reloads every table)",
+    labelNames: ['mode'] as const,
     registers: [this.registry],
   });
   readonly rowsLoaded = new Counter({

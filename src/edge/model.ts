@@ -154,6 +154,10 @@ export function syncLogToWire(row: SyncLogRow): SyncLogEntry {
 
 export const StatusBody = Type.Object({
   running: Type.Boolean(),
+  loadMode: Type.Union([Type.Literal('replica'), Type.Literal('deferred'), Type.Literal('whole')], {
+    description:
+      "how the database user may load a table alone (repo/tables.ts); 'whole': no deltas, every change reloads every table",
+  }),
   state: SyncStateBody,
   recent: Type.Array(SyncLogEntry),
 });

@@ -20,6 +20,7 @@ import { CentralClient } from './services/central-client.ts';
 import { Syncer } from './services/sync.ts';
 import type { SyncResult, SyncTrigger } from './model.ts';
 import { countPendingAcks, getState } from './repo/ledger.ts';
+import { loadModeOf } from './repo/tables.ts';
 
 export function createSyncer(
   config: EdgeConfig,
@@ -95,6 +96,21 @@ async function scheduledSync(
   }
 }
 
+/** Says at start whether this database user can apply deltas, and what to grant when it cannot. */
+async function reportLoadMode(pool: Pool, log: Logger): Promise<void> {
+  const mode = await loadModeOf(pool);
+  if (mode !== 'whole') {
+    log.info({ event: 'edge.load_mode', mode }, `deltas are applied (load mode ${mode})`);
+    return;
+  }
+  log.warn(
+    { event: 'edge.load_mode', mode, alert: true },
+    "this database user can neither turn triggers off nor defer the data tables' foreign keys: every " +
+      'change reloads all eight tables. Run the edge as the owner of its tables (README), or have a ' +
+      'superuser run: GRANT SET ON PARAMETER session_replication_role TO <user>',
+  );
+}
+
 export interface RunningEdge {
   url: string;
   /** The sync run at start (undefined when it could not run at all). */
@@ -113,6 +129,7 @@ export async function startEdge(
     await pool.end();
     throw err;
   }
+  await reportLoadMode(pool, log);
   if (config.insecureCentral) {
     log.warn(
       { event: 'security.insecure_http', alert: true, central: new URL(config.CENTRAL_URL).host },

@@ -90,12 +90,12 @@ users.settings jsonb NOT NULL DEFAULT '{}'::jsonb
 users.created_at timestamp with time zone NOT NULL
 users.updated_at timestamp with time zone NOT NULL
 -- constraints
-areas areas_location_id_fkey FOREIGN KEY (location_id) REFERENCES locations(id)
+areas areas_location_id_fkey FOREIGN KEY (location_id) REFERENCES locations(id) DEFERRABLE
 areas areas_pkey PRIMARY KEY (id)
 companies companies_pkey PRIMARY KEY (id)
 dbupdate_migrations dbupdate_migrations_pkey PRIMARY KEY (id)
 dbupdate_news dbupdate_news_pkey PRIMARY KEY (manifest_id)
-devices devices_location_id_fkey FOREIGN KEY (location_id) REFERENCES locations(id)
+devices devices_location_id_fkey FOREIGN KEY (location_id) REFERENCES locations(id) DEFERRABLE
 devices devices_mac_key UNIQUE (mac)
 devices devices_pkey PRIMARY KEY (id)
 edge_held_pieces edge_held_pieces_pkey PRIMARY KEY (table_name, ord)
@@ -107,17 +107,17 @@ edge_sync_log edge_sync_log_status_check CHECK ((status = ANY (ARRAY['running'::
 edge_sync_state edge_sync_state_pkey PRIMARY KEY (key)
 edge_sync_tables edge_sync_tables_edge_sync_id_fkey FOREIGN KEY (edge_sync_id) REFERENCES edge_sync_log(id)
 edge_sync_tables edge_sync_tables_pkey PRIMARY KEY (edge_sync_id, table_name)
-group_users group_users_group_id_fkey FOREIGN KEY (group_id) REFERENCES groups(id)
+group_users group_users_group_id_fkey FOREIGN KEY (group_id) REFERENCES groups(id) DEFERRABLE
 group_users group_users_pkey PRIMARY KEY (group_id, user_id)
-group_users group_users_user_id_fkey FOREIGN KEY (user_id) REFERENCES users(id)
-groups groups_company_id_fkey FOREIGN KEY (company_id) REFERENCES companies(id)
+group_users group_users_user_id_fkey FOREIGN KEY (user_id) REFERENCES users(id) DEFERRABLE
+groups groups_company_id_fkey FOREIGN KEY (company_id) REFERENCES companies(id) DEFERRABLE
 groups groups_pkey PRIMARY KEY (id)
-location_groups location_groups_group_id_fkey FOREIGN KEY (group_id) REFERENCES groups(id)
-location_groups location_groups_location_id_fkey FOREIGN KEY (location_id) REFERENCES locations(id)
+location_groups location_groups_group_id_fkey FOREIGN KEY (group_id) REFERENCES groups(id) DEFERRABLE
+location_groups location_groups_location_id_fkey FOREIGN KEY (location_id) REFERENCES locations(id) DEFERRABLE
 location_groups location_groups_pkey PRIMARY KEY (location_id, group_id)
-locations locations_company_id_fkey FOREIGN KEY (company_id) REFERENCES companies(id)
+locations locations_company_id_fkey FOREIGN KEY (company_id) REFERENCES companies(id) DEFERRABLE
 locations locations_pkey PRIMARY KEY (id)
-users users_company_id_fkey FOREIGN KEY (company_id) REFERENCES companies(id)
+users users_company_id_fkey FOREIGN KEY (company_id) REFERENCES companies(id) DEFERRABLE
 users users_pkey PRIMARY KEY (id)
 -- indexes
 CREATE INDEX areas_location_id_idx ON public.areas USING btree (location_id)

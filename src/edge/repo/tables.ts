@@ -26,13 +26,34 @@ export function localSelectSql(def: TableDef): string {
 }
 
 /**
- * Whether this session may load with triggers off. session_replication_role needs a
- * superuser; the README asks only that the edge's user own its tables, and an owner that
- * is not a superuser empties and reloads every table instead (test/edge-owner.test.ts).
+ * How this session may load a table on its own (patch its changed pieces, or reload it while
+ * others are kept), fastest first:
+ *
+ * | mode       | who                                                           | the keys                         |
+ * |------------|---------------------------------------------------------------|----------------------------------|
+ * | `replica`  | a superuser, or a role granted SET on session_replication_role | triggers off, checked set-based at the end |
+ * | `deferred` | the tables' owner (the README's role), keys deferrable (0005)  | deferred, checked at the load's end |
+ * | `whole`    | neither (keys made immediate by hand)                         | every table emptied and reloaded |
+ *
+ * Only `whole` cannot apply deltas: the edge then warns at start and in /status.
  */
-export async function canLoadWithoutTriggers(client: PoolClient): Promise<boolean> {
-  const { rows } = await client.query<{ su: string }>("SELECT current_setting('is_superuser') AS su");
-  return rows[0]?.su === 'on';
+export type LoadMode = 'replica' | 'deferred' | 'whole';
+
+export async function loadModeOf(client: PoolClient | Pool): Promise<LoadMode> {
+  const { rows } = await client.query<{ replica: boolean; deferrable: boolean }>(
+    `SELECT current_setting('is_superuser') = 'on'
+              OR has_parameter_privilege('session_replication_role', 'SET') AS replica,
+            coalesce((SELECT bool_and(condeferrable) FROM pg_constraint
+                       WHERE contype = 'f' AND conrelid::regclass::text = ANY($1::text[])), true) AS deferrable`,
+    [TABLES.map((t) => t.name)],
+  );
+  const [row] = rows;
+  return row?.replica ? 'replica' : row?.deferrable ? 'deferred' : 'whole';
+}
+
+/** Foreign keys checked at the end of the transaction, or at once again (which checks what was deferred). */
+export async function deferKeys(client: PoolClient, deferred: boolean): Promise<void> {
+  await client.query(`SET CONSTRAINTS ALL ${deferred ? 'DEFERRED' : 'IMMEDIATE'}`);
 }
 
 /**

@@ -12,7 +12,15 @@ import { AppError } from '../../platform/errors.ts';
 import type { Logger } from '../../platform/logger.ts';
 import { step } from '../../platform/step.ts';
 import { deleteKeyRange } from '../repo/pieces.ts';
-import { checkForeignKeys, copyIntoTable, emptyDataTables, emptyTable, setTriggers } from '../repo/tables.ts';
+import {
+  checkForeignKeys,
+  copyIntoTable,
+  deferKeys,
+  emptyDataTables,
+  emptyTable,
+  setTriggers,
+  type LoadMode,
+} from '../repo/tables.ts';
 import { TABLES } from '../../contract/tables.ts';
 import type { PieceTransfer } from './piece-transfer.ts';
 import { KEPT_TABLES_BROKEN } from './sync-checks.ts';
@@ -39,8 +47,8 @@ export async function* counted(
 
 export interface LoadOptions {
   log: Logger;
-  /** Triggers are off: a table is emptied or patched on its own; otherwise all were emptied first. */
-  tableByTable: boolean;
+  /** How a table may be loaded on its own (repo/tables.ts); `whole`: every table is emptied first. */
+  mode: LoadMode;
   metrics: EdgeMetrics;
   progress: ((p: TableProgress) => void) | undefined;
 }
@@ -78,8 +86,9 @@ async function loadTables(
   source: { rows(t: TablePlan): AsyncIterable<Buffer> },
   plan: readonly TablePlan[],
   stats: TransferStats,
-  { log, tableByTable, metrics, progress }: LoadOptions,
+  { log, mode, metrics, progress }: LoadOptions,
 ): Promise<{ rows: number; tables: string[] }> {
+  const tableByTable = mode !== 'whole';
   let rows = 0;
   const tables: string[] = [];
   for (const t of plan) {
@@ -118,8 +127,9 @@ async function loadTables(
 }
 
 /**
- * The load of a plan: triggers off and each table emptied or patched on its own when the
- * edge may (foreign keys checked at the end), every table emptied first otherwise.
+ * The load of a plan: each table emptied or patched on its own when the edge may, with
+ * triggers off (replica) or keys deferred (deferred), every key checked at the end; every
+ * table emptied first otherwise (whole).
  */
 export async function loadPlan(
   client: PoolClient,
@@ -128,21 +138,30 @@ export async function loadPlan(
   stats: TransferStats,
   options: LoadOptions,
 ): Promise<{ rows: number; tables: string[] }> {
-  if (options.tableByTable) await setTriggers(client, false);
+  // A load that keeps nothing has no reason to defer: the keys are checked row by row as
+  // parents come first, and the transaction holds no queue of millions of deferred checks.
+  const mode = options.mode === 'deferred' && plan.every((t) => t.mode === 'full') ? 'whole' : options.mode;
+  if (mode === 'replica') await setTriggers(client, false);
+  else if (mode === 'deferred') await deferKeys(client, true);
   else await emptyDataTables(client);
-  const result = await loadTables(client, transfer, plan, stats, options);
+  const result = await loadTables(client, transfer, plan, stats, { ...options, mode });
   await transfer.finish();
-  if (options.tableByTable) {
+  // Against tables this edge kept, the kept rows are as suspect as the sent ones.
+  const broken = (violated: string) =>
+    new AppError(
+      'SNAPSHOT_INVALID',
+      `${result.tables.length < TABLES.length ? KEPT_TABLES_BROKEN : 'snapshot breaks foreign keys'}: ${violated}`,
+    );
+  if (mode === 'replica') {
     await setTriggers(client, true);
     const violated = await checkForeignKeys(client);
-    // Against tables this edge kept, the kept rows are as suspect as the sent ones.
-    const kept = result.tables.length < TABLES.length;
-    if (violated.length > 0) {
-      throw new AppError(
-        'SNAPSHOT_INVALID',
-        `${kept ? KEPT_TABLES_BROKEN : 'snapshot breaks foreign keys'}: ${violated.join(', ')}`,
-      );
-    }
+    if (violated.length > 0) throw broken(violated.join(', '));
+  } else if (mode === 'deferred') {
+    // The deferred checks run here, not at COMMIT, so a violation is named like the others.
+    await deferKeys(client, false).catch((err: unknown) => {
+      const e = err as { code?: string; constraint?: string };
+      throw e.code === '23503' ? broken(e.constraint ?? 'a foreign key') : err;
+    });
   }
   return result;
 }

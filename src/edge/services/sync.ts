@@ -31,7 +31,7 @@ import {
   type SyncFinish,
 } from '../repo/ledger.ts';
 import { changedTables, notifyDataChanged } from '../repo/news.ts';
-import { canLoadWithoutTriggers } from '../repo/tables.ts';
+import { loadModeOf, type LoadMode } from '../repo/tables.ts';
 import { acknowledge, flushPendingAcks } from './acks.ts';
 import { ManifestClock, newRequestNonce } from './manifest-clock.ts';
 import type { CentralClient } from './central-client.ts';
@@ -83,8 +83,8 @@ interface Attempt {
   state: SyncState;
   /** Offer Central the hashes of what this edge holds (not while they are in doubt, nor with --full). */
   offerHeld: boolean;
-  /** May load with triggers off, table by table; without, every table is emptied and reloaded. */
-  loadWithoutTriggers: boolean;
+  /** How a table may be loaded on its own (repo/tables.ts); `whole`: every table is emptied and reloaded. */
+  loadMode: LoadMode;
   /** The tables of the last applied manifest, when offered. */
   held: { tables: TableDigest[] } | undefined;
   body?: AsyncGenerator<Uint8Array>;
@@ -242,9 +242,10 @@ export class Syncer {
     // What this edge holds is offered to Central unless a failure since its last load cast
     // doubt on it (DOUBT_CODES): then the next sync reloads everything.
     const offerHeld = !full && !(await failedSinceLastLoad(client, syncId, DOUBT_CODES, KEPT_TABLES_BROKEN));
-    // Without trigger bypass, parents cannot be reloaded under kept children: reload all.
-    const loadWithoutTriggers = await canLoadWithoutTriggers(client);
-    const held = offerHeld && loadWithoutTriggers ? await lastAppliedTables(client) : undefined;
+    // Without a way to load a table alone, parents cannot be reloaded under kept children: reload all.
+    const loadMode = await loadModeOf(client);
+    this.#deps.metrics.recordLoadMode(loadMode);
+    const held = offerHeld && loadMode !== 'whole' ? await lastAppliedTables(client) : undefined;
     const transfer: Required<Transfer> = { bytes: 0, hash: createHash('sha256') };
     const pieces: Transfer = { bytes: 0 };
     return {
@@ -257,7 +258,7 @@ export class Syncer {
       stats: noTransfer(),
       state,
       offerHeld,
-      loadWithoutTriggers,
+      loadMode,
       held,
     };
   }
@@ -382,7 +383,7 @@ export class Syncer {
       const loaded = await step(log, 'sync.load', {}, () =>
         loadPlan(client, transfer, plan, a.stats, {
           log,
-          tableByTable: a.loadWithoutTriggers,
+          mode: a.loadMode,
           metrics: this.#deps.metrics,
           progress: a.progress,
         }),
