@@ -309,7 +309,7 @@ describe('security and wire faults', () => {
   it('serves a lab Central in MAC-only mode without credentials', async () => {
     await using lab = await startCentral(central, { AUTH_MODE: 'mac-only' });
     await touch();
-    const result = await testSyncer(edge, lab.url, mac(), '', {}).run('cli');
+    const result = await testSyncer(edge, lab.url, mac(), '', { AUTH_MODE: 'mac-only' }).run('cli');
     assert.equal(result.status, 'success', JSON.stringify(result.error));
     assert.equal(result.ack, 'sent');
   });

@@ -133,15 +133,58 @@ describe('TLS', () => {
     assert.deepEqual(await edgeRows(edge.pool), await centralScopeRows(central.pool, device.mac));
   });
 
-  it('refuses a Central whose certificate does not chain to the pinned CA', async () => {
+  it('refuses a Central whose certificate does not chain to the pinned CA, at once, naming the file', async () => {
     await using edge = await createTestDatabase('edge');
+    const started = performance.now();
     const result = await testSyncer(edge, server.url, device.mac, device.token, {
       CENTRAL_CA_FILE: path('other-ca.pem'),
+      HTTP_RETRY_ATTEMPTS: '3',
     }).run('cli');
     assert.equal(result.status, 'failed');
     assert.equal(result.error?.code, 'CENTRAL_UNREACHABLE');
-    assert.match(result.error!.message, /certificate|UNABLE_TO_VERIFY|SELF_SIGNED/i);
+    assert.match(result.error!.message, /not trusted \(UNABLE_TO_VERIFY_LEAF_SIGNATURE/);
+    assert.ok(
+      result.error!.message.includes(`does not chain to the CA in CENTRAL_CA_FILE (${path('other-ca.pem')})`),
+    );
+    assert.doesNotMatch(result.error!.message, /use-system-ca/);
+    // No retries: a certificate does not mend itself (before, four attempts with backoff).
+    assert.ok(performance.now() - started < 1500, `${Math.round(performance.now() - started)} ms`);
     assert.equal((await edge.pool.query('SELECT count(*)::int AS n FROM users')).rows[0].n, 0);
+  });
+
+  it('refuses at start a CA file holding a private key, or no certificate', () => {
+    const env = {
+      EDGE_DATABASE_URL: 'postgres://u@h/db',
+      CENTRAL_URL: server.url,
+      DEVICE_MAC: device.mac,
+      DEVICE_TOKEN: device.token,
+      MANIFEST_PUBLIC_KEYS: TEST_KEYS.publicKey,
+    };
+    writeFileSync(
+      path('ca-and-key.pem'),
+      readFileSync(path('ca.pem')) + readFileSync(path('ca.key')).toString(),
+    );
+    assert.throws(() => loadEdgeConfig({ ...env, CENTRAL_CA_FILE: path('ca-and-key.pem') }), {
+      code: 'CONFIG_INVALID',
+      message: /CENTRAL_CA_FILE \(.*ca-and-key\.pem\) holds a private key/,
+    });
+    assert.throws(() => loadEdgeConfig({ ...env, CENTRAL_CA_FILE: path('central.csr') }), {
+      code: 'CONFIG_INVALID',
+      message: /holds no PEM certificate/,
+    });
+    assert.ok(loadEdgeConfig({ ...env, CENTRAL_CA_FILE: path('ca.pem') }).centralCa);
+  });
+
+  it('says to use https:// when plain HTTP reaches the TLS port', async () => {
+    await using edge = await createTestDatabase('edge');
+    const result = await testSyncer(
+      edge,
+      server.url.replace('https:', 'http:'),
+      device.mac,
+      device.token,
+    ).run('cli');
+    assert.equal(result.error?.code, 'CENTRAL_UNREACHABLE');
+    assert.match(result.error!.message, /use https:\/\/ in CENTRAL_URL/);
   });
 
   it('serves a renewed certificate after SIGHUP, and keeps the old one after a bad renewal', async () => {
@@ -163,6 +206,7 @@ describe('TLS', () => {
     const env = {
       EDGE_DATABASE_URL: 'postgres://u@h/db',
       DEVICE_MAC: device.mac,
+      DEVICE_TOKEN: device.token,
       MANIFEST_PUBLIC_KEYS: TEST_KEYS.publicKey,
     };
     assert.throws(() => loadEdgeConfig({ ...env, CENTRAL_URL: 'http://central.example.com' }), {

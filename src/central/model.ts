@@ -4,14 +4,18 @@
  */
 import type { AckBody, AckResponse, Manifest } from '../contract/wire.ts';
 import type { TableDigest } from '../contract/canonical.ts';
-import { normalizeMac } from '../contract/mac.ts';
+import { normalizeMac, MAC_FORMS } from '../contract/mac.ts';
 import { pieceToWire, type Piece } from '../contract/pieces.ts';
 import { AppError } from '../platform/errors.ts';
 
 /** A MAC from the wire or the command line, in its one stored form; INVALID_MAC otherwise. */
 export function requireMac(text: string): string {
   const mac = normalizeMac(text);
-  if (!mac) throw new AppError('INVALID_MAC', `not a MAC address: ${JSON.stringify(text.slice(0, 64))}`);
+  if (!mac)
+    throw new AppError(
+      'INVALID_MAC',
+      `not a MAC address: ${JSON.stringify(text.slice(0, 64))}; expected ${MAC_FORMS}`,
+    );
   return mac;
 }
 

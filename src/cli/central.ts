@@ -117,9 +117,12 @@ export const centralCommands: Record<string, Command> = {
     if (everyHours !== undefined && !(everyHours >= 0.01 && everyHours <= 24 * 7))
       throw new AppError('USAGE', '--every-hours must be a number of hours from 0.01 to 168');
     return withCentralPool(async (pool, level) => {
-      const log = createLogger('dbupdate-cli', level);
+      // Logs on stderr: stdout carries the result alone, for scripts.
+      const log = createLogger('dbupdate-cli', level, {}, 2);
       const once = async () =>
-        console.log(JSON.stringify(await pruneAudit(pool, { olderThanDays: days, batch }, log)));
+        console.log(
+          JSON.stringify(await pruneAudit(pool, { olderThanDays: days, batch }, log).catch(asOwnerOnly)),
+        );
       if (everyHours === undefined) {
         await once();
         return 0;
@@ -169,3 +172,15 @@ export const centralCommands: Record<string, Command> = {
 
   ...deviceCommands((work) => withCentralPool((pool) => work(pool))),
 };
+
+/** The API role may add audit rows but not delete them: pruning is the owner's job. */
+function asOwnerOnly(err: unknown): never {
+  if ((err as { code?: unknown }).code === '42501')
+    throw new AppError(
+      'DATABASE_ACCESS_DENIED',
+      `${(err as Error).message}: prune-audit deletes audit rows, which the least-privilege API role may not; ` +
+        'run it with CENTRAL_DATABASE_URL of the role that owns the tables (the one that runs central migrate)',
+      { cause: err },
+    );
+  throw err;
+}

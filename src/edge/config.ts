@@ -1,8 +1,8 @@
-import type { KeyObject } from 'node:crypto';
+import { X509Certificate, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Type, type Static } from 'typebox';
 import { loadConfig, LogFormatSetting, LogLevelSetting } from '../platform/config.ts';
-import { normalizeMac } from '../contract/mac.ts';
+import { normalizeMac, MAC_FORMS } from '../contract/mac.ts';
 import { parsePublicKeys } from '../contract/signing.ts';
 import { AppError } from '../platform/errors.ts';
 import { isLoopback } from '../platform/http.ts';
@@ -20,8 +20,10 @@ export const EdgeConfigSchema = Type.Object({
   EDGE_READER_ROLE: ReaderRoleSetting,
   CENTRAL_URL: Type.String({ pattern: '^https?://' }),
   DEVICE_MAC: Type.String({ minLength: 12, maxLength: 17 }),
-  /** The credential from `dbupdate central enroll`; optional only against a lab Central in MAC-only mode. */
+  /** The credential from `dbupdate central enroll`; required unless AUTH_MODE=mac-only. */
   DEVICE_TOKEN: Type.Optional(Type.String({ minLength: 8, maxLength: 512 })),
+  /** `mac-only`: no DEVICE_TOKEN, for a lab Central in the same mode; warned at start. */
+  AUTH_MODE: Type.Union([Type.Literal('credential'), Type.Literal('mac-only')], { default: 'credential' }),
   /** Central's manifest public keys (base64 SPKI DER or PEM), comma separated: several during a key rotation. */
   MANIFEST_PUBLIC_KEYS: Type.String({ minLength: 40 }),
   /** PEM CA certificate(s) Central's certificate must chain to, instead of the system's (pinning). */
@@ -80,11 +82,17 @@ export function loadEdgeConfig(env: Record<string, string | undefined> = process
       `setting CENTRAL_URL is plain http:// to ${central.hostname}: the device credential would travel in clear; use https:// (or ALLOW_INSECURE_HTTP=true in a lab)`,
     );
   }
+  if (config.DEVICE_TOKEN === undefined && config.AUTH_MODE === 'credential')
+    throw new AppError(
+      'CONFIG_INVALID',
+      'setting DEVICE_TOKEN is not set: it is the line `dbupdate central enroll --mac M` printed ' +
+        '(only a lab Central in AUTH_MODE=mac-only needs none: then set AUTH_MODE=mac-only here too)',
+    );
   const mac = normalizeMac(config.DEVICE_MAC);
   if (!mac) {
     throw new AppError(
       'CONFIG_INVALID',
-      `setting DEVICE_MAC is invalid: ${JSON.stringify(config.DEVICE_MAC)}`,
+      `setting DEVICE_MAC is invalid: ${JSON.stringify(config.DEVICE_MAC)}; expected ${MAC_FORMS}`,
     );
   }
   return Object.freeze({
@@ -96,14 +104,37 @@ export function loadEdgeConfig(env: Record<string, string | undefined> = process
   });
 }
 
-/** The pinned CA, read once at start. */
+/**
+ * The pinned CA, read and checked once at start: PEM certificates only. A private key there
+ * is a secret copied to the wrong place; a file of no certificate pins nothing.
+ */
 function readCa(file: string | undefined): Buffer | undefined {
   if (!file) return undefined;
+  let pem: Buffer;
   try {
-    return readFileSync(file);
+    pem = readFileSync(file);
   } catch (err) {
     throw new AppError('CONFIG_INVALID', `setting CENTRAL_CA_FILE cannot be read: ${(err as Error).message}`);
   }
+  const text = pem.toString('latin1');
+  const refuse = (why: string) => new AppError('CONFIG_INVALID', `setting CENTRAL_CA_FILE (${file}) ${why}`);
+  if (/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(text))
+    throw refuse(
+      "holds a private key: it must hold only the CA's certificate (ca.pem), never a key; remove the key and keep it off the device",
+    );
+  const blocks = text.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
+  if (blocks.length === 0)
+    throw refuse(
+      "holds no PEM certificate (-----BEGIN CERTIFICATE-----): give the CA certificate that signed Central's",
+    );
+  for (const block of blocks) {
+    try {
+      new X509Certificate(block);
+    } catch (err) {
+      throw refuse(`holds a certificate that does not parse: ${(err as Error).message}`);
+    }
+  }
+  return pem;
 }
 
 /** Jitter defaults to a tenth of the interval, at most five minutes. */

@@ -36,7 +36,7 @@ export function createSyncer(
     retryAttempts: config.HTTP_RETRY_ATTEMPTS,
     attemptTimeoutMs: config.HTTP_STALL_TIMEOUT_SECONDS * 1000,
     stallTimeoutMs: config.HTTP_STALL_TIMEOUT_SECONDS * 1000,
-    ...(config.centralCa ? { ca: config.centralCa } : {}),
+    ...(config.centralCa ? { ca: config.centralCa, caFile: config.CENTRAL_CA_FILE } : {}),
     ...(options.initialDelayMs === undefined ? {} : { initialDelayMs: options.initialDelayMs }),
   });
   const metrics = new EdgeMetrics({ defaults: options.defaultMetrics ?? false });
@@ -130,6 +130,11 @@ export async function startEdge(
     throw err;
   }
   await reportLoadMode(pool, log);
+  if (config.AUTH_MODE === 'mac-only')
+    log.warn(
+      { event: 'security.mac_only', alert: true },
+      'AUTH_MODE=mac-only: no DEVICE_TOKEN is sent; only a lab Central in the same mode answers',
+    );
   if (config.insecureCentral) {
     log.warn(
       { event: 'security.insecure_http', alert: true, central: new URL(config.CENTRAL_URL).host },

@@ -63,6 +63,8 @@ export interface CentralClientOptions {
   initialDelayMs?: number;
   /** PEM CA certificates: Central's certificate must chain to one of these, not to the system's. */
   ca?: Buffer;
+  /** Where `ca` was read from (CENTRAL_CA_FILE), for messages. */
+  caFile?: string | undefined;
   /** The data-model version this edge's tables are at, told to Central with every request. */
   schemaVersion: number;
 }
@@ -81,8 +83,29 @@ class HttpStatusError extends Error {
 }
 
 const RETRYABLE_STATUS = new Set([429, 502, 503, 504]);
+
+/** Node's codes for a certificate that does not verify: asking again cannot mend it. */
+const CERTIFICATE_CODES = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_UNTRUSTED',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+const certificateCode = (err: unknown): string | undefined => {
+  const code = (err as { cause?: { code?: unknown } } | null)?.cause?.code;
+  return typeof code === 'string' && CERTIFICATE_CODES.has(code) ? code : undefined;
+};
+
 const isRetryable = (err: unknown): boolean =>
-  err instanceof HttpStatusError ? RETRYABLE_STATUS.has(err.status) : !(err instanceof AppError);
+  err instanceof HttpStatusError
+    ? RETRYABLE_STATUS.has(err.status)
+    : !(err instanceof AppError) && certificateCode(err) === undefined;
 
 /** Exponential backoff with jitter, stretched to the server's Retry-After when it gives one. */
 class RetryAfterBackoff implements IBackoffFactory<IRetryBackoffContext<unknown>> {
@@ -101,9 +124,11 @@ class RetryAfterBackoff implements IBackoffFactory<IRetryBackoffContext<unknown>
 export class CentralClient {
   readonly #opts: CentralClientOptions;
   readonly #breaker = circuitBreaker(handleWhen(isRetryable), {
-    halfOpenAfter: 30_000,
+    halfOpenAfter: HALF_OPEN_AFTER_MS,
     breaker: new ConsecutiveBreaker(5),
   });
+  /** When the breaker lets a call through again (epoch ms), while it is open. */
+  #retryAt = 0;
   readonly #policy;
   /**
    * A connection pool that trusts only the pinned CA; undefined: the system's CAs. undici is
@@ -119,6 +144,7 @@ export class CentralClient {
       : Promise.resolve(undefined);
     // A failed import surfaces at the first request, not as an unhandled rejection before it.
     this.#dispatcher.catch(() => undefined);
+    this.#breaker.onBreak(() => (this.#retryAt = Date.now() + HALF_OPEN_AFTER_MS));
     const backoff = new ExponentialBackoff({ initialDelay: opts.initialDelayMs ?? 500, maxDelay: 30_000 });
     this.#policy = wrap(
       retry(handleWhen(isRetryable), {
@@ -173,7 +199,7 @@ export class CentralClient {
         return res;
       });
     } catch (err) {
-      throw toClientError(err, this.#opts.baseUrl);
+      throw toClientError(err, this.#opts, this.#retryAt);
     }
   }
 
@@ -237,7 +263,10 @@ const REFUSAL_HINTS: Record<string, string> = {
   ROUTE_NOT_FOUND: 'check CENTRAL_URL: it is not a Central (or lacks its path prefix)',
 };
 
-function toClientError(err: unknown, baseUrl: string): AppError {
+const HALF_OPEN_AFTER_MS = 30_000;
+
+function toClientError(err: unknown, opts: CentralClientOptions, retryAt: number): AppError {
+  const { baseUrl } = opts;
   if (err instanceof AppError) return err;
   if (err instanceof HttpStatusError) {
     let code = '';
@@ -265,12 +294,12 @@ function toClientError(err: unknown, baseUrl: string): AppError {
     );
   }
   if (err instanceof BrokenCircuitError) {
+    const seconds = Math.max(1, Math.ceil((retryAt - Date.now()) / 1000));
     return new AppError(
       'CENTRAL_UNREACHABLE',
-      'circuit open: Central failed repeatedly, not calling it for now',
-      {
-        cause: err,
-      },
+      `circuit open: Central failed 5 times in a row; not calling it for ${seconds} s more ` +
+        `(until ${new Date(retryAt).toISOString()}), then one try decides`,
+      { cause: err, details: { retryAfterSeconds: seconds } },
     );
   }
   if (err instanceof TaskCancelledError)
@@ -278,6 +307,27 @@ function toClientError(err: unknown, baseUrl: string): AppError {
   // fetch says only "fetch failed"; the reason (refused, unknown host, certificate) is its cause.
   const cause = (err as { cause?: { code?: string; message?: string } }).cause;
   const why = [cause?.code, cause?.message].filter(Boolean).join(' ') || (err as Error).message;
+  const certificate = certificateCode(err);
+  if (certificate)
+    return new AppError(
+      'CENTRAL_UNREACHABLE',
+      // Node's own advice (--use-system-ca) points away from CENTRAL_CA_FILE, the fix here.
+      `Central's certificate at ${new URL(baseUrl).host} is not trusted (${certificate}: ${(cause?.message ?? '').replace(/; if the root CA is installed locally.*$/, '')}): ` +
+        (opts.caFile
+          ? `it does not chain to the CA in CENTRAL_CA_FILE (${opts.caFile}); give the CA that signed Central's certificate`
+          : "it does not chain to a CA this system trusts; set CENTRAL_CA_FILE to the CA that signed it (the Central stack's ca.pem)") +
+        (certificate === 'ERR_TLS_CERT_ALTNAME_INVALID'
+          ? ", or use the host name Central's certificate names"
+          : ''),
+      { cause: err },
+    );
+  if (cause?.code === 'UND_ERR_SOCKET' && new URL(baseUrl).protocol === 'http:')
+    return new AppError(
+      'CENTRAL_UNREACHABLE',
+      `cannot reach Central at ${baseUrl}: the connection was closed without an answer, as a port ` +
+        'that speaks HTTPS does to plain HTTP: if Central serves TLS there, use https:// in CENTRAL_URL',
+      { cause: err },
+    );
   return new AppError('CENTRAL_UNREACHABLE', `cannot reach Central at ${baseUrl}: ${why}`, { cause: err });
 }
 

@@ -304,9 +304,7 @@ export class Syncer {
     const first = await items.next();
     if (first.done || first.value.type !== 'manifest') throw new AppError('SNAPSHOT_INVALID', 'no manifest');
     const signed = verifyManifest(first.value.manifest, first.value.signature, this.#deps.publicKeys);
-    if (signed !== 'ok') {
-      throw new AppError('MANIFEST_SIGNATURE_INVALID', `manifest signature check failed: ${signed}`);
-    }
+    if (signed !== 'ok') throw signatureRefusal(signed, first.value.signature?.keyId, this.#deps.publicKeys);
     a.manifest = first.value.manifest;
     a.clock = new ManifestClock(a.manifest, nonce);
     const skew = a.clock.skewNote();
@@ -502,4 +500,20 @@ async function drain(items: AsyncGenerator<SnapshotItem>): Promise<void> {
   for await (const _ of items) {
     /* to the end */
   }
+}
+
+/** Why a manifest's signature was refused, naming the keys when the edge trusts none that signed it. */
+function signatureRefusal(
+  result: 'unsigned' | 'unknown-key' | 'invalid',
+  keyId: string | undefined,
+  trusted: ReadonlyMap<string, unknown>,
+): AppError {
+  const why =
+    result === 'unknown-key'
+      ? `signed with key ${keyId}, which this edge does not trust (MANIFEST_PUBLIC_KEYS holds ${[...trusted.keys()].join(', ')}): ` +
+        "add Central's public key, the MANIFEST_PUBLIC_KEYS line `dbupdate central keygen` printed with its MANIFEST_SIGNING_KEY"
+      : result === 'unsigned'
+        ? 'the manifest is unsigned'
+        : `the signature by key ${keyId} does not match the manifest (changed on the way?)`;
+  return new AppError('MANIFEST_SIGNATURE_INVALID', `manifest signature check failed: ${why}`);
 }
