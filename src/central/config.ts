@@ -1,21 +1,21 @@
 import { Type, type Static } from 'typebox';
-import { loadConfig, LogFormatSetting, LogLevelSetting } from '../platform/config.ts';
+import { loadConfig, LogFormatSetting, LogLevelSetting, secret } from '../platform/config.ts';
 import { parseSigningKey, type SigningKey } from '../contract/signing.ts';
 import type { TlsFiles } from '../platform/tls.ts';
 import { AppError } from '../platform/errors.ts';
 
 export const CentralConfigSchema = Type.Object({
-  CENTRAL_DATABASE_URL: Type.String({ pattern: '^postgres(ql)?://' }),
+  CENTRAL_DATABASE_URL: secret(Type.String({ pattern: '^postgres(ql)?://' })),
   /**
    * A streaming replica of it: snapshot reads go there (audit, manifests, credentials and acks
    * stay on the primary); a replica behind a device's scope, or down, is read from the primary.
    */
-  CENTRAL_READ_DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://' })),
+  CENTRAL_READ_DATABASE_URL: Type.Optional(secret(Type.String({ pattern: '^postgres(ql)?://' }))),
   /**
    * Redis (redis://…) holding the per-device and overall request budgets, so that they hold
    * across Central replicas; unset, each Central counts by itself.
    */
-  RATE_LIMIT_REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://' })),
+  RATE_LIMIT_REDIS_URL: Type.Optional(secret(Type.String({ pattern: '^rediss?://' }))),
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 8080 }),
   HOST: Type.String({ minLength: 1, default: '0.0.0.0' }),
   LOG_LEVEL: LogLevelSetting,
@@ -26,11 +26,11 @@ export const CentralConfigSchema = Type.Object({
   DB_POOL_MAX: Type.Integer({ minimum: 2, maximum: 200, default: 10 }),
   SEQ_URL: Type.Optional(Type.String({ pattern: '^https?://' })),
   /** Sent as X-Seq-ApiKey when Seq requires one. */
-  SEQ_API_KEY: Type.Optional(Type.String({ minLength: 1 })),
+  SEQ_API_KEY: Type.Optional(secret(Type.String({ minLength: 1 }))),
   /** Ed25519 private key (base64 PKCS#8 DER or PEM) from `dbupdate central keygen`. */
-  MANIFEST_SIGNING_KEY: Type.String({ minLength: 40 }),
+  MANIFEST_SIGNING_KEY: secret(Type.String({ minLength: 40 })),
   /** Bearer token of the admin API (/api/admin/*); the admin API is closed without it. */
-  ADMIN_TOKEN: Type.Optional(Type.String({ minLength: 24, maxLength: 512 })),
+  ADMIN_TOKEN: Type.Optional(secret(Type.String({ minLength: 24, maxLength: 512 }))),
   /** `mac-only` trusts the MAC alone: for labs, never for a fleet; warned at every start. */
   AUTH_MODE: Type.Union([Type.Literal('credential'), Type.Literal('mac-only')], { default: 'credential' }),
   RATE_LIMIT_PER_DEVICE_PER_MINUTE: Type.Integer({ minimum: 1, maximum: 100_000, default: 30 }),

@@ -1,7 +1,7 @@
 import { X509Certificate, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Type, type Static } from 'typebox';
-import { loadConfig, LogFormatSetting, LogLevelSetting } from '../platform/config.ts';
+import { loadConfig, LogFormatSetting, LogLevelSetting, secret } from '../platform/config.ts';
 import { normalizeMac, MAC_FORMS } from '../contract/mac.ts';
 import { parsePublicKeys } from '../contract/signing.ts';
 import { AppError } from '../platform/errors.ts';
@@ -16,12 +16,12 @@ export const ReaderRoleSetting = Type.Optional(
 );
 
 export const EdgeConfigSchema = Type.Object({
-  EDGE_DATABASE_URL: Type.String({ pattern: '^postgres(ql)?://' }),
+  EDGE_DATABASE_URL: secret(Type.String({ pattern: '^postgres(ql)?://' })),
   EDGE_READER_ROLE: ReaderRoleSetting,
   CENTRAL_URL: Type.String({ pattern: '^https?://' }),
   DEVICE_MAC: Type.String({ minLength: 12, maxLength: 17 }),
   /** The credential from `dbupdate central enroll`; required unless AUTH_MODE=mac-only. */
-  DEVICE_TOKEN: Type.Optional(Type.String({ minLength: 8, maxLength: 512 })),
+  DEVICE_TOKEN: Type.Optional(secret(Type.String({ minLength: 8, maxLength: 512 }))),
   /** `mac-only`: no DEVICE_TOKEN, for a lab Central in the same mode; warned at start. */
   AUTH_MODE: Type.Union([Type.Literal('credential'), Type.Literal('mac-only')], { default: 'credential' }),
   /** Central's manifest public keys (base64 SPKI DER or PEM), comma separated: several during a key rotation. */
@@ -32,7 +32,7 @@ export const EdgeConfigSchema = Type.Object({
   ALLOW_INSECURE_HTTP: Type.Boolean({ default: false }),
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 8081 }),
   /** Opens /sync/now and /status to callers that present it; without it, only to this machine. */
-  LOCAL_API_TOKEN: Type.Optional(Type.String({ minLength: 24, maxLength: 512 })),
+  LOCAL_API_TOKEN: Type.Optional(secret(Type.String({ minLength: 24, maxLength: 512 }))),
   HOST: Type.String({ minLength: 1, default: '0.0.0.0' }),
   LOG_LEVEL: LogLevelSetting,
   LOG_FORMAT: LogFormatSetting,
@@ -46,7 +46,7 @@ export const EdgeConfigSchema = Type.Object({
   HTTP_RETRY_ATTEMPTS: Type.Integer({ minimum: 0, maximum: 10, default: 3 }),
   SEQ_URL: Type.Optional(Type.String({ pattern: '^https?://' })),
   /** Sent as X-Seq-ApiKey when Seq requires one. */
-  SEQ_API_KEY: Type.Optional(Type.String({ minLength: 1 })),
+  SEQ_API_KEY: Type.Optional(secret(Type.String({ minLength: 1 }))),
 });
 
 /** The settings, and the values parsed from them once at start. */

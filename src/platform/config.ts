@@ -1,7 +1,10 @@
 /**
  * Settings are read from the environment once, validated against a TypeBox schema
- * and frozen. A bad setting stops the process with one line naming it.
+ * and frozen. A bad setting stops the process with one line naming it. A setting marked
+ * `secret` may instead be read from a file named by `<NAME>_FILE` (Docker and Compose secrets,
+ * systemd's LoadCredential), so that it never sits in an environment a process listing shows.
  */
+import { readFileSync } from 'node:fs';
 import { Value } from 'typebox/value';
 import { Type, type TObject, type Static } from 'typebox';
 import { AppError } from './errors.ts';
@@ -17,6 +20,8 @@ export function loadConfig<T extends TObject>(
   for (const key of Object.keys(schema.properties)) {
     const value = env[key];
     if (value !== undefined && value !== '') raw[key] = value;
+    const file = (schema.properties[key] as { secret?: boolean }).secret ? env[`${key}_FILE`] : undefined;
+    if (file) raw[key] = readSecretFile(key, file, raw[key] !== undefined);
   }
   for (const [name, value] of Object.entries(raw)) {
     // The example files' placeholders validate as text; a service must not run on them.
@@ -44,6 +49,26 @@ export function loadConfig<T extends TObject>(
     );
   }
   return Object.freeze(converted) as Readonly<Static<T>>;
+}
+
+/** `<name>_FILE`'s content, its final line break dropped (as `echo … > file` leaves one). */
+function readSecretFile(name: string, file: string, alsoSet: boolean): string {
+  if (alsoSet)
+    throw new AppError('CONFIG_INVALID', `settings ${name} and ${name}_FILE are both set: keep one`, {
+      details: { name },
+    });
+  try {
+    return readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+  } catch (err) {
+    throw new AppError('CONFIG_INVALID', `setting ${name}_FILE cannot be read: ${(err as Error).message}`, {
+      details: { name: `${name}_FILE` },
+    });
+  }
+}
+
+/** A setting that may come from `<name>_FILE` instead (see loadConfig). */
+export function secret<T extends object>(schema: T): T {
+  return Object.assign(schema, { secret: true });
 }
 
 /** A choice of words says which words, rather than the validator's "must be equal to constant". */

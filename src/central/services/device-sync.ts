@@ -100,7 +100,7 @@ export interface SyncInput {
    * request holds (idempotent; the route calls it too once the response closed).
    */
   admit(kind: SlotKind): Promise<() => void>;
-  /** Counts this answer against its device's bound (MAX_ANSWERS_PER_DEVICE); RATE_LIMITED beyond it. */
+  /** Counts this answer against its device's bound (MAX_ANSWERS_PER_DEVICE), once; RATE_LIMITED beyond it. */
   claim(deviceId: string): void;
 }
 
@@ -167,6 +167,8 @@ async function stages(r: SyncRequest): Promise<PreparedSync> {
     );
     // A slot bounds the answers that read or send rows; an unchanged one does neither. Own-row
     // reads take one too, though batched: without it a storm overloaded Central (docs/scaling.md).
+    // An answer that sends rows counts against its device's bound; an unchanged one holds nothing.
+    if (cached?.rows !== false) r.input.claim(known.id);
     let release = cached?.rows !== false ? await r.input.admit('answer') : undefined;
     if (!cached) {
       cached = await step(r.log, 'scope.own_row', { deviceId: known.id }, (open) =>
@@ -182,6 +184,7 @@ async function stages(r: SyncRequest): Promise<PreparedSync> {
     let pieces = cached?.pieces;
     if (!tables) {
       // Its release gives back the answer slot too.
+      r.input.claim(known.id);
       release = await r.input.admit('session');
       r.deps.metrics.snapshotSessions.inc();
       // The session opens under the request's step; a scope.compute step for each read of it.
@@ -245,7 +248,6 @@ async function identify(
   if (r.deps.requireCredential)
     await checkCredential(r.deps.credentials, found.secretHashes, r.input.authorization);
   const model = r.deps.models.forEdge(r.input.reported);
-  r.input.claim(found.device.id);
   await spendDeviceBudget(r.deps.limits, found.device.id, 'request');
   return { ...found, model };
 }

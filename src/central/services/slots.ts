@@ -56,7 +56,8 @@ export class Admission {
    * One request's slots, given back together by `free` (idempotent), which `take` also
    * resolves to. A request takes an answer slot before a session slot, never the other way
    * round, so no two wait on each other. `claim` counts the request against its device's
-   * bound (once it is authenticated), throwing RATE_LIMITED beyond it; `free` gives that back too.
+   * bound (an answer that sends rows, once it is authenticated; idempotent), throwing
+   * RATE_LIMITED beyond it; `free` gives that back too.
    */
   forRequest(): {
     claim(deviceId: string): void;
@@ -65,8 +66,14 @@ export class Admission {
   } {
     const held: (() => void)[] = [];
     const free = () => held.forEach((release) => release());
+    let claimed = false;
     return {
-      claim: (deviceId) => held.push(this.#claim(deviceId)),
+      // Once per request, however often asked: its first slot and its second are one answer.
+      claim: (deviceId) => {
+        if (claimed) return;
+        held.push(this.#claim(deviceId));
+        claimed = true;
+      },
       take: async (kind, priority) => {
         held.push(await (kind === 'answer' ? this.#answers : this.#sessions).take(priority));
         return free;
