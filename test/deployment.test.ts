@@ -61,6 +61,19 @@ describe('deployment as documented', () => {
         [result.manifestId],
       );
       assert.deepEqual(rows, [{ status: 'served', result: 'Success' }]);
+      // A device's own report is stored through that role too.
+      const reported = await fetch(`${server.url}/api/device-sync/request`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${device.token}` },
+        body: JSON.stringify({
+          mac: device.mac,
+          report: { failure: { code: 'LOAD_FAILED', message: 'disk full', at: new Date().toISOString() } },
+        }),
+      });
+      assert.equal(reported.status, 200, await reported.clone().text());
+      await reported.arrayBuffer();
+      const stored = await central.pool.query('SELECT failure_code FROM device_reports');
+      assert.deepEqual(stored.rows, [{ failure_code: 'LOAD_FAILED' }]);
       // And the role really is that narrow: it cannot change the data it serves.
       const asRole = new pg.Client({ connectionString: url.toString() });
       await asRole.connect();

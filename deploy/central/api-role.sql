@@ -9,7 +9,7 @@
 GRANT SELECT ON companies, locations, groups, location_groups, users, group_users, areas, devices,
   data_versions, scope_versions, device_credentials, dbupdate_migrations TO dbupdate_api;
 GRANT SELECT, INSERT, UPDATE ON sync_requests, sync_manifest_headers, sync_manifests,
-  sync_acknowledgements, sync_piece_fetches TO dbupdate_api;
+  sync_acknowledgements, sync_piece_fetches, device_reports TO dbupdate_api;
 
 -- The admin API's device lifecycle (POST /api/admin/devices…: create and enrol, disable,
 -- enable, revoke) writes devices, their credentials and the record of who did it; the data

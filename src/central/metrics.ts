@@ -121,9 +121,21 @@ export class CentralMetrics {
       this.devices.set({ enabled: 'false' }, counts.disabled);
     },
   });
+  readonly fleetStates: Gauge<'state'> = new Gauge({
+    name: 'dbupdate_central_devices_by_state',
+    help: 'Enabled devices that never synced (no successful acknowledgement yet: not stale, and no stale alert), and those whose last verify reported drift',
+    labelNames: ['state'] as const,
+    registers: [this.registry],
+    collect: async () => {
+      const counts = await this.#fleetCounts();
+      if (!counts) return;
+      this.fleetStates.set({ state: 'never_synced' }, counts.neverSynced);
+      this.fleetStates.set({ state: 'drifted' }, counts.drifted);
+    },
+  });
   readonly staleDevices: Gauge<'hours'> = new Gauge({
     name: 'dbupdate_central_stale_devices',
-    help: 'Enabled devices without a successful acknowledgement in the last `hours` hours (1, 6, 24)',
+    help: 'Enabled devices that synced once but have no successful acknowledgement in the last `hours` hours (1, 6, 24)',
     labelNames: ['hours'] as const,
     registers: [this.registry],
     collect: async () => {

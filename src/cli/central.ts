@@ -7,7 +7,7 @@ import { importDirectory } from '../central/services/import.ts';
 import { pruneAudit } from '../central/services/retention.ts';
 import { DEFAULT_SHAPE, seedCentral } from '../central/services/seed.ts';
 import { dataTablesEmpty, type SeedShape } from '../central/repo/seed.ts';
-import { loadConfig, LogFormatSetting, LogLevelSetting } from '../platform/config.ts';
+import { loadConfig, LogFormatSetting, LogLevelSetting, secret } from '../platform/config.ts';
 import type { Pool } from '../platform/db.ts';
 import { AppError } from '../platform/errors.ts';
 import { createLogger } from '../platform/logger.ts';
@@ -18,7 +18,7 @@ import { deviceCommands } from './devices.ts';
 import { parseFlags, withPool, type Command } from './util.ts';
 
 const DbSettings = Type.Object({
-  CENTRAL_DATABASE_URL: Type.String({ pattern: '^postgres(ql)?://' }),
+  CENTRAL_DATABASE_URL: secret(Type.String({ pattern: '^postgres(ql)?://' })),
   LOG_LEVEL: LogLevelSetting,
   LOG_FORMAT: LogFormatSetting,
 });

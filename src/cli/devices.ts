@@ -120,6 +120,7 @@ async function list(pool: Pool, argv: string[]): Promise<number> {
     console.log(
       [
         'MAC',
+        'STATE',
         'ENABLED',
         'CREDENTIAL',
         'LAST REQUEST',
@@ -141,6 +142,7 @@ async function list(pool: Pool, argv: string[]): Promise<number> {
         console.log(
           [
             d.mac,
+            d.state,
             d.enabled ? 'yes' : 'no',
             d.credential,
             d.lastRequestAt ?? 'never',
@@ -148,7 +150,7 @@ async function list(pool: Pool, argv: string[]): Promise<number> {
             d.schemaVersion ?? '-',
             d.softwareVersion ?? '-',
             d.location,
-            d.lastError ?? '',
+            lastProblem(d),
           ].join('\t'),
         );
     }
@@ -187,4 +189,13 @@ export function deviceCommands(withCentralPool: <T>(work: (pool: Pool) => Promis
       );
     },
   };
+}
+
+/** Drift first; then the newer of the last error Central saw and the last failure the device reported. */
+function lastProblem(d: ReturnType<typeof deviceToWire>): string {
+  if (d.driftTables && d.driftTables.length > 0)
+    return `DRIFT: ${d.driftTables.join(', ')} (${d.driftCheckedAt})`;
+  const own = d.reportedFailure ? `${d.reportedFailure} (reported by the device)` : undefined;
+  if (own && (d.lastErrorAt === null || (d.reportedFailureAt ?? '') > d.lastErrorAt)) return own;
+  return d.lastError ?? '';
 }

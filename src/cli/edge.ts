@@ -4,14 +4,15 @@ import { prepareEdgeDatabase } from '../edge/migrations.ts';
 import { createSyncer, runEdge } from '../edge/server.ts';
 import type { SyncResult } from '../edge/model.ts';
 import { verifyLocal } from '../edge/services/verify.ts';
-import { loadConfig, LogFormatSetting, LogLevelSetting } from '../platform/config.ts';
+import { loadConfig, LogFormatSetting, LogLevelSetting, secret } from '../platform/config.ts';
+import { setState } from '../edge/repo/ledger.ts';
 import { AppError } from '../platform/errors.ts';
 import { createLogger } from '../platform/logger.ts';
 import { terminalProgress } from './progress.ts';
 import { parseFlags, withPool, type Command } from './util.ts';
 
 const DbSettings = Type.Object({
-  EDGE_DATABASE_URL: Type.String({ pattern: '^postgres(ql)?://' }),
+  EDGE_DATABASE_URL: secret(Type.String({ pattern: '^postgres(ql)?://' })),
   EDGE_READER_ROLE: ReaderRoleSetting,
   LOG_LEVEL: LogLevelSetting,
   LOG_FORMAT: LogFormatSetting,
@@ -74,6 +75,11 @@ export const edgeCommands: Record<string, Command> = {
     const settings = loadConfig(DbSettings);
     return withPool(settings.EDGE_DATABASE_URL, async (pool) => {
       const result = await verifyLocal(pool);
+      // Central hears of it with the next sync's device report.
+      await setState(pool, {
+        driftTables: result.drifted.join(','),
+        driftCheckedAt: new Date().toISOString(),
+      });
       for (const t of result.tables) {
         console.log(
           `${t.ok ? 'ok   ' : 'DRIFT'} ${t.name.padEnd(16)} ${String(t.actual.rowCount).padStart(9)} rows  ${t.actual.sha256}`,

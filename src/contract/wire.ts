@@ -57,6 +57,37 @@ const RequestNonce = Type.String({
   description: "random per request; Central signs it into the manifest's requestNonce",
 });
 
+/**
+ * What an edge tells Central about itself, sent when it changed (docs/protocol.md, "Device
+ * reports"): its last failed sync, even one that never reached a manifest, and the tables its
+ * last scheduled verify found drifted (none: an empty list).
+ */
+export const DeviceReport = Type.Object(
+  {
+    failure: Type.Optional(
+      Type.Object(
+        {
+          code: Type.String({ pattern: '^[A-Z_]{1,40}$' }),
+          message: Type.String({ maxLength: 1000, pattern: STORABLE_TEXT }),
+          at: Type.String({ format: 'date-time' }),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    drift: Type.Optional(
+      Type.Object(
+        {
+          tables: Type.Array(TableKey, { maxItems: TABLE_NAMES.length }),
+          checkedAt: Type.String({ format: 'date-time' }),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type DeviceReport = Static<typeof DeviceReport>;
+
 export const SyncRequestBody = Type.Object(
   {
     mac: MacText,
@@ -80,6 +111,7 @@ export const SyncRequestBody = Type.Object(
       }),
     ),
     nonce: Type.Optional(RequestNonce),
+    report: Type.Optional(DeviceReport),
   },
   { additionalProperties: false },
 );

@@ -37,6 +37,10 @@ export const EdgeConfigSchema = Type.Object({
   LOG_LEVEL: LogLevelSetting,
   LOG_FORMAT: LogFormatSetting,
   SYNC_INTERVAL_SECONDS: Type.Integer({ minimum: 1, maximum: 86_400, default: 300 }),
+  /** A verify of the local tables every this many seconds (0: never); drift is reported to Central. */
+  VERIFY_INTERVAL_SECONDS: Type.Integer({ minimum: 0, maximum: 30 * 86_400, default: 0 }),
+  /** `true`: drift found by the scheduled verify is repaired at once by a full reload (a ledger row says so). */
+  VERIFY_REPAIR: Type.Boolean({ default: false }),
   /** Each scheduled sync waits a random 0..N seconds, so a fleet does not call Central in lockstep. */
   SYNC_JITTER_SECONDS: Type.Optional(Type.Integer({ minimum: 0, maximum: 3600 })),
   /** A pull that receives no byte for this long is abandoned. */

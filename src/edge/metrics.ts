@@ -19,6 +19,11 @@ const LOAD_MODES: readonly LoadMode[] = ['replica', 'deferred', 'whole'];
 export class EdgeMetrics {
   readonly registry = new Registry();
 
+  recordVerify(drifted: number): void {
+    this.driftedTables.set(drifted);
+    this.lastVerify.set(Date.now() / 1000);
+  }
+
   /** The load mode in use, 1; the others 0. */
   recordLoadMode(mode: LoadMode): void {
     for (const m of LOAD_MODES) this.loadMode.set({ mode: m }, m === mode ? 1 : 0);
@@ -49,6 +54,16 @@ export class EdgeMetrics {
     help: 'Sync duration by result',
     labelNames: ['result'] as const,
     buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300],
+    registers: [this.registry],
+  });
+  readonly driftedTables = new Gauge({
+    name: 'dbupdate_edge_drifted_tables',
+    help: 'Tables the last scheduled verify found different from the last applied manifest (VERIFY_INTERVAL_SECONDS)',
+    registers: [this.registry],
+  });
+  readonly lastVerify = new Gauge({
+    name: 'dbupdate_edge_last_verify_timestamp_seconds',
+    help: 'Unix time of the last scheduled verify (0: none yet)',
     registers: [this.registry],
   });
   readonly loadMode = new Gauge({

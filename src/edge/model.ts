@@ -14,6 +14,7 @@ export const SyncTrigger = Type.Union([
   Type.Literal('start'),
   Type.Literal('schedule'),
   Type.Literal('manual'),
+  Type.Literal('verify'),
   Type.Literal('cli'),
 ]);
 export type SyncTrigger = Static<typeof SyncTrigger>;
@@ -79,6 +80,11 @@ export const SyncStateBody = Type.Object({
   lastGeneratedAt: Type.Optional(Type.String({ format: 'date-time' })),
   /** The device id this edge learned from its first applied snapshot. */
   deviceId: Type.Optional(Type.String()),
+  /** The last scheduled verify: the drifted tables, comma separated (empty: none), and when. */
+  driftTables: Type.Optional(Type.String()),
+  driftCheckedAt: Type.Optional(Type.String({ format: 'date-time' })),
+  /** SHA-256 of the last device report Central took (services/device-report.ts). */
+  reportedSha256: Type.Optional(Type.String()),
 });
 export type SyncState = Static<typeof SyncStateBody>;
 
@@ -90,6 +96,9 @@ const STATE_KEYS: Record<keyof SyncState, string> = {
   lastCheckAt: 'last_check_at',
   lastGeneratedAt: 'last_generated_at',
   deviceId: 'device_id',
+  driftTables: 'drift_tables',
+  driftCheckedAt: 'drift_checked_at',
+  reportedSha256: 'reported_sha256',
 };
 const FIELDS = Object.fromEntries(Object.entries(STATE_KEYS).map(([field, key]) => [key, field]));
 

@@ -17,6 +17,7 @@ import { EdgeMetrics } from './metrics.ts';
 import { jitterSeconds, type EdgeConfig } from './config.ts';
 import { edgeMigrations, prepareEdgeDatabase } from './migrations.ts';
 import { CentralClient } from './services/central-client.ts';
+import { scheduledVerify } from './services/scheduled-verify.ts';
 import { Syncer } from './services/sync.ts';
 import type { SyncResult, SyncTrigger } from './model.ts';
 import { countPendingAcks, getState } from './repo/ledger.ts';
@@ -145,6 +146,20 @@ export async function startEdge(
   const app = await buildEdge(config, pool, syncer, log);
   const address = await app.listen({ port: config.PORT, host: config.HOST });
   const firstSync = scheduledSync(syncer, 'start', log);
+  const verifyDeps = {
+    pool,
+    syncer,
+    metrics: syncer.metrics,
+    model: DATA_MODEL,
+    log,
+    repair: config.VERIFY_REPAIR,
+  };
+  const verifying =
+    config.VERIFY_INTERVAL_SECONDS > 0
+      ? repeatEvery(config.VERIFY_INTERVAL_SECONDS * 1000, 0, () =>
+          scheduledVerify(verifyDeps).then(() => undefined),
+        )
+      : undefined;
   const schedule = repeatEvery(
     config.SYNC_INTERVAL_SECONDS * 1000,
     jitterSeconds(config) * 1000,
@@ -157,7 +172,7 @@ export async function startEdge(
     url: address,
     firstSync,
     async stop() {
-      const scheduled = schedule.stop();
+      const scheduled = Promise.all([schedule.stop(), verifying?.stop()]);
       await app.close();
       await Promise.all([scheduled, firstSync]);
       await pool.end();

@@ -19,6 +19,11 @@ export interface DeviceListRow {
   software_version: string | null;
   last_error_at: Date | null;
   last_error: string | null;
+  /** The device's own report (migration 0012): its last failure and its last drift check. */
+  reported_failure_at: Date | null;
+  reported_failure: string | null;
+  drift_tables: string[] | null;
+  drift_checked_at: Date | null;
 }
 
 export interface DeviceListQuery {
@@ -40,8 +45,8 @@ const DEVICE_FACTS = `
                       WHERE s.mac = d.mac AND s.result = 'Success'
                       ORDER BY s.completed_at DESC LIMIT 1) a ON true`;
 
-const STALE = `($1::int IS NULL OR (d.is_enabled AND (a.completed_at IS NULL
-                 OR a.completed_at < now() - make_interval(hours => $1::int))))`;
+// A device that never synced is not stale (it may not be shipped yet): it has a state of its own.
+const STALE = `($1::int IS NULL OR (d.is_enabled AND a.completed_at < now() - make_interval(hours => $1::int)))`;
 
 export async function listDevices(
   db: Queryable,
@@ -54,8 +59,11 @@ export async function listDevices(
                  WHEN c.previous_valid_until > now() THEN 'rotating' ELSE 'active' END AS credential_state,
             r.requested_at AS last_request_at, r.status AS last_request_status,
             a.completed_at AS last_success_at, r.schema_version, r.software_version,
-            e.at AS last_error_at, e.text AS last_error
+            e.at AS last_error_at, e.text AS last_error,
+            rep.failure_at AS reported_failure_at, rep.failure_code || ': ' || rep.failure_message AS reported_failure,
+            rep.drift_tables, rep.drift_checked_at
        ${DEVICE_FACTS}
+       LEFT JOIN device_reports rep ON rep.device_id = d.id
        LEFT JOIN LATERAL (SELECT q.requested_at, q.status, q.schema_version, q.software_version
                             FROM sync_requests q WHERE q.mac = d.mac::text
                            ORDER BY q.requested_at DESC LIMIT 1) r ON true
@@ -190,25 +198,46 @@ export const STALE_BUCKETS_HOURS = [1, 6, 24] as const;
 export interface FleetCounts {
   enabled: number;
   disabled: number;
+  /** Enabled devices that never acknowledged a sync (enrolled ahead of shipping, or failing from the start). */
+  neverSynced: number;
+  /** Enabled devices whose last verify reported drifted tables. */
+  drifted: number;
   /** Enabled devices without a successful ack in that many hours, by STALE_BUCKETS_HOURS. */
   stale: Record<(typeof STALE_BUCKETS_HOURS)[number], number>;
 }
 
 /** One pass over the devices, one index probe each (the metrics scrape, cached by the caller). */
 export async function fleetCounts(db: Queryable): Promise<FleetCounts> {
-  const { rows } = await db.query<{ enabled: number; disabled: number; s1: number; s6: number; s24: number }>(
+  const { rows } = await db.query<{
+    enabled: number;
+    disabled: number;
+    never: number;
+    drifted: number;
+    s1: number;
+    s6: number;
+    s24: number;
+  }>(
     `SELECT count(*) FILTER (WHERE d.is_enabled)::int AS enabled,
             count(*) FILTER (WHERE NOT d.is_enabled)::int AS disabled,
-            count(*) FILTER (WHERE d.is_enabled AND coalesce(a.completed_at < now() - interval '1 hour', true))::int AS s1,
-            count(*) FILTER (WHERE d.is_enabled AND coalesce(a.completed_at < now() - interval '6 hours', true))::int AS s6,
-            count(*) FILTER (WHERE d.is_enabled AND coalesce(a.completed_at < now() - interval '24 hours', true))::int AS s24
+            count(*) FILTER (WHERE d.is_enabled AND a.completed_at IS NULL)::int AS never,
+            count(*) FILTER (WHERE d.is_enabled AND cardinality(rep.drift_tables) > 0)::int AS drifted,
+            count(*) FILTER (WHERE d.is_enabled AND a.completed_at < now() - interval '1 hour')::int AS s1,
+            count(*) FILTER (WHERE d.is_enabled AND a.completed_at < now() - interval '6 hours')::int AS s6,
+            count(*) FILTER (WHERE d.is_enabled AND a.completed_at < now() - interval '24 hours')::int AS s24
        FROM devices d
+       LEFT JOIN device_reports rep ON rep.device_id = d.id
        LEFT JOIN LATERAL (SELECT s.completed_at FROM sync_acknowledgements s
                            WHERE s.mac = d.mac AND s.result = 'Success'
                            ORDER BY s.completed_at DESC LIMIT 1) a ON true`,
   );
-  const r = rows[0] ?? { enabled: 0, disabled: 0, s1: 0, s6: 0, s24: 0 };
-  return { enabled: r.enabled, disabled: r.disabled, stale: { 1: r.s1, 6: r.s6, 24: r.s24 } };
+  const r = rows[0] ?? { enabled: 0, disabled: 0, never: 0, drifted: 0, s1: 0, s6: 0, s24: 0 };
+  return {
+    enabled: r.enabled,
+    disabled: r.disabled,
+    neverSynced: r.never,
+    drifted: r.drifted,
+    stale: { 1: r.s1, 6: r.s6, 24: r.s24 },
+  };
 }
 
 export interface VersionCountRow {

@@ -54,6 +54,21 @@ export const DeviceSummary = Type.Object({
   softwareVersion: Nullable(Type.String()),
   lastErrorAt: Nullable(Type.String()),
   lastError: Nullable(Type.String()),
+  state: Type.Union(
+    [Type.Literal('never synced'), Type.Literal('synced'), Type.Literal('drifted'), Type.Literal('disabled')],
+    {
+      description:
+        'never synced: no successful acknowledgement yet; drifted: its last verify found tables that differ',
+    },
+  ),
+  reportedFailureAt: Nullable(
+    Type.String({ description: "the device's own report of its last failed sync" }),
+  ),
+  reportedFailure: Nullable(Type.String({ description: 'code: message, as the edge recorded it' })),
+  driftTables: Nullable(
+    Type.Array(Type.String(), { description: 'tables its last verify found drifted (empty: none)' }),
+  ),
+  driftCheckedAt: Nullable(Type.String()),
 });
 
 export const DevicePage = Type.Object({
@@ -185,7 +200,19 @@ export function deviceToWire(r: DeviceListRow): Static<typeof DeviceSummary> {
     softwareVersion: r.software_version,
     lastErrorAt: iso(r.last_error_at),
     lastError: r.last_error,
+    state: deviceState(r),
+    reportedFailureAt: iso(r.reported_failure_at),
+    reportedFailure: r.reported_failure,
+    driftTables: r.drift_tables,
+    driftCheckedAt: iso(r.drift_checked_at),
   };
+}
+
+/** One word for where a device stands, first match wins: disabled, never synced, drifted, synced. */
+export function deviceState(r: DeviceListRow): Static<typeof DeviceSummary>['state'] {
+  if (!r.is_enabled) return 'disabled';
+  if (r.last_success_at === null) return 'never synced';
+  return (r.drift_tables?.length ?? 0) > 0 ? 'drifted' : 'synced';
 }
 
 export function devicePageToWire(

@@ -23,6 +23,7 @@ import {
   type PieceFetchOutcome,
   type PieceFetchStart,
 } from '../repo/pieces.ts';
+import { upsertReports, type DeviceReportRow } from '../repo/reports.ts';
 import {
   finishRequests,
   startRequests,
@@ -41,6 +42,8 @@ export interface AuditStore {
   /** Not an audit write, but as small and as frequent: the manifest a piece fetch names. */
   findManifestForPieces(manifestId: string): Promise<ManifestForPieces | undefined>;
   finishPieceFetch(id: string, outcome: PieceFetchOutcome): Promise<void>;
+  /** What an authenticated device said about itself (rare: only when it changed). */
+  recordReport(report: DeviceReportRow): Promise<void>;
 }
 
 /**
@@ -79,7 +82,12 @@ export function createAuditStore(pool: Pool, options: BatcherOptions = AUDIT_BAT
     await finishPieceFetches(pool, items);
     return none(items);
   }, options);
+  const reports = new Batcher(async (items: readonly DeviceReportRow[]) => {
+    await upsertReports(pool, items);
+    return none(items);
+  }, options);
   return {
+    recordReport: (report) => reports.add(report),
     startPieceFetch: (fetch) => fetchStarts.add(fetch),
     findManifestForPieces: (manifestId) => forPieces.add(manifestId),
     finishPieceFetch: (id, outcome) => fetchOutcomes.add({ id, outcome }),

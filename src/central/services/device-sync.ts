@@ -10,7 +10,8 @@ import { newUlid } from '../../platform/ids.ts';
 import { globalSha256, type TableDigest } from '../../contract/canonical.ts';
 import type { DataModel } from '../../contract/data-model.ts';
 import type { Piece } from '../../contract/pieces.ts';
-import type { Manifest, ManifestSignature, SyncRequestBody } from '../../contract/wire.ts';
+import type { DeviceReport, Manifest, ManifestSignature, SyncRequestBody } from '../../contract/wire.ts';
+import type { DeviceReportRow } from '../repo/reports.ts';
 import { signManifest, type SigningKey } from '../../contract/signing.ts';
 import type { Pool } from '../../platform/db.ts';
 import { AppError, normalizeError } from '../../platform/errors.ts';
@@ -249,6 +250,9 @@ async function identify(
     await checkCredential(r.deps.credentials, found.secretHashes, r.input.authorization);
   const model = r.deps.models.forEdge(r.input.reported);
   await spendDeviceBudget(r.deps.limits, found.device.id, 'request');
+  // Stored before anything can fail the answer: a device's report of its own failure must arrive.
+  const report = r.input.body.report;
+  if (report) await r.deps.audit.recordReport(reportRow(found.device, report));
   return { ...found, model };
 }
 
@@ -329,5 +333,22 @@ function send(
         payloadSha256: ok ? stats.payload.digest('hex') : null,
       });
     },
+  };
+}
+
+/** A report as stored; a time the database could not hold (or a device's wild clock) becomes now. */
+function reportRow(device: Device, report: DeviceReport): DeviceReportRow {
+  const when = (text: string) => {
+    const ms = Date.parse(text);
+    const year = new Date(ms).getUTCFullYear();
+    return Number.isFinite(ms) && year >= 2000 && year <= 2200
+      ? new Date(ms).toISOString()
+      : new Date().toISOString();
+  };
+  return {
+    deviceId: device.id,
+    mac: device.mac,
+    failure: report.failure ? { ...report.failure, at: when(report.failure.at) } : null,
+    drift: report.drift ? { tables: report.drift.tables, checkedAt: when(report.drift.checkedAt) } : null,
   };
 }

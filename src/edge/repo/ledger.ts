@@ -132,6 +132,26 @@ export async function failedSinceLastLoad(
   return rows[0]!.doubt;
 }
 
+/** The last failed sync, whenever it was (a device report names it until another fails). */
+export async function lastFailure(
+  db: Queryable,
+): Promise<{ code: string; message: string; at: Date } | undefined> {
+  const { rows } = await db.query<{ code: string; message: string; at: Date }>(
+    `SELECT error_code AS code, coalesce(error_text, '') AS message, coalesce(completed_at, started_at) AS at
+       FROM edge_sync_log WHERE status = 'failed' AND error_code IS NOT NULL ORDER BY id DESC LIMIT 1`,
+  );
+  return rows[0];
+}
+
+/** A sync that did not run as a load: a scheduled verify's finding, recorded as its own ledger row. */
+export async function recordVerify(db: Queryable, code: 'LOCAL_DRIFT', text: string): Promise<void> {
+  await db.query(
+    `INSERT INTO edge_sync_log (status, trigger, completed_at, duration_ms, error_code, error_text)
+     VALUES ('failed', 'verify', now(), 0, $1::text, $2::text)`,
+    [code, text],
+  );
+}
+
 export async function getState(db: Queryable): Promise<SyncState> {
   const { rows } = await db.query<{ key: string; value: string }>('SELECT key, value FROM edge_sync_state');
   return stateFromRows(rows);

@@ -33,6 +33,7 @@ import {
 import { changedTables, notifyDataChanged } from '../repo/news.ts';
 import { loadModeOf, type LoadMode } from '../repo/tables.ts';
 import { acknowledge, flushPendingAcks } from './acks.ts';
+import { pendingReport } from './device-report.ts';
 import { ManifestClock, newRequestNonce } from './manifest-clock.ts';
 import type { CentralClient } from './central-client.ts';
 import {
@@ -284,6 +285,7 @@ export class Syncer {
   async #pull(a: Attempt): Promise<{ manifest: Manifest; items: AsyncGenerator<SnapshotItem> }> {
     const known = a.offerHeld ? (a.state.lastGlobalSha256 ?? null) : null;
     const nonce = newRequestNonce();
+    const pending = await pendingReport(a.client, a.state);
     a.body = await step(a.log, 'sync.pull', {}, () =>
       this.#deps.central.requestSnapshot(
         {
@@ -291,6 +293,7 @@ export class Syncer {
           knownGlobalSha256: known,
           pieces: true,
           nonce,
+          ...(pending ? { report: pending.report } : {}),
           ...(a.held
             ? { knownTables: Object.fromEntries(a.held.tables.map((t) => [t.name, t.sha256])) }
             : {}),
@@ -307,6 +310,8 @@ export class Syncer {
     if (signed !== 'ok') throw signatureRefusal(signed, first.value.signature?.keyId, this.#deps.publicKeys);
     a.manifest = first.value.manifest;
     a.clock = new ManifestClock(a.manifest, nonce);
+    // Central answered, so it stored the report: not sent again until it changes.
+    if (pending) await setState(a.client, { reportedSha256: pending.sha256 });
     const skew = a.clock.skewNote();
     if (skew) a.log.warn({ event: 'clock.skew', skewMs: a.clock.skewMs }, skew);
     return { manifest: a.manifest, items };
