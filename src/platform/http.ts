@@ -14,6 +14,7 @@ import type {
   FastifyServerOptions,
 } from 'fastify';
 import { AppError, isAppError, normalizeError, publicMessage, type ErrorCode } from './errors.ts';
+import { SHED_CODES, ShedLog } from './shed-log.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -156,10 +157,14 @@ export function installErrorHandling(app: FastifyInstance): void {
   if (app.server.listenerCount('connect') === 0) app.server.on('connect', refuseConnect);
   // Only JSON bodies are part of the API: text/plain is refused with 415, not parsed and refused with 400.
   app.removeContentTypeParser('text/plain');
+  const shed = new ShedLog(app.log);
+  app.addHook('onClose', async () => shed.close());
   app.setErrorHandler((err: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
     const appErr = toAppError(err);
     request.errorCode = appErr.code;
-    if (appErr.status >= 500) {
+    if (SHED_CODES.has(appErr.code)) {
+      shed.count(appErr.code);
+    } else if (appErr.status >= 500) {
       request.log.error({ err, code: appErr.code }, 'request failed');
     } else {
       request.log.info({ code: appErr.code, reason: appErr.message }, 'request refused');

@@ -6,6 +6,7 @@
  */
 import { SpanStatusCode, context, trace, type Attributes, type Context, type Span } from '@opentelemetry/api';
 import type { Logger } from './logger.ts';
+import { SHED_CODES } from './shed-log.ts';
 
 const tracer = trace.getTracer('dbupdate');
 
@@ -92,7 +93,8 @@ export function startStep(log: Logger, name: string, fields: Record<string, unkn
           span.setStatus({ code: SpanStatusCode.OK });
         } else {
           const code = (err as { code?: unknown }).code;
-          log.warn(
+          // Load shed is summed up by ShedLog, not a warning per step of every request turned away.
+          log[typeof code === 'string' && SHED_CODES.has(code) ? 'debug' : 'warn'](
             { ...extra, event: `${name}.finish`, outcome: 'error', durationMs, code, err },
             `${label} failed`,
           );

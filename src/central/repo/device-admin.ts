@@ -45,8 +45,10 @@ const DEVICE_FACTS = `
                       WHERE s.mac = d.mac AND s.result = 'Success'
                       ORDER BY s.completed_at DESC LIMIT 1) a ON true`;
 
-// A device that never synced is not stale (it may not be shipped yet): it has a state of its own.
-const STALE = `($1::int IS NULL OR (d.is_enabled AND a.completed_at < now() - make_interval(hours => $1::int)))`;
+// The list names devices that never synced too (their state says so); the stale gauge does not
+// count them (fleetCounts), so enrolling ahead of shipping fires no alert.
+const STALE = `($1::int IS NULL OR (d.is_enabled AND (a.completed_at IS NULL
+                 OR a.completed_at < now() - make_interval(hours => $1::int))))`;
 
 export async function listDevices(
   db: Queryable,
