@@ -3,12 +3,13 @@ import { readFile } from 'node:fs/promises';
 import { hostname, userInfo } from 'node:os';
 import { parse } from 'csv-parse/sync';
 import { listDevices } from '../central/repo/device-admin.ts';
+import { requireMac } from '../central/model.ts';
 import { deviceToWire } from '../central/routes/admin-wire.ts';
 import { changeDevice, type DeviceAction } from '../central/services/devices.ts';
 import { enrollDevices, type EnrolLine } from '../central/services/enroll.ts';
 import { AppError } from '../platform/errors.ts';
 import type { Pool } from '../platform/db.ts';
-import { parseFlags, type Command } from './util.ts';
+import { aligned, ago, parseFlags, type Command } from './util.ts';
 
 /** Who is at the shell, for the audit of what they changed. */
 export function cliActor(): string {
@@ -109,67 +110,75 @@ async function list(pool: Pool, argv: string[]): Promise<number> {
   const values = parseFlags(argv, {
     'stale-hours': { type: 'string' },
     limit: { type: 'string' },
+    after: { type: 'string' },
     json: { type: 'boolean' },
   });
   const staleHours = wholeNumber('stale-hours', values['stale-hours'], 1, 24 * 90);
   const max = wholeNumber('limit', values.limit, 1, 10_000_000) ?? Number.POSITIVE_INFINITY;
-  let afterMac: string | undefined;
+  // A terminal gets aligned columns and ages; a pipe gets tab-separated values and times.
+  const table = !values.json && process.stdout.isTTY === true;
+  let afterMac = values.after === undefined ? undefined : requireMac(values.after as string);
   let shown = 0;
   let total: number;
-  if (!values.json)
-    console.log(
-      [
-        'MAC',
-        'STATE',
-        'ENABLED',
-        'CREDENTIAL',
-        'LAST REQUEST',
-        'LAST SUCCESS',
-        'SCHEMA',
-        'SOFTWARE',
-        'LOCATION',
-        'LAST ERROR',
-      ].join('\t'),
-    );
-  // Page by page, so a fleet of 100,000 is listed in bounded memory.
+  const rows: string[][] = [COLUMNS];
+  if (!values.json && !table) console.log(COLUMNS.join('\t'));
+  // Page by page, so a fleet of 100,000 is listed in bounded memory (a terminal's table is one page).
   for (;;) {
     const page = await listDevices(pool, { staleHours, afterMac, limit: Math.min(500, max - shown) });
     total = page.total;
     for (const row of page.rows) {
       const d = deviceToWire(row);
       if (values.json) console.log(JSON.stringify(d));
-      else
-        console.log(
-          [
-            d.mac,
-            d.state,
-            d.enabled ? 'yes' : 'no',
-            d.credential,
-            d.lastRequestAt ?? 'never',
-            d.lastSuccessAt ?? 'never',
-            d.schemaVersion ?? '-',
-            d.softwareVersion ?? '-',
-            d.location,
-            lastProblem(d),
-          ].join('\t'),
-        );
+      else if (table) rows.push(cells(d, ago));
+      else console.log(cells(d, (t) => t ?? 'never').join('\t'));
     }
     shown += page.rows.length;
-    if (page.rows.length < 500 || shown >= max) break;
+    if (page.rows.length < 500 || shown >= max || table) break;
     afterMac = page.rows.at(-1)!.mac;
   }
+  if (table) console.log(aligned(rows));
+  const more = shown < total && table ? `; the next page: --after ${rows.at(-1)![0]}` : '';
   console.error(
-    `${shown} of ${total} device(s)${staleHours ? ` without a successful ack in ${staleHours} h` : ''}`,
+    `${shown} of ${total} device(s)${staleHours ? ` without a successful ack in ${staleHours} h` : ''}${more}`,
   );
   return 0;
 }
 
+const COLUMNS = [
+  'MAC',
+  'STATE',
+  'NAME',
+  'CREDENTIAL',
+  'LAST REQUEST',
+  'LAST SUCCESS',
+  'SCHEMA',
+  'SOFTWARE',
+  'LOCATION',
+  'LAST PROBLEM',
+];
+
+function cells(d: ReturnType<typeof deviceToWire>, time: (iso: string | null) => string): string[] {
+  return [
+    d.mac,
+    d.state,
+    d.name,
+    d.credential,
+    time(d.lastRequestAt),
+    time(d.lastSuccessAt),
+    String(d.schemaVersion ?? '-'),
+    d.softwareVersion ?? '-',
+    d.location,
+    lastProblem(d),
+  ];
+}
+
 async function change(pool: Pool, action: DeviceAction, argv: string[]): Promise<number> {
-  const values = parseFlags(argv, { mac: { type: 'string' } });
+  const values = parseFlags(argv, { mac: { type: 'string' }, json: { type: 'boolean' } });
   if (!values.mac) throw new AppError('USAGE', `devices ${action} needs --mac M`);
   const result = await changeDevice(pool, values.mac as string, action, cliActor());
   const what = { disable: 'disabled', enable: 'enabled', revoke: 'credential revoked' }[action];
-  console.log(`${result.mac}: ${result.changed ? what : `already ${what}`}`);
+  if (values.json) console.log(JSON.stringify(result));
+  else console.log(`${result.mac}: ${result.changed ? what : `already ${what}`}`);
   return 0;
 }
 

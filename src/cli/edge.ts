@@ -71,7 +71,7 @@ export const edgeCommands: Record<string, Command> = {
   },
 
   async verify(argv) {
-    parseFlags(argv, {});
+    const flags = parseFlags(argv, { json: { type: 'boolean' } });
     const settings = loadConfig(DbSettings);
     return withPool(settings.EDGE_DATABASE_URL, async (pool) => {
       const result = await verifyLocal(pool);
@@ -80,18 +80,19 @@ export const edgeCommands: Record<string, Command> = {
         driftTables: result.drifted.join(','),
         driftCheckedAt: new Date().toISOString(),
       });
-      for (const t of result.tables) {
-        console.log(
-          `${t.ok ? 'ok   ' : 'DRIFT'} ${t.name.padEnd(16)} ${String(t.actual.rowCount).padStart(9)} rows  ${t.actual.sha256}`,
-        );
-      }
+      if (flags.json) console.log(JSON.stringify(result));
+      else
+        for (const t of result.tables)
+          console.log(
+            `${t.ok ? 'ok   ' : 'DRIFT'} ${t.name.padEnd(16)} ${String(t.actual.rowCount).padStart(9)} rows  ${t.actual.sha256}`,
+          );
       if (result.drifted.length > 0) {
         throw new AppError(
           'LOCAL_DRIFT',
           `tables differ from manifest ${result.manifestId}: ${result.drifted.join(', ')}`,
         );
       }
-      console.log(`all tables match manifest ${result.manifestId}`);
+      if (!flags.json) console.log(`all tables match manifest ${result.manifestId}`);
       return 0;
     });
   },

@@ -5,7 +5,7 @@
  */
 import { AppError, normalizeError } from '../platform/errors.ts';
 import { SOFTWARE_VERSION } from '../platform/version.ts';
-import type { Command } from './util.ts';
+import { closest, type Command } from './util.ts';
 
 /** Every command, as the usage text lists it; `--help` on any of them prints its entry. */
 export const COMMANDS: { command: string; args?: string; does: string }[] = [
@@ -29,14 +29,14 @@ export const COMMANDS: { command: string; args?: string; does: string }[] = [
   },
   {
     command: 'central devices list',
-    args: '[--stale-hours N] [--limit N] [--json]',
-    does: 'the fleet: enabled, credential, last request and success, versions, last error',
+    args: '[--stale-hours N] [--limit N] [--after MAC] [--json]',
+    does: 'the fleet: state, name, credential, last request and success, versions, last problem',
   },
-  { command: 'central devices disable', args: '--mac M', does: 'refuse the device data (audited)' },
-  { command: 'central devices enable', args: '--mac M', does: 'serve the device again (audited)' },
+  { command: 'central devices disable', args: '--mac M [--json]', does: 'refuse the device data (audited)' },
+  { command: 'central devices enable', args: '--mac M [--json]', does: 'serve the device again (audited)' },
   {
     command: 'central devices revoke',
-    args: '--mac M',
+    args: '--mac M [--json]',
     does: "the device's credential stops working at once (enroll gives it a new one)",
   },
   {
@@ -55,7 +55,11 @@ export const COMMANDS: { command: string; args?: string; does: string }[] = [
     args: '[--full] [--json]',
     does: 'one sync now, in the foreground (--full reloads every table; --json prints JSON on a terminal too)',
   },
-  { command: 'edge verify', does: 'compare local tables with the last applied manifest' },
+  {
+    command: 'edge verify',
+    args: '[--json]',
+    does: 'compare local tables with the last applied manifest (Central hears of drift with the next sync)',
+  },
   {
     command: 'demo',
     args: '[--once] [--users N] [--interval S] [--log-level L]',
@@ -117,7 +121,13 @@ export async function main(argv: string[]): Promise<number> {
     }
     const commands = await loadGroup(group);
     const command = commands?.[words[1] ?? ''];
-    if (!command) throw new AppError('USAGE', `unknown command: ${words.join(' ')}\n${USAGE}`);
+    if (!command) {
+      const guess = closest(words[1] ?? '', Object.keys(commands ?? {}));
+      throw new AppError(
+        'USAGE',
+        `unknown command: ${words.join(' ')}${guess ? `; did you mean \`${group} ${guess}\`?` : ''}\n${USAGE}`,
+      );
+    }
     return await command(rest);
   } catch (err) {
     const appErr = normalizeError(err);
