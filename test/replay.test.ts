@@ -150,6 +150,16 @@ describe('replay and rollback', () => {
     assert.deepEqual(await edgeRows(edge.pool), before);
   });
 
+  it('refuses a manifest without the request nonce (a replay from before the upgrade)', async () => {
+    await using edge = await createTestDatabase('edge');
+    proxy.fault = { kind: 'manifest', edit: (m) => void delete m.requestNonce };
+    const result = await testSyncer(edge, proxy.url, macs[0]!, tokens.get(macs[0]!)!).run('cli');
+    proxy.fault = { kind: 'none' };
+    assert.equal(result.error?.code, 'MANIFEST_STALE', result.error?.message);
+    assert.match(result.error!.message, /carries no requestNonce/);
+    assert.equal((await edge.pool.query('SELECT count(*)::int AS n FROM users')).rows[0].n, 0);
+  });
+
   describe('a slow, steady link', { concurrency: true }, () => {
     // About 12 s for the body, in pieces well inside the stall timeout.
     const drip = { kind: 'drip', chunks: 60, everyMs: 200 } as const;

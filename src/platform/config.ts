@@ -39,7 +39,7 @@ export function loadConfig<T extends TObject>(
     const path = (first as { instancePath?: string }).instancePath ?? '';
     const params = (first as { params?: { requiredProperties?: string[] } }).params;
     const name = path.replace(/^\//, '') || params?.requiredProperties?.[0] || 'configuration';
-    const shown = env[name] === undefined || env[name] === '' ? 'is missing' : 'is invalid';
+    const shown = raw[name] === undefined ? 'is missing' : 'is invalid';
     throw new AppError(
       'CONFIG_INVALID',
       `setting ${name} ${shown}: ${explain(schema, name, first.message)}`,

@@ -72,12 +72,16 @@ export function streamAnswer(
   // Central's CPU when a fleet is mostly up to date. A client gone before the last byte is
   // an abort, not an error, unless something failed first.
   response.once('error', (err: Error) => (streamError ??= err));
-  response.once('close', () => {
+  const closed = () => {
     void answer.complete(response.writableFinished, streamError).finally(() => {
       free();
       clearInterval(watchdog);
     });
-  });
+  };
+  // A client gone while the answer was prepared (a queue wait, a long digest pass) closed the
+  // response before anyone listened: without this its slots and device claim were never freed.
+  if (response.destroyed) queueMicrotask(closed);
+  else response.once('close', closed);
   // A stream bypasses the response schema, which only documents the type.
   void reply.headers({ 'cache-control': 'no-store', ...headers }).send(payload as never);
 }

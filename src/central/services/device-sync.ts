@@ -250,9 +250,13 @@ async function identify(
     await checkCredential(r.deps.credentials, found.secretHashes, r.input.authorization);
   const model = r.deps.models.forEdge(r.input.reported);
   await spendDeviceBudget(r.deps.limits, found.device.id, 'request');
-  // Stored before anything can fail the answer: a device's report of its own failure must arrive.
+  // Stored before anything can fail the answer; a failure to store it fails only the report.
   const report = r.input.body.report;
-  if (report) await r.deps.audit.recordReport(reportRow(found.device, report));
+  if (report)
+    await r.deps.audit.recordReport(reportRow(found.device, report)).catch((err: unknown) => {
+      r.deps.metrics.auditFailures.inc();
+      r.log.error({ err, event: 'audit.write', outcome: 'error' }, 'could not store the device report');
+    });
   return { ...found, model };
 }
 

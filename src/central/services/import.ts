@@ -5,6 +5,7 @@
  * with its file and line, and nothing is changed.
  */
 import { createReadStream } from 'node:fs';
+import { StringDecoder } from 'node:string_decoder';
 import { open, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TABLES, type TableDef } from '../../contract/tables.ts';
@@ -68,27 +69,34 @@ async function checkStaged(tx: PoolClient, def: TableDef, stage: string, columns
     columns: [{ name: 'line', type: 'bigint' }, ...json],
     primaryKey: [],
   });
+  // The COPY is read to its end whatever it holds: a COPY left unread would keep the
+  // connection busy, and the rollback that reports the bad line would never run.
+  const decoder = new StringDecoder('utf8');
   let carry = '';
+  let problem: string | undefined;
   for await (const chunk of stagedValues(
     tx,
     stage,
     json.map((c) => c.name),
   )) {
-    const lines = (carry + (chunk as Buffer).toString('utf8')).split('\n');
+    if (problem) continue;
+    const lines = (carry + decoder.write(chunk as Buffer)).split('\n');
     carry = lines.pop()!;
     for (const line of lines) {
       try {
         rows.line(line);
       } catch (err) {
         if (!(err instanceof CanonicalError)) throw err;
-        throw new AppError(
-          'INVALID_INPUT',
-          `${file} line ${line.slice(0, line.indexOf('\t'))}: ${err.message}; JSON numbers must fit a double ` +
-            '(write a larger one as a string); nothing was imported',
-        );
+        problem = `${file} line ${line.slice(0, line.indexOf('\t'))}: ${err.message}`;
+        break;
       }
     }
   }
+  if (problem)
+    throw new AppError(
+      'INVALID_INPUT',
+      `${problem}; JSON numbers must fit a double (write a larger one as a string); nothing was imported`,
+    );
 }
 
 export async function importDirectory(pool: Pool, dir: string): Promise<ImportResult> {

@@ -6,7 +6,7 @@
  * took, so a healthy fleet's requests carry none.
  */
 import { createHash } from 'node:crypto';
-import type { DeviceReport } from '../../contract/wire.ts';
+import { storableText, type DeviceReport } from '../../contract/wire.ts';
 import type { Queryable } from '../../platform/db.ts';
 import type { SyncState } from '../model.ts';
 import { lastFailure } from '../repo/ledger.ts';
@@ -28,7 +28,7 @@ export async function pendingReport(db: Queryable, state: SyncState): Promise<Pe
       ? {
           failure: {
             code: failure.code,
-            message: failure.message.slice(0, MESSAGE_MAX),
+            message: storableText(failure.message.slice(0, MESSAGE_MAX)),
             at: failure.at.toISOString(),
           },
         }

@@ -8,14 +8,14 @@
  * (`requestNonce`). A manifest carrying this request's nonce was made for it, so it is as old
  * as the request: its lifetime (expiresAt − generatedAt, both Central's clock) runs from its
  * arrival on the device's monotonic clock, whatever the wall clock says. A manifest with
- * another nonce answers another request (a replay) and is refused. A Central too old to
- * sign nonces leaves the edge with its own wall clock, as before.
+ * another nonce answers another request (a replay) and is refused. So is one without a nonce:
+ * a Central too old to sign nonces refuses the nonce in the request (400) before it answers,
+ * so such a manifest can only be a replay from before this edge's upgrade (upgrade Central first).
  *
- * | requestNonce in the manifest | freshness judged by                                  |
- * |------------------------------|------------------------------------------------------|
- * | this request's               | arrival + lifetime, on the monotonic clock           |
- * | another                      | refused: MANIFEST_STALE (a replay)                   |
- * | none (an older Central)      | expiresAt against the device's wall clock            |
+ * | requestNonce in the manifest | freshness judged by                                       |
+ * |------------------------------|-----------------------------------------------------------|
+ * | this request's               | the request's start + lifetime, on the monotonic clock    |
+ * | another, or none             | refused: MANIFEST_STALE (a replay)                        |
  */
 import { randomBytes } from 'node:crypto';
 import type { Manifest } from '../../contract/wire.ts';
@@ -30,17 +30,21 @@ export function newRequestNonce(): string {
 
 export class ManifestClock {
   readonly #m: Manifest;
-  readonly #arrived: number;
-  readonly #bound: boolean;
+  readonly #asked: number;
   /** How far this device's wall clock is ahead of Central's (negative: behind), give or take a round trip. */
   readonly skewMs: number;
 
-  constructor(manifest: Manifest, nonce: string, now = Date.now(), monotonic = performance.now()) {
+  /** `asked`: the monotonic time the request was sent (the lifetime runs from there, not from arrival). */
+  constructor(manifest: Manifest, nonce: string, asked: number, now = Date.now()) {
     this.#m = manifest;
-    this.#arrived = monotonic;
+    this.#asked = asked;
     this.skewMs = now - Date.parse(manifest.generatedAt);
-    this.#bound = manifest.requestNonce !== undefined;
-    if (this.#bound && manifest.requestNonce !== nonce)
+    if (manifest.requestNonce === undefined)
+      throw new AppError(
+        'MANIFEST_STALE',
+        `manifest ${manifest.manifestId} carries no requestNonce: a replay from before this edge's upgrade, or a Central older than this edge (upgrade Central first); nothing is loaded`,
+      );
+    if (manifest.requestNonce !== nonce)
       throw new AppError(
         'MANIFEST_STALE',
         `manifest ${manifest.manifestId} answers another request, not this one (a replay recorded on the path); nothing is loaded`,
@@ -48,10 +52,9 @@ export class ManifestClock {
   }
 
   /** Milliseconds the manifest may still be used (0 or less: expired). */
-  leftMs(now = Date.now(), monotonic = performance.now()): number {
-    if (!this.#bound) return Date.parse(this.#m.expiresAt) - now;
+  leftMs(monotonic = performance.now()): number {
     const lifetime = Date.parse(this.#m.expiresAt) - Date.parse(this.#m.generatedAt);
-    return lifetime - (monotonic - this.#arrived);
+    return lifetime - (monotonic - this.#asked);
   }
 
   /** Throws MANIFEST_EXPIRED once the manifest's lifetime is over; `when` says at which step. */

@@ -286,6 +286,7 @@ export class Syncer {
     const known = a.offerHeld ? (a.state.lastGlobalSha256 ?? null) : null;
     const nonce = newRequestNonce();
     const pending = await pendingReport(a.client, a.state);
+    const asked = performance.now();
     a.body = await step(a.log, 'sync.pull', {}, () =>
       this.#deps.central.requestSnapshot(
         {
@@ -309,7 +310,7 @@ export class Syncer {
     const signed = verifyManifest(first.value.manifest, first.value.signature, this.#deps.publicKeys);
     if (signed !== 'ok') throw signatureRefusal(signed, first.value.signature?.keyId, this.#deps.publicKeys);
     a.manifest = first.value.manifest;
-    a.clock = new ManifestClock(a.manifest, nonce);
+    a.clock = new ManifestClock(a.manifest, nonce, asked);
     // Central answered, so it stored the report: not sent again until it changes.
     if (pending) await setState(a.client, { reportedSha256: pending.sha256 });
     const skew = a.clock.skewNote();
@@ -413,6 +414,8 @@ export class Syncer {
           lastSuccessAt: now,
           lastCheckAt: now,
           ...heldFacts(m),
+          // The load verified every table before this commit: drift reported before is gone.
+          ...(a.state.driftTables ? { driftTables: '', driftCheckedAt: now } : {}),
         });
         await client.query('COMMIT');
       });
