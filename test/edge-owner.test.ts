@@ -5,22 +5,19 @@
  * repo/tables.ts). Before, it silently emptied and reloaded all eight tables on every change.
  */
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import pino from 'pino';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { PG_BIN, startPostgres } from '../scripts/lib/engines.ts';
+import { missingPostgres, startPostgres } from '../scripts/lib/engines.ts';
 import { createPool, databaseUrl, type Pool } from '../src/platform/db.ts';
 import { prepareEdgeDatabase } from '../src/edge/migrations.ts';
 import { loadModeOf } from '../src/edge/repo/tables.ts';
 import { createSyncer, startEdge } from '../src/edge/server.ts';
 import type { SyncResult } from '../src/edge/model.ts';
 import { seedOneScope, startCentral, type RunningCentral } from './helpers/central.ts';
+import { capturedLog } from './helpers/log.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { centralScopeRows, edgeConfig, edgeRows, quietLog } from './helpers/edge.ts';
 
-const missing = existsSync(join(PG_BIN, 'initdb')) ? undefined : 'apt-get install postgresql-15';
+const missing = missingPostgres();
 if (missing && process.env.CI) throw new Error(`Debian's PostgreSQL 15 is missing: ${missing}`);
 
 describe('an edge whose user owns its tables but is no superuser', { skip: missing }, () => {
@@ -137,16 +134,7 @@ describe('an edge whose user owns its tables but is no superuser', { skip: missi
   it('says so at start, in a metric and in /status when deltas cannot run', async () => {
     // A key made immediate by hand: no way left to load a table alone.
     await owner.query('ALTER TABLE users ALTER CONSTRAINT users_company_id_fkey NOT DEFERRABLE');
-    const lines: { event?: string; level?: number; mode?: string }[] = [];
-    const log = pino(
-      { level: 'info' },
-      new Writable({
-        write(chunk: Buffer, _enc, done) {
-          for (const line of chunk.toString().split('\n')) if (line) lines.push(JSON.parse(line) as never);
-          done();
-        },
-      }),
-    );
+    const { logger: log, lines } = capturedLog<{ event?: string; level?: number; mode?: string }>();
     const config = edgeConfig({ url: urls.get(owner)!, pool: owner } as TestDatabase, api.url, mac, token, {
       PORT: '0',
       HOST: '127.0.0.1',

@@ -5,9 +5,7 @@
  * is served.
  */
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import pino from 'pino';
 import { enrollDevice } from '../src/central/services/enroll.ts';
 import { DEFAULT_SHAPE, seedCentral } from '../src/central/services/seed.ts';
 import { verifyLocal } from '../src/edge/services/verify.ts';
@@ -15,19 +13,7 @@ import { startCentral, type RunningCentral } from './helpers/central.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { centralScopeRows, edgeRows, testSyncer } from './helpers/edge.ts';
 import { assertRowsMatchManifest, readWholeSnapshot } from './helpers/snapshot.ts';
-
-/** A Central logger whose lines the test reads. */
-function capturedLog(): { logger: pino.Logger; lines: Record<string, unknown>[] } {
-  const lines: Record<string, unknown>[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      for (const line of chunk.toString().split('\n'))
-        if (line) lines.push(JSON.parse(line) as Record<string, unknown>);
-      done();
-    },
-  });
-  return { logger: pino({ level: 'info' }, sink), lines };
-}
+import { capturedLog } from './helpers/log.ts';
 
 describe('hostile data in Central', () => {
   let db: TestDatabase;

@@ -8,15 +8,15 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { it } from 'node:test';
 import pg from 'pg';
-import { PG_BIN, startPostgres } from '../scripts/lib/engines.ts';
+import { missingPostgres, startPostgres } from '../scripts/lib/engines.ts';
 import { freePort } from '../src/platform/embedded.ts';
 
-const missing = existsSync(join(PG_BIN, 'initdb')) ? undefined : 'apt-get install postgresql-15';
+const missing = missingPostgres();
 if (missing && process.env.CI) throw new Error(`Debian's PostgreSQL 15 is missing: ${missing}`);
 
 /** The README's block, with this machine's hosts, ports and command in place of the examples. */

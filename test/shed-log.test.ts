@@ -3,25 +3,21 @@
  * times, leaves one summary warning, not 150 warnings and 150 error lines.
  */
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
 import { it } from 'node:test';
-import pino from 'pino';
 import { seedOneScope, startCentral } from './helpers/central.ts';
+import { capturedLog } from './helpers/log.ts';
 import { createTestDatabase } from './helpers/db.ts';
 
 it('sums up requests turned away for load in one warning per interval', async () => {
   await using db = await createTestDatabase('central');
   const device = await seedOneScope(db, 5);
-  const lines: { level: number; event?: string; counts?: Record<string, number> }[] = [];
-  const log = pino(
-    { level: 'warn' },
-    new Writable({
-      write(chunk: Buffer, _enc, done) {
-        for (const line of chunk.toString().split('\n')) if (line) lines.push(JSON.parse(line) as never);
-        done();
-      },
-    }),
-  );
+  const { logger: log, lines } = capturedLog<{
+    level: number;
+    event?: string;
+    counts?: Record<string, number>;
+  }>({
+    level: 'warn',
+  });
   const api = await startCentral(db, { RATE_LIMIT_PER_DEVICE_PER_MINUTE: '1' }, log);
   const statuses: number[] = [];
   for (let i = 0; i < 150; i++) {

@@ -3,12 +3,11 @@
  * logged `sync.finish` with outcome "success", since a failure is a result, not a throw.
  */
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import pino from 'pino';
 import { generateSigningKeys } from '../src/contract/signing.ts';
 import { createSyncer } from '../src/edge/server.ts';
 import { seedOneScope, startCentral, type RunningCentral } from './helpers/central.ts';
+import { capturedLog } from './helpers/log.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { edgeConfig } from './helpers/edge.ts';
 
@@ -17,16 +16,12 @@ describe('the sync step', () => {
   let edge: TestDatabase;
   let api: RunningCentral;
   let device: { mac: string; token: string };
-  const lines: { event?: string; outcome?: string; status?: string; code?: string }[] = [];
-  const log = pino(
-    { level: 'info' },
-    new Writable({
-      write(chunk: Buffer, _enc, done) {
-        for (const line of chunk.toString().split('\n')) if (line) lines.push(JSON.parse(line) as never);
-        done();
-      },
-    }),
-  );
+  const { logger: log, lines } = capturedLog<{
+    event?: string;
+    outcome?: string;
+    status?: string;
+    code?: string;
+  }>();
 
   before(async () => {
     central = await createTestDatabase('central');

@@ -26,6 +26,13 @@ export function missingEngines(): string | undefined {
   return missing.length > 0 ? `apt-get install ${missing.join(' ')}` : undefined;
 }
 
+/** What is missing to run startPostgres here, or undefined when Debian's PostgreSQL 15 is installed. */
+export function missingPostgres(): string | undefined {
+  return spawnSync(join(PG_BIN, 'initdb'), ['--version']).error === undefined
+    ? undefined
+    : 'apt-get install postgresql-15';
+}
+
 /** uid and gid to run PostgreSQL as: Debian's `postgres` user when we are root. */
 function postgresUser(): { uid: number; gid: number } | undefined {
   if (process.getuid?.() !== 0) return undefined;
