@@ -175,15 +175,12 @@ describe('security and wire faults', () => {
       MAX_CONCURRENT_ANSWERS: '1',
       SNAPSHOT_QUEUE_WAIT_MS: '300',
     });
-    const held = await holdSnapshot(small.url);
-    try {
-      const shed = await requestSnapshot(small.url, { mac: macs[1] }, tokens.get(macs[1]!));
-      assert.equal(shed.status, 503);
-      assert.ok(Number(shed.headers.get('retry-after')) > 0);
-      assert.equal(((await shed.json()) as { error: { code: string } }).error.code, 'OVERLOADED');
-    } finally {
-      held.destroy();
-    }
+    await using held = await holdSnapshot(small.url);
+    const shed = await requestSnapshot(small.url, { mac: macs[1] }, tokens.get(macs[1]!));
+    assert.equal(shed.status, 503);
+    assert.ok(Number(shed.headers.get('retry-after')) > 0);
+    assert.equal(((await shed.json()) as { error: { code: string } }).error.code, 'OVERLOADED');
+    assert.equal(await held.finish(), 200, 'the held answer was served once its read could go on');
   });
 
   it('lets a request wait briefly for a slot before shedding it', async () => {
@@ -192,32 +189,35 @@ describe('security and wire faults', () => {
       MAX_CONCURRENT_ANSWERS: '1',
       SNAPSHOT_QUEUE_WAIT_MS: '10000',
     });
-    const held = await holdSnapshot(small.url);
+    await using held = await holdSnapshot(small.url);
     const started = Date.now();
     const queued = requestSnapshot(small.url, { mac: macs[1] }, tokens.get(macs[1]!));
     await new Promise((r) => setTimeout(r, 300));
-    held.destroy(); // the slot comes free: the waiting request takes it
+    held.response.destroy(); // the slot comes free: the waiting request takes it
+    await held.unlock();
     const res = await queued;
     assert.equal(res.status, 200);
     assert.ok(Date.now() - started >= 300, 'it waited for the slot');
     await res.arrayBuffer();
   });
 
-  it('audits a device that goes away mid-stream as aborted, not as an error, and frees its slot', async () => {
+  it('audits a device that goes away before its answer is sent as aborted, not as an error, and frees its slot', async () => {
     await using small = await startCentral(central, {
       MAX_CONCURRENT_SNAPSHOTS: '1',
       MAX_CONCURRENT_ANSWERS: '1',
       SNAPSHOT_QUEUE_WAIT_MS: '10000',
     });
-    const held = await holdSnapshot(small.url);
-    const manifestId = held.headers['x-manifest-id'];
-    held.destroy();
+    const before = await central.pool.query<{ id: string }>('SELECT max(id)::text AS id FROM sync_requests');
+    await using held = await holdSnapshot(small.url);
+    held.response.destroy();
+    await held.unlock();
     const rows = await waitFor(
       async () =>
         (
           await central.pool.query(
-            'SELECT status, reason, error_code FROM sync_requests WHERE manifest_id = $1',
-            [manifestId],
+            `SELECT status, reason, error_code FROM sync_requests
+              WHERE id > $1 AND mac = $2`,
+            [before.rows[0]!.id ?? 0, mac()],
           )
         ).rows,
       (r) => r.length === 1 && r[0].status !== 'started',
@@ -230,9 +230,25 @@ describe('security and wire faults', () => {
     await next.arrayBuffer();
   });
 
-  /** A device that does not read its response holds its snapshot stream, and slot, open. */
-  async function holdSnapshot(url: string): Promise<IncomingMessage> {
-    return new Promise<IncomingMessage>((resolve, reject) => {
+  /**
+   * A request for mac() that holds its answer slot and its session: its digest pass waits on
+   * a lock on `users` until `unlock` (or `finish`, which also reads its answer to the end).
+   * A paused reader did this before, but loopback's socket buffers took a whole answer of
+   * this size on a slow CI machine, and the slot came free at once.
+   */
+  async function holdSnapshot(url: string) {
+    const locker = await central.pool.connect();
+    await locker.query('BEGIN');
+    await locker.query('LOCK TABLE users IN ACCESS EXCLUSIVE MODE');
+    let unlocked = false;
+    const unlock = async () => {
+      if (unlocked) return;
+      unlocked = true;
+      await locker.query('COMMIT');
+      locker.release();
+    };
+    let response!: ReturnType<typeof request>;
+    const answer = new Promise<IncomingMessage>((resolve, reject) => {
       const req = request(`${url}/api/device-sync/request`, {
         method: 'POST',
         headers: {
@@ -241,13 +257,38 @@ describe('security and wire faults', () => {
           'accept-encoding': 'identity',
         },
       });
-      req.on('response', (res) => {
-        res.pause();
-        resolve(res);
-      });
+      req.on('response', resolve);
       req.on('error', reject);
       req.end(JSON.stringify({ mac: mac() }));
+      response = req;
     });
+    answer.catch(() => undefined); // a destroyed request rejects; the tests that do so await nothing of it
+    await waitFor(
+      async () =>
+        (
+          await central.pool.query(
+            `SELECT count(*)::int AS n FROM pg_stat_activity
+              WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+          )
+        ).rows[0].n as number,
+      (n) => n === 1,
+    );
+    return {
+      get response() {
+        return response;
+      },
+      unlock,
+      async finish(): Promise<number | undefined> {
+        await unlock();
+        const res = await answer;
+        for await (const _ of res);
+        return res.statusCode;
+      },
+      async [Symbol.asyncDispose]() {
+        response.destroy();
+        await unlock();
+      },
+    };
   }
 
   it('opens the admin API to the admin token only, never to a device credential', async () => {
