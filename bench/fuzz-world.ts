@@ -5,8 +5,8 @@
  * in `spare` (the edge's own) are left alone.
  */
 import type { Pool } from '../src/platform/db.ts';
-import { changeDevice } from '../src/central/services/devices.ts';
-import { enrollDevice } from '../src/central/services/enroll.ts';
+import { changeDevice } from '../src/central/fleet/devices.ts';
+import { enrollDevice } from '../src/central/fleet/enroll.ts';
 import type { FuzzWorld } from './fuzz-cases.ts';
 
 export async function prepareFuzzWorld(

@@ -10,7 +10,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadCentralConfig } from '../src/central/config.ts';
-import { prepareDemoCentral } from '../src/central/services/demo-data.ts';
+import { prepareDemoCentral } from '../src/central/fleet/demo-data.ts';
 import { startCentralServer } from '../src/central/server.ts';
 import { generateSigningKeys } from '../src/contract/signing.ts';
 import { loadEdgeConfig } from '../src/edge/config.ts';
@@ -20,8 +20,8 @@ import { startClusterPair } from '../src/platform/embedded.ts';
 import { createLogger } from '../src/platform/logger.ts';
 import { fuzzCases, judge, sendCase, type FuzzCase } from './fuzz-cases.ts';
 import { prepareFuzzWorld } from './fuzz-world.ts';
-import { changeDevice } from '../src/central/services/devices.ts';
-import { enrollDevice } from '../src/central/services/enroll.ts';
+import { changeDevice } from '../src/central/fleet/devices.ts';
+import { enrollDevice } from '../src/central/fleet/enroll.ts';
 
 const ADMIN_TOKEN = 'fuzz-admin-token-0123456789abcdef';
 

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { centralMigrations } from '../src/central/migrations.ts';
-import { enrollDevice } from '../src/central/services/enroll.ts';
+import { enrollDevice } from '../src/central/fleet/enroll.ts';
 import { generateSigningKeys } from '../src/contract/signing.ts';
 import { loadEdgeConfig } from '../src/edge/config.ts';
 import { prepareEdgeDatabase } from '../src/edge/migrations.ts';

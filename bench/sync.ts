@@ -14,7 +14,7 @@ import { request } from 'node:http';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { enrollDevice } from '../src/central/services/enroll.ts';
+import { enrollDevice } from '../src/central/fleet/enroll.ts';
 import { centralMigrations } from '../src/central/migrations.ts';
 import { createPool } from '../src/platform/db.ts';
 import { freePort, startEmbeddedCluster } from '../src/platform/embedded.ts';

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadCentralConfig } from '../src/central/config.ts';
-import { prepareDemoCentral } from '../src/central/services/demo-data.ts';
+import { prepareDemoCentral } from '../src/central/fleet/demo-data.ts';
 import { startCentralServer } from '../src/central/server.ts';
 import { generateSigningKeys } from '../src/contract/signing.ts';
 import { createPool } from '../src/platform/db.ts';

@@ -10,7 +10,7 @@ import {
   hashSecret,
   hashSecretScrypt,
   verifySecret,
-} from '../src/central/services/credentials.ts';
+} from '../src/central/sync/credentials.ts';
 import { seedEnrolledDevices, startCentral } from './helpers/central.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 

@@ -38,7 +38,7 @@ describe('alerting rules', () => {
 
   it('name only metrics, outcomes and error codes the services export', async () => {
     const exported = await exportedMetricNames();
-    const outcomes = readFileSync('src/central/repo/requests.ts', 'utf8');
+    const outcomes = readFileSync('src/central/sync/repo/requests.ts', 'utf8');
     for (const { alert, expr } of alerts) {
       for (const [name] of expr.matchAll(/\bdbupdate_[a-z_]+/g))
         assert.ok(isExported(exported, name), `${alert}: ${name} is not exported`);

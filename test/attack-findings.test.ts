@@ -9,7 +9,7 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { importDirectory } from '../src/central/services/import.ts';
+import { importDirectory } from '../src/central/fleet/import.ts';
 import { isAppError } from '../src/platform/errors.ts';
 import { startCentral, seedEnrolledDevices, type RunningCentral } from './helpers/central.ts';
 import { dbupdate } from './helpers/cli.ts';

@@ -7,8 +7,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Queryable } from '../src/platform/db.ts';
-import { deviceActivity, hourlyCounts, requestCountsByStatus, rowDeltas } from '../src/central/repo/admin.ts';
-import { listDevices } from '../src/central/repo/device-admin.ts';
+import {
+  deviceActivity,
+  hourlyCounts,
+  requestCountsByStatus,
+  rowDeltas,
+} from '../src/central/fleet/repo/admin.ts';
+import { listDevices } from '../src/central/fleet/repo/device-admin.ts';
 import { TABLE_NAMES } from '../src/contract/tables.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { fillAuditTrail } from '../bench/lib/audit-fill.ts';

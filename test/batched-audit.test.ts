@@ -6,8 +6,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Batcher } from '../src/platform/batcher.ts';
-import { startRequests } from '../src/central/repo/requests.ts';
-import { createAuditStore } from '../src/central/services/audit-store.ts';
+import { startRequests } from '../src/central/sync/repo/requests.ts';
+import { createAuditStore } from '../src/central/sync/audit-store.ts';
 import { seedOneScope } from './helpers/central.ts';
 import { createTestDatabase } from './helpers/db.ts';
 

@@ -4,7 +4,7 @@ import { request } from 'node:http';
 import { gunzipSync } from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
-import { enrollDevice } from '../src/central/services/enroll.ts';
+import { enrollDevice } from '../src/central/fleet/enroll.ts';
 import { startCentral, type RunningCentral } from './helpers/central.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { insertRows, scopeV1 } from './helpers/vectors.ts';

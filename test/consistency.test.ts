@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { enrollDevice } from '../src/central/services/enroll.ts';
+import { enrollDevice } from '../src/central/fleet/enroll.ts';
 import { startCentral, type RunningCentral } from './helpers/central.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { Fixture } from './helpers/fixtures.ts';

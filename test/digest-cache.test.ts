@@ -5,8 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { enrollDevice } from '../src/central/services/enroll.ts';
-import { DEFAULT_SHAPE, seedCentral } from '../src/central/services/seed.ts';
+import { enrollDevice } from '../src/central/fleet/enroll.ts';
+import { DEFAULT_SHAPE, seedCentral } from '../src/central/fleet/seed.ts';
 import { startCentral, type RunningCentral } from './helpers/central.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { readWholeSnapshot, requestSnapshot } from './helpers/snapshot.ts';

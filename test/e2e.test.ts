@@ -5,8 +5,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { globalSha256 } from '../src/contract/canonical.ts';
-import { enrollDevice } from '../src/central/services/enroll.ts';
-import { DEFAULT_SHAPE, seedCentral } from '../src/central/services/seed.ts';
+import { enrollDevice } from '../src/central/fleet/enroll.ts';
+import { DEFAULT_SHAPE, seedCentral } from '../src/central/fleet/seed.ts';
 import { verifyLocal } from '../src/edge/services/verify.ts';
 import { SYNC_LOCK_KEY, type Syncer } from '../src/edge/services/sync.ts';
 import { startCentral, type RunningCentral } from './helpers/central.ts';

@@ -1,8 +1,8 @@
 /** `edge serve`: a first sync at start, the schedule, POST /sync/now, GET /status and the probes. */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { enrollDevice } from '../src/central/services/enroll.ts';
-import { DEFAULT_SHAPE, seedCentral } from '../src/central/services/seed.ts';
+import { enrollDevice } from '../src/central/fleet/enroll.ts';
+import { DEFAULT_SHAPE, seedCentral } from '../src/central/fleet/seed.ts';
 import { buildEdge, createSyncer, startEdge, type RunningEdge } from '../src/edge/server.ts';
 import { startCentral, type RunningCentral } from './helpers/central.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';

@@ -9,7 +9,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { seedCentral, DEFAULT_SHAPE } from '../src/central/services/seed.ts';
+import { seedCentral, DEFAULT_SHAPE } from '../src/central/fleet/seed.ts';
 import { SCHEMA_VERSION_HEADER, SOFTWARE_VERSION_HEADER } from '../src/contract/wire.ts';
 import { startCentral, type RunningCentral } from './helpers/central.ts';
 import { dbupdate } from './helpers/cli.ts';

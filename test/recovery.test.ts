@@ -6,8 +6,8 @@
 import assert from 'node:assert/strict';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { enrollDevice } from '../src/central/services/enroll.ts';
-import { DEFAULT_SHAPE, seedCentral } from '../src/central/services/seed.ts';
+import { enrollDevice } from '../src/central/fleet/enroll.ts';
+import { DEFAULT_SHAPE, seedCentral } from '../src/central/fleet/seed.ts';
 import { TABLES } from '../src/contract/tables.ts';
 import type { Syncer } from '../src/edge/services/sync.ts';
 import { startCentral, type RunningCentral } from './helpers/central.ts';

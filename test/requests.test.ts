@@ -1,7 +1,7 @@
 /** contract §4 refusals and acks: the documented status and code, and the right audit row. */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { enrollDevice } from '../src/central/services/enroll.ts';
+import { enrollDevice } from '../src/central/fleet/enroll.ts';
 import { startCentral, type RunningCentral } from './helpers/central.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { readWholeSnapshot, requestSnapshot } from './helpers/snapshot.ts';

@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { centralMigrations } from '../src/central/migrations.ts';
-import { ServedModels } from '../src/central/services/versions.ts';
+import { ServedModels } from '../src/central/sync/versions.ts';
 import { DATA_MODEL, requireProjection, withColumn } from '../src/contract/data-model.ts';
 import { SCHEMA_VERSION_HEADER } from '../src/contract/wire.ts';
 import { edgeMigrations, prepareEdgeDatabase } from '../src/edge/migrations.ts';

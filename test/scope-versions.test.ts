@@ -8,9 +8,9 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
-import { findDeviceByMac } from '../src/central/repo/devices.ts';
-import { scopeVersion } from '../src/central/repo/snapshot.ts';
-import { DEFAULT_SHAPE, seedCentral } from '../src/central/services/seed.ts';
+import { findDeviceByMac } from '../src/central/sync/repo/devices.ts';
+import { scopeVersion } from '../src/central/sync/repo/scope.ts';
+import { DEFAULT_SHAPE, seedCentral } from '../src/central/fleet/seed.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { centralScopeRows } from './helpers/edge.ts';
 

@@ -1,7 +1,7 @@
 /** contract §2: a device receives exactly its scope, on data where a wrong join would leak. */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { enrollDevice } from '../src/central/services/enroll.ts';
+import { enrollDevice } from '../src/central/fleet/enroll.ts';
 import { startCentral, type RunningCentral } from './helpers/central.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { Fixture, keysOf } from './helpers/fixtures.ts';

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { describe, it } from 'node:test';
-import { seedCentral, DEFAULT_SHAPE } from '../src/central/services/seed.ts';
+import { seedCentral, DEFAULT_SHAPE } from '../src/central/fleet/seed.ts';
 import { createTestDatabase } from './helpers/db.ts';
 import { dumpSchema } from './helpers/schema-dump.ts';
 

@@ -1,7 +1,7 @@
 /** Snapshot slots: never more than `max` held, a freed slot goes to the first waiter, not to a newcomer. */
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
-import { Admission, SnapshotSlots } from '../src/central/services/slots.ts';
+import { Admission, SnapshotSlots } from '../src/central/sync/admission.ts';
 
 it('hands a freed slot to the waiter, so a newcomer cannot push the count past max', async () => {
   const slots = new SnapshotSlots({ max: 1, queue: 4, waitMs: 1000 });

@@ -1,6 +1,6 @@
 /** What the benches share: the one-location scope they measure, and Central started as the image starts it. */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { DEFAULT_SHAPE, seedCentral } from '../../src/central/services/seed.ts';
+import { DEFAULT_SHAPE, seedCentral } from '../../src/central/fleet/seed.ts';
 import type { Pool } from '../../src/platform/db.ts';
 import { freePort } from '../../src/platform/embedded.ts';
 import { imageNodeArgs, imageNodeEnv } from '../image.ts';

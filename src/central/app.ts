@@ -5,14 +5,14 @@
 import compress from '@fastify/compress';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import type { AdmissionOptions } from './services/slots.ts';
+import type { AdmissionOptions } from './sync/admission.ts';
 import type { FastifyInstance } from 'fastify';
 import { installErrorHandling } from '../platform/http.ts';
-import { adminRoutes } from './routes/admin.ts';
-import { dashboardRoutes } from './routes/dashboard.ts';
-import { deviceSyncRoutes } from './routes/device-sync.ts';
+import { adminRoutes } from './fleet/admin-routes.ts';
+import { dashboardRoutes } from './fleet/dashboard-route.ts';
+import { deviceSyncRoutes } from './sync/route.ts';
 import { healthRoutes } from '../platform/health.ts';
-import type { SyncDeps } from './services/device-sync.ts';
+import type { SyncDeps } from './sync/request.ts';
 
 export interface CentralAppOptions {
   sync: SyncDeps;

@@ -3,7 +3,7 @@
  * work, audit write failures. One registry per app; labels are low-cardinality (no MAC).
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { STALE_BUCKETS_HOURS, type FleetCounts } from './repo/device-admin.ts';
+import { STALE_BUCKETS_HOURS, type FleetCounts } from './fleet/repo/device-admin.ts';
 import { registerLogMetrics } from '../platform/log-metrics.ts';
 
 export class CentralMetrics {

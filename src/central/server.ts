@@ -13,24 +13,24 @@ import { readTls, reloadTlsOnHangup, ignoreHangup } from '../platform/tls.ts';
 import { createLogger, loggerOptions, type Logger } from '../platform/logger.ts';
 import { migrate, type Migration } from '../platform/migrate.ts';
 import type { DataModel } from '../contract/data-model.ts';
-import { ServedModels } from './services/versions.ts';
-import { OwnRowReader } from './services/own-rows.ts';
-import { SharedScopeReader } from './services/shared-scopes.ts';
-import { SnapshotSource } from './services/snapshot-source.ts';
+import { ServedModels } from './sync/versions.ts';
+import { OwnRowReader } from './sync/scope/own-rows.ts';
+import { SharedScopeReader } from './sync/scope/shared-scopes.ts';
+import { SnapshotSource } from './sync/sources/snapshot-source.ts';
 import { stopOnSignal } from '../platform/lifecycle.ts';
 import { centralApp } from './app.ts';
 import type { CentralConfig } from './config.ts';
 import { centralMigrations } from './migrations.ts';
-import { fleetCounts } from './repo/device-admin.ts';
+import { fleetCounts } from './fleet/repo/device-admin.ts';
 import { CentralMetrics } from './metrics.ts';
-import { DigestCache } from './services/digest-cache.ts';
-import { TableCache } from './services/table-cache.ts';
-import type { SyncDeps } from './services/device-sync.ts';
-import { CredentialVerifier } from './services/credentials.ts';
-import { createAuditStore } from './services/audit-store.ts';
-import { createLimits } from './services/limits.ts';
-import { redisLimits, type SharedLimits } from './services/shared-limits.ts';
-import { startSweeper } from './services/sweeper.ts';
+import { DigestCache } from './sync/memory/digest-cache.ts';
+import { TableCache } from './sync/memory/table-cache.ts';
+import type { SyncDeps } from './sync/request.ts';
+import { CredentialVerifier } from './sync/credentials.ts';
+import { createAuditStore } from './sync/audit-store.ts';
+import { createLimits } from './sync/budgets.ts';
+import { redisLimits, type SharedLimits } from './sync/shared-budgets.ts';
+import { startSweeper } from './fleet/sweeper.ts';
 
 /** TRUST_PROXY as Fastify takes it: off, on, or the proxies' addresses or CIDRs. */
 function trustProxySetting(value: string | undefined): boolean | string[] {

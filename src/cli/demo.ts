@@ -9,7 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadCentralConfig } from '../central/config.ts';
-import { prepareDemoCentral } from '../central/services/demo-data.ts';
+import { prepareDemoCentral } from '../central/fleet/demo-data.ts';
 import { startCentralServer } from '../central/server.ts';
 import { loadEdgeConfig } from '../edge/config.ts';
 import { LOG_LEVELS } from '../platform/config.ts';

@@ -2,11 +2,11 @@
 import { readFile } from 'node:fs/promises';
 import { hostname, userInfo } from 'node:os';
 import { parse } from 'csv-parse/sync';
-import { listDevices } from '../central/repo/device-admin.ts';
+import { listDevices } from '../central/fleet/repo/device-admin.ts';
 import { requireMac } from '../central/model.ts';
-import { deviceToWire } from '../central/routes/admin-wire.ts';
-import { changeDevice, type DeviceAction } from '../central/services/devices.ts';
-import { enrollDevices, type EnrolLine } from '../central/services/enroll.ts';
+import { deviceToWire } from '../central/fleet/admin-wire.ts';
+import { changeDevice, type DeviceAction } from '../central/fleet/devices.ts';
+import { enrollDevices, type EnrolLine } from '../central/fleet/enroll.ts';
 import { AppError } from '../platform/errors.ts';
 import type { Pool } from '../platform/db.ts';
 import { aligned, ago, parseFlags, type Command } from './util.ts';

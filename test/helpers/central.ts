@@ -2,8 +2,8 @@
 import type { AddressInfo } from 'node:net';
 import { loadCentralConfig } from '../../src/central/config.ts';
 import { buildCentral } from '../../src/central/server.ts';
-import { enrollDevice } from '../../src/central/services/enroll.ts';
-import { DEFAULT_SHAPE, seedCentral } from '../../src/central/services/seed.ts';
+import { enrollDevice } from '../../src/central/fleet/enroll.ts';
+import { DEFAULT_SHAPE, seedCentral } from '../../src/central/fleet/seed.ts';
 import { after, before } from 'node:test';
 import { createTestDatabase, type TestDatabase } from './db.ts';
 import { TEST_KEYS } from './keys.ts';

@@ -1,0 +1,49 @@
+/**
+ * Device lifecycle operations of the CLI and the admin API: each changes one device in one
+ * transaction together with the event that says who did it and when.
+ */
+import { withTransaction, type Pool } from '../../platform/db.ts';
+import { AppError } from '../../platform/errors.ts';
+import { requireMac } from '../model.ts';
+import { insertAdminEvents, revokeCredential, setDeviceEnabled } from './repo/device-admin.ts';
+import { findDeviceByMac } from '../sync/repo/devices.ts';
+
+export type DeviceAction = 'disable' | 'enable' | 'revoke';
+
+export interface DeviceChange {
+  mac: string;
+  deviceId: string;
+  action: DeviceAction;
+  /** false when the device already was in that state (the event is recorded all the same). */
+  changed: boolean;
+}
+
+/**
+ * disable/enable: a disabled device is refused (403, audited) and gets no data; its
+ * credential stays. revoke: the credential stops verifying on every Central at the next
+ * request, since each reads it afresh; the device stays, and `enroll` gives it a new one.
+ */
+export async function changeDevice(
+  pool: Pool,
+  macText: string,
+  action: DeviceAction,
+  actor: string,
+): Promise<DeviceChange> {
+  const mac = requireMac(macText);
+  return withTransaction(pool, 'BEGIN', async (tx) => {
+    let deviceId: string;
+    let changed: boolean;
+    if (action === 'revoke') {
+      const device = await findDeviceByMac(tx, mac);
+      if (!device) throw new AppError('DEVICE_NOT_FOUND', `no device with MAC ${mac}`);
+      deviceId = device.id;
+      changed = await revokeCredential(tx, device.id);
+    } else {
+      const result = await setDeviceEnabled(tx, mac, action === 'enable');
+      if (!result) throw new AppError('DEVICE_NOT_FOUND', `no device with MAC ${mac}`);
+      ({ id: deviceId, changed } = result);
+    }
+    await insertAdminEvents(tx, [{ actor, action, mac, deviceId, details: { changed } }]);
+    return { mac, deviceId, action, changed };
+  });
+}

@@ -1,0 +1,188 @@
+/** What the two streaming routes (snapshot and pieces) share: the error responses and the slow-reader cut. */
+import { once } from 'node:events';
+import type { ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
+import { promisify } from 'node:util';
+import zlib from 'node:zlib';
+import type { FastifyReply } from 'fastify';
+import type { PreparedSync } from './request.ts';
+import { ErrorBody } from '../../contract/wire.ts';
+
+/**
+ * A client that stops reading, or reads a few bytes a second, holds a snapshot slot, a
+ * connection and a read transaction: enough of them deny service to the fleet. The body
+ * is produced only as fast as the client takes it (backpressure), so its progress is the
+ * reader's: below the floor for a whole window, the response is cut.
+ */
+function cutSlowReader(
+  response: ServerResponse,
+  progress: { readonly bytes: number },
+  floor: { minBytes: number; windowMs: number },
+  onCut: (err: Error) => void,
+): NodeJS.Timeout {
+  let seen = 0;
+  const timer = setInterval(() => {
+    if (progress.bytes - seen < floor.minBytes && !response.writableEnded) {
+      const err = new Error(`client read ${progress.bytes - seen} bytes in ${floor.windowMs} ms; cut`);
+      onCut(err);
+      response.destroy(err);
+    }
+    seen = progress.bytes;
+  }, floor.windowMs);
+  timer.unref();
+  return timer;
+}
+
+export const errors = {
+  400: ErrorBody,
+  401: ErrorBody,
+  403: ErrorBody,
+  404: ErrorBody,
+  409: ErrorBody,
+  413: ErrorBody,
+  429: ErrorBody,
+  503: ErrorBody,
+};
+
+/** What a service hands a streaming route besides the body: how far it got, and the one callback that finishes its audit. */
+export type StreamedAnswer = Pick<PreparedSync, 'progress' | 'complete'>;
+
+/**
+ * Sends `body` as the answer, cuts a slow reader, and once the response closed calls
+ * `complete` (which closes the session, gives the slot back as soon as it did, and
+ * finishes the audit row), then `free` (the slot, should `complete` not have got there).
+ */
+export function streamAnswer(
+  reply: FastifyReply,
+  body: AsyncIterable<Buffer> | Buffer,
+  answer: StreamedAnswer,
+  floor: { minBytes: number; windowMs: number },
+  free: () => void,
+  headers: Record<string, string>,
+): void {
+  let streamError: Error | undefined;
+  let payload: Buffer | Readable = body as Buffer;
+  if (!Buffer.isBuffer(body)) {
+    payload = Readable.from(body, { objectMode: false });
+    payload.once('error', (err) => (streamError = err));
+  }
+  const response = reply.raw;
+  const watchdog = cutSlowReader(response, answer.progress, floor, (err) => (streamError = err));
+  // A response always closes, sent or not (writableFinished says which); one listener for
+  // that rather than stream.finished, whose eight listeners per answer cost a twentieth of
+  // Central's CPU when a fleet is mostly up to date. A client gone before the last byte is
+  // an abort, not an error, unless something failed first.
+  response.once('error', (err: Error) => (streamError ??= err));
+  const closed = () => {
+    void answer.complete(response.writableFinished, streamError).finally(() => {
+      free();
+      clearInterval(watchdog);
+    });
+  };
+  // A client gone while the answer was prepared (a queue wait, a long digest pass) closed the
+  // response before anyone listened: without this its slots and device claim were never freed.
+  if (response.destroyed) queueMicrotask(closed);
+  else response.once('close', closed);
+  // A stream bypasses the response schema, which only documents the type.
+  void reply.headers({ 'cache-control': 'no-store', ...headers }).send(payload as never);
+}
+
+/**
+ * An answer without rows is a few frame lines made without I/O (and one with inline pieces,
+ * from memory, little more). Sent as one buffer it is compressed in one call and goes out
+ * with a Content-Length in one write; as a stream it would cost a compression stream per
+ * answer (a third of Central's CPU when most of a fleet is up to date). Its chunks, the
+ * manifest line first; `complete` is called here if making it fails.
+ */
+export async function bufferedBody(body: AsyncIterable<Buffer>, answer: StreamedAnswer): Promise<Buffer[]> {
+  try {
+    const chunks: Buffer[] = [];
+    for await (const chunk of body) chunks.push(chunk);
+    return chunks;
+  } catch (err) {
+    await answer.complete(false, err as Error);
+    throw err;
+  }
+}
+
+export type Encoding = 'zstd' | 'gzip';
+
+/** The encoding a streamed answer is compressed in by its route, from Accept-Encoding; undefined: none. */
+export function pickEncoding(accept: string | undefined): Encoding | undefined {
+  const offered = (accept ?? '').split(',').map((e) => e.trim().split(';')[0]);
+  return offered.includes('zstd') ? 'zstd' : offered.includes('gzip') ? 'gzip' : undefined;
+}
+
+/**
+ * zstd level 1 for the answers the routes compress themselves: on rows of ids and names it came
+ * out no larger than the default level 3 (10,014 bytes against 10,529 for 31 KB of user rows),
+ * and a level-3 context costs about 0.3 ms of CPU to set up for each answer.
+ */
+export const ZSTD_LEVEL_1 = { [zlib.constants.ZSTD_c_compressionLevel]: 1 };
+
+const zstdOnce = promisify(zlib.zstdCompress);
+const gzipOnce = promisify(zlib.gzip);
+
+/**
+ * Frames up to this size are compressed on the event loop. An asynchronous call costs two
+ * thread wake-ups (write and flush) and their completions: on the 2-core VM of
+ * docs/scaling.md that was 6 % of Central's thread in a first-sync storm, more than the
+ * compression itself (zstd level 1 does 256 KB of rows in about half a millisecond).
+ */
+const SYNC_FRAME_BYTES = 256 * 1024;
+
+function compressFrame(frame: Buffer, encoding: Encoding): Buffer | Promise<Buffer> {
+  const options = { params: ZSTD_LEVEL_1, pledgedSrcSize: frame.length };
+  if (frame.length <= SYNC_FRAME_BYTES)
+    return encoding === 'zstd' ? zlib.zstdCompressSync(frame, options) : zlib.gzipSync(frame);
+  return encoding === 'zstd' ? zstdOnce(frame, options) : gzipOnce(frame);
+}
+
+/**
+ * A buffered answer of rows (inline pieces, tens of KB), compressed here in one call per frame
+ * rather than by @fastify/compress, which streams any payload above 8 KB on two cores: a zstd
+ * stream of unknown size at level 3 clears a window's worth of tables for each answer, and made
+ * a first sync cost Central more than the piece fetch it saved. Level 1 with the size pledged
+ * sizes them to the frame; a large frame is compressed off the event loop.
+ * Each of `frames` is a frame (zstd) or member (gzip) of its own, decodable once it arrived:
+ * the manifest is one, so that a cut among the pieces leaves the edge its manifest to resume.
+ */
+export async function compressFrames(
+  frames: readonly Buffer[],
+  accept: string | undefined,
+): Promise<{ payload: Buffer; headers: Record<string, string> }> {
+  const encoding = pickEncoding(accept);
+  if (!encoding) return { payload: Buffer.concat(frames), headers: {} };
+  const compressed = await Promise.all(frames.map((frame) => compressFrame(frame, encoding)));
+  return {
+    payload: Buffer.concat(compressed),
+    headers: { 'content-encoding': encoding, vary: 'accept-encoding' },
+  };
+}
+
+/**
+ * Compressed here rather than by @fastify/compress, so that the compressor is flushed after
+ * every run of whole pieces: what the edge received decodes at once, and a cut loses at most
+ * the piece in flight instead of a whole compression block.
+ */
+export async function* flushedPerPiece(
+  body: AsyncIterable<Buffer>,
+  encoding: Encoding,
+): AsyncGenerator<Buffer> {
+  const z = encoding === 'zstd' ? zlib.createZstdCompress({ params: ZSTD_LEVEL_1 }) : zlib.createGzip();
+  const kind = encoding === 'zstd' ? zlib.constants.ZSTD_e_flush : zlib.constants.Z_SYNC_FLUSH;
+  const out: Buffer[] = [];
+  z.on('data', (chunk: Buffer) => out.push(chunk));
+  try {
+    for await (const buf of body) {
+      z.write(buf);
+      await new Promise<void>((resolve) => z.flush(kind, () => resolve()));
+      if (out.length > 0) yield Buffer.concat(out.splice(0));
+    }
+    z.end();
+    await once(z, 'end');
+    if (out.length > 0) yield Buffer.concat(out.splice(0));
+  } finally {
+    z.destroy();
+  }
+}

@@ -1,0 +1,185 @@
+/**
+ * The tables a location's devices share (all but `devices`), read and hashed for many
+ * locations in one snapshot session. In a first-sync storm the first device of each
+ * location finds nothing cached, and a session of its own cost eleven round trips and
+ * seven statements while it held a slot: early in the storm, when most locations are cold,
+ * those sessions passed fewer devices a second than arrived, and requests were shed
+ * (docs/scaling.md). Batched, the same reads cost nine round trips per batch.
+ *
+ * Consistency: a batch reads each location's version in its own transaction, and its
+ * digests are cached under that version. A request uses them only if that is the version
+ * it read with its audit row; otherwise (the location changed in between, or a replica is
+ * behind) it opens a session of its own, as before.
+ */
+import { context, ROOT_CONTEXT, trace, type SpanContext } from '@opentelemetry/api';
+import { TableHasher, type TableDigest } from '../../../contract/canonical.ts';
+import type { DataModel } from '../../../contract/data-model.ts';
+import { PieceCutter } from '../../../contract/pieces.ts';
+import type { TableDef } from '../../../contract/tables.ts';
+import { Batcher, type BatcherOptions } from '../../../platform/batcher.ts';
+import type { PoolClient } from '../../../platform/db.ts';
+import type { Logger } from '../../../platform/logger.ts';
+import { step } from '../../../platform/step.ts';
+import type { Device } from '../../model.ts';
+import { copySharedScopes, setLocationsAndReadVersions } from '../repo/scope.ts';
+import { DigestCache } from '../memory/digest-cache.ts';
+import type { SnapshotSource } from '../sources/snapshot-source.ts';
+import type { TableCache } from '../memory/table-cache.ts';
+
+/**
+ * Two batches in flight, started at least 5 ms apart: the requests that wait for one hold
+ * their slots, so one batch takes as many locations as there are slots waiting.
+ */
+export const SHARED_SCOPE_BATCHES: BatcherOptions = { maxItems: 64, concurrency: 2, minGapMs: 5 };
+
+const TAB = 0x09;
+const NL = 0x0a;
+
+interface Wanted {
+  device: Device;
+  /** The location's part of the scope version the request read. */
+  locationVersion: string;
+  model: DataModel;
+  /** The span of the request's step that waits for it (the batch's span links to it). */
+  waiting: SpanContext | undefined;
+}
+
+export interface SharedCaches {
+  digestCache: DigestCache;
+  tableCache: TableCache;
+}
+
+export class SharedScopeReader {
+  readonly #source: SnapshotSource;
+  readonly #caches: SharedCaches;
+  readonly #log: Logger;
+  readonly #batcher: Batcher<Wanted, boolean>;
+
+  constructor(source: SnapshotSource, caches: SharedCaches, log: Logger, options = SHARED_SCOPE_BATCHES) {
+    this.#source = source;
+    this.#caches = caches;
+    this.#log = log;
+    this.#batcher = new Batcher((items) => this.#read(items), options);
+  }
+
+  /**
+   * Reads `device`'s location's shared tables with other locations', into the digest cache
+   * (and their pieces into the table cache). True when they are cached for `version`; false
+   * when the location is at another version now, or the batch failed.
+   */
+  read(device: Device, version: string, model: DataModel): Promise<boolean> {
+    return this.#batcher.add({
+      device,
+      locationVersion: version.split(':')[0]!,
+      model,
+      waiting: trace.getActiveSpan()?.spanContext(),
+    });
+  }
+
+  async #read(items: readonly Wanted[]): Promise<boolean[]> {
+    let read: Map<string, string>;
+    try {
+      // A step of its own, in a trace of its own: it serves many requests, not the one that
+      // started it. Its span links to theirs.
+      read = await context.with(ROOT_CONTEXT, () =>
+        step(this.#log, 'scope.shared_batch', { requests: items.length }, async (open) => {
+          open.span.addLinks(items.flatMap((w) => (w.waiting ? [{ context: w.waiting }] : [])));
+          const versions = await this.#source.batch((session) => this.#readAll(session.client, items));
+          open.annotate({ locations: versions.size });
+          return versions;
+        }),
+      );
+    } catch {
+      // Logged by the step; each request opens a session of its own, as without batches.
+      return items.map(() => false);
+    }
+    return items.map((w) => read.get(w.device.locationId) === w.locationVersion);
+  }
+
+  /** Every location's version as read, its digests cached under it for every model asked for. */
+  async #readAll(client: PoolClient, items: readonly Wanted[]): Promise<Map<string, string>> {
+    const locations = [...new Map(items.map((w) => [w.device.locationId, w.device])).values()];
+    const versions = await setLocationsAndReadVersions(
+      client,
+      locations.map((d) => d.locationId),
+    );
+    for (const model of new Set(items.map((w) => w.model))) {
+      const digests = await this.#hash(client, model, locations.length);
+      locations.forEach((device, i) =>
+        this.#caches.digestCache.setShared(
+          DigestCache.locationKey(device, versions[i]!, model.version),
+          digests[i]!,
+        ),
+      );
+    }
+    return new Map(locations.map((d, i) => [d.locationId, versions[i]!]));
+  }
+
+  /** Per location, in order, the digests of `model`'s shared tables, each cut into pieces on the way. */
+  async #hash(client: PoolClient, model: DataModel, count: number): Promise<TableDigest[][]> {
+    const { tableCache } = this.#caches;
+    const keepers = Array.from({ length: count }, () => tableCache.pieceKeeper());
+    const digests: TableDigest[][] = keepers.map(() => []);
+    for (const def of model.tables) {
+      if (def.name === 'devices') continue;
+      const hashers = keepers.map(() => new TableHasher(def));
+      const cutters = keepers.map(
+        (keep) => new PieceCutter(def, (piece, rows) => keep(def.name, piece, rows)),
+      );
+      const lines = new LocationLines(def);
+      for await (const chunk of copySharedScopes(client, def))
+        lines.write(chunk as Buffer, (i, rows) => {
+          const hasher = hashers[i];
+          if (!hasher) throw new Error(`${def.name}: a row of location ${i + 1} of ${count}`);
+          hasher.write(rows);
+          cutters[i]!.write(rows);
+        });
+      lines.end();
+      hashers.forEach((hasher, i) => {
+        const digest = hasher.digest();
+        tableCache.setPieces(digest, cutters[i]!.end());
+        digests[i]!.push(digest);
+      });
+    }
+    return digests;
+  }
+}
+
+/**
+ * Splits `copySharedScopes` text by its leading field: each location's rows (contiguous,
+ * in key order) handed on without it, as whole lines, a chunk's worth at a time.
+ */
+class LocationLines {
+  readonly #def: TableDef;
+  #carry: Buffer | undefined;
+
+  constructor(def: TableDef) {
+    this.#def = def;
+  }
+
+  write(chunk: Buffer, onRows: (location: number, rows: Buffer) => void): void {
+    const buf = this.#carry ? Buffer.concat([this.#carry, chunk]) : chunk;
+    this.#carry = undefined;
+    let run: Buffer[] = [];
+    let current = -1;
+    let start = 0;
+    for (let nl = buf.indexOf(NL); nl >= 0; nl = buf.indexOf(NL, start)) {
+      const tab = buf.indexOf(TAB, start);
+      if (tab < 0 || tab > nl) throw new Error(`${this.#def.name}: a line without its location`);
+      const location = Number(buf.toString('latin1', start, tab)) - 1;
+      if (location !== current) {
+        if (run.length > 0) onRows(current, Buffer.concat(run));
+        run = [];
+        current = location;
+      }
+      run.push(buf.subarray(tab + 1, nl + 1));
+      start = nl + 1;
+    }
+    if (run.length > 0) onRows(current, Buffer.concat(run));
+    if (start < buf.length) this.#carry = Buffer.from(buf.subarray(start));
+  }
+
+  end(): void {
+    if (this.#carry) throw new Error(`${this.#def.name}: a row without its newline ends the COPY`);
+  }
+}
