@@ -12,7 +12,7 @@ import { adminRoutes } from './fleet/admin-routes.ts';
 import { dashboardRoutes } from './fleet/dashboard-route.ts';
 import { deviceSyncRoutes } from './sync/route.ts';
 import { healthRoutes } from '../platform/health.ts';
-import type { SyncDeps } from './sync/request.ts';
+import type { SyncDeps } from './sync/deps.ts';
 
 export interface CentralAppOptions {
   sync: SyncDeps;

@@ -25,7 +25,7 @@ import { fleetCounts } from './fleet/repo/device-admin.ts';
 import { CentralMetrics } from './metrics.ts';
 import { DigestCache } from './sync/memory/digest-cache.ts';
 import { TableCache } from './sync/memory/table-cache.ts';
-import type { SyncDeps } from './sync/request.ts';
+import type { SyncDeps } from './sync/deps.ts';
 import { CredentialVerifier } from './sync/credentials.ts';
 import { createAuditStore } from './sync/audit-store.ts';
 import { createLimits } from './sync/budgets.ts';

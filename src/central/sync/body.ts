@@ -5,7 +5,7 @@ import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import type { FastifyReply } from 'fastify';
-import type { PreparedSync } from './request.ts';
+import type { PreparedSync } from './deps.ts';
 import { ErrorBody } from '../../contract/wire.ts';
 
 /**

@@ -23,7 +23,7 @@ import { requireMac, type Device } from '../model.ts';
 import { acceptedHashesOfMac } from './repo/devices.ts';
 import { copyPieceRange, type ManifestForPieces } from './repo/pieces.ts';
 import { checkCredential } from './credentials.ts';
-import type { PreparedSync, SyncDeps } from './request.ts';
+import type { PreparedSync, SyncDeps } from './deps.ts';
 import { spendDeviceBudget } from './budgets.ts';
 import { digestAndCut } from './scope/digests.ts';
 import { ownCopy, type TableCache } from './memory/table-cache.ts';

@@ -6,115 +6,28 @@
  * happens to the response.
  */
 import { trace, context, type Span } from '@opentelemetry/api';
-import { newUlid } from '../../platform/ids.ts';
 import { globalSha256, type TableDigest } from '../../contract/canonical.ts';
 import type { DataModel } from '../../contract/data-model.ts';
 import type { Piece } from '../../contract/pieces.ts';
-import type { DeviceReport, Manifest, ManifestSignature, SyncRequestBody } from '../../contract/wire.ts';
-import type { DeviceReportRow } from './repo/reports.ts';
-import { signManifest, type SigningKey } from '../../contract/signing.ts';
-import type { Pool } from '../../platform/db.ts';
+import { signManifest } from '../../contract/signing.ts';
+import type { DeviceReport, Manifest, ManifestSignature } from '../../contract/wire.ts';
 import { AppError, normalizeError } from '../../platform/errors.ts';
+import { newUlid } from '../../platform/ids.ts';
 import type { Logger } from '../../platform/logger.ts';
 import { startStep, step, type OpenStep } from '../../platform/step.ts';
 import { iterateInContext } from '../../platform/tracing.ts';
-import type { StartedRequest } from './repo/requests.ts';
-import type { AuditStore } from './audit-store.ts';
-import type { DigestCache } from './memory/digest-cache.ts';
 import { manifestToWire, requireMac, type Device } from '../model.ts';
-import type { CentralMetrics } from '../metrics.ts';
-import { checkCredential, type CredentialVerifier } from './credentials.ts';
-import { spendDeviceBudget, type Limits } from './budgets.ts';
-import { openRequestAudit, outcomeForError, type RequestAudit } from './request-audit.ts';
-import type { SnapshotSession } from './sources/snapshot-session.ts';
-import type { SnapshotSource } from './sources/snapshot-source.ts';
-import { newStreamStats, snapshotBody, type BodySource } from './snapshot-body.ts';
-import {
-  answerFromCaches,
-  answerWithOwnRow,
-  piecesInSession,
-  scopeDigests,
-  type Held,
-} from './scope/digests.ts';
+import { spendDeviceBudget } from './budgets.ts';
+import { checkCredential } from './credentials.ts';
+import { chooseAnswer } from './decide.ts';
+import type { PreparedSync, SyncDeps, SyncInput } from './deps.ts';
 import { inlinePieces } from './inline-pieces.ts';
-import type { OwnRowReader } from './scope/own-rows.ts';
-import type { SharedScopeReader } from './scope/shared-scopes.ts';
-import type { SlotKind } from './admission.ts';
-import type { ReportedVersions, ServedModels } from './versions.ts';
-import type { TableCache } from './memory/table-cache.ts';
-
-export interface SyncDeps {
-  /** Short queries: the batches of `audit`, health and the admin API. */
-  pool: Pool;
-  /**
-   * Request rows, manifests, outcomes, the headers acks are checked against, acks,
-   * piece-fetch rows and the manifests piece fetches name: batched on `pool`.
-   */
-  audit: AuditStore;
-  /**
-   * Long snapshot transactions only, on the read replica when there is one. Kept apart
-   * so a request holding a snapshot connection can never wait on itself for an audit
-   * connection (pool deadlock).
-   */
-  snapshots: SnapshotSource;
-  /**
-   * Devices' own rows, many in one statement, for a device whose neighbours' shared tables
-   * are already hashed: no snapshot session.
-   */
-  ownRows: OwnRowReader;
-  /**
-   * The shared tables of a location none of whose devices was answered at its version,
-   * read with other such locations' in one session.
-   */
-  sharedScopes: SharedScopeReader;
-  manifestTtlSeconds: number;
-  metrics: CentralMetrics;
-  signingKey: SigningKey;
-  digestCache: DigestCache;
-  /** Table rows by content, shared by every device whose scope holds the same. */
-  tableCache: TableCache;
-  /** The most bytes of rows sent inline to an edge that holds nothing (0: never). */
-  inlinePiecesMaxBytes: number;
-  credentials: CredentialVerifier;
-  limits: Limits;
-  /** false in the lab-only MAC-only mode. */
-  requireCredential: boolean;
-  /** The data-model versions answered: Central's own and the one before (a rolling upgrade). */
-  models: ServedModels;
-}
-
-export interface SyncInput {
-  body: SyncRequestBody;
-  /** What the edge said it runs (see reportedVersions); undefined when it did not say. */
-  reported: ReportedVersions;
-  /** The edge asked for its pieces in the answer (INLINE_PIECES_HEADER). */
-  inlinePieces: boolean;
-  authorization: string | undefined;
-  remoteAddr: string | null;
-  log: Logger;
-  /** Called once this request has its own audit row (refusals before that are audited by the route). */
-  onAudited(): void;
-  /**
-   * Takes a slot, once the device authenticated, waiting briefly; throws OVERLOADED when
-   * none comes: an answer slot for an answer that sends rows, then a session slot too if it
-   * opens a snapshot session (sync/admission.ts). Resolves to the release of every slot the
-   * request holds (idempotent; the route calls it too once the response closed).
-   */
-  admit(kind: SlotKind): Promise<() => void>;
-  /** Counts this answer against its device's bound (MAX_ANSWERS_PER_DEVICE), once; RATE_LIMITED beyond it. */
-  claim(deviceId: string): void;
-}
-
-export interface PreparedSync {
-  manifest: Manifest;
-  body: AsyncIterable<Buffer>;
-  /** Every piece follows the manifest in the body (sync/inline-pieces.ts). */
-  inlinePieces: boolean;
-  /** Bytes of the body produced so far (only as fast as the client takes them). */
-  readonly progress: { readonly bytes: number };
-  /** Call once the response is closed; `sent` is true when every byte was handed to the client. */
-  complete(sent: boolean, err?: Error): Promise<void>;
-}
+import type { DeviceReportRow } from './repo/reports.ts';
+import type { StartedRequest } from './repo/requests.ts';
+import { openRequestAudit, outcomeForError, type RequestAudit } from './request-audit.ts';
+import type { Held } from './scope/digests.ts';
+import type { SnapshotSession } from './sources/snapshot-session.ts';
+import { newStreamStats, snapshotBody, type BodySource } from './snapshot-body.ts';
 
 /** One request as it goes through the stages. */
 interface SyncRequest {
@@ -163,66 +76,22 @@ async function stages(r: SyncRequest): Promise<PreparedSync> {
       tables: body.knownTables,
       pieces: body.pieces === true,
     };
-    let cached = await step(r.log, 'scope.check', { deviceId: known.id }, (open) =>
-      answerFromCaches(r.deps, known, model, scopeVersion, held, open),
-    );
-    // A slot bounds the answers that read or send rows; an unchanged one does neither. Own-row
-    // reads take one too, though batched: without it a storm overloaded Central (docs/scaling.md).
-    // An answer that sends rows counts against its device's bound; an unchanged one holds nothing.
-    if (cached?.rows !== false) r.input.claim(known.id);
-    let release = cached?.rows !== false ? await r.input.admit('answer') : undefined;
-    if (!cached) {
-      cached = await step(r.log, 'scope.own_row', { deviceId: known.id }, (open) =>
-        answerWithOwnRow(r.deps, known, model, scopeVersion, held, open),
-      );
-      // Its row is read: an answer that sends none needs the slot no longer.
-      if (cached?.rows === false) {
-        release?.();
-        release = undefined;
-      }
-    }
-    let tables = cached?.tables;
-    let pieces = cached?.pieces;
-    if (!tables) {
-      // Its release gives back the answer slot too.
-      r.input.claim(known.id);
-      release = await r.input.admit('session');
-      r.deps.metrics.snapshotSessions.inc();
-      // The session opens under the request's step; a scope.compute step for each read of it.
-      const computed = await r.deps.snapshots.read(known, scopeVersion, r.log, (opened) =>
-        step(r.log, 'scope.compute', { deviceId: known.id, read: opened.reason }, async (open) => {
-          const tx = opened.session.client;
-          const digests = await scopeDigests(r.deps, tx, known, model, opened.version, open);
-          return {
-            digests,
-            pieces: held.pieces ? await piecesInSession(r.deps, tx, model, digests, held) : undefined,
-          };
-        }),
-      );
-      session = computed.session;
-      ({ digests: tables, pieces } = computed.result);
-      if (held.pieces) {
-        // Rows come by /pieces: the session and the slot are done once the digests are, and
-        // are not held while the manifest is stored (a batched write) and sent.
-        await session.close();
-        session = undefined;
-        release?.();
-      }
-    }
-    const digests = tables;
+    const chosen = await chooseAnswer({ ...r, device: known, model, version: scopeVersion, held });
+    session = chosen.session;
+    const { tables, pieces } = chosen;
     const signed = await step(r.log, 'manifest.create', {}, (open) =>
-      createManifest(r, known, model, digests, pieces, open),
+      createManifest(r, known, model, tables, pieces, open),
     );
     r.audit.step.annotate({ manifestId: signed.manifest.manifestId });
     r.httpSpan?.setAttribute('dbupdate.manifest_id', signed.manifest.manifestId);
     const source = {
       session,
-      pinned: cached?.pinned ?? new Map(),
+      pinned: chosen.pinned,
       cache: r.deps.tableCache,
       tables: model.tables,
       inline: wantsInline(r, held) && pieces ? inlinePieces(r.deps, model, pieces) : undefined,
     };
-    return send(r, source, signed, known, release);
+    return send(r, source, signed, known, chosen.release);
   } catch (err) {
     await session?.close(err as Error);
     const appErr = normalizeError(err, 'SNAPSHOT_FAILED');

@@ -8,6 +8,7 @@
 import { LRUCache } from 'lru-cache';
 import type { TableDigest } from '../../../contract/canonical.ts';
 import type { Device } from '../../model.ts';
+import { scopeVersionParts } from '../scope/version.ts';
 
 export class DigestCache {
   readonly #cache: LRUCache<string, TableDigest[]>;
@@ -26,7 +27,7 @@ export class DigestCache {
 
   /** By location and its part of the scope version (`<location version>:<device row xmin>`). */
   static sharedKey(device: Device, version: string, model: number): string {
-    return DigestCache.locationKey(device, version.split(':')[0]!, model);
+    return DigestCache.locationKey(device, scopeVersionParts(version).location, model);
   }
 
   /** The same, by the location version alone (a batch of locations reads no device's row). */

@@ -16,6 +16,8 @@ import { DigestCache } from '../memory/digest-cache.ts';
 import { computeDigests } from '../snapshot-body.ts';
 import type { OwnRow, OwnRowReader } from './own-rows.ts';
 import type { SharedScopeReader } from './shared-scopes.ts';
+import type { Known } from '../planner.ts';
+import { scopeVersionParts } from './version.ts';
 import type { TableCache } from '../memory/table-cache.ts';
 
 export interface ScopeCaches {
@@ -24,14 +26,15 @@ export interface ScopeCaches {
   metrics: CentralMetrics;
 }
 
-export interface CachedAnswer {
-  tables: TableDigest[];
-  /** The rows of every table the device must be sent (none when it holds them all). */
+/** What memory holds for a device's answer now: the planner's facts, and what to answer with. */
+export interface Recalled {
+  known: Pick<Known, 'pieces' | 'digests' | 'lackedInMemory' | 'sharedInMemory'>;
+  /** The device's digests, when memory has them at its scope version. */
+  digests: TableDigest[] | undefined;
+  /** A rows edge: the rows of every table it lacks, held so an eviction cannot take them. */
   pinned: Map<string, Buffer[]>;
-  /** Whether any rows are sent at all. */
-  rows: boolean;
-  /** With pieces: the pieces of every table the device must load (no rows are sent). */
-  pieces?: Map<string, readonly Piece[]>;
+  /** A pieces edge: the pieces of every table it lacks (none when it holds them all). */
+  pieces: Map<string, readonly Piece[]> | undefined;
 }
 
 /** What the device holds, and whether it loads by pieces. */
@@ -104,84 +107,73 @@ export async function piecesInSession(
 }
 
 /**
- * Cached digests, for the scope version read now, describe the data as committed now (the
- * version changes in the same transaction as any change to the scope); content-addressed
- * rows are exact for their hash. So when both caches hold the answer, no session is needed:
- * an unchanged device costs no slot, no snapshot connection and no row read, and a device
- * that needs tables its neighbours were just sent gets them from memory.
+ * What memory can answer for `device` at the scope version read with its audit row. Cached
+ * digests describe the data as committed now (the version changes in the same transaction as
+ * any change to the scope) and content-addressed rows are exact for their hash, so when both
+ * hold the answer no session is needed: an unchanged device costs no slot, no snapshot
+ * connection and no row read, and a device that needs what its neighbours were just sent
+ * gets it from memory.
  */
-export async function answerFromCaches(
+export function recall(
   caches: ScopeCaches,
   device: Device,
   model: DataModel,
-  /** Read on the short-query pool with the request's audit row. */
   version: string,
   held: Held,
-  open: OpenStep,
-): Promise<CachedAnswer | undefined> {
+): Recalled {
   const digests = caches.digestCache.get(DigestCache.key(device, version, model.version));
-  const answer = digests && answerFromDigests(caches, digests, held, open);
-  if (answer) caches.metrics.digestCache.inc({ result: 'hit' });
-  return answer;
-}
-
-/** The answer for `digests` from the table cache; undefined when rows or pieces it needs are not there. */
-function answerFromDigests(
-  caches: ScopeCaches,
-  digests: TableDigest[],
-  held: Held,
-  open: OpenStep,
-): CachedAnswer | undefined {
+  const out: Recalled = {
+    known: { pieces: held.pieces, digests: 'absent', lackedInMemory: false, sharedInMemory: false },
+    digests,
+    pinned: new Map(),
+    pieces: undefined,
+  };
+  if (!digests) {
+    const shared = caches.digestCache.getShared(DigestCache.sharedKey(device, version, model.version));
+    // A pieces edge needs the shared tables' lacked pieces too, or a session anyway.
+    out.known.sharedInMemory = shared !== undefined && (!held.pieces || !!lackedPieces(caches, shared, held));
+    return out;
+  }
+  const lacked = lacking(digests, held);
+  out.known.digests = held.global === globalSha256(digests) ? 'held' : 'lacking';
   if (held.pieces) {
-    // No rows are sent: the pieces lists are all the manifest needs.
-    const pieces = lackedPieces(caches, digests, held);
-    if (!pieces) return undefined;
-    open.annotate({ cache: 'hit', pieces: true });
-    return { tables: digests, pinned: new Map(), rows: false, pieces };
+    out.pieces = lackedPieces(caches, digests, held);
+    out.known.lackedInMemory = out.pieces !== undefined;
+    return out;
   }
-  if (held.global === globalSha256(digests)) {
-    open.annotate({ cache: 'hit', unchanged: true });
-    return { tables: digests, pinned: new Map(), rows: false };
-  }
-  const pinned = new Map<string, Buffer[]>();
-  for (const t of digests) {
-    if (held.tables?.[t.name] === t.sha256) continue;
+  for (const t of lacked) {
     const rows = caches.tableCache.get(t);
-    if (!rows) return undefined;
-    pinned.set(t.name, rows);
+    if (!rows) return out;
+    out.pinned.set(t.name, rows);
   }
-  open.annotate({ cache: 'hit', rowsFromCache: true });
-  return { tables: digests, pinned, rows: true };
+  out.known.lackedInMemory = true;
+  return out;
 }
 
 /**
- * The answer for a device whose location's shared tables are hashed at its scope version
- * (a neighbour synced at it), completed with its own row read in a batch (OwnRowReader)
- * instead of a snapshot session. Undefined, and the caller opens a session, when the
- * shared digests or pieces are not cached, or the row read is not the version the request
- * saw (the row changed since).
+ * The device's digests completed from its location's shared ones with its own row, read in a
+ * batch (OwnRowReader) instead of a snapshot session, and kept in the digest cache. With
+ * `batchFirst`, the shared tables of a location none of whose devices was answered at its
+ * version are first read with other such locations'. Nothing is kept when the shared digests
+ * (or a pieces edge's lacked pieces of them) are not there, or the row read is not the version
+ * the request saw (the row changed since): the planner then opens a session.
  */
-export async function answerWithOwnRow(
+export async function readOwnRow(
   caches: ScopeCaches & { ownRows: OwnRowReader; sharedScopes?: SharedScopeReader | undefined },
   device: Device,
   model: DataModel,
   version: string,
   held: Held,
+  batchFirst: boolean,
   open: OpenStep,
-): Promise<CachedAnswer | undefined> {
+): Promise<void> {
   const sharedKey = DigestCache.sharedKey(device, version, model.version);
-  let shared = caches.digestCache.getShared(sharedKey);
-  // The first device of its location: its shared tables are read with other locations'
-  // (pieces only: an answer with rows would need a session to send them anyway).
-  const batch = !shared && held.pieces ? caches.sharedScopes : undefined;
-  const batched = batch !== undefined;
-  if (batch) {
-    const read = await batch.read(device, version, model);
+  if (batchFirst && caches.sharedScopes) {
+    const read = await caches.sharedScopes.read(device, version, model);
     open.annotate({ sharedBatch: read ? 'read' : 'not_used' });
-    shared = read ? caches.digestCache.getShared(sharedKey) : undefined;
   }
-  // Without every piece the device lacks of the shared tables, a session is needed anyway.
-  if (!shared || (held.pieces && !lackedPieces(caches, shared, held))) return undefined;
+  const shared = caches.digestCache.getShared(sharedKey);
+  if (!shared || (held.pieces && !lackedPieces(caches, shared, held))) return;
   const def = model.tables.find((d) => d.name === 'devices')!;
   let row: OwnRow | undefined;
   try {
@@ -189,17 +181,14 @@ export async function answerWithOwnRow(
   } catch {
     // A failed read costs nothing but the session it was to save.
     open.annotate({ ownRow: 'failed' });
-    return undefined;
+    return;
   }
-  const same = row?.xmin === version.split(':')[1];
+  const same = row?.xmin === scopeVersionParts(version).deviceXmin;
   open.annotate({ ownRow: !row ? 'missing' : same ? 'read' : 'changed' });
-  if (!row || !same) return undefined;
+  if (!row || !same) return;
   const own = digestText(caches, def, row.line);
   const digests = model.tables.map((d) => (d === def ? own : shared.find((t) => t.name === d.name)!));
   caches.digestCache.set(DigestCache.key(device, version, model.version), digests);
-  const answer = answerFromDigests(caches, digests, held, open);
-  if (answer) caches.metrics.digestCache.inc({ result: batched ? 'batched' : 'own_row' });
-  return answer;
 }
 
 /** The digest of one table's COPY text, its pieces and rows kept by content as a digest pass keeps them. */

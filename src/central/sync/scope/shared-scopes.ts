@@ -23,6 +23,7 @@ import { step } from '../../../platform/step.ts';
 import type { Device } from '../../model.ts';
 import { copySharedScopes, setLocationsAndReadVersions } from '../repo/scope.ts';
 import { DigestCache } from '../memory/digest-cache.ts';
+import { scopeVersionParts } from './version.ts';
 import type { SnapshotSource } from '../sources/snapshot-source.ts';
 import type { TableCache } from '../memory/table-cache.ts';
 
@@ -70,7 +71,7 @@ export class SharedScopeReader {
   read(device: Device, version: string, model: DataModel): Promise<boolean> {
     return this.#batcher.add({
       device,
-      locationVersion: version.split(':')[0]!,
+      locationVersion: scopeVersionParts(version).location,
       model,
       waiting: trace.getActiveSpan()?.spanContext(),
     });

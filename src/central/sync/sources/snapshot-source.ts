@@ -15,6 +15,7 @@ import type { CentralMetrics } from '../../metrics.ts';
 import type { Device } from '../../model.ts';
 import { setScopeAndReadVersion } from '../repo/scope.ts';
 import { SnapshotSession } from './snapshot-session.ts';
+import { replicaBehind } from '../scope/version.ts';
 
 export type ReadReason = 'primary' | 'replica' | 'replica_behind' | 'replica_down' | 'replica_failed';
 
@@ -23,16 +24,6 @@ export interface OpenedSnapshot {
   /** The scope version this session sees (its digests are cached under it). */
   version: string;
   reason: ReadReason;
-}
-
-/** `L:x` (location version, device row xmin): behind unless the replica's is the same or newer. */
-export function replicaBehind(primary: string, replica: string): boolean {
-  if (primary === replica) return false;
-  const [pl, px] = primary.split(':');
-  const [rl, rx] = replica.split(':');
-  // A newer location version on the replica (committed since the primary was read) is fine;
-  // a different device row at the same location version cannot be ordered: read the primary.
-  return Number(rl) < Number(pl) || (rl === pl && rx !== px);
 }
 
 export class SnapshotSource {

@@ -1,0 +1,127 @@
+/**
+ * The answer's digests and what to send them with: what memory knows (scope/digests.ts
+ * recall), the planner's decision on it (planner.ts), and the one step that decision names,
+ * asked again after a step that learns more. The slots follow the decision: an answer slot
+ * while it reads or sends rows, a session slot with a session, none for an answer without rows.
+ */
+import type { TableDigest } from '../../contract/canonical.ts';
+import type { DataModel } from '../../contract/data-model.ts';
+import type { Piece } from '../../contract/pieces.ts';
+import type { Logger } from '../../platform/logger.ts';
+import { step } from '../../platform/step.ts';
+import type { Device } from '../model.ts';
+import type { SyncDeps, SyncInput } from './deps.ts';
+import { holdsAnswerSlot, plan } from './planner.ts';
+import {
+  piecesInSession,
+  readOwnRow,
+  recall,
+  scopeDigests,
+  type Held,
+  type Recalled,
+} from './scope/digests.ts';
+import type { SnapshotSession } from './sources/snapshot-session.ts';
+
+export interface Chosen {
+  tables: TableDigest[];
+  /** A rows edge: rows found in memory, held for the body. */
+  pinned: ReadonlyMap<string, Buffer[]>;
+  /** A pieces edge: the pieces of every table it lacks. */
+  pieces: ReadonlyMap<string, readonly Piece[]> | undefined;
+  /** Open while the body still reads rows in it; closed (and its slot free) for a pieces edge. */
+  session: SnapshotSession | undefined;
+  /** Gives back every slot the request holds; undefined when it holds none. */
+  release: (() => void) | undefined;
+}
+
+interface Asking {
+  deps: SyncDeps;
+  input: SyncInput;
+  log: Logger;
+  device: Device;
+  model: DataModel;
+  version: string;
+  held: Held;
+}
+
+/** How the digests came to be in memory, for dbupdate_central_digest_cache_total. */
+type Source = 'hit' | 'own_row' | 'batched';
+
+export async function chooseAnswer(a: Asking): Promise<Chosen> {
+  const { deps, input, device } = a;
+  let release: (() => void) | undefined;
+  let source: Source = 'hit';
+  let ownRowRead = false;
+  let memory = await step(a.log, 'scope.check', { deviceId: device.id }, async (open) => {
+    const recalled = recall(deps, device, a.model, a.version, a.held);
+    open.annotate({ cache: recalled.digests ? 'hit' : 'miss' });
+    return recalled;
+  });
+  for (;;) {
+    const decision = plan({ ...memory.known, batchReader: deps.sharedScopes !== undefined, ownRowRead });
+    if (!holdsAnswerSlot(decision)) {
+      release?.();
+      release = undefined;
+    } else if (!release) {
+      // An answer that reads or sends rows counts against its device's bound, and waits for a slot.
+      input.claim(device.id);
+      release = await input.admit('answer');
+    }
+    if (decision.kind === 'session') return inSession(a);
+    if (decision.kind !== 'own-row') {
+      deps.metrics.digestCache.inc({ result: source });
+      return {
+        tables: memory.digests!,
+        pinned: memory.pinned,
+        pieces: piecesOf(a, memory),
+        session: undefined,
+        release,
+      };
+    }
+    await step(a.log, 'scope.own_row', { deviceId: device.id }, (open) =>
+      readOwnRow(deps, device, a.model, a.version, a.held, decision.batchFirst, open),
+    );
+    ownRowRead = true;
+    if (decision.batchFirst) source = 'batched';
+    else source = 'own_row';
+    memory = recall(deps, device, a.model, a.version, a.held);
+  }
+}
+
+/** An unchanged pieces edge lacks no piece: an empty list, as for any table it holds. */
+function piecesOf(a: Asking, memory: Recalled): ReadonlyMap<string, readonly Piece[]> | undefined {
+  return a.held.pieces ? (memory.pieces ?? new Map()) : undefined;
+}
+
+/** Digests (and pieces) read in a snapshot session of the device's own, under a session slot. */
+async function inSession(a: Asking): Promise<Chosen> {
+  const { deps, input, device } = a;
+  input.claim(device.id);
+  // Its release gives back the answer slot too (and the route frees both if this throws).
+  const release = await input.admit('session');
+  deps.metrics.snapshotSessions.inc();
+  // The session opens under the request's step; a scope.compute step for each read of it.
+  const computed = await deps.snapshots.read(device, a.version, a.log, (opened) =>
+    step(a.log, 'scope.compute', { deviceId: device.id, read: opened.reason }, async (open) => {
+      const tx = opened.session.client;
+      const digests = await scopeDigests(deps, tx, device, a.model, opened.version, open);
+      return {
+        digests,
+        pieces: a.held.pieces ? await piecesInSession(deps, tx, a.model, digests, a.held) : undefined,
+      };
+    }),
+  );
+  const chosen: Chosen = {
+    tables: computed.result.digests,
+    pinned: new Map(),
+    pieces: computed.result.pieces,
+    session: computed.session,
+    release,
+  };
+  if (!a.held.pieces) return chosen;
+  // Rows come by /pieces: the session and the slot are done once the digests are, and are
+  // not held while the manifest is stored (a batched write) and sent.
+  await computed.session.close();
+  release();
+  return { ...chosen, session: undefined, release: undefined };
+}

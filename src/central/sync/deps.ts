@@ -1,0 +1,92 @@
+/**
+ * What the device-sync request path is given (SyncDeps, built once by server.ts), what a
+ * route hands it for one request (SyncInput), and what it hands back (PreparedSync).
+ */
+import type { Manifest, SyncRequestBody } from '../../contract/wire.ts';
+import type { Pool } from '../../platform/db.ts';
+import type { Logger } from '../../platform/logger.ts';
+import type { CentralMetrics } from '../metrics.ts';
+import type { SigningKey } from '../../contract/signing.ts';
+import type { AuditStore } from './audit-store.ts';
+import type { CredentialVerifier } from './credentials.ts';
+import type { Limits } from './budgets.ts';
+import type { DigestCache } from './memory/digest-cache.ts';
+import type { TableCache } from './memory/table-cache.ts';
+import type { SlotKind } from './admission.ts';
+import type { OwnRowReader } from './scope/own-rows.ts';
+import type { SharedScopeReader } from './scope/shared-scopes.ts';
+import type { SnapshotSource } from './sources/snapshot-source.ts';
+import type { ReportedVersions, ServedModels } from './versions.ts';
+
+export interface SyncDeps {
+  /** Short queries: the batches of `audit`, health and the admin API. */
+  pool: Pool;
+  /**
+   * Request rows, manifests, outcomes, the headers acks are checked against, acks,
+   * piece-fetch rows and the manifests piece fetches name: batched on `pool`.
+   */
+  audit: AuditStore;
+  /**
+   * Long snapshot transactions only, on the read replica when there is one. Kept apart
+   * so a request holding a snapshot connection can never wait on itself for an audit
+   * connection (pool deadlock).
+   */
+  snapshots: SnapshotSource;
+  /**
+   * Devices' own rows, many in one statement, for a device whose neighbours' shared tables
+   * are already hashed: no snapshot session.
+   */
+  ownRows: OwnRowReader;
+  /**
+   * The shared tables of a location none of whose devices was answered at its version,
+   * read with other such locations' in one session.
+   */
+  sharedScopes: SharedScopeReader;
+  manifestTtlSeconds: number;
+  metrics: CentralMetrics;
+  signingKey: SigningKey;
+  digestCache: DigestCache;
+  /** Table rows by content, shared by every device whose scope holds the same. */
+  tableCache: TableCache;
+  /** The most bytes of rows sent inline to an edge that holds nothing (0: never). */
+  inlinePiecesMaxBytes: number;
+  credentials: CredentialVerifier;
+  limits: Limits;
+  /** false in the lab-only MAC-only mode. */
+  requireCredential: boolean;
+  /** The data-model versions answered: Central's own and the one before (a rolling upgrade). */
+  models: ServedModels;
+}
+
+export interface SyncInput {
+  body: SyncRequestBody;
+  /** What the edge said it runs (see reportedVersions); undefined when it did not say. */
+  reported: ReportedVersions;
+  /** The edge asked for its pieces in the answer (INLINE_PIECES_HEADER). */
+  inlinePieces: boolean;
+  authorization: string | undefined;
+  remoteAddr: string | null;
+  log: Logger;
+  /** Called once this request has its own audit row (refusals before that are audited by the route). */
+  onAudited(): void;
+  /**
+   * Takes a slot, once the device authenticated, waiting briefly; throws OVERLOADED when
+   * none comes: an answer slot for an answer that sends rows, then a session slot too if it
+   * opens a snapshot session (sync/admission.ts). Resolves to the release of every slot the
+   * request holds (idempotent; the route calls it too once the response closed).
+   */
+  admit(kind: SlotKind): Promise<() => void>;
+  /** Counts this answer against its device's bound (MAX_ANSWERS_PER_DEVICE), once; RATE_LIMITED beyond it. */
+  claim(deviceId: string): void;
+}
+
+export interface PreparedSync {
+  manifest: Manifest;
+  body: AsyncIterable<Buffer>;
+  /** Every piece follows the manifest in the body (sync/inline-pieces.ts). */
+  inlinePieces: boolean;
+  /** Bytes of the body produced so far (only as fast as the client takes them). */
+  readonly progress: { readonly bytes: number };
+  /** Call once the response is closed; `sent` is true when every byte was handed to the client. */
+  complete(sent: boolean, err?: Error): Promise<void>;
+}
