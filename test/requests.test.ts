@@ -286,8 +286,9 @@ describe('device-sync requests', () => {
         404,
         'MANIFEST_NOT_FOUND',
       );
-      await expectError(ack({ ...good(), mac: PEER }, peerToken), 401, 'UNAUTHENTICATED');
-      await expectError(ack({ ...good(), mac: PEER }), 403, 'MANIFEST_FORBIDDEN');
+      // Forbidden is said only to a device that proved the MAC it claims (sync/identity.ts).
+      await expectError(ack({ ...good(), mac: PEER }, peerToken), 403, 'MANIFEST_FORBIDDEN');
+      await expectError(ack({ ...good(), mac: PEER }), 401, 'UNAUTHENTICATED');
       await expectError(ack({ ...good(), status: 'Maybe' }), 400, 'INVALID_INPUT');
       await expectError(ack({ ...good(), manifestId: 'nope' }), 400, 'INVALID_INPUT');
       await expectError(ack({ ...good(), durationMs: -1 }), 400, 'INVALID_INPUT');

@@ -1,33 +1,31 @@
 /** Acknowledgements: validated, bound to the manifest's device, stored once. */
 import type { AckBody, AckResponse } from '../../contract/wire.ts';
-import { AppError, ERROR_CODES } from '../../platform/errors.ts';
+import { ERROR_CODES } from '../../platform/errors.ts';
 import { requireMac } from '../model.ts';
 import type { AuditStore } from './audit-store.ts';
 import { spendDeviceBudget, type Limits } from './budgets.ts';
-import { bearerToken } from '../../platform/http.ts';
-import { checkCredential, type CredentialVerifier } from './credentials.ts';
+import { proveManifestOwner, type IdentityDeps } from './identity.ts';
 
 export async function recordAck(
-  audit: AuditStore,
+  deps: IdentityDeps & { audit: AuditStore; limits: Limits },
   body: AckBody,
   authorization: string | undefined,
-  requireCredential: boolean,
-  verifier: CredentialVerifier,
-  limits: Limits,
 ): Promise<AckResponse> {
   const mac = requireMac(body.mac);
-  // A caller without any credential learns nothing, not even whether the manifest exists.
-  if (requireCredential && !bearerToken(authorization)) {
-    throw new AppError('UNAUTHENTICATED', 'missing Authorization: Bearer <device credential>');
-  }
-  const header = await audit.findManifestHeader(body.manifestId);
-  if (!header) throw new AppError('MANIFEST_NOT_FOUND', `no manifest ${body.manifestId}`);
-  if (requireCredential) await checkCredential(verifier, header.secretHashes, authorization);
-  if (header.mac !== mac) {
-    throw new AppError('MANIFEST_FORBIDDEN', `manifest ${body.manifestId} was not issued to ${mac}`);
-  }
-  await spendDeviceBudget(limits, header.deviceId, 'ack');
-  return audit.insertAckOnce(body, mac);
+  const { manifest } = await proveManifestOwner(
+    deps,
+    mac,
+    body.manifestId,
+    // An ack is taken from a disabled device (identity.ts).
+    async () => {
+      const header = await deps.audit.findManifestHeader(body.manifestId);
+      return header && { ...header, device: { id: header.deviceId } };
+    },
+    authorization,
+    false,
+  );
+  await spendDeviceBudget(deps.limits, manifest.deviceId, 'ack');
+  return deps.audit.insertAckOnce(body, mac);
 }
 
 /**

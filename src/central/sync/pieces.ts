@@ -20,9 +20,8 @@ import type { Logger } from '../../platform/logger.ts';
 import { startStep } from '../../platform/step.ts';
 import { iterateInContext } from '../../platform/tracing.ts';
 import { requireMac, type Device } from '../model.ts';
-import { acceptedHashesOfMac } from './repo/devices.ts';
 import { copyPieceRange, type ManifestForPieces } from './repo/pieces.ts';
-import { checkCredential } from './credentials.ts';
+import { proveManifestOwner } from './identity.ts';
 import type { PreparedSync, SyncDeps } from './deps.ts';
 import { spendDeviceBudget } from './budgets.ts';
 import { digestAndCut } from './scope/digests.ts';
@@ -109,22 +108,16 @@ export async function preparePieces(deps: SyncDeps, input: PiecesInput): Promise
       });
   };
   try {
-    const found = await lookup;
-    if (!found) throw new AppError('MANIFEST_NOT_FOUND', `no manifest ${manifestId}`);
-    if (found.mac !== mac) {
-      // Forbidden only to a device that proved who it is; anyone else is unauthenticated.
-      if (deps.requireCredential)
-        await checkCredential(
-          deps.credentials,
-          await acceptedHashesOfMac(deps.pool, mac),
-          input.authorization,
-        );
-      throw new AppError('MANIFEST_FORBIDDEN', `manifest ${manifestId} is not for ${mac}`);
-    }
-    if (deps.requireCredential)
-      await checkCredential(deps.credentials, found.secretHashes, input.authorization);
-    device = found.device;
-    if (!device?.enabled) throw new AppError('DEVICE_DISABLED', `device ${mac} is disabled`);
+    const proved = await proveManifestOwner<Device, ManifestForPieces>(
+      deps,
+      mac,
+      manifestId,
+      () => lookup,
+      input.authorization,
+      true,
+    );
+    const found = proved.manifest;
+    device = proved.device;
     if (found.expiresAt.getTime() <= Date.now())
       throw new AppError(
         'MANIFEST_EXPIRED',
@@ -139,7 +132,7 @@ export async function preparePieces(deps: SyncDeps, input: PiecesInput): Promise
     if (!wanted?.every((w) => w.pieces && w.indexes.every((i) => w.inMemory.has(i)))) {
       release = await input.admit();
       const opened = await context.with(step.context, () =>
-        deps.snapshots.open(device!, found.scopeVersion, log),
+        deps.snapshots.open(proved.device, found.scopeVersion, log),
       );
       session = opened.session;
       // Only a piece list missing from the cache needs the lists made again, in the session.

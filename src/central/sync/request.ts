@@ -11,15 +11,15 @@ import type { DataModel } from '../../contract/data-model.ts';
 import type { Piece } from '../../contract/pieces.ts';
 import { signManifest } from '../../contract/signing.ts';
 import type { DeviceReport, Manifest, ManifestSignature } from '../../contract/wire.ts';
-import { AppError, normalizeError } from '../../platform/errors.ts';
+import { normalizeError } from '../../platform/errors.ts';
 import { newUlid } from '../../platform/ids.ts';
 import type { Logger } from '../../platform/logger.ts';
 import { startStep, step, type OpenStep } from '../../platform/step.ts';
 import { iterateInContext } from '../../platform/tracing.ts';
 import { manifestToWire, requireMac, type Device } from '../model.ts';
 import { spendDeviceBudget } from './budgets.ts';
-import { checkCredential } from './credentials.ts';
 import { chooseAnswer } from './decide.ts';
+import { proveDevice } from './identity.ts';
 import type { PreparedSync, SyncDeps, SyncInput } from './deps.ts';
 import { inlinePieces } from './inline-pieces.ts';
 import type { DeviceReportRow } from './repo/reports.ts';
@@ -113,20 +113,17 @@ async function identify(
   r: SyncRequest,
 ): Promise<NonNullable<StartedRequest['found']> & { model: DataModel }> {
   const { found } = r.started;
-  if (!found) throw new AppError('DEVICE_NOT_FOUND', `no device with MAC ${r.mac}`);
-  if (!found.device.enabled) throw new AppError('DEVICE_DISABLED', `device ${r.mac} is disabled`);
-  if (r.deps.requireCredential)
-    await checkCredential(r.deps.credentials, found.secretHashes, r.input.authorization);
+  const device = await proveDevice(r.deps, r.mac, found, r.input.authorization);
   const model = r.deps.models.forEdge(r.input.reported);
-  await spendDeviceBudget(r.deps.limits, found.device.id, 'request');
+  await spendDeviceBudget(r.deps.limits, device.id, 'request');
   // Stored before anything can fail the answer; a failure to store it fails only the report.
   const report = r.input.body.report;
   if (report)
-    await r.deps.audit.recordReport(reportRow(found.device, report)).catch((err: unknown) => {
+    await r.deps.audit.recordReport(reportRow(device, report)).catch((err: unknown) => {
       r.deps.metrics.auditFailures.inc();
       r.log.error({ err, event: 'audit.write', outcome: 'error' }, 'could not store the device report');
     });
-  return { ...found, model };
+  return { ...found!, device, model };
 }
 
 /** The signed manifest, stored before its first byte is sent so an ack can always find it. */

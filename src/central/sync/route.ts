@@ -226,14 +226,7 @@ export const deviceSyncRoutes: FastifyPluginAsyncTypebox<DeviceSyncOptions> = as
         manifestId: request.body.manifestId,
       });
       const taken = await step(log, 'ack.store', { status: request.body.status }, () =>
-        recordAck(
-          opts.sync.audit,
-          request.body,
-          request.headers.authorization,
-          opts.sync.requireCredential,
-          opts.sync.credentials,
-          opts.sync.limits,
-        ),
+        recordAck(opts.sync, request.body, request.headers.authorization),
       );
       opts.sync.metrics.acks.inc({ result: request.body.status, code: reportedCode(request.body.error) });
       return taken;
