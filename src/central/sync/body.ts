@@ -5,7 +5,9 @@ import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import type { FastifyReply } from 'fastify';
+import type { AnswerScope } from './answer-scope.ts';
 import type { PreparedSync } from './deps.ts';
+import { bodyCarriesRows } from './snapshot-body.ts';
 import { ErrorBody } from '../../contract/wire.ts';
 
 /**
@@ -44,20 +46,17 @@ export const errors = {
   503: ErrorBody,
 };
 
-/** What a service hands a streaming route besides the body: how far it got, and the one callback that finishes its audit. */
-export type StreamedAnswer = Pick<PreparedSync, 'progress' | 'complete'>;
-
 /**
- * Sends `body` as the answer, cuts a slow reader, and once the response closed calls
- * `complete` (which closes the session, gives the slot back as soon as it did, and
- * finishes the audit row), then `free` (the slot, should `complete` not have got there).
+ * Sends `body` as the answer, cuts a slow reader, and once the response closed ends the answer
+ * (answer-scope.ts: its session, its slots, then its audit): sent when every byte was handed
+ * to the client, aborted or failed when not.
  */
 export function streamAnswer(
   reply: FastifyReply,
   body: AsyncIterable<Buffer> | Buffer,
-  answer: StreamedAnswer,
+  progress: { readonly bytes: number },
   floor: { minBytes: number; windowMs: number },
-  free: () => void,
+  scope: AnswerScope,
   headers: Record<string, string>,
 ): void {
   let streamError: Error | undefined;
@@ -67,17 +66,16 @@ export function streamAnswer(
     payload.once('error', (err) => (streamError = err));
   }
   const response = reply.raw;
-  const watchdog = cutSlowReader(response, answer.progress, floor, (err) => (streamError = err));
+  const watchdog = cutSlowReader(response, progress, floor, (err) => (streamError = err));
   // A response always closes, sent or not (writableFinished says which); one listener for
   // that rather than stream.finished, whose eight listeners per answer cost a twentieth of
   // Central's CPU when a fleet is mostly up to date. A client gone before the last byte is
   // an abort, not an error, unless something failed first.
   response.once('error', (err: Error) => (streamError ??= err));
   const closed = () => {
-    void answer.complete(response.writableFinished, streamError).finally(() => {
-      free();
-      clearInterval(watchdog);
-    });
+    void scope
+      .close({ sent: response.writableFinished, error: streamError })
+      .finally(() => clearInterval(watchdog));
   };
   // A client gone while the answer was prepared (a queue wait, a long digest pass) closed the
   // response before anyone listened: without this its slots and device claim were never freed.
@@ -88,21 +86,23 @@ export function streamAnswer(
 }
 
 /**
- * An answer without rows is a few frame lines made without I/O (and one with inline pieces,
- * from memory, little more). Sent as one buffer it is compressed in one call and goes out
- * with a Content-Length in one write; as a stream it would cost a compression stream per
- * answer (a third of Central's CPU when most of a fleet is up to date). Its chunks, the
- * manifest line first; `complete` is called here if making it fails.
+ * The payload of a snapshot answer and its headers. One with rows is streamed as it is read
+ * (compressed by the app's compression, app.ts). One without rows is a few frame lines made
+ * without I/O (and one with inline pieces, from memory, little more): sent as one buffer it is
+ * compressed in one call and goes out with a Content-Length in one write; as a stream it would
+ * cost a compression stream per answer (a third of Central's CPU when most of a fleet is up to
+ * date).
  */
-export async function bufferedBody(body: AsyncIterable<Buffer>, answer: StreamedAnswer): Promise<Buffer[]> {
-  try {
-    const chunks: Buffer[] = [];
-    for await (const chunk of body) chunks.push(chunk);
-    return chunks;
-  } catch (err) {
-    await answer.complete(false, err as Error);
-    throw err;
-  }
+export async function snapshotPayload(
+  prepared: PreparedSync,
+  accept: string | undefined,
+): Promise<{ payload: AsyncIterable<Buffer> | Buffer; headers: Record<string, string> }> {
+  if (bodyCarriesRows(prepared.manifest)) return { payload: prepared.body, headers: {} };
+  const chunks: Buffer[] = [];
+  for await (const chunk of prepared.body) chunks.push(chunk);
+  if (!prepared.inlinePieces) return { payload: Buffer.concat(chunks), headers: {} };
+  // The manifest line (the body's first chunk), then the pieces: two frames.
+  return compressFrames([chunks[0]!, Buffer.concat(chunks.slice(1))], accept);
 }
 
 export type Encoding = 'zstd' | 'gzip';

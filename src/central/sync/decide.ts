@@ -1,8 +1,9 @@
 /**
  * The answer's digests and what to send them with: what memory knows (scope/digests.ts
  * recall), the planner's decision on it (planner.ts), and the one step that decision names,
- * asked again after a step that learns more. The slots follow the decision: an answer slot
- * while it reads or sends rows, a session slot with a session, none for an answer without rows.
+ * asked again after a step that learns more. The slots follow the decision (taken and given
+ * back through the request's AnswerScope): an answer slot while it reads or sends rows, a
+ * session slot with a session, none for an answer without rows.
  */
 import type { TableDigest } from '../../contract/canonical.ts';
 import type { DataModel } from '../../contract/data-model.ts';
@@ -30,8 +31,6 @@ export interface Chosen {
   pieces: ReadonlyMap<string, readonly Piece[]> | undefined;
   /** Open while the body still reads rows in it; closed (and its slot free) for a pieces edge. */
   session: SnapshotSession | undefined;
-  /** Gives back every slot the request holds; undefined when it holds none. */
-  release: (() => void) | undefined;
 }
 
 interface Asking {
@@ -49,7 +48,7 @@ type Source = 'hit' | 'own_row' | 'batched';
 
 export async function chooseAnswer(a: Asking): Promise<Chosen> {
   const { deps, input, device } = a;
-  let release: (() => void) | undefined;
+  let holding = false;
   let source: Source = 'hit';
   let ownRowRead = false;
   let memory = await step(a.log, 'scope.check', { deviceId: device.id }, async (open) => {
@@ -60,12 +59,13 @@ export async function chooseAnswer(a: Asking): Promise<Chosen> {
   for (;;) {
     const decision = plan({ ...memory.known, batchReader: deps.sharedScopes !== undefined, ownRowRead });
     if (!holdsAnswerSlot(decision)) {
-      release?.();
-      release = undefined;
-    } else if (!release) {
+      if (holding) input.scope.releaseSlots();
+      holding = false;
+    } else if (!holding) {
       // An answer that reads or sends rows counts against its device's bound, and waits for a slot.
-      input.claim(device.id);
-      release = await input.admit('answer');
+      input.scope.claim(device.id);
+      await input.scope.admit('answer');
+      holding = true;
     }
     if (decision.kind === 'session') return inSession(a);
     if (decision.kind !== 'own-row') {
@@ -75,7 +75,6 @@ export async function chooseAnswer(a: Asking): Promise<Chosen> {
         pinned: memory.pinned,
         pieces: piecesOf(a, memory),
         session: undefined,
-        release,
       };
     }
     await step(a.log, 'scope.own_row', { deviceId: device.id }, (open) =>
@@ -96,9 +95,8 @@ function piecesOf(a: Asking, memory: Recalled): ReadonlyMap<string, readonly Pie
 /** Digests (and pieces) read in a snapshot session of the device's own, under a session slot. */
 async function inSession(a: Asking): Promise<Chosen> {
   const { deps, input, device } = a;
-  input.claim(device.id);
-  // Its release gives back the answer slot too (and the route frees both if this throws).
-  const release = await input.admit('session');
+  input.scope.claim(device.id);
+  await input.scope.admit('session');
   deps.metrics.snapshotSessions.inc();
   // The session opens under the request's step; a scope.compute step for each read of it.
   const computed = await deps.snapshots.read(device, a.version, a.log, (opened) =>
@@ -111,17 +109,14 @@ async function inSession(a: Asking): Promise<Chosen> {
       };
     }),
   );
-  const chosen: Chosen = {
-    tables: computed.result.digests,
-    pinned: new Map(),
-    pieces: computed.result.pieces,
-    session: computed.session,
-    release,
-  };
-  if (!a.held.pieces) return chosen;
-  // Rows come by /pieces: the session and the slot are done once the digests are, and are
+  const { digests: tables, pieces } = computed.result;
+  if (!a.held.pieces) {
+    input.scope.hold(computed.session);
+    return { tables, pinned: new Map(), pieces, session: computed.session };
+  }
+  // Rows come by /pieces: the session and the slots are done once the digests are, and are
   // not held while the manifest is stored (a batched write) and sent.
   await computed.session.close();
-  release();
-  return { ...chosen, session: undefined, release: undefined };
+  input.scope.releaseSlots();
+  return { tables, pinned: new Map(), pieces, session: undefined };
 }

@@ -12,7 +12,7 @@ import type { CredentialVerifier } from './credentials.ts';
 import type { Limits } from './budgets.ts';
 import type { DigestCache } from './memory/digest-cache.ts';
 import type { TableCache } from './memory/table-cache.ts';
-import type { SlotKind } from './admission.ts';
+import type { AnswerScope } from './answer-scope.ts';
 import type { OwnRowReader } from './scope/own-rows.ts';
 import type { SharedScopeReader } from './scope/shared-scopes.ts';
 import type { SnapshotSource } from './sources/snapshot-source.ts';
@@ -70,14 +70,10 @@ export interface SyncInput {
   /** Called once this request has its own audit row (refusals before that are audited by the route). */
   onAudited(): void;
   /**
-   * Takes a slot, once the device authenticated, waiting briefly; throws OVERLOADED when
-   * none comes: an answer slot for an answer that sends rows, then a session slot too if it
-   * opens a snapshot session (sync/admission.ts). Resolves to the release of every slot the
-   * request holds (idempotent; the route calls it too once the response closed).
+   * What the answer holds (its slots, its session) and the one place that gives it back and
+   * finishes its audit, whatever ends it (answer-scope.ts); the route closes it.
    */
-  admit(kind: SlotKind): Promise<() => void>;
-  /** Counts this answer against its device's bound (MAX_ANSWERS_PER_DEVICE), once; RATE_LIMITED beyond it. */
-  claim(deviceId: string): void;
+  scope: AnswerScope;
 }
 
 export interface PreparedSync {
@@ -87,6 +83,4 @@ export interface PreparedSync {
   inlinePieces: boolean;
   /** Bytes of the body produced so far (only as fast as the client takes them). */
   readonly progress: { readonly bytes: number };
-  /** Call once the response is closed; `sent` is true when every byte was handed to the client. */
-  complete(sent: boolean, err?: Error): Promise<void>;
 }

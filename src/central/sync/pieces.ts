@@ -17,7 +17,7 @@ import type { TableDef } from '../../contract/tables.ts';
 import type { PieceFrame, PiecesEndFrame, PiecesRequestBody } from '../../contract/wire.ts';
 import { AppError, normalizeError } from '../../platform/errors.ts';
 import type { Logger } from '../../platform/logger.ts';
-import { startStep } from '../../platform/step.ts';
+import { startStep, type OpenStep } from '../../platform/step.ts';
 import { iterateInContext } from '../../platform/tracing.ts';
 import { requireMac, type Device } from '../model.ts';
 import { copyPieceRange, type ManifestForPieces } from './repo/pieces.ts';
@@ -27,15 +27,17 @@ import { spendDeviceBudget } from './budgets.ts';
 import { digestAndCut } from './scope/digests.ts';
 import { ownCopy, type TableCache } from './memory/table-cache.ts';
 import type { SnapshotSession } from './sources/snapshot-session.ts';
+import type { AnswerScope } from './answer-scope.ts';
 
 export interface PiecesInput {
   body: PiecesRequestBody;
   authorization: string | undefined;
   log: Logger;
-  /** Takes a session slot, as a snapshot request that opens a session does (ahead of them: SnapshotSlots). */
-  admit(): Promise<() => void>;
-  /** As a snapshot request's: counts this fetch against its device's bound. */
-  claim(deviceId: string): void;
+  /**
+   * As a snapshot request's: its device's claim, a session slot (taken ahead of snapshot
+   * requests: admission.ts) and its session, given back where the route ends the answer.
+   */
+  scope: AnswerScope;
 }
 
 /** As a snapshot answer, without a manifest of its own. */
@@ -72,41 +74,10 @@ export async function preparePieces(deps: SyncDeps, input: PiecesInput): Promise
   const { manifestId, want } = input.body;
   const mac = requireMac(input.body.mac);
   const log = input.log.child({ device: mac, manifestId });
-  // Runs are bounded by the schema (PIECE_INDEX_MAX), their sum here for the audit's integer.
-  const requested = Math.min(
-    2 ** 31 - 1,
-    Object.values(want).reduce(
-      (n, runs) => n + runs.reduce((m, [from, to]) => m + Math.max(0, to - from + 1), 0),
-      0,
-    ),
-  );
   // The audit row and the manifest's lookup go in their own batches, side by side.
   const lookup = deps.audit.findManifestForPieces(manifestId);
   lookup.catch(() => {}); // awaited below, once the audit row exists to record its failure
-  const fetchId = await deps.audit.startPieceFetch({ manifestId, mac, requested });
-  const stats: Stats = { bytes: 0, fromCache: 0, sent: 0, gone: 0, complete: false };
-  let device: Device | undefined;
-  let session: SnapshotSession | undefined;
-  let release: (() => void) | undefined;
-  const step = startStep(log, 'pieces.serve', { requested });
-  const finish = async (status: 'served' | 'refused' | 'error' | 'aborted', err?: AppError) => {
-    step.annotate({ sent: stats.sent, gone: stats.gone, bytes: stats.bytes });
-    step.finish(status === 'served' ? undefined : (err ?? new Error(status)));
-    deps.metrics.pieceFetches.inc({ outcome: status });
-    deps.metrics.piecesServed.inc({ result: 'sent' }, stats.sent);
-    deps.metrics.piecesServed.inc({ result: 'gone' }, stats.gone);
-    await deps.audit
-      .finishPieceFetch(fetchId, {
-        status,
-        errorCode: err?.code ?? null,
-        deviceId: device?.id ?? null,
-        ...stats,
-      })
-      .catch((e: unknown) => {
-        deps.metrics.auditFailures.inc();
-        log.error({ err: e, event: 'audit.write', outcome: 'error' }, 'could not finish a piece fetch row');
-      });
-  };
+  const fetch = await openFetch(deps, input, mac, log);
   try {
     const proved = await proveManifestOwner<Device, ManifestForPieces>(
       deps,
@@ -117,50 +88,96 @@ export async function preparePieces(deps: SyncDeps, input: PiecesInput): Promise
       true,
     );
     const found = proved.manifest;
-    device = proved.device;
+    fetch.device = proved.device;
     if (found.expiresAt.getTime() <= Date.now())
       throw new AppError(
         'MANIFEST_EXPIRED',
         `manifest ${manifestId} expired at ${found.expiresAt.toISOString()}`,
       );
     const model = deps.models.forEdge({ schemaVersion: found.schemaVersion });
-    input.claim(device.id);
-    await spendDeviceBudget(deps.limits, device.id, 'pieces');
+    input.scope.claim(proved.device.id);
+    await spendDeviceBudget(deps.limits, proved.device.id, 'pieces');
     // Every wanted piece already in memory (the devices of a location share them): no slot,
     // no connection. Otherwise a slot and a fresh snapshot, as a snapshot request takes.
     let wanted = await wantedPieces(deps, undefined, model, found, want);
+    let session: SnapshotSession | undefined;
     if (!wanted?.every((w) => w.pieces && w.indexes.every((i) => w.inMemory.has(i)))) {
-      release = await input.admit();
-      const opened = await context.with(step.context, () =>
+      await input.scope.admit('session', 'first');
+      const opened = await context.with(fetch.step.context, () =>
         deps.snapshots.open(proved.device, found.scopeVersion, log),
       );
       session = opened.session;
+      input.scope.hold(session);
       // Only a piece list missing from the cache needs the lists made again, in the session.
       wanted ??= (await wantedPieces(deps, session, model, found, want))!;
     }
-    const body = iterateInContext(step.context, piecesBody(deps.tableCache, session, wanted, stats, log));
-    return {
-      body,
-      progress: stats,
-      async complete(sent, err) {
-        const ok = sent && stats.complete && !err;
-        await session?.close(ok ? undefined : (err ?? new Error('response aborted')));
-        // The slot bounds sessions: it is free once the session is, not after the audit row.
-        release?.();
-        deps.metrics.bytesServed.inc(stats.bytes);
-        deps.metrics.bytesFromTableCache.inc(stats.fromCache);
-        await finish(
-          ok ? 'served' : err ? 'error' : 'aborted',
-          err && normalizeError(err, 'SNAPSHOT_FAILED'),
-        );
-      },
-    };
+    const body = piecesBody(deps.tableCache, session, wanted, fetch.stats, log);
+    fetch.prepared = true;
+    return { body: iterateInContext(fetch.step.context, body), progress: fetch.stats };
   } catch (err) {
-    await session?.close(err as Error);
-    const appErr = normalizeError(err, 'SNAPSHOT_FAILED');
-    await finish(appErr.status < 500 ? 'refused' : 'error', appErr);
-    throw appErr;
+    // The route ends the answer's scope with it: session, slots, then the fetch's outcome.
+    throw normalizeError(err, 'SNAPSHOT_FAILED');
   }
+}
+
+interface Fetch {
+  step: OpenStep;
+  stats: Stats;
+  /** The device, once it proved who it is. */
+  device: Device | undefined;
+  /** The body was made: a failure from now on is an error of the stream, not a refusal. */
+  prepared: boolean;
+}
+
+/** The fetch's audit row, and what ends it: its outcome once the route closed the answer. */
+async function openFetch(deps: SyncDeps, input: PiecesInput, mac: string, log: Logger): Promise<Fetch> {
+  const { manifestId, want } = input.body;
+  // Runs are bounded by the schema (PIECE_INDEX_MAX), their sum here for the audit's integer.
+  const requested = Math.min(
+    2 ** 31 - 1,
+    Object.values(want).reduce(
+      (n, runs) => n + runs.reduce((m, [from, to]) => m + Math.max(0, to - from + 1), 0),
+      0,
+    ),
+  );
+  const fetchId = await deps.audit.startPieceFetch({ manifestId, mac, requested });
+  const stats: Stats = { bytes: 0, fromCache: 0, sent: 0, gone: 0, complete: false };
+  const fetch: Fetch = {
+    step: startStep(log, 'pieces.serve', { requested }),
+    stats,
+    device: undefined,
+    prepared: false,
+  };
+  input.scope.onEnd(async ({ sent, error }) => {
+    const ok = sent && stats.complete && !error;
+    const appErr = error && normalizeError(error, 'SNAPSHOT_FAILED');
+    const status = ok
+      ? 'served'
+      : !appErr
+        ? 'aborted'
+        : fetch.prepared || appErr.status >= 500
+          ? 'error'
+          : 'refused';
+    deps.metrics.bytesServed.inc(stats.bytes);
+    deps.metrics.bytesFromTableCache.inc(stats.fromCache);
+    fetch.step.annotate({ sent: stats.sent, gone: stats.gone, bytes: stats.bytes });
+    fetch.step.finish(status === 'served' ? undefined : (appErr ?? new Error(status)));
+    deps.metrics.pieceFetches.inc({ outcome: status });
+    deps.metrics.piecesServed.inc({ result: 'sent' }, stats.sent);
+    deps.metrics.piecesServed.inc({ result: 'gone' }, stats.gone);
+    await deps.audit
+      .finishPieceFetch(fetchId, {
+        status,
+        errorCode: appErr?.code ?? null,
+        deviceId: fetch.device?.id ?? null,
+        ...stats,
+      })
+      .catch((e: unknown) => {
+        deps.metrics.auditFailures.inc();
+        log.error({ err: e, event: 'audit.write', outcome: 'error' }, 'could not finish a piece fetch row');
+      });
+  });
+  return fetch;
 }
 
 /**

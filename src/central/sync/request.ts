@@ -26,7 +26,6 @@ import type { DeviceReportRow } from './repo/reports.ts';
 import type { StartedRequest } from './repo/requests.ts';
 import { openRequestAudit, outcomeForError, type RequestAudit } from './request-audit.ts';
 import type { Held } from './scope/digests.ts';
-import type { SnapshotSession } from './sources/snapshot-session.ts';
 import { newStreamStats, snapshotBody, type BodySource } from './snapshot-body.ts';
 
 /** One request as it goes through the stages. */
@@ -40,6 +39,8 @@ interface SyncRequest {
   httpSpan: Span | undefined;
   /** The audit row, and the device as read with it. */
   started: StartedRequest;
+  /** The device, once it proved who it is. */
+  device?: Device | undefined;
 }
 
 interface Signed {
@@ -60,43 +61,43 @@ export async function prepareSync(deps: SyncDeps, input: SyncInput): Promise<Pre
   input.onAudited();
   const audit = openRequestAudit(deps, started.requestId, log);
   const request: SyncRequest = { deps, input, mac, log, audit, httpSpan, started };
+  // Until the body is made, the answer ends in the error that stopped it.
+  input.scope.onEnd(async ({ error }) => {
+    const appErr = normalizeError(error ?? new Error('response aborted'), 'SNAPSHOT_FAILED');
+    await audit.finish({ ...outcomeForError(appErr), deviceId: request.device?.id ?? null });
+  });
   // Every step below is a child of the request's step.
   return context.with(audit.step.context, () => stages(request));
 }
 
 async function stages(r: SyncRequest): Promise<PreparedSync> {
-  let session: SnapshotSession | undefined;
-  let device: Device | undefined;
   try {
-    const { device: known, scopeVersion, model } = await step(r.log, 'device.resolve', {}, () => identify(r));
-    device = known;
+    const { device, scopeVersion, model } = await step(r.log, 'device.resolve', {}, () => identify(r));
+    r.device = device;
     const { body } = r.input;
     const held: Held = {
       global: body.knownGlobalSha256,
       tables: body.knownTables,
       pieces: body.pieces === true,
     };
-    const chosen = await chooseAnswer({ ...r, device: known, model, version: scopeVersion, held });
-    session = chosen.session;
+    const chosen = await chooseAnswer({ ...r, device, model, version: scopeVersion, held });
     const { tables, pieces } = chosen;
     const signed = await step(r.log, 'manifest.create', {}, (open) =>
-      createManifest(r, known, model, tables, pieces, open),
+      createManifest(r, device, model, tables, pieces, open),
     );
     r.audit.step.annotate({ manifestId: signed.manifest.manifestId });
     r.httpSpan?.setAttribute('dbupdate.manifest_id', signed.manifest.manifestId);
     const source = {
-      session,
+      session: chosen.session,
       pinned: chosen.pinned,
       cache: r.deps.tableCache,
       tables: model.tables,
       inline: wantsInline(r, held) && pieces ? inlinePieces(r.deps, model, pieces) : undefined,
     };
-    return send(r, source, signed, known, chosen.release);
+    return send(r, source, signed, device);
   } catch (err) {
-    await session?.close(err as Error);
-    const appErr = normalizeError(err, 'SNAPSHOT_FAILED');
-    await r.audit.finish({ ...outcomeForError(appErr), deviceId: device?.id ?? null });
-    throw appErr;
+    // The route closes the answer's scope with it: session, slots, then this audit's outcome.
+    throw normalizeError(err, 'SNAPSHOT_FAILED');
   }
 }
 
@@ -156,53 +157,43 @@ async function createManifest(
 }
 
 /**
- * The body, and the one callback that closes the session if the body did not, gives the
- * slot back, and finishes the audit.
+ * The body, and from now on the end of the answer: its outcome with the bytes sent, once the
+ * scope closed the session (if the body did not) and gave the slots back.
  */
-function send(
-  r: SyncRequest,
-  source: BodySource,
-  signed: Signed,
-  device: Device,
-  release: (() => void) | undefined,
-): PreparedSync {
+function send(r: SyncRequest, source: BodySource, signed: Signed, device: Device): PreparedSync {
   const { manifest } = signed;
   const log = r.log.child({ manifestId: manifest.manifestId });
   const stats = newStreamStats();
   const sending = startStep(log, 'snapshot.send', { rowsIncluded: manifest.rowsIncluded });
   const started = performance.now();
   const body = snapshotBody(source, signed, stats, r.input.body.knownTables, log);
+  r.input.scope.onEnd(async ({ sent, error }) => {
+    const ok = sent && stats.complete && !error;
+    const { metrics } = r.deps;
+    metrics.bytesServed.inc(stats.bytes);
+    metrics.bytesFromTableCache.inc(stats.bytesFromCache);
+    if (ok && manifest.rowsIncluded)
+      metrics.rowsServed.inc(manifest.tables.reduce((n, t) => n + t.rowCount, 0));
+    if (ok && source.inline) metrics.piecesServed.inc({ result: 'inline' }, source.inline.length);
+    sending.annotate({ bytes: stats.bytes });
+    sending.finish(ok ? undefined : (error ?? new Error('response aborted')));
+    const status = ok ? (manifest.rowsIncluded ? 'served' : 'unchanged') : error ? 'error' : 'aborted';
+    metrics.sendSeconds.observe({ outcome: status }, (performance.now() - started) / 1000);
+    await r.audit.finish({
+      status,
+      reason: ok ? null : (error?.message ?? 'client went away before the snapshot was sent'),
+      errorCode: ok ? null : error ? 'SNAPSHOT_FAILED' : null,
+      deviceId: device.id,
+      manifestId: manifest.manifestId,
+      bytesSent: stats.bytes,
+      payloadSha256: ok ? stats.payload.digest('hex') : null,
+    });
+  });
   return {
     manifest,
     inlinePieces: source.inline !== undefined,
     body: iterateInContext(sending.context, body),
     progress: stats,
-    async complete(sent, err) {
-      const ok = sent && stats.complete && !err;
-      const failure = ok ? undefined : (err ?? new Error('response aborted'));
-      await source.session?.close(failure);
-      // The slot bounds sessions: it is free once the session is, not after the audit row.
-      release?.();
-      const { metrics } = r.deps;
-      metrics.bytesServed.inc(stats.bytes);
-      metrics.bytesFromTableCache.inc(stats.bytesFromCache);
-      if (ok && manifest.rowsIncluded)
-        metrics.rowsServed.inc(manifest.tables.reduce((n, t) => n + t.rowCount, 0));
-      if (ok && source.inline) metrics.piecesServed.inc({ result: 'inline' }, source.inline.length);
-      sending.annotate({ bytes: stats.bytes });
-      sending.finish(failure);
-      const status = ok ? (manifest.rowsIncluded ? 'served' : 'unchanged') : err ? 'error' : 'aborted';
-      metrics.sendSeconds.observe({ outcome: status }, (performance.now() - started) / 1000);
-      await r.audit.finish({
-        status,
-        reason: ok ? null : (err?.message ?? 'client went away before the snapshot was sent'),
-        errorCode: ok ? null : err ? 'SNAPSHOT_FAILED' : null,
-        deviceId: device.id,
-        manifestId: manifest.manifestId,
-        bytesSent: stats.bytes,
-        payloadSha256: ok ? stats.payload.digest('hex') : null,
-      });
-    },
   };
 }
 

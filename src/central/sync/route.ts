@@ -24,12 +24,12 @@ import { step } from '../../platform/step.ts';
 import { insertRequestRefused } from './repo/requests.ts';
 import { recordAck, reportedCode } from './ack.ts';
 import { spendSourceBudget } from './budgets.ts';
-import type { SyncDeps } from './deps.ts';
+import { AnswerScope } from './answer-scope.ts';
+import type { PreparedSync, SyncDeps } from './deps.ts';
 import { prepareSync } from './request.ts';
 import { auditStatus } from './request-audit.ts';
-import { bodyCarriesRows } from './snapshot-body.ts';
 import { Admission, type AdmissionOptions } from './admission.ts';
-import { bufferedBody, compressFrames, errors, flushedPerPiece, pickEncoding, streamAnswer } from './body.ts';
+import { errors, flushedPerPiece, pickEncoding, snapshotPayload, streamAnswer } from './body.ts';
 import { preparePieces } from './pieces.ts';
 import { reportedVersions } from './versions.ts';
 
@@ -80,9 +80,9 @@ async function auditRefusal(sync: SyncDeps, request: FastifyRequest, reply: Fast
 }
 
 /**
- * The snapshot answer: the service prepares it (audit row, slot, session, manifest) and
- * hands back a body; this streams it, cuts a slow reader, and once the response closed
- * calls the one callback that finishes the audit row, then gives the slot back.
+ * The snapshot answer: the service prepares it (audit row, slots, session, manifest) and hands
+ * back a body; this sends it, cutting a slow reader, and ends the answer's scope where the
+ * answer ends: the response closed, or a failure before it.
  */
 async function serveSnapshot(
   opts: DeviceSyncOptions,
@@ -90,47 +90,29 @@ async function serveSnapshot(
   request: FastifyRequest<{ Body: SyncRequestBody }>,
   reply: FastifyReply,
 ): Promise<void> {
-  const slots = admission.forRequest();
-  const free = slots.free;
-  const prepared = await prepareSync(opts.sync, {
-    body: request.body,
-    reported: reportedVersions(request.headers),
-    inlinePieces: request.headers[INLINE_PIECES_HEADER] === '1',
-    authorization: request.headers.authorization,
-    remoteAddr: request.ip,
-    log: request.log,
-    onAudited: () => (request.syncAudited = true),
-    admit: (kind) => slots.take(kind),
-    claim: slots.claim,
-  }).catch((err: unknown) => {
-    free();
-    throw err;
-  });
-  let encoded: Record<string, string> = {};
-  let body: AsyncIterable<Buffer> | Buffer = prepared.body;
-  if (!bodyCarriesRows(prepared.manifest)) {
-    const chunks = await bufferedBody(prepared.body, prepared).catch((err: unknown) => {
-      free();
-      throw err;
+  const scope = new AnswerScope(admission);
+  let prepared: PreparedSync;
+  let framed: Awaited<ReturnType<typeof snapshotPayload>>;
+  try {
+    prepared = await prepareSync(opts.sync, {
+      body: request.body,
+      reported: reportedVersions(request.headers),
+      inlinePieces: request.headers[INLINE_PIECES_HEADER] === '1',
+      authorization: request.headers.authorization,
+      remoteAddr: request.ip,
+      log: request.log,
+      onAudited: () => (request.syncAudited = true),
+      scope,
     });
-    if (!prepared.inlinePieces) body = Buffer.concat(chunks);
-    else {
-      // The manifest line (the body's first chunk), then the pieces: two frames.
-      const frames = [chunks[0]!, Buffer.concat(chunks.slice(1))];
-      const compressed = await compressFrames(frames, request.headers['accept-encoding']).catch(
-        async (err: unknown) => {
-          await prepared.complete(false, err as Error);
-          free();
-          throw err;
-        },
-      );
-      [body, encoded] = [compressed.payload, compressed.headers];
-    }
+    framed = await snapshotPayload(prepared, request.headers['accept-encoding']);
+  } catch (err) {
+    await scope.close({ sent: false, error: err as Error });
+    throw err;
   }
-  streamAnswer(reply, body, prepared, opts.slowReader, free, {
+  streamAnswer(reply, framed.payload, prepared.progress, opts.slowReader, scope, {
     'content-type': SNAPSHOT_MEDIA_TYPE,
     'x-manifest-id': prepared.manifest.manifestId,
-    ...encoded,
+    ...framed.headers,
   });
 }
 
@@ -170,21 +152,19 @@ export async function servePieces(
   request: FastifyRequest<{ Body: PiecesRequestBody }>,
   reply: FastifyReply,
 ): Promise<void> {
-  const slots = admission.forRequest();
-  const free = slots.free;
+  const scope = new AnswerScope(admission);
   const prepared = await preparePieces(opts.sync, {
     body: request.body,
     authorization: request.headers.authorization,
     log: request.log,
-    admit: () => slots.take('session', 'first'),
-    claim: slots.claim,
-  }).catch((err: unknown) => {
-    free();
+    scope,
+  }).catch(async (err: unknown) => {
+    await scope.close({ sent: false, error: err as Error });
     throw err;
   });
   const encoding = pickEncoding(request.headers['accept-encoding']);
   const body = encoding ? flushedPerPiece(prepared.body, encoding) : prepared.body;
-  streamAnswer(reply, body, prepared, opts.slowReader, free, {
+  streamAnswer(reply, body, prepared.progress, opts.slowReader, scope, {
     'content-type': PIECES_MEDIA_TYPE,
     ...(encoding ? { 'content-encoding': encoding, vary: 'accept-encoding' } : {}),
   });
