@@ -9,6 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import { startCentral, seedOneScope, type RunningCentral } from './helpers/central.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { requestSnapshot } from './helpers/snapshot.ts';
+import { waitFor } from './helpers/wait.ts';
 
 const READERS = 100;
 
@@ -92,7 +93,17 @@ print(json.dumps({"open": len(open_socks)}), flush=True)
 
   it(`serves a well-behaved device again soon after ${READERS} readers stopped reading`, async () => {
     const readers = slowReaders(READERS, 20);
-    await new Promise((r) => setTimeout(r, 1500)); // connected, the slots taken
+    // Every reader answered: four hold the slots (their rows still open), the others were shed.
+    await waitFor(
+      async () =>
+        (
+          await central.pool.query<{ open: number; all: number }>(
+            "SELECT count(*) FILTER (WHERE status = 'started')::int AS open, count(*)::int AS all FROM sync_requests",
+          )
+        ).rows[0]!,
+      (n) => n.all >= READERS && n.open === 4,
+      15_000,
+    );
     const started = Date.now();
     let shed = 0;
     let served = false;

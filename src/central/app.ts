@@ -42,12 +42,13 @@ export async function centralApp(app: FastifyInstance, opts: CentralAppOptions):
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  // The admin API's JSON; device-sync answers are compressed by sync/body.ts.
   await app.register(compress, {
     global: true,
     // zstd first: smaller than gzip at a fraction of its CPU (Node 24 and undici both speak it).
     encodings: ['zstd', 'gzip', 'deflate'],
     threshold: 1024,
-    customTypes: /^application\/(vnd\.dbupdate\.|json)/,
+    customTypes: /^application\/json/,
   });
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';

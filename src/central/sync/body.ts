@@ -1,4 +1,15 @@
-/** What the two streaming routes (snapshot and pieces) share: the error responses and the slow-reader cut. */
+/**
+ * How every device-sync answer leaves: sent (a buffer or a stream), cut when its reader is too
+ * slow, ended through its AnswerScope, and compressed here, in one place (the sync routes opt
+ * out of the app's @fastify/compress), by what the client accepts (zstd, else gzip, else none):
+ *
+ * | answer                              | compression                                                   |
+ * |-------------------------------------|---------------------------------------------------------------|
+ * | no rows (unchanged, pieces to come) | one buffer, one call at level 1 with its size pledged; < 1 KB none |
+ * | inline pieces                       | two frames, manifest and pieces, each decodable once arrived  |
+ * | rows, streamed from PostgreSQL      | one stream at the codec's default level, as read              |
+ * | pieces (/pieces)                    | one stream at level 1, flushed after every run of whole pieces |
+ */
 import { once } from 'node:events';
 import type { ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
@@ -86,24 +97,36 @@ export function streamAnswer(
 }
 
 /**
- * The payload of a snapshot answer and its headers. One with rows is streamed as it is read
- * (compressed by the app's compression, app.ts). One without rows is a few frame lines made
- * without I/O (and one with inline pieces, from memory, little more): sent as one buffer it is
- * compressed in one call and goes out with a Content-Length in one write; as a stream it would
- * cost a compression stream per answer (a third of Central's CPU when most of a fleet is up to
- * date).
+ * The payload of a snapshot answer and its headers, compressed as the table in this file's
+ * header says. One without rows is a few frame lines made without I/O (and one with inline
+ * pieces, from memory, little more): sent as one buffer it is compressed in one call and goes
+ * out with a Content-Length in one write; as a stream it would cost a compression stream per
+ * answer (a third of Central's CPU when most of a fleet is up to date).
  */
 export async function snapshotPayload(
   prepared: PreparedSync,
   accept: string | undefined,
 ): Promise<{ payload: AsyncIterable<Buffer> | Buffer; headers: Record<string, string> }> {
-  if (bodyCarriesRows(prepared.manifest)) return { payload: prepared.body, headers: {} };
+  const encoding = pickEncoding(accept);
+  if (bodyCarriesRows(prepared.manifest))
+    return encoding
+      ? { payload: encodedStream(prepared.body, encoding, false), headers: encodedHeaders(encoding) }
+      : { payload: prepared.body, headers: {} };
   const chunks: Buffer[] = [];
   for await (const chunk of prepared.body) chunks.push(chunk);
-  if (!prepared.inlinePieces) return { payload: Buffer.concat(chunks), headers: {} };
-  // The manifest line (the body's first chunk), then the pieces: two frames.
-  return compressFrames([chunks[0]!, Buffer.concat(chunks.slice(1))], accept);
+  if (prepared.inlinePieces)
+    // The manifest line (the body's first chunk), then the pieces: two frames.
+    return compressFrames([chunks[0]!, Buffer.concat(chunks.slice(1))], encoding);
+  const whole = Buffer.concat(chunks);
+  return whole.length < COMPRESS_MIN_BYTES
+    ? { payload: whole, headers: {} }
+    : compressFrames([whole], encoding);
 }
+
+/** Below this an answer goes out as it is: compression would save less than its own framing costs. */
+const COMPRESS_MIN_BYTES = 1024;
+
+const encodedHeaders = (encoding: Encoding) => ({ 'content-encoding': encoding, vary: 'accept-encoding' });
 
 export type Encoding = 'zstd' | 'gzip';
 
@@ -147,36 +170,38 @@ function compressFrame(frame: Buffer, encoding: Encoding): Buffer | Promise<Buff
  * Each of `frames` is a frame (zstd) or member (gzip) of its own, decodable once it arrived:
  * the manifest is one, so that a cut among the pieces leaves the edge its manifest to resume.
  */
-export async function compressFrames(
+async function compressFrames(
   frames: readonly Buffer[],
-  accept: string | undefined,
+  encoding: Encoding | undefined,
 ): Promise<{ payload: Buffer; headers: Record<string, string> }> {
-  const encoding = pickEncoding(accept);
   if (!encoding) return { payload: Buffer.concat(frames), headers: {} };
   const compressed = await Promise.all(frames.map((frame) => compressFrame(frame, encoding)));
-  return {
-    payload: Buffer.concat(compressed),
-    headers: { 'content-encoding': encoding, vary: 'accept-encoding' },
-  };
+  return { payload: Buffer.concat(compressed), headers: encodedHeaders(encoding) };
 }
 
 /**
- * Compressed here rather than by @fastify/compress, so that the compressor is flushed after
- * every run of whole pieces: what the edge received decodes at once, and a cut loses at most
- * the piece in flight instead of a whole compression block.
+ * A streamed answer compressed as it is read. Pieces (`flushEach`) are flushed after every run
+ * of whole pieces: what the edge received decodes at once, and a cut loses at most the piece in
+ * flight instead of a whole compression block; level 1, as a piece stream is mostly rows from
+ * memory. Rows read from PostgreSQL go at the codec's default level without flushes (the level
+ * @fastify/compress gave them before), bounded by the compressor's buffer.
  */
-export async function* flushedPerPiece(
+export async function* encodedStream(
   body: AsyncIterable<Buffer>,
   encoding: Encoding,
+  flushEach: boolean,
 ): AsyncGenerator<Buffer> {
-  const z = encoding === 'zstd' ? zlib.createZstdCompress({ params: ZSTD_LEVEL_1 }) : zlib.createGzip();
+  const level = flushEach ? { params: ZSTD_LEVEL_1 } : {};
+  const z = encoding === 'zstd' ? zlib.createZstdCompress(level) : zlib.createGzip();
   const kind = encoding === 'zstd' ? zlib.constants.ZSTD_e_flush : zlib.constants.Z_SYNC_FLUSH;
   const out: Buffer[] = [];
   z.on('data', (chunk: Buffer) => out.push(chunk));
   try {
     for await (const buf of body) {
-      z.write(buf);
-      await new Promise<void>((resolve) => z.flush(kind, () => resolve()));
+      if (flushEach) {
+        z.write(buf);
+        await new Promise<void>((resolve) => z.flush(kind, () => resolve()));
+      } else if (!z.write(buf)) await once(z, 'drain');
       if (out.length > 0) yield Buffer.concat(out.splice(0));
     }
     z.end();

@@ -29,7 +29,7 @@ import type { PreparedSync, SyncDeps } from './deps.ts';
 import { prepareSync } from './request.ts';
 import { auditStatus } from './request-audit.ts';
 import { Admission, type AdmissionOptions } from './admission.ts';
-import { errors, flushedPerPiece, pickEncoding, snapshotPayload, streamAnswer } from './body.ts';
+import { encodedStream, errors, pickEncoding, snapshotPayload, streamAnswer } from './body.ts';
 import { preparePieces } from './pieces.ts';
 import { reportedVersions } from './versions.ts';
 
@@ -163,7 +163,7 @@ export async function servePieces(
     throw err;
   });
   const encoding = pickEncoding(request.headers['accept-encoding']);
-  const body = encoding ? flushedPerPiece(prepared.body, encoding) : prepared.body;
+  const body = encoding ? encodedStream(prepared.body, encoding, true) : prepared.body;
   streamAnswer(reply, body, prepared.progress, opts.slowReader, scope, {
     'content-type': PIECES_MEDIA_TYPE,
     ...(encoding ? { 'content-encoding': encoding, vary: 'accept-encoding' } : {}),
@@ -180,12 +180,13 @@ export const deviceSyncRoutes: FastifyPluginAsyncTypebox<DeviceSyncOptions> = as
   });
   const admission = new Admission(opts.slots);
 
-  app.post('/api/device-sync/request', { schema: requestSchema }, async (request, reply) => {
+  // Answers are compressed by body.ts, not by the app's compression.
+  app.post('/api/device-sync/request', { schema: requestSchema, compress: false }, async (request, reply) => {
     await serveSnapshot(opts, admission, request, reply);
     return reply;
   });
 
-  app.post('/api/device-sync/pieces', { schema: piecesSchema }, async (request, reply) => {
+  app.post('/api/device-sync/pieces', { schema: piecesSchema, compress: false }, async (request, reply) => {
     await servePieces(opts, admission, request, reply);
     return reply;
   });
