@@ -17,7 +17,7 @@ import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { findDeviceByMac } from '../src/central/sync/repo/devices.ts';
-import { scopeSelectSql, setScope } from '../src/central/sync/repo/scope.ts';
+import { scopeSelectSql, setScopeAndReadVersion } from '../src/central/sync/repo/scope.ts';
 import { columnList, TABLES, TABLE_NAMES, type TableDef } from '../src/contract/tables.ts';
 import type { PoolClient } from '../src/platform/db.ts';
 import { freePort, THROWAWAY_SERVER_SETTINGS } from '../src/platform/embedded.ts';
@@ -35,7 +35,7 @@ export function scopeSource(centralUrl: string, mac: string): PipeSource {
     url: centralUrl,
     async prepare(client) {
       const device = await findDeviceByMac(client, mac);
-      await setScope(client as unknown as PoolClient, device!);
+      await setScopeAndReadVersion(client as unknown as PoolClient, device!);
     },
     select: scopeSelectSql,
   };

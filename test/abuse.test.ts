@@ -5,13 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import {
-  CredentialVerifier,
-  hashSecret,
-  hashSecretScrypt,
-  verifySecret,
-} from '../src/central/sync/credentials.ts';
+import { CredentialVerifier, hashSecret, verifySecret } from '../src/central/sync/credentials.ts';
 import { seedEnrolledDevices, startCentral } from './helpers/central.ts';
+import { hashSecretScrypt } from './helpers/credentials.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 
 describe('abuse by one client', () => {

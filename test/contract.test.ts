@@ -9,9 +9,11 @@ import {
   TableHasher,
   globalSha256,
 } from '../src/contract/canonical.ts';
-import { escapeCopyField, unescapeCopyField } from '../src/contract/copy-text.ts';
+import { unescapeCopyField } from '../src/contract/copy-text.ts';
+import { escapeCopyField } from './helpers/copy-text.ts';
+import { tableDef } from './helpers/tables.ts';
 import { normalizeMac } from '../src/contract/mac.ts';
-import { tableDef, type ColumnType, type TableDef, type TableName } from '../src/contract/tables.ts';
+import type { ColumnType, TableDef, TableName } from '../src/contract/tables.ts';
 
 describe('MAC addresses', () => {
   it('accepts the common spellings and normalizes them', () => {

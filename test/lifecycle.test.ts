@@ -125,8 +125,11 @@ describe('device lifecycle', () => {
     assert.match(run.stderr, /INVALID_INPUT: nothing was enrolled/);
     assert.match(run.stderr, /line 3: not a MAC/);
     assert.match(run.stderr, /line 4: MAC 02:bb:00:00:00:01 again \(first at line 2\)/);
+    // What only the database can judge is reported in the same run, not after a second try.
+    assert.match(run.stderr, /line 5: no device has MAC 02:bb:00:00:00:04; give its location/);
+    assert.match(run.stderr, /line 6: no location 00000000-/);
     assert.equal(run.stdout, '');
-    // The lines that only a database can judge are reported together once the others are right.
+    // A file whose every line reads well but names what is not there.
     await writeFile(
       csv,
       [

@@ -17,13 +17,11 @@ import { SnapshotSession } from '../src/central/sync/sources/snapshot-session.ts
 import { TableCache } from '../src/central/sync/memory/table-cache.ts';
 import { DATA_MODEL } from '../src/contract/data-model.ts';
 import type { TableDigest } from '../src/contract/canonical.ts';
-import { tableDef } from '../src/contract/tables.ts';
+import { tableDef } from './helpers/tables.ts';
 import { createPool, type Pool } from '../src/platform/db.ts';
-import type { OpenStep } from '../src/platform/step.ts';
 import { DEFAULT_SHAPE, seedCentral } from '../src/central/fleet/seed.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 
-const noStep = { annotate: () => {} } as unknown as OpenStep;
 const pieces = { global: undefined, tables: undefined, pieces: true };
 
 describe("devices' own rows", () => {
@@ -63,7 +61,7 @@ describe("devices' own rows", () => {
     const session = await SnapshotSession.open(db.pool);
     try {
       const version = await setScopeAndReadVersion(session.client, device);
-      const digests = await scopeDigests(c, session.client, device, DATA_MODEL, version, noStep);
+      const { digests } = await scopeDigests(c, session.client, device, DATA_MODEL, version);
       let devicesText = '';
       for await (const chunk of copyScopedTable(session.client, tableDef('devices'))) devicesText += chunk;
       return { version, digests, devicesText };

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { centralMigrations } from '../src/central/migrations.ts';
 import { ServedModels } from '../src/central/sync/versions.ts';
-import { DATA_MODEL, requireProjection, withColumn } from '../src/contract/data-model.ts';
+import { DATA_MODEL, DATA_MODELS, requireProjection, withColumn } from '../src/contract/data-model.ts';
 import { SCHEMA_VERSION_HEADER } from '../src/contract/wire.ts';
 import { edgeMigrations, prepareEdgeDatabase } from '../src/edge/migrations.ts';
 import { createSyncer } from '../src/edge/server.ts';
@@ -22,7 +22,9 @@ import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { centralScopeRows, edgeConfig, edgeRows, quietLog, testSyncer } from './helpers/edge.ts';
 
 const V1 = DATA_MODEL;
+/** The next release's model, appended to the shipped history as a release appends it. */
 const V2 = withColumn(V1, 'users', { name: 'badge', type: 'text' });
+const NEXT_MODELS = [...DATA_MODELS, V2];
 const ADMIN = 'admin-token-for-rolling-upgrades';
 
 /** The migrations of a release that takes in data-model v2: one more, with its SQL. */
@@ -87,7 +89,7 @@ describe('rolling upgrade across a mixed fleet', () => {
     ]);
     await central.pool.query(`UPDATE users SET badge = 'B-' || left(id::text, 8)`);
     server = await startCentral(central, env, false, {
-      dataModels: [V1, V2],
+      dataModels: NEXT_MODELS,
       migrations: toV2(await centralMigrations()),
     });
 

@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { findDeviceByMac } from '../src/central/sync/repo/devices.ts';
-import { scopeVersion } from '../src/central/sync/repo/scope.ts';
+import { scopeVersion } from './helpers/scope.ts';
 import { DEFAULT_SHAPE, seedCentral } from '../src/central/fleet/seed.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { centralScopeRows } from './helpers/edge.ts';

@@ -22,10 +22,8 @@ import type { TableDigest } from '../src/contract/canonical.ts';
 import { DATA_MODEL } from '../src/contract/data-model.ts';
 import { createPool, type Pool } from '../src/platform/db.ts';
 import { createLogger } from '../src/platform/logger.ts';
-import type { OpenStep } from '../src/platform/step.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 
-const noStep = { annotate: () => {} } as unknown as OpenStep;
 const pieces = { global: undefined, tables: undefined, pieces: true };
 const log = createLogger('test', 'silent');
 /** A 50 ms gap: every request made at once but the first goes in the second batch. */
@@ -90,14 +88,7 @@ describe('shared scopes read in batches', () => {
     try {
       const version = await setScopeAndReadVersion(session.client, device);
       const metrics = new CentralMetrics({ defaults: false });
-      const digests = await scopeDigests(
-        { ...c, metrics },
-        session.client,
-        device,
-        DATA_MODEL,
-        version,
-        noStep,
-      );
+      const { digests } = await scopeDigests({ ...c, metrics }, session.client, device, DATA_MODEL, version);
       return { version, digests, tableCache: c.tableCache };
     } finally {
       await session.close();

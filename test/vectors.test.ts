@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { globalSha256 } from '../src/contract/canonical.ts';
 import { COPY_SESSION_SETTINGS_SQL } from '../src/contract/tables.ts';
 import { findDeviceByMac } from '../src/central/sync/repo/devices.ts';
-import { setScope } from '../src/central/sync/repo/scope.ts';
+import { setScopeAndReadVersion } from '../src/central/sync/repo/scope.ts';
 import { computeDigests } from '../src/central/sync/snapshot-body.ts';
 import { enrollDevice } from '../src/central/fleet/enroll.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
@@ -43,7 +43,7 @@ describe('scope-v1 vectors', () => {
         { companyId: device.companyId, locationId: device.locationId, deviceId: device.id },
         scopeV1.expected.filters,
       );
-      await setScope(client, device);
+      await setScopeAndReadVersion(client, device);
       const lines: Record<string, string[]> = {};
       const digests = await computeDigests(client, (table, line) => (lines[table] ??= []).push(line));
       // Without a line callback the hasher takes its byte path, which must agree.

@@ -85,6 +85,31 @@ function syncDeps(
   };
 }
 
+/** The Fastify instance: logger, TLS, limits and the timeouts a snapshot server needs. */
+function fastifyFor(config: CentralConfig, logger: Logger | boolean | undefined) {
+  const tls = config.tls;
+  return Fastify({
+    ...(logger === undefined
+      ? { logger: loggerOptions('central-db-update-api', config.LOG_LEVEL, config.LOG_FORMAT) }
+      : typeof logger === 'boolean'
+        ? { logger: logger }
+        : { loggerInstance: logger }),
+    ...serverOptions(),
+    // HTTPS when TLS_CERT_FILE and TLS_KEY_FILE are set; otherwise plain HTTP behind a terminator.
+    https: tls ? readTls(tls) : null,
+    bodyLimit: config.BODY_LIMIT_BYTES,
+    requestIdHeader: 'x-request-id',
+    // Off unless configured: a spoofed X-Forwarded-For must not become the audit's address
+    // nor a way around the per-source limit.
+    trustProxy: trustProxySetting(config.TRUST_PROXY),
+    forceCloseConnections: 'idle',
+    // A client that stops reading holds a snapshot transaction open; after this long
+    // without any byte moving, its socket is closed and the transaction rolled back.
+    connectionTimeout: 300_000,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+}
+
 export async function buildCentral(
   config: CentralConfig,
   pool: Pool,
@@ -106,27 +131,7 @@ export async function buildCentral(
     throw new Error(
       `Central's migrations bring data model v${atVersion}, its code describes v${models.newest.version}`,
     );
-  const tls = config.tls;
-  const app = Fastify({
-    ...(options.logger === undefined
-      ? { logger: loggerOptions('central-db-update-api', config.LOG_LEVEL, config.LOG_FORMAT) }
-      : typeof options.logger === 'boolean'
-        ? { logger: options.logger }
-        : { loggerInstance: options.logger }),
-    ...serverOptions(),
-    // HTTPS when TLS_CERT_FILE and TLS_KEY_FILE are set; otherwise plain HTTP behind a terminator.
-    https: tls ? readTls(tls) : null,
-    bodyLimit: config.BODY_LIMIT_BYTES,
-    requestIdHeader: 'x-request-id',
-    // Off unless configured: a spoofed X-Forwarded-For must not become the audit's address
-    // nor a way around the per-source limit.
-    trustProxy: trustProxySetting(config.TRUST_PROXY),
-    forceCloseConnections: 'idle',
-    // A client that stops reading holds a snapshot transaction open; after this long
-    // without any byte moving, its socket is closed and the transaction rolled back.
-    connectionTimeout: 300_000,
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
-  }).withTypeProvider<TypeBoxTypeProvider>();
+  const app = fastifyFor(config, options.logger);
   const snapshotPools = [config.CENTRAL_DATABASE_URL, config.CENTRAL_READ_DATABASE_URL].map((url) =>
     url === undefined
       ? undefined

@@ -36,29 +36,6 @@ export function unescapeCopyField(field: string): string {
   return out;
 }
 
-/** Encodes a value as a COPY text field; null becomes `\N`. */
-export function escapeCopyField(value: string | null): string {
-  if (value === null) return COPY_NULL;
-  return value.replace(/[\\\b\f\n\r\t\v]/g, (ch) => {
-    switch (ch) {
-      case '\\':
-        return '\\\\';
-      case '\b':
-        return '\\b';
-      case '\f':
-        return '\\f';
-      case '\n':
-        return '\\n';
-      case '\r':
-        return '\\r';
-      case '\t':
-        return '\\t';
-      default:
-        return '\\v';
-    }
-  });
-}
-
 /** Rows in a run of COPY text: one per newline (a newline inside a field is escaped as \n). */
 export function countRows(chunk: Uint8Array): number {
   let count = 0;

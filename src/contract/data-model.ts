@@ -14,8 +14,21 @@ export interface DataModel {
   readonly tables: readonly TableDef[];
 }
 
-/** The version this release's migrations bring both databases to. */
-export const DATA_MODEL: DataModel = Object.freeze({ version: SCHEMA_VERSION, tables: TABLES });
+/**
+ * The data model's history, oldest first: what an edge at each version holds. A release that
+ * changes the model appends its version here (`withColumn(DATA_MODELS.at(-1), …)`) beside its
+ * `v<N>_….sql` and raises SCHEMA_VERSION; Central serves the newest and the one before it
+ * (src/central/sync/versions.ts), so a fleet upgrades Central first and its edges in waves.
+ */
+export const DATA_MODELS: readonly DataModel[] = Object.freeze([
+  Object.freeze({ version: 1, tables: TABLES }),
+]);
+
+/** The version this release's migrations bring both databases to: the newest of the history. */
+export const DATA_MODEL: DataModel = DATA_MODELS.at(-1)!;
+
+if (DATA_MODEL.version !== SCHEMA_VERSION)
+  throw new Error(`DATA_MODELS ends at v${DATA_MODEL.version}, SCHEMA_VERSION is ${SCHEMA_VERSION}`);
 
 /**
  * The next version with `column` added to `table` (a nullable column, as a rolling

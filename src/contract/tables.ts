@@ -100,16 +100,6 @@ export const TABLES: readonly TableDef[] = Object.freeze(
   TABLE_NAMES.map((name) => Object.freeze({ name, ...defs[name] })),
 );
 
-export function tableDef(name: string): TableDef {
-  const def = TABLES.find((t) => t.name === name);
-  if (!def) throw new Error(`unknown table ${name}`);
-  return def;
-}
-
-export function isTableName(name: string): name is TableName {
-  return (TABLE_NAMES as readonly string[]).includes(name);
-}
-
 /** Quoted column list, in the column order used on the wire and by COPY. */
 export function columnList(def: TableDef): string {
   return def.columns.map((col) => `"${col.name}"`).join(', ');

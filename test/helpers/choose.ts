@@ -6,6 +6,8 @@
 import type { TableDigest } from '../../src/contract/canonical.ts';
 import type { DataModel } from '../../src/contract/data-model.ts';
 import type { Piece } from '../../src/contract/pieces.ts';
+import { Admission } from '../../src/central/sync/admission.ts';
+import { AnswerScope } from '../../src/central/sync/answer-scope.ts';
 import { chooseAnswer } from '../../src/central/sync/decide.ts';
 import type { SyncDeps, SyncInput } from '../../src/central/sync/deps.ts';
 import type { Held } from '../../src/central/sync/scope/digests.ts';
@@ -13,6 +15,8 @@ import type { Device } from '../../src/central/model.ts';
 import { createLogger } from '../../src/platform/logger.ts';
 
 class WouldOpenSession extends Error {}
+
+const UNBOUNDED = { max: 1000, answers: 1000, perDevice: 1000, queue: 0, waitMs: 0 };
 
 export async function answerFromMemory(
   caches: Pick<SyncDeps, 'digestCache' | 'tableCache' | 'metrics' | 'ownRows'> & Partial<SyncDeps>,
@@ -32,7 +36,7 @@ export async function answerFromMemory(
   try {
     const chosen = await chooseAnswer({
       deps: { ...caches, snapshots } as unknown as SyncDeps,
-      input: { claim: () => {}, admit: async () => () => {} } as unknown as SyncInput,
+      input: { scope: new AnswerScope(new Admission(UNBOUNDED)) } as unknown as SyncInput,
       log: createLogger('test', 'silent'),
       device,
       model,

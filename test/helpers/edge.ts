@@ -4,7 +4,7 @@ import { loadEdgeConfig, type EdgeConfig } from '../../src/edge/config.ts';
 import { createSyncer } from '../../src/edge/server.ts';
 import type { Syncer } from '../../src/edge/services/sync.ts';
 import { columnList, orderBy, TABLES, type TableDef } from '../../src/contract/tables.ts';
-import { scopeSelectSql, setScope } from '../../src/central/sync/repo/scope.ts';
+import { scopeSelectSql, setScopeAndReadVersion } from '../../src/central/sync/repo/scope.ts';
 import { findDeviceByMac } from '../../src/central/sync/repo/devices.ts';
 import type { Pool, PoolClient } from '../../src/platform/db.ts';
 import type { TestDatabase } from './db.ts';
@@ -67,7 +67,7 @@ export async function centralScopeRows(
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     const device = await findDeviceByMac(client, mac);
     if (!device) throw new Error(`no device ${mac}`);
-    await setScope(client, device);
+    await setScopeAndReadVersion(client, device);
     const out: Record<string, string[]> = {};
     for (const def of tables) {
       const { rows } = await client.query<{ r: string }>(

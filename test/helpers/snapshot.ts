@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { TableHasher } from '../../src/contract/canonical.ts';
 import { readSnapshot } from '../../src/contract/snapshot-reader.ts';
-import { tableDef } from '../../src/contract/tables.ts';
+import { tableDef } from './tables.ts';
 import type { Manifest } from '../../src/contract/wire.ts';
 
 export interface ReadSnapshot {

@@ -86,7 +86,13 @@ const EnrolResponse = Type.Object({
   kept: Type.Array(Type.Object({ mac: Type.String(), deviceId: Type.String() })),
 });
 
+/** The fleet's devices: read (list, versions, events) and changed (enrol, disable, enable, revoke). */
 export const deviceLifecycle: FastifyPluginAsyncTypebox<AdminOptions> = async (app, opts) => {
+  await app.register(deviceReads, opts);
+  await app.register(deviceChanges, opts);
+};
+
+const deviceReads: FastifyPluginAsyncTypebox<AdminOptions> = async (app, opts) => {
   app.get(
     '/api/admin/devices',
     {
@@ -126,6 +132,25 @@ export const deviceLifecycle: FastifyPluginAsyncTypebox<AdminOptions> = async (a
     async () => versionsToWire(opts.servedVersions, await devicesByVersion(opts.pool)),
   );
 
+  app.get(
+    '/api/admin/devices/:mac/events',
+    {
+      schema: {
+        ...common,
+        summary: 'Who changed this device and when (create, enroll, disable, enable, revoke)',
+        params: MacParams,
+        querystring: Type.Object({ limit: Type.Optional(Limit) }),
+        response: { 200: DeviceEvents, ...errors },
+      },
+    },
+    async (request) => {
+      const mac = requireMac(request.params.mac);
+      return eventsToWire(mac, await adminEventsOf(opts.pool, mac, limitOf(request.query.limit, 50)));
+    },
+  );
+};
+
+const deviceChanges: FastifyPluginAsyncTypebox<AdminOptions> = async (app, opts) => {
   app.post(
     '/api/admin/devices/enroll',
     {
@@ -167,21 +192,4 @@ export const deviceLifecycle: FastifyPluginAsyncTypebox<AdminOptions> = async (a
       async (request) => changeDevice(opts.pool, request.params.mac, action, actorOf(request)),
     );
   }
-
-  app.get(
-    '/api/admin/devices/:mac/events',
-    {
-      schema: {
-        ...common,
-        summary: 'Who changed this device and when (create, enroll, disable, enable, revoke)',
-        params: MacParams,
-        querystring: Type.Object({ limit: Type.Optional(Limit) }),
-        response: { 200: DeviceEvents, ...errors },
-      },
-    },
-    async (request) => {
-      const mac = requireMac(request.params.mac);
-      return eventsToWire(mac, await adminEventsOf(opts.pool, mac, limitOf(request.query.limit, 50)));
-    },
-  );
 };

@@ -3,7 +3,7 @@
  * hashed, all in one transaction: every line is right or nothing changes.
  */
 import { randomUUID } from 'node:crypto';
-import { withTransaction, type Pool } from '../../platform/db.ts';
+import { withTransaction, type Pool, type PoolClient } from '../../platform/db.ts';
 import { AppError } from '../../platform/errors.ts';
 import { storableText } from '../../contract/wire.ts';
 import { requireMac } from '../model.ts';
@@ -36,8 +36,13 @@ export interface EnrolResult {
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-/** Every problem of every line, so an operator mends a file in one go, not one error at a time. */
-function checkLines(lines: readonly EnrolLine[]): { mac: string; line: EnrolLine }[] {
+interface Checked {
+  mac: string;
+  line: EnrolLine;
+}
+
+/** Every problem of every line's own text; lines with a valid MAC are checked further. */
+function checkLines(lines: readonly EnrolLine[]): { checked: Checked[]; problems: string[] } {
   const problems: string[] = [];
   const seen = new Map<string, string>();
   const checked = lines.map((line, i) => {
@@ -58,8 +63,7 @@ function checkLines(lines: readonly EnrolLine[]): { mac: string; line: EnrolLine
       problems.push(`${where}: name holds a NUL or a broken UTF-16 character, which PostgreSQL cannot store`);
     return { mac, line };
   });
-  if (problems.length > 0) throw new AppError('INVALID_INPUT', problemsText(problems));
-  return checked;
+  return { checked: checked.filter((c) => c.mac !== ''), problems };
 }
 
 const problemsText = (problems: string[]) =>
@@ -72,7 +76,7 @@ export async function enrollDevices(
   options: EnrolOptions,
 ): Promise<EnrolResult> {
   if (lines.length === 0) throw new AppError('INVALID_INPUT', 'no devices to enrol');
-  const checked = checkLines(lines);
+  const { checked, problems } = checkLines(lines);
   return withTransaction(pool, 'BEGIN', async (tx) => {
     const byMac = new Map(
       (
@@ -83,17 +87,14 @@ export async function enrollDevices(
       ).map((d) => [d.mac, d]),
     );
     const toCreate = checked.filter((c) => !byMac.has(c.mac));
-    const locations = await existingLocations(
-      tx,
-      toCreate.flatMap((c) => (c.line.locationId ? [c.line.locationId] : [])),
-    );
-    const problems = toCreate.flatMap(({ mac, line }) => {
-      const where = line.origin ?? mac;
-      if (!line.locationId) return [`${where}: no device has MAC ${mac}; give its location to create it`];
-      if (!locations.has(line.locationId.toLowerCase())) return [`${where}: no location ${line.locationId}`];
-      return [];
-    });
-    if (problems.length > 0) throw new AppError('DEVICE_NOT_FOUND', problemsText(problems));
+    const absent = await missingLocations(tx, toCreate);
+    // Every problem of every line together (its own mistakes, then what it names that is not
+    // there), so an operator mends a file in one go, not one error at a time.
+    if (problems.length + absent.length > 0)
+      throw new AppError(
+        problems.length > 0 ? 'INVALID_INPUT' : 'DEVICE_NOT_FOUND',
+        problemsText([...problems, ...absent]),
+      );
     const created = toCreate.map(({ mac, line }) => ({
       id: randomUUID(),
       mac,
@@ -103,42 +104,79 @@ export async function enrollDevices(
     await insertDevices(tx, created);
     const ids = new Map([...byMac].map(([mac, d]) => [mac, d.id]));
     for (const d of created) ids.set(d.mac, d.id);
-    const active = await devicesWithActiveCredential(tx, [...ids.values()]);
-    const result: EnrolResult = { enrolled: [], kept: [] };
-    for (const { mac } of checked) {
-      const deviceId = ids.get(mac)!;
-      if (active.has(deviceId) && !options.rotate) result.kept.push({ deviceId, mac });
-      else
-        result.enrolled.push({
-          deviceId,
-          mac,
-          secret: newSecret(),
-          created: !byMac.has(mac),
-          rotated: active.has(deviceId),
-        });
-    }
-    const hashes = await Promise.all(
-      result.enrolled.map(async (e) => ({ deviceId: e.deviceId, secretHash: await hashSecret(e.secret) })),
-    );
-    await upsertSecretHashes(tx, hashes, options.overlapSeconds);
-    await insertAdminEvents(tx, [
-      ...created.map((d) => ({
-        actor: options.actor,
-        action: 'create' as const,
-        mac: d.mac,
-        deviceId: d.id,
-        details: { locationId: d.locationId, name: d.name },
-      })),
-      ...result.enrolled.map((e) => ({
-        actor: options.actor,
-        action: 'enroll' as const,
-        mac: e.mac,
-        deviceId: e.deviceId,
-        details: e.rotated ? { rotated: true, overlapSeconds: options.overlapSeconds } : {},
-      })),
-    ]);
+    const result = await issueCredentials(tx, checked, ids, new Set(byMac.keys()), options);
+    await recordEnrolment(tx, created, result, options);
     return result;
   });
+}
+
+/** Lines of devices to create that give no location, or one that is not there. */
+async function missingLocations(tx: PoolClient, toCreate: readonly Checked[]): Promise<string[]> {
+  const locations = await existingLocations(
+    tx,
+    toCreate.flatMap((c) => (c.line.locationId && UUID.test(c.line.locationId) ? [c.line.locationId] : [])),
+  );
+  return toCreate.flatMap(({ mac, line }) => {
+    const where = line.origin ?? mac;
+    if (!line.locationId) return [`${where}: no device has MAC ${mac}; give its location to create it`];
+    if (!UUID.test(line.locationId)) return []; // already said
+    if (!locations.has(line.locationId.toLowerCase())) return [`${where}: no location ${line.locationId}`];
+    return [];
+  });
+}
+
+/** A new secret for each device, but one whose credential works today and is not to be rotated. */
+async function issueCredentials(
+  tx: PoolClient,
+  checked: readonly Checked[],
+  ids: ReadonlyMap<string, string>,
+  existed: ReadonlySet<string>,
+  options: EnrolOptions,
+): Promise<EnrolResult> {
+  const active = await devicesWithActiveCredential(tx, [...ids.values()]);
+  const result: EnrolResult = { enrolled: [], kept: [] };
+  for (const { mac } of checked) {
+    const deviceId = ids.get(mac)!;
+    if (active.has(deviceId) && !options.rotate) result.kept.push({ deviceId, mac });
+    else
+      result.enrolled.push({
+        deviceId,
+        mac,
+        secret: newSecret(),
+        created: !existed.has(mac),
+        rotated: active.has(deviceId),
+      });
+  }
+  const hashes = await Promise.all(
+    result.enrolled.map(async (e) => ({ deviceId: e.deviceId, secretHash: await hashSecret(e.secret) })),
+  );
+  await upsertSecretHashes(tx, hashes, options.overlapSeconds);
+  return result;
+}
+
+/** Who created and enrolled what, for the device's history. */
+async function recordEnrolment(
+  tx: PoolClient,
+  created: readonly { id: string; mac: string; locationId: string; name: string }[],
+  result: EnrolResult,
+  options: EnrolOptions,
+): Promise<void> {
+  await insertAdminEvents(tx, [
+    ...created.map((d) => ({
+      actor: options.actor,
+      action: 'create' as const,
+      mac: d.mac,
+      deviceId: d.id,
+      details: { locationId: d.locationId, name: d.name },
+    })),
+    ...result.enrolled.map((e) => ({
+      actor: options.actor,
+      action: 'enroll' as const,
+      mac: e.mac,
+      deviceId: e.deviceId,
+      details: e.rotated ? { rotated: true, overlapSeconds: options.overlapSeconds } : {},
+    })),
+  ]);
 }
 
 /** One device's new credential, re-keying it if it has one (`central enroll --mac M`). */

@@ -8,11 +8,15 @@ import { createReadStream } from 'node:fs';
 import { StringDecoder } from 'node:string_decoder';
 import { open, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { TABLES, type TableDef } from '../../contract/tables.ts';
+import { DATA_MODEL } from '../../contract/data-model.ts';
+import type { TableDef } from '../../contract/tables.ts';
 import { withTransaction, type Pool, type PoolClient } from '../../platform/db.ts';
 import { AppError } from '../../platform/errors.ts';
 import { duplicateKeys, stageCsv, stagedValues, upsertStaged, type UpsertCounts } from './repo/import.ts';
 import { CanonicalError, RowCanonicalizer } from '../../contract/canonical.ts';
+
+/** The tables an import writes: this release's. */
+const TABLES = DATA_MODEL.tables;
 
 export type ImportResult = Record<string, UpsertCounts>;
 

@@ -21,7 +21,6 @@ const scryptAsync = promisify(scrypt) as (
 ) => Promise<Buffer>;
 
 const PARAMS = { N: 16384, r: 8, p: 1, maxmem: 64 * 1024 * 1024 };
-const KEY_LENGTH = 32;
 
 export function newSecret(): string {
   return `dbu1_${randomBytes(32).toString('base64url')}`;
@@ -31,13 +30,6 @@ const sha256 = (text: string) => createHash('sha256').update(text).digest();
 
 export async function hashSecret(secret: string): Promise<string> {
   return `sha256$${sha256(secret).toString('base64url')}`;
-}
-
-/** The form enrollments used before: still verified, no longer made but by tests of it. */
-export async function hashSecretScrypt(secret: string): Promise<string> {
-  const salt = randomBytes(16);
-  const key = await scryptAsync(secret, salt, KEY_LENGTH, PARAMS);
-  return `scrypt$${PARAMS.N}$${PARAMS.r}$${PARAMS.p}$${salt.toString('base64url')}$${key.toString('base64url')}`;
 }
 
 /** Whether `stored` is the fast form, checked in place rather than on the thread pool. */

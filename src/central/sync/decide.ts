@@ -77,8 +77,8 @@ export async function chooseAnswer(a: Asking): Promise<Chosen> {
         session: undefined,
       };
     }
-    await step(a.log, 'scope.own_row', { deviceId: device.id }, (open) =>
-      readOwnRow(deps, device, a.model, a.version, a.held, decision.batchFirst, open),
+    await step(a.log, 'scope.own_row', { deviceId: device.id }, async (open) =>
+      open.annotate({ ...(await readOwnRow(deps, device, a.model, a.version, a.held, decision.batchFirst)) }),
     );
     ownRowRead = true;
     if (decision.batchFirst) source = 'batched';
@@ -102,7 +102,8 @@ async function inSession(a: Asking): Promise<Chosen> {
   const computed = await deps.snapshots.read(device, a.version, a.log, (opened) =>
     step(a.log, 'scope.compute', { deviceId: device.id, read: opened.reason }, async (open) => {
       const tx = opened.session.client;
-      const digests = await scopeDigests(deps, tx, device, a.model, opened.version, open);
+      const { digests, cache } = await scopeDigests(deps, tx, device, a.model, opened.version);
+      open.annotate({ cache });
       return {
         digests,
         pieces: a.held.pieces ? await piecesInSession(deps, tx, a.model, digests, a.held) : undefined,

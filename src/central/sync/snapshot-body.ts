@@ -8,7 +8,8 @@ import { createHash, type Hash } from 'node:crypto';
 import type { TableDigest } from '../../contract/canonical.ts';
 import { countRows } from '../../contract/copy-text.ts';
 import { digestTables } from '../../contract/digest-pg.ts';
-import { TABLES, type TableDef } from '../../contract/tables.ts';
+import { DATA_MODEL } from '../../contract/data-model.ts';
+import type { TableDef } from '../../contract/tables.ts';
 import type {
   EndFrame,
   Manifest,
@@ -28,7 +29,7 @@ import type { TableCache } from './memory/table-cache.ts';
 export function computeDigests(
   client: PoolClient,
   onLine?: (table: string, line: string) => void,
-  tables: readonly TableDef[] = TABLES,
+  tables: readonly TableDef[] = DATA_MODEL.tables,
   observe?: (def: TableDef) => ((chunk: Buffer) => void) | undefined,
 ): Promise<TableDigest[]> {
   return digestTables(client, scopeSelectSql, onLine, tables, observe);

@@ -6,7 +6,7 @@
  * SCHEMA_VERSION_UNSUPPORTED, audited.
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import { DATA_MODEL, requireProjection, type DataModel } from '../../contract/data-model.ts';
+import { DATA_MODELS, requireProjection, type DataModel } from '../../contract/data-model.ts';
 import { SCHEMA_VERSION_HEADER, SOFTWARE_VERSION_HEADER } from '../../contract/wire.ts';
 import { AppError } from '../../platform/errors.ts';
 
@@ -23,8 +23,8 @@ export class ServedModels {
   readonly newest: DataModel;
   readonly #served: ReadonlyMap<number, DataModel>;
 
-  /** `known`: the data-model versions this code describes, oldest first (DATA_MODEL's history). */
-  constructor(known: readonly DataModel[] = [DATA_MODEL]) {
+  /** `known`: the data-model versions this code describes, oldest first. */
+  constructor(known: readonly DataModel[] = DATA_MODELS) {
     const newest = known.at(-1);
     if (!newest) throw new Error('a Central serves at least one data model');
     const previous = known.find((m) => m.version === newest.version - 1);

@@ -4,7 +4,7 @@
  * current_setting(): nothing from a request is ever spliced into SQL text.
  */
 import { to as copyTo } from 'pg-copy-streams';
-import type { PoolClient, Queryable } from '../../../platform/db.ts';
+import type { PoolClient } from '../../../platform/db.ts';
 import {
   columnList,
   COPY_SESSION_SETTINGS,
@@ -39,12 +39,9 @@ const SET_SCOPE = `set_config('dbupdate.company_id', $1::text, true),
                    set_config('dbupdate.location_id', $2::text, true),
                    set_config('dbupdate.device_id', $3::text, true)`;
 
-export async function setScope(client: PoolClient, device: Device): Promise<void> {
-  await client.query(`SELECT ${SET_SCOPE}`, [device.companyId, device.locationId, device.id]);
-}
-
 /**
- * `setScope` and the scope version the transaction sees, in one round trip (a first-sync
+ * Sets the device's scope for this transaction (the ids `scopeSelectSql` reads), and answers
+ * the scope version the transaction sees, in one round trip (a first-sync
  * storm opens thousands of sessions, and waits on each one's round trips while it holds a slot).
  */
 export async function setScopeAndReadVersion(client: PoolClient, device: Device): Promise<string> {
@@ -74,14 +71,6 @@ export function copyScopedTable(client: PoolClient, def: TableDef): NodeJS.Reada
 export function scopeVersionSql(location: string, device: string): string {
   return `coalesce((SELECT version FROM scope_versions WHERE location_id = ${location}), 0)::text
             || ':' || coalesce((SELECT xmin::text FROM devices WHERE id = ${device}), '-')`;
-}
-
-export async function scopeVersion(db: Queryable, device: Device): Promise<string> {
-  const { rows } = await db.query<{ version: string }>(
-    `SELECT ${scopeVersionSql('$1::uuid', '$2::uuid')} AS version`,
-    [device.locationId, device.id],
-  );
-  return rows[0]!.version;
 }
 
 const LOCATION_IDS = "string_to_array(current_setting('dbupdate.location_ids'), ',')::uuid[]";

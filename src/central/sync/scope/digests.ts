@@ -9,7 +9,6 @@ import type { DataModel } from '../../../contract/data-model.ts';
 import { PieceCutter, type Piece } from '../../../contract/pieces.ts';
 import type { TableDef } from '../../../contract/tables.ts';
 import type { PoolClient } from '../../../platform/db.ts';
-import type { OpenStep } from '../../../platform/step.ts';
 import type { CentralMetrics } from '../../metrics.ts';
 import type { Device } from '../../model.ts';
 import { DigestCache } from '../memory/digest-cache.ts';
@@ -158,6 +157,12 @@ export function recall(
  * (or a pieces edge's lacked pieces of them) are not there, or the row read is not the version
  * the request saw (the row changed since): the planner then opens a session.
  */
+/** What the own-row step did, for its trace. */
+export interface OwnRowRead {
+  sharedBatch?: 'read' | 'not_used';
+  ownRow?: 'failed' | 'missing' | 'read' | 'changed';
+}
+
 export async function readOwnRow(
   caches: ScopeCaches & { ownRows: OwnRowReader; sharedScopes?: SharedScopeReader | undefined },
   device: Device,
@@ -165,30 +170,30 @@ export async function readOwnRow(
   version: string,
   held: Held,
   batchFirst: boolean,
-  open: OpenStep,
-): Promise<void> {
+): Promise<OwnRowRead> {
+  const read: OwnRowRead = {};
   const sharedKey = DigestCache.sharedKey(device, version, model.version);
   if (batchFirst && caches.sharedScopes) {
-    const read = await caches.sharedScopes.read(device, version, model);
-    open.annotate({ sharedBatch: read ? 'read' : 'not_used' });
+    read.sharedBatch = (await caches.sharedScopes.read(device, version, model)) ? 'read' : 'not_used';
   }
   const shared = caches.digestCache.getShared(sharedKey);
-  if (!shared || (held.pieces && !lackedPieces(caches, shared, held))) return;
+  if (!shared || (held.pieces && !lackedPieces(caches, shared, held))) return read;
   const def = model.tables.find((d) => d.name === 'devices')!;
   let row: OwnRow | undefined;
   try {
     row = await caches.ownRows.read(device.id, def);
   } catch {
     // A failed read costs nothing but the session it was to save.
-    open.annotate({ ownRow: 'failed' });
-    return;
+    read.ownRow = 'failed';
+    return read;
   }
   const same = row?.xmin === scopeVersionParts(version).deviceXmin;
-  open.annotate({ ownRow: !row ? 'missing' : same ? 'read' : 'changed' });
-  if (!row || !same) return;
+  read.ownRow = !row ? 'missing' : same ? 'read' : 'changed';
+  if (!row || !same) return read;
   const own = digestText(caches, def, row.line);
   const digests = model.tables.map((d) => (d === def ? own : shared.find((t) => t.name === d.name)!));
   caches.digestCache.set(DigestCache.key(device, version, model.version), digests);
+  return read;
 }
 
 /** The digest of one table's COPY text, its pieces and rows kept by content as a digest pass keeps them. */
@@ -214,16 +219,14 @@ export async function scopeDigests(
   model: DataModel,
   /** The scope version the session sees, read as it was scoped (SnapshotSource). */
   version: string,
-  open: OpenStep,
-): Promise<TableDigest[]> {
+): Promise<{ digests: TableDigest[]; cache: 'hit' | 'shared' | 'miss' }> {
   const key = DigestCache.key(device, version, model.version);
   const cached = caches.digestCache.get(key);
   const sharedKey = DigestCache.sharedKey(device, version, model.version);
   const shared = cached ? undefined : caches.digestCache.getShared(sharedKey);
   const result = cached ? 'hit' : shared ? 'shared' : 'miss';
   caches.metrics.digestCache.inc({ result });
-  open.annotate({ cache: result });
-  if (cached) return cached;
+  if (cached) return { digests: cached, cache: result };
   const started = performance.now();
   let digests: TableDigest[];
   const devices = model.tables.find((def) => def.name === 'devices')!;
@@ -239,5 +242,5 @@ export async function scopeDigests(
   }
   caches.metrics.digestSeconds.observe((performance.now() - started) / 1000);
   caches.digestCache.set(key, digests);
-  return digests;
+  return { digests, cache: result };
 }
