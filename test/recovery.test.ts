@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import { enrollDevice } from '../src/central/services/enroll.ts';
 import { DEFAULT_SHAPE, seedCentral } from '../src/central/services/seed.ts';
 import { TABLES } from '../src/contract/tables.ts';
-import type { Syncer } from '../src/edge/services/sync.ts';
+import type { Syncer } from '../src/edge/sync/run.ts';
 import { startCentral, type RunningCentral } from './helpers/central.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { centralScopeRows, edgeRows, testSyncer } from './helpers/edge.ts';

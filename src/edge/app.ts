@@ -12,7 +12,7 @@ import { healthRoutes } from '../platform/health.ts';
 import { bearerToken, installErrorHandling, isLoopback, tokenMatches } from '../platform/http.ts';
 import { getState, recentSyncs } from './repo/ledger.ts';
 import { loadModeOf } from './repo/tables.ts';
-import type { Syncer } from './services/sync.ts';
+import type { Syncer } from './sync/run.ts';
 import { ErrorDetail, StatusBody, SyncResultBody, syncLogToWire, type SyncResult } from './model.ts';
 
 export interface EdgeAppOptions {

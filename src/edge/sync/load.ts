@@ -22,11 +22,11 @@ import {
   type LoadMode,
 } from '../repo/tables.ts';
 import { TABLES } from '../../contract/tables.ts';
-import type { PieceTransfer } from './piece-transfer.ts';
-import { KEPT_TABLES_BROKEN } from './sync-checks.ts';
+import type { PieceTransfer } from './transfer.ts';
+import { KEPT_TABLES_BROKEN } from './checks.ts';
 import type { EdgeMetrics } from '../metrics.ts';
 import type { TableProgress } from '../model.ts';
-import type { TablePlan, TransferStats } from './sync-plan.ts';
+import type { TablePlan, TransferStats } from './plan.ts';
 
 export interface Transfer {
   bytes: number;

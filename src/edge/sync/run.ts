@@ -35,7 +35,7 @@ import { loadModeOf, type LoadMode } from '../repo/tables.ts';
 import { acknowledge, flushPendingAcks } from './acks.ts';
 import { pendingReport } from './device-report.ts';
 import { ManifestClock, newRequestNonce } from './manifest-clock.ts';
-import type { CentralClient } from './central-client.ts';
+import type { CentralClient } from './client.ts';
 import {
   DOUBT_CODES,
   heldFacts,
@@ -43,10 +43,10 @@ import {
   validateManifest,
   verifyLoaded,
   KEPT_TABLES_BROKEN,
-} from './sync-checks.ts';
-import { counted, loadPlan, type Transfer } from './sync-load.ts';
-import { inlinePieces, PieceTransfer } from './piece-transfer.ts';
-import { planLoad, type TablePlan, type TransferStats } from './sync-plan.ts';
+} from './checks.ts';
+import { counted, loadPlan, type Transfer } from './load.ts';
+import { inlinePieces, PieceTransfer } from './transfer.ts';
+import { planLoad, type TablePlan, type TransferStats } from './plan.ts';
 import { heldPieces, replaceHeldPieces } from '../repo/pieces.ts';
 import type { EdgeMetrics } from '../metrics.ts';
 import type { AckOutcome, SyncResult, SyncState, SyncTrigger, TableProgress } from '../model.ts';

@@ -27,9 +27,9 @@ import {
   type StagedPiece,
 } from '../repo/pieces.ts';
 import type { ManifestClock } from './manifest-clock.ts';
-import type { CentralClient } from './central-client.ts';
-import { counted, type Transfer } from './sync-load.ts';
-import type { TablePlan, TransferStats } from './sync-plan.ts';
+import type { CentralClient } from './client.ts';
+import { counted, type Transfer } from './load.ts';
+import type { TablePlan, TransferStats } from './plan.ts';
 
 export interface TransferDeps {
   pool: Pool;
