@@ -65,13 +65,11 @@ const syncRoutes: FastifyPluginAsyncTypebox<EdgeAppOptions> = async (app, opts) 
         return reply.status(202).send({ status: 'started' as const });
       }
       const result: SyncResult = await run;
-      if (result.status === 'failed') {
-        return reply.status(502).send({
-          error: { code: result.error!.code, message: result.error!.message },
-          sync: result,
-        });
-      }
-      return result;
+      if (result.status !== 'failed') return result;
+      return reply.status(502).send({
+        error: { code: result.error!.code, message: result.error!.message },
+        sync: result,
+      });
     },
   );
 
