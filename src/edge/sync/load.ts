@@ -1,8 +1,7 @@
 /**
- * A sync's bytes as they arrive (counted, and hashed where the hash is reported), and its
- * load: pieces COPYed table by table into the caller's transaction.
+ * The load: pieces COPYed table by table into the caller's transaction, each table emptied
+ * or patched first, every foreign key checked at the end.
  */
-import type { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { countRows } from '../../contract/copy-text.ts';
@@ -22,27 +21,17 @@ import {
   type LoadMode,
 } from '../repo/tables.ts';
 import { TABLES } from '../../contract/tables.ts';
-import type { PieceTransfer } from './transfer.ts';
-import { KEPT_TABLES_BROKEN } from './checks.ts';
+import { keptTablesBroken } from './errors.ts';
 import type { EdgeMetrics } from '../metrics.ts';
 import type { TableProgress } from '../model.ts';
-import type { TablePlan, TransferStats } from './plan.ts';
+import type { TablePlan } from './plan.ts';
+import type { SyncStats } from './stats.ts';
 
-export interface Transfer {
-  bytes: number;
-  /** Only for the bytes whose hash is reported (the snapshot answer's, in the ack). */
-  hash?: ReturnType<typeof createHash>;
-}
-
-export async function* counted(
-  source: AsyncIterable<Uint8Array>,
-  transfer: Transfer,
-): AsyncGenerator<Uint8Array> {
-  for await (const chunk of source) {
-    transfer.bytes += chunk.byteLength;
-    transfer.hash?.update(chunk);
-    yield chunk;
-  }
+/** Where a table's rows come from (transfer.ts): off the fetch, or from staging. */
+export interface PieceSource {
+  rows(t: TablePlan): AsyncIterable<Buffer>;
+  /** Once every piece was taken: the fetch must end there. */
+  finish(): Promise<void>;
 }
 
 export interface LoadOptions {
@@ -52,6 +41,8 @@ export interface LoadOptions {
   metrics: EdgeMetrics;
   progress: ((p: TableProgress) => void) | undefined;
 }
+
+const PROGRESS_MS = 200;
 
 /** The rows as they pass into COPY, reported at most every PROGRESS_MS and once at the end. */
 async function* reported(
@@ -74,7 +65,6 @@ async function* reported(
   progress({ ...p, done: true });
 }
 
-const PROGRESS_MS = 200;
 /**
  * Applies the plan in the caller's transaction: a reloaded table is emptied (unless all
  * were) and COPYed from its pieces (`source`: off the fetch, or from staging); a patched
@@ -83,47 +73,61 @@ const PROGRESS_MS = 200;
  */
 async function loadTables(
   client: PoolClient,
-  source: { rows(t: TablePlan): AsyncIterable<Buffer> },
+  source: PieceSource,
   plan: readonly TablePlan[],
-  stats: TransferStats,
-  { log, mode, metrics, progress }: LoadOptions,
+  stats: SyncStats,
+  options: LoadOptions,
 ): Promise<{ rows: number; tables: string[] }> {
-  const tableByTable = mode !== 'whole';
+  const tableByTable = options.mode !== 'whole';
   let rows = 0;
   const tables: string[] = [];
   for (const t of plan) {
-    const { def, pieces } = t;
     if (t.mode === 'keep') {
-      if (!tableByTable) throw new AppError('SNAPSHOT_INVALID', `table ${def.name} came without rows`);
+      if (!tableByTable) throw new AppError('SNAPSHOT_INVALID', `table ${t.def.name} came without rows`);
       continue;
     }
-    if (t.mode === 'full' && tableByTable) await emptyTable(client, def);
-    if (t.mode === 'delta') {
-      for (const [from, to] of toRuns(t.load))
-        stats.rowsDeleted += await deleteKeyRange(
-          client,
-          def,
-          from === 0 ? null : pieces[from - 1]!.last,
-          pieces[to]!.last,
-        );
-      stats.rowsDeleted += await deleteKeyRange(client, def, pieces.at(-1)!.last, null);
-    }
-    const count = t.load.reduce((n, j) => n + pieces[j]!.rows, 0);
-    if (count > 0) {
-      const data = source.rows(t);
-      const started = performance.now();
-      await step(log, 'sync.load.table', { table: def.name, rows: count, mode: t.mode }, () =>
-        pipeline(
-          Readable.from(progress ? reported(data, def.name, count, progress) : data),
-          copyIntoTable(client, def),
-        ),
-      );
-      metrics.recordTableLoad(def.name, count, (performance.now() - started) / 1000);
-    }
-    rows += count;
-    tables.push(def.name);
+    if (t.mode === 'full' && tableByTable) await emptyTable(client, t.def);
+    if (t.mode === 'delta') stats.rowsDeleted(await deleteChangedRanges(client, t));
+    rows += await copyTable(client, source, t, options);
+    tables.push(t.def.name);
   }
   return { rows, tables };
+}
+
+/** A patched table's rows in the ranges of its changed pieces, and past its last key. */
+async function deleteChangedRanges(client: PoolClient, t: TablePlan): Promise<number> {
+  const { def, pieces } = t;
+  let deleted = 0;
+  for (const [from, to] of toRuns(t.load))
+    deleted += await deleteKeyRange(
+      client,
+      def,
+      from === 0 ? null : pieces[from - 1]!.last,
+      pieces[to]!.last,
+    );
+  return deleted + (await deleteKeyRange(client, def, pieces.at(-1)!.last, null));
+}
+
+/** COPYs the plan's pieces of one table in; returns its rows. */
+async function copyTable(
+  client: PoolClient,
+  source: PieceSource,
+  t: TablePlan,
+  { log, metrics, progress }: LoadOptions,
+): Promise<number> {
+  const { def, pieces } = t;
+  const count = t.load.reduce((n, j) => n + pieces[j]!.rows, 0);
+  if (count === 0) return 0;
+  const data = source.rows(t);
+  const started = performance.now();
+  await step(log, 'sync.load.table', { table: def.name, rows: count, mode: t.mode }, () =>
+    pipeline(
+      Readable.from(progress ? reported(data, def.name, count, progress) : data),
+      copyIntoTable(client, def),
+    ),
+  );
+  metrics.recordTableLoad(def.name, count, (performance.now() - started) / 1000);
+  return count;
 }
 
 /**
@@ -133,9 +137,9 @@ async function loadTables(
  */
 export async function loadPlan(
   client: PoolClient,
-  transfer: PieceTransfer,
+  source: PieceSource,
   plan: readonly TablePlan[],
-  stats: TransferStats,
+  stats: SyncStats,
   options: LoadOptions,
 ): Promise<{ rows: number; tables: string[] }> {
   // A load that keeps nothing has no reason to defer: the keys are checked row by row as
@@ -144,14 +148,19 @@ export async function loadPlan(
   if (mode === 'replica') await setTriggers(client, false);
   else if (mode === 'deferred') await deferKeys(client, true);
   else await emptyDataTables(client);
-  const result = await loadTables(client, transfer, plan, stats, { ...options, mode });
-  await transfer.finish();
+  const result = await loadTables(client, source, plan, stats, { ...options, mode });
+  await source.finish();
+  await checkKeys(client, mode, result.tables.length < TABLES.length);
+  return result;
+}
+
+/** Every foreign key, after a load that turned them off or deferred them. */
+async function checkKeys(client: PoolClient, mode: LoadMode, keptSome: boolean): Promise<void> {
   // Against tables this edge kept, the kept rows are as suspect as the sent ones.
   const broken = (violated: string) =>
-    new AppError(
-      'SNAPSHOT_INVALID',
-      `${result.tables.length < TABLES.length ? KEPT_TABLES_BROKEN : 'snapshot breaks foreign keys'}: ${violated}`,
-    );
+    keptSome
+      ? keptTablesBroken(violated)
+      : new AppError('SNAPSHOT_INVALID', `snapshot breaks foreign keys: ${violated}`);
   if (mode === 'replica') {
     await setTriggers(client, true);
     const violated = await checkForeignKeys(client);
@@ -163,5 +172,4 @@ export async function loadPlan(
       throw e.code === '23503' ? broken(e.constraint ?? 'a foreign key') : err;
     });
   }
-  return result;
 }
