@@ -12,10 +12,9 @@ import { step } from '../../platform/step.ts';
 import { finishSync, insertSyncTables, lastAppliedTables, setState } from '../repo/ledger.ts';
 import { changedTables, notifyDataChanged } from '../repo/news.ts';
 import { replaceHeldPieces } from '../repo/pieces.ts';
-import type { Attempt } from './attempt.ts';
+import { ledgerRow, type Attempt } from './attempt.ts';
 import { heldFacts, verifyLoaded } from './checks.ts';
 import { loadPlan } from './load.ts';
-import { ledgerRow } from './outcome.ts';
 import type { TablePlan } from './plan.ts';
 import type { PieceTransfer } from './transfer.ts';
 

@@ -19,8 +19,18 @@ import { advisoryUnlock, closeInterruptedSyncs, insertSyncStart, tryAdvisoryLock
 import { heldPieces } from '../repo/pieces.ts';
 import { flushPendingAcks } from './acks.ts';
 import { applyResuming, type Applied } from './apply.ts';
-import { beginAttempt, elapsed, type Attempt, type RunOptions, type SyncDeps } from './attempt.ts';
-import { acknowledgeAttempt, asAppError, recordFailure, recordUnchanged, resultOf } from './outcome.ts';
+import {
+  acknowledgeAttempt,
+  asAppError,
+  beginAttempt,
+  elapsed,
+  recordFailure,
+  recordUnchanged,
+  resultOf,
+  type Attempt,
+  type RunOptions,
+  type SyncDeps,
+} from './attempt.ts';
 import { isUnchanged, planLoad, type TablePlan } from './plan.ts';
 import { drain, pull, validate } from './pull.ts';
 import { inlinePieces, PieceTransfer } from './transfer.ts';
