@@ -18,7 +18,7 @@ import type { SyncResult, SyncTrigger } from '../model.ts';
 import { advisoryUnlock, closeInterruptedSyncs, insertSyncStart, tryAdvisoryLock } from '../repo/ledger.ts';
 import { heldPieces } from '../repo/pieces.ts';
 import { flushPendingAcks } from './acks.ts';
-import { applyResuming, type Applied } from './apply.ts';
+import { applyResuming, type Applied } from './load.ts';
 import {
   acknowledgeAttempt,
   asAppError,
