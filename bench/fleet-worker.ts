@@ -12,7 +12,7 @@ import type { TableDigest } from '../src/contract/canonical.ts';
 import { DATA_MODEL } from '../src/contract/data-model.ts';
 import { toRuns } from '../src/contract/pieces.ts';
 import { EdgeConfigSchema } from '../src/edge/config.ts';
-import { edgeRequestHeaders } from '../src/edge/services/central-client.ts';
+import { edgeRequestHeaders } from '../src/edge/sync/client.ts';
 import {
   INLINE_PIECES_HEADER,
   PIECES_MEDIA_TYPE,
@@ -20,7 +20,7 @@ import {
   type Manifest,
 } from '../src/contract/wire.ts';
 import type { HeldPieces } from '../src/edge/repo/pieces.ts';
-import { planLoad } from '../src/edge/services/sync-plan.ts';
+import { planLoad } from '../src/edge/sync/plan.ts';
 
 export interface WorkerInput {
   base: string;

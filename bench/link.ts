@@ -22,7 +22,7 @@ import { createPool } from '../src/platform/db.ts';
 import { startEmbeddedCluster } from '../src/platform/embedded.ts';
 import { migrate } from '../src/platform/migrate.ts';
 import { startLink, type Link } from '../scripts/lib/link.ts';
-import type { Syncer } from '../src/edge/services/sync.ts';
+import type { Syncer } from '../src/edge/sync/run.ts';
 import type { SyncResult } from '../src/edge/model.ts';
 import { warmCompileCache } from './image.ts';
 import { seedOneLocation, startCentralProcess } from './lib/central.ts';

@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import { generateSigningKeys } from '../src/contract/signing.ts';
 import { DATA_MODEL } from '../src/contract/data-model.ts';
 import { fleetCounts } from '../src/central/fleet/repo/device-admin.ts';
-import { scheduledVerify } from '../src/edge/services/scheduled-verify.ts';
+import { scheduledVerify } from '../src/edge/verify/scheduled.ts';
 import { seedEnrolledDevices, startCentral, type RunningCentral } from './helpers/central.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { centralScopeRows, edgeRows, quietLog, testSyncer } from './helpers/edge.ts';

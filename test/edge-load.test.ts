@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
-import type { Syncer } from '../src/edge/services/sync.ts';
+import type { Syncer } from '../src/edge/sync/run.ts';
 import { seedOneScope, startCentral, type RunningCentral } from './helpers/central.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { fingerprint, testSyncer } from './helpers/edge.ts';

@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { generateSigningKeys } from '../src/contract/signing.ts';
 import { DATA_CHANGED_CHANNEL, type DataChanged } from '../src/edge/repo/news.ts';
-import type { Syncer } from '../src/edge/services/sync.ts';
+import type { Syncer } from '../src/edge/sync/run.ts';
 import { seedOneScope, startCentral, type RunningCentral } from './helpers/central.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { testSyncer } from './helpers/edge.ts';

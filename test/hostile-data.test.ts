@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { enrollDevice } from '../src/central/fleet/enroll.ts';
 import { DEFAULT_SHAPE, seedCentral } from '../src/central/fleet/seed.ts';
-import { verifyLocal } from '../src/edge/services/verify.ts';
+import { verifyLocal } from '../src/edge/verify/local.ts';
 import { startCentral, type RunningCentral } from './helpers/central.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { centralScopeRows, edgeRows, testSyncer } from './helpers/edge.ts';

@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import { enrollDevice } from '../src/central/fleet/enroll.ts';
 import { DEFAULT_SHAPE, seedCentral } from '../src/central/fleet/seed.ts';
 import { TABLES } from '../src/contract/tables.ts';
-import type { Syncer } from '../src/edge/services/sync.ts';
+import type { Syncer } from '../src/edge/sync/run.ts';
 import { startCentral, type RunningCentral } from './helpers/central.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { centralScopeRows, edgeRows, testSyncer } from './helpers/edge.ts';
@@ -111,5 +111,28 @@ describe('recovery after a Central outage', () => {
     assert.deepEqual(await edgeRows(edge!.db.pool), await centralScopeRows(central.pool, edge!.mac));
     // Trust is back: the next sync offers what it holds again.
     assert.equal((await edge!.syncer.run('schedule')).status, 'unchanged');
+  });
+
+  it('takes a failure as casting doubt by its ledger reason, not by its code alone', async () => {
+    const edge = edges[1]!;
+    const fail = (reason: string | null) =>
+      edge.db.pool.query(
+        `INSERT INTO edge_sync_log (status, trigger, completed_at, error_code, error_reason, error_text)
+         VALUES ('failed', 'schedule', now(), 'SNAPSHOT_INVALID', $1, 'snapshot breaks foreign keys')`,
+        [reason],
+      );
+    // Up to date with Central's change in the test before.
+    assert.notEqual((await edge.syncer.run('schedule')).status, 'failed');
+    // A malformed snapshot rolled back before touching anything: what the edge holds is still offered.
+    await fail(null);
+    assert.equal((await edge.syncer.run('schedule')).status, 'unchanged');
+    // One that broke keys against the tables this edge kept puts them in doubt: all reloaded.
+    await fail('KEPT_TABLES_BROKEN');
+    const reloaded = await edge.syncer.run('schedule');
+    assert.equal(reloaded.status, 'success', JSON.stringify(reloaded.error));
+    assert.deepEqual(
+      reloaded.tablesLoaded,
+      TABLES.map((t) => t.name),
+    );
   });
 });

@@ -15,7 +15,7 @@ import { DATA_MODEL, DATA_MODELS, requireProjection, withColumn } from '../src/c
 import { SCHEMA_VERSION_HEADER } from '../src/contract/wire.ts';
 import { edgeMigrations, prepareEdgeDatabase } from '../src/edge/migrations.ts';
 import { createSyncer } from '../src/edge/server.ts';
-import { verifyLocal } from '../src/edge/services/verify.ts';
+import { verifyLocal } from '../src/edge/verify/local.ts';
 import { migrate, type Migration } from '../src/platform/migrate.ts';
 import { seedEnrolledDevices, startCentral, type RunningCentral } from './helpers/central.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';

@@ -82,7 +82,7 @@ export function manifestToWire(input: {
   rowsIncluded: boolean;
   /** The pieces of each table to load, when the edge asked for them. */
   pieces?: ReadonlyMap<string, readonly Piece[]> | undefined;
-  /** The request's nonce, when the edge sent one (src/edge/services/manifest-clock.ts). */
+  /** The request's nonce, when the edge sent one (src/edge/sync/manifest-clock.ts). */
   requestNonce?: string | undefined;
 }): Manifest {
   return {

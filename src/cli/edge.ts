@@ -3,7 +3,7 @@ import { loadEdgeConfig, ReaderRoleSetting } from '../edge/config.ts';
 import { prepareEdgeDatabase } from '../edge/migrations.ts';
 import { createSyncer, runEdge } from '../edge/server.ts';
 import type { SyncResult } from '../edge/model.ts';
-import { verifyLocal } from '../edge/services/verify.ts';
+import { verifyLocal } from '../edge/verify/local.ts';
 import { loadConfig, LogFormatSetting, LogLevelSetting, secret } from '../platform/config.ts';
 import { setState } from '../edge/repo/ledger.ts';
 import { AppError } from '../platform/errors.ts';

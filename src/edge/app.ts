@@ -12,7 +12,7 @@ import { healthRoutes } from '../platform/health.ts';
 import { bearerToken, installErrorHandling, isLoopback, tokenMatches } from '../platform/http.ts';
 import { getState, recentSyncs } from './repo/ledger.ts';
 import { loadModeOf } from './repo/tables.ts';
-import type { Syncer } from './services/sync.ts';
+import type { Syncer } from './sync/run.ts';
 import { ErrorDetail, StatusBody, SyncResultBody, syncLogToWire, type SyncResult } from './model.ts';
 
 export interface EdgeAppOptions {
@@ -65,13 +65,11 @@ const syncRoutes: FastifyPluginAsyncTypebox<EdgeAppOptions> = async (app, opts) 
         return reply.status(202).send({ status: 'started' as const });
       }
       const result: SyncResult = await run;
-      if (result.status === 'failed') {
-        return reply.status(502).send({
-          error: { code: result.error!.code, message: result.error!.message },
-          sync: result,
-        });
-      }
-      return result;
+      if (result.status !== 'failed') return result;
+      return reply.status(502).send({
+        error: { code: result.error!.code, message: result.error!.message },
+        sync: result,
+      });
     },
   );
 

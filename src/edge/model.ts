@@ -83,7 +83,7 @@ export const SyncStateBody = Type.Object({
   /** The last scheduled verify: the drifted tables, comma separated (empty: none), and when. */
   driftTables: Type.Optional(Type.String()),
   driftCheckedAt: Type.Optional(Type.String({ format: 'date-time' })),
-  /** SHA-256 of the last device report Central took (services/device-report.ts). */
+  /** SHA-256 of the last device report Central took (sync/device-report.ts). */
   reportedSha256: Type.Optional(Type.String()),
 });
 export type SyncState = Static<typeof SyncStateBody>;

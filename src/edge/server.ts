@@ -16,9 +16,9 @@ import { edgeApp } from './app.ts';
 import { EdgeMetrics } from './metrics.ts';
 import { jitterSeconds, type EdgeConfig } from './config.ts';
 import { edgeMigrations, prepareEdgeDatabase } from './migrations.ts';
-import { CentralClient } from './services/central-client.ts';
-import { scheduledVerify } from './services/scheduled-verify.ts';
-import { Syncer } from './services/sync.ts';
+import { CentralClient } from './sync/client.ts';
+import { scheduledVerify } from './verify/scheduled.ts';
+import { Syncer } from './sync/run.ts';
 import type { SyncResult, SyncTrigger } from './model.ts';
 import { countPendingAcks, getState } from './repo/ledger.ts';
 import { loadModeOf } from './repo/tables.ts';
@@ -112,6 +112,21 @@ async function reportLoadMode(pool: Pool, log: Logger): Promise<void> {
   );
 }
 
+/** Settings fit for a lab only, said at every start. */
+function warnInsecure(config: EdgeConfig, log: Logger): void {
+  if (config.AUTH_MODE === 'mac-only')
+    log.warn(
+      { event: 'security.mac_only', alert: true },
+      'AUTH_MODE=mac-only: no DEVICE_TOKEN is sent; only a lab Central in the same mode answers',
+    );
+  if (config.insecureCentral) {
+    log.warn(
+      { event: 'security.insecure_http', alert: true, central: new URL(config.CENTRAL_URL).host },
+      'ALLOW_INSECURE_HTTP=true: the device credential and the data travel in clear; for labs only',
+    );
+  }
+}
+
 export interface RunningEdge {
   url: string;
   /** The sync run at start (undefined when it could not run at all). */
@@ -131,17 +146,7 @@ export async function startEdge(
     throw err;
   }
   await reportLoadMode(pool, log);
-  if (config.AUTH_MODE === 'mac-only')
-    log.warn(
-      { event: 'security.mac_only', alert: true },
-      'AUTH_MODE=mac-only: no DEVICE_TOKEN is sent; only a lab Central in the same mode answers',
-    );
-  if (config.insecureCentral) {
-    log.warn(
-      { event: 'security.insecure_http', alert: true, central: new URL(config.CENTRAL_URL).host },
-      'ALLOW_INSECURE_HTTP=true: the device credential and the data travel in clear; for labs only',
-    );
-  }
+  warnInsecure(config, log);
   const syncer = createSyncer(config, pool, log, { defaultMetrics: true });
   const app = await buildEdge(config, pool, syncer, log);
   const address = await app.listen({ port: config.PORT, host: config.HOST });

@@ -2,7 +2,7 @@
 import pino from 'pino';
 import { loadEdgeConfig, type EdgeConfig } from '../../src/edge/config.ts';
 import { createSyncer } from '../../src/edge/server.ts';
-import type { Syncer } from '../../src/edge/services/sync.ts';
+import type { Syncer } from '../../src/edge/sync/run.ts';
 import { columnList, orderBy, TABLES, type TableDef } from '../../src/contract/tables.ts';
 import { scopeSelectSql, setScopeAndReadVersion } from '../../src/central/sync/repo/scope.ts';
 import { findDeviceByMac } from '../../src/central/sync/repo/devices.ts';

@@ -17,6 +17,8 @@ export interface SyncFinish {
   manifestId: string | null;
   durationMs: number;
   errorCode?: string | null;
+  /** Finer than the code where code must tell cases apart (sync/errors.ts). */
+  errorReason?: string | null;
   errorText?: string | null;
   globalSha256?: string | null;
   rowsLoaded?: number | null;
@@ -48,7 +50,8 @@ export async function finishSync(db: Queryable, id: string, f: SyncFinish): Prom
     `UPDATE edge_sync_log
         SET status = $2::text, manifest_id = $3::text, duration_ms = $4::integer, error_code = $5::text,
             error_text = $6::text, global_sha256 = $7::text, rows_loaded = $8::bigint,
-            bytes_received = $9::bigint, payload_sha256 = $10::text, completed_at = clock_timestamp()
+            bytes_received = $9::bigint, payload_sha256 = $10::text, error_reason = $11::text,
+            completed_at = clock_timestamp()
       WHERE id = $1::bigint`,
     [
       id,
@@ -61,6 +64,7 @@ export async function finishSync(db: Queryable, id: string, f: SyncFinish): Prom
       f.rowsLoaded ?? null,
       f.bytesReceived ?? null,
       f.payloadSha256 ?? null,
+      f.errorReason ?? null,
     ],
   );
 }
@@ -110,24 +114,24 @@ export async function lastAppliedTables(
 }
 
 /**
- * Whether a failure with one of `codes` (or whose text starts with `textPrefix`) came after
- * the last sync that loaded data: until a load succeeds again, what the edge holds is in
- * doubt, however many other failures follow.
+ * Whether a failure with one of `codes` (or one of `reasons`) came after the last sync that
+ * loaded data: until a load succeeds again, what the edge holds is in doubt, however many
+ * other failures follow.
  */
 export async function failedSinceLastLoad(
   db: Queryable,
   beforeId: string,
   codes: readonly string[],
-  textPrefix: string,
+  reasons: readonly string[],
 ): Promise<boolean> {
   const { rows } = await db.query<{ doubt: boolean }>(
     `SELECT EXISTS (
        SELECT 1 FROM edge_sync_log
         WHERE id < $1::bigint AND status = 'failed'
-          AND (error_code = ANY($2::text[]) OR starts_with(error_text, $3::text))
+          AND (error_code = ANY($2::text[]) OR error_reason = ANY($3::text[]))
           AND id > coalesce((SELECT max(id) FROM edge_sync_log WHERE id < $1::bigint AND status = 'success'), 0)
      ) AS doubt`,
-    [beforeId, codes, textPrefix],
+    [beforeId, codes, reasons],
   );
   return rows[0]!.doubt;
 }

@@ -6,7 +6,7 @@ import { withTransaction, type Pool } from '../../platform/db.ts';
 import { AppError } from '../../platform/errors.ts';
 import { lastAppliedTables } from '../repo/ledger.ts';
 import { localSelectSql } from '../repo/tables.ts';
-import { compareTables, type TableComparison } from './sync-checks.ts';
+import { compareTables, type TableComparison } from '../sync/checks.ts';
 
 export interface VerifyResult {
   manifestId: string;

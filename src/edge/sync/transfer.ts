@@ -18,18 +18,15 @@ import type { Manifest } from '../../contract/wire.ts';
 import type { Pool } from '../../platform/db.ts';
 import { AppError } from '../../platform/errors.ts';
 import type { Logger } from '../../platform/logger.ts';
-import {
-  deleteStaged,
-  pruneStaged,
-  readStaged,
-  stagedAmong,
-  stagePieces,
-  type StagedPiece,
-} from '../repo/pieces.ts';
+import { deleteStaged, pruneStaged, stagedAmong } from '../repo/pieces.ts';
 import type { ManifestClock } from './manifest-clock.ts';
-import type { CentralClient } from './central-client.ts';
-import { counted, type Transfer } from './sync-load.ts';
-import type { TablePlan, TransferStats } from './sync-plan.ts';
+import { centralCodeOf } from './client-errors.ts';
+import type { CentralClient } from './client.ts';
+import { reasonOf } from './errors.ts';
+import type { PieceSource } from './load.ts';
+import type { TablePlan } from './plan.ts';
+import { StagingWriter } from './staging.ts';
+import type { SyncStats } from './stats.ts';
 
 export interface TransferDeps {
   pool: Pool;
@@ -51,10 +48,6 @@ export interface TransferDeps {
 const MAX_FAILURES = 5;
 /** A piece whose bytes fail its id this often is not a link's accident. */
 const MAX_BAD_COPIES = 3;
-/** Verified pieces are written to staging in batches of about this size. */
-const STAGE_BATCH_BYTES = 1 << 20;
-/** Bytes handed to staging and not yet written, beyond which the transfer waits for the writes. */
-const MAX_UNWRITTEN_BYTES = 8 << 20;
 /** Staged pieces read back per query. */
 const READ_BATCH = 16;
 /** The most bytes of one piece held while it is checked. */
@@ -63,35 +56,25 @@ const MAX_PIECE_BYTES = 64 * 2 ** 20;
 /** A piece that failed its hash: fetched again by the resume, like a cut. */
 class BadPiece extends Error {}
 
-export class PieceTransfer {
+export class PieceTransfer implements PieceSource {
   readonly #deps: TransferDeps;
   readonly #m: Manifest;
   readonly #plan: readonly TablePlan[];
-  readonly #transfer: Transfer;
-  readonly #stats: TransferStats;
+  readonly #stats: SyncStats;
+  readonly #staging: StagingWriter;
   #staged = new Set<string>();
   readonly #bad = new Map<string, number>();
   #body: AsyncGenerator<Uint8Array> | undefined;
   #items: AsyncGenerator<PiecesItem> | undefined;
   /** `#items` are the pieces sent in the snapshot answer (its body is the sync's to close). */
   #inline = false;
-  #batch: StagedPiece[] = [];
-  #batchBytes = 0;
-  #writing: Promise<void> = Promise.resolve();
-  #unwritten = 0;
 
-  constructor(
-    deps: TransferDeps,
-    m: Manifest,
-    plan: readonly TablePlan[],
-    transfer: Transfer,
-    stats: TransferStats,
-  ) {
+  constructor(deps: TransferDeps, m: Manifest, plan: readonly TablePlan[], stats: SyncStats) {
     this.#deps = deps;
     this.#m = m;
     this.#plan = plan;
-    this.#transfer = transfer;
     this.#stats = stats;
+    this.#staging = new StagingWriter(deps.pool);
   }
 
   /** Staging cut down to this manifest's pieces (it never holds more than one scope), and what it has. */
@@ -101,10 +84,9 @@ export class PieceTransfer {
       this.#plan.flatMap((t) => t.pieces.map((p) => p.id)),
     );
     this.#staged = await stagedAmong(this.#deps.pool, this.#ids());
-    this.#stats.piecesReused = this.#staged.size;
-    this.#stats.piecesKept = this.#plan.reduce(
-      (n, t) => n + (t.mode === 'delta' ? t.pieces.length - t.load.length : 0),
-      0,
+    this.#stats.found(
+      this.#staged.size,
+      this.#plan.reduce((n, t) => n + (t.mode === 'delta' ? t.pieces.length - t.load.length : 0), 0),
     );
   }
 
@@ -122,13 +104,13 @@ export class PieceTransfer {
     const want = this.#wanted();
     if (Object.keys(want).length === 0) return;
     this.#checkExpiry();
-    this.#stats.fetches++;
+    this.#stats.fetchStarted();
     this.#body = await this.#deps.central
       .requestPieces({ mac: this.#deps.mac, manifestId: this.#m.manifestId, want }, {}, this.#deps.deadlineAt)
       .catch((err: unknown) => {
         // Central judges the lifetime on its own clock, which may end it a round trip before
         // the edge's count from arrival does: the same expiry, named as such.
-        if (err instanceof AppError && err.details?.centralCode === 'MANIFEST_EXPIRED')
+        if (centralCodeOf(err) === 'MANIFEST_EXPIRED')
           throw new AppError(
             'MANIFEST_EXPIRED',
             `manifest ${this.#m.manifestId} expired while its pieces were fetched (Central refused them)`,
@@ -136,7 +118,7 @@ export class PieceTransfer {
           );
         throw err;
       });
-    this.#items = readPieces(counted(this.#body, this.#transfer));
+    this.#items = readPieces(this.#stats.pieces(this.#body));
   }
 
   /** The bytes of `t`'s pieces to load, in order: staged ones read back, the others off the fetch. */
@@ -146,13 +128,13 @@ export class PieceTransfer {
       const piece = t.pieces[j]!;
       if (!this.#items || (!this.#inline && this.#staged.has(piece.id))) {
         run.push(piece.id);
-        if (run.length >= READ_BATCH) yield* this.#readBack(run.splice(0));
+        if (run.length >= READ_BATCH) yield* this.#staging.readBack(run.splice(0));
         continue;
       }
-      if (run.length > 0) yield* this.#readBack(run.splice(0));
+      if (run.length > 0) yield* this.#staging.readBack(run.splice(0));
       yield await this.#take(t, j);
     }
-    if (run.length > 0) yield* this.#readBack(run);
+    if (run.length > 0) yield* this.#staging.readBack(run);
   }
 
   /** Once the load has taken every piece: the fetch must end there. */
@@ -171,8 +153,7 @@ export class PieceTransfer {
     this.#inline = false;
     await this.#body?.return(undefined).catch(() => undefined);
     this.#body = undefined;
-    this.#flush();
-    await this.#writing;
+    await this.#staging.written();
   }
 
   /** After the commit: the staged pieces it loaded are no longer needed. */
@@ -185,7 +166,7 @@ export class PieceTransfer {
     if (err instanceof BadPiece || err instanceof SnapshotFormatError) return true;
     if (!(err instanceof AppError)) return false;
     if (err.code === 'TRANSFER_CUT' || err.code === 'CENTRAL_UNREACHABLE') return true;
-    return err.code === 'SNAPSHOT_INVALID' && err.message.startsWith('no data from Central');
+    return reasonOf(err) === 'STALLED';
   }
 
   /** Every piece still missing, fetched into staging; a cut fetch is asked again for what it did not bring. */
@@ -278,7 +259,7 @@ export class PieceTransfer {
     if (frame.rowCount !== piece.rows || pieceId(chunks) !== piece.id) {
       const times = (this.#bad.get(piece.id) ?? 0) + 1;
       this.#bad.set(piece.id, times);
-      this.#stats.piecesRefetched++;
+      this.#stats.pieceRefetched();
       this.#deps.log.warn(
         { event: 'sync.piece_bad', table: frame.table, index: frame.index },
         'piece failed its hash',
@@ -292,40 +273,9 @@ export class PieceTransfer {
     }
     const data = Buffer.concat(chunks, bytes);
     this.#staged.add(piece.id);
-    this.#stats.piecesFetched++;
-    this.#batch.push({ id: piece.id, table: frame.table, rows: piece.rows, data });
-    this.#batchBytes += bytes;
-    if (this.#batchBytes >= STAGE_BATCH_BYTES) this.#flush();
-    // Staging slower than the link: wait for it rather than hold the difference in memory.
-    if (this.#unwritten > MAX_UNWRITTEN_BYTES) await this.#writing;
+    this.#stats.pieceFetched();
+    await this.#staging.add({ id: piece.id, table: frame.table, rows: piece.rows, data });
     return data;
-  }
-
-  /** Writes the batch on another connection, after the batches before it; a failure surfaces at close. */
-  #flush(): void {
-    const [batch, bytes] = [this.#batch, this.#batchBytes];
-    [this.#batch, this.#batchBytes] = [[], 0];
-    if (batch.length === 0) return;
-    this.#unwritten += bytes;
-    this.#writing = this.#writing.then(async () => {
-      await stagePieces(this.#deps.pool, batch);
-      this.#unwritten -= bytes;
-    });
-    // Surfaced where it is awaited (a wait for staging, the read-back, close). A load that
-    // failed for its own reason (its PostgreSQL restarted) may never await it, and an
-    // unawaited rejection would end the process: it is marked handled here.
-    this.#writing.catch(() => undefined);
-  }
-
-  async *#readBack(ids: string[]): AsyncGenerator<Buffer> {
-    this.#flush();
-    await this.#writing;
-    const found = await readStaged(this.#deps.pool, ids);
-    for (const id of ids) {
-      const data = found.get(id);
-      if (!data) throw new AppError('LOAD_FAILED', `staged piece ${id} is missing`);
-      yield data;
-    }
   }
 }
 

@@ -8,29 +8,8 @@ import type { PoolClient } from '../../platform/db.ts';
 import { findLocalDevice, localSelectSql } from '../repo/tables.ts';
 import type { DataModel } from '../../contract/data-model.ts';
 import type { Manifest } from '../../contract/wire.ts';
-import { AppError, type ErrorCode } from '../../platform/errors.ts';
+import { AppError } from '../../platform/errors.ts';
 import type { SyncState } from '../model.ts';
-
-/**
- * The failures that cast doubt on the data the edge holds: its tables were found to differ
- * from a manifest, a load failed locally, or a process died while loading. Any other
- * failure (Central unreachable, a refusal, a cut or malformed stream, an expired manifest)
- * rolled back before touching anything the edge trusted, so the next sync may still offer
- * what it holds, and a fleet coming back from a Central outage reloads nothing.
- */
-/**
- * A snapshot that breaks foreign keys against tables the edge kept may be the kept rows'
- * fault as much as the sent ones': in doubt too, told by this start of its ledger text
- * (its code stays SNAPSHOT_INVALID).
- */
-export const KEPT_TABLES_BROKEN = 'snapshot breaks foreign keys against tables this edge kept';
-
-export const DOUBT_CODES: readonly ErrorCode[] = [
-  'HASH_MISMATCH',
-  'LOAD_FAILED',
-  'SYNC_INTERRUPTED',
-  'LOCAL_DRIFT',
-];
 
 /** Its shape against this edge's model (its lifetime is the ManifestClock's to judge). */
 export function validateManifest(manifest: Manifest, model: DataModel): void {

@@ -18,8 +18,8 @@ import type { Logger } from '../../platform/logger.ts';
 import { step } from '../../platform/step.ts';
 import type { EdgeMetrics } from '../metrics.ts';
 import { recordVerify, setState } from '../repo/ledger.ts';
-import type { Syncer } from './sync.ts';
-import { verifyLocal } from './verify.ts';
+import type { Syncer } from '../sync/run.ts';
+import { verifyLocal } from './local.ts';
 
 export interface VerifyDeps {
   pool: Pool;

@@ -15,7 +15,7 @@ import {
   savePendingAck,
   setAckStatus,
 } from '../repo/ledger.ts';
-import type { CentralClient } from './central-client.ts';
+import type { CentralClient } from './client.ts';
 import type { AckOutcome } from '../model.ts';
 
 const MAX_PENDING_ATTEMPTS = 50;
