@@ -1,7 +1,10 @@
 /**
- * Unchanged data costs almost nothing: every change to a company's rows bumps its data
- * version in the same transaction, and Central answers from its digest cache while the
- * version holds, never with stale data after a change.
+ * Unchanged data costs almost nothing: Central answers from its digest cache while a device's
+ * scope version holds, never with stale data after a change. The cache is keyed by the scope
+ * version (test/scope-versions.test.ts); the company version tested first here no longer keys
+ * anything, but every change still bumps it in the same transaction, and its row's lock is
+ * what makes two writers of one company take turns, so that a scope version cannot miss a
+ * change made while a row's scope moved (migration 0008).
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -12,7 +15,7 @@ import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { readWholeSnapshot, requestSnapshot } from './helpers/snapshot.ts';
 import { waitFor } from './helpers/wait.ts';
 
-describe('data versions and the digest cache', () => {
+describe('company versions and the digest cache', () => {
   let db: TestDatabase;
   let api: RunningCentral;
   let mac: string;
@@ -49,7 +52,7 @@ describe('data versions and the digest cache', () => {
     return { mine: v.get(mine) ?? 0, other: v.get(other) ?? 0 };
   }
 
-  it('bumps exactly the company whose rows change, for every table and statement kind', async () => {
+  it('bumps exactly the company whose rows change, for every table and statement kind (the lock scope versions rely on)', async () => {
     const changes: [string, string, unknown[]][] = [
       ['companies', `UPDATE companies SET name = name || '.' WHERE id = $1`, [mine]],
       ['locations', `UPDATE locations SET name = name || '.' WHERE company_id = $1`, [mine]],

@@ -29,7 +29,8 @@ describe('end to end', () => {
     edge = await createTestDatabase('edge');
     const seeded = await seedCentral(
       central.pool,
-      { ...DEFAULT_SHAPE, usersPerCompany: 300 },
+      // Enough users that the device's `users` table is cut into several pieces.
+      { ...DEFAULT_SHAPE, usersPerCompany: 1500 },
       { reset: false },
     );
     mac = seeded.devices[0]!.mac;
@@ -119,7 +120,11 @@ describe('end to end', () => {
     );
   });
 
-  it('reloads only the tables that changed, and the whole of them', async () => {
+  it('reloads only the table that changed, and of it only the piece that changed', async () => {
+    const held = await edge.pool.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM edge_held_pieces WHERE table_name = 'users'",
+    );
+    assert.ok(held.rows[0]!.n > 1, `users is cut into ${held.rows[0]!.n} piece(s); the test needs several`);
     await central.pool.query(
       `UPDATE users SET display_name = display_name || ' (moved)' WHERE id = (SELECT gu.user_id FROM group_users gu
          JOIN location_groups lg ON lg.group_id = gu.group_id JOIN devices d ON d.location_id = lg.location_id
@@ -129,6 +134,7 @@ describe('end to end', () => {
     const result = await syncer.run('cli');
     assert.equal(result.status, 'success', JSON.stringify(result.error));
     assert.deepEqual(result.tablesLoaded, ['users']);
+    assert.equal(result.transfer?.piecesFetched, 1, JSON.stringify(result.transfer));
     assert.deepEqual(await edgeRows(edge.pool), await centralScopeRows(central.pool, mac));
   });
 

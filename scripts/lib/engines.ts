@@ -196,7 +196,7 @@ export async function startRedis(): Promise<Engine> {
 
 /**
  * haproxy over `backends` (host:port), each checked by GET /readyz. A device sticks to one
- * Central by its credential (consistent hashing), as deploy/central/nginx.conf does, so its
+ * Central by its credential (consistent hashing), as the stack's terminator does (deploy/central/haproxy.cfg), so its
  * digests stay in that Central's cache; `roundrobin` spreads requests regardless.
  */
 export async function startHaproxy(
