@@ -96,6 +96,7 @@ for ((i = 1; i <= count; i++)); do
     umask 077
     {
       echo "EDGE_DB_PASSWORD=edge-$i-$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"
+      echo "EDGE_DB_ADMIN_PASSWORD=admin-$i-$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"
       echo "EDGE_READER_PASSWORD=reader-$i-$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"
       # Through the TLS terminator, its certificate checked against the pinned CA.
       echo "CENTRAL_URL=https://host.docker.internal:$https_port"

@@ -152,6 +152,7 @@ describe('compose services, started natively', () => {
     central: `t_compose_central_${process.pid}`,
     edge: `t_compose_edge_${process.pid}`,
     reader: `t_compose_reader_${process.pid}`,
+    owner: `t_compose_owner_${process.pid}`,
   };
   const withAdmin = async (db: string, work: (client: pg.Client) => Promise<unknown>) => {
     const client = new pg.Client({ connectionString: databaseUrl(process.env.TEST_DATABASE_URL!, db) });
@@ -196,6 +197,7 @@ describe('compose services, started natively', () => {
     for (const db of [names.central, names.edge])
       await client.query(`DROP DATABASE IF EXISTS "${db}" WITH (FORCE)`);
     await client.query(`DROP ROLE IF EXISTS ${names.reader}`);
+    await client.query(`DROP ROLE IF EXISTS ${names.owner}`);
     await client.end();
   });
 
@@ -304,15 +306,22 @@ describe('compose services, started natively', () => {
     assert.equal(await enroll.exit, 0, enroll.output());
     const token = enroll.stdout().trim().split('\n').at(-1)!;
 
-    // The edge PostgreSQL's first start (initdb/): its reader role, under a name of this run's.
+    // The edge PostgreSQL's first start (initdb/): the service's owner role and the reader role,
+    // under names of this run's.
     const edgeDb = edge.services['edge-postgres']!;
+    const ownerPassword = `owner-${process.pid}`;
+    const ownerSql = (await readFile('deploy/edge/edge-role.sql', 'utf8'))
+      .replace(":'edge_password'", `'${ownerPassword}'`)
+      .replace('ALTER DATABASE edge OWNER', `ALTER DATABASE "${names.edge}" OWNER`)
+      .replaceAll('dbupdate_edge', names.owner);
+    await withAdmin(names.edge, (client) => client.query(ownerSql));
     const readerSql = (await readFile('deploy/edge/reader-role.sql', 'utf8'))
       .replace(":'reader_password'", `'${edgeDb.environment!.EDGE_READER_PASSWORD}'`)
       .replaceAll('dbupdate_reader', names.reader);
     await withAdmin(names.edge, (client) => client.query(readerSql));
 
     const edgeSvc = edge.services['dbupdate-service']!;
-    const edgeEnv = {
+    const edgeEnv: Record<string, string> = {
       ...nativeEnv(edgeSvc, 'edge', { 'central.example.com': `http://127.0.0.1:${centralPort}` }),
       ...local,
       PORT: String(edgePort),
@@ -321,12 +330,19 @@ describe('compose services, started natively', () => {
       OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url,
       EDGE_READER_ROLE: names.reader,
     };
-    delete (edgeEnv as Record<string, string>)['central.example.com'];
+    // As the stack connects: the tables' owner, no superuser.
+    assert.match(edgeSvc.environment!.EDGE_DATABASE_URL!, /^postgres:\/\/dbupdate_edge:/);
+    const ownerUrl = new URL(edgeEnv.EDGE_DATABASE_URL!);
+    [ownerUrl.username, ownerUrl.password] = [names.owner, ownerPassword];
+    edgeEnv.EDGE_DATABASE_URL = ownerUrl.toString();
+    delete edgeEnv['central.example.com'];
     const edgeProc = start(commandOf(edgeSvc, 'edge'), edgeEnv);
     const status = await waitFor(
       async () => {
         const res = await fetch(`http://127.0.0.1:${edgePort}/status`).catch(() => undefined);
-        return res?.ok ? ((await res.json()) as { recent: { status: string }[] }) : undefined;
+        return res?.ok
+          ? ((await res.json()) as { loadMode: string; recent: { status: string }[] })
+          : undefined;
       },
       (s) => s?.recent.some((r) => r.status === 'success') ?? false,
       30_000,
@@ -335,7 +351,7 @@ describe('compose services, started natively', () => {
         `${err.message}; the edge said:\n${edgeProc.output().split('\n').join('\n').slice(-3000)}`,
       );
     });
-    assert.ok(status);
+    assert.equal(status?.loadMode, 'deferred', 'the owner role loads deltas with its keys deferred');
     assert.equal(await start(docker.edge!.healthcheck, edgeEnv).exit, 0);
 
     // The stack's admin token opens the dashboard's data; the page itself is served.

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
-import { chromium, type Browser } from 'playwright-core';
+import { chromium, type Browser, type Page } from 'playwright-core';
 import { enrollDevice } from '../src/central/fleet/enroll.ts';
 import { hourlyCounts } from '../src/central/fleet/repo/admin.ts';
 import { hourlyToWire } from '../src/central/fleet/admin-wire.ts';
@@ -65,6 +65,21 @@ describe('dashboard', () => {
     });
     assert.equal(refused.status, 401);
   });
+  const enabled = async (mac: string) =>
+    (await central.pool.query<{ e: boolean }>('SELECT is_enabled AS e FROM devices WHERE mac = $1', [mac]))
+      .rows[0]!.e;
+
+  /** The heights of the charts on screen, in CSS pixels. */
+  const chartHeights = (page: Page) =>
+    page.evaluate(() => {
+      const doc = (globalThis as unknown as { document: { querySelectorAll(s: string): Iterable<Sized> } })
+        .document;
+      type Sized = { offsetParent: unknown; getBoundingClientRect(): { height: number } };
+      return [...doc.querySelectorAll('canvas')]
+        .filter((c) => c.offsetParent !== null)
+        .map((c) => c.getBoundingClientRect().height);
+    });
+
   after(async () => {
     await api?.[Symbol.asyncDispose]();
     await edge?.[Symbol.asyncDispose]();
@@ -135,21 +150,52 @@ describe('dashboard', () => {
     const { body } = await get(`/api/admin/devices/${SYNCED.toUpperCase()}/row-deltas`);
     const list = body.manifests as {
       manifestId: string;
-      tables: { name: string; rowCount: number; delta: number | null }[];
+      tables: { name: string; rowCount: number; delta: number | null; changed: boolean | null }[];
     }[];
     assert.deepEqual(
       list.map((m) => m.manifestId),
       manifests,
     );
     const delta = (i: number, table: string) => list[i]!.tables.find((t) => t.name === table)!;
-    assert.deepEqual(delta(0, 'users'), { name: 'users', rowCount: 20, delta: null });
-    assert.deepEqual(delta(1, 'users'), { name: 'users', rowCount: 25, delta: 5 });
-    assert.deepEqual(delta(1, 'group_users'), { name: 'group_users', rowCount: 25, delta: 5 });
-    assert.equal(delta(1, 'devices').delta, 0);
+    assert.deepEqual(delta(0, 'users'), { name: 'users', rowCount: 20, delta: null, changed: null });
+    assert.deepEqual(delta(1, 'users'), { name: 'users', rowCount: 25, delta: 5, changed: true });
+    assert.deepEqual(delta(1, 'group_users'), {
+      name: 'group_users',
+      rowCount: 25,
+      delta: 5,
+      changed: true,
+    });
+    assert.deepEqual(delta(1, 'devices'), { name: 'devices', rowCount: 1, delta: 0, changed: false });
     assert.ok(
-      list[2]!.tables.every((t) => t.delta === 0),
+      list[2]!.tables.every((t) => t.delta === 0 && !t.changed),
       'the unchanged manifest changes nothing',
     );
+  });
+
+  it('tells a table whose content changed with its count the same (an edit) from one unchanged', async () => {
+    const mac = '02:00:00:00:d0:99';
+    const at = (m: number) => new Date(Date.UTC(2026, 0, 1, 0, m)).toISOString();
+    for (const [i, sha] of ['a', 'b', 'b'].entries()) {
+      const id = `01EDIT${i}`;
+      await central.pool.query(
+        `INSERT INTO sync_manifest_headers VALUES ($1, gen_random_uuid(), $2, $3, $3, 1, 'g', '{}')`,
+        [id, mac, at(i)],
+      );
+      await central.pool.query(`INSERT INTO sync_manifests VALUES ($1, $2, 'users', 0, 7, $3, '{}')`, [
+        id,
+        at(i),
+        sha.repeat(64),
+      ]);
+    }
+    const { body } = await get(`/api/admin/devices/${mac}/row-deltas`);
+    const users = (body.manifests as { tables: { delta: number | null; changed: boolean | null }[] }[]).map(
+      (m) => m.tables[0],
+    );
+    assert.deepEqual(users, [
+      { name: 'users', rowCount: 7, delta: null, changed: null },
+      { name: 'users', rowCount: 7, delta: 0, changed: true },
+      { name: 'users', rowCount: 7, delta: 0, changed: false },
+    ]);
   });
 
   it('drills into a device: requests, manifests, acks and errors', async () => {
@@ -245,6 +291,36 @@ describe('dashboard', () => {
       await page.click('#device-form button[type=submit]');
       await page.locator('#page-error').waitFor({ state: 'hidden', timeout: 10_000 });
 
+      // The fleet: every device, found by typing; a click opens it.
+      assert.deepEqual(await page.locator('#fleet-table tbody td:first-child').allTextContents(), [
+        SYNCED,
+        NEVER,
+      ]);
+      await page.fill('#fleet-search', 'never synced');
+      assert.deepEqual(await page.locator('#fleet-table tbody td:first-child').allTextContents(), [NEVER]);
+      await page.locator('#fleet-table tbody tr').first().click();
+      await page.locator(`body[data-device="${NEVER}"]`).waitFor({ timeout: 10_000 });
+      // An action asks first, on the page: cancelled, nothing changes; confirmed, it is done and audited.
+      await page.click('#device-detail [data-action=disable]');
+      await page.locator('#confirm[open]').waitFor({ timeout: 10_000 });
+      await page.click('#confirm-cancel');
+      assert.equal(await enabled(NEVER), true, 'cancelled');
+      for (const action of ['disable', 'enable'] as const) {
+        await page.click(`#device-detail [data-action=${action}]`);
+        await page.click('#confirm-ok');
+        await page.locator(`body[data-acted="${action} ${NEVER}"]`).waitFor({ timeout: 10_000 });
+        assert.equal(await enabled(NEVER), action === 'enable', action);
+        if (action === 'disable') assert.match((await page.textContent('#device-summary'))!, /disabled/);
+      }
+      const events = await central.pool.query<{ action: string }>(
+        `SELECT action FROM device_admin_events WHERE mac = $1 AND action IN ('disable', 'enable') ORDER BY id`,
+        [NEVER],
+      );
+      assert.deepEqual(events.rows, [{ action: 'disable' }, { action: 'enable' }]);
+
+      await page.setViewportSize({ width: 1280, height: 900 });
+      for (const height of await chartHeights(page))
+        assert.ok(height >= 200, `a chart ${height} px high at 1280 px`);
       await mkdir('test-artifacts', { recursive: true });
       await page.screenshot({ path: 'test-artifacts/dashboard.png', fullPage: true });
 
@@ -260,6 +336,9 @@ describe('dashboard', () => {
         return [doc.documentElement.scrollWidth, innerWidth];
       });
       assert.ok(widths[0]! <= widths[1]!, `page ${widths[0]} px wide on a ${widths[1]} px screen`);
+      const phone = await chartHeights(page);
+      assert.equal(phone.length, 2, 'both overview charts shown');
+      for (const height of phone) assert.ok(height >= 150, `a chart ${height} px high at 390 px`);
       await page.screenshot({ path: 'test-artifacts/dashboard-phone.png', fullPage: true });
       assert.deepEqual(problems, []);
     } finally {

@@ -126,7 +126,7 @@ describe('central import', () => {
       ],
       [
         { 'areas.csv': `id,location_id,name\n${AREA.replace('555', '556')},${GRP},Nowhere\n` },
-        /areas\.csv: .*foreign key.*\(Key \(location_id\)/,
+        /areas\.csv line 2: .*foreign key.*\(Key \(location_id\)/,
       ],
       [{ 'devices.csv': 'id,location_id,mac,colour\n' }, /devices\.csv line 1: .*unknown: colour/],
       [{ 'devices.csv': 'location_id,mac\n' }, /devices\.csv line 1: the key column id is missing/],

@@ -17,7 +17,8 @@ import { repeatEvery } from '../platform/schedule.ts';
 import { deviceCommands } from './devices.ts';
 import { parseFlags, withPool, type Command } from './util.ts';
 
-const DbSettings = Type.Object({
+/** What the commands that only need the database read. */
+export const DbSettings = Type.Object({
   CENTRAL_DATABASE_URL: secret(Type.String({ pattern: '^postgres(ql)?://' })),
   LOG_LEVEL: LogLevelSetting,
   LOG_FORMAT: LogFormatSetting,

@@ -11,7 +11,8 @@ import { createLogger } from '../platform/logger.ts';
 import { terminalProgress } from './progress.ts';
 import { parseFlags, withPool, type Command } from './util.ts';
 
-const DbSettings = Type.Object({
+/** What the commands that only need the database read. */
+export const DbSettings = Type.Object({
   EDGE_DATABASE_URL: secret(Type.String({ pattern: '^postgres(ql)?://' })),
   EDGE_READER_ROLE: ReaderRoleSetting,
   LOG_LEVEL: LogLevelSetting,

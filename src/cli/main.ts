@@ -3,41 +3,66 @@
  * does its work and exits: 0 on success, 1 on failure, 2 on a usage error, always
  * with one line naming the error code on failure.
  */
+import type { TObject } from 'typebox';
+import { describeSettings } from '../platform/config.ts';
 import { AppError, normalizeError } from '../platform/errors.ts';
 import { SOFTWARE_VERSION } from '../platform/version.ts';
 import { closest, type Command } from './util.ts';
 
-/** Every command, as the usage text lists it; `--help` on any of them prints its entry. */
-export const COMMANDS: { command: string; args?: string; does: string }[] = [
-  { command: 'central migrate', does: 'apply central migrations' },
-  { command: 'central seed', args: '[options]', does: 'fill central with realistic fake data' },
-  { command: 'central serve', does: 'run the central API' },
+/** Which settings a command reads from the environment (its `--help` lists them). */
+type Settings = 'central' | 'central database' | 'edge' | 'edge database';
+
+/** Every command, as the usage text lists it; `--help` on any of them prints its entry and settings. */
+export const COMMANDS: { command: string; args?: string; does: string; settings?: Settings }[] = [
+  { command: 'central migrate', does: 'apply central migrations', settings: 'central database' },
+  {
+    command: 'central seed',
+    args: '[options]',
+    does: 'fill central with realistic fake data',
+    settings: 'central database',
+  },
+  { command: 'central serve', does: 'run the central API', settings: 'central' },
   {
     command: 'central enroll',
     args: '--mac M [--location ID --name N] [--overlap-seconds S]',
     does: 'create the device if a location is given, and give it a new credential (printed on the last line)',
+    settings: 'central database',
   },
   {
     command: 'central import',
     args: '--dir DIR',
     does: 'load your own data: <table>.csv files (header line first), upserted by key in one transaction',
+    settings: 'central database',
   },
   {
     command: 'central enroll',
     args: '--csv FILE [--rotate] [--overlap-seconds S]',
     does: 'enrol many devices (mac[,location_id][,name] per line); prints mac,device_id,credential lines',
+    settings: 'central database',
   },
   {
     command: 'central devices list',
     args: '[--stale-hours N] [--limit N] [--after MAC] [--json]',
     does: 'the fleet: state, name, credential, last request and success, versions, last problem',
+    settings: 'central database',
   },
-  { command: 'central devices disable', args: '--mac M [--json]', does: 'refuse the device data (audited)' },
-  { command: 'central devices enable', args: '--mac M [--json]', does: 'serve the device again (audited)' },
+  {
+    command: 'central devices disable',
+    args: '--mac M [--json]',
+    does: 'refuse the device data (audited)',
+    settings: 'central database',
+  },
+  {
+    command: 'central devices enable',
+    args: '--mac M [--json]',
+    does: 'serve the device again (audited)',
+    settings: 'central database',
+  },
   {
     command: 'central devices revoke',
     args: '--mac M [--json]',
     does: "the device's credential stops working at once (enroll gives it a new one)",
+    settings: 'central database',
   },
   {
     command: 'central keygen',
@@ -47,18 +72,21 @@ export const COMMANDS: { command: string; args?: string; does: string }[] = [
     command: 'central prune-audit',
     args: '--days N [--batch N] [--every-hours H]',
     does: 'delete audit rows (requests, manifests, acks) older than N days; with --every-hours, again every H hours until stopped',
+    settings: 'central database',
   },
-  { command: 'edge migrate', does: 'apply edge migrations' },
-  { command: 'edge serve', does: 'run the edge service (schedule + local API)' },
+  { command: 'edge migrate', does: 'apply edge migrations', settings: 'edge database' },
+  { command: 'edge serve', does: 'run the edge service (schedule + local API)', settings: 'edge' },
   {
     command: 'edge sync',
     args: '[--full] [--json]',
     does: 'one sync now, in the foreground (--full reloads every table; --json prints JSON on a terminal too)',
+    settings: 'edge',
   },
   {
     command: 'edge verify',
     args: '[--json]',
     does: 'compare local tables with the last applied manifest (Central hears of drift with the next sync)',
+    settings: 'edge database',
   },
   {
     command: 'demo',
@@ -80,10 +108,26 @@ function version(): string {
 }
 
 /** The help of one command or of a group, or undefined when nothing matches. */
-function helpFor(words: string[]): string | undefined {
+async function helpFor(words: string[]): Promise<string | undefined> {
   const prefix = words.join(' ');
   const matching = COMMANDS.filter((c) => c.command === prefix || c.command.startsWith(`${prefix} `));
-  return matching.length === 0 ? undefined : `usage: dbupdate\n${matching.map(line).join('\n')}`;
+  if (matching.length === 0) return undefined;
+  const kinds = [...new Set(matching.flatMap((c) => (c.settings ? [c.settings] : [])))];
+  const settings = await Promise.all(
+    kinds.map(
+      async (k) =>
+        `settings of ${k} commands (environment):\n${describeSettings(await schemaOf(k)).join('\n')}`,
+    ),
+  );
+  return [`usage: dbupdate\n${matching.map(line).join('\n')}`, ...settings].join('\n\n');
+}
+
+/** Loaded when asked, so that `dbupdate --version` reads no configuration module. */
+async function schemaOf(settings: Settings): Promise<TObject> {
+  if (settings === 'central') return (await import('../central/config.ts')).CentralConfigSchema;
+  if (settings === 'edge') return (await import('../edge/config.ts')).EdgeConfigSchema;
+  if (settings === 'central database') return (await import('./central.ts')).DbSettings;
+  return (await import('./edge.ts')).DbSettings;
 }
 
 async function loadGroup(group: string): Promise<Record<string, Command> | undefined> {
@@ -111,7 +155,7 @@ export async function main(argv: string[]): Promise<number> {
     // Help is answered before anything runs: `central migrate --help` must not migrate.
     if (rest.some(isHelp) || (words.length === 2 && isHelp(words[1]))) {
       const named = isHelp(words[1]) ? [group] : words;
-      const text = helpFor(named);
+      const text = await helpFor(named);
       if (!text) throw new AppError('USAGE', `unknown command: ${named.join(' ')}\n${USAGE}`);
       // seed's flags are too many for one line: it prints its own, fuller help.
       if (named.join(' ') !== 'central seed') {

@@ -71,6 +71,26 @@ export function secret<T extends object>(schema: T): T {
   return Object.assign(schema, { secret: true });
 }
 
+/**
+ * The settings `schema` reads, one line each for a command's `--help`: required, or its default,
+ * and whether it may come from a file (`NAME_FILE`).
+ */
+export function describeSettings(schema: TObject): string[] {
+  const required = new Set(schema.required ?? []);
+  const names = Object.keys(schema.properties);
+  const width = Math.max(...names.map((n) => n.length));
+  return names.map((name) => {
+    const p = schema.properties[name] as { default?: unknown; secret?: boolean };
+    const need =
+      p.default !== undefined
+        ? `default ${JSON.stringify(p.default)}`
+        : required.has(name)
+          ? 'required'
+          : 'optional';
+    return `  ${name.padEnd(width)}  ${need}${p.secret ? `; or ${name}_FILE` : ''}`;
+  });
+}
+
 /** A choice of words says which words, rather than the validator's "must be equal to constant". */
 function explain(schema: TObject, name: string, message: string): string {
   const property = schema.properties[name] as { anyOf?: { const?: unknown }[] } | undefined;

@@ -23,10 +23,10 @@ const charts = {};
 
 class Unauthorized extends Error {}
 
-async function api(path) {
+async function api(path, method = 'GET') {
   const token = sessionStorage.getItem(TOKEN_KEY);
   if (!token) throw new Unauthorized('no token');
-  const res = await fetch(path, { headers: { authorization: `Bearer ${token}` } });
+  const res = await fetch(path, { method, headers: { authorization: `Bearer ${token}` } });
   const body = await res.json().catch(() => ({}));
   if (res.status === 401) throw new Unauthorized(body.error?.message ?? 'admin token refused');
   if (!res.ok) throw new Error(`${body.error?.code ?? res.status}: ${body.error?.message ?? res.statusText}`);
@@ -71,7 +71,7 @@ function draw(id, config) {
   charts[id]?.destroy();
   charts[id] = new Chart($(`#${id}`), {
     ...config,
-    options: { animation: false, responsive: true, ...config.options },
+    options: { animation: false, responsive: true, maintainAspectRatio: false, ...config.options },
   });
 }
 
@@ -172,6 +172,74 @@ function showError(message) {
   $('#page-error').hidden = !message;
 }
 
+// The fleet, a page at a time (by MAC); the search filters the pages loaded so far.
+let fleet = [];
+let fleetNext = null;
+
+async function loadFleet(more = false) {
+  const after = more && fleetNext ? `&after=${encodeURIComponent(fleetNext)}` : '';
+  const page = await api(`/api/admin/devices?limit=200${after}`);
+  fleet = more ? [...fleet, ...page.devices] : page.devices;
+  fleetNext = page.next;
+  $('#fleet-total').textContent =
+    `(${page.total}${fleet.length < page.total ? `, ${fleet.length} loaded` : ''})`;
+  $('#fleet-more').hidden = fleetNext === null;
+  drawFleet();
+}
+
+function drawFleet() {
+  const words = $('#fleet-search').value.trim().toLowerCase().split(/\s+/).filter(Boolean);
+  const text = (d) => `${d.mac} ${d.name} ${d.location} ${d.company} ${d.state}`.toLowerCase();
+  const shown = fleet.filter((d) => words.every((w) => text(d).includes(w)));
+  fillTable(
+    '#fleet-table',
+    shown,
+    (d) => [
+      cell(d.mac),
+      cell(d.name),
+      cell(d.location),
+      cell(d.state, d.state === 'synced' ? 'up' : d.state === 'never synced' ? null : 'down'),
+      cell(fmtTime(d.lastSuccessAt)),
+      cell(d.softwareVersion ? `${d.softwareVersion} (v${d.schemaVersion ?? '?'})` : null),
+    ],
+    (d) =>
+      showDevice(d.mac).then(
+        () => showError(''),
+        (err) => showError(err.message),
+      ),
+  );
+}
+
+const ACTIONS = {
+  disable: 'Central refuses it data until it is enabled again; its credential stays.',
+  enable: 'Central serves it again.',
+  revoke:
+    'Its credential stops working at once, on every Central; `dbupdate central enroll` gives it a new one.',
+};
+
+/** Asks on the page (a browser dialog would block a wall screen); true when confirmed. */
+function confirmed(title, text) {
+  $('#confirm-title').textContent = title;
+  $('#confirm-text').textContent = text;
+  $('#confirm').returnValue = '';
+  $('#confirm').showModal();
+  return new Promise((resolve) =>
+    $('#confirm').addEventListener('close', () => resolve($('#confirm').returnValue === 'ok'), {
+      once: true,
+    }),
+  );
+}
+
+async function act(action) {
+  const mac = document.body.dataset.device;
+  if (!mac || !(await confirmed(`${action[0].toUpperCase()}${action.slice(1)} ${mac}?`, ACTIONS[action])))
+    return;
+  await api(`/api/admin/devices/${encodeURIComponent(mac)}/${action}`, 'POST');
+  await loadFleet();
+  await showDevice(mac);
+  document.body.dataset.acted = `${action} ${mac}`;
+}
+
 async function showDevice(mac) {
   $('#device-mac').value = mac;
   const path = encodeURIComponent(mac);
@@ -180,6 +248,10 @@ async function showDevice(mac) {
     api(`/api/admin/devices/${path}/row-deltas?limit=30`),
   ]);
   $('#device-detail').hidden = false;
+  const known = fleet.find((d) => d.mac === activity.mac);
+  $('#device-summary').textContent = known
+    ? `${known.name} · ${known.location} · ${known.state} · credential ${known.credential}`
+    : '';
   const tableNames = deltas.manifests[0]?.tables.map((t) => t.name) ?? [];
   draw('deltas-chart', {
     type: 'line',
@@ -201,15 +273,18 @@ async function showDevice(mac) {
   );
   $('#deltas-table thead').replaceChildren(head);
   // Most manifests of a quiet device change nothing; by default only those that did are listed.
-  const changed = (m) => m.tables.some((t) => t.delta !== 0);
+  // A table whose content changed with its count the same (an edit) shows as ~0.
+  const changed = (m) => m.tables.some((t) => t.delta !== 0 || t.changed);
   const listed = [...deltas.manifests].reverse().filter((m) => !$('#changed-only').checked || changed(m));
   fillTable('#deltas-table', listed, (m) => [
     cell(m.manifestId),
     cell(fmtTime(m.generatedAt)),
     ...m.tables.map((t) =>
-      t.delta === null || t.delta === 0
-        ? cell(t.delta === null ? `${t.rowCount}` : '0')
-        : cell(`${t.delta > 0 ? '+' : ''}${t.delta}`, t.delta > 0 ? 'up' : 'down'),
+      t.delta === null
+        ? cell(`${t.rowCount}`)
+        : t.delta === 0
+          ? cell(t.changed ? '~0' : '0', t.changed ? 'edited' : null)
+          : cell(`${t.delta > 0 ? '+' : ''}${t.delta}`, t.delta > 0 ? 'up' : 'down'),
     ),
   ]);
   const acked = new Map(activity.acks.map((a) => [a.manifestId, a.result]));
@@ -247,6 +322,7 @@ async function refresh() {
     drawOverview(hourly);
     drawStale(stale);
     drawVersions(versions);
+    await loadFleet();
     showError('');
     if ($('#device-mac').value) await showDevice($('#device-mac').value);
     document.body.dataset.state = 'ready';
@@ -281,6 +357,12 @@ $('#device-form').addEventListener('submit', (event) => {
     (err) => showError(err.message),
   );
 });
+
+$('#fleet-search').addEventListener('input', drawFleet);
+$('#fleet-form').addEventListener('submit', (event) => event.preventDefault());
+$('#fleet-more').addEventListener('click', () => loadFleet(true).catch((err) => showError(err.message)));
+for (const button of document.querySelectorAll('#device-detail [data-action]'))
+  button.addEventListener('click', () => act(button.dataset.action).catch((err) => showError(err.message)));
 
 $('#changed-only').addEventListener('change', () => {
   if ($('#device-mac').value)

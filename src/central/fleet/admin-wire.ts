@@ -121,6 +121,12 @@ export const RowDeltas = Type.Object({
           delta: Nullable(
             Type.Integer({ description: 'change from the previous manifest; null for the first' }),
           ),
+          changed: Nullable(
+            Type.Boolean({
+              description:
+                "the table's content differs from the previous manifest's (an edit may keep the count); null for the first",
+            }),
+          ),
         }),
       ),
     }),
@@ -251,6 +257,7 @@ export function deltasToWire(mac: string, rows: RowDeltaRow[]): Static<typeof Ro
       name: r.table_name,
       rowCount: Number(r.row_count),
       delta: r.delta === null ? null : Number(r.delta),
+      changed: r.delta === null ? null : r.changed === true,
     });
   }
   return { mac, manifests: [...manifests.values()] };

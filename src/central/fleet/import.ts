@@ -12,7 +12,14 @@ import { DATA_MODEL } from '../../contract/data-model.ts';
 import type { TableDef } from '../../contract/tables.ts';
 import { withTransaction, type Pool, type PoolClient } from '../../platform/db.ts';
 import { AppError } from '../../platform/errors.ts';
-import { duplicateKeys, stageCsv, stagedValues, upsertStaged, type UpsertCounts } from './repo/import.ts';
+import {
+  duplicateKeys,
+  orphanLine,
+  stageCsv,
+  stagedValues,
+  upsertStaged,
+  type UpsertCounts,
+} from './repo/import.ts';
 import { CanonicalError, RowCanonicalizer } from '../../contract/canonical.ts';
 
 /** The tables an import writes: this release's. */
@@ -103,6 +110,42 @@ async function checkStaged(tx: PoolClient, def: TableDef, stage: string, columns
     );
 }
 
+/** SQLSTATE of a row whose parent is not there. */
+const FOREIGN_KEY_VIOLATION = '23503';
+
+/**
+ * The staged rows upserted; a row whose parent is not there is named by its file line (PostgreSQL
+ * names only the key), found after rolling back to a savepoint that keeps the transaction usable.
+ */
+async function upsertNamingLines(
+  tx: PoolClient,
+  def: TableDef,
+  stage: string,
+  columns: readonly string[],
+): Promise<UpsertCounts> {
+  await tx.query('SAVEPOINT dbupdate_upsert');
+  try {
+    const counts = await upsertStaged(tx, def, stage, columns);
+    await tx.query('RELEASE SAVEPOINT dbupdate_upsert');
+    return counts;
+  } catch (err) {
+    const { code, constraint, message, detail } = err as {
+      code?: unknown;
+      constraint?: unknown;
+      message: string;
+      detail?: string;
+    };
+    if (code !== FOREIGN_KEY_VIOLATION || typeof constraint !== 'string') throw err;
+    await tx.query('ROLLBACK TO SAVEPOINT dbupdate_upsert');
+    const line = await orphanLine(tx, def, stage, constraint);
+    throw new AppError(
+      'INVALID_INPUT',
+      `${def.name}.csv${line ? ` line ${line}` : ''}: ${message}${detail ? ` (${detail})` : ''}; nothing was imported`,
+      { cause: err },
+    );
+  }
+}
+
 export async function importDirectory(pool: Pool, dir: string): Promise<ImportResult> {
   const files = new Set((await readdir(dir)).filter((f) => f.endsWith('.csv')));
   const strangers = [...files].filter((f) => !TABLES.some((t) => `${t.name}.csv` === f));
@@ -122,7 +165,7 @@ export async function importDirectory(pool: Pool, dir: string): Promise<ImportRe
       try {
         const stage = await stageCsv(tx, def, columns, createReadStream(join(dir, `${def.name}.csv`)));
         await checkStaged(tx, def, stage, columns);
-        result[def.name] = await upsertStaged(tx, def, stage, columns);
+        result[def.name] = await upsertNamingLines(tx, def, stage, columns);
       } catch (err) {
         // Only bad data is the file's fault (SQLSTATE classes 22 and 23); the rest is not.
         const sqlState = (err as { code?: unknown }).code;

@@ -39,17 +39,24 @@ export interface RowDeltaRow {
   table_name: string;
   row_count: string;
   delta: string | null;
+  /** The content differs from the previous manifest's (null for the first). */
+  changed: boolean | null;
 }
 
-/** Row counts per table of a device's last `limit` manifests, with the change from the one before. */
+/**
+ * Row counts per table of a device's last `limit` manifests, with the change from the one before:
+ * in count, and in content (a rename changes the content, not the count).
+ */
 export async function rowDeltas(db: Queryable, mac: string, limit: number): Promise<RowDeltaRow[]> {
   const { rows } = await db.query<RowDeltaRow>(
     `WITH recent AS (
        SELECT manifest_id, generated_at FROM sync_manifest_headers
         WHERE mac = $1::macaddr ORDER BY generated_at DESC LIMIT $2::int + 1)
-     SELECT manifest_id, generated_at, table_name, row_count, delta FROM (
+     SELECT manifest_id, generated_at, table_name, row_count, delta, changed FROM (
        SELECT r.manifest_id, r.generated_at, m.table_name, m.table_order, m.row_count,
               m.row_count - lag(m.row_count) OVER (PARTITION BY m.table_name ORDER BY r.generated_at) AS delta,
+              m.sha256 IS DISTINCT FROM lag(m.sha256) OVER (PARTITION BY m.table_name ORDER BY r.generated_at)
+                AND lag(m.sha256) OVER (PARTITION BY m.table_name ORDER BY r.generated_at) IS NOT NULL AS changed,
               dense_rank() OVER (ORDER BY r.generated_at DESC, r.manifest_id) AS age
          FROM recent r JOIN sync_manifests m ON m.manifest_id = r.manifest_id) x
       WHERE age <= $2::int

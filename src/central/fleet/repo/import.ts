@@ -91,3 +91,35 @@ export async function upsertStaged(
   const inserted = rows.filter((r) => r.inserted).length;
   return { inserted, updated: rows.length - inserted };
 }
+
+/**
+ * The file line of the first staged row that breaks foreign key `constraint` of `def`'s table
+ * (its parent is not there), read from the catalog by the constraint's name; undefined when none
+ * does (the violation was another table's).
+ */
+export async function orphanLine(
+  tx: PoolClient,
+  def: TableDef,
+  stage: string,
+  constraint: string,
+): Promise<number | undefined> {
+  const { rows } = await tx.query<{ parent: string; cols: string[]; refs: string[] }>(
+    `SELECT c.confrelid::regclass::text AS parent,
+            array(SELECT a.attname::text FROM unnest(c.conkey) WITH ORDINALITY k(n, i)
+                    JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n ORDER BY k.i) AS cols,
+            array(SELECT a.attname::text FROM unnest(c.confkey) WITH ORDINALITY k(n, i)
+                    JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.n ORDER BY k.i) AS refs
+       FROM pg_constraint c WHERE c.contype = 'f' AND c.conname = $1 AND c.conrelid = $2::regclass`,
+    [constraint, `"${def.name}"`],
+  );
+  const fk = rows[0];
+  if (!fk) return undefined;
+  const same = fk.cols.map((c, i) => `p.${quoted([fk.refs[i]!])} = s.${quoted([c])}`).join(' AND ');
+  const { rows: lines } = await tx.query<{ line: string }>(
+    `SELECT s.${LINE} + 1 AS line FROM "${stage}" s
+      WHERE ${fk.cols.map((c) => `s.${quoted([c])} IS NOT NULL`).join(' AND ')}
+        AND NOT EXISTS (SELECT 1 FROM ${fk.parent} p WHERE ${same})
+      ORDER BY s.${LINE} LIMIT 1`,
+  );
+  return lines[0] ? Number(lines[0].line) : undefined;
+}
