@@ -13,7 +13,7 @@ import { exportedMetricNames, isExported } from './helpers/metrics.ts';
 
 const DIR = 'deploy/observability';
 const rules = parse(readFileSync(`${DIR}/alerts.yml`, 'utf8')) as {
-  groups: { rules: { alert: string; expr: string }[] }[];
+  groups: { rules: { alert: string; expr: string; annotations: Record<string, string> }[] }[];
 };
 const alerts = rules.groups.flatMap((g) => g.rules);
 const promtool = spawnSync('promtool', ['--version']).status === 0;
@@ -48,6 +48,16 @@ describe('alerting rules', () => {
         assert.ok(code! in ERROR_CODES, `${alert}: no error code ${code}`);
     }
     assert.ok(alerts.length >= 10);
+  });
+
+  it('link each to its entry in docs/runbook.md', () => {
+    const runbook = readFileSync('docs/runbook.md', 'utf8');
+    const anchors = new Set([...runbook.matchAll(/^## (\w+)$/gm)].map((m) => m[1]!.toLowerCase()));
+    for (const a of alerts) {
+      assert.equal(a.annotations.runbook_url, `docs/runbook.md#${a.alert.toLowerCase()}`, a.alert);
+      assert.ok(anchors.has(a.alert.toLowerCase()), `docs/runbook.md has no section ${a.alert}`);
+    }
+    assert.equal(anchors.size, alerts.length, 'a section per alert, and none for an alert that is gone');
   });
 
   it('are loaded by the stack: Prometheus reads them and sends to the Alertmanager service', () => {

@@ -146,6 +146,26 @@ describe('dashboard', () => {
     );
   });
 
+  it('counts failures by code, from requests and from what devices reported', async () => {
+    await central.pool.query(
+      `INSERT INTO device_reports (device_id, mac, failure_code, failure_message, failure_at)
+       SELECT id, mac, 'CA_UNTRUSTED', 'the CA file does not sign Central', now() FROM devices WHERE mac = $1`,
+      [NEVER],
+    );
+    try {
+      const { body } = await get('/api/admin/requests/failures?hours=1');
+      assert.deepEqual(body, {
+        hours: 1,
+        failures: [
+          { code: 'CA_UNTRUSTED', source: 'device', failures: 1, devices: 1 },
+          { code: 'UNAUTHENTICATED', source: 'request', failures: 1, devices: 1 },
+        ],
+      });
+    } finally {
+      await central.pool.query('DELETE FROM device_reports WHERE mac = $1', [NEVER]);
+    }
+  });
+
   it("gives the row deltas between a device's consecutive manifests", async () => {
     const { body } = await get(`/api/admin/devices/${SYNCED.toUpperCase()}/row-deltas`);
     const list = body.manifests as {
@@ -259,6 +279,9 @@ describe('dashboard', () => {
       });
       assert.deepEqual(charted, { served: 2, unchanged: 1, unauthenticated: 1 });
       assert.deepEqual(await page.locator('#stale-table tbody td:first-child').allTextContents(), [NEVER]);
+      assert.deepEqual(await page.locator('#failures-table tbody td:first-child').allTextContents(), [
+        'UNAUTHENTICATED',
+      ]);
 
       await page.fill('#device-mac', SYNCED);
       await page.click('#device-form button[type=submit]');

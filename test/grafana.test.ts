@@ -28,12 +28,20 @@ interface Panel {
 
 const dashboard = JSON.parse(await readFile(new URL('dashboards/dbupdate-overview.json', ROOT), 'utf8')) as {
   panels: Panel[];
-  templating: { list: { name: string }[] };
+  templating: { list: { name: string; type: string; query?: string; datasource?: { uid: string } }[] };
 };
 const sources = parse(await readFile(new URL('provisioning/datasources/datasources.yaml', ROOT), 'utf8')) as {
   datasources: { uid: string; type: string }[];
 };
-const targets = dashboard.panels.flatMap((p) => (p.targets ?? []).map((t) => ({ panel: p.title, ...t })));
+const targets: (Target & { panel: string })[] = [
+  ...dashboard.panels.flatMap((p) => (p.targets ?? []).map((t) => ({ panel: p.title, ...t }))),
+  // A variable filled by a query (the MAC picker) runs it as the panels' SQL does.
+  ...dashboard.templating.list.flatMap((v) =>
+    v.type === 'query'
+      ? [{ panel: `variable $${v.name}`, refId: 'query', datasource: v.datasource!, rawSql: v.query }]
+      : [],
+  ),
+];
 
 /** `${name:sqlstring}` as Grafana formats it: quoted, with every ' doubled. */
 const sqlstring = (value: string) => `'${value.replaceAll("'", "''")}'`;

@@ -314,14 +314,21 @@ async function refresh() {
   const hours = $('#hours').value;
   const staleHours = $('#stale-hours').value || '24';
   try {
-    const [hourly, stale, versions] = await Promise.all([
+    const [hourly, stale, versions, failures] = await Promise.all([
       api(`/api/admin/requests/hourly?hours=${hours}`),
       api(`/api/admin/devices/stale?hours=${encodeURIComponent(staleHours)}`),
       api('/api/admin/devices/versions'),
+      api(`/api/admin/requests/failures?hours=${hours}`),
     ]);
     drawOverview(hourly);
     drawStale(stale);
     drawVersions(versions);
+    fillTable('#failures-table', failures.failures, (f) => [
+      cell(f.code, 'down'),
+      cell(f.source === 'device' ? 'the device' : 'Central'),
+      cell(String(f.failures)),
+      cell(String(f.devices)),
+    ]);
     await loadFleet();
     showError('');
     if ($('#device-mac').value) await showDevice($('#device-mac').value);

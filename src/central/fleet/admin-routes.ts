@@ -7,13 +7,20 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { ErrorBody } from '../../contract/wire.ts';
 import { AppError } from '../../platform/errors.ts';
-import { deviceActivity, hourlyCounts, requestCountsByStatus, rowDeltas } from './repo/admin.ts';
+import {
+  deviceActivity,
+  failuresByCode,
+  hourlyCounts,
+  requestCountsByStatus,
+  rowDeltas,
+} from './repo/admin.ts';
 import { listDevices } from './repo/device-admin.ts';
 import { deviceLifecycle } from './admin-devices.ts';
 import { bearerToken, tokenMatches } from '../../platform/http.ts';
 import { requireMac } from '../model.ts';
 import {
   Activity,
+  Failures,
   Hourly,
   Hours,
   Limit,
@@ -81,6 +88,22 @@ const fleetViews: FastifyPluginAsyncTypebox<AdminOptions> = async (app, opts) =>
     async (request) => {
       const hours = hoursOf(request.query.hours, 48);
       return hourlyToWire(hours, await hourlyCounts(opts.pool, hours));
+    },
+  );
+
+  app.get(
+    '/api/admin/requests/failures',
+    {
+      schema: {
+        ...common,
+        summary: "Failures by error code over the last hours: Central's answers and the devices' own reports",
+        querystring: Type.Object({ hours: Type.Optional(Hours) }),
+        response: { 200: Failures, ...errors },
+      },
+    },
+    async (request) => {
+      const hours = hoursOf(request.query.hours, 48);
+      return { hours, failures: await failuresByCode(opts.pool, hours) };
     },
   );
 

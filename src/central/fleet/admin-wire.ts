@@ -108,6 +108,20 @@ export const DeviceEvents = Type.Object({
   ),
 });
 
+export const Failures = Type.Object({
+  hours: Type.Integer(),
+  failures: Type.Array(
+    Type.Object({
+      code: Type.String({ description: 'the error code (docs/errors.md)' }),
+      source: Type.Union([Type.Literal('request'), Type.Literal('device')], {
+        description: "request: Central's answer; device: the device's own report of a failed sync",
+      }),
+      failures: Type.Integer(),
+      devices: Type.Integer(),
+    }),
+  ),
+});
+
 export const RowDeltas = Type.Object({
   mac: Type.String(),
   manifests: Type.Array(

@@ -33,6 +33,35 @@ export async function hourlyCounts(db: Queryable, hours: number): Promise<Hourly
   return rows;
 }
 
+export interface FailureCountRow {
+  code: string;
+  source: 'request' | 'device';
+  failures: number;
+  devices: number;
+}
+
+/**
+ * Failures of the last `hours` by error code: requests Central refused or failed, and the
+ * failures devices reported about themselves (TLS, CA, signature, load: what never reached a
+ * manifest), each with how many devices it touched.
+ */
+export async function failuresByCode(db: Queryable, hours: number): Promise<FailureCountRow[]> {
+  const { rows } = await db.query<FailureCountRow>(
+    `SELECT error_code AS code, 'request' AS source, count(*)::int AS failures, count(DISTINCT mac)::int AS devices
+       FROM sync_requests
+      WHERE requested_at >= now() - make_interval(hours => $1::int) AND error_code IS NOT NULL
+      GROUP BY 1
+     UNION ALL
+     SELECT failure_code, 'device', count(*)::int, count(DISTINCT mac)::int
+       FROM device_reports
+      WHERE failure_at >= now() - make_interval(hours => $1::int) AND failure_code IS NOT NULL
+      GROUP BY 1
+     ORDER BY 3 DESC, 1 LIMIT 50`,
+    [hours],
+  );
+  return rows;
+}
+
 export interface RowDeltaRow {
   manifest_id: string;
   generated_at: Date;
