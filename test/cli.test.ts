@@ -52,6 +52,20 @@ describe('the command line', () => {
     assert.equal(await tableExists(empty, 'dbupdate_migrations'), false);
   });
 
+  it('lists the settings a command reads in its --help, required or with their default', async () => {
+    const serve = await dbupdate(['central', 'serve', '--help']);
+    assert.equal(serve.code, 0, serve.stderr);
+    assert.match(serve.stdout, /^settings of central commands \(environment\):$/m);
+    assert.match(serve.stdout, /^ {2}CENTRAL_DATABASE_URL +required; or CENTRAL_DATABASE_URL_FILE$/m);
+    assert.match(serve.stdout, /^ {2}PORT +default 8080$/m);
+    const sync = await dbupdate(['edge', 'sync', '--help']);
+    assert.match(sync.stdout, /^ {2}DEVICE_MAC +required$/m);
+    assert.match(sync.stdout, /^ {2}DEVICE_TOKEN +optional; or DEVICE_TOKEN_FILE$/m);
+    const migrate = await dbupdate(['edge', 'migrate', '--help']);
+    assert.match(migrate.stdout, /^ {2}EDGE_DATABASE_URL +required/m);
+    assert.doesNotMatch(migrate.stdout, /DEVICE_MAC/, 'only what the command reads');
+  });
+
   it('prints its version', async () => {
     const run = await dbupdate(['--version']);
     assert.equal(run.code, 0);

@@ -265,6 +265,8 @@ describe('dashboard', () => {
       await page.locator('body[data-state=ready]').waitFor({ timeout: 10_000 });
 
       assert.equal(await page.textContent('#card-requests'), '4');
+      // A fresh install: the charts start at its first hour, not 48 hours back (at least 6 drawn).
+      assert.equal(await page.getAttribute('body', 'data-hours-drawn'), '6');
       assert.equal(await page.textContent('#card-acks'), '100.0 %');
       assert.equal(await page.textContent('#card-stale'), '1');
       const charted = await page.evaluate(() => {

@@ -75,7 +75,15 @@ function draw(id, config) {
   });
 }
 
+/** The hours worth drawing: from the first that holds anything (a fresh install is not one bar of 48), at least 6. */
+function drawnBuckets(buckets) {
+  const first = buckets.findIndex((b) => sum(b.requests) + sum(b.acks) > 0);
+  return buckets.slice(first < 0 ? 0 : Math.max(0, Math.min(first, buckets.length - 6)));
+}
+
 function drawOverview(hourly) {
+  hourly = { ...hourly, buckets: drawnBuckets(hourly.buckets) };
+  document.body.dataset.hoursDrawn = String(hourly.buckets.length);
   const labels = hourly.buckets.map((b) => fmtHour(b.hour));
   const statuses = [...new Set(hourly.buckets.flatMap((b) => Object.keys(b.requests)))].sort();
   draw('requests-chart', {

@@ -53,8 +53,28 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminOptions> = async (app, 
     }
   });
   await app.register(fleetViews, opts);
+  await app.register(failureViews, opts);
   await app.register(deviceViews, opts);
   await app.register(deviceLifecycle, opts);
+};
+
+/** What fails across the fleet, by error code. */
+const failureViews: FastifyPluginAsyncTypebox<AdminOptions> = async (app, opts) => {
+  app.get(
+    '/api/admin/requests/failures',
+    {
+      schema: {
+        ...common,
+        summary: "Failures by error code over the last hours: Central's answers and the devices' own reports",
+        querystring: Type.Object({ hours: Type.Optional(Hours) }),
+        response: { 200: Failures, ...errors },
+      },
+    },
+    async (request) => {
+      const hours = hoursOf(request.query.hours, 48);
+      return { hours, failures: await failuresByCode(opts.pool, hours) };
+    },
+  );
 };
 
 /** The whole fleet: requests by status, per hour, and the stale devices. */
@@ -88,22 +108,6 @@ const fleetViews: FastifyPluginAsyncTypebox<AdminOptions> = async (app, opts) =>
     async (request) => {
       const hours = hoursOf(request.query.hours, 48);
       return hourlyToWire(hours, await hourlyCounts(opts.pool, hours));
-    },
-  );
-
-  app.get(
-    '/api/admin/requests/failures',
-    {
-      schema: {
-        ...common,
-        summary: "Failures by error code over the last hours: Central's answers and the devices' own reports",
-        querystring: Type.Object({ hours: Type.Optional(Hours) }),
-        response: { 200: Failures, ...errors },
-      },
-    },
-    async (request) => {
-      const hours = hoursOf(request.query.hours, 48);
-      return { hours, failures: await failuresByCode(opts.pool, hours) };
     },
   );
 
