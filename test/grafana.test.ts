@@ -65,6 +65,21 @@ describe('Grafana provisioning', () => {
     await db?.[Symbol.asyncDispose]();
   });
 
+  it('shows the fleet at a glance: stat panels, failures by code, devices by version, a MAC picker', () => {
+    const titles = dashboard.panels.map((p) => p.title);
+    assert.ok(dashboard.panels.filter((p) => p.type === 'stat').length >= 3, titles.join(', '));
+    assert.ok(
+      titles.some((t) => /^Failures by error code/.test(t)),
+      titles.join(', '),
+    );
+    assert.ok(
+      titles.some((t) => /^Devices by version/.test(t)),
+      titles.join(', '),
+    );
+    const mac = dashboard.templating.list.find((v) => v.name === 'mac');
+    assert.equal(mac?.type, 'query', 'the MAC is picked from the devices, not typed');
+  });
+
   it('points every panel and query at a provisioned data source', () => {
     const uids = new Set(sources.datasources.map((d) => d.uid));
     assert.ok(targets.length >= 20, `targets: ${targets.length}`);
