@@ -5,35 +5,16 @@
  */
 import { to as copyTo } from 'pg-copy-streams';
 import type { PoolClient } from '../../../platform/db.ts';
-import {
-  columnList,
-  COPY_SESSION_SETTINGS,
-  orderBy,
-  type TableDef,
-  type TableName,
-} from '../../../contract/tables.ts';
+import { columnList, COPY_SESSION_SETTINGS, orderBy, type TableDef } from '../../../contract/tables.ts';
 import type { Device } from '../../model.ts';
+import { scopeConditions } from '../scope/rule.ts';
 
 const COMPANY = "current_setting('dbupdate.company_id')::uuid";
 const LOCATION = "current_setting('dbupdate.location_id')::uuid";
 const DEVICE = "current_setting('dbupdate.device_id')::uuid";
 
-/** Each table's part of a scope, as conditions over SQL expressions for its company, location and device. */
-function scopeOf(company: string, location: string, device: string): Record<TableName, string> {
-  const locationGroups = `SELECT lg.group_id FROM location_groups lg WHERE lg.location_id = ${location}`;
-  return {
-    companies: `id = ${company}`,
-    locations: `id = ${location}`,
-    groups: `id IN (${locationGroups})`,
-    location_groups: `location_id = ${location}`,
-    users: `id IN (SELECT gu.user_id FROM group_users gu WHERE gu.group_id IN (${locationGroups}))`,
-    group_users: `group_id IN (${locationGroups})`,
-    areas: `location_id = ${location}`,
-    devices: `id = ${device}`,
-  };
-}
-
-const SCOPE = scopeOf(COMPANY, LOCATION, DEVICE);
+// The rule itself, and its inverse in the database, are made in one place: ../scope/rule.ts.
+const SCOPE = scopeConditions(COMPANY, LOCATION, DEVICE);
 
 const SET_SCOPE = `set_config('dbupdate.company_id', $1::text, true),
                    set_config('dbupdate.location_id', $2::text, true),
@@ -104,7 +85,7 @@ export async function setLocationsAndReadVersions(
  */
 export function copySharedScopes(client: PoolClient, def: TableDef): NodeJS.ReadableStream {
   if (def.name === 'devices') throw new Error('devices is not shared by a location');
-  const scope = scopeOf('(SELECT l.company_id FROM locations l WHERE l.id = t.loc)', 't.loc', 'NULL');
+  const scope = scopeConditions('(SELECT l.company_id FROM locations l WHERE l.id = t.loc)', 't.loc', 'NULL');
   const order = def.primaryKey.map((col) => `x."${col}"`).join(', ');
   return client.query(
     copyTo(
