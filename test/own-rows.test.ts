@@ -8,13 +8,12 @@ import { after, before, describe, it } from 'node:test';
 import { CentralMetrics } from '../src/central/metrics.ts';
 import { deviceFromRow, type Device, type DeviceRow } from '../src/central/model.ts';
 import { copyScopedTable, setScopeAndReadVersion } from '../src/central/sync/repo/scope.ts';
-import { DigestCache } from '../src/central/sync/memory/digest-cache.ts';
 import { OwnRowReader } from '../src/central/sync/scope/own-rows.ts';
 import { scopeDigests } from '../src/central/sync/scope/digests.ts';
 import { scopeVersionParts } from '../src/central/sync/scope/version.ts';
 import { answerFromMemory } from './helpers/choose.ts';
 import { SnapshotSession } from '../src/central/sync/sources/snapshot-session.ts';
-import { TableCache } from '../src/central/sync/memory/table-cache.ts';
+import { ScopeMemory } from '../src/central/sync/memory/memory.ts';
 import { DATA_MODEL } from '../src/contract/data-model.ts';
 import type { TableDigest } from '../src/contract/canonical.ts';
 import { tableDef } from './helpers/tables.ts';
@@ -47,8 +46,7 @@ describe("devices' own rows", () => {
   });
 
   const caches = () => ({
-    digestCache: new DigestCache(100),
-    tableCache: new TableCache(16 * 2 ** 20),
+    memory: new ScopeMemory({ digestEntries: 100, tableBytes: 16 * 2 ** 20 }),
     metrics: new CentralMetrics({ defaults: false }),
     ownRows: new OwnRowReader(rowPool),
   });

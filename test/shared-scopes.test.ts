@@ -8,7 +8,6 @@ import { after, before, describe, it } from 'node:test';
 import { CentralMetrics } from '../src/central/metrics.ts';
 import { deviceFromRow, type Device, type DeviceRow } from '../src/central/model.ts';
 import { setScopeAndReadVersion } from '../src/central/sync/repo/scope.ts';
-import { DigestCache } from '../src/central/sync/memory/digest-cache.ts';
 import { OwnRowReader } from '../src/central/sync/scope/own-rows.ts';
 import { scopeDigests } from '../src/central/sync/scope/digests.ts';
 import { scopeVersionParts } from '../src/central/sync/scope/version.ts';
@@ -17,7 +16,7 @@ import { DEFAULT_SHAPE, seedCentral } from '../src/central/fleet/seed.ts';
 import { SharedScopeReader } from '../src/central/sync/scope/shared-scopes.ts';
 import { SnapshotSession } from '../src/central/sync/sources/snapshot-session.ts';
 import { SnapshotSource } from '../src/central/sync/sources/snapshot-source.ts';
-import { TableCache } from '../src/central/sync/memory/table-cache.ts';
+import { ScopeMemory } from '../src/central/sync/memory/memory.ts';
 import type { TableDigest } from '../src/contract/canonical.ts';
 import { DATA_MODEL } from '../src/contract/data-model.ts';
 import { createPool, type Pool } from '../src/platform/db.ts';
@@ -64,15 +63,13 @@ describe('shared scopes read in batches', () => {
 
   function caches(pool = db.pool) {
     const metrics = new CentralMetrics({ defaults: false });
-    const digestCache = new DigestCache(100);
-    const tableCache = new TableCache(16 * 2 ** 20);
+    const memory = new ScopeMemory({ digestEntries: 100, tableBytes: 16 * 2 ** 20 });
     const source = new SnapshotSource(pool, undefined, metrics);
     return {
-      digestCache,
-      tableCache,
+      memory,
       metrics,
       ownRows: new OwnRowReader(rowPool),
-      sharedScopes: new SharedScopeReader(source, { digestCache, tableCache }, log, ONE_BATCH),
+      sharedScopes: new SharedScopeReader(source, memory, log, ONE_BATCH),
     };
   }
   const sessions = async (c: ReturnType<typeof caches>) =>
@@ -83,13 +80,13 @@ describe('shared scopes read in batches', () => {
 
   /** What a snapshot session of its own computes for `device`, and its caches. */
   async function inSession(device: Device) {
-    const c = { digestCache: new DigestCache(100), tableCache: new TableCache(16 * 2 ** 20) };
+    const c = { memory: new ScopeMemory({ digestEntries: 100, tableBytes: 16 * 2 ** 20 }) };
     const session = await SnapshotSession.open(db.pool);
     try {
       const version = await setScopeAndReadVersion(session.client, device);
       const metrics = new CentralMetrics({ defaults: false });
       const { digests } = await scopeDigests({ ...c, metrics }, session.client, device, DATA_MODEL, version);
-      return { version, digests, tableCache: c.tableCache };
+      return { version, digests, memory: c.memory };
     } finally {
       await session.close();
     }
@@ -110,13 +107,13 @@ describe('shared scopes read in batches', () => {
     assert.equal(await sessions(c), 2, 'two sessions for seven locations');
     for (const [i, device] of devices.entries()) {
       const want = expected[i]!;
-      const got = c.digestCache.getShared(DigestCache.sharedKey(device, want.version, DATA_MODEL.version));
+      const got = c.memory.sharedDigests(device, want.version, DATA_MODEL.version);
       assert.deepEqual(got, shared(want.digests));
       for (const t of got!) {
-        const cut = want.tableCache.pieces(t);
-        assert.deepEqual(c.tableCache.pieces(t), cut, `${t.name}: the same pieces`);
+        const cut = want.memory.pieces(t);
+        assert.deepEqual(c.memory.pieces(t), cut, `${t.name}: the same pieces`);
         for (const p of cut!)
-          assert.deepEqual(c.tableCache.piece(t.name, p), want.tableCache.piece(t.name, p));
+          assert.deepEqual(c.memory.pieceRows(t.name, p), want.memory.pieceRows(t.name, p));
       }
     }
     const empty = expected.at(-1)!.digests.find((t) => t.name === 'users');
@@ -155,7 +152,7 @@ describe('shared scopes read in batches', () => {
     const after = await inSession(device!);
     assert.notEqual(scopeVersionParts(after.version).location, scopeVersionParts(before.version).location);
     assert.deepEqual(
-      other.digestCache.getShared(DigestCache.sharedKey(device!, after.version, DATA_MODEL.version)),
+      other.memory.sharedDigests(device!, after.version, DATA_MODEL.version),
       shared(after.digests),
     );
     assert.notDeepEqual(shared(after.digests), shared(before.digests));

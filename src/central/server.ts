@@ -23,8 +23,7 @@ import type { CentralConfig } from './config.ts';
 import { centralMigrations } from './migrations.ts';
 import { fleetCounts } from './fleet/repo/device-admin.ts';
 import { CentralMetrics } from './metrics.ts';
-import { DigestCache } from './sync/memory/digest-cache.ts';
-import { TableCache } from './sync/memory/table-cache.ts';
+import { ScopeMemory } from './sync/memory/memory.ts';
 import type { SyncDeps } from './sync/deps.ts';
 import { CredentialVerifier } from './sync/credentials.ts';
 import { createAuditStore } from './sync/audit-store.ts';
@@ -53,21 +52,22 @@ function syncDeps(
   ownRows: OwnRowReader,
   log: Logger,
 ): SyncDeps {
-  const digestCache = new DigestCache(config.DIGEST_CACHE_ENTRIES);
-  const tableCache = new TableCache(config.TABLE_CACHE_MB * 2 ** 20);
+  const memory = new ScopeMemory({
+    digestEntries: config.DIGEST_CACHE_ENTRIES,
+    tableBytes: config.TABLE_CACHE_MB * 2 ** 20,
+  });
   return {
     models,
     pool,
     audit: createAuditStore(pool),
     snapshots,
     ownRows,
-    sharedScopes: new SharedScopeReader(snapshots, { digestCache, tableCache }, log),
+    sharedScopes: new SharedScopeReader(snapshots, memory, log),
     manifestTtlSeconds: config.MANIFEST_TTL_SECONDS,
     metrics,
     signingKey: config.signingKey,
     requireCredential: config.AUTH_MODE === 'credential',
-    digestCache,
-    tableCache,
+    memory,
     inlinePiecesMaxBytes: config.INLINE_PIECES_KB * 1024,
     credentials: new CredentialVerifier({
       maxEntries: config.CREDENTIAL_CACHE_ENTRIES,

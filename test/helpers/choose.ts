@@ -19,7 +19,7 @@ class WouldOpenSession extends Error {}
 const UNBOUNDED = { max: 1000, answers: 1000, perDevice: 1000, queue: 0, waitMs: 0 };
 
 export async function answerFromMemory(
-  caches: Pick<SyncDeps, 'digestCache' | 'tableCache' | 'metrics' | 'ownRows'> & Partial<SyncDeps>,
+  caches: Pick<SyncDeps, 'memory' | 'metrics' | 'ownRows'> & Partial<SyncDeps>,
   device: Device,
   model: DataModel,
   version: string,

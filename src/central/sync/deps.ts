@@ -10,8 +10,7 @@ import type { SigningKey } from '../../contract/signing.ts';
 import type { AuditStore } from './audit-store.ts';
 import type { CredentialVerifier } from './credentials.ts';
 import type { Limits } from './budgets.ts';
-import type { DigestCache } from './memory/digest-cache.ts';
-import type { TableCache } from './memory/table-cache.ts';
+import type { ScopeMemory } from './memory/memory.ts';
 import type { AnswerScope } from './answer-scope.ts';
 import type { OwnRowReader } from './scope/own-rows.ts';
 import type { SharedScopeReader } from './scope/shared-scopes.ts';
@@ -45,9 +44,8 @@ export interface SyncDeps {
   manifestTtlSeconds: number;
   metrics: CentralMetrics;
   signingKey: SigningKey;
-  digestCache: DigestCache;
-  /** Table rows by content, shared by every device whose scope holds the same. */
-  tableCache: TableCache;
+  /** What Central remembers: digests by scope version, rows and pieces by content (memory/memory.ts). */
+  memory: ScopeMemory;
   /** The most bytes of rows sent inline to an edge that holds nothing (0: never). */
   inlinePiecesMaxBytes: number;
   credentials: CredentialVerifier;

@@ -8,7 +8,7 @@
 import type { DataModel } from '../../contract/data-model.ts';
 import type { Piece } from '../../contract/pieces.ts';
 import type { PieceFrame, PiecesEndFrame } from '../../contract/wire.ts';
-import type { TableCache } from './memory/table-cache.ts';
+import type { ScopeMemory } from './memory/memory.ts';
 
 export interface InlinePiece {
   frame: PieceFrame;
@@ -23,7 +23,7 @@ export interface InlinePiece {
  * eviction cannot lose them.
  */
 export function inlinePieces(
-  deps: { tableCache: TableCache; inlinePiecesMaxBytes: number },
+  deps: { memory: ScopeMemory; inlinePiecesMaxBytes: number },
   model: DataModel,
   pieces: ReadonlyMap<string, readonly Piece[]>,
 ): InlinePiece[] | undefined {
@@ -32,7 +32,7 @@ export function inlinePieces(
   let bytes = 0;
   for (const def of model.tables) {
     for (const [index, p] of (pieces.get(def.name) ?? []).entries()) {
-      const rows = deps.tableCache.piece(def.name, p);
+      const rows = deps.memory.pieceRows(def.name, p);
       bytes += rows?.length ?? 0;
       if (!rows || bytes > deps.inlinePiecesMaxBytes) return undefined;
       out.push({ frame: { table: def.name, index, rowCount: p.rows }, rows });

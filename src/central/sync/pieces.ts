@@ -4,7 +4,7 @@
  * delta, only the pieces whose content changed. Each run of wanted pieces is one range read
  * in a fresh snapshot; a piece whose rows no longer hash to its id (the data changed since
  * the manifest) is answered `gone`, and the edge asks for a new manifest. At most one piece
- * is held at a time; pieces read are kept by content (TableCache), and a call whose pieces
+ * is held at a time; pieces read are kept by content (memory/memory.ts), and a call whose pieces
  * are all there is answered from memory without a slot or a connection. Every call leaves
  * one audit row in sync_piece_fetches.
  */
@@ -25,7 +25,8 @@ import { proveManifestOwner } from './identity.ts';
 import type { PreparedSync, SyncDeps } from './deps.ts';
 import { spendDeviceBudget } from './budgets.ts';
 import { digestAndCut } from './scope/digests.ts';
-import { ownCopy, type TableCache } from './memory/table-cache.ts';
+import type { ScopeMemory } from './memory/memory.ts';
+import { ownCopy } from './memory/table-cache.ts';
 import type { SnapshotSession } from './sources/snapshot-session.ts';
 import type { AnswerScope } from './answer-scope.ts';
 
@@ -111,7 +112,7 @@ export async function preparePieces(deps: SyncDeps, input: PiecesInput): Promise
       // Only a piece list missing from the cache needs the lists made again, in the session.
       wanted ??= (await wantedPieces(deps, session, model, found, want))!;
     }
-    const body = piecesBody(deps.tableCache, session, wanted, fetch.stats, log);
+    const body = piecesBody(deps.memory, session, wanted, fetch.stats, log);
     fetch.prepared = true;
     return { body: iterateInContext(fetch.step.context, body), progress: fetch.stats };
   } catch (err) {
@@ -197,12 +198,12 @@ async function wantedPieces(
     if (!runs) continue;
     const digest = found.tables.find((t) => t.name === def.name);
     if (!digest) throw new AppError('INVALID_INPUT', `manifest has no table ${def.name}`);
-    let pieces = deps.tableCache.pieces(digest);
+    let pieces = deps.memory.pieces(digest);
     if (!pieces) {
       if (!session) return undefined;
       // Another Central made the manifest, or the list was evicted: cut the table as it is now.
       const [now] = await digestAndCut(deps, session.client, [def]);
-      pieces = now!.sha256 === digest.sha256 ? deps.tableCache.pieces(now!) : undefined;
+      pieces = now!.sha256 === digest.sha256 ? deps.memory.pieces(now!) : undefined;
     }
     let indexes: number[];
     try {
@@ -214,7 +215,7 @@ async function wantedPieces(
     }
     const inMemory = new Map<number, Buffer>();
     for (const i of pieces ? indexes : []) {
-      const rows = deps.tableCache.piece(def.name, pieces![i]!);
+      const rows = deps.memory.pieceRows(def.name, pieces![i]!);
       if (rows) inMemory.set(i, rows);
     }
     out.push({ def, digest, indexes, pieces, inMemory });
@@ -225,7 +226,7 @@ async function wantedPieces(
 }
 
 async function* piecesBody(
-  cache: TableCache,
+  memory: ScopeMemory,
   session: SnapshotSession | undefined,
   wanted: Wanted[],
   stats: Stats,
@@ -270,7 +271,7 @@ async function* piecesBody(
           if (batched > 0) yield takeBatch();
           let last = i;
           while (last < to && !w.inMemory.has(last + 1)) last++;
-          const read = runPieces(cache, session!, w.def, w.pieces, i, last, stats);
+          const read = runPieces(memory, session!, w.def, w.pieces, i, last, stats);
           for await (const buf of read) yield emit(buf);
           i = last + 1;
         }
@@ -299,7 +300,7 @@ function goneFrame(def: TableDef, index: number, stats: Stats): Buffer {
  * key. A piece is sent only if its rows hash to its id; otherwise it is `gone`.
  */
 async function* runPieces(
-  cache: TableCache,
+  memory: ScopeMemory,
   session: SnapshotSession,
   def: TableDef,
   pieces: readonly Piece[],
@@ -326,7 +327,7 @@ async function* runPieces(
       stats.sent++;
       // One copy, so the cache does not keep the COPY chunks the rows were sliced from.
       const rows = ownCopy(held);
-      cache.keepPiece(def.name, p, rows);
+      memory.keepPieceRows(def.name, p, rows);
       out.push(frame({ table: def.name, index: at, rowCount: p.rows }), rows);
     } else out.push(goneFrame(def, at, stats));
     [held, heldRows, heldBytes] = [[], 0, 0];

@@ -90,7 +90,7 @@ async function stages(r: SyncRequest): Promise<PreparedSync> {
     const source = {
       session: chosen.session,
       pinned: chosen.pinned,
-      cache: r.deps.tableCache,
+      memory: r.deps.memory,
       tables: model.tables,
       inline: wantsInline(r, held) && pieces ? inlinePieces(r.deps, model, pieces) : undefined,
     };

@@ -24,7 +24,7 @@ import { iterateInContext } from '../../platform/tracing.ts';
 import { copyScopedTable, scopeSelectSql } from './repo/scope.ts';
 import { inlineLines, type InlinePiece } from './inline-pieces.ts';
 import type { SnapshotSession } from './sources/snapshot-session.ts';
-import type { TableCache } from './memory/table-cache.ts';
+import type { ScopeMemory } from './memory/memory.ts';
 
 export function computeDigests(
   client: PoolClient,
@@ -60,7 +60,7 @@ export interface BodySource {
   session: SnapshotSession | undefined;
   /** Table rows found in the cache before the answer began, held so eviction cannot take them. */
   pinned: ReadonlyMap<string, Buffer[]>;
-  cache: TableCache;
+  memory: ScopeMemory;
   /** The edge's data-model version's tables and columns: Central's own, or their projection. */
   tables: readonly TableDef[];
   /** With pieces: every piece of the manifest, sent after it (sync/inline-pieces.ts). */
@@ -99,7 +99,7 @@ export async function* snapshotBody(
         );
         if (skip) continue;
         // Content-addressed, so an entry found now is as good as one pinned at the start.
-        const cached = source.pinned.get(def.name) ?? source.cache.get(expected);
+        const cached = source.pinned.get(def.name) ?? source.memory.rows(expected);
         if (cached) stats.bytesFromCache += cached.reduce((n, c) => n + c.length, 0);
         for await (const chunk of cached ?? readTable(source, def, expected, log)) yield emit(chunk);
       }
@@ -121,7 +121,7 @@ export async function* snapshotBody(
 /** A table read in the session, kept in the cache once its row count checked out. */
 async function* readTable(source: BodySource, def: TableDef, expected: TableDigest, log: Logger) {
   if (!source.session) throw new Error(`${def.name}: no session to read it in`);
-  const keeper = source.cache.collect(expected);
+  const keeper = source.memory.collectRows(expected);
   for await (const chunk of tableRows(source.session.client, def, expected.rowCount, log)) {
     keeper?.add(chunk);
     yield chunk;

@@ -11,17 +11,15 @@ import type { TableDef } from '../../../contract/tables.ts';
 import type { PoolClient } from '../../../platform/db.ts';
 import type { CentralMetrics } from '../../metrics.ts';
 import type { Device } from '../../model.ts';
-import { DigestCache } from '../memory/digest-cache.ts';
 import { computeDigests } from '../snapshot-body.ts';
 import type { OwnRow, OwnRowReader } from './own-rows.ts';
 import type { SharedScopeReader } from './shared-scopes.ts';
 import type { Known } from '../planner.ts';
 import { scopeVersionParts } from './version.ts';
-import type { TableCache } from '../memory/table-cache.ts';
+import type { ScopeMemory } from '../memory/memory.ts';
 
 export interface ScopeCaches {
-  digestCache: DigestCache;
-  tableCache: TableCache;
+  memory: ScopeMemory;
   metrics: CentralMetrics;
 }
 
@@ -57,7 +55,7 @@ function lackedPieces(
 ): Map<string, readonly Piece[]> | undefined {
   const out = new Map<string, readonly Piece[]>();
   for (const t of lacking(digests, held)) {
-    const pieces = caches.tableCache.pieces(t);
+    const pieces = caches.memory.pieces(t);
     if (!pieces) return undefined;
     out.set(t.name, pieces);
   }
@@ -75,13 +73,13 @@ export async function digestAndCut(
   tables: readonly TableDef[],
 ): Promise<TableDigest[]> {
   const cutters = new Map<string, PieceCutter>();
-  const keep = caches.tableCache.pieceKeeper();
+  const keep = caches.memory.pieceKeeper();
   const digests = await computeDigests(tx, undefined, tables, (def) => {
     const cutter = new PieceCutter(def, (piece, rows) => keep(def.name, piece, rows));
     cutters.set(def.name, cutter);
     return (chunk) => cutter.write(chunk);
   });
-  for (const d of digests) caches.tableCache.setPieces(d, cutters.get(d.name)!.end());
+  for (const d of digests) caches.memory.keepPieces(d, cutters.get(d.name)!.end());
   return digests;
 }
 
@@ -95,7 +93,7 @@ export async function piecesInSession(
 ): Promise<Map<string, readonly Piece[]>> {
   const uncut = new Set(
     lacking(digests, held)
-      .filter((t) => !caches.tableCache.pieces(t))
+      .filter((t) => !caches.memory.pieces(t))
       .map((t) => t.name),
   );
   const missing = model.tables.filter((def) => uncut.has(def.name));
@@ -120,7 +118,7 @@ export function recall(
   version: string,
   held: Held,
 ): Recalled {
-  const digests = caches.digestCache.get(DigestCache.key(device, version, model.version));
+  const digests = caches.memory.digests(device, version, model.version);
   const out: Recalled = {
     known: { pieces: held.pieces, digests: 'absent', lackedInMemory: false, sharedInMemory: false },
     digests,
@@ -128,7 +126,7 @@ export function recall(
     pieces: undefined,
   };
   if (!digests) {
-    const shared = caches.digestCache.getShared(DigestCache.sharedKey(device, version, model.version));
+    const shared = caches.memory.sharedDigests(device, version, model.version);
     // A pieces edge needs the shared tables' lacked pieces too, or a session anyway.
     out.known.sharedInMemory = shared !== undefined && (!held.pieces || !!lackedPieces(caches, shared, held));
     return out;
@@ -141,7 +139,7 @@ export function recall(
     return out;
   }
   for (const t of lacked) {
-    const rows = caches.tableCache.get(t);
+    const rows = caches.memory.rows(t);
     if (!rows) return out;
     out.pinned.set(t.name, rows);
   }
@@ -172,11 +170,10 @@ export async function readOwnRow(
   batchFirst: boolean,
 ): Promise<OwnRowRead> {
   const read: OwnRowRead = {};
-  const sharedKey = DigestCache.sharedKey(device, version, model.version);
   if (batchFirst && caches.sharedScopes) {
     read.sharedBatch = (await caches.sharedScopes.read(device, version, model)) ? 'read' : 'not_used';
   }
-  const shared = caches.digestCache.getShared(sharedKey);
+  const shared = caches.memory.sharedDigests(device, version, model.version);
   if (!shared || (held.pieces && !lackedPieces(caches, shared, held))) return read;
   const def = model.tables.find((d) => d.name === 'devices')!;
   let row: OwnRow | undefined;
@@ -192,20 +189,20 @@ export async function readOwnRow(
   if (!row || !same) return read;
   const own = digestText(caches, def, row.line);
   const digests = model.tables.map((d) => (d === def ? own : shared.find((t) => t.name === d.name)!));
-  caches.digestCache.set(DigestCache.key(device, version, model.version), digests);
+  caches.memory.keepDigests(device, version, model.version, digests);
   return read;
 }
 
 /** The digest of one table's COPY text, its pieces and rows kept by content as a digest pass keeps them. */
 function digestText(caches: ScopeCaches, def: TableDef, text: Buffer): TableDigest {
   const hasher = new TableHasher(def);
-  const keep = caches.tableCache.pieceKeeper();
+  const keep = caches.memory.pieceKeeper();
   const cutter = new PieceCutter(def, (piece, rows) => keep(def.name, piece, rows));
   hasher.write(text);
   cutter.write(text);
   const digest = hasher.digest();
-  caches.tableCache.setPieces(digest, cutter.end());
-  const rows = caches.tableCache.collect(digest);
+  caches.memory.keepPieces(digest, cutter.end());
+  const rows = caches.memory.collectRows(digest);
   rows?.add(text);
   rows?.keep();
   return digest;
@@ -220,10 +217,8 @@ export async function scopeDigests(
   /** The scope version the session sees, read as it was scoped (SnapshotSource). */
   version: string,
 ): Promise<{ digests: TableDigest[]; cache: 'hit' | 'shared' | 'miss' }> {
-  const key = DigestCache.key(device, version, model.version);
-  const cached = caches.digestCache.get(key);
-  const sharedKey = DigestCache.sharedKey(device, version, model.version);
-  const shared = cached ? undefined : caches.digestCache.getShared(sharedKey);
+  const cached = caches.memory.digests(device, version, model.version);
+  const shared = cached ? undefined : caches.memory.sharedDigests(device, version, model.version);
   const result = cached ? 'hit' : shared ? 'shared' : 'miss';
   caches.metrics.digestCache.inc({ result });
   if (cached) return { digests: cached, cache: result };
@@ -235,12 +230,14 @@ export async function scopeDigests(
     digests = model.tables.map((def) => (def === devices ? own! : shared.find((t) => t.name === def.name)!));
   } else {
     digests = await digestAndCut(caches, tx, model.tables);
-    caches.digestCache.setShared(
-      sharedKey,
+    caches.memory.keepSharedDigests(
+      device,
+      version,
+      model.version,
       digests.filter((t) => t.name !== devices.name),
     );
   }
   caches.metrics.digestSeconds.observe((performance.now() - started) / 1000);
-  caches.digestCache.set(key, digests);
+  caches.memory.keepDigests(device, version, model.version, digests);
   return { digests, cache: result };
 }

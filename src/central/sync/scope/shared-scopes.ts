@@ -22,10 +22,9 @@ import type { Logger } from '../../../platform/logger.ts';
 import { step } from '../../../platform/step.ts';
 import type { Device } from '../../model.ts';
 import { copySharedScopes, setLocationsAndReadVersions } from '../repo/scope.ts';
-import { DigestCache } from '../memory/digest-cache.ts';
 import { scopeVersionParts } from './version.ts';
 import type { SnapshotSource } from '../sources/snapshot-source.ts';
-import type { TableCache } from '../memory/table-cache.ts';
+import type { ScopeMemory } from '../memory/memory.ts';
 
 /**
  * Two batches in flight, started at least 5 ms apart: the requests that wait for one hold
@@ -45,20 +44,15 @@ interface Wanted {
   waiting: SpanContext | undefined;
 }
 
-export interface SharedCaches {
-  digestCache: DigestCache;
-  tableCache: TableCache;
-}
-
 export class SharedScopeReader {
   readonly #source: SnapshotSource;
-  readonly #caches: SharedCaches;
+  readonly #memory: ScopeMemory;
   readonly #log: Logger;
   readonly #batcher: Batcher<Wanted, boolean>;
 
-  constructor(source: SnapshotSource, caches: SharedCaches, log: Logger, options = SHARED_SCOPE_BATCHES) {
+  constructor(source: SnapshotSource, memory: ScopeMemory, log: Logger, options = SHARED_SCOPE_BATCHES) {
     this.#source = source;
-    this.#caches = caches;
+    this.#memory = memory;
     this.#log = log;
     this.#batcher = new Batcher((items) => this.#read(items), options);
   }
@@ -107,10 +101,7 @@ export class SharedScopeReader {
     for (const model of new Set(items.map((w) => w.model))) {
       const digests = await this.#hash(client, model, locations.length);
       locations.forEach((device, i) =>
-        this.#caches.digestCache.setShared(
-          DigestCache.locationKey(device, versions[i]!, model.version),
-          digests[i]!,
-        ),
+        this.#memory.keepLocationDigests(device, versions[i]!, model.version, digests[i]!),
       );
     }
     return new Map(locations.map((d, i) => [d.locationId, versions[i]!]));
@@ -118,8 +109,7 @@ export class SharedScopeReader {
 
   /** Per location, in order, the digests of `model`'s shared tables, each cut into pieces on the way. */
   async #hash(client: PoolClient, model: DataModel, count: number): Promise<TableDigest[][]> {
-    const { tableCache } = this.#caches;
-    const keepers = Array.from({ length: count }, () => tableCache.pieceKeeper());
+    const keepers = Array.from({ length: count }, () => this.#memory.pieceKeeper());
     const digests: TableDigest[][] = keepers.map(() => []);
     for (const def of model.tables) {
       if (def.name === 'devices') continue;
@@ -138,7 +128,7 @@ export class SharedScopeReader {
       lines.end();
       hashers.forEach((hasher, i) => {
         const digest = hasher.digest();
-        tableCache.setPieces(digest, cutters[i]!.end());
+        this.#memory.keepPieces(digest, cutters[i]!.end());
         digests[i]!.push(digest);
       });
     }
