@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { enrollDevice } from '../src/central/fleet/enroll.ts';
 import { centralMigrations } from '../src/central/migrations.ts';
-import { createPool } from '../src/platform/db.ts';
+import { createPool, type Pool } from '../src/platform/db.ts';
 import { freePort, startEmbeddedCluster } from '../src/platform/embedded.ts';
 import { migrate } from '../src/platform/migrate.ts';
 import { edgeMigrations } from '../src/edge/migrations.ts';
@@ -118,6 +118,41 @@ function drain(url: string, body: unknown, token: string, encoding: string) {
   });
 }
 
+/**
+ * The full sync as the edge's tables' owner without superuser (the role the README recommends),
+ * then a one-user edit at Central synced by both that edge and the superuser one (issue 37).
+ */
+async function leastPrivilege(
+  central: Pool,
+  cluster: { createDatabase(name: string, options?: { replace?: boolean }): Promise<string> },
+  superuserEnv: Record<string, string>,
+  name: string,
+) {
+  const url = await cluster.createDatabase(name, { replace: true });
+  const admin = createPool(url, { max: 1, applicationName: 'bench' });
+  try {
+    await admin.query(`DO $$ BEGIN
+      IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'bench_owner') THEN
+        CREATE ROLE bench_owner LOGIN NOSUPERUSER PASSWORD 'bench-owner'; END IF; END $$`);
+    await admin.query(`ALTER DATABASE "${name}" OWNER TO bench_owner`);
+    await admin.query('GRANT CREATE, USAGE ON SCHEMA public TO bench_owner');
+  } finally {
+    await admin.end();
+  }
+  const ownerUrl = new URL(url);
+  [ownerUrl.username, ownerUrl.password] = ['bench_owner', 'bench-owner'];
+  const env = { ...superuserEnv, EDGE_DATABASE_URL: ownerUrl.toString() };
+  if ((await measured(['edge', 'migrate'], env)).code !== 0) throw new Error('edge migrate as owner failed');
+  const full = await measured(['edge', 'sync'], env);
+  await central.query(
+    `UPDATE users SET display_name = display_name || '.', updated_at = now()
+      WHERE id = (SELECT id FROM users ORDER BY id LIMIT 1)`,
+  );
+  const delta = await measured(['edge', 'sync'], env);
+  const superuserDelta = await measured(['edge', 'sync'], superuserEnv);
+  return { full, delta, superuserDelta };
+}
+
 const keys = generateSigningKeys();
 const dir = await mkdtemp(join(tmpdir(), 'dbupdate-bench-'));
 const [centralPg, edgePg] = await Promise.all([
@@ -175,6 +210,7 @@ try {
     const syncCentralSteps = since(central.steps, beforeSync);
     const resync = await measured(['edge', 'sync'], edgeEnv);
     const centralPeak = await peakRssMb(central.child.pid!);
+    const owner = await leastPrivilege(pool, edgePg, edgeEnv, `bench_owner_${users}`);
     const pipeUrl = await edgePg.createDatabase(`bench_pipe_${users}`, { replace: true });
     const pipePool = createPool(pipeUrl, { applicationName: 'bench', max: 1 });
     await migrate(pipePool, await edgeMigrations());
@@ -229,6 +265,11 @@ try {
       'sync',
     ];
     console.log(`  edge steps (ms): ${split.map((k) => `${k}=${sync.steps.get(k) ?? '-'}`).join(' ')}`);
+    console.log(
+      `  least privilege (the tables' owner, no superuser): full sync ${owner.full.ms} ms against ${sync.ms} ms;` +
+        ` one-user edit: owner ${owner.delta.ms} ms, ${owner.delta.steps.get('rows loaded') ?? '-'} rows loaded;` +
+        ` superuser ${owner.superuserDelta.ms} ms, ${owner.superuserDelta.steps.get('rows loaded') ?? '-'} rows loaded`,
+    );
     const rowsLoaded = sync.steps.get('rows loaded') ?? 0;
     const perSecond = (ms: number | undefined) => (ms ? Math.round((rowsLoaded * 1000) / ms) : '-');
     console.log(
