@@ -177,10 +177,11 @@ describe('Central scaled out: replica, two Centrals behind haproxy, Redis', engi
     );
     for (const i of fleet().keys()) await holdsPrimary(i);
     const reads = await readsOf();
-    // One read for each manifest; its pieces are in the memory of the Central that made it (its
-    // digest pass kept them), so only a piece fetch balanced to the other Central reads again.
+    // At most one read for each manifest and one for a piece fetch balanced to the other Central
+    // (the pieces are in the memory of the Central whose digest pass cut them); fewer when
+    // devices that asked together had their locations read in one batch (SharedScopeReader).
     const n = fleet().length;
-    assert.ok(reads.replica! >= n && reads.replica! <= 2 * n, JSON.stringify(reads));
+    assert.ok(reads.replica! >= 1 && reads.replica! <= 2 * n, JSON.stringify(reads));
     assert.equal(reads.primary ?? 0, 0, JSON.stringify(reads));
     // Round robin: both Centrals served.
     for (const c of centrals) assert.ok(((await snapshotReads(c.url)).replica ?? 0) > 0, c.url);
