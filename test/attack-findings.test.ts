@@ -5,7 +5,6 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -15,6 +14,7 @@ import { startCentral, seedEnrolledDevices, type RunningCentral } from './helper
 import { dbupdate } from './helpers/cli.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { TEST_KEYS } from './helpers/keys.ts';
+import { rawSnapshotRequest } from './helpers/snapshot.ts';
 
 const ADMIN = 'an-admin-token-long-enough-0123456789';
 
@@ -55,31 +55,7 @@ describe('attack findings (issue 32)', () => {
   const codeOf = async (res: Response) => ((await res.json()) as { error: { code: string } }).error.code;
 
   /** A full answer whose body is never read: its socket stays open, the answer held. */
-  function unreadAnswer(mac: string): Promise<{ status: number; close(): void }> {
-    const { hostname, port } = new URL(api.url);
-    const body = JSON.stringify({ mac });
-    return new Promise((resolve, reject) => {
-      const req = request(
-        {
-          host: hostname,
-          port,
-          method: 'POST',
-          path: '/api/device-sync/request',
-          headers: {
-            'content-type': 'application/json',
-            authorization: `Bearer ${tokens.get(mac)}`,
-            'accept-encoding': 'identity',
-          },
-        },
-        (res) => {
-          res.pause();
-          resolve({ status: res.statusCode ?? 0, close: () => res.destroy() });
-        },
-      );
-      req.on('error', reject);
-      req.end(body);
-    });
-  }
+  const unreadAnswer = (mac: string) => rawSnapshotRequest(api.url, mac, tokens.get(mac), { read: false });
 
   it('bounds the answers one device holds at once: beyond MAX_ANSWERS_PER_DEVICE, 429 with Retry-After', async () => {
     const [mac, neighbour] = [macs[0]!, macs[2]!];

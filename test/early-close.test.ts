@@ -4,10 +4,10 @@
  * given back, so the device stayed at 429, and the slot was lost, until Central restarted.
  */
 import assert from 'node:assert/strict';
-import { request } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { seedEnrolledDevices, startCentral, type RunningCentral } from './helpers/central.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
+import { rawSnapshotRequest } from './helpers/snapshot.ts';
 
 describe('a client gone before its answer', () => {
   let db: TestDatabase;
@@ -37,33 +37,8 @@ describe('a client gone before its answer', () => {
     await db?.[Symbol.asyncDispose]();
   });
 
-  /** A full answer; `read: false` leaves it unread (held), `abortAfterMs` goes away before it comes. */
-  function ask(mac: string, opts: { read?: boolean; abortAfterMs?: number } = {}) {
-    const { hostname, port } = new URL(api.url);
-    return new Promise<{ status: number; close(): void }>((resolve) => {
-      const req = request(
-        {
-          host: hostname,
-          port,
-          method: 'POST',
-          path: '/api/device-sync/request',
-          headers: {
-            'content-type': 'application/json',
-            authorization: `Bearer ${tokens.get(mac)}`,
-            'accept-encoding': 'identity',
-          },
-        },
-        (res) => {
-          if (opts.read === false) res.pause();
-          else res.resume();
-          resolve({ status: res.statusCode ?? 0, close: () => res.destroy() });
-        },
-      );
-      req.on('error', () => resolve({ status: 0, close: () => undefined }));
-      if (opts.abortAfterMs !== undefined) setTimeout(() => req.destroy(), opts.abortAfterMs);
-      req.end(JSON.stringify({ mac }));
-    });
-  }
+  const ask = (mac: string, opts: { read?: boolean; abortAfterMs?: number } = {}) =>
+    rawSnapshotRequest(api.url, mac, tokens.get(mac), opts);
 
   it('gives back the slot and the claim of an answer whose client left while it waited', async () => {
     const [a, b] = [macs[0]!, macs[1]!];

@@ -1,5 +1,6 @@
 /** Reading a whole snapshot response in tests (small scopes only). */
 import assert from 'node:assert/strict';
+import { request } from 'node:http';
 import { TableHasher } from '../../src/contract/canonical.ts';
 import { readSnapshot } from '../../src/contract/snapshot-reader.ts';
 import { tableDef } from './tables.ts';
@@ -70,5 +71,42 @@ export async function ackSuccess(
       durationMs: 5,
       error: null,
     }),
+  });
+}
+
+/**
+ * A snapshot request over raw HTTP (node:http, not fetch), to hold an answer open:
+ * `read: false` leaves its body unread, so the answer keeps its slot until `close`;
+ * `abortAfterMs` goes away before the answer comes. A request that fails has status 0.
+ */
+export function rawSnapshotRequest(
+  url: string,
+  mac: string,
+  token: string | undefined,
+  opts: { read?: boolean; abortAfterMs?: number } = {},
+): Promise<{ status: number; close(): void }> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve) => {
+    const req = request(
+      {
+        host: hostname,
+        port,
+        method: 'POST',
+        path: '/api/device-sync/request',
+        headers: {
+          'content-type': 'application/json',
+          authorization: `Bearer ${token}`,
+          'accept-encoding': 'identity',
+        },
+      },
+      (res) => {
+        if (opts.read === false) res.pause();
+        else res.resume();
+        resolve({ status: res.statusCode ?? 0, close: () => res.destroy() });
+      },
+    );
+    req.on('error', () => resolve({ status: 0, close: () => undefined }));
+    if (opts.abortAfterMs !== undefined) setTimeout(() => req.destroy(), opts.abortAfterMs);
+    req.end(JSON.stringify({ mac }));
   });
 }

@@ -7,8 +7,7 @@
 import { withTransaction, type Pool } from '../../platform/db.ts';
 import type { Logger } from '../../platform/logger.ts';
 import { step } from '../../platform/step.ts';
-import { deleteOldPieceFetches } from '../sync/repo/pieces.ts';
-import { deleteOldManifests, deleteOldRequests } from './repo/retention.ts';
+import { deleteOldManifests, deleteOldRows } from './repo/retention.ts';
 
 export interface PruneResult {
   cutoff: string;
@@ -43,17 +42,18 @@ export async function pruneAudit(
       result.tableRows += done.tableRows;
       if (done.manifests < options.batch) break;
     }
-    for (;;) {
-      const done = await withTransaction(pool, 'BEGIN', (tx) => deleteOldRequests(tx, cutoff, options.batch));
-      result.requests += done;
-      if (done < options.batch) break;
-    }
-    for (;;) {
-      const done = await withTransaction(pool, 'BEGIN', (tx) =>
-        deleteOldPieceFetches(tx, cutoff, options.batch),
-      );
-      result.pieceFetches += done;
-      if (done < options.batch) break;
+    const logs = [
+      ['sync_requests', 'requests'],
+      ['sync_piece_fetches', 'pieceFetches'],
+    ] as const;
+    for (const [table, counted] of logs) {
+      for (;;) {
+        const done = await withTransaction(pool, 'BEGIN', (tx) =>
+          deleteOldRows(tx, table, cutoff, options.batch),
+        );
+        result[counted] += done;
+        if (done < options.batch) break;
+      }
     }
     open.annotate({ ...result });
     return result;

@@ -27,11 +27,19 @@ export async function deleteOldManifests(db: Queryable, cutoff: Date, batch: num
   return rows[0]!;
 }
 
-/** Up to `batch` request rows that arrived before `cutoff`. */
-export async function deleteOldRequests(db: Queryable, cutoff: Date, batch: number): Promise<number> {
+/** The audit tables whose rows are pruned by their own id and `requested_at`, one at a time. */
+export type RequestLog = 'sync_requests' | 'sync_piece_fetches';
+
+/** Up to `batch` rows of `table` (requests or piece fetches) that arrived before `cutoff`. */
+export async function deleteOldRows(
+  db: Queryable,
+  table: RequestLog,
+  cutoff: Date,
+  batch: number,
+): Promise<number> {
   const { rowCount } = await db.query(
-    `DELETE FROM sync_requests WHERE id IN (
-       SELECT id FROM sync_requests WHERE requested_at < $1::timestamptz ORDER BY requested_at LIMIT $2::int)`,
+    `DELETE FROM ${table} WHERE id IN (
+       SELECT id FROM ${table} WHERE requested_at < $1::timestamptz ORDER BY requested_at LIMIT $2::int)`,
     [cutoff.toISOString(), batch],
   );
   return rowCount ?? 0;

@@ -165,12 +165,3 @@ export async function finishPieceFetches(
     ],
   );
 }
-
-export async function deleteOldPieceFetches(db: Queryable, cutoff: Date, batch: number): Promise<number> {
-  const { rowCount } = await db.query(
-    `DELETE FROM sync_piece_fetches WHERE id IN (
-       SELECT id FROM sync_piece_fetches WHERE requested_at < $1::timestamptz ORDER BY requested_at LIMIT $2::int)`,
-    [cutoff.toISOString(), batch],
-  );
-  return rowCount ?? 0;
-}
