@@ -343,6 +343,20 @@ describe('dashboard', () => {
       );
       assert.deepEqual(events.rows, [{ action: 'disable' }, { action: 'enable' }]);
 
+      // Releases (docs/releases.md): a pause asks first, shows on the page and is audited as the dashboard's.
+      assert.equal(await page.getAttribute('body', 'data-release'), 'running');
+      await page.click('[data-release-action=pause]');
+      await page.click('#confirm-ok');
+      await page.locator('body[data-release=paused]').waitFor({ timeout: 10_000 });
+      assert.match((await page.textContent('#release-state'))!, /^Paused .* by api:dashboard@127\.0\.0\.1\./);
+      await page.click('[data-release-action=resume]');
+      await page.click('#confirm-ok');
+      await page.locator('body[data-release=running]').waitFor({ timeout: 10_000 });
+      const released = await central.pool.query<{ action: string }>(
+        'SELECT action FROM release_events ORDER BY id',
+      );
+      assert.deepEqual(released.rows, [{ action: 'pause' }, { action: 'resume' }]);
+
       await page.setViewportSize({ width: 1280, height: 900 });
       for (const height of await chartHeights(page))
         assert.ok(height >= 200, `a chart ${height} px high at 1280 px`);

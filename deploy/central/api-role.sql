@@ -19,3 +19,10 @@ GRANT SELECT, INSERT, UPDATE ON sync_requests, sync_manifest_headers, sync_manif
 GRANT INSERT, UPDATE ON devices, device_credentials TO dbupdate_api;
 GRANT SELECT, INSERT ON device_admin_events TO dbupdate_api;
 GRANT INSERT, UPDATE ON data_versions, scope_versions TO dbupdate_api;
+
+-- Release control (migration 0013, docs/releases.md): every answer reads the release state;
+-- the guard trips itself when a device's change is over its limit; the admin API pauses,
+-- resumes, approves and rejects (marking each location's version), recording who did it.
+GRANT SELECT, UPDATE ON release_state TO dbupdate_api;
+GRANT SELECT, INSERT, DELETE ON release_marks TO dbupdate_api;
+GRANT SELECT, INSERT ON release_events TO dbupdate_api;

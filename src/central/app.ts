@@ -65,6 +65,7 @@ export async function centralApp(app: FastifyInstance, opts: CentralAppOptions):
     pool: opts.sync.pool,
     adminToken: opts.adminToken,
     servedVersions: opts.sync.models.versions,
+    release: opts.sync.release,
   });
   await app.register(dashboardRoutes);
   await app.register(deviceSyncRoutes, {

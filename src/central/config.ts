@@ -3,6 +3,11 @@ import { loadConfig, LogFormatSetting, LogLevelSetting, secret } from '../platfo
 import { parseSigningKey, type SigningKey } from '../contract/signing.ts';
 import type { TlsFiles } from '../platform/tls.ts';
 import { AppError } from '../platform/errors.ts';
+import { TABLE_NAMES } from '../contract/tables.ts';
+import { guardLimits, type GuardLimits, type TableLimit } from './release/rule.ts';
+
+const GUARD_TABLE = '[a-z_]+:(off|[0-9]{1,3}:[0-9]{1,9})';
+const GUARD_TABLES_PATTERN = `^(${GUARD_TABLE}(,${GUARD_TABLE})*)?$`;
 
 export const CentralConfigSchema = Type.Object({
   CENTRAL_DATABASE_URL: secret(Type.String({ pattern: '^postgres(ql)?://' })),
@@ -76,11 +81,28 @@ export const CentralConfigSchema = Type.Object({
   CREDENTIAL_CACHE_ENTRIES: Type.Integer({ minimum: 1, maximum: 10_000_000, default: 100_000 }),
   /** How long a verified (or refused) credential is believed before it is checked again. */
   CREDENTIAL_CACHE_SECONDS: Type.Integer({ minimum: 1, maximum: 86_400, default: 900 }),
+  /**
+   * The mass-change guard (docs/releases.md): a change that would remove more than this
+   * percent of a table's rows from what a device holds, and at least RELEASE_GUARD_MIN_ROWS,
+   * is held for the whole fleet until approved (0: no guard).
+   */
+  RELEASE_GUARD_PERCENT: Type.Integer({ minimum: 0, maximum: 100, default: 20 }),
+  RELEASE_GUARD_MIN_ROWS: Type.Integer({ minimum: 1, maximum: 100_000_000, default: 50 }),
+  /** Per table, over the two above: `users:10:100,areas:off` (table:percent:min-rows, or table:off). */
+  RELEASE_GUARD_TABLES: Type.String({ pattern: GUARD_TABLES_PATTERN, default: '' }),
+  /** How often each Central reads the release state again (a pause or a decision made elsewhere). */
+  RELEASE_REFRESH_SECONDS: Type.Integer({ minimum: 1, maximum: 300, default: 2 }),
+  /** A freeze longer than this raises DbupdateReleaseFrozenTooLong. */
+  RELEASE_FREEZE_ALERT_MINUTES: Type.Integer({ minimum: 1, maximum: 43_200, default: 240 }),
 });
 
 /** The settings, and the values parsed from them once at start. */
 export type CentralConfig = Readonly<
-  Static<typeof CentralConfigSchema> & { signingKey: SigningKey; tls: TlsFiles | undefined }
+  Static<typeof CentralConfigSchema> & {
+    signingKey: SigningKey;
+    tls: TlsFiles | undefined;
+    guardLimits: GuardLimits;
+  }
 >;
 
 export function loadCentralConfig(env: Record<string, string | undefined> = process.env): CentralConfig {
@@ -104,5 +126,29 @@ export function loadCentralConfig(env: Record<string, string | undefined> = proc
     config.TLS_CERT_FILE && config.TLS_KEY_FILE
       ? { certFile: config.TLS_CERT_FILE, keyFile: config.TLS_KEY_FILE }
       : undefined;
-  return Object.freeze({ ...config, signingKey, tls });
+  const guard = guardLimits(
+    TABLE_NAMES,
+    config.RELEASE_GUARD_PERCENT,
+    config.RELEASE_GUARD_MIN_ROWS,
+    guardOverrides(config.RELEASE_GUARD_TABLES),
+  );
+  return Object.freeze({ ...config, signingKey, tls, guardLimits: guard });
+}
+
+function guardOverrides(text: string): { table: string; limit: TableLimit | 'off' }[] {
+  return text
+    .split(',')
+    .filter(Boolean)
+    .map((entry) => {
+      const [table, percent, minRows] = entry.split(':') as [string, string, string?];
+      if (!(TABLE_NAMES as readonly string[]).includes(table) || Number(percent) > 100)
+        throw new AppError(
+          'CONFIG_INVALID',
+          `setting RELEASE_GUARD_TABLES is invalid at "${entry}": name one of ${TABLE_NAMES.join(', ')}, with a percent from 0 to 100 (or off)`,
+        );
+      return {
+        table,
+        limit: percent === 'off' ? 'off' : { percent: Number(percent), minRows: Number(minRows) },
+      };
+    });
 }

@@ -5,6 +5,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { STALE_BUCKETS_HOURS, type FleetCounts } from './fleet/repo/device-admin.ts';
 import { registerLogMetrics } from '../platform/log-metrics.ts';
+import type { ReleaseRow } from './release/repo.ts';
 
 export class CentralMetrics {
   readonly registry = new Registry();
@@ -145,9 +146,39 @@ export class CentralMetrics {
     },
   });
 
+  readonly answersHeld = new Counter({
+    name: 'dbupdate_central_answers_held_total',
+    help: 'Answers that told a device to keep what it holds, by reason (paused, guard): docs/releases.md',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+  readonly release: Gauge<'state'> = new Gauge({
+    name: 'dbupdate_central_release',
+    help: 'Release control: paused (1 while frozen), paused_seconds (how long), freeze_alert_seconds (RELEASE_FREEZE_ALERT_MINUTES), guard_tripped (1 while a mass change waits for approve or reject)',
+    labelNames: ['state'] as const,
+    registers: [this.registry],
+    collect: () => {
+      const row = this.#release?.();
+      if (!row) return;
+      const paused = row.paused_at === null ? 0 : (Date.now() - row.paused_at.getTime()) / 1000;
+      this.release.set({ state: 'paused' }, row.paused_at === null ? 0 : 1);
+      this.release.set({ state: 'paused_seconds' }, Math.max(0, paused));
+      this.release.set({ state: 'freeze_alert_seconds' }, this.#freezeAlertSeconds);
+      this.release.set({ state: 'guard_tripped' }, row.guard === 'tripped' ? 1 : 0);
+    },
+  });
+  #release: (() => ReleaseRow | undefined) | undefined;
+  #freezeAlertSeconds = 0;
+
   constructor(options: { defaults?: boolean } = {}) {
     if (options.defaults !== false) collectDefaultMetrics({ register: this.registry });
     registerLogMetrics(this.registry);
+  }
+
+  /** Where the release gauges come from: the gate's state in memory, and the setting the alert compares with. */
+  observeRelease(read: () => ReleaseRow | undefined, freezeAlertSeconds: number): void {
+    this.#release = read;
+    this.#freezeAlertSeconds = freezeAlertSeconds;
   }
 
   /** Where the fleet gauges come from; read at most every 30 s, however many scrape. */

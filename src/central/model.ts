@@ -84,6 +84,8 @@ export function manifestToWire(input: {
   pieces?: ReadonlyMap<string, readonly Piece[]> | undefined;
   /** The request's nonce, when the edge sent one (src/edge/sync/manifest-clock.ts). */
   requestNonce?: string | undefined;
+  /** The change is held by release control: the device keeps what it holds (docs/releases.md). */
+  held?: Manifest['held'] | undefined;
 }): Manifest {
   return {
     manifestId: input.manifestId,
@@ -99,6 +101,7 @@ export function manifestToWire(input: {
     },
     rowsIncluded: input.rowsIncluded,
     ...(input.requestNonce === undefined ? {} : { requestNonce: input.requestNonce }),
+    ...(input.held ? { held: input.held } : {}),
     ...(input.pieces
       ? { pieces: Object.fromEntries([...input.pieces].map(([name, list]) => [name, list.map(pieceToWire)])) }
       : {}),

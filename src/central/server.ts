@@ -24,6 +24,7 @@ import { centralMigrations } from './migrations.ts';
 import { fleetCounts } from './fleet/repo/device-admin.ts';
 import { CentralMetrics } from './metrics.ts';
 import { ScopeMemory } from './sync/memory/memory.ts';
+import { ReleaseGate } from './release/gate.ts';
 import type { SyncDeps } from './sync/deps.ts';
 import { CredentialVerifier } from './sync/credentials.ts';
 import { createAuditStore } from './sync/audit-store.ts';
@@ -59,6 +60,14 @@ function syncDeps(
   return {
     models,
     pool,
+    release: new ReleaseGate({
+      pool,
+      limits: config.guardLimits,
+      metrics,
+      log,
+      refreshMs: config.RELEASE_REFRESH_SECONDS * 1000,
+      freezeAlertSeconds: config.RELEASE_FREEZE_ALERT_MINUTES * 60,
+    }),
     audit: createAuditStore(pool),
     snapshots,
     ownRows,
@@ -110,6 +119,28 @@ function fastifyFor(config: CentralConfig, logger: Logger | boolean | undefined)
   }).withTypeProvider<TypeBoxTypeProvider>();
 }
 
+/** The pools of the long reads: snapshots (primary and replica) and own rows; closed with the app. */
+function readerPools(
+  config: CentralConfig,
+  app: { addHook(name: 'onClose', hook: () => Promise<void>): unknown },
+) {
+  const snapshotPools = [config.CENTRAL_DATABASE_URL, config.CENTRAL_READ_DATABASE_URL].map((url) =>
+    url === undefined
+      ? undefined
+      : createPool(url, { max: config.MAX_CONCURRENT_SNAPSHOTS, applicationName: 'central-snapshots' }),
+  );
+  // One connection of its own (each batch sets its session's COPY settings and device ids),
+  // on the primary: one small statement per batch, and no replica to fail over from.
+  const ownRowPool = createPool(config.CENTRAL_DATABASE_URL, {
+    max: 1,
+    applicationName: 'central-own-rows',
+  });
+  app.addHook('onClose', () =>
+    Promise.all([...snapshotPools, ownRowPool].map((p) => p?.end())).then(() => undefined),
+  );
+  return { snapshotPools, ownRowPool };
+}
+
 export async function buildCentral(
   config: CentralConfig,
   pool: Pool,
@@ -132,20 +163,7 @@ export async function buildCentral(
       `Central's migrations bring data model v${atVersion}, its code describes v${models.newest.version}`,
     );
   const app = fastifyFor(config, options.logger);
-  const snapshotPools = [config.CENTRAL_DATABASE_URL, config.CENTRAL_READ_DATABASE_URL].map((url) =>
-    url === undefined
-      ? undefined
-      : createPool(url, { max: config.MAX_CONCURRENT_SNAPSHOTS, applicationName: 'central-snapshots' }),
-  );
-  // One connection of its own (each batch sets its session's COPY settings and device ids),
-  // on the primary: one small statement per batch, and no replica to fail over from.
-  const ownRowPool = createPool(config.CENTRAL_DATABASE_URL, {
-    max: 1,
-    applicationName: 'central-own-rows',
-  });
-  app.addHook('onClose', () =>
-    Promise.all([...snapshotPools, ownRowPool].map((p) => p?.end())).then(() => undefined),
-  );
+  const { snapshotPools, ownRowPool } = readerPools(config, app);
   const metrics = options.metrics ?? new CentralMetrics({ defaults: false });
   const snapshots = new SnapshotSource(snapshotPools[0]!, snapshotPools[1], metrics);
   const shared = config.RATE_LIMIT_REDIS_URL
@@ -153,8 +171,21 @@ export async function buildCentral(
     : undefined;
   if (shared) app.addHook('onClose', () => shared.close());
   metrics.observeFleet(() => fleetCounts(pool));
+  const sync = syncDeps(
+    config,
+    pool,
+    snapshots,
+    metrics,
+    models,
+    shared,
+    new OwnRowReader(ownRowPool),
+    app.log,
+  );
+  // The release state is known before the first answer: a freeze holds across a restart.
+  await sync.release.start();
+  app.addHook('onClose', async () => sync.release.stop());
   await app.register(fp(centralApp), {
-    sync: syncDeps(config, pool, snapshots, metrics, models, shared, new OwnRowReader(ownRowPool), app.log),
+    sync,
     expectedMigration: migrations.at(-1)?.id ?? 0,
     slots: {
       max: config.MAX_CONCURRENT_SNAPSHOTS,

@@ -15,6 +15,7 @@ import { migrate } from '../platform/migrate.ts';
 import { stopOnSignal } from '../platform/lifecycle.ts';
 import { repeatEvery } from '../platform/schedule.ts';
 import { deviceCommands } from './devices.ts';
+import { releaseCommand } from './release.ts';
 import { parseFlags, withPool, type Command } from './util.ts';
 
 /** What the commands that only need the database read. */
@@ -172,6 +173,7 @@ export const centralCommands: Record<string, Command> = {
   },
 
   ...deviceCommands((work) => withCentralPool((pool) => work(pool))),
+  release: releaseCommand((work) => withCentralPool((pool) => work(pool))),
 };
 
 /** The API role may add audit rows but not delete them: pruning is the owner's job. */

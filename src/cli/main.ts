@@ -65,6 +65,36 @@ export const COMMANDS: { command: string; args?: string; does: string; settings?
     settings: 'central database',
   },
   {
+    command: 'central release status',
+    args: '[--json]',
+    does: 'the freeze, the mass-change guard, devices held and the last decisions (docs/releases.md)',
+    settings: 'central database',
+  },
+  {
+    command: 'central release pause',
+    args: '[--reason TEXT] [--json]',
+    does: 'freeze: devices that hold data keep it (audited); a device that holds nothing still gets data',
+    settings: 'central database',
+  },
+  {
+    command: 'central release resume',
+    args: '[--json]',
+    does: 'end the freeze (audited)',
+    settings: 'central database',
+  },
+  {
+    command: 'central release approve',
+    args: '[--reason TEXT] [--json]',
+    does: 'let the change the mass-change guard holds go to the fleet (audited)',
+    settings: 'central database',
+  },
+  {
+    command: 'central release reject',
+    args: '[--reason TEXT] [--json]',
+    does: 'keep the fleet on its data until Central’s data changes again (audited)',
+    settings: 'central database',
+  },
+  {
     command: 'central keygen',
     does: 'a new manifest signing key pair (MANIFEST_SIGNING_KEY, MANIFEST_PUBLIC_KEYS)',
   },

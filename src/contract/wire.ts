@@ -141,6 +141,19 @@ export const Manifest = Type.Object({
   filters: Type.Object({ companyId: Uuid, locationId: Uuid, deviceId: Uuid }),
   rowsIncluded: Type.Boolean({ description: 'false when knownGlobalSha256 matched: the stream ends here' }),
   requestNonce: Type.Optional(RequestNonce),
+  held: Type.Optional(
+    Type.Object(
+      {
+        reason: Type.Union([Type.Literal('paused'), Type.Literal('guard')]),
+        since: Type.String({ format: 'date-time' }),
+      },
+      {
+        additionalProperties: false,
+        description:
+          'release control holds a change (docs/releases.md): rowsIncluded is false and the edge keeps what it holds; tables are what Central holds now',
+      },
+    ),
+  ),
   pieces: Type.Optional(
     Type.Record(TableKey, Type.Array(PieceRef), {
       additionalProperties: false,

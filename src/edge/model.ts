@@ -52,6 +52,8 @@ export const SyncResultBody = Type.Object({
   tables: Type.Array(TableSummary),
   ack: AckOutcome,
   error: Type.Optional(ErrorDetail),
+  /** Central's release control held a change: nothing loaded, the data kept (docs/releases.md). */
+  held: Type.Optional(Type.Object({ reason: Type.String(), since: Type.String({ format: 'date-time' }) })),
   /** How the rows came: fetches of pieces, pieces fetched, found staged or kept in place, bytes. */
   transfer: Type.Optional(
     Type.Object({
@@ -123,6 +125,7 @@ export interface SyncLogRow {
   duration_ms: number | null;
   error_code: string | null;
   error_text: string | null;
+  held_reason: string | null;
   global_sha256: string | null;
   rows_loaded: string | null;
   ack_status: AckOutcome | null;
@@ -139,6 +142,8 @@ export const SyncLogEntry = Type.Object({
   rowsLoaded: Nullable(Type.Integer()),
   errorCode: Nullable(Type.String()),
   errorText: Nullable(Type.String()),
+  /** An unchanged sync whose change Central held: why (paused, guard). */
+  heldReason: Nullable(Type.String()),
   globalSha256: Nullable(Type.String()),
   ack: Nullable(AckOutcome),
 });
@@ -156,6 +161,7 @@ export function syncLogToWire(row: SyncLogRow): SyncLogEntry {
     rowsLoaded: row.rows_loaded === null ? null : Number(row.rows_loaded),
     errorCode: row.error_code,
     errorText: row.error_text,
+    heldReason: row.held_reason,
     globalSha256: row.global_sha256,
     ack: row.ack_status,
   };

@@ -51,6 +51,10 @@ export const ERROR_CODES = {
     description: 'Seeding refused: the data tables are not empty (use --reset).',
   },
   USAGE: { status: 400, description: 'The command line is wrong.' },
+  NOTHING_HELD: {
+    status: 409,
+    description: 'Approve or reject found no change held by the mass-change guard.',
+  },
   SYNC_IN_PROGRESS: {
     status: 409,
     description: 'Edge: another sync holds the sync lock; try again when it ends.',

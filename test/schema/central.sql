@@ -61,6 +61,22 @@ locations.address text
 locations.timezone text NOT NULL
 locations.created_at timestamp with time zone NOT NULL
 locations.updated_at timestamp with time zone NOT NULL
+release_events.id bigint NOT NULL
+release_events.at timestamp with time zone NOT NULL DEFAULT now()
+release_events.actor text NOT NULL
+release_events.action text NOT NULL
+release_events.details jsonb NOT NULL DEFAULT '{}'::jsonb
+release_marks.location_id uuid NOT NULL
+release_marks.version bigint NOT NULL
+release_state.id boolean NOT NULL DEFAULT true
+release_state.paused_at timestamp with time zone
+release_state.paused_by text
+release_state.pause_reason text
+release_state.guard text NOT NULL DEFAULT 'clear'::text
+release_state.guard_at timestamp with time zone
+release_state.guard_by text
+release_state.guard_detail jsonb
+release_state.changed_at timestamp with time zone NOT NULL DEFAULT now()
 scope_versions.location_id uuid NOT NULL
 scope_versions.version bigint NOT NULL DEFAULT 1
 sync_acknowledgements.manifest_id text NOT NULL
@@ -148,6 +164,12 @@ location_groups location_groups_location_id_fkey FOREIGN KEY (location_id) REFER
 location_groups location_groups_pkey PRIMARY KEY (location_id, group_id)
 locations locations_company_id_fkey FOREIGN KEY (company_id) REFERENCES companies(id)
 locations locations_pkey PRIMARY KEY (id)
+release_events release_events_action_check CHECK ((action = ANY (ARRAY['pause'::text, 'resume'::text, 'trip'::text, 'approve'::text, 'reject'::text])))
+release_events release_events_pkey PRIMARY KEY (id)
+release_marks release_marks_pkey PRIMARY KEY (location_id)
+release_state release_state_guard_check CHECK ((guard = ANY (ARRAY['clear'::text, 'tripped'::text, 'approved'::text, 'rejected'::text])))
+release_state release_state_id_check CHECK (id)
+release_state release_state_pkey PRIMARY KEY (id)
 scope_versions scope_versions_pkey PRIMARY KEY (location_id)
 sync_acknowledgements sync_acknowledgements_pkey PRIMARY KEY (manifest_id)
 sync_acknowledgements sync_acknowledgements_result_check CHECK ((result = ANY (ARRAY['Success'::text, 'Failed'::text])))
@@ -156,7 +178,7 @@ sync_manifests sync_manifests_pkey PRIMARY KEY (manifest_id, table_name)
 sync_piece_fetches sync_piece_fetches_pkey PRIMARY KEY (id)
 sync_piece_fetches sync_piece_fetches_status_check CHECK ((status = ANY (ARRAY['started'::text, 'served'::text, 'refused'::text, 'error'::text, 'aborted'::text])))
 sync_requests sync_requests_pkey PRIMARY KEY (id)
-sync_requests sync_requests_status_check CHECK ((status = ANY (ARRAY['started'::text, 'served'::text, 'unchanged'::text, 'invalid_input'::text, 'unauthenticated'::text, 'unknown_device'::text, 'disabled'::text, 'error'::text, 'aborted'::text, 'rate_limited'::text, 'overloaded'::text, 'unsupported_schema'::text])))
+sync_requests sync_requests_status_check CHECK ((status = ANY (ARRAY['started'::text, 'served'::text, 'unchanged'::text, 'held'::text, 'invalid_input'::text, 'unauthenticated'::text, 'unknown_device'::text, 'disabled'::text, 'error'::text, 'aborted'::text, 'rate_limited'::text, 'overloaded'::text, 'unsupported_schema'::text])))
 users users_company_id_fkey FOREIGN KEY (company_id) REFERENCES companies(id)
 users users_pkey PRIMARY KEY (id)
 -- indexes
@@ -180,6 +202,10 @@ CREATE INDEX location_groups_group_id_idx ON public.location_groups USING btree 
 CREATE UNIQUE INDEX location_groups_pkey ON public.location_groups USING btree (location_id, group_id)
 CREATE INDEX locations_company_id_idx ON public.locations USING btree (company_id)
 CREATE UNIQUE INDEX locations_pkey ON public.locations USING btree (id)
+CREATE INDEX release_events_at_idx ON public.release_events USING btree (at)
+CREATE UNIQUE INDEX release_events_pkey ON public.release_events USING btree (id)
+CREATE UNIQUE INDEX release_marks_pkey ON public.release_marks USING btree (location_id)
+CREATE UNIQUE INDEX release_state_pkey ON public.release_state USING btree (id)
 CREATE UNIQUE INDEX scope_versions_pkey ON public.scope_versions USING btree (location_id)
 CREATE INDEX sync_acknowledgements_completed_at_idx ON public.sync_acknowledgements USING btree (completed_at)
 CREATE INDEX sync_acknowledgements_failed_idx ON public.sync_acknowledgements USING btree (mac, completed_at) WHERE (result = 'Failed'::text)

@@ -55,6 +55,7 @@ edge_sync_log.bytes_received bigint
 edge_sync_log.payload_sha256 text
 edge_sync_log.ack_status text
 edge_sync_log.error_reason text
+edge_sync_log.held_reason text
 edge_sync_state.key text NOT NULL
 edge_sync_state.value text NOT NULL
 edge_sync_state.updated_at timestamp with time zone NOT NULL DEFAULT now()
@@ -103,6 +104,7 @@ edge_held_pieces edge_held_pieces_pkey PRIMARY KEY (table_name, ord)
 edge_pending_acks edge_pending_acks_pkey PRIMARY KEY (manifest_id)
 edge_staged_pieces edge_staged_pieces_pkey PRIMARY KEY (id)
 edge_sync_log edge_sync_log_ack_status_check CHECK ((ack_status = ANY (ARRAY['sent'::text, 'pending'::text, 'failed'::text, 'none'::text])))
+edge_sync_log edge_sync_log_held_reason_check CHECK ((held_reason = ANY (ARRAY['paused'::text, 'guard'::text])))
 edge_sync_log edge_sync_log_pkey PRIMARY KEY (id)
 edge_sync_log edge_sync_log_status_check CHECK ((status = ANY (ARRAY['running'::text, 'success'::text, 'unchanged'::text, 'failed'::text])))
 edge_sync_state edge_sync_state_pkey PRIMARY KEY (key)

@@ -2,10 +2,11 @@
 // Chart.js (served by Central itself, so the page works without internet access).
 
 const TOKEN_KEY = 'dbupdate.adminToken';
-const SUCCESS = new Set(['served', 'unchanged']);
+const SUCCESS = new Set(['served', 'unchanged', 'held']);
 const STATUS_COLORS = {
   served: '#2e8b57',
   unchanged: '#7fb77e',
+  held: '#5dade2',
   invalid_input: '#e0a526',
   unauthenticated: '#d35400',
   unknown_device: '#b9770e',
@@ -26,7 +27,8 @@ class Unauthorized extends Error {}
 async function api(path, method = 'GET') {
   const token = sessionStorage.getItem(TOKEN_KEY);
   if (!token) throw new Unauthorized('no token');
-  const res = await fetch(path, { method, headers: { authorization: `Bearer ${token}` } });
+  const headers = { authorization: `Bearer ${token}`, 'dbupdate-actor': 'dashboard' };
+  const res = await fetch(path, { method, headers });
   const body = await res.json().catch(() => ({}));
   if (res.status === 401) throw new Unauthorized(body.error?.message ?? 'admin token refused');
   if (!res.ok) throw new Error(`${body.error?.code ?? res.status}: ${body.error?.message ?? res.statusText}`);
@@ -248,6 +250,42 @@ async function act(action) {
   document.body.dataset.acted = `${action} ${mac}`;
 }
 
+const RELEASE_ACTIONS = {
+  pause:
+    'Every device that holds data keeps it until you resume; a device that holds nothing still gets its first sync.',
+  resume: 'Devices take what changed in Central at their next sync.',
+  approve: 'The change the guard holds goes to the whole fleet at its next syncs.',
+  reject: 'Every device keeps its data until Central’s data changes again.',
+};
+
+/** The freeze and the guard (docs/releases.md), with the actions that apply now. */
+function drawRelease(r) {
+  const tripped = r.guard === 'tripped';
+  const state = r.paused ? 'paused' : tripped ? 'guard tripped' : 'running';
+  document.body.dataset.release = state;
+  $('#release').classList.toggle('alert', r.paused || tripped);
+  $('#release-state').textContent = r.paused
+    ? `Paused ${fmtTime(r.pausedAt)} by ${r.pausedBy}${r.pauseReason ? `: ${r.pauseReason}` : ''}. ${r.heldDevices} devices held in the last 15 minutes.`
+    : tripped
+      ? `The mass-change guard holds every change since ${fmtTime(r.guardAt)}. ${r.heldDevices} devices held in the last 15 minutes.`
+      : `Running: changes reach devices at their next sync (guard: ${r.guard}).`;
+  const d = r.guardDetail;
+  $('#release-detail').hidden = !tripped || !d;
+  if (tripped && d)
+    $('#release-detail').textContent =
+      `${d.device} would lose ${d.removed} of its ${d.held} ${d.table} rows (limit ${d.limit?.percent} %, at least ${d.limit?.minRows}).`;
+  const shown = { pause: !r.paused, resume: r.paused, approve: tripped, reject: tripped };
+  for (const button of document.querySelectorAll('[data-release-action]'))
+    button.hidden = !shown[button.dataset.releaseAction];
+}
+
+async function releaseAct(action) {
+  const title = `${action[0].toUpperCase()}${action.slice(1)} ${action === 'pause' || action === 'resume' ? 'releases' : 'the held change'}?`;
+  if (!(await confirmed(title, RELEASE_ACTIONS[action]))) return;
+  await api(`/api/admin/release/${action}`, 'POST');
+  drawRelease(await api('/api/admin/release'));
+}
+
 async function showDevice(mac) {
   $('#device-mac').value = mac;
   const path = encodeURIComponent(mac);
@@ -322,12 +360,14 @@ async function refresh() {
   const hours = $('#hours').value;
   const staleHours = $('#stale-hours').value || '24';
   try {
-    const [hourly, stale, versions, failures] = await Promise.all([
+    const [hourly, stale, versions, failures, release] = await Promise.all([
       api(`/api/admin/requests/hourly?hours=${hours}`),
       api(`/api/admin/devices/stale?hours=${encodeURIComponent(staleHours)}`),
       api('/api/admin/devices/versions'),
       api(`/api/admin/requests/failures?hours=${hours}`),
+      api('/api/admin/release'),
     ]);
+    drawRelease(release);
     drawOverview(hourly);
     drawStale(stale);
     drawVersions(versions);
@@ -376,6 +416,10 @@ $('#device-form').addEventListener('submit', (event) => {
 $('#fleet-search').addEventListener('input', drawFleet);
 $('#fleet-form').addEventListener('submit', (event) => event.preventDefault());
 $('#fleet-more').addEventListener('click', () => loadFleet(true).catch((err) => showError(err.message)));
+for (const button of document.querySelectorAll('[data-release-action]'))
+  button.addEventListener('click', () =>
+    releaseAct(button.dataset.releaseAction).catch((err) => showError(err.message)),
+  );
 for (const button of document.querySelectorAll('#device-detail [data-action]'))
   button.addEventListener('click', () => act(button.dataset.action).catch((err) => showError(err.message)));
 

@@ -31,7 +31,7 @@ import {
 
 const errors = { 400: ErrorBody, 401: ErrorBody, 404: ErrorBody };
 
-function actorOf(request: FastifyRequest): string {
+export function actorOf(request: FastifyRequest): string {
   const named = request.headers['dbupdate-actor'];
   const who = typeof named === 'string' ? named.replace(/[^\x20-\x7e]/g, '?').slice(0, 100) : 'admin';
   return `api:${who}@${request.ip}`;

@@ -16,6 +16,7 @@ import {
 } from './repo/admin.ts';
 import { listDevices } from './repo/device-admin.ts';
 import { deviceLifecycle } from './admin-devices.ts';
+import { releaseRoutes } from '../release/routes.ts';
 import { bearerToken, tokenMatches } from '../../platform/http.ts';
 import { requireMac } from '../model.ts';
 import {
@@ -56,6 +57,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminOptions> = async (app, 
   await app.register(failureViews, opts);
   await app.register(deviceViews, opts);
   await app.register(deviceLifecycle, opts);
+  await app.register(releaseRoutes, opts);
 };
 
 /** What fails across the fleet, by error code. */

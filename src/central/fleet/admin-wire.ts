@@ -1,10 +1,12 @@
 /** Wire shapes of the admin API, and the one place audit rows become them. */
+import type { ReleaseGate } from '../release/gate.ts';
 import type { Pool } from '../../platform/db.ts';
 import { Type, type Static } from 'typebox';
 import type { DeviceActivity, HourlyCountRow, RowDeltaRow } from './repo/admin.ts';
 import type { AdminEventRow, DeviceListRow, VersionCountRow } from './repo/device-admin.ts';
 
-const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()]);
+export const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) =>
+  Type.Union([t, Type.Null()]);
 /** Query strings arrive as text and types are not coerced (request bodies stay strict). */
 export const Hours = Type.String({ pattern: '^[1-9][0-9]{0,3}$', description: 'hours, 1–2160' });
 export const Limit = Type.String({ pattern: '^[1-9][0-9]{0,2}$', description: 'rows, 1–500' });
@@ -342,4 +344,6 @@ export interface AdminOptions {
   adminToken: string | undefined;
   /** The data-model versions this Central serves, for the fleet's version view. */
   servedVersions: readonly number[];
+  /** Release control: the freeze and the mass-change guard (release/). */
+  release: ReleaseGate;
 }

@@ -16,6 +16,7 @@ import type { OwnRowReader } from './scope/own-rows.ts';
 import type { SharedScopeReader } from './scope/shared-scopes.ts';
 import type { SnapshotSource } from './sources/snapshot-source.ts';
 import type { ReportedVersions, ServedModels } from './versions.ts';
+import type { ReleaseGate } from '../release/gate.ts';
 
 export interface SyncDeps {
   /** Short queries: the batches of `audit`, health and the admin API. */
@@ -54,6 +55,8 @@ export interface SyncDeps {
   requireCredential: boolean;
   /** The data-model versions answered: Central's own and the one before (a rolling upgrade). */
   models: ServedModels;
+  /** Whether a change may go to a device now: the freeze and the mass-change guard (release/). */
+  release: ReleaseGate;
 }
 
 export interface SyncInput {

@@ -66,7 +66,7 @@ export function openRequestAudit(
         );
       }
       whole.annotate({ status: outcome.status, bytesSent: outcome.bytesSent });
-      const ok = outcome.status === 'served' || outcome.status === 'unchanged';
+      const ok = outcome.status === 'served' || outcome.status === 'unchanged' || outcome.status === 'held';
       const failure = Object.assign(new Error(outcome.reason ?? outcome.status), {
         code: outcome.errorCode ?? outcome.status,
       });

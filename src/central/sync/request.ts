@@ -19,6 +19,7 @@ import { iterateInContext } from '../../platform/tracing.ts';
 import { manifestToWire, requireMac, type Device } from '../model.ts';
 import { spendDeviceBudget } from './budgets.ts';
 import { chooseAnswer } from './decide.ts';
+import type { Hold } from '../release/gate.ts';
 import { proveDevice } from './identity.ts';
 import type { PreparedSync, SyncDeps, SyncInput } from './deps.ts';
 import { inlinePieces } from './inline-pieces.ts';
@@ -81,15 +82,28 @@ async function stages(r: SyncRequest): Promise<PreparedSync> {
       pieces: body.pieces === true,
     };
     const chosen = await chooseAnswer({ ...r, device, model, version: scopeVersion, held });
-    const { tables, pieces } = chosen;
+    const { tables } = chosen;
+    const hold = await step(r.log, 'release.check', {}, async (open) => {
+      const found = await r.deps.release.check({
+        device,
+        version: scopeVersion,
+        knownGlobal: body.knownGlobalSha256,
+        tables,
+        globalSha256: globalSha256(tables),
+      });
+      open.annotate({ held: found?.reason ?? null });
+      return found;
+    });
+    // A held answer sends no rows: the device keeps what it holds (docs/releases.md).
+    const pieces = hold ? undefined : chosen.pieces;
     const signed = await step(r.log, 'manifest.create', {}, (open) =>
-      createManifest(r, device, model, tables, pieces, open),
+      createManifest(r, device, model, { tables, pieces, hold }, open),
     );
     r.audit.step.annotate({ manifestId: signed.manifest.manifestId });
     r.httpSpan?.setAttribute('dbupdate.manifest_id', signed.manifest.manifestId);
     const source = {
-      session: chosen.session,
-      pinned: chosen.pinned,
+      session: hold ? undefined : chosen.session,
+      pinned: hold ? new Map<string, Buffer[]>() : chosen.pinned,
       memory: r.deps.memory,
       tables: model.tables,
       inline: wantsInline(r, held) && pieces ? inlinePieces(r.deps, model, pieces) : undefined,
@@ -132,13 +146,17 @@ async function createManifest(
   r: SyncRequest,
   device: Device,
   model: DataModel,
-  tables: TableDigest[],
-  pieces: ReadonlyMap<string, readonly Piece[]> | undefined,
+  answer: {
+    tables: TableDigest[];
+    pieces: ReadonlyMap<string, readonly Piece[]> | undefined;
+    hold: Hold | undefined;
+  },
   open: OpenStep,
 ): Promise<Signed> {
+  const { tables, pieces, hold } = answer;
   const generatedAt = new Date();
   const global = globalSha256(tables);
-  const rowsIncluded = r.input.body.knownGlobalSha256 !== global;
+  const rowsIncluded = !hold && r.input.body.knownGlobalSha256 !== global;
   const manifest = manifestToWire({
     manifestId: newUlid(),
     generatedAt,
@@ -150,6 +168,7 @@ async function createManifest(
     rowsIncluded,
     pieces: rowsIncluded ? pieces : undefined,
     requestNonce: r.input.body.nonce,
+    held: hold,
   });
   open.annotate({ manifestId: manifest.manifestId, rowsIncluded: manifest.rowsIncluded });
   await r.deps.audit.insertManifest(manifest, r.mac);
@@ -177,7 +196,15 @@ function send(r: SyncRequest, source: BodySource, signed: Signed, device: Device
     if (ok && source.inline) metrics.piecesServed.inc({ result: 'inline' }, source.inline.length);
     sending.annotate({ bytes: stats.bytes });
     sending.finish(ok ? undefined : (error ?? new Error('response aborted')));
-    const status = ok ? (manifest.rowsIncluded ? 'served' : 'unchanged') : error ? 'error' : 'aborted';
+    const status = !ok
+      ? error
+        ? 'error'
+        : 'aborted'
+      : manifest.rowsIncluded
+        ? 'served'
+        : manifest.held
+          ? 'held'
+          : 'unchanged';
     metrics.sendSeconds.observe({ outcome: status }, (performance.now() - started) / 1000);
     await r.audit.finish({
       status,

@@ -20,6 +20,8 @@ export interface SyncFinish {
   /** Finer than the code where code must tell cases apart (sync/errors.ts). */
   errorReason?: string | null;
   errorText?: string | null;
+  /** Central held the change (release control): the manifest's `held.reason`. */
+  heldReason?: string | null;
   globalSha256?: string | null;
   rowsLoaded?: number | null;
   bytesReceived?: number | null;
@@ -51,7 +53,7 @@ export async function finishSync(db: Queryable, id: string, f: SyncFinish): Prom
         SET status = $2::text, manifest_id = $3::text, duration_ms = $4::integer, error_code = $5::text,
             error_text = $6::text, global_sha256 = $7::text, rows_loaded = $8::bigint,
             bytes_received = $9::bigint, payload_sha256 = $10::text, error_reason = $11::text,
-            completed_at = clock_timestamp()
+            held_reason = $12::text, completed_at = clock_timestamp()
       WHERE id = $1::bigint`,
     [
       id,
@@ -65,6 +67,7 @@ export async function finishSync(db: Queryable, id: string, f: SyncFinish): Prom
       f.bytesReceived ?? null,
       f.payloadSha256 ?? null,
       f.errorReason ?? null,
+      f.heldReason ?? null,
     ],
   );
 }
@@ -181,7 +184,7 @@ export async function manifestApplied(db: Queryable, manifestId: string): Promis
 
 export async function recentSyncs(db: Queryable, limit: number): Promise<SyncLogRow[]> {
   const { rows } = await db.query<SyncLogRow>(
-    `SELECT id, manifest_id, started_at, completed_at, status, trigger, duration_ms, error_code, error_text,
+    `SELECT id, manifest_id, started_at, completed_at, status, trigger, duration_ms, error_code, error_text, held_reason,
             global_sha256, rows_loaded, ack_status
        FROM edge_sync_log ORDER BY id DESC LIMIT $1::int`,
     [limit],

@@ -113,7 +113,7 @@ export async function beginAttempt(
 export const elapsed = (a: Attempt): number => Math.round(performance.now() - a.started);
 
 type ResultFields = Pick<SyncResult, 'rowsLoaded' | 'tables' | 'ack'> &
-  Partial<Pick<SyncResult, 'tablesLoaded' | 'error'>>;
+  Partial<Pick<SyncResult, 'tablesLoaded' | 'error' | 'held'>>;
 
 /** A malformed stream is Central's fault; anything else unnamed failed in the local load. */
 export function asAppError(err: unknown): AppError {
@@ -125,12 +125,20 @@ export function asAppError(err: unknown): AppError {
 /** The scope is as the edge holds it: nothing loaded, the check recorded and acknowledged. */
 export async function recordUnchanged(a: Attempt, m: Manifest, log: Logger): Promise<SyncResult> {
   const held = a.held ?? (await lastAppliedTables(a.client));
-  await finishSync(a.client, a.syncId, ledgerRow(a, 'unchanged', 0));
+  await finishSync(a.client, a.syncId, {
+    ...ledgerRow(a, 'unchanged', 0),
+    heldReason: m.held?.reason ?? null,
+  });
   await setState(a.client, { lastCheckAt: new Date().toISOString(), ...heldFacts(m) });
-  log.info({ event: 'sync.unchanged', globalSha256: m.globalSha256 }, 'scope unchanged, nothing loaded');
+  if (m.held)
+    log.warn(
+      { event: 'sync.held', reason: m.held.reason, since: m.held.since },
+      `Central holds a change (${m.held.reason} since ${m.held.since}): this edge keeps the data it holds`,
+    );
+  else log.info({ event: 'sync.unchanged', globalSha256: m.globalSha256 }, 'scope unchanged, nothing loaded');
   const tables = held?.tables ?? [];
   const ack = await acknowledgeAttempt(a, 'Success', tables, null, log);
-  return resultOf(a, 'unchanged', { rowsLoaded: 0, tables, ack });
+  return resultOf(a, 'unchanged', { rowsLoaded: 0, tables, ack, ...(m.held ? { held: m.held } : {}) });
 }
 
 export async function recordFailure(a: Attempt, err: AppError): Promise<SyncResult> {

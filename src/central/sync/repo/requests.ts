@@ -8,6 +8,7 @@ export type RequestStatus =
   | 'started'
   | 'served'
   | 'unchanged'
+  | 'held'
   | 'invalid_input'
   | 'unauthenticated'
   | 'unknown_device'

@@ -1,0 +1,133 @@
+/** The release state (`release_state`, `release_marks`, `release_events`, migration 0013). */
+import type { TableDigest } from '../../contract/canonical.ts';
+import type { TableName } from '../../contract/tables.ts';
+import type { Queryable } from '../../platform/db.ts';
+import type { GuardState } from './rule.ts';
+
+export interface ReleaseRow {
+  paused_at: Date | null;
+  paused_by: string | null;
+  pause_reason: string | null;
+  guard: GuardState;
+  guard_at: Date | null;
+  guard_by: string | null;
+  guard_detail: Record<string, unknown> | null;
+  changed_at: Date;
+}
+
+export async function readRelease(db: Queryable): Promise<ReleaseRow> {
+  const { rows } = await db.query<ReleaseRow>(
+    `SELECT paused_at, paused_by, pause_reason, guard, guard_at, guard_by, guard_detail, changed_at
+       FROM release_state`,
+  );
+  return rows[0]!;
+}
+
+/** Pauses, unless paused already (then the first pause stands); true when this call paused. */
+export async function setPaused(db: Queryable, by: string, reason: string | null): Promise<boolean> {
+  const { rowCount } = await db.query(
+    `UPDATE release_state SET paused_at = now(), paused_by = $1, pause_reason = $2, changed_at = now()
+      WHERE paused_at IS NULL`,
+    [by, reason],
+  );
+  return rowCount === 1;
+}
+
+export async function clearPaused(db: Queryable): Promise<boolean> {
+  const { rowCount } = await db.query(
+    `UPDATE release_state SET paused_at = NULL, paused_by = NULL, pause_reason = NULL, changed_at = now()
+      WHERE paused_at IS NOT NULL`,
+  );
+  return rowCount === 1;
+}
+
+/** Trips the guard unless it is tripped already: one write however many devices find the change. */
+export async function tripGuard(db: Queryable, detail: Record<string, unknown>): Promise<boolean> {
+  const { rowCount } = await db.query(
+    `UPDATE release_state SET guard = 'tripped', guard_at = now(), guard_by = NULL, guard_detail = $1,
+            changed_at = now()
+      WHERE guard <> 'tripped'`,
+    [JSON.stringify(detail)],
+  );
+  return rowCount === 1;
+}
+
+/**
+ * Approves or rejects what the guard holds, and marks the version each location is at, so
+ * that a later change is judged afresh. The caller owns the transaction. False when the
+ * guard holds nothing.
+ */
+export async function decideGuard(
+  db: Queryable,
+  decision: 'approved' | 'rejected',
+  by: string,
+): Promise<boolean> {
+  const { rowCount } = await db.query(
+    `UPDATE release_state SET guard = $1, guard_at = now(), guard_by = $2, changed_at = now()
+      WHERE guard = 'tripped'`,
+    [decision, by],
+  );
+  if (rowCount !== 1) return false;
+  await db.query('DELETE FROM release_marks');
+  await db.query(
+    'INSERT INTO release_marks (location_id, version) SELECT location_id, version FROM scope_versions',
+  );
+  return true;
+}
+
+export async function readMarks(db: Queryable): Promise<Map<string, number>> {
+  const { rows } = await db.query<{ location_id: string; version: string }>(
+    'SELECT location_id, version FROM release_marks',
+  );
+  return new Map(rows.map((r) => [r.location_id, Number(r.version)]));
+}
+
+export async function insertReleaseEvent(
+  db: Queryable,
+  actor: string,
+  action: 'pause' | 'resume' | 'trip' | 'approve' | 'reject',
+  details: Record<string, unknown>,
+): Promise<void> {
+  await db.query('INSERT INTO release_events (actor, action, details) VALUES ($1, $2, $3)', [
+    actor,
+    action,
+    JSON.stringify(details),
+  ]);
+}
+
+export interface ReleaseEventRow {
+  at: Date;
+  actor: string;
+  action: string;
+  details: Record<string, unknown>;
+}
+
+export async function recentReleaseEvents(db: Queryable, limit: number): Promise<ReleaseEventRow[]> {
+  const { rows } = await db.query<ReleaseEventRow>(
+    'SELECT at, actor, action, details FROM release_events ORDER BY id DESC LIMIT $1',
+    [limit],
+  );
+  return rows;
+}
+
+/**
+ * The tables a device holds, as the manifest it was last answered with at that global hash
+ * told them (the device's newest such manifest; undefined when the audit no longer has one).
+ */
+export async function heldTables(
+  db: Queryable,
+  deviceId: string,
+  globalSha256: string,
+): Promise<TableDigest[] | undefined> {
+  const { rows } = await db.query<{ name: TableName; row_count: string; sha256: string }>(
+    `SELECT m.table_name AS name, m.row_count, m.sha256
+       FROM sync_manifests m
+      WHERE m.manifest_id = (SELECT manifest_id FROM sync_manifest_headers
+                              WHERE device_id = $1::uuid AND global_sha256 = $2::text
+                              ORDER BY generated_at DESC LIMIT 1)
+      ORDER BY m.table_order`,
+    [deviceId, globalSha256],
+  );
+  if (rows.length === 0) return undefined;
+  return rows.map((r) => ({ name: r.name, rowCount: Number(r.row_count), sha256: r.sha256 }));
+}

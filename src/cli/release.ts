@@ -1,0 +1,63 @@
+/** `dbupdate central release …`: the freeze and the mass-change guard from a shell (docs/releases.md). */
+import { changeRelease, releaseStatus, type ReleaseAction } from '../central/release/control.ts';
+import { releaseToWire, type ReleaseState } from '../central/release/wire.ts';
+import type { Pool } from '../platform/db.ts';
+import { AppError } from '../platform/errors.ts';
+import { cliActor } from './devices.ts';
+import { ago, parseFlags, type Command } from './util.ts';
+
+const ACTIONS: readonly string[] = ['pause', 'resume', 'approve', 'reject'];
+
+const DONE: Record<ReleaseAction, [string, string]> = {
+  pause: ['paused: devices that hold data keep it until `dbupdate central release resume`', 'already paused'],
+  resume: ['resumed: devices take what changed at their next sync', 'was not paused'],
+  approve: ['approved: the held change goes to the fleet at its next syncs', ''],
+  reject: ['rejected: devices keep their data until Central’s data changes again', ''],
+};
+
+async function change(pool: Pool, action: ReleaseAction, argv: string[]): Promise<number> {
+  const values = parseFlags(argv, { reason: { type: 'string' }, json: { type: 'boolean' } });
+  const result = await changeRelease(pool, action, cliActor(), (values.reason as string | undefined) ?? null);
+  if (values.json) console.log(JSON.stringify(result));
+  else console.log(DONE[action][result.changed ? 0 : 1]);
+  return 0;
+}
+
+async function status(pool: Pool, argv: string[]): Promise<number> {
+  const values = parseFlags(argv, { json: { type: 'boolean' } });
+  const state = releaseToWire(await releaseStatus(pool));
+  console.log(values.json ? JSON.stringify(state) : describe(state));
+  return 0;
+}
+
+function describe(s: ReleaseState): string {
+  const lines = [
+    s.paused
+      ? `freeze: PAUSED ${ago(s.pausedAt)} by ${s.pausedBy}${s.pauseReason ? ` (${s.pauseReason})` : ''}`
+      : 'freeze: off',
+    `guard: ${s.guard}${s.guardAt ? ` ${ago(s.guardAt)}${s.guardBy ? ` by ${s.guardBy}` : ''}` : ''}`,
+  ];
+  const d = s.guardDetail;
+  if (d && s.guard === 'tripped')
+    lines.push(
+      `  ${String(d.device)} would lose ${String(d.removed)} of its ${String(d.held)} ${String(d.table)} rows: ` +
+        '`dbupdate central release approve` lets it go, `reject` keeps the fleet on its data',
+    );
+  lines.push(`devices held in the last 15 minutes: ${s.heldDevices}`);
+  for (const e of s.events.slice(0, 5)) lines.push(`  ${e.at}  ${e.action.padEnd(7)} ${e.actor}`);
+  return lines.join('\n');
+}
+
+export function releaseCommand(
+  withCentralPool: <T>(work: (pool: Pool) => Promise<T>) => Promise<T>,
+): Command {
+  return ([sub, ...argv]) => {
+    if (sub === 'status') return withCentralPool((pool) => status(pool, argv));
+    if (sub !== undefined && ACTIONS.includes(sub))
+      return withCentralPool((pool) => change(pool, sub as ReleaseAction, argv));
+    throw new AppError(
+      'USAGE',
+      `unknown command: central release ${sub ?? ''} (status, pause, resume, approve, reject)`,
+    );
+  };
+}

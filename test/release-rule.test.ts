@@ -1,0 +1,110 @@
+/** Release control's decisions (src/central/release/rule.ts), row by row of its tables, without a database. */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { TableDigest } from '../src/contract/canonical.ts';
+import {
+  guardLimits,
+  judgeChange,
+  releaseDecision,
+  type GuardState,
+  type ReleaseDecision,
+  type ReleaseKnown,
+} from '../src/central/release/rule.ts';
+
+const known = (over: Partial<ReleaseKnown>): ReleaseKnown => ({
+  offersHeld: true,
+  changes: true,
+  paused: false,
+  guard: 'clear',
+  changedSinceMark: true,
+  ...over,
+});
+
+describe('release decision', () => {
+  const rows: [string, Partial<ReleaseKnown>, ReleaseDecision][] = [
+    [
+      '1: offers nothing, even paused and tripped',
+      { offersHeld: false, paused: true, guard: 'tripped' },
+      { kind: 'serve' },
+    ],
+    ['2: nothing changes, even paused', { changes: false, paused: true }, { kind: 'serve' }],
+    [
+      '3: paused',
+      { paused: true, guard: 'approved', changedSinceMark: false },
+      { kind: 'hold', reason: 'paused' },
+    ],
+    ['4: tripped', { guard: 'tripped' }, { kind: 'hold', reason: 'guard' }],
+    [
+      '5: rejected, its location unchanged since',
+      { guard: 'rejected', changedSinceMark: false },
+      { kind: 'hold', reason: 'guard' },
+    ],
+    [
+      '6: approved, its location unchanged since',
+      { guard: 'approved', changedSinceMark: false },
+      { kind: 'serve' },
+    ],
+    ['7: clear', {}, { kind: 'judge' }],
+    ['7: rejected, but changed since', { guard: 'rejected' }, { kind: 'judge' }],
+    ['7: approved, but changed since', { guard: 'approved' }, { kind: 'judge' }],
+  ];
+  for (const [name, over, expected] of rows)
+    it(name, () => assert.deepEqual(releaseDecision(known(over)), expected));
+
+  it('never sends a change while paused, nor holds a device that offers nothing, over every input', () => {
+    const guards: GuardState[] = ['clear', 'tripped', 'approved', 'rejected'];
+    for (const offersHeld of [true, false])
+      for (const changes of [true, false])
+        for (const paused of [true, false])
+          for (const guard of guards)
+            for (const changedSinceMark of [true, false]) {
+              const d = releaseDecision({ offersHeld, changes, paused, guard, changedSinceMark });
+              if (!offersHeld || !changes) assert.equal(d.kind, 'serve');
+              else if (paused) assert.deepEqual(d, { kind: 'hold', reason: 'paused' });
+              else if (guard === 'tripped') assert.equal(d.kind, 'hold');
+            }
+  });
+});
+
+describe('mass-change guard', () => {
+  const t = (name: string, rowCount: number, sha = 'a'): TableDigest =>
+    ({ name, rowCount, sha256: sha.repeat(64) }) as TableDigest;
+  const limits = guardLimits(['users', 'areas', 'group_users'], 20, 50, [{ table: 'areas', limit: 'off' }]);
+
+  it('lets an unchanged table, an edit and a small delete go', () => {
+    assert.equal(judgeChange([t('users', 1000)], [t('users', 1000)], limits), undefined);
+    assert.equal(
+      judgeChange([t('users', 1000)], [t('users', 1000, 'b')], limits),
+      undefined,
+      'an edit removes nothing',
+    );
+    assert.equal(judgeChange([t('users', 1000)], [t('users', 801, 'b')], limits), undefined, '19.9 %');
+  });
+
+  it('holds a delete over the percent and the floor, naming the table', () => {
+    assert.deepEqual(judgeChange([t('users', 1000)], [t('users', 799, 'b')], limits), {
+      table: 'users',
+      held: 1000,
+      next: 799,
+      removed: 201,
+      limit: { percent: 20, minRows: 50 },
+    });
+  });
+
+  it('lets a large share of a small table go under the floor, and a table turned off', () => {
+    assert.equal(
+      judgeChange([t('users', 40)], [t('users', 0, 'b')], limits),
+      undefined,
+      '40 rows < floor 50',
+    );
+    assert.equal(judgeChange([t('areas', 1000)], [t('areas', 0, 'b')], limits), undefined);
+  });
+
+  it('guards nothing at 0 %, and a table set on its own', () => {
+    const own = guardLimits(['users', 'areas'], 0, 50, [
+      { table: 'areas', limit: { percent: 5, minRows: 1 } },
+    ]);
+    assert.equal(judgeChange([t('users', 1000)], [t('users', 0, 'b')], own), undefined);
+    assert.equal(judgeChange([t('areas', 100)], [t('areas', 94, 'b')], own)?.table, 'areas');
+  });
+});
