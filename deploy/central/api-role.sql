@@ -26,3 +26,7 @@ GRANT INSERT, UPDATE ON data_versions, scope_versions TO dbupdate_api;
 GRANT SELECT, UPDATE ON release_state TO dbupdate_api;
 GRANT SELECT, INSERT, DELETE ON release_marks TO dbupdate_api;
 GRANT SELECT, INSERT ON release_events TO dbupdate_api;
+
+-- Wipes (migration 0014): the admin API asks for them with disable and revoke and takes them
+-- away with enable and enrol; the answer that delivers one records its manifest.
+GRANT SELECT, INSERT, UPDATE, DELETE ON device_wipes TO dbupdate_api;

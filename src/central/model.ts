@@ -86,6 +86,8 @@ export function manifestToWire(input: {
   requestNonce?: string | undefined;
   /** The change is held by release control: the device keeps what it holds (docs/releases.md). */
   held?: Manifest['held'] | undefined;
+  /** Every table empty, by order of an operator: the device must not hold this data (docs/releases.md). */
+  wipe?: Manifest['wipe'] | undefined;
 }): Manifest {
   return {
     manifestId: input.manifestId,
@@ -102,6 +104,7 @@ export function manifestToWire(input: {
     rowsIncluded: input.rowsIncluded,
     ...(input.requestNonce === undefined ? {} : { requestNonce: input.requestNonce }),
     ...(input.held ? { held: input.held } : {}),
+    ...(input.wipe ? { wipe: input.wipe } : {}),
     ...(input.pieces
       ? { pieces: Object.fromEntries([...input.pieces].map(([name, list]) => [name, list.map(pieceToWire)])) }
       : {}),

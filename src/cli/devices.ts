@@ -173,12 +173,17 @@ function cells(d: ReturnType<typeof deviceToWire>, time: (iso: string | null) =>
 }
 
 async function change(pool: Pool, action: DeviceAction, argv: string[]): Promise<number> {
-  const values = parseFlags(argv, { mac: { type: 'string' }, json: { type: 'boolean' } });
+  const values = parseFlags(argv, {
+    mac: { type: 'string' },
+    json: { type: 'boolean' },
+    ...(action === 'enable' ? {} : { wipe: { type: 'boolean' as const } }),
+  });
   if (!values.mac) throw new AppError('USAGE', `devices ${action} needs --mac M`);
-  const result = await changeDevice(pool, values.mac as string, action, cliActor());
+  const result = await changeDevice(pool, values.mac as string, action, cliActor(), values.wipe === true);
   const what = { disable: 'disabled', enable: 'enabled', revoke: 'credential revoked' }[action];
+  const wiped = result.wipe ? '; it empties its tables at its next request (signed wipe)' : '';
   if (values.json) console.log(JSON.stringify(result));
-  else console.log(`${result.mac}: ${result.changed ? what : `already ${what}`}`);
+  else console.log(`${result.mac}: ${result.changed ? what : `already ${what}`}${wiped}`);
   return 0;
 }
 

@@ -48,8 +48,8 @@ export const COMMANDS: { command: string; args?: string; does: string; settings?
   },
   {
     command: 'central devices disable',
-    args: '--mac M [--json]',
-    does: 'refuse the device data (audited)',
+    args: '--mac M [--wipe] [--json]',
+    does: 'refuse the device data (audited); --wipe: it empties its tables at its next request',
     settings: 'central database',
   },
   {
@@ -60,8 +60,8 @@ export const COMMANDS: { command: string; args?: string; does: string; settings?
   },
   {
     command: 'central devices revoke',
-    args: '--mac M [--json]',
-    does: "the device's credential stops working at once (enroll gives it a new one)",
+    args: '--mac M [--wipe] [--json]',
+    does: "the device's credential stops working at once (enroll gives it a new one); --wipe: it empties its tables",
     settings: 'central database',
   },
   {

@@ -154,6 +154,16 @@ export const Manifest = Type.Object({
       },
     ),
   ),
+  wipe: Type.Optional(
+    Type.Object(
+      { requestedAt: Type.String({ format: 'date-time' }) },
+      {
+        additionalProperties: false,
+        description:
+          'an operator asked the device to hold no data (docs/releases.md): every table is empty and the edge empties its own',
+      },
+    ),
+  ),
   pieces: Type.Optional(
     Type.Record(TableKey, Type.Array(PieceRef), {
       additionalProperties: false,

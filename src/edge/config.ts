@@ -48,6 +48,11 @@ export const EdgeConfigSchema = Type.Object({
   /** The longest one sync may take, pull to commit, however steadily bytes trickle in. */
   SYNC_DEADLINE_SECONDS: Type.Integer({ minimum: 10, maximum: 86_400, default: 900 }),
   HTTP_RETRY_ATTEMPTS: Type.Integer({ minimum: 0, maximum: 10, default: 3 }),
+  /**
+   * Data that no sync confirmed (success or unchanged) for this many days is emptied, in one
+   * transaction with a ledger row and a NOTIFY (docs/releases.md); 0: kept however old.
+   */
+  DATA_LIFETIME_DAYS: Type.Integer({ minimum: 0, maximum: 3650, default: 0 }),
   SEQ_URL: Type.Optional(Type.String({ pattern: '^https?://' })),
   /** Sent as X-Seq-ApiKey when Seq requires one. */
   SEQ_API_KEY: Type.Optional(secret(Type.String({ minLength: 1 }))),

@@ -16,6 +16,7 @@ export const SyncTrigger = Type.Union([
   Type.Literal('manual'),
   Type.Literal('verify'),
   Type.Literal('cli'),
+  Type.Literal('lifetime'),
 ]);
 export type SyncTrigger = Static<typeof SyncTrigger>;
 
@@ -53,6 +54,8 @@ export const SyncResultBody = Type.Object({
   ack: AckOutcome,
   error: Type.Optional(ErrorDetail),
   /** Central's release control held a change: nothing loaded, the data kept (docs/releases.md). */
+  /** Every table was emptied: a signed wipe from Central (docs/releases.md). */
+  wiped: Type.Optional(Type.Boolean()),
   held: Type.Optional(Type.Object({ reason: Type.String(), since: Type.String({ format: 'date-time' }) })),
   /** How the rows came: fetches of pieces, pieces fetched, found staged or kept in place, bytes. */
   transfer: Type.Optional(

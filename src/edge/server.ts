@@ -59,6 +59,7 @@ export function createSyncer(
     publicKeys: config.publicKeys,
     deadlineMs: config.SYNC_DEADLINE_SECONDS * 1000,
     model,
+    dataLifetimeDays: config.DATA_LIFETIME_DAYS,
     // The first pause before resuming a transfer that brought nothing, as for retries.
     ...(options.initialDelayMs === undefined ? {} : { resumeDelayMs: options.initialDelayMs }),
   });

@@ -37,6 +37,11 @@ device_reports.failure_message text
 device_reports.failure_at timestamp with time zone
 device_reports.drift_tables text[]
 device_reports.drift_checked_at timestamp with time zone
+device_wipes.device_id uuid NOT NULL
+device_wipes.requested_at timestamp with time zone NOT NULL DEFAULT now()
+device_wipes.requested_by text NOT NULL
+device_wipes.last_manifest_id text
+device_wipes.last_sent_at timestamp with time zone
 devices.id uuid NOT NULL
 devices.location_id uuid NOT NULL
 devices.mac macaddr NOT NULL
@@ -151,6 +156,8 @@ device_admin_events device_admin_events_pkey PRIMARY KEY (id)
 device_credentials device_credentials_device_id_fkey FOREIGN KEY (device_id) REFERENCES devices(id) ON DELETE CASCADE
 device_credentials device_credentials_pkey PRIMARY KEY (device_id)
 device_reports device_reports_pkey PRIMARY KEY (device_id)
+device_wipes device_wipes_device_id_fkey FOREIGN KEY (device_id) REFERENCES devices(id) ON DELETE CASCADE
+device_wipes device_wipes_pkey PRIMARY KEY (device_id)
 devices devices_location_id_fkey FOREIGN KEY (location_id) REFERENCES locations(id)
 devices devices_mac_key UNIQUE (mac)
 devices devices_pkey PRIMARY KEY (id)
@@ -191,6 +198,7 @@ CREATE INDEX device_admin_events_mac_at_idx ON public.device_admin_events USING 
 CREATE UNIQUE INDEX device_admin_events_pkey ON public.device_admin_events USING btree (id)
 CREATE UNIQUE INDEX device_credentials_pkey ON public.device_credentials USING btree (device_id)
 CREATE UNIQUE INDEX device_reports_pkey ON public.device_reports USING btree (device_id)
+CREATE UNIQUE INDEX device_wipes_pkey ON public.device_wipes USING btree (device_id)
 CREATE INDEX devices_location_id_idx ON public.devices USING btree (location_id)
 CREATE UNIQUE INDEX devices_mac_key ON public.devices USING btree (mac)
 CREATE UNIQUE INDEX devices_pkey ON public.devices USING btree (id)

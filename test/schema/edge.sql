@@ -56,6 +56,7 @@ edge_sync_log.payload_sha256 text
 edge_sync_log.ack_status text
 edge_sync_log.error_reason text
 edge_sync_log.held_reason text
+edge_sync_log.wiped boolean NOT NULL DEFAULT false
 edge_sync_state.key text NOT NULL
 edge_sync_state.value text NOT NULL
 edge_sync_state.updated_at timestamp with time zone NOT NULL DEFAULT now()

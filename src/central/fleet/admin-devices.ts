@@ -42,6 +42,7 @@ const Change = Type.Object({
   deviceId: Type.String({ format: 'uuid' }),
   action: Type.String(),
   changed: Type.Boolean({ description: 'false when the device already was in that state' }),
+  wipe: Type.Optional(Type.Boolean({ description: 'a wipe was asked of the device' })),
 });
 
 const EnrolBody = Type.Object(
@@ -186,10 +187,19 @@ const deviceChanges: FastifyPluginAsyncTypebox<AdminOptions> = async (app, opts)
             revoke: "The device's credential stops working at once, on every Central",
           }[action],
           params: MacParams,
+          querystring: Type.Object({
+            wipe: Type.Optional(
+              Type.Literal('true', {
+                description:
+                  'disable, revoke: the device empties its tables at its next request (a signed wipe, docs/releases.md)',
+              }),
+            ),
+          }),
           response: { 200: Change, ...errors },
         },
       },
-      async (request) => changeDevice(opts.pool, request.params.mac, action, actorOf(request)),
+      async (request) =>
+        changeDevice(opts.pool, request.params.mac, action, actorOf(request), request.query.wipe === 'true'),
     );
   }
 };

@@ -5,7 +5,13 @@
 import { withTransaction, type Pool } from '../../platform/db.ts';
 import { AppError } from '../../platform/errors.ts';
 import { requireMac } from '../model.ts';
-import { insertAdminEvents, revokeCredential, setDeviceEnabled } from './repo/device-admin.ts';
+import {
+  clearWipe,
+  insertAdminEvents,
+  requestWipe,
+  revokeCredential,
+  setDeviceEnabled,
+} from './repo/device-admin.ts';
 import { findDeviceByMac } from '../sync/repo/devices.ts';
 
 export type DeviceAction = 'disable' | 'enable' | 'revoke';
@@ -16,19 +22,26 @@ export interface DeviceChange {
   action: DeviceAction;
   /** false when the device already was in that state (the event is recorded all the same). */
   changed: boolean;
+  /** disable or revoke: the device empties its tables at its next request (a signed wipe). */
+  wipe?: boolean;
 }
 
 /**
  * disable/enable: a disabled device is refused (403, audited) and gets no data; its
  * credential stays. revoke: the credential stops verifying on every Central at the next
  * request, since each reads it afresh; the device stays, and `enroll` gives it a new one.
+ * With `wipe` (disable, revoke) the device's next request, proved with the credential it
+ * holds, is answered with a signed wipe (docs/releases.md); enable takes a wipe away.
  */
 export async function changeDevice(
   pool: Pool,
   macText: string,
   action: DeviceAction,
   actor: string,
+  wipe = false,
 ): Promise<DeviceChange> {
+  if (wipe && action === 'enable')
+    throw new AppError('USAGE', 'wipe goes with disable or revoke: enable gives the device its data back');
   const mac = requireMac(macText);
   return withTransaction(pool, 'BEGIN', async (tx) => {
     let deviceId: string;
@@ -43,7 +56,11 @@ export async function changeDevice(
       if (!result) throw new AppError('DEVICE_NOT_FOUND', `no device with MAC ${mac}`);
       ({ id: deviceId, changed } = result);
     }
-    await insertAdminEvents(tx, [{ actor, action, mac, deviceId, details: { changed } }]);
-    return { mac, deviceId, action, changed };
+    if (wipe) await requestWipe(tx, deviceId, actor);
+    if (action === 'enable') await clearWipe(tx, deviceId);
+    await insertAdminEvents(tx, [
+      { actor, action, mac, deviceId, details: { changed, ...(wipe ? { wipe } : {}) } },
+    ]);
+    return { mac, deviceId, action, changed, ...(wipe ? { wipe } : {}) };
   });
 }

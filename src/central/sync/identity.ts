@@ -10,6 +10,8 @@
  * | 3 | (pieces, ack) it was issued to the MAC the caller claims: the | MANIFEST_FORBIDDEN  |
  * |   | caller proves that MAC's credential first, else               | UNAUTHENTICATED     |
  * | 4 | (request) a device has the MAC                                | DEVICE_NOT_FOUND    |
+ * | – | (request) a wipe is asked of it, and the caller proves the    | answered: the wipe  |
+ * |   | credential the device held then (even revoked, even disabled) | (provesWipe)        |
  * | 5 | (request, pieces) the device is enabled                       | DEVICE_DISABLED     |
  * | 6 | the credential is one of the device's                         | UNAUTHENTICATED     |
  *
@@ -50,6 +52,23 @@ export async function proveDevice<D extends { id: string; enabled?: boolean }>(
     throw new AppError('DEVICE_DISABLED', `device ${mac} is disabled`);
   if (deps.requireCredential) await checkCredential(deps.credentials, found.secretHashes, authorization);
   return device;
+}
+
+/**
+ * A device asked to wipe its data (migration 0014) gets the wipe, whatever else is refused it
+ * (disabled, credential revoked), once it proves the credential it held when it was asked:
+ * a wipe tells nothing, and a device that cannot be told keeps data it must not hold.
+ */
+export async function provesWipe(
+  deps: IdentityDeps,
+  secretHashes: readonly string[],
+  authorization: string | undefined,
+): Promise<boolean> {
+  if (!deps.requireCredential) return true;
+  return checkCredential(deps.credentials, secretHashes, authorization).then(
+    () => true,
+    () => false,
+  );
 }
 
 /** Rows 1–6, for a call naming a manifest (`manifest` undefined: none with that id). */

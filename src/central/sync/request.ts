@@ -20,11 +20,12 @@ import { manifestToWire, requireMac, type Device } from '../model.ts';
 import { spendDeviceBudget } from './budgets.ts';
 import { chooseAnswer } from './decide.ts';
 import type { Hold } from '../release/gate.ts';
-import { proveDevice } from './identity.ts';
+import { proveDevice, provesWipe } from './identity.ts';
+import { emptyPieces, emptyTables, noRows, recordWipeSent } from './wipe.ts';
 import type { PreparedSync, SyncDeps, SyncInput } from './deps.ts';
 import { inlinePieces } from './inline-pieces.ts';
 import type { DeviceReportRow } from './repo/reports.ts';
-import type { StartedRequest } from './repo/requests.ts';
+import type { PendingWipe, StartedRequest } from './repo/requests.ts';
 import { openRequestAudit, outcomeForError, type RequestAudit } from './request-audit.ts';
 import type { Held } from './scope/digests.ts';
 import { newStreamStats, snapshotBody, type BodySource } from './snapshot-body.ts';
@@ -73,46 +74,70 @@ export async function prepareSync(deps: SyncDeps, input: SyncInput): Promise<Pre
 
 async function stages(r: SyncRequest): Promise<PreparedSync> {
   try {
-    const { device, scopeVersion, model } = await step(r.log, 'device.resolve', {}, () => identify(r));
-    r.device = device;
+    const who = await step(r.log, 'device.resolve', {}, () => identify(r));
+    r.device = who.device;
     const { body } = r.input;
     const held: Held = {
       global: body.knownGlobalSha256,
       tables: body.knownTables,
       pieces: body.pieces === true,
     };
-    const chosen = await chooseAnswer({ ...r, device, model, version: scopeVersion, held });
-    const { tables } = chosen;
-    const hold = await step(r.log, 'release.check', {}, async (open) => {
-      const found = await r.deps.release.check({
-        device,
-        version: scopeVersion,
-        knownGlobal: body.knownGlobalSha256,
-        tables,
-        globalSha256: globalSha256(tables),
-      });
-      open.annotate({ held: found?.reason ?? null });
-      return found;
-    });
-    // A held answer sends no rows: the device keeps what it holds (docs/releases.md).
-    const pieces = hold ? undefined : chosen.pieces;
-    const signed = await step(r.log, 'manifest.create', {}, (open) =>
-      createManifest(r, device, model, { tables, pieces, hold }, open),
-    );
-    r.audit.step.annotate({ manifestId: signed.manifest.manifestId });
-    r.httpSpan?.setAttribute('dbupdate.manifest_id', signed.manifest.manifestId);
-    const source = {
-      session: hold ? undefined : chosen.session,
-      pinned: hold ? new Map<string, Buffer[]>() : chosen.pinned,
-      memory: r.deps.memory,
-      tables: model.tables,
-      inline: wantsInline(r, held) && pieces ? inlinePieces(r.deps, model, pieces) : undefined,
-    };
-    return send(r, source, signed, device);
+    return who.wipe ? await wipeAnswer(r, who, held) : await dataAnswer(r, who, held);
   } catch (err) {
     // The route closes the answer's scope with it: session, slots, then this audit's outcome.
     throw normalizeError(err, 'SNAPSHOT_FAILED');
   }
+}
+
+type Identified = Awaited<ReturnType<typeof identify>>;
+
+/** The device's data as Central holds it now, unless release control holds the change. */
+async function dataAnswer(r: SyncRequest, who: Identified, held: Held): Promise<PreparedSync> {
+  const { device, model, scopeVersion } = who;
+  const chosen = await chooseAnswer({ ...r, device, model, version: scopeVersion, held });
+  const { tables } = chosen;
+  const hold = await step(r.log, 'release.check', {}, async (open) => {
+    const found = await r.deps.release.check({
+      device,
+      version: scopeVersion,
+      knownGlobal: held.global,
+      tables,
+      globalSha256: globalSha256(tables),
+    });
+    open.annotate({ held: found?.reason ?? null });
+    return found;
+  });
+  // A held answer sends no rows: the device keeps what it holds (docs/releases.md).
+  const pieces = hold ? undefined : chosen.pieces;
+  const signed = await step(r.log, 'manifest.create', {}, (open) =>
+    createManifest(r, device, model, { tables, pieces, hold }, open),
+  );
+  const source = {
+    session: hold ? undefined : chosen.session,
+    pinned: hold ? new Map<string, Buffer[]>() : chosen.pinned,
+    memory: r.deps.memory,
+    tables: model.tables,
+    inline: wantsInline(r, held) && pieces ? inlinePieces(r.deps, model, pieces) : undefined,
+  };
+  return send(r, source, signed, device);
+}
+
+/** Every table empty, signed and marked `wipe` (sync/wipe.ts): nothing is read. */
+async function wipeAnswer(r: SyncRequest, who: Identified, held: Held): Promise<PreparedSync> {
+  const { device, model } = who;
+  const tables = emptyTables(model);
+  const pieces = held.pieces ? emptyPieces(tables, held.tables) : undefined;
+  const wipe = { requestedAt: who.wipe!.requestedAt.toISOString() };
+  const signed = await step(r.log, 'manifest.create', { wipe: true }, (open) =>
+    createManifest(r, device, model, { tables, pieces, hold: undefined, wipe }, open),
+  );
+  await recordWipeSent(r.deps.pool, device.id, signed.manifest.manifestId);
+  r.log.warn(
+    { event: 'device.wipe', manifestId: signed.manifest.manifestId },
+    'answered with a wipe: the device empties its tables',
+  );
+  const source = { session: undefined, pinned: noRows(model), memory: r.deps.memory, tables: model.tables };
+  return send(r, source, signed, device);
 }
 
 /** Inline pieces only for an edge that holds nothing: it loads every piece, in their order. */
@@ -126,9 +151,13 @@ function wantsInline(r: SyncRequest, held: Held): boolean {
  */
 async function identify(
   r: SyncRequest,
-): Promise<NonNullable<StartedRequest['found']> & { model: DataModel }> {
+): Promise<NonNullable<StartedRequest['found']> & { model: DataModel; wipe: PendingWipe | undefined }> {
   const { found } = r.started;
-  const device = await proveDevice(r.deps, r.mac, found, r.input.authorization);
+  const wipe =
+    found?.wipe && (await provesWipe(r.deps, found.wipe.secretHashes, r.input.authorization))
+      ? found.wipe
+      : undefined;
+  const device = wipe ? found!.device : await proveDevice(r.deps, r.mac, found, r.input.authorization);
   const model = r.deps.models.forEdge(r.input.reported);
   await spendDeviceBudget(r.deps.limits, device.id, 'request');
   // Stored before anything can fail the answer; a failure to store it fails only the report.
@@ -138,7 +167,7 @@ async function identify(
       r.deps.metrics.auditFailures.inc();
       r.log.error({ err, event: 'audit.write', outcome: 'error' }, 'could not store the device report');
     });
-  return { ...found!, device, model };
+  return { ...found!, device, model, wipe };
 }
 
 /** The signed manifest, stored before its first byte is sent so an ack can always find it. */
@@ -150,10 +179,11 @@ async function createManifest(
     tables: TableDigest[];
     pieces: ReadonlyMap<string, readonly Piece[]> | undefined;
     hold: Hold | undefined;
+    wipe?: Manifest['wipe'];
   },
   open: OpenStep,
 ): Promise<Signed> {
-  const { tables, pieces, hold } = answer;
+  const { tables, pieces, hold, wipe } = answer;
   const generatedAt = new Date();
   const global = globalSha256(tables);
   const rowsIncluded = !hold && r.input.body.knownGlobalSha256 !== global;
@@ -169,9 +199,12 @@ async function createManifest(
     pieces: rowsIncluded ? pieces : undefined,
     requestNonce: r.input.body.nonce,
     held: hold,
+    wipe,
   });
   open.annotate({ manifestId: manifest.manifestId, rowsIncluded: manifest.rowsIncluded });
   await r.deps.audit.insertManifest(manifest, r.mac);
+  r.audit.step.annotate({ manifestId: manifest.manifestId });
+  r.httpSpan?.setAttribute('dbupdate.manifest_id', manifest.manifestId);
   return { manifest, signature: signManifest(manifest, r.deps.signingKey) };
 }
 

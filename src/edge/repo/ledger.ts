@@ -22,6 +22,8 @@ export interface SyncFinish {
   errorText?: string | null;
   /** Central held the change (release control): the manifest's `held.reason`. */
   heldReason?: string | null;
+  /** Every table was emptied: a signed wipe, or the local data lifetime. */
+  wiped?: boolean;
   globalSha256?: string | null;
   rowsLoaded?: number | null;
   bytesReceived?: number | null;
@@ -53,7 +55,7 @@ export async function finishSync(db: Queryable, id: string, f: SyncFinish): Prom
         SET status = $2::text, manifest_id = $3::text, duration_ms = $4::integer, error_code = $5::text,
             error_text = $6::text, global_sha256 = $7::text, rows_loaded = $8::bigint,
             bytes_received = $9::bigint, payload_sha256 = $10::text, error_reason = $11::text,
-            held_reason = $12::text, completed_at = clock_timestamp()
+            held_reason = $12::text, wiped = $13::boolean, completed_at = clock_timestamp()
       WHERE id = $1::bigint`,
     [
       id,
@@ -68,6 +70,7 @@ export async function finishSync(db: Queryable, id: string, f: SyncFinish): Prom
       f.payloadSha256 ?? null,
       f.errorReason ?? null,
       f.heldReason ?? null,
+      f.wiped === true,
     ],
   );
 }

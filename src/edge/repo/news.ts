@@ -15,6 +15,8 @@ export interface DataChanged {
   /** Tables whose content differs from what the edge held before, in load order. */
   tables: string[];
   committedAt: string;
+  /** Every table was emptied on an operator's order or by the data lifetime (docs/releases.md). */
+  wiped?: true;
 }
 
 /** The tables of `now` whose hash differs from `before` (every table when nothing was held). */

@@ -46,6 +46,8 @@ export interface SyncDeps {
   model: DataModel;
   /** Pause before resuming a transfer that brought nothing (doubled each time); tests shorten it. */
   resumeDelayMs?: number;
+  /** DATA_LIFETIME_DAYS: data no sync confirmed for this long is emptied (0 or absent: kept). */
+  dataLifetimeDays?: number;
 }
 
 export interface RunOptions {
@@ -113,7 +115,7 @@ export async function beginAttempt(
 export const elapsed = (a: Attempt): number => Math.round(performance.now() - a.started);
 
 type ResultFields = Pick<SyncResult, 'rowsLoaded' | 'tables' | 'ack'> &
-  Partial<Pick<SyncResult, 'tablesLoaded' | 'error' | 'held'>>;
+  Partial<Pick<SyncResult, 'tablesLoaded' | 'error' | 'held' | 'wiped'>>;
 
 /** A malformed stream is Central's fault; anything else unnamed failed in the local load. */
 export function asAppError(err: unknown): AppError {

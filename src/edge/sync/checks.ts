@@ -94,6 +94,8 @@ export async function verifyLoaded(
   const drift = compareDigests(m.tables, digests);
   if (drift.length > 0)
     throw new AppError('HASH_MISMATCH', `loaded tables differ from the manifest: ${drift.join(', ')}`);
+  // A wipe holds nothing, this device's row neither; its signature named the device (filters).
+  if (m.wipe) return digests;
   const own = await findLocalDevice(client, mac);
   if (!own) throw new AppError('SNAPSHOT_INVALID', `snapshot does not hold this device (${mac})`);
   if (own.id !== m.filters.deviceId || own.locationId !== m.filters.locationId) {

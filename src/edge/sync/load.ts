@@ -123,11 +123,16 @@ async function commit(
   for (const t of plan)
     if (t.mode !== 'keep')
       await replaceHeldPieces(client, t.def.name, m.schemaVersion, t.expected.sha256, t.pieces);
-  await finishSync(client, a.syncId, ledgerRow(a, 'success', rows));
+  await finishSync(client, a.syncId, { ...ledgerRow(a, 'success', rows), wiped: m.wipe !== undefined });
   const now = new Date().toISOString();
   const changed = changedTables(before?.tables, tables);
-  if (changed.length > 0)
-    await notifyDataChanged(client, { manifestId: m.manifestId, tables: changed, committedAt: now });
+  if (changed.length > 0 || m.wipe)
+    await notifyDataChanged(client, {
+      manifestId: m.manifestId,
+      tables: changed,
+      committedAt: now,
+      ...(m.wipe ? { wiped: true } : {}),
+    });
   await setState(client, {
     lastManifestId: m.manifestId,
     lastGlobalSha256: m.globalSha256,

@@ -15,7 +15,14 @@ import type { Logger } from '../../platform/logger.ts';
 import { step } from '../../platform/step.ts';
 import type { EdgeMetrics } from '../metrics.ts';
 import type { SyncResult, SyncTrigger } from '../model.ts';
-import { advisoryUnlock, closeInterruptedSyncs, insertSyncStart, tryAdvisoryLock } from '../repo/ledger.ts';
+import {
+  advisoryUnlock,
+  closeInterruptedSyncs,
+  getState,
+  insertSyncStart,
+  tryAdvisoryLock,
+} from '../repo/ledger.ts';
+import { expireIfStale } from './lifetime.ts';
 import { heldPieces } from '../repo/pieces.ts';
 import { flushPendingAcks } from './acks.ts';
 import { applyResuming, type Applied } from './load.ts';
@@ -94,6 +101,8 @@ export class Syncer {
     const log = this.#deps.log.child({ syncId, trigger, device: this.#deps.mac });
     const result = await this.#logged(log, () => this.#attempt(client, syncId, log, options));
     this.#deps.metrics.record(result);
+    if (result.status === 'failed' && this.#deps.dataLifetimeDays)
+      await expireIfStale(client, this.#deps.model, this.#deps.dataLifetimeDays, await getState(client), log);
     return result;
   }
 
@@ -121,8 +130,13 @@ export class Syncer {
         return await recordUnchanged(a, manifest, mlog);
       }
       const applied = await this.#load(a, manifest, items, mlog);
+      if (manifest.wipe)
+        mlog.warn(
+          { event: 'sync.wiped', requestedAt: manifest.wipe.requestedAt },
+          'Central ordered this device to hold no data: every table is empty now',
+        );
       const ack = await acknowledgeAttempt(a, 'Success', applied.tables, null, mlog);
-      return resultOf(a, 'success', { ...applied, ack });
+      return resultOf(a, 'success', { ...applied, ack, ...(manifest.wipe ? { wiped: true } : {}) });
     } catch (err) {
       return await recordFailure(a, asAppError(err));
     } finally {

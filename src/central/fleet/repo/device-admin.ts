@@ -111,6 +111,20 @@ export async function setDeviceEnabled(
   return rows[0];
 }
 
+/** Asks the device to empty its tables at its next request (migration 0014); the first ask stands. */
+export async function requestWipe(db: Queryable, deviceId: string, actor: string): Promise<void> {
+  await db.query(
+    `INSERT INTO device_wipes (device_id, requested_by) VALUES ($1::uuid, $2::text)
+     ON CONFLICT (device_id) DO NOTHING`,
+    [deviceId, actor],
+  );
+}
+
+export async function clearWipe(db: Queryable, deviceId: string): Promise<boolean> {
+  const { rowCount } = await db.query('DELETE FROM device_wipes WHERE device_id = $1::uuid', [deviceId]);
+  return (rowCount ?? 0) > 0;
+}
+
 /** The credential verifies nothing from now on, on every Central (each reads it per request). */
 export async function revokeCredential(db: Queryable, deviceId: string): Promise<boolean> {
   const { rowCount } = await db.query(

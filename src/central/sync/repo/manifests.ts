@@ -66,8 +66,11 @@ export async function findManifestHeaders(
 ): Promise<(CheckedHeader | undefined)[]> {
   const { rows } = await db.query<ManifestHeaderRow & { secret_hashes: string[] | null }>(
     `SELECT h.manifest_id, h.device_id, h.mac::text AS mac, h.generated_at, h.expires_at,
-            ${acceptedHashesSql('c')} AS secret_hashes
+            -- The ack of a wipe is taken with the credential the wipe was proved with, even revoked.
+            CASE WHEN w.last_manifest_id = h.manifest_id THEN ARRAY[c.secret_hash]
+                 ELSE ${acceptedHashesSql('c')} END AS secret_hashes
        FROM sync_manifest_headers h LEFT JOIN device_credentials c ON c.device_id = h.device_id
+       LEFT JOIN device_wipes w ON w.device_id = h.device_id
       WHERE h.manifest_id = ANY($1::text[])`,
     [manifestIds],
   );

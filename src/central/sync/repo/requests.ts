@@ -38,10 +38,23 @@ export interface RequestOrigin {
   softwareVersion?: string | null;
 }
 
+export interface PendingWipe {
+  requestedAt: Date;
+  secretHashes: readonly string[];
+}
+
 export interface StartedRequest {
   requestId: string;
   /** The device with this MAC, if any, with the credential hashes that verify now and its scope version. */
-  found: { device: Device; secretHashes: readonly string[]; scopeVersion: string } | undefined;
+  found:
+    | {
+        device: Device;
+        secretHashes: readonly string[];
+        scopeVersion: string;
+        /** A wipe asked of the device, and the credential it held then (which proves it, even revoked). */
+        wipe: PendingWipe | undefined;
+      }
+    | undefined;
 }
 
 /**
@@ -60,7 +73,13 @@ export async function startRequests(
   // identical requests in one batch (a device asking twice at once) may swap rows, which are
   // identical too.
   const { rows } = await db.query<
-    { request_id: string; secret_hashes: string[] | null; scope_version: string } & Partial<DeviceRow>
+    {
+      request_id: string;
+      secret_hashes: string[] | null;
+      scope_version: string;
+      wipe_requested_at: Date | null;
+      wipe_hash: string | null;
+    } & Partial<DeviceRow>
   >(
     prepared(
       'start-requests',
@@ -76,7 +95,8 @@ export async function startRequests(
        SELECT r.*, row_number() OVER (PARTITION BY mac, remote_addr, schema_version, software_version ORDER BY id) AS n
          FROM r)
      SELECT rn.id AS request_id, d.id, d.mac::text AS mac, d.location_id, l.company_id, d.is_enabled,
-            ${acceptedHashesSql('c')} AS secret_hashes, ${scopeVersionSql('d.location_id', 'd.id')} AS scope_version
+            ${acceptedHashesSql('c')} AS secret_hashes, ${scopeVersionSql('d.location_id', 'd.id')} AS scope_version,
+            w.requested_at AS wipe_requested_at, CASE WHEN w.device_id IS NOT NULL THEN c.secret_hash END AS wipe_hash
        FROM v
        JOIN rn ON rn.mac = v.mac AND rn.n = v.n AND rn.remote_addr IS NOT DISTINCT FROM v.remote_addr
               AND rn.schema_version IS NOT DISTINCT FROM v.schema_version
@@ -84,6 +104,7 @@ export async function startRequests(
        LEFT JOIN devices d ON d.mac = v.mac::macaddr
        LEFT JOIN locations l ON l.id = d.location_id
        LEFT JOIN device_credentials c ON c.device_id = d.id
+       LEFT JOIN device_wipes w ON w.device_id = d.id
       ORDER BY v.ord`,
       [
         inputs.map((x) => x.mac),
@@ -100,6 +121,9 @@ export async function startRequests(
           device: deviceFromRow(row as DeviceRow),
           secretHashes: row.secret_hashes ?? [],
           scopeVersion: row.scope_version,
+          wipe: row.wipe_requested_at
+            ? { requestedAt: row.wipe_requested_at, secretHashes: row.wipe_hash ? [row.wipe_hash] : [] }
+            : undefined,
         }
       : undefined,
   }));
