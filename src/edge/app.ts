@@ -21,6 +21,8 @@ export interface EdgeAppOptions {
   expectedMigration: number;
   /** LOCAL_API_TOKEN: with it, /sync/now and /status answer whoever presents it; without, only this machine. */
   localToken: string | undefined;
+  /** What /status tells of the release settings (docs/releases.md); absent: none set. */
+  limits?: { downloadRateKbps: number; dataLifetimeDays: number };
 }
 
 // Query strings arrive as text; types are not coerced.
@@ -93,6 +95,8 @@ const syncRoutes: FastifyPluginAsyncTypebox<EdgeAppOptions> = async (app, opts) 
     async () => ({
       running: opts.syncer.running,
       loadMode: await loadModeOf(opts.pool),
+      downloadRateKbps: opts.limits?.downloadRateKbps || null,
+      dataLifetimeDays: opts.limits?.dataLifetimeDays || null,
       state: await getState(opts.pool),
       recent: (await recentSyncs(opts.pool, 20)).map(syncLogToWire),
     }),

@@ -53,6 +53,11 @@ export const EdgeConfigSchema = Type.Object({
    * transaction with a ledger row and a NOTIFY (docs/releases.md); 0: kept however old.
    */
   DATA_LIFETIME_DAYS: Type.Integer({ minimum: 0, maximum: 3650, default: 0 }),
+  /**
+   * The most kilobytes a second a sync draws from Central, counted as they cross the link
+   * (compressed); 0: no cap. Above Central's slow-reader floor (SNAPSHOT_MIN_BYTES_PER_SECOND).
+   */
+  DOWNLOAD_RATE_KBPS: Type.Integer({ minimum: 0, maximum: 10_000_000, default: 0 }),
   SEQ_URL: Type.Optional(Type.String({ pattern: '^https?://' })),
   /** Sent as X-Seq-ApiKey when Seq requires one. */
   SEQ_API_KEY: Type.Optional(secret(Type.String({ minLength: 1 }))),

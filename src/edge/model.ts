@@ -176,6 +176,9 @@ export const StatusBody = Type.Object({
     description:
       "how the database user may load a table alone (repo/tables.ts); 'whole': no deltas, every change reloads every table",
   }),
+  /** DOWNLOAD_RATE_KBPS (null: no cap) and DATA_LIFETIME_DAYS (null: kept however old): docs/releases.md. */
+  downloadRateKbps: Nullable(Type.Integer()),
+  dataLifetimeDays: Nullable(Type.Integer()),
   state: SyncStateBody,
   recent: Type.Array(SyncLogEntry),
 });

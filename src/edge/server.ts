@@ -3,6 +3,7 @@
  * jitter so a fleet does not call Central in lockstep), and the local API. On
  * SIGTERM/SIGINT: stop scheduling, let a running sync finish, close.
  */
+import { RateCap } from './sync/rate-cap.ts';
 import Fastify from 'fastify';
 import fp from 'fastify-plugin';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -39,6 +40,7 @@ export function createSyncer(
     stallTimeoutMs: config.HTTP_STALL_TIMEOUT_SECONDS * 1000,
     ...(config.centralCa ? { ca: config.centralCa, caFile: config.CENTRAL_CA_FILE } : {}),
     ...(options.initialDelayMs === undefined ? {} : { initialDelayMs: options.initialDelayMs }),
+    ...(config.DOWNLOAD_RATE_KBPS > 0 ? { rateCap: new RateCap(config.DOWNLOAD_RATE_KBPS) } : {}),
   });
   const metrics = new EdgeMetrics({ defaults: options.defaultMetrics ?? false });
   metrics.observe({
@@ -78,6 +80,7 @@ export async function buildEdge(config: EdgeConfig, pool: Pool, syncer: Syncer, 
     syncer,
     expectedMigration: migrations.at(-1)?.id ?? 0,
     localToken: config.LOCAL_API_TOKEN,
+    limits: { downloadRateKbps: config.DOWNLOAD_RATE_KBPS, dataLifetimeDays: config.DATA_LIFETIME_DAYS },
   });
   return app;
 }

@@ -33,6 +33,7 @@ import { AppError } from '../../platform/errors.ts';
 import { SOFTWARE_VERSION } from '../../platform/version.ts';
 import { HttpStatusError, isRetryable, toClientError } from './client-errors.ts';
 import { SyncError } from './errors.ts';
+import type { RateCap } from './rate-cap.ts';
 
 /**
  * The headers of every call an edge makes to Central (the fleet bench sends the same, so
@@ -67,6 +68,8 @@ export interface CentralClientOptions {
   caFile?: string | undefined;
   /** The data-model version this edge's tables are at, told to Central with every request. */
   schemaVersion: number;
+  /** DOWNLOAD_RATE_KBPS: answers are read no faster than this (rate-cap.ts). */
+  rateCap?: RateCap | undefined;
 }
 
 /** Exponential backoff with jitter, stretched to the server's Retry-After when it gives one. */
@@ -102,10 +105,14 @@ export class CentralClient {
 
   constructor(opts: CentralClientOptions) {
     this.#opts = opts;
-    const ca = opts.ca;
-    this.#dispatcher = ca
-      ? import('undici').then(({ Agent }) => new Agent({ connect: { ca } }))
-      : Promise.resolve(undefined);
+    const { ca, rateCap } = opts;
+    this.#dispatcher =
+      ca || rateCap
+        ? import('undici').then(({ Agent }) => {
+            const agent = new Agent(ca ? { connect: { ca } } : {});
+            return rateCap ? (agent.compose(rateCap.interceptor) as unknown as Agent) : agent;
+          })
+        : Promise.resolve(undefined);
     // A failed import surfaces at the first request, not as an unhandled rejection before it.
     this.#dispatcher.catch(() => undefined);
     this.#breaker.onBreak(() => (this.#retryAt = Date.now() + HALF_OPEN_AFTER_MS));
@@ -199,7 +206,7 @@ export class CentralClient {
       await res.body?.cancel();
       throw new AppError('SNAPSHOT_INVALID', `Central answered with content type ${JSON.stringify(type)}`);
     }
-    return watchStalls(res.body!, this.#opts.stallTimeoutMs, deadlineAt);
+    return watchStalls(res.body!, this.#opts.stallTimeoutMs, deadlineAt, this.#opts.rateCap);
   }
 
   async sendAck(ack: AckBody, traceHeaders: Record<string, string> = {}): Promise<AckResponse> {
@@ -222,6 +229,7 @@ async function* watchStalls(
   body: ReadableStream<Uint8Array>,
   stallMs: number,
   deadlineAt: number,
+  rateCap: RateCap | undefined,
 ): AsyncGenerator<Uint8Array> {
   const reader = body.getReader();
   try {
@@ -252,6 +260,7 @@ async function* watchStalls(
       }
       if (next.done) return;
       yield next.value;
+      await rateCap?.settle();
     }
   } finally {
     await reader.cancel().catch(() => undefined);
