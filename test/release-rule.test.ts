@@ -3,6 +3,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { TableDigest } from '../src/contract/canonical.ts';
 import {
+  afterJudging,
+  bulkOf,
   guardLimits,
   judgeChange,
   releaseDecision,
@@ -17,14 +19,17 @@ const known = (over: Partial<ReleaseKnown>): ReleaseKnown => ({
   paused: false,
   guard: 'clear',
   changedSinceMark: true,
+  reached: true,
+  outsideWindow: false,
   ...over,
 });
 
 describe('release decision', () => {
+  const judge = (guard: boolean, window: boolean): ReleaseDecision => ({ kind: 'judge', guard, window });
   const rows: [string, Partial<ReleaseKnown>, ReleaseDecision][] = [
     [
-      '1: offers nothing, even paused and tripped',
-      { offersHeld: false, paused: true, guard: 'tripped' },
+      '1: offers nothing, even paused, tripped, unreached',
+      { offersHeld: false, paused: true, guard: 'tripped', reached: false },
       { kind: 'serve' },
     ],
     ['2: nothing changes, even paused', { changes: false, paused: true }, { kind: 'serve' }],
@@ -33,20 +38,27 @@ describe('release decision', () => {
       { paused: true, guard: 'approved', changedSinceMark: false },
       { kind: 'hold', reason: 'paused' },
     ],
-    ['4: tripped', { guard: 'tripped' }, { kind: 'hold', reason: 'guard' }],
+    ['4: tripped', { guard: 'tripped', reached: false }, { kind: 'hold', reason: 'guard' }],
     [
       '5: rejected, its location unchanged since',
       { guard: 'rejected', changedSinceMark: false },
       { kind: 'hold', reason: 'guard' },
     ],
+    ['6: the rollout has not reached it', { reached: false }, { kind: 'hold', reason: 'wave' }],
     [
-      '6: approved, its location unchanged since',
+      '7: approved, its location unchanged since',
       { guard: 'approved', changedSinceMark: false },
       { kind: 'serve' },
     ],
-    ['7: clear', {}, { kind: 'judge' }],
-    ['7: rejected, but changed since', { guard: 'rejected' }, { kind: 'judge' }],
-    ['7: approved, but changed since', { guard: 'approved' }, { kind: 'judge' }],
+    [
+      '8: approved, unchanged since, but outside its window: the bulk is weighed',
+      { guard: 'approved', changedSinceMark: false, outsideWindow: true },
+      judge(false, true),
+    ],
+    ['8: clear', {}, judge(true, false)],
+    ['8: clear, outside its window', { outsideWindow: true }, judge(true, true)],
+    ['8: rejected, but changed since', { guard: 'rejected' }, judge(true, false)],
+    ['8: approved, but changed since', { guard: 'approved' }, judge(true, false)],
   ];
   for (const [name, over, expected] of rows)
     it(name, () => assert.deepEqual(releaseDecision(known(over)), expected));
@@ -57,12 +69,22 @@ describe('release decision', () => {
       for (const changes of [true, false])
         for (const paused of [true, false])
           for (const guard of guards)
-            for (const changedSinceMark of [true, false]) {
-              const d = releaseDecision({ offersHeld, changes, paused, guard, changedSinceMark });
-              if (!offersHeld || !changes) assert.equal(d.kind, 'serve');
-              else if (paused) assert.deepEqual(d, { kind: 'hold', reason: 'paused' });
-              else if (guard === 'tripped') assert.equal(d.kind, 'hold');
-            }
+            for (const changedSinceMark of [true, false])
+              for (const reachedIt of [true, false]) {
+                const d = releaseDecision({
+                  offersHeld,
+                  changes,
+                  paused,
+                  guard,
+                  changedSinceMark,
+                  reached: reachedIt,
+                  outsideWindow: false,
+                });
+                if (!offersHeld || !changes) assert.equal(d.kind, 'serve');
+                else if (paused) assert.deepEqual(d, { kind: 'hold', reason: 'paused' });
+                else if (guard === 'tripped') assert.equal(d.kind, 'hold');
+                else if (!reachedIt) assert.equal(d.kind, 'hold');
+              }
   });
 });
 
@@ -106,5 +128,27 @@ describe('mass-change guard', () => {
     ]);
     assert.equal(judgeChange([t('users', 1000)], [t('users', 0, 'b')], own), undefined);
     assert.equal(judgeChange([t('areas', 100)], [t('areas', 94, 'b')], own)?.table, 'areas');
+  });
+});
+
+describe('after judging', () => {
+  const over = { table: 'users', held: 100, next: 10, removed: 90, limit: { percent: 20, minRows: 50 } };
+  it('trips on a change over the limit, unless an approval covers it', () => {
+    assert.equal(afterJudging({ guard: true, window: true }, over, 500, 100), 'trip');
+    assert.equal(afterJudging({ guard: false, window: true }, over, 500, 100), 'window');
+  });
+  it('holds a bulk change outside the window, and lets a small one or an edit go', () => {
+    assert.equal(afterJudging({ guard: true, window: true }, undefined, 100, 100), 'window');
+    assert.equal(afterJudging({ guard: true, window: true }, undefined, 99, 100), 'serve');
+    assert.equal(afterJudging({ guard: true, window: false }, undefined, 10_000, 100), 'serve');
+  });
+  it('counts rows added and removed, not rows edited', () => {
+    const t = (name: string, rowCount: number, sha: string) =>
+      ({ name, rowCount, sha256: sha.repeat(64) }) as TableDigest;
+    assert.equal(
+      bulkOf([t('users', 10, 'a'), t('areas', 5, 'a')], [t('users', 30, 'b'), t('areas', 5, 'b')]),
+      20,
+    );
+    assert.equal(bulkOf([t('users', 10, 'a')], [t('users', 10, 'a')]), 0);
   });
 });

@@ -24,8 +24,10 @@ GRANT INSERT, UPDATE ON data_versions, scope_versions TO dbupdate_api;
 -- the guard trips itself when a device's change is over its limit; the admin API pauses,
 -- resumes, approves and rejects (marking each location's version), recording who did it.
 GRANT SELECT, UPDATE ON release_state TO dbupdate_api;
-GRANT SELECT, INSERT, DELETE ON release_marks TO dbupdate_api;
+GRANT SELECT, INSERT, DELETE ON release_marks, rollout_marks TO dbupdate_api;
 GRANT SELECT, INSERT ON release_events TO dbupdate_api;
+-- Cohorts (the canary cohort, sync windows) are set by the admin API, read by every answer.
+GRANT SELECT, INSERT, UPDATE, DELETE ON device_cohorts TO dbupdate_api;
 
 -- Wipes (migration 0014): the admin API asks for them with disable and revoke and takes them
 -- away with enable and enrol; the answer that delivers one records its manifest.

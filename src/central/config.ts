@@ -5,6 +5,8 @@ import type { TlsFiles } from '../platform/tls.ts';
 import { AppError } from '../platform/errors.ts';
 import { TABLE_NAMES } from '../contract/tables.ts';
 import { guardLimits, type GuardLimits, type TableLimit } from './release/rule.ts';
+import type { Staging } from './release/waves.ts';
+import { parseWindows, WINDOW_PATTERN, type SyncWindow } from './release/windows.ts';
 
 const GUARD_TABLE = '[a-z_]+:(off|[0-9]{1,3}:[0-9]{1,9})';
 const GUARD_TABLES_PATTERN = `^(${GUARD_TABLE}(,${GUARD_TABLE})*)?$`;
@@ -94,6 +96,21 @@ export const CentralConfigSchema = Type.Object({
   RELEASE_REFRESH_SECONDS: Type.Integer({ minimum: 1, maximum: 300, default: 2 }),
   /** A freeze longer than this raises DbupdateReleaseFrozenTooLong. */
   RELEASE_FREEZE_ALERT_MINUTES: Type.Integer({ minimum: 1, maximum: 43_200, default: 240 }),
+  /**
+   * Staged rollouts (docs/releases.md): each wave reaches this percent more of the devices, after
+   * the canary cohort acked; 0: every change goes to every device at once.
+   */
+  RELEASE_WAVE_PERCENT: Type.Integer({ minimum: 0, maximum: 100, default: 0 }),
+  RELEASE_WAVE_SECONDS: Type.Integer({ minimum: 1, maximum: 604_800, default: 900 }),
+  RELEASE_CANARY_COHORT: Type.String({ pattern: '^[a-z0-9][a-z0-9_-]{0,62}$', default: 'canary' }),
+  /** Canaries that must ack a rollout's change (or all of them, when fewer) before the first wave. */
+  RELEASE_CANARY_ACKS: Type.Integer({ minimum: 0, maximum: 100_000, default: 3 }),
+  /** Devices failing (failed acks, drift reports) during a rollout that pause it, naming the cause. */
+  RELEASE_ROLLOUT_MAX_FAILURES: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 1 }),
+  /** Sync windows per cohort, in UTC: `site-a=02:00-05:00,site-b=22:00-04:00`. */
+  RELEASE_WINDOWS: Type.String({ pattern: WINDOW_PATTERN, default: '' }),
+  /** A change adding or removing at least this many rows of a device waits for its window. */
+  RELEASE_WINDOW_BULK_ROWS: Type.Integer({ minimum: 1, maximum: 100_000_000, default: 100 }),
 });
 
 /** The settings, and the values parsed from them once at start. */
@@ -102,6 +119,8 @@ export type CentralConfig = Readonly<
     signingKey: SigningKey;
     tls: TlsFiles | undefined;
     guardLimits: GuardLimits;
+    staging: Staging;
+    windows: ReadonlyMap<string, SyncWindow>;
   }
 >;
 
@@ -132,7 +151,28 @@ export function loadCentralConfig(env: Record<string, string | undefined> = proc
     config.RELEASE_GUARD_MIN_ROWS,
     guardOverrides(config.RELEASE_GUARD_TABLES),
   );
-  return Object.freeze({ ...config, signingKey, tls, guardLimits: guard });
+  return Object.freeze({
+    ...config,
+    signingKey,
+    tls,
+    guardLimits: guard,
+    staging: {
+      wavePercent: config.RELEASE_WAVE_PERCENT,
+      waveSeconds: config.RELEASE_WAVE_SECONDS,
+      canaryCohort: config.RELEASE_CANARY_COHORT,
+      canaryAcks: config.RELEASE_CANARY_ACKS,
+      maxFailures: config.RELEASE_ROLLOUT_MAX_FAILURES,
+    },
+    windows: windowsOf(config.RELEASE_WINDOWS),
+  });
+}
+
+function windowsOf(text: string): Map<string, SyncWindow> {
+  try {
+    return parseWindows(text);
+  } catch (err) {
+    throw new AppError('CONFIG_INVALID', `setting RELEASE_WINDOWS is invalid: ${(err as Error).message}`);
+  }
 }
 
 function guardOverrides(text: string): { table: string; limit: TableLimit | 'off' }[] {

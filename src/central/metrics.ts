@@ -154,7 +154,7 @@ export class CentralMetrics {
   });
   readonly release: Gauge<'state'> = new Gauge({
     name: 'dbupdate_central_release',
-    help: 'Release control: paused (1 while frozen), paused_seconds (how long), freeze_alert_seconds (RELEASE_FREEZE_ALERT_MINUTES), guard_tripped (1 while a mass change waits for approve or reject)',
+    help: 'Release control: paused (1 while frozen), paused_seconds (how long), freeze_alert_seconds (RELEASE_FREEZE_ALERT_MINUTES), guard_tripped (1 while a mass change waits for approve or reject), rollout_running, rollout_paused (1 while a rollout is paused by its failures)',
     labelNames: ['state'] as const,
     registers: [this.registry],
     collect: () => {
@@ -165,6 +165,10 @@ export class CentralMetrics {
       this.release.set({ state: 'paused_seconds' }, Math.max(0, paused));
       this.release.set({ state: 'freeze_alert_seconds' }, this.#freezeAlertSeconds);
       this.release.set({ state: 'guard_tripped' }, row.guard === 'tripped' ? 1 : 0);
+      const rolling = row.rollout_started_at !== null && row.rollout_ended_at === null;
+      this.release.set({ state: 'rollout_running' }, rolling ? 1 : 0);
+      // Paused by a rollout's failures (release/rollout.ts), not by an operator.
+      this.release.set({ state: 'rollout_paused' }, row.paused_by === 'central:rollout' ? 1 : 0);
     },
   });
   #release: (() => ReleaseRow | undefined) | undefined;

@@ -63,6 +63,9 @@ function syncDeps(
     release: new ReleaseGate({
       pool,
       limits: config.guardLimits,
+      staging: config.staging,
+      windows: config.windows,
+      windowBulkRows: config.RELEASE_WINDOW_BULK_ROWS,
       metrics,
       log,
       refreshMs: config.RELEASE_REFRESH_SECONDS * 1000,

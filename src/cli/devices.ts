@@ -5,7 +5,7 @@ import { parse } from 'csv-parse/sync';
 import { listDevices } from '../central/fleet/repo/device-admin.ts';
 import { requireMac } from '../central/model.ts';
 import { deviceToWire } from '../central/fleet/admin-wire.ts';
-import { changeDevice, type DeviceAction } from '../central/fleet/devices.ts';
+import { changeDevice, setDeviceCohort, type DeviceAction } from '../central/fleet/devices.ts';
 import { enrollDevices, type EnrolLine } from '../central/fleet/enroll.ts';
 import { AppError } from '../platform/errors.ts';
 import type { Pool } from '../platform/db.ts';
@@ -53,6 +53,7 @@ export function parseEnrolCsv(text: string): EnrolLine[] {
     mac: r.mac ?? '',
     ...(r.location_id ? { locationId: r.location_id } : {}),
     ...(r.name ? { name: r.name } : {}),
+    ...(r.cohort ? { cohort: r.cohort } : {}),
     origin: `line ${i + 2}`,
   }));
 }
@@ -154,6 +155,8 @@ const COLUMNS = [
   'SCHEMA',
   'SOFTWARE',
   'LOCATION',
+  'COHORT',
+  'RELEASE',
   'LAST PROBLEM',
 ];
 
@@ -168,6 +171,8 @@ function cells(d: ReturnType<typeof deviceToWire>, time: (iso: string | null) =>
     String(d.schemaVersion ?? '-'),
     d.softwareVersion ?? '-',
     d.location,
+    d.cohort ?? '-',
+    d.release,
     lastProblem(d),
   ];
 }
@@ -187,6 +192,25 @@ async function change(pool: Pool, action: DeviceAction, argv: string[]): Promise
   return 0;
 }
 
+async function cohort(pool: Pool, argv: string[]): Promise<number> {
+  const values = parseFlags(argv, {
+    mac: { type: 'string' },
+    cohort: { type: 'string' },
+    clear: { type: 'boolean' },
+    json: { type: 'boolean' },
+  });
+  if (!values.mac || (values.cohort === undefined) === (values.clear !== true))
+    throw new AppError('USAGE', 'devices cohort needs --mac M and one of --cohort NAME or --clear');
+  const name = (values.cohort as string | undefined) ?? null;
+  const result = await setDeviceCohort(pool, values.mac as string, name, cliActor());
+  if (values.json) console.log(JSON.stringify(result));
+  else
+    console.log(
+      `${result.mac}: ${name === null ? 'in no cohort' : `in cohort ${name}`}${result.changed ? '' : ' (already)'}`,
+    );
+  return 0;
+}
+
 export function deviceCommands(withCentralPool: <T>(work: (pool: Pool) => Promise<T>) => Promise<T>): {
   enroll: Command;
   devices: Command;
@@ -197,9 +221,10 @@ export function deviceCommands(withCentralPool: <T>(work: (pool: Pool) => Promis
       if (sub === 'list') return withCentralPool((pool) => list(pool, argv));
       if (sub === 'disable' || sub === 'enable' || sub === 'revoke')
         return withCentralPool((pool) => change(pool, sub, argv));
+      if (sub === 'cohort') return withCentralPool((pool) => cohort(pool, argv));
       throw new AppError(
         'USAGE',
-        `unknown command: central devices ${sub ?? ''} (list, disable, enable, revoke)`,
+        `unknown command: central devices ${sub ?? ''} (list, disable, enable, revoke, cohort)`,
       );
     },
   };

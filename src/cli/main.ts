@@ -37,7 +37,7 @@ export const COMMANDS: { command: string; args?: string; does: string; settings?
   {
     command: 'central enroll',
     args: '--csv FILE [--rotate] [--overlap-seconds S]',
-    does: 'enrol many devices (mac[,location_id][,name] per line); prints mac,device_id,credential lines',
+    does: 'enrol many devices (mac[,location_id][,name][,cohort] per line); prints mac,device_id,credential lines',
     settings: 'central database',
   },
   {
@@ -92,6 +92,12 @@ export const COMMANDS: { command: string; args?: string; does: string; settings?
     command: 'central release reject',
     args: '[--reason TEXT] [--json]',
     does: 'keep the fleet on its data until Central’s data changes again (audited)',
+    settings: 'central database',
+  },
+  {
+    command: 'central devices cohort',
+    args: '--mac M (--cohort NAME | --clear) [--json]',
+    does: 'put the device in a cohort (audited): the canary cohort gets a rollout first; a cohort may have a sync window',
     settings: 'central database',
   },
   {

@@ -43,7 +43,17 @@ function describe(s: ReleaseState): string {
       `  ${String(d.device)} would lose ${String(d.removed)} of its ${String(d.held)} ${String(d.table)} rows: ` +
         '`dbupdate central release approve` lets it go, `reject` keeps the fleet on its data',
     );
-  lines.push(`devices held in the last 15 minutes: ${s.heldDevices}`);
+  const ro = s.rollout;
+  if (ro.startedAt)
+    lines.push(
+      ro.endedAt
+        ? `rollout: the last one began ${ago(ro.startedAt)} and reached every device ${ago(ro.endedAt)}`
+        : `rollout: began ${ago(ro.startedAt)}; ${ro.canariesOkAt ? `canaries acked ${ago(ro.canariesOkAt)}, waves opening` : 'waiting for the canaries'}; ${ro.updatedDevices} devices took it`,
+    );
+  const reasons = Object.entries(s.heldByReason).map(([r, n]) => `${r} ${n}`);
+  lines.push(
+    `devices held in the last 15 minutes: ${s.heldDevices}${reasons.length ? ` (${reasons.join(', ')})` : ''}`,
+  );
   for (const e of s.events.slice(0, 5)) lines.push(`  ${e.at}  ${e.action.padEnd(7)} ${e.actor}`);
   return lines.join('\n');
 }

@@ -144,8 +144,14 @@ export const Manifest = Type.Object({
   held: Type.Optional(
     Type.Object(
       {
-        reason: Type.Union([Type.Literal('paused'), Type.Literal('guard')]),
+        reason: Type.Union([
+          Type.Literal('paused'),
+          Type.Literal('guard'),
+          Type.Literal('wave'),
+          Type.Literal('window'),
+        ]),
         since: Type.String({ format: 'date-time' }),
+        until: Type.Optional(Type.String({ format: 'date-time', description: 'a window: when it opens' })),
       },
       {
         additionalProperties: false,

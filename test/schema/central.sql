@@ -22,6 +22,10 @@ device_admin_events.action text NOT NULL
 device_admin_events.mac macaddr NOT NULL
 device_admin_events.device_id uuid
 device_admin_events.details jsonb NOT NULL DEFAULT '{}'::jsonb
+device_cohorts.device_id uuid NOT NULL
+device_cohorts.cohort text NOT NULL
+device_cohorts.set_at timestamp with time zone NOT NULL DEFAULT now()
+device_cohorts.set_by text NOT NULL
 device_credentials.device_id uuid NOT NULL
 device_credentials.secret_hash text NOT NULL
 device_credentials.created_at timestamp with time zone NOT NULL DEFAULT now()
@@ -81,7 +85,13 @@ release_state.guard text NOT NULL DEFAULT 'clear'::text
 release_state.guard_at timestamp with time zone
 release_state.guard_by text
 release_state.guard_detail jsonb
+release_state.rollout_started_at timestamp with time zone
+release_state.rollout_canaries_ok_at timestamp with time zone
+release_state.rollout_ended_at timestamp with time zone
+release_state.resumed_at timestamp with time zone
 release_state.changed_at timestamp with time zone NOT NULL DEFAULT now()
+rollout_marks.location_id uuid NOT NULL
+rollout_marks.version bigint NOT NULL
 scope_versions.location_id uuid NOT NULL
 scope_versions.version bigint NOT NULL DEFAULT 1
 sync_acknowledgements.manifest_id text NOT NULL
@@ -151,8 +161,11 @@ areas areas_pkey PRIMARY KEY (id)
 companies companies_pkey PRIMARY KEY (id)
 data_versions data_versions_pkey PRIMARY KEY (company_id)
 dbupdate_migrations dbupdate_migrations_pkey PRIMARY KEY (id)
-device_admin_events device_admin_events_action_check CHECK ((action = ANY (ARRAY['create'::text, 'enroll'::text, 'disable'::text, 'enable'::text, 'revoke'::text])))
+device_admin_events device_admin_events_action_check CHECK ((action = ANY (ARRAY['create'::text, 'enroll'::text, 'disable'::text, 'enable'::text, 'revoke'::text, 'cohort'::text])))
 device_admin_events device_admin_events_pkey PRIMARY KEY (id)
+device_cohorts device_cohorts_cohort_check CHECK ((cohort ~ '^[a-z0-9][a-z0-9_-]{0,62}$'::text))
+device_cohorts device_cohorts_device_id_fkey FOREIGN KEY (device_id) REFERENCES devices(id) ON DELETE CASCADE
+device_cohorts device_cohorts_pkey PRIMARY KEY (device_id)
 device_credentials device_credentials_device_id_fkey FOREIGN KEY (device_id) REFERENCES devices(id) ON DELETE CASCADE
 device_credentials device_credentials_pkey PRIMARY KEY (device_id)
 device_reports device_reports_pkey PRIMARY KEY (device_id)
@@ -171,12 +184,13 @@ location_groups location_groups_location_id_fkey FOREIGN KEY (location_id) REFER
 location_groups location_groups_pkey PRIMARY KEY (location_id, group_id)
 locations locations_company_id_fkey FOREIGN KEY (company_id) REFERENCES companies(id)
 locations locations_pkey PRIMARY KEY (id)
-release_events release_events_action_check CHECK ((action = ANY (ARRAY['pause'::text, 'resume'::text, 'trip'::text, 'approve'::text, 'reject'::text])))
+release_events release_events_action_check CHECK ((action = ANY (ARRAY['pause'::text, 'resume'::text, 'trip'::text, 'approve'::text, 'reject'::text, 'rollout_start'::text, 'canaries_ok'::text, 'rollout_end'::text])))
 release_events release_events_pkey PRIMARY KEY (id)
 release_marks release_marks_pkey PRIMARY KEY (location_id)
 release_state release_state_guard_check CHECK ((guard = ANY (ARRAY['clear'::text, 'tripped'::text, 'approved'::text, 'rejected'::text])))
 release_state release_state_id_check CHECK (id)
 release_state release_state_pkey PRIMARY KEY (id)
+rollout_marks rollout_marks_pkey PRIMARY KEY (location_id)
 scope_versions scope_versions_pkey PRIMARY KEY (location_id)
 sync_acknowledgements sync_acknowledgements_pkey PRIMARY KEY (manifest_id)
 sync_acknowledgements sync_acknowledgements_result_check CHECK ((result = ANY (ARRAY['Success'::text, 'Failed'::text])))
@@ -196,6 +210,8 @@ CREATE UNIQUE INDEX data_versions_pkey ON public.data_versions USING btree (comp
 CREATE UNIQUE INDEX dbupdate_migrations_pkey ON public.dbupdate_migrations USING btree (id)
 CREATE INDEX device_admin_events_mac_at_idx ON public.device_admin_events USING btree (mac, at)
 CREATE UNIQUE INDEX device_admin_events_pkey ON public.device_admin_events USING btree (id)
+CREATE INDEX device_cohorts_cohort_idx ON public.device_cohorts USING btree (cohort)
+CREATE UNIQUE INDEX device_cohorts_pkey ON public.device_cohorts USING btree (device_id)
 CREATE UNIQUE INDEX device_credentials_pkey ON public.device_credentials USING btree (device_id)
 CREATE UNIQUE INDEX device_reports_pkey ON public.device_reports USING btree (device_id)
 CREATE UNIQUE INDEX device_wipes_pkey ON public.device_wipes USING btree (device_id)
@@ -214,6 +230,7 @@ CREATE INDEX release_events_at_idx ON public.release_events USING btree (at)
 CREATE UNIQUE INDEX release_events_pkey ON public.release_events USING btree (id)
 CREATE UNIQUE INDEX release_marks_pkey ON public.release_marks USING btree (location_id)
 CREATE UNIQUE INDEX release_state_pkey ON public.release_state USING btree (id)
+CREATE UNIQUE INDEX rollout_marks_pkey ON public.rollout_marks USING btree (location_id)
 CREATE UNIQUE INDEX scope_versions_pkey ON public.scope_versions USING btree (location_id)
 CREATE INDEX sync_acknowledgements_completed_at_idx ON public.sync_acknowledgements USING btree (completed_at)
 CREATE INDEX sync_acknowledgements_failed_idx ON public.sync_acknowledgements USING btree (mac, completed_at) WHERE (result = 'Failed'::text)

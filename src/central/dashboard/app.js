@@ -270,10 +270,17 @@ function drawRelease(r) {
       ? `The mass-change guard holds every change since ${fmtTime(r.guardAt)}. ${r.heldDevices} devices held in the last 15 minutes.`
       : `Running: changes reach devices at their next sync (guard: ${r.guard}).`;
   const d = r.guardDetail;
-  $('#release-detail').hidden = !tripped || !d;
+  const ro = r.rollout;
+  const rolling = Boolean(ro.startedAt && !ro.endedAt);
+  $('#release-detail').hidden = !(tripped && d) && !rolling;
   if (tripped && d)
     $('#release-detail').textContent =
       `${d.device} would lose ${d.removed} of its ${d.held} ${d.table} rows (limit ${d.limit?.percent} %, at least ${d.limit?.minRows}).`;
+  else if (rolling)
+    $('#release-detail').textContent = ro.canariesOkAt
+      ? `Rollout since ${fmtTime(ro.startedAt)}: canaries acked ${fmtTime(ro.canariesOkAt)}; wave ${ro.wavesOpen ?? '?'} of ${ro.waves ?? '?'} open; ${ro.updatedDevices} devices took it.`
+      : `Rollout since ${fmtTime(ro.startedAt)}: waiting for the canaries to ack; ${ro.updatedDevices} devices took it.`;
+  document.body.dataset.rollout = rolling ? (ro.canariesOkAt ? `wave ${ro.wavesOpen}` : 'canaries') : 'none';
   const shown = { pause: !r.paused, resume: r.paused, approve: tripped, reject: tripped };
   for (const button of document.querySelectorAll('[data-release-action]'))
     button.hidden = !shown[button.dataset.releaseAction];

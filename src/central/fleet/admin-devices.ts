@@ -9,7 +9,7 @@ import type { FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { ErrorBody, STORABLE_TEXT } from '../../contract/wire.ts';
 import { adminEventsOf, devicesByVersion, listDevices } from './repo/device-admin.ts';
-import { changeDevice } from './devices.ts';
+import { changeDevice, setDeviceCohort } from './devices.ts';
 import { enrollDevices } from './enroll.ts';
 import { requireMac } from '../model.ts';
 import {
@@ -55,6 +55,7 @@ const EnrolBody = Type.Object(
             Type.String({ format: 'uuid', description: 'creates the device if new' }),
           ),
           name: Type.Optional(Type.String({ minLength: 1, maxLength: 200, pattern: STORABLE_TEXT })),
+          cohort: Type.Optional(Type.String({ pattern: '^[a-z0-9][a-z0-9_-]{0,62}$' })),
         },
         { additionalProperties: false },
       ),
@@ -91,6 +92,7 @@ const EnrolResponse = Type.Object({
 export const deviceLifecycle: FastifyPluginAsyncTypebox<AdminOptions> = async (app, opts) => {
   await app.register(deviceReads, opts);
   await app.register(deviceChanges, opts);
+  await app.register(deviceCohorts, opts);
 };
 
 const deviceReads: FastifyPluginAsyncTypebox<AdminOptions> = async (app, opts) => {
@@ -202,4 +204,32 @@ const deviceChanges: FastifyPluginAsyncTypebox<AdminOptions> = async (app, opts)
         changeDevice(opts.pool, request.params.mac, action, actorOf(request), request.query.wipe === 'true'),
     );
   }
+};
+
+/** A device's cohort (docs/releases.md): the canary cohort gets a rollout first. */
+const deviceCohorts: FastifyPluginAsyncTypebox<AdminOptions> = async (app, opts) => {
+  app.post(
+    '/api/admin/devices/:mac/cohort',
+    {
+      schema: {
+        ...common,
+        summary: 'Put the device in a cohort (null: none); the canary cohort gets a rollout first',
+        params: MacParams,
+        body: Type.Object(
+          { cohort: Type.Union([Type.String({ pattern: '^[a-z0-9][a-z0-9_-]{0,62}$' }), Type.Null()]) },
+          { additionalProperties: false },
+        ),
+        response: {
+          200: Type.Object({
+            mac: Type.String(),
+            deviceId: Type.String(),
+            cohort: Type.Union([Type.String(), Type.Null()]),
+            changed: Type.Boolean(),
+          }),
+          ...errors,
+        },
+      },
+    },
+    async (request) => setDeviceCohort(opts.pool, request.params.mac, request.body.cohort, actorOf(request)),
+  );
 };

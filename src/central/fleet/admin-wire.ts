@@ -71,6 +71,13 @@ export const DeviceSummary = Type.Object({
   driftTables: Nullable(
     Type.Array(Type.String(), { description: 'tables its last verify found drifted (empty: none)' }),
   ),
+  cohort: Nullable(
+    Type.String({ description: 'its cohort: the canary cohort gets a rollout first (docs/releases.md)' }),
+  ),
+  release: Type.String({
+    description:
+      "where release control has it: 'current', 'held: paused|guard|wave|window' (its last answer), or 'wipe pending'",
+  }),
   driftCheckedAt: Nullable(Type.String()),
 });
 
@@ -228,6 +235,12 @@ export function deviceToWire(r: DeviceListRow): Static<typeof DeviceSummary> {
     reportedFailure: r.reported_failure,
     driftTables: r.drift_tables,
     driftCheckedAt: iso(r.drift_checked_at),
+    cohort: r.cohort,
+    release: r.wipe_pending
+      ? 'wipe pending'
+      : r.last_request_status === 'held'
+        ? `held: ${r.last_request_reason ?? '?'}`
+        : 'current',
   };
 }
 

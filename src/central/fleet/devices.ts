@@ -10,8 +10,10 @@ import {
   insertAdminEvents,
   requestWipe,
   revokeCredential,
+  setCohort,
   setDeviceEnabled,
 } from './repo/device-admin.ts';
+import { COHORT } from './enroll.ts';
 import { findDeviceByMac } from '../sync/repo/devices.ts';
 
 export type DeviceAction = 'disable' | 'enable' | 'revoke';
@@ -62,5 +64,29 @@ export async function changeDevice(
       { actor, action, mac, deviceId, details: { changed, ...(wipe ? { wipe } : {}) } },
     ]);
     return { mac, deviceId, action, changed, ...(wipe ? { wipe } : {}) };
+  });
+}
+
+/** Puts a device in a cohort, or in none (`null`), recorded with who did it. */
+export async function setDeviceCohort(
+  pool: Pool,
+  macText: string,
+  cohort: string | null,
+  actor: string,
+): Promise<{ mac: string; deviceId: string; cohort: string | null; changed: boolean }> {
+  const mac = requireMac(macText);
+  if (cohort !== null && !COHORT.test(cohort))
+    throw new AppError(
+      'INVALID_INPUT',
+      `cohort ${JSON.stringify(cohort)} is not a name of a-z, 0-9, _ and - (at most 63)`,
+    );
+  return withTransaction(pool, 'BEGIN', async (tx) => {
+    const device = await findDeviceByMac(tx, mac);
+    if (!device) throw new AppError('DEVICE_NOT_FOUND', `no device with MAC ${mac}`);
+    const changed = await setCohort(tx, device.id, cohort, actor);
+    await insertAdminEvents(tx, [
+      { actor, action: 'cohort', mac, deviceId: device.id, details: { cohort, changed } },
+    ]);
+    return { mac, deviceId: device.id, cohort, changed };
   });
 }

@@ -7,7 +7,7 @@ import { withTransaction, type Pool, type PoolClient } from '../../platform/db.t
 import { AppError } from '../../platform/errors.ts';
 import { storableText } from '../../contract/wire.ts';
 import { requireMac } from '../model.ts';
-import { existingLocations, insertAdminEvents, insertDevices } from './repo/device-admin.ts';
+import { existingLocations, insertAdminEvents, insertDevices, setCohort } from './repo/device-admin.ts';
 import { devicesWithActiveCredential, findDevicesByMac, upsertSecretHashes } from '../sync/repo/devices.ts';
 import { hashSecret, newSecret } from '../sync/credentials.ts';
 
@@ -16,6 +16,8 @@ export interface EnrolLine {
   mac: string;
   locationId?: string;
   name?: string;
+  /** Its cohort (docs/releases.md): the canary cohort gets a rollout first. */
+  cohort?: string;
   /** Where it came from, for error messages: "line 7". */
   origin?: string;
 }
@@ -34,6 +36,7 @@ export interface EnrolResult {
   kept: { deviceId: string; mac: string }[];
 }
 
+export const COHORT = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 interface Checked {
@@ -61,6 +64,10 @@ function checkLines(lines: readonly EnrolLine[]): { checked: Checked[]; problems
       problems.push(`${where}: name must be 1 to 200 characters`);
     else if (line.name !== undefined && storableText(line.name) !== line.name)
       problems.push(`${where}: name holds a NUL or a broken UTF-16 character, which PostgreSQL cannot store`);
+    if (line.cohort !== undefined && !COHORT.test(line.cohort))
+      problems.push(
+        `${where}: cohort ${JSON.stringify(line.cohort)} is not a name of a-z, 0-9, _ and - (at most 63)`,
+      );
     return { mac, line };
   });
   return { checked: checked.filter((c) => c.mac !== ''), problems };
@@ -105,6 +112,8 @@ export async function enrollDevices(
     const ids = new Map([...byMac].map(([mac, d]) => [mac, d.id]));
     for (const d of created) ids.set(d.mac, d.id);
     const result = await issueCredentials(tx, checked, ids, new Set(byMac.keys()), options);
+    for (const { mac, line } of checked)
+      if (line.cohort !== undefined) await setCohort(tx, ids.get(mac)!, line.cohort, options.actor);
     await recordEnrolment(tx, created, result, options);
     return result;
   });

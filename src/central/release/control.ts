@@ -50,18 +50,38 @@ export async function changeRelease(
 export interface ReleaseStatus {
   state: ReleaseRow;
   events: ReleaseEventRow[];
-  /** Devices answered "held" in the last 15 minutes, and the devices Central knows. */
+  /** Devices answered "held" in the last 15 minutes, in all and by reason. */
   heldDevices: number;
+  heldByReason: Record<string, number>;
+  /** Devices that took (acked) a change since the rollout began: the ones on its version. */
+  updatedSinceRollout: number;
 }
 
 export async function releaseStatus(pool: Pool): Promise<ReleaseStatus> {
-  const [state, events, held] = await Promise.all([
-    readRelease(pool),
+  const state = await readRelease(pool);
+  const [events, held, updated] = await Promise.all([
     recentReleaseEvents(pool, 20),
-    pool.query<{ n: number }>(
-      `SELECT count(DISTINCT device_id)::int AS n FROM sync_requests
-        WHERE status = 'held' AND requested_at > now() - interval '15 minutes'`,
+    pool.query<{ reason: string | null; n: number }>(
+      `SELECT reason, count(DISTINCT device_id)::int AS n FROM sync_requests
+        WHERE status = 'held' AND requested_at > now() - interval '15 minutes'
+        GROUP BY ROLLUP (reason)`,
     ),
+    updatedSince(pool, state.rollout_started_at),
   ]);
-  return { state, events, heldDevices: held.rows[0]!.n };
+  const total = held.rows.find((r) => r.reason === null)?.n ?? 0;
+  const heldByReason = Object.fromEntries(
+    held.rows.filter((r) => r.reason !== null).map((r) => [r.reason, r.n]),
+  );
+  return { state, events, heldDevices: total, heldByReason, updatedSinceRollout: updated };
+}
+
+async function updatedSince(pool: Pool, since: Date | null): Promise<number> {
+  if (!since) return 0;
+  const { rows } = await pool.query<{ n: number }>(
+    `SELECT count(DISTINCT r.device_id)::int AS n
+       FROM sync_requests r JOIN sync_acknowledgements a ON a.manifest_id = r.manifest_id
+      WHERE r.status = 'served' AND r.requested_at >= $1 AND a.result = 'Success'`,
+    [since],
+  );
+  return rows[0]!.n;
 }

@@ -12,12 +12,17 @@ export interface ReleaseRow {
   guard_at: Date | null;
   guard_by: string | null;
   guard_detail: Record<string, unknown> | null;
+  rollout_started_at: Date | null;
+  rollout_canaries_ok_at: Date | null;
+  rollout_ended_at: Date | null;
+  resumed_at: Date | null;
   changed_at: Date;
 }
 
 export async function readRelease(db: Queryable): Promise<ReleaseRow> {
   const { rows } = await db.query<ReleaseRow>(
-    `SELECT paused_at, paused_by, pause_reason, guard, guard_at, guard_by, guard_detail, changed_at
+    `SELECT paused_at, paused_by, pause_reason, guard, guard_at, guard_by, guard_detail, changed_at,
+            rollout_started_at, rollout_canaries_ok_at, rollout_ended_at, resumed_at
        FROM release_state`,
   );
   return rows[0]!;
@@ -35,7 +40,8 @@ export async function setPaused(db: Queryable, by: string, reason: string | null
 
 export async function clearPaused(db: Queryable): Promise<boolean> {
   const { rowCount } = await db.query(
-    `UPDATE release_state SET paused_at = NULL, paused_by = NULL, pause_reason = NULL, changed_at = now()
+    `UPDATE release_state SET paused_at = NULL, paused_by = NULL, pause_reason = NULL, resumed_at = now(),
+            changed_at = now()
       WHERE paused_at IS NOT NULL`,
   );
   return rowCount === 1;
@@ -75,9 +81,12 @@ export async function decideGuard(
   return true;
 }
 
-export async function readMarks(db: Queryable): Promise<Map<string, number>> {
+export async function readMarks(
+  db: Queryable,
+  table: 'release_marks' | 'rollout_marks' = 'release_marks',
+): Promise<Map<string, number>> {
   const { rows } = await db.query<{ location_id: string; version: string }>(
-    'SELECT location_id, version FROM release_marks',
+    `SELECT location_id, version FROM ${table}`,
   );
   return new Map(rows.map((r) => [r.location_id, Number(r.version)]));
 }
@@ -85,7 +94,8 @@ export async function readMarks(db: Queryable): Promise<Map<string, number>> {
 export async function insertReleaseEvent(
   db: Queryable,
   actor: string,
-  action: 'pause' | 'resume' | 'trip' | 'approve' | 'reject',
+  action:
+    'pause' | 'resume' | 'trip' | 'approve' | 'reject' | 'rollout_start' | 'canaries_ok' | 'rollout_end',
   details: Record<string, unknown>,
 ): Promise<void> {
   await db.query('INSERT INTO release_events (actor, action, details) VALUES ($1, $2, $3)', [
@@ -130,4 +140,71 @@ export async function heldTables(
   );
   if (rows.length === 0) return undefined;
   return rows.map((r) => ({ name: r.name, rowCount: Number(r.row_count), sha256: r.sha256 }));
+}
+
+/**
+ * Starts a rollout unless one is running, and marks the version each location is at: one
+ * write however many answers find the change. The caller owns the transaction.
+ */
+export async function startRollout(db: Queryable): Promise<boolean> {
+  const { rowCount } = await db.query(
+    `UPDATE release_state SET rollout_started_at = now(), rollout_canaries_ok_at = NULL,
+            rollout_ended_at = NULL, changed_at = now()
+      WHERE rollout_started_at IS NULL OR rollout_ended_at IS NOT NULL`,
+  );
+  if (rowCount !== 1) return false;
+  await db.query('DELETE FROM rollout_marks');
+  await db.query(
+    'INSERT INTO rollout_marks (location_id, version) SELECT location_id, version FROM scope_versions',
+  );
+  return true;
+}
+
+export async function advanceRollout(db: Queryable, step: 'canaries-ok' | 'end'): Promise<boolean> {
+  const column = step === 'end' ? 'rollout_ended_at' : 'rollout_canaries_ok_at';
+  const { rowCount } = await db.query(
+    `UPDATE release_state SET ${column} = now(), changed_at = now()
+      WHERE rollout_started_at IS NOT NULL AND rollout_ended_at IS NULL AND ${column} IS NULL`,
+  );
+  return rowCount === 1;
+}
+
+/**
+ * A running rollout's progress: canaries that acked Success for an answer that changed their
+ * data since it began, the canaries there are, and the devices that failed since `failuresFrom`
+ * (failed acks by the code in front of their text, and drift reports).
+ */
+export async function rolloutCounts(
+  db: Queryable,
+  startedAt: Date,
+  failuresFrom: Date,
+  canaryCohort: string,
+): Promise<{ canariesAcked: number; canaries: number; failures: { code: string; devices: number }[] }> {
+  const [acked, failed] = await Promise.all([
+    db.query<{ acked: number; canaries: number }>(
+      `SELECT (SELECT count(DISTINCT h.device_id)::int
+                 FROM sync_acknowledgements a
+                 JOIN sync_manifest_headers h ON h.manifest_id = a.manifest_id
+                 JOIN device_cohorts c ON c.device_id = h.device_id AND c.cohort = $2
+                 JOIN sync_requests r ON r.manifest_id = a.manifest_id AND r.status = 'served'
+                WHERE a.completed_at >= $1 AND a.result = 'Success') AS acked,
+              (SELECT count(*)::int FROM device_cohorts c JOIN devices d ON d.id = c.device_id
+                WHERE c.cohort = $2 AND d.is_enabled) AS canaries`,
+      [startedAt, canaryCohort],
+    ),
+    db.query<{ code: string; devices: number }>(
+      `SELECT coalesce(substring(a.error_text FROM '^([A-Z][A-Z0-9_]{0,63}):'), 'OTHER') AS code,
+              count(DISTINCT a.mac)::int AS devices
+         FROM sync_acknowledgements a
+        WHERE a.completed_at >= $1 AND a.result = 'Failed'
+        GROUP BY 1
+       UNION ALL
+       SELECT 'LOCAL_DRIFT', count(*)::int FROM device_reports
+        WHERE drift_checked_at >= $1 AND cardinality(drift_tables) > 0
+       HAVING count(*) > 0
+        ORDER BY 2 DESC, 1`,
+      [failuresFrom],
+    ),
+  ]);
+  return { canariesAcked: acked.rows[0]!.acked, canaries: acked.rows[0]!.canaries, failures: failed.rows };
 }

@@ -35,7 +35,7 @@ export const releaseRoutes: FastifyPluginAsyncTypebox<ReleaseRouteOptions> = asy
         response: { 200: ReleaseState, ...errors },
       },
     },
-    async () => releaseToWire(await releaseStatus(opts.pool)),
+    async () => releaseToWire(await releaseStatus(opts.pool), opts.release.staging),
   );
   for (const action of ['pause', 'resume', 'approve', 'reject'] as const) {
     app.post(

@@ -5,20 +5,22 @@
  *
  * Whether an answer is held (releaseDecision), first match wins:
  *
- * | # | the device offers what it holds | the answer changes it | freeze | guard    | its location changed since the guard's decision | → decision          |
- * |---|---------------------------------|-----------------------|--------|----------|-------------------------------------------------|---------------------|
- * | 1 | no                              | –                     | –      | –        | –                                               | `serve`             |
- * | 2 | yes                             | no                    | –      | –        | –                                               | `serve`             |
- * | 3 | yes                             | yes                   | paused | –        | –                                               | `hold` (paused)     |
- * | 4 | yes                             | yes                   | –      | tripped  | –                                               | `hold` (guard)      |
- * | 5 | yes                             | yes                   | –      | rejected | no                                              | `hold` (guard)      |
- * | 6 | yes                             | yes                   | –      | approved | no                                              | `serve`             |
- * | 7 | yes                             | yes                   | –      | –        | –                                               | `judge`             |
+ * | # | offers what it holds | the answer changes it | freeze | guard    | location changed since the guard's decision | reached by the rollout (waves.ts) | outside its sync window | → decision |
+ * |---|----------------------|-----------------------|--------|----------|---------------------------------------------|-----------------------------------|-------------------------|------------|
+ * | 1 | no                   | –                     | –      | –        | –                                           | –                                 | –                       | `serve`    |
+ * | 2 | yes                  | no                    | –      | –        | –                                           | –                                 | –                       | `serve`    |
+ * | 3 | yes                  | yes                   | paused | –        | –                                           | –                                 | –                       | `hold` (paused) |
+ * | 4 | yes                  | yes                   | –      | tripped  | –                                           | –                                 | –                       | `hold` (guard)  |
+ * | 5 | yes                  | yes                   | –      | rejected | no                                          | –                                 | –                       | `hold` (guard)  |
+ * | 6 | yes                  | yes                   | –      | –        | –                                           | no                                | –                       | `hold` (wave)   |
+ * | 7 | yes                  | yes                   | –      | approved | no                                          | yes                               | no                      | `serve`    |
+ * | 8 | yes                  | yes                   | –      | otherwise                                   || yes                               | any                     | `judge`: the guard (unless row 7's approval covers it) and, outside the window, the bulk |
  *
  * A device that offers nothing (its first sync, or one in doubt of what it holds) always
- * gets current data: there is nothing of its own to keep. `judge` weighs the change against
- * what the device holds (judgeChange): over the limit of any table, the guard trips and the
- * answer is held, and from then on every answer that changes data (row 4).
+ * gets current data: there is nothing of its own to keep. After `judge` (afterJudging): a
+ * change over the guard's limit trips it (held, and from then on every change, row 4); else a
+ * bulk change (rows added or removed ≥ RELEASE_WINDOW_BULK_ROWS) outside the device's sync
+ * window waits for it (held: window); else it is sent.
  *
  * Whether a change is over the guard's limit (judgeChange), per table, H = the rows the
  * device holds, N = the rows it would hold:
@@ -34,7 +36,7 @@ import type { TableDigest } from '../../contract/canonical.ts';
 export type GuardState = 'clear' | 'tripped' | 'approved' | 'rejected';
 
 /** What a held answer tells the edge, signed into its manifest. */
-export type HoldReason = 'paused' | 'guard';
+export type HoldReason = 'paused' | 'guard' | 'wave' | 'window';
 
 export interface ReleaseKnown {
   /** The request offered the global hash of what the device holds. */
@@ -45,17 +47,48 @@ export interface ReleaseKnown {
   guard: GuardState;
   /** The device's location changed since the guard was last approved or rejected. */
   changedSinceMark: boolean;
+  /** The running rollout reached the device (waves.ts); true when there is none. */
+  reached: boolean;
+  /** The device's cohort has a sync window and now is outside it. */
+  outsideWindow: boolean;
 }
 
-export type ReleaseDecision = { kind: 'serve' } | { kind: 'hold'; reason: HoldReason } | { kind: 'judge' };
+export type ReleaseDecision =
+  | { kind: 'serve' }
+  | { kind: 'hold'; reason: HoldReason }
+  | { kind: 'judge'; guard: boolean; window: boolean };
 
 export function releaseDecision(k: ReleaseKnown): ReleaseDecision {
   if (!k.offersHeld || !k.changes) return { kind: 'serve' };
   if (k.paused) return { kind: 'hold', reason: 'paused' };
   if (k.guard === 'tripped') return { kind: 'hold', reason: 'guard' };
   if (k.guard === 'rejected' && !k.changedSinceMark) return { kind: 'hold', reason: 'guard' };
-  if (k.guard === 'approved' && !k.changedSinceMark) return { kind: 'serve' };
-  return { kind: 'judge' };
+  if (!k.reached) return { kind: 'hold', reason: 'wave' };
+  const guard = !(k.guard === 'approved' && !k.changedSinceMark);
+  if (!guard && !k.outsideWindow) return { kind: 'serve' };
+  return { kind: 'judge', guard, window: k.outsideWindow };
+}
+
+/** After judging: trip the guard, wait for the window, or send. */
+export function afterJudging(
+  judge: { guard: boolean; window: boolean },
+  verdict: Verdict | undefined,
+  bulk: number,
+  bulkRows: number,
+): 'trip' | 'window' | 'serve' {
+  if (judge.guard && verdict) return 'trip';
+  if (judge.window && bulk >= bulkRows) return 'window';
+  return 'serve';
+}
+
+/** Rows a change adds or removes, over every table whose content changed (an edit adds none). */
+export function bulkOf(held: readonly TableDigest[], next: readonly TableDigest[]): number {
+  let rows = 0;
+  for (const h of held) {
+    const n = next.find((t) => t.name === h.name);
+    if (n && n.sha256 !== h.sha256) rows += Math.abs(n.rowCount - h.rowCount);
+  }
+  return rows;
 }
 
 /** The most a change may remove of one table: `percent` of what the device holds, and at least `minRows`. */

@@ -2,6 +2,8 @@
 import { Type, type Static } from 'typebox';
 import { Nullable } from '../fleet/admin-wire.ts';
 import type { ReleaseStatus } from './control.ts';
+import { rolloutOf } from './rollout.ts';
+import { running, waveCount, wavesOpen, type Staging } from './waves.ts';
 
 const When = Nullable(Type.String({ format: 'date-time' }));
 
@@ -20,8 +22,19 @@ export const ReleaseState = Type.Object({
   guardBy: Nullable(Type.String()),
   /** What tripped the guard: table, device, rows held, rows it would hold, rows removed, limit. */
   guardDetail: Nullable(Type.Record(Type.String(), Type.Unknown())),
-  /** Devices answered "held" in the last 15 minutes. */
+  /** Devices answered "held" in the last 15 minutes, in all and by reason (paused, guard, wave, window). */
   heldDevices: Type.Integer(),
+  heldByReason: Type.Record(Type.String(), Type.Integer()),
+  rollout: Type.Object({
+    startedAt: When,
+    canariesOkAt: When,
+    endedAt: When,
+    /** Waves opened so far and in all (null: staging off, RELEASE_WAVE_PERCENT=0, or the CLI, which reads no settings). */
+    wavesOpen: Nullable(Type.Integer()),
+    waves: Nullable(Type.Integer()),
+    /** Devices that took a change since the rollout began. */
+    updatedDevices: Type.Integer(),
+  }),
   events: Type.Array(
     Type.Object({
       at: Type.String({ format: 'date-time' }),
@@ -38,8 +51,10 @@ export const ReleaseChangeBody = Type.Object({
   changed: Type.Boolean({ description: 'false when the release already was in that state' }),
 });
 
-export function releaseToWire(s: ReleaseStatus): ReleaseState {
+export function releaseToWire(s: ReleaseStatus, staging?: Staging): ReleaseState {
   const r = s.state;
+  const rollout = rolloutOf(r);
+  const staged = staging && staging.wavePercent > 0 && running(rollout);
   return {
     paused: r.paused_at !== null,
     pausedAt: r.paused_at?.toISOString() ?? null,
@@ -50,6 +65,15 @@ export function releaseToWire(s: ReleaseStatus): ReleaseState {
     guardBy: r.guard_by,
     guardDetail: r.guard_detail,
     heldDevices: s.heldDevices,
+    heldByReason: s.heldByReason,
+    rollout: {
+      startedAt: r.rollout_started_at?.toISOString() ?? null,
+      canariesOkAt: r.rollout_canaries_ok_at?.toISOString() ?? null,
+      endedAt: r.rollout_ended_at?.toISOString() ?? null,
+      wavesOpen: staged ? wavesOpen(rollout, staging, Date.now()) : null,
+      waves: staged ? waveCount(staging) : null,
+      updatedDevices: s.updatedSinceRollout,
+    },
     events: s.events.map((e) => ({
       at: e.at.toISOString(),
       actor: e.actor,

@@ -99,6 +99,7 @@ async function dataAnswer(r: SyncRequest, who: Identified, held: Held): Promise<
   const hold = await step(r.log, 'release.check', {}, async (open) => {
     const found = await r.deps.release.check({
       device,
+      cohort: who.cohort,
       version: scopeVersion,
       knownGlobal: held.global,
       tables,
@@ -241,7 +242,10 @@ function send(r: SyncRequest, source: BodySource, signed: Signed, device: Device
     metrics.sendSeconds.observe({ outcome: status }, (performance.now() - started) / 1000);
     await r.audit.finish({
       status,
-      reason: ok ? null : (error?.message ?? 'client went away before the snapshot was sent'),
+      // A held answer says why (release control): `devices list` shows it.
+      reason: ok
+        ? (manifest.held?.reason ?? null)
+        : (error?.message ?? 'client went away before the snapshot was sent'),
       errorCode: ok ? null : error ? 'SNAPSHOT_FAILED' : null,
       deviceId: device.id,
       manifestId: manifest.manifestId,

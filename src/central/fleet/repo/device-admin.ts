@@ -24,6 +24,10 @@ export interface DeviceListRow {
   reported_failure: string | null;
   drift_tables: string[] | null;
   drift_checked_at: Date | null;
+  cohort: string | null;
+  /** Why its last request was held (release control), when it was. */
+  last_request_reason: string | null;
+  wipe_pending: boolean;
 }
 
 export interface DeviceListQuery {
@@ -63,10 +67,13 @@ export async function listDevices(
             a.completed_at AS last_success_at, r.schema_version, r.software_version,
             e.at AS last_error_at, e.text AS last_error,
             rep.failure_at AS reported_failure_at, rep.failure_code || ': ' || rep.failure_message AS reported_failure,
-            rep.drift_tables, rep.drift_checked_at
+            rep.drift_tables, rep.drift_checked_at, dc.cohort, r.reason AS last_request_reason,
+            w.device_id IS NOT NULL AS wipe_pending
        ${DEVICE_FACTS}
        LEFT JOIN device_reports rep ON rep.device_id = d.id
-       LEFT JOIN LATERAL (SELECT q.requested_at, q.status, q.schema_version, q.software_version
+       LEFT JOIN device_cohorts dc ON dc.device_id = d.id
+       LEFT JOIN device_wipes w ON w.device_id = d.id
+       LEFT JOIN LATERAL (SELECT q.requested_at, q.status, q.reason, q.schema_version, q.software_version
                             FROM sync_requests q WHERE q.mac = d.mac::text
                            ORDER BY q.requested_at DESC LIMIT 1) r ON true
        LEFT JOIN LATERAL (
@@ -109,6 +116,26 @@ export async function setDeviceEnabled(
     [mac, enabled],
   );
   return rows[0];
+}
+
+/** Puts the device in a cohort (null: none); false when it already was. */
+export async function setCohort(
+  db: Queryable,
+  deviceId: string,
+  cohort: string | null,
+  actor: string,
+): Promise<boolean> {
+  if (cohort === null) {
+    const { rowCount } = await db.query('DELETE FROM device_cohorts WHERE device_id = $1::uuid', [deviceId]);
+    return (rowCount ?? 0) > 0;
+  }
+  const { rowCount } = await db.query(
+    `INSERT INTO device_cohorts (device_id, cohort, set_by) VALUES ($1::uuid, $2::text, $3::text)
+     ON CONFLICT (device_id) DO UPDATE SET cohort = EXCLUDED.cohort, set_at = now(), set_by = EXCLUDED.set_by
+      WHERE device_cohorts.cohort <> EXCLUDED.cohort`,
+    [deviceId, cohort, actor],
+  );
+  return (rowCount ?? 0) > 0;
 }
 
 /** Asks the device to empty its tables at its next request (migration 0014); the first ask stands. */
@@ -171,7 +198,7 @@ export async function existingLocations(db: Queryable, ids: readonly string[]): 
 
 export interface AdminEvent {
   actor: string;
-  action: 'create' | 'enroll' | 'disable' | 'enable' | 'revoke';
+  action: 'create' | 'enroll' | 'disable' | 'enable' | 'revoke' | 'cohort';
   mac: string;
   deviceId: string | null;
   details?: Record<string, unknown>;

@@ -51,6 +51,8 @@ export interface StartedRequest {
         device: Device;
         secretHashes: readonly string[];
         scopeVersion: string;
+        /** Its cohort (device_cohorts): the canary cohort gets a rollout first; a cohort may have a window. */
+        cohort: string | null;
         /** A wipe asked of the device, and the credential it held then (which proves it, even revoked). */
         wipe: PendingWipe | undefined;
       }
@@ -72,15 +74,7 @@ export async function startRequests(
   // INSERT … RETURNING promises no order, so each request finds its row by what it wrote;
   // identical requests in one batch (a device asking twice at once) may swap rows, which are
   // identical too.
-  const { rows } = await db.query<
-    {
-      request_id: string;
-      secret_hashes: string[] | null;
-      scope_version: string;
-      wipe_requested_at: Date | null;
-      wipe_hash: string | null;
-    } & Partial<DeviceRow>
-  >(
+  const { rows } = await db.query<StartedRow>(
     prepared(
       'start-requests',
       `WITH v AS (
@@ -96,7 +90,8 @@ export async function startRequests(
          FROM r)
      SELECT rn.id AS request_id, d.id, d.mac::text AS mac, d.location_id, l.company_id, d.is_enabled,
             ${acceptedHashesSql('c')} AS secret_hashes, ${scopeVersionSql('d.location_id', 'd.id')} AS scope_version,
-            w.requested_at AS wipe_requested_at, CASE WHEN w.device_id IS NOT NULL THEN c.secret_hash END AS wipe_hash
+            w.requested_at AS wipe_requested_at, CASE WHEN w.device_id IS NOT NULL THEN c.secret_hash END AS wipe_hash,
+            dc.cohort
        FROM v
        JOIN rn ON rn.mac = v.mac AND rn.n = v.n AND rn.remote_addr IS NOT DISTINCT FROM v.remote_addr
               AND rn.schema_version IS NOT DISTINCT FROM v.schema_version
@@ -105,6 +100,7 @@ export async function startRequests(
        LEFT JOIN locations l ON l.id = d.location_id
        LEFT JOIN device_credentials c ON c.device_id = d.id
        LEFT JOIN device_wipes w ON w.device_id = d.id
+       LEFT JOIN device_cohorts dc ON dc.device_id = d.id
       ORDER BY v.ord`,
       [
         inputs.map((x) => x.mac),
@@ -114,19 +110,33 @@ export async function startRequests(
       ],
     ),
   );
-  return rows.map((row) => ({
+  return rows.map(startedFromRow);
+}
+
+type StartedRow = {
+  request_id: string;
+  secret_hashes: string[] | null;
+  scope_version: string;
+  wipe_requested_at: Date | null;
+  wipe_hash: string | null;
+  cohort: string | null;
+} & Partial<DeviceRow>;
+
+function startedFromRow(row: StartedRow): StartedRequest {
+  return {
     requestId: row.request_id,
     found: row.id
       ? {
           device: deviceFromRow(row as DeviceRow),
           secretHashes: row.secret_hashes ?? [],
           scopeVersion: row.scope_version,
+          cohort: row.cohort,
           wipe: row.wipe_requested_at
             ? { requestedAt: row.wipe_requested_at, secretHashes: row.wipe_hash ? [row.wipe_hash] : [] }
             : undefined,
         }
       : undefined,
-  }));
+  };
 }
 
 /** Finishes many requests' audit rows in one statement (see platform/batcher.ts). */
