@@ -14,6 +14,20 @@ import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { centralScopeRows, edgeRows, testSyncer } from './helpers/edge.ts';
 
 const ADMIN = 'release-control-admin-token-0123456789';
+
+interface Preview {
+  devices: number;
+  reached: number;
+  firstSyncs: number;
+  tables: {
+    table: string;
+    devices: number;
+    rowsAdded: number;
+    rowsRemoved: number;
+    rowsChanged: number | null;
+    bytes: number;
+  }[];
+}
 const ENV = { ADMIN_TOKEN: ADMIN, RATE_LIMIT_PER_DEVICE_PER_MINUTE: '1000', RELEASE_REFRESH_SECONDS: '1' };
 
 describe('release control', () => {
@@ -175,6 +189,51 @@ describe('release control', () => {
       assert.equal(result.held, undefined, JSON.stringify(result));
       await inScope(e);
     }
+  });
+
+  it('previews what is pending: devices reached, rows added, changed and removed, and bytes', async () => {
+    // Every device that holds data: the three edges and the newcomer of the first test.
+    const all = [...edges, { db: fresh[0]!, mac: macs[2]! }];
+    const rowsOfAll = () => Promise.all(all.map((e) => edgeRows(e.db.pool)));
+    for (const e of all) assert.notEqual((await syncer(e.db, e.mac).run('cli')).status, 'failed');
+    const before = await rowsOfAll();
+    await central.pool.query(
+      `DELETE FROM group_users WHERE user_id IN (SELECT id FROM users ORDER BY id LIMIT 5)`,
+    );
+    await central.pool.query(
+      `UPDATE users SET display_name = display_name || '!' WHERE id IN (SELECT id FROM users ORDER BY id DESC LIMIT 3)`,
+    );
+    const api = (await admin('/api/admin/release/preview')).body as unknown as Preview;
+    const cliRun = await cli('preview', '--json');
+    assert.equal(cliRun.code, 0, cliRun.stderr);
+    const fromCli = JSON.parse(cliRun.stdout) as Preview;
+    for (const e of all) assert.notEqual((await syncer(e.db, e.mac).run('cli')).status, 'failed');
+    const after = await rowsOfAll();
+    // What the edges actually did, table by table.
+    for (const table of ['users', 'group_users']) {
+      const lost = before.reduce(
+        (n, b, i) => n + Math.max(0, b[table]!.length - after[i]![table]!.length),
+        0,
+      );
+      const reached = before.filter(
+        (b, i) => JSON.stringify(b[table]) !== JSON.stringify(after[i]![table]),
+      ).length;
+      for (const p of [api, fromCli]) {
+        const t = p.tables.find((x) => x.table === table)!;
+        assert.equal(t.rowsRemoved, lost, `${table} removed`);
+        assert.ok(t.devices >= reached, `${table}: ${t.devices} devices, ${reached} edges changed`);
+      }
+    }
+    const users = api.tables.find((t) => t.table === 'users')!;
+    assert.ok(users.rowsChanged !== null && users.rowsChanged >= 3, JSON.stringify(users));
+    assert.ok(users.bytes > 0 && users.bytes <= fromCli.tables.find((t) => t.table === 'users')!.bytes);
+    assert.equal(
+      fromCli.tables.find((t) => t.table === 'users')!.rowsChanged,
+      null,
+      'the CLI does not know held pieces',
+    );
+    assert.equal(api.reached, after.filter((a, i) => JSON.stringify(a) !== JSON.stringify(before[i])).length);
+    assert.equal(api.devices, api.reached + api.firstSyncs + (all.length - api.reached));
   });
 
   /** Deletes that share of the users in scope (their memberships first), keeping them to restore. */

@@ -66,6 +66,7 @@ export async function centralApp(app: FastifyInstance, opts: CentralAppOptions):
     adminToken: opts.adminToken,
     servedVersions: opts.sync.models.versions,
     release: opts.sync.release,
+    preview: { model: opts.sync.models.newest, known: (t) => opts.sync.memory.pieces(t) },
   });
   await app.register(dashboardRoutes);
   await app.register(deviceSyncRoutes, {

@@ -71,6 +71,12 @@ export const COMMANDS: { command: string; args?: string; does: string; settings?
     settings: 'central database',
   },
   {
+    command: 'central release preview',
+    args: '[--json]',
+    does: 'what is pending now: devices it reaches; per table rows added, changed, removed and bytes (docs/releases.md)',
+    settings: 'central database',
+  },
+  {
     command: 'central release pause',
     args: '[--reason TEXT] [--json]',
     does: 'freeze: devices that hold data keep it (audited); a device that holds nothing still gets data',

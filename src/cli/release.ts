@@ -4,7 +4,9 @@ import { releaseToWire, type ReleaseState } from '../central/release/wire.ts';
 import type { Pool } from '../platform/db.ts';
 import { AppError } from '../platform/errors.ts';
 import { cliActor } from './devices.ts';
-import { ago, parseFlags, type Command } from './util.ts';
+import { ago, aligned, parseFlags, type Command } from './util.ts';
+import { previewRelease } from '../central/release/preview.ts';
+import { DATA_MODEL } from '../contract/data-model.ts';
 
 const ACTIONS: readonly string[] = ['pause', 'resume', 'approve', 'reject'];
 
@@ -20,6 +22,34 @@ async function change(pool: Pool, action: ReleaseAction, argv: string[]): Promis
   const result = await changeRelease(pool, action, cliActor(), (values.reason as string | undefined) ?? null);
   if (values.json) console.log(JSON.stringify(result));
   else console.log(DONE[action][result.changed ? 0 : 1]);
+  return 0;
+}
+
+async function preview(pool: Pool, argv: string[]): Promise<number> {
+  const values = parseFlags(argv, { json: { type: 'boolean' } });
+  const p = await previewRelease(pool, DATA_MODEL);
+  if (values.json) {
+    console.log(JSON.stringify(p));
+    return 0;
+  }
+  console.log(
+    `${p.reached} of ${p.devices} devices would take a change; ${p.firstSyncs} hold nothing yet (read in ${p.tookMs} ms)`,
+  );
+  const rows = p.tables
+    .filter((t) => t.devices > 0)
+    .map((t) => [
+      t.table,
+      String(t.devices),
+      `+${t.rowsAdded}`,
+      `-${t.rowsRemoved}`,
+      String(t.rowsChanged ?? '?'),
+      String(t.bytes),
+    ]);
+  if (rows.length > 0)
+    console.log(aligned([['TABLE', 'DEVICES', 'ADDED', 'REMOVED', 'CHANGED', 'BYTES'], ...rows]));
+  console.error(
+    'CHANGED ? and BYTES of whole tables: the CLI does not know the pieces devices hold; GET /api/admin/release/preview does',
+  );
   return 0;
 }
 
@@ -63,11 +93,12 @@ export function releaseCommand(
 ): Command {
   return ([sub, ...argv]) => {
     if (sub === 'status') return withCentralPool((pool) => status(pool, argv));
+    if (sub === 'preview') return withCentralPool((pool) => preview(pool, argv));
     if (sub !== undefined && ACTIONS.includes(sub))
       return withCentralPool((pool) => change(pool, sub as ReleaseAction, argv));
     throw new AppError(
       'USAGE',
-      `unknown command: central release ${sub ?? ''} (status, pause, resume, approve, reject)`,
+      `unknown command: central release ${sub ?? ''} (status, preview, pause, resume, approve, reject)`,
     );
   };
 }

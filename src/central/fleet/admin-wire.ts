@@ -1,5 +1,7 @@
 /** Wire shapes of the admin API, and the one place audit rows become them. */
 import type { ReleaseGate } from '../release/gate.ts';
+import type { KnownPieces } from '../release/preview.ts';
+import type { DataModel } from '../../contract/data-model.ts';
 import type { Pool } from '../../platform/db.ts';
 import { Type, type Static } from 'typebox';
 import type { DeviceActivity, HourlyCountRow, RowDeltaRow } from './repo/admin.ts';
@@ -359,4 +361,6 @@ export interface AdminOptions {
   servedVersions: readonly number[];
   /** Release control: the freeze and the mass-change guard (release/). */
   release: ReleaseGate;
+  /** The release preview's data model and Central's piece index (release/preview.ts). */
+  preview?: { model: DataModel; known: KnownPieces };
 }

@@ -11,11 +11,15 @@ import { common } from '../fleet/admin-wire.ts';
 import type { Pool } from '../../platform/db.ts';
 import { releaseStatus } from './control.ts';
 import type { ReleaseGate } from './gate.ts';
-import { ReleaseChangeBody, ReleaseState, releaseToWire } from './wire.ts';
+import { PreviewBody, ReleaseChangeBody, ReleaseState, releaseToWire } from './wire.ts';
+import { previewRelease, type KnownPieces } from './preview.ts';
+import { DATA_MODEL, type DataModel } from '../../contract/data-model.ts';
 
 export interface ReleaseRouteOptions {
   pool: Pool;
   release: ReleaseGate;
+  /** For the preview: the data model served, and the pieces Central still knows by content. */
+  preview?: { model: DataModel; known: KnownPieces };
 }
 
 const errors = { 400: ErrorBody, 401: ErrorBody, 409: ErrorBody };
@@ -37,6 +41,19 @@ export const releaseRoutes: FastifyPluginAsyncTypebox<ReleaseRouteOptions> = asy
     },
     async () => releaseToWire(await releaseStatus(opts.pool), opts.release.staging),
   );
+  app.get(
+    '/api/admin/release/preview',
+    {
+      schema: {
+        ...common,
+        summary:
+          'What is pending now: devices reached, and per table rows added, changed and removed and bytes that travel',
+        response: { 200: PreviewBody, ...errors },
+      },
+    },
+    async () => previewRelease(opts.pool, opts.preview?.model ?? DATA_MODEL, opts.preview?.known),
+  );
+
   for (const action of ['pause', 'resume', 'approve', 'reject'] as const) {
     app.post(
       `/api/admin/release/${action}`,

@@ -82,3 +82,26 @@ export function releaseToWire(s: ReleaseStatus, staging?: Staging): ReleaseState
     })),
   };
 }
+
+export const PreviewBody = Type.Object({
+  devices: Type.Integer({ description: 'enabled devices' }),
+  reached: Type.Integer({ description: 'devices that hold data and would take a change' }),
+  firstSyncs: Type.Integer({
+    description: 'devices that hold nothing Central knows of: they load everything',
+  }),
+  tables: Type.Array(
+    Type.Object({
+      table: Type.String(),
+      devices: Type.Integer(),
+      rowsAdded: Type.Integer(),
+      rowsRemoved: Type.Integer(),
+      rowsChanged: Nullable(
+        Type.Integer({ description: 'null: the pieces the devices hold are no longer known' }),
+      ),
+      bytes: Type.Integer({
+        description: 'bytes of rows (COPY text, before compression) the devices would fetch',
+      }),
+    }),
+  ),
+  tookMs: Type.Integer(),
+});

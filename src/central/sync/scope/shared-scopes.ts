@@ -14,7 +14,7 @@
 import { context, ROOT_CONTEXT, trace, type SpanContext } from '@opentelemetry/api';
 import { TableHasher, type TableDigest } from '../../../contract/canonical.ts';
 import type { DataModel } from '../../../contract/data-model.ts';
-import { PieceCutter } from '../../../contract/pieces.ts';
+import { PieceCutter, type Piece } from '../../../contract/pieces.ts';
 import type { TableDef } from '../../../contract/tables.ts';
 import { Batcher, type BatcherOptions } from '../../../platform/batcher.ts';
 import type { PoolClient } from '../../../platform/db.ts';
@@ -108,32 +108,54 @@ export class SharedScopeReader {
   }
 
   /** Per location, in order, the digests of `model`'s shared tables, each cut into pieces on the way. */
-  async #hash(client: PoolClient, model: DataModel, count: number): Promise<TableDigest[][]> {
+  #hash(client: PoolClient, model: DataModel, count: number): Promise<TableDigest[][]> {
     const keepers = Array.from({ length: count }, () => this.#memory.pieceKeeper());
-    const digests: TableDigest[][] = keepers.map(() => []);
-    for (const def of model.tables) {
-      if (def.name === 'devices') continue;
-      const hashers = keepers.map(() => new TableHasher(def));
-      const cutters = keepers.map(
-        (keep) => new PieceCutter(def, (piece, rows) => keep(def.name, piece, rows)),
-      );
-      const lines = new LocationLines(def);
-      for await (const chunk of copySharedScopes(client, def))
-        lines.write(chunk as Buffer, (i, rows) => {
-          const hasher = hashers[i];
-          if (!hasher) throw new Error(`${def.name}: a row of location ${i + 1} of ${count}`);
-          hasher.write(rows);
-          cutters[i]!.write(rows);
-        });
-      lines.end();
-      hashers.forEach((hasher, i) => {
-        const digest = hasher.digest();
-        this.#memory.keepPieces(digest, cutters[i]!.end());
-        digests[i]!.push(digest);
-      });
-    }
-    return digests;
+    return hashLocations(
+      client,
+      model,
+      count,
+      (_, __, digest, pieces) => this.#memory.keepPieces(digest, pieces),
+      (i) => (def, piece, rows) => keepers[i]!(def.name, piece, rows),
+    );
   }
+}
+
+/**
+ * Per location set by setLocationsAndReadVersions, in order, the digests of `model`'s shared
+ * tables, each cut into pieces on the way: `onTable` is told each table's digest and pieces,
+ * `onPiece(i)` (optional) each piece's rows. Shared by the batched reads and the release preview.
+ */
+export async function hashLocations(
+  client: PoolClient,
+  model: DataModel,
+  count: number,
+  onTable: (location: number, def: TableDef, digest: TableDigest, pieces: Piece[]) => void,
+  onPiece?: (location: number) => (def: TableDef, piece: Piece, rows: readonly Buffer[]) => void,
+): Promise<TableDigest[][]> {
+  const digests: TableDigest[][] = Array.from({ length: count }, () => []);
+  for (const def of model.tables) {
+    if (def.name === 'devices') continue;
+    const hashers = digests.map(() => new TableHasher(def));
+    const cutters = digests.map((_, i) => {
+      const keep = onPiece?.(i);
+      return new PieceCutter(def, keep ? (piece, rows) => keep(def, piece, rows) : undefined);
+    });
+    const lines = new LocationLines(def);
+    for await (const chunk of copySharedScopes(client, def))
+      lines.write(chunk as Buffer, (i, rows) => {
+        const hasher = hashers[i];
+        if (!hasher) throw new Error(`${def.name}: a row of location ${i + 1} of ${count}`);
+        hasher.write(rows);
+        cutters[i]!.write(rows);
+      });
+    lines.end();
+    hashers.forEach((hasher, i) => {
+      const digest = hasher.digest();
+      onTable(i, def, digest, cutters[i]!.end());
+      digests[i]!.push(digest);
+    });
+  }
+  return digests;
 }
 
 /**
