@@ -102,7 +102,7 @@ export const COMMANDS: { command: string; args?: string; does: string; settings?
   },
   {
     command: 'central devices cohort',
-    args: '--mac M (--cohort NAME | --clear) [--json]',
+    args: '--mac M --cohort NAME | --clear [--json]',
     does: 'put the device in a cohort (audited): the canary cohort gets a rollout first; a cohort may have a sync window',
     settings: 'central database',
   },

@@ -6,6 +6,7 @@
  */
 import type { TableDigest } from '../../contract/canonical.ts';
 import { withTransaction, type Pool } from '../../platform/db.ts';
+import { AppError } from '../../platform/errors.ts';
 import type { Logger } from '../../platform/logger.ts';
 import type { CentralMetrics } from '../metrics.ts';
 import type { Device } from '../model.ts';
@@ -81,9 +82,18 @@ export class ReleaseGate {
     options.metrics.observeRelease(() => this.#row, options.freezeAlertSeconds);
   }
 
-  /** Reads the state before the first answer, then again every refreshMs. */
+  /**
+   * Reads the state before the first answer, then again every refreshMs. A database that
+   * cannot answer yet (down, not migrated) does not stop Central from starting: /readyz tells
+   * that story, and until the state is read every answer is refused with 503 (check).
+   */
   async start(): Promise<void> {
-    await this.refresh();
+    await this.refresh().catch((err: unknown) =>
+      this.#o.log.warn(
+        { err, event: 'release.refresh' },
+        'could not read the release state; answers wait for it',
+      ),
+    );
     this.#timer = setInterval(() => {
       this.refresh().catch((err: unknown) =>
         this.#o.log.warn(
@@ -123,7 +133,12 @@ export class ReleaseGate {
 
   /** Whether this answer must tell the device to keep what it holds; undefined: send the change. */
   async check(a: Asked): Promise<Hold | undefined> {
-    if (!this.#row) return undefined;
+    // Unknown, a freeze could be on: no change goes out until the state is read.
+    if (!this.#row)
+      throw new AppError(
+        'DATABASE_UNAVAILABLE',
+        'the release state (release_state, migration 0013) could not be read yet; retry later',
+      );
     const changes = typeof a.knownGlobal === 'string' && a.knownGlobal !== a.globalSha256;
     // A change made since the last rollout began starts the next one (a device catching up
     // with one that ended is not a new change).
