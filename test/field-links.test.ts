@@ -17,7 +17,10 @@ const USERS = 3000;
 describe('field links: pieces, resume and deltas', () => {
   // Every test syncs the one device many times a minute.
   // Deltas' mechanics, with bulk edits: the mass-change guard (test/release.test.ts) stays out.
-  const scope = oneScopeCentral(USERS, { RATE_LIMIT_PER_DEVICE_PER_MINUTE: '100000', RELEASE_GUARD_PERCENT: '0' });
+  const scope = oneScopeCentral(USERS, {
+    RATE_LIMIT_PER_DEVICE_PER_MINUTE: '100000',
+    RELEASE_GUARD_PERCENT: '0',
+  });
 
   it('resumes a transfer cut at 90 % and loads exactly what a clean sync loads', async () => {
     const { port } = new URL(scope.central.url);
