@@ -25,7 +25,11 @@ const known = (over: Partial<ReleaseKnown>): ReleaseKnown => ({
 });
 
 describe('release decision', () => {
-  const judge = (guard: boolean, window: boolean): ReleaseDecision => ({ kind: 'judge', guard, window });
+  const judge = (onOver: 'trip' | 'hold' | 'ignore', window: boolean): ReleaseDecision => ({
+    kind: 'judge',
+    onOver,
+    window,
+  });
   const rows: [string, Partial<ReleaseKnown>, ReleaseDecision][] = [
     [
       '1: offers nothing, even paused, tripped, unreached',
@@ -39,26 +43,26 @@ describe('release decision', () => {
       { kind: 'hold', reason: 'paused' },
     ],
     ['4: tripped', { guard: 'tripped', reached: false }, { kind: 'hold', reason: 'guard' }],
+    ['5: the rollout has not reached it', { reached: false }, { kind: 'hold', reason: 'wave' }],
     [
-      '5: rejected, its location unchanged since',
-      { guard: 'rejected', changedSinceMark: false },
-      { kind: 'hold', reason: 'guard' },
-    ],
-    ['6: the rollout has not reached it', { reached: false }, { kind: 'hold', reason: 'wave' }],
-    [
-      '7: approved, its location unchanged since',
+      '6: approved, its location unchanged since',
       { guard: 'approved', changedSinceMark: false },
       { kind: 'serve' },
     ],
     [
-      '8: approved, unchanged since, but outside its window: the bulk is weighed',
+      '6: approved, unchanged since, outside its window: only the bulk is weighed',
       { guard: 'approved', changedSinceMark: false, outsideWindow: true },
-      judge(false, true),
+      judge('ignore', true),
     ],
-    ['8: clear', {}, judge(true, false)],
-    ['8: clear, outside its window', { outsideWindow: true }, judge(true, true)],
-    ['8: rejected, but changed since', { guard: 'rejected' }, judge(true, false)],
-    ['8: approved, but changed since', { guard: 'approved' }, judge(true, false)],
+    [
+      '7: rejected, its location unchanged since: a change over the limit is held, nothing trips',
+      { guard: 'rejected', changedSinceMark: false },
+      judge('hold', false),
+    ],
+    ['8: clear', {}, judge('trip', false)],
+    ['8: clear, outside its window', { outsideWindow: true }, judge('trip', true)],
+    ['8: rejected, but changed since', { guard: 'rejected' }, judge('trip', false)],
+    ['8: approved, but changed since', { guard: 'approved' }, judge('trip', false)],
   ];
   for (const [name, over, expected] of rows)
     it(name, () => assert.deepEqual(releaseDecision(known(over)), expected));
@@ -133,14 +137,15 @@ describe('mass-change guard', () => {
 
 describe('after judging', () => {
   const over = { table: 'users', held: 100, next: 10, removed: 90, limit: { percent: 20, minRows: 50 } };
-  it('trips on a change over the limit, unless an approval covers it', () => {
-    assert.equal(afterJudging({ guard: true, window: true }, over, 500, 100), 'trip');
-    assert.equal(afterJudging({ guard: false, window: true }, over, 500, 100), 'window');
+  it('trips on a change over the limit, holds it after a reject, lets it go after an approval', () => {
+    assert.equal(afterJudging({ onOver: 'trip', window: true }, over, 500, 100), 'trip');
+    assert.equal(afterJudging({ onOver: 'hold', window: true }, over, 500, 100), 'hold');
+    assert.equal(afterJudging({ onOver: 'ignore', window: true }, over, 500, 100), 'window');
   });
   it('holds a bulk change outside the window, and lets a small one or an edit go', () => {
-    assert.equal(afterJudging({ guard: true, window: true }, undefined, 100, 100), 'window');
-    assert.equal(afterJudging({ guard: true, window: true }, undefined, 99, 100), 'serve');
-    assert.equal(afterJudging({ guard: true, window: false }, undefined, 10_000, 100), 'serve');
+    assert.equal(afterJudging({ onOver: 'trip', window: true }, undefined, 100, 100), 'window');
+    assert.equal(afterJudging({ onOver: 'trip', window: true }, undefined, 99, 100), 'serve');
+    assert.equal(afterJudging({ onOver: 'hold', window: false }, undefined, 10_000, 100), 'serve');
   });
   it('counts rows added and removed, not rows edited', () => {
     const t = (name: string, rowCount: number, sha: string) =>

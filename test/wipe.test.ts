@@ -132,6 +132,14 @@ describe('wipe', () => {
       `SELECT a.result FROM device_wipes w JOIN sync_acknowledgements a ON a.manifest_id = w.last_manifest_id`,
     );
     assert.deepEqual(rows, [{ result: 'Success' }], 'Central knows the wipe was done');
+    const list = await dbupdate(['central', 'devices', 'list', '--json'], {
+      CENTRAL_DATABASE_URL: central.url,
+    });
+    const listed = list.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { mac: string; release: string });
+    assert.equal(listed.find((d) => d.mac === mac)!.release, 'wiped');
     // The other devices keep their data.
     assert.equal((await sync(macs[1]!)).status, 'unchanged');
     assert.ok((await rowCount(macs[1]!)) > 40);
@@ -171,10 +179,13 @@ describe('wipe', () => {
     fake!.close();
     assert.equal((await sync(mac, closed, unreachable)).error?.code, 'CENTRAL_UNREACHABLE');
     assert.ok((await rowCount(mac)) > 0, 'a day has not passed');
+    // Central's own time of the last manifest, two days back (the device's clock is not trusted).
     await db.pool.query(
       `UPDATE edge_sync_state SET value = to_char(now() - interval '2 days', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
-        WHERE key = 'last_check_at'`,
+        WHERE key = 'last_generated_at'`,
     );
+    assert.equal((await sync(mac, closed, unreachable)).error?.code, 'CENTRAL_UNREACHABLE');
+    assert.ok((await rowCount(mac)) > 0, 'two failures are not enough: a clock that jumped wipes nothing');
     assert.equal((await sync(mac, closed, unreachable)).error?.code, 'CENTRAL_UNREACHABLE');
     assert.equal(await rowCount(mac), 0);
     assert.deepEqual(await lastLedger(mac), { status: 'success', trigger: 'lifetime', wiped: true });

@@ -78,7 +78,7 @@ export const DeviceSummary = Type.Object({
   ),
   release: Type.String({
     description:
-      "where release control has it: 'current', 'held: paused|guard|wave|window' (its last answer), or 'wipe pending'",
+      "where release control has it: 'current', 'held: paused|guard|wave|window' (its last answer), 'wipe pending' or 'wiped' (acked)",
   }),
   driftCheckedAt: Nullable(Type.String()),
 });
@@ -238,8 +238,8 @@ export function deviceToWire(r: DeviceListRow): Static<typeof DeviceSummary> {
     driftTables: r.drift_tables,
     driftCheckedAt: iso(r.drift_checked_at),
     cohort: r.cohort,
-    release: r.wipe_pending
-      ? 'wipe pending'
+    release: r.wipe_state
+      ? r.wipe_state
       : r.last_request_status === 'held'
         ? `held: ${r.last_request_reason ?? '?'}`
         : 'current',

@@ -59,10 +59,10 @@ export async function changeDevice(
       ({ id: deviceId, changed } = result);
     }
     if (wipe) await requestWipe(tx, deviceId, actor);
-    if (action === 'enable') await clearWipe(tx, deviceId);
-    await insertAdminEvents(tx, [
-      { actor, action, mac, deviceId, details: { changed, ...(wipe ? { wipe } : {}) } },
-    ]);
+    // Only enable takes a wipe back (a new credential does not: the wipe then proves with it).
+    const wipeCleared = action === 'enable' && (await clearWipe(tx, deviceId));
+    const details = { changed, ...(wipe ? { wipe } : {}), ...(wipeCleared ? { wipeCleared } : {}) };
+    await insertAdminEvents(tx, [{ actor, action, mac, deviceId, details }]);
     return { mac, deviceId, action, changed, ...(wipe ? { wipe } : {}) };
   });
 }

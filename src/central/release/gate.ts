@@ -113,7 +113,21 @@ export class ReleaseGate {
     clearInterval(this.#timer);
   }
 
-  async refresh(): Promise<void> {
+  #refreshing: Promise<void> | undefined;
+
+  /** One read at a time, shared by whoever asks while it runs (a burst of trips, the timer). */
+  refresh(): Promise<void> {
+    this.#refreshing ??= this.#read().finally(() => (this.#refreshing = undefined));
+    return this.#refreshing;
+  }
+
+  /** After a write: a read that began before it may not see it, so a new one. */
+  async #refreshAfterWrite(): Promise<void> {
+    await this.#refreshing?.catch(() => undefined);
+    await this.refresh();
+  }
+
+  async #read(): Promise<void> {
     const row = await readRelease(this.#o.pool);
     if (this.#row?.changed_at.getTime() !== row.changed_at.getTime()) {
       this.#marks = await readMarks(this.#o.pool);
@@ -127,7 +141,7 @@ export class ReleaseGate {
   /** A change through this process is followed at once, not at the next refresh. */
   async change(action: ReleaseAction, actor: string, reason: string | null): Promise<ReleaseChange> {
     const changed = await changeRelease(this.#o.pool, action, actor, reason);
-    await this.refresh();
+    await this.#refreshAfterWrite();
     return changed;
   }
 
@@ -157,6 +171,7 @@ export class ReleaseGate {
     const next = afterJudging(decision, verdict, bulkOf(held, a.tables), this.#o.windowBulkRows);
     if (next === 'serve') return undefined;
     if (next === 'window') return this.#held('window', row, a.cohort);
+    if (next === 'hold') return this.#held('guard', row, a.cohort);
     await this.#trip(verdict!, a.device);
     return this.#held('guard', this.#row, a.cohort);
   }
@@ -193,19 +208,19 @@ export class ReleaseGate {
       await insertReleaseEvent(this.#o.pool, 'central', 'rollout_start', {});
       this.#o.log.info({ event: 'release.rollout', step: 'start' }, 'a staged rollout began: canaries first');
     }
-    await this.refresh();
+    await this.#refreshAfterWrite();
   }
 
   async #trip(v: Verdict, device: Device): Promise<void> {
     const detail = { ...v, device: device.mac, deviceId: device.id };
-    if (await tripGuard(this.#o.pool, detail)) {
+    if (await withTransaction(this.#o.pool, 'BEGIN', (tx) => tripGuard(tx, detail))) {
       await insertReleaseEvent(this.#o.pool, 'central', 'trip', detail);
       this.#o.log.warn(
         { event: 'release.guard', alert: true, ...detail },
         `mass-change guard: ${device.mac} would lose ${v.removed} of its ${v.held} ${v.table} rows; every change is held until \`dbupdate central release approve\` or \`reject\``,
       );
     }
-    await this.refresh();
+    await this.#refreshAfterWrite();
   }
 }
 

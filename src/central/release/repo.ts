@@ -40,14 +40,23 @@ export async function setPaused(db: Queryable, by: string, reason: string | null
 
 export async function clearPaused(db: Queryable): Promise<boolean> {
   const { rowCount } = await db.query(
+    // A rollout's waves stood still while paused: they open as far apart after the resume.
     `UPDATE release_state SET paused_at = NULL, paused_by = NULL, pause_reason = NULL, resumed_at = now(),
+            rollout_canaries_ok_at = CASE WHEN rollout_ended_at IS NULL AND rollout_canaries_ok_at IS NOT NULL
+                                          THEN rollout_canaries_ok_at + greatest(now() - paused_at, interval '0')
+                                          ELSE rollout_canaries_ok_at END,
             changed_at = now()
       WHERE paused_at IS NOT NULL`,
   );
   return rowCount === 1;
 }
 
-/** Trips the guard unless it is tripped already: one write however many devices find the change. */
+/**
+ * Trips the guard unless it is tripped already (one write however many devices find the
+ * change), and marks the version each location is at: what approve lets go and reject keeps
+ * back is what was there when it tripped; a later change is judged afresh. The caller owns
+ * the transaction.
+ */
 export async function tripGuard(db: Queryable, detail: Record<string, unknown>): Promise<boolean> {
   const { rowCount } = await db.query(
     `UPDATE release_state SET guard = 'tripped', guard_at = now(), guard_by = NULL, guard_detail = $1,
@@ -55,14 +64,15 @@ export async function tripGuard(db: Queryable, detail: Record<string, unknown>):
       WHERE guard <> 'tripped'`,
     [JSON.stringify(detail)],
   );
-  return rowCount === 1;
+  if (rowCount !== 1) return false;
+  await db.query('DELETE FROM release_marks');
+  await db.query(
+    'INSERT INTO release_marks (location_id, version) SELECT location_id, version FROM scope_versions',
+  );
+  return true;
 }
 
-/**
- * Approves or rejects what the guard holds, and marks the version each location is at, so
- * that a later change is judged afresh. The caller owns the transaction. False when the
- * guard holds nothing.
- */
+/** Approves or rejects what the guard holds (as marked when it tripped); false when it holds nothing. */
 export async function decideGuard(
   db: Queryable,
   decision: 'approved' | 'rejected',
@@ -73,12 +83,7 @@ export async function decideGuard(
       WHERE guard = 'tripped'`,
     [decision, by],
   );
-  if (rowCount !== 1) return false;
-  await db.query('DELETE FROM release_marks');
-  await db.query(
-    'INSERT INTO release_marks (location_id, version) SELECT location_id, version FROM scope_versions',
-  );
-  return true;
+  return rowCount === 1;
 }
 
 export async function readMarks(
@@ -170,41 +175,60 @@ export async function advanceRollout(db: Queryable, step: 'canaries-ok' | 'end')
 }
 
 /**
- * A running rollout's progress: canaries that acked Success for an answer that changed their
- * data since it began, the canaries there are, and the devices that failed since `failuresFrom`
- * (failed acks by the code in front of their text, and drift reports).
+ * A running rollout's progress: canaries current since it began (acked Success for an answer
+ * that changed their data or found it unchanged: a canary whose scope the change does not
+ * touch is current too), the canaries there are, and the devices that took a change since
+ * `failuresFrom` and failed it (their failed acks by the code in front of the text) or report
+ * drift. A device asked to wipe is not counted: its acks are not the rollout's (and may come
+ * with a revoked credential). Every read starts from an index: the canaries (few), failed
+ * acks by time, reports by time. `canariesDone`: the canary count is not needed any more.
  */
 export async function rolloutCounts(
   db: Queryable,
   startedAt: Date,
   failuresFrom: Date,
   canaryCohort: string,
-): Promise<{ canariesAcked: number; canaries: number; failures: { code: string; devices: number }[] }> {
+  canariesDone: boolean,
+): Promise<{
+  canariesAcked: number;
+  canaries: number;
+  failures: { code: string; devices: number }[];
+}> {
   const [acked, failed] = await Promise.all([
-    db.query<{ acked: number; canaries: number }>(
-      `SELECT (SELECT count(DISTINCT h.device_id)::int
-                 FROM sync_acknowledgements a
-                 JOIN sync_manifest_headers h ON h.manifest_id = a.manifest_id
-                 JOIN device_cohorts c ON c.device_id = h.device_id AND c.cohort = $2
-                 JOIN sync_requests r ON r.manifest_id = a.manifest_id AND r.status = 'served'
-                WHERE a.completed_at >= $1 AND a.result = 'Success') AS acked,
-              (SELECT count(*)::int FROM device_cohorts c JOIN devices d ON d.id = c.device_id
-                WHERE c.cohort = $2 AND d.is_enabled) AS canaries`,
-      [startedAt, canaryCohort],
-    ),
+    canariesDone
+      ? Promise.resolve({ rows: [{ acked: 0, canaries: 0 }] })
+      : db.query<{ acked: number; canaries: number }>(
+          `SELECT count(*) FILTER (WHERE EXISTS (
+                    SELECT 1 FROM sync_manifest_headers h
+                      JOIN sync_acknowledgements a ON a.manifest_id = h.manifest_id AND a.result = 'Success'
+                      JOIN sync_requests r ON r.manifest_id = h.manifest_id AND r.status IN ('served', 'unchanged')
+                     WHERE h.device_id = c.device_id AND h.generated_at >= $1))::int AS acked,
+                  count(*)::int AS canaries
+             FROM device_cohorts c JOIN devices d ON d.id = c.device_id
+            WHERE c.cohort = $2 AND d.is_enabled`,
+          [startedAt, canaryCohort],
+        ),
     db.query<{ code: string; devices: number }>(
       `SELECT coalesce(substring(a.error_text FROM '^([A-Z][A-Z0-9_]{0,63}):'), 'OTHER') AS code,
-              count(DISTINCT a.mac)::int AS devices
+              count(DISTINCT h.device_id)::int AS devices
          FROM sync_acknowledgements a
-        WHERE a.completed_at >= $1 AND a.result = 'Failed'
+         JOIN sync_manifest_headers h ON h.manifest_id = a.manifest_id
+         JOIN sync_requests r ON r.manifest_id = a.manifest_id AND r.status = 'served'
+        WHERE a.completed_at >= $1 AND a.result = 'Failed' AND h.generated_at >= $1
+          AND NOT EXISTS (SELECT 1 FROM device_wipes w WHERE w.device_id = h.device_id)
         GROUP BY 1
        UNION ALL
-       SELECT 'LOCAL_DRIFT', count(*)::int FROM device_reports
-        WHERE drift_checked_at >= $1 AND cardinality(drift_tables) > 0
+       SELECT 'LOCAL_DRIFT', count(*)::int FROM device_reports rep
+        WHERE rep.drift_checked_at >= $1 AND cardinality(rep.drift_tables) > 0
+          AND NOT EXISTS (SELECT 1 FROM device_wipes w WHERE w.device_id = rep.device_id)
        HAVING count(*) > 0
         ORDER BY 2 DESC, 1`,
       [failuresFrom],
     ),
   ]);
-  return { canariesAcked: acked.rows[0]!.acked, canaries: acked.rows[0]!.canaries, failures: failed.rows };
+  return {
+    canariesAcked: acked.rows[0]!.acked,
+    canaries: acked.rows[0]!.canaries,
+    failures: failed.rows,
+  };
 }

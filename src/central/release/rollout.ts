@@ -24,13 +24,21 @@ export async function moveRollout(
   row: ReleaseRow,
 ): Promise<boolean> {
   const rollout = rolloutOf(row);
+  // Paused, a rollout stands still: no wave opens, nothing more is counted against it.
+  if (row.paused_at !== null) return false;
   const started = rollout.startedAt!;
   const from = row.resumed_at && row.resumed_at > started ? row.resumed_at : started;
-  const counts = await rolloutCounts(o.pool, started, from, o.staging.canaryCohort);
+  const counts = await rolloutCounts(
+    o.pool,
+    started,
+    from,
+    o.staging.canaryCohort,
+    rollout.canariesOkAt !== null,
+  );
   const step = rolloutStep(rollout, o.staging, counts, Date.now());
   if (step.kind === 'none') return false;
   if (step.kind === 'pause') {
-    if (row.paused_at !== null || !(await setPaused(o.pool, ROLLOUT_ACTOR, step.reason))) return false;
+    if (!(await setPaused(o.pool, ROLLOUT_ACTOR, step.reason))) return false;
     await insertReleaseEvent(o.pool, ROLLOUT_ACTOR, 'pause', {
       reason: step.reason,
       failures: counts.failures,

@@ -5,22 +5,22 @@
  *
  * Whether an answer is held (releaseDecision), first match wins:
  *
- * | # | offers what it holds | the answer changes it | freeze | guard    | location changed since the guard's decision | reached by the rollout (waves.ts) | outside its sync window | → decision |
- * |---|----------------------|-----------------------|--------|----------|---------------------------------------------|-----------------------------------|-------------------------|------------|
- * | 1 | no                   | –                     | –      | –        | –                                           | –                                 | –                       | `serve`    |
- * | 2 | yes                  | no                    | –      | –        | –                                           | –                                 | –                       | `serve`    |
- * | 3 | yes                  | yes                   | paused | –        | –                                           | –                                 | –                       | `hold` (paused) |
- * | 4 | yes                  | yes                   | –      | tripped  | –                                           | –                                 | –                       | `hold` (guard)  |
- * | 5 | yes                  | yes                   | –      | rejected | no                                          | –                                 | –                       | `hold` (guard)  |
- * | 6 | yes                  | yes                   | –      | –        | –                                           | no                                | –                       | `hold` (wave)   |
- * | 7 | yes                  | yes                   | –      | approved | no                                          | yes                               | no                      | `serve`    |
- * | 8 | yes                  | yes                   | –      | otherwise                                   || yes                               | any                     | `judge`: the guard (unless row 7's approval covers it) and, outside the window, the bulk |
+ * | # | offers what it holds | the answer changes it | freeze | guard    | location changed since the guard tripped | reached by the rollout (waves.ts) | → decision |
+ * |---|----------------------|-----------------------|--------|----------|------------------------------------------|-----------------------------------|------------|
+ * | 1 | no (or empty tables) | –                     | –      | –        | –                                        | –                                 | `serve`    |
+ * | 2 | yes                  | no                    | –      | –        | –                                        | –                                 | `serve`    |
+ * | 3 | yes                  | yes                   | paused | –        | –                                        | –                                 | `hold` (paused) |
+ * | 4 | yes                  | yes                   | –      | tripped  | –                                        | –                                 | `hold` (guard)  |
+ * | 5 | yes                  | yes                   | –      | –        | –                                        | no                                | `hold` (wave)   |
+ * | 6 | yes                  | yes                   | –      | approved | no                                       | yes                               | `judge`, a change over the limit goes (`ignore`) |
+ * | 7 | yes                  | yes                   | –      | rejected | no                                       | yes                               | `judge`, a change over the limit is held, the guard not tripped (`hold`) |
+ * | 8 | yes                  | yes                   | –      | otherwise                                   || yes                               | `judge`, a change over the limit trips the guard (`trip`) |
  *
- * A device that offers nothing (its first sync, or one in doubt of what it holds) always
- * gets current data: there is nothing of its own to keep. After `judge` (afterJudging): a
- * change over the guard's limit trips it (held, and from then on every change, row 4); else a
- * bulk change (rows added or removed ≥ RELEASE_WINDOW_BULK_ROWS) outside the device's sync
- * window waits for it (held: window); else it is sent.
+ * A device that offers nothing (its first sync, one in doubt of what it holds, or one holding
+ * empty tables after a wipe) always gets current data: there is nothing of its own to keep.
+ * After `judge` (afterJudging): over the guard's limit, by `onOver`; else a bulk change (rows
+ * added or removed ≥ RELEASE_WINDOW_BULK_ROWS) outside the device's sync window waits for it
+ * (held: window); else it is sent. Row 6 with no window to weigh is sent without judging.
  *
  * Whether a change is over the guard's limit (judgeChange), per table, H = the rows the
  * device holds, N = the rows it would hold:
@@ -45,7 +45,7 @@ export interface ReleaseKnown {
   changes: boolean;
   paused: boolean;
   guard: GuardState;
-  /** The device's location changed since the guard was last approved or rejected. */
+  /** The device's location changed since the guard last tripped (the change it held). */
   changedSinceMark: boolean;
   /** The running rollout reached the device (waves.ts); true when there is none. */
   reached: boolean;
@@ -56,27 +56,27 @@ export interface ReleaseKnown {
 export type ReleaseDecision =
   | { kind: 'serve' }
   | { kind: 'hold'; reason: HoldReason }
-  | { kind: 'judge'; guard: boolean; window: boolean };
+  | { kind: 'judge'; onOver: 'trip' | 'hold' | 'ignore'; window: boolean };
 
 export function releaseDecision(k: ReleaseKnown): ReleaseDecision {
   if (!k.offersHeld || !k.changes) return { kind: 'serve' };
   if (k.paused) return { kind: 'hold', reason: 'paused' };
   if (k.guard === 'tripped') return { kind: 'hold', reason: 'guard' };
-  if (k.guard === 'rejected' && !k.changedSinceMark) return { kind: 'hold', reason: 'guard' };
   if (!k.reached) return { kind: 'hold', reason: 'wave' };
-  const guard = !(k.guard === 'approved' && !k.changedSinceMark);
-  if (!guard && !k.outsideWindow) return { kind: 'serve' };
-  return { kind: 'judge', guard, window: k.outsideWindow };
+  const decided = !k.changedSinceMark && (k.guard === 'approved' || k.guard === 'rejected');
+  const onOver = !decided ? 'trip' : k.guard === 'approved' ? 'ignore' : 'hold';
+  if (onOver === 'ignore' && !k.outsideWindow) return { kind: 'serve' };
+  return { kind: 'judge', onOver, window: k.outsideWindow };
 }
 
-/** After judging: trip the guard, wait for the window, or send. */
+/** After judging: trip the guard, hold this device (a rejected change), wait for the window, or send. */
 export function afterJudging(
-  judge: { guard: boolean; window: boolean },
+  judge: { onOver: 'trip' | 'hold' | 'ignore'; window: boolean },
   verdict: Verdict | undefined,
   bulk: number,
   bulkRows: number,
-): 'trip' | 'window' | 'serve' {
-  if (judge.guard && verdict) return 'trip';
+): 'trip' | 'hold' | 'window' | 'serve' {
+  if (verdict && judge.onOver !== 'ignore') return judge.onOver;
   if (judge.window && bulk >= bulkRows) return 'window';
   return 'serve';
 }

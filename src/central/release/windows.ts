@@ -18,6 +18,7 @@ export function parseWindows(text: string): Map<string, SyncWindow> {
   for (const entry of text.split(',').filter(Boolean)) {
     const [cohort, span] = entry.split('=') as [string, string];
     const [from, to] = span.split('-').map(minutes) as [number, number];
+    if (from === to) throw new Error(`${cohort}=${span} is a window that never opens`);
     windows.set(cohort, { from, to, text: span });
   }
   return windows;

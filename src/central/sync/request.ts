@@ -21,7 +21,7 @@ import { spendDeviceBudget } from './budgets.ts';
 import { chooseAnswer } from './decide.ts';
 import type { Hold } from '../release/gate.ts';
 import { proveDevice, provesWipe } from './identity.ts';
-import { emptyPieces, emptyTables, noRows, recordWipeSent } from './wipe.ts';
+import { emptyGlobal, emptyPieces, emptyTables, noRows, recordWipeSent } from './wipe.ts';
 import type { PreparedSync, SyncDeps, SyncInput } from './deps.ts';
 import { inlinePieces } from './inline-pieces.ts';
 import type { DeviceReportRow } from './repo/reports.ts';
@@ -101,7 +101,8 @@ async function dataAnswer(r: SyncRequest, who: Identified, held: Held): Promise<
       device,
       cohort: who.cohort,
       version: scopeVersion,
-      knownGlobal: held.global,
+      // Empty tables (after a wipe) are nothing to keep: such a device is never held.
+      knownGlobal: held.global === emptyGlobal(model) ? null : held.global,
       tables,
       globalSha256: globalSha256(tables),
     });
@@ -162,7 +163,8 @@ async function identify(
   const model = r.deps.models.forEdge(r.input.reported);
   await spendDeviceBudget(r.deps.limits, device.id, 'request');
   // Stored before anything can fail the answer; a failure to store it fails only the report.
-  const report = r.input.body.report;
+  // A device being wiped (perhaps with a revoked credential) reports nothing Central acts on.
+  const report = wipe ? undefined : r.input.body.report;
   if (report)
     await r.deps.audit.recordReport(reportRow(device, report)).catch((err: unknown) => {
       r.deps.metrics.auditFailures.inc();

@@ -5,13 +5,22 @@
  * (its own row is missing: SNAPSHOT_INVALID) and keeps its data: upgrade before relying on
  * wipes. Its freshness (request nonce, generatedAt) keeps a recorded wipe from being played again.
  */
-import { TableHasher, type TableDigest } from '../../contract/canonical.ts';
+import { globalSha256, TableHasher, type TableDigest } from '../../contract/canonical.ts';
 import type { DataModel } from '../../contract/data-model.ts';
 import type { Piece } from '../../contract/pieces.ts';
 import type { Queryable } from '../../platform/db.ts';
 
 export function emptyTables(model: DataModel): TableDigest[] {
   return model.tables.map((def) => new TableHasher(def).digest());
+}
+
+const emptyGlobals = new Map<number, string>();
+
+/** The global hash of every table empty: what a wiped (or expired) edge holds, which is nothing to keep. */
+export function emptyGlobal(model: DataModel): string {
+  let global = emptyGlobals.get(model.version);
+  if (global === undefined) emptyGlobals.set(model.version, (global = globalSha256(emptyTables(model))));
+  return global;
 }
 
 /** For a pieces edge: no piece for every table it holds rows of (a table it holds empty is kept). */

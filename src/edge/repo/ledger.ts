@@ -236,3 +236,13 @@ export async function tryAdvisoryLock(db: Queryable, key: number): Promise<boole
 export async function advisoryUnlock(db: Queryable, key: number): Promise<void> {
   await db.query('SELECT pg_advisory_unlock($1::bigint)', [key]);
 }
+
+/** Failed syncs since the last one that succeeded or found the data unchanged. */
+export async function failuresSinceConfirmed(db: Queryable): Promise<number> {
+  const { rows } = await db.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM edge_sync_log
+      WHERE status = 'failed'
+        AND id > coalesce((SELECT max(id) FROM edge_sync_log WHERE status IN ('success', 'unchanged')), 0)`,
+  );
+  return rows[0]!.n;
+}

@@ -27,7 +27,8 @@ export interface DeviceListRow {
   cohort: string | null;
   /** Why its last request was held (release control), when it was. */
   last_request_reason: string | null;
-  wipe_pending: boolean;
+  /** A wipe asked of it: acked done, or not yet (migration 0014). */
+  wipe_state: 'wiped' | 'wipe pending' | null;
 }
 
 export interface DeviceListQuery {
@@ -68,7 +69,10 @@ export async function listDevices(
             e.at AS last_error_at, e.text AS last_error,
             rep.failure_at AS reported_failure_at, rep.failure_code || ': ' || rep.failure_message AS reported_failure,
             rep.drift_tables, rep.drift_checked_at, dc.cohort, r.reason AS last_request_reason,
-            w.device_id IS NOT NULL AS wipe_pending
+            CASE WHEN w.device_id IS NULL THEN NULL
+                 WHEN EXISTS (SELECT 1 FROM sync_acknowledgements wa
+                               WHERE wa.manifest_id = w.last_manifest_id AND wa.result = 'Success')
+                 THEN 'wiped' ELSE 'wipe pending' END AS wipe_state
        ${DEVICE_FACTS}
        LEFT JOIN device_reports rep ON rep.device_id = d.id
        LEFT JOIN device_cohorts dc ON dc.device_id = d.id

@@ -59,8 +59,6 @@ export async function upsertSecretHashes(
   rows: readonly { deviceId: string; secretHash: string }[],
   overlapSeconds = 0,
 ): Promise<void> {
-  // A new credential ends a wipe asked of the device: it is trusted again (migration 0014).
-  await db.query('DELETE FROM device_wipes WHERE device_id = ANY($1::uuid[])', [rows.map((r) => r.deviceId)]);
   await db.query(
     `INSERT INTO device_credentials (device_id, secret_hash)
      SELECT * FROM unnest($1::uuid[], $2::text[])
