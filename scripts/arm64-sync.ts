@@ -1,10 +1,11 @@
 /**
  * One real sync by an edge running on linux/arm64 (the Jetson's architecture), emulated
  * by qemu-user: Central and both PostgreSQL clusters run natively on this machine, the
- * edge process is the arm64 Node from the npm registry running our sources as shipped.
- * Run by scripts/arm64-check, which installs qemu and the arm64 Node first.
+ * edge process is the arm64 Node from the npm registry running our sources as shipped
+ * (scripts/arm64-check), or the arm64 edge image itself in a container on the host's
+ * network (scripts/arm64-image-check, which builds it).
  *
- *   node scripts/arm64-sync.ts --node PATH --sysroot DIR [--users N]
+ *   node scripts/arm64-sync.ts (--node PATH --sysroot DIR | --image IMAGE) [--users N]
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -24,12 +25,27 @@ const { values } = parseArgs({
   options: {
     node: { type: 'string' },
     sysroot: { type: 'string' },
+    image: { type: 'string' },
     users: { type: 'string', default: '2000' },
   },
 });
-if (!values.node || !values.sysroot) {
-  console.error('usage: node scripts/arm64-sync.ts --node PATH --sysroot DIR [--users N]');
+if (!values.image && (!values.node || !values.sysroot)) {
+  console.error('usage: node scripts/arm64-sync.ts (--node PATH --sysroot DIR | --image IMAGE) [--users N]');
   process.exit(2);
+}
+
+/** The arm64 `dbupdate`: the emulated Node on our sources, or the image's entry point in a container. */
+function arm64Command(args: string[], env: Record<string, string>): [string, string[]] {
+  if (!values.image)
+    return [
+      'qemu-aarch64-static',
+      ['-L', values.sysroot!, values.node!, ...entryNodeFlags(), ENTRY_POINT, ...args],
+    ];
+  const settings = Object.entries(env).flatMap(([k, v]) => ['-e', `${k}=${v}`]);
+  return [
+    'docker',
+    ['run', '--rm', '--platform', 'linux/arm64', '--network', 'host', ...settings, values.image, ...args],
+  ];
 }
 
 /** Runs the arm64 `dbupdate` under qemu; resolves with its exit code, stdout and time. */
@@ -38,11 +54,11 @@ function arm64(
   env: Record<string, string>,
 ): Promise<{ code: number | null; out: string; ms: number }> {
   const started = performance.now();
-  const child = spawn(
-    'qemu-aarch64-static',
-    ['-L', values.sysroot!, values.node!, ...entryNodeFlags(), ENTRY_POINT, ...args],
-    { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'inherit'] },
-  );
+  const [command, argv] = arm64Command(args, env);
+  const child = spawn(command, argv, {
+    env: { PATH: process.env.PATH ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   let out = '';
   child.stdout.on('data', (c: Buffer) => (out += c.toString()));
   const timer = setTimeout(() => child.kill('SIGKILL'), 300_000);

@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Syncer } from '../src/edge/sync/run.ts';
+import type { Preview } from '../src/central/release/preview.ts';
 import { seedEnrolledDevices, startCentral, type RunningCentral } from './helpers/central.ts';
 import { dbupdate } from './helpers/cli.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
@@ -15,19 +16,6 @@ import { centralScopeRows, edgeRows, testSyncer } from './helpers/edge.ts';
 
 const ADMIN = 'release-control-admin-token-0123456789';
 
-interface Preview {
-  devices: number;
-  reached: number;
-  firstSyncs: number;
-  tables: {
-    table: string;
-    devices: number;
-    rowsAdded: number;
-    rowsRemoved: number;
-    rowsChanged: number | null;
-    bytes: number;
-  }[];
-}
 const ENV = { ADMIN_TOKEN: ADMIN, RATE_LIMIT_PER_DEVICE_PER_MINUTE: '1000', RELEASE_REFRESH_SECONDS: '1' };
 
 describe('release control', () => {

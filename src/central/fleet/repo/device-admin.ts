@@ -70,8 +70,8 @@ export async function listDevices(
             rep.failure_at AS reported_failure_at, rep.failure_code || ': ' || rep.failure_message AS reported_failure,
             rep.drift_tables, rep.drift_checked_at, dc.cohort, r.reason AS last_request_reason,
             CASE WHEN w.device_id IS NULL THEN NULL
-                 WHEN EXISTS (SELECT 1 FROM sync_acknowledgements wa
-                               WHERE wa.manifest_id = w.last_manifest_id AND wa.result = 'Success')
+                 -- A scalar lookup by the primary key (an EXISTS may be planned as a hashed scan).
+                 WHEN (SELECT wa.result FROM sync_acknowledgements wa WHERE wa.manifest_id = w.last_manifest_id) = 'Success'
                  THEN 'wiped' ELSE 'wipe pending' END AS wipe_state
        ${DEVICE_FACTS}
        LEFT JOIN device_reports rep ON rep.device_id = d.id
