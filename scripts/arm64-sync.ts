@@ -44,7 +44,8 @@ function arm64Command(args: string[], env: Record<string, string>): [string, str
   const settings = Object.entries(env).flatMap(([k, v]) => ['-e', `${k}=${v}`]);
   return [
     'docker',
-    ['run', '--rm', '--platform', 'linux/arm64', '--network', 'host', ...settings, values.image, ...args],
+    // No --platform: the image is checked to run arm64 code first (scripts/arm64-image-check).
+    ['run', '--rm', '--network', 'host', ...settings, values.image, ...args],
   ];
 }
 
