@@ -76,7 +76,12 @@ export const CentralConfigSchema = Type.Object({
   /** Devices whose manifest digests are kept in memory (about 1 KB each). */
   DIGEST_CACHE_ENTRIES: Type.Integer({ minimum: 1, maximum: 10_000_000, default: 100_000 }),
   /** Memory for table rows kept by content and served to every device whose scope holds the same (0: off). */
-  TABLE_CACHE_MB: Type.Integer({ minimum: 0, maximum: 65_536, default: 64 }),
+  TABLE_CACHE_MB: Type.String({
+    pattern: '^(auto|0|[1-9][0-9]{0,4})$',
+    default: 'auto',
+    description:
+      'megabytes, or auto: sized at start from the fleet and the memory given (sync/memory/sizing.ts)',
+  }),
   /** The most rows sent inline, after the manifest, to an edge that holds nothing (0: never). */
   INLINE_PIECES_KB: Type.Integer({ minimum: 0, maximum: 16_384, default: 256 }),
   /** Device credentials kept verified in memory (a hash check each saved); about 200 bytes each. */
@@ -119,6 +124,8 @@ export type CentralConfig = Readonly<
     signingKey: SigningKey;
     tls: TlsFiles | undefined;
     guardLimits: GuardLimits;
+    /** TABLE_CACHE_MB parsed: megabytes, or sized at start. */
+    tableCacheMb: number | 'auto';
     staging: Staging;
     windows: ReadonlyMap<string, SyncWindow>;
   }
@@ -156,6 +163,7 @@ export function loadCentralConfig(env: Record<string, string | undefined> = proc
     signingKey,
     tls,
     guardLimits: guard,
+    tableCacheMb: config.TABLE_CACHE_MB === 'auto' ? 'auto' : Math.min(65_536, Number(config.TABLE_CACHE_MB)),
     staging: {
       wavePercent: config.RELEASE_WAVE_PERCENT,
       waveSeconds: config.RELEASE_WAVE_SECONDS,

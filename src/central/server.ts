@@ -24,6 +24,7 @@ import { centralMigrations } from './migrations.ts';
 import { fleetCounts } from './fleet/repo/device-admin.ts';
 import { CentralMetrics } from './metrics.ts';
 import { ScopeMemory } from './sync/memory/memory.ts';
+import { memoryGiven, sizeTableCache } from './sync/memory/sizing.ts';
 import { ReleaseGate } from './release/gate.ts';
 import type { SyncDeps } from './sync/deps.ts';
 import { CredentialVerifier } from './sync/credentials.ts';
@@ -52,10 +53,11 @@ function syncDeps(
   shared: SharedLimits | undefined,
   ownRows: OwnRowReader,
   log: Logger,
+  tableCacheMb: number,
 ): SyncDeps {
   const memory = new ScopeMemory({
     digestEntries: config.DIGEST_CACHE_ENTRIES,
-    tableBytes: config.TABLE_CACHE_MB * 2 ** 20,
+    tableBytes: tableCacheMb * 2 ** 20,
   });
   return {
     models,
@@ -144,6 +146,23 @@ function readerPools(
   return { snapshotPools, ownRowPool };
 }
 
+/** TABLE_CACHE_MB, sized from the fleet when `auto`; a database that cannot answer yet counts no location. */
+async function sizedTableCache(config: CentralConfig, pool: Pool, log: Logger): Promise<number> {
+  const locations =
+    config.tableCacheMb === 'auto'
+      ? await pool
+          .query<{ n: number }>('SELECT count(*)::int AS n FROM locations')
+          .then((r) => r.rows[0]!.n)
+          .catch(() => 0)
+      : 0;
+  const sized = sizeTableCache(config.tableCacheMb, locations, await memoryGiven());
+  log.info(
+    { event: 'config.table_cache', tableCacheMb: sized.mb, locations },
+    `table cache: ${sized.mb} MB (${sized.why})`,
+  );
+  return sized.mb;
+}
+
 export async function buildCentral(
   config: CentralConfig,
   pool: Pool,
@@ -174,6 +193,7 @@ export async function buildCentral(
     : undefined;
   if (shared) app.addHook('onClose', () => shared.close());
   metrics.observeFleet(() => fleetCounts(pool));
+  const cache = await sizedTableCache(config, pool, app.log);
   const sync = syncDeps(
     config,
     pool,
@@ -183,6 +203,7 @@ export async function buildCentral(
     shared,
     new OwnRowReader(ownRowPool),
     app.log,
+    cache,
   );
   // The release state is known before the first answer: a freeze holds across a restart.
   await sync.release.start();
