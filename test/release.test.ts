@@ -72,8 +72,12 @@ describe('release control', () => {
   const snapshotAll = () => Promise.all(edges.map((e) => edgeRows(e.db.pool)));
   const inScope = async (e: { db: TestDatabase; mac: string }) =>
     assert.deepEqual(await edgeRows(e.db.pool), await centralScopeRows(central.pool, e.mac));
-  /** Waits until Central read the release row again (RELEASE_REFRESH_SECONDS=1) after a CLI change. */
-  const refreshed = () => new Promise((resolve) => setTimeout(resolve, 1500));
+  /** Waits until Central's gate shows `state` at `value` (it reads the release row every second). */
+  async function followed(state: string, value: number) {
+    for (let i = 0; i < 100 && (await metric(state)) !== value; i++)
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.equal(await metric(state), value, `${state} followed the CLI`);
+  }
 
   /** Syncs every edge: each must be told to keep its data, and keep it. */
   async function allHeld(reason: 'paused' | 'guard', before: Record<string, string[]>[]) {
@@ -118,8 +122,7 @@ describe('release control', () => {
     assert.equal(status.heldDevices, 3);
 
     assert.equal((await cli('resume')).code, 0);
-    await refreshed();
-    assert.equal(await metric('paused'), 0);
+    await followed('paused', 0);
     for (const e of edges) {
       assert.equal((await syncer(e.db, e.mac).run('cli')).status, 'success');
       await inScope(e);
@@ -165,7 +168,7 @@ describe('release control', () => {
     await removeUsers(0.8);
     await allHeld('guard', before);
     assert.equal((await cli('reject', '--reason', 'a broken export')).code, 0);
-    await refreshed();
+    await followed('guard_tripped', 0);
     await allHeld('guard', before);
     // The fix: the users are back, and the change each edge sees is small again.
     await restoreUsers();
