@@ -207,6 +207,11 @@ function rowKey(def: TableDef, buf: Buffer, start: number, end: number): string 
   return key.length === 1 ? key[0]! : `(${key.join(', ')})`;
 }
 
+/** The digests of these tables empty: what a wiped edge holds (Central's wipe, the edge's data lifetime). */
+export function emptyDigests(tables: readonly TableDef[]): TableDigest[] {
+  return tables.map((def) => new TableHasher(def).digest());
+}
+
 /** SHA-256 of the RFC 8785 form of `[{name,rowCount,sha256}]` in table order. */
 export function globalSha256(tables: readonly TableDigest[]): string {
   const summary = tables.map(({ name, rowCount, sha256 }) => ({ name, rowCount, sha256 }));

@@ -65,10 +65,7 @@ export async function tripGuard(db: Queryable, detail: Record<string, unknown>):
     [JSON.stringify(detail)],
   );
   if (rowCount !== 1) return false;
-  await db.query('DELETE FROM release_marks');
-  await db.query(
-    'INSERT INTO release_marks (location_id, version) SELECT location_id, version FROM scope_versions',
-  );
+  await markVersions(db, 'release_marks');
   return true;
 }
 
@@ -84,6 +81,14 @@ export async function decideGuard(
     [decision, by],
   );
   return rowCount === 1;
+}
+
+/** The version each location is at now, kept in `table` in place of what it held. */
+async function markVersions(db: Queryable, table: 'release_marks' | 'rollout_marks'): Promise<void> {
+  await db.query(`DELETE FROM ${table}`);
+  await db.query(
+    `INSERT INTO ${table} (location_id, version) SELECT location_id, version FROM scope_versions`,
+  );
 }
 
 export async function readMarks(
@@ -158,10 +163,7 @@ export async function startRollout(db: Queryable): Promise<boolean> {
       WHERE rollout_started_at IS NULL OR rollout_ended_at IS NOT NULL`,
   );
   if (rowCount !== 1) return false;
-  await db.query('DELETE FROM rollout_marks');
-  await db.query(
-    'INSERT INTO rollout_marks (location_id, version) SELECT location_id, version FROM scope_versions',
-  );
+  await markVersions(db, 'rollout_marks');
   return true;
 }
 

@@ -5,14 +5,12 @@
  * (its own row is missing: SNAPSHOT_INVALID) and keeps its data: upgrade before relying on
  * wipes. Its freshness (request nonce, generatedAt) keeps a recorded wipe from being played again.
  */
-import { globalSha256, TableHasher, type TableDigest } from '../../contract/canonical.ts';
+import { emptyDigests, globalSha256, type TableDigest } from '../../contract/canonical.ts';
 import type { DataModel } from '../../contract/data-model.ts';
 import type { Piece } from '../../contract/pieces.ts';
 import type { Queryable } from '../../platform/db.ts';
 
-export function emptyTables(model: DataModel): TableDigest[] {
-  return model.tables.map((def) => new TableHasher(def).digest());
-}
+export const emptyTables = (model: DataModel): TableDigest[] => emptyDigests(model.tables);
 
 const emptyGlobals = new Map<number, string>();
 

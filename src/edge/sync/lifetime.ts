@@ -9,7 +9,7 @@
  * (a Jetson may boot with its clock behind and record a wrong time); and the ledger must hold
  * MIN_FAILURES failed syncs since, so that one brief failure after a clock jump wipes nothing.
  */
-import { globalSha256, TableHasher, type TableDigest } from '../../contract/canonical.ts';
+import { emptyDigests, globalSha256, type TableDigest } from '../../contract/canonical.ts';
 import type { DataModel } from '../../contract/data-model.ts';
 import type { PoolClient } from '../../platform/db.ts';
 import type { Logger } from '../../platform/logger.ts';
@@ -49,7 +49,7 @@ export async function expireIfStale(
   state: SyncState,
   log: Logger,
 ): Promise<boolean> {
-  const tables: TableDigest[] = model.tables.map((def) => new TableHasher(def).digest());
+  const tables: TableDigest[] = emptyDigests(model.tables);
   const empty = globalSha256(tables);
   if (!expired(state, lifetimeDays, empty, await failuresSinceConfirmed(client), Date.now())) return false;
   const started = performance.now();
