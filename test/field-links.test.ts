@@ -58,8 +58,14 @@ describe('field links: pieces, resume and deltas', () => {
       cutLink.bytesDown <= cleanBytes * 1.5,
       `received ${cutLink.bytesDown} bytes, a clean transfer is ${cleanBytes}`,
     );
-    const staged = await cutDb.pool.query('SELECT count(*)::int AS n FROM edge_staged_pieces');
-    assert.equal(staged.rows[0].n, 0, 'staging is empty once the pieces are loaded');
+    // The load waited in its transaction for the resumed fetch: each piece was written once,
+    // into its table, and staging was never written at all (its heap is still empty).
+    for (const db of [cleanDb, cutDb]) {
+      const written = await db.pool.query(
+        `SELECT pg_relation_size('edge_staged_pieces')::int AS heap, (SELECT count(*)::int FROM edge_staged_pieces) AS n`,
+      );
+      assert.deepEqual(written.rows[0], { heap: 0, n: 0 }, 'nothing staged on the way');
+    }
     const audited = await scope.centralDb.pool.query(
       `SELECT status, pieces_sent FROM sync_piece_fetches WHERE manifest_id = $1 ORDER BY id`,
       [resumed.manifestId],
@@ -97,6 +103,8 @@ describe('field links: pieces, resume and deltas', () => {
     assert.equal(held.rows[0].n, 0, 'nothing loaded');
     const staged = await db.pool.query('SELECT count(*)::int AS n FROM edge_staged_pieces');
     assert.ok(staged.rows[0].n > 0, 'the pieces received are kept');
+    // Read back out of the failed load's transaction, every piece that arrived hashed to its id.
+    assert.equal(staged.rows[0].n, expired.transfer?.piecesFetched, 'every piece that arrived is kept');
 
     const next = await testSyncer(db, shortLived.url, scope.mac, scope.token).run('cli');
     assert.equal(next.status, 'success', JSON.stringify(next.error));

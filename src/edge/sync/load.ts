@@ -2,8 +2,8 @@
  * The one transaction of a sync that loads: the plan's pieces COPYed table by table (each
  * table emptied or patched first), every foreign key checked, the hashes verified, the
  * ledger written, then COMMIT; rolled back on any failure, so the local data is as it was.
- * The load reads the pieces as they arrive; if the transfer breaks, the rest is fetched into
- * staging (resuming after cuts) and the transaction runs again from there.
+ * The load reads the pieces as they arrive and waits in its transaction while a broken
+ * transfer is resumed; if it cannot be, what arrived is spilled to staging before the rollback.
  */
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -38,14 +38,15 @@ import type { SyncStats } from './stats.ts';
 
 /** What the load needs of the transfer (transfer.ts), which it does not import. */
 export interface PieceSource {
-  /** A table's rows: off the fetch, or from staging. */
+  /** A table's rows: off the fetch (resumed after a break), or from staging. */
   rows(t: TablePlan): AsyncIterable<Buffer>;
+  /** After a table's COPY: throws why its rows ended early, if they did. */
+  check(): void;
   /** Once every piece was taken: the fetch must end there. */
   finish(): Promise<void>;
   close(): Promise<void>;
-  /** Whether a load that failed with `err` may go on once `resume` fetched the rest into staging. */
-  resumable(err: unknown): boolean;
-  resume(): Promise<void>;
+  /** Before a failed load's ROLLBACK, on its connection: what arrived, staged for the next try. */
+  spill(tx: PoolClient): Promise<{ staged: number; differed: number }>;
 }
 
 export interface Applied {
@@ -54,31 +55,8 @@ export interface Applied {
   tables: TableDigest[];
 }
 
-export async function applyResuming(
-  a: Attempt,
-  m: Manifest,
-  plan: readonly TablePlan[],
-  transfer: PieceSource,
-  log: Logger,
-): Promise<Applied> {
-  try {
-    return await apply(a, m, plan, transfer, log);
-  } catch (err) {
-    await transfer.close();
-    if (!transfer.resumable(err)) throw err;
-    log.warn(
-      { event: 'sync.resume', err, fetched: a.stats.piecesFetched },
-      'the transfer broke during the load; fetching the rest into staging, then loading again',
-    );
-    await step(log, 'sync.resume', {}, async (open) => {
-      await transfer.resume();
-      open.annotate({ ...a.stats.counts() });
-    });
-    return await apply(a, m, plan, transfer, log);
-  }
-}
-
-async function apply(
+/** The load's one transaction: load, verify, commit; rolled back (what arrived spilled) on failure. */
+export async function apply(
   a: Attempt,
   m: Manifest,
   plan: readonly TablePlan[],
@@ -89,7 +67,6 @@ async function apply(
   await client.query('BEGIN');
   try {
     await client.query(COPY_SESSION_SETTINGS_SQL);
-    a.stats.loadStarted();
     const loaded = await step(log, 'sync.load', {}, () =>
       loadPlan(client, transfer, plan, a.stats, {
         log,
@@ -102,8 +79,21 @@ async function apply(
     await step(log, 'sync.commit', {}, () => commit(a, m, plan, tables, loaded.rows));
     return { rowsLoaded: loaded.rows, tablesLoaded: loaded.tables, tables };
   } catch (err) {
+    await spillArrived(transfer, client, log);
     await client.query('ROLLBACK');
     throw err;
+  }
+}
+
+/** What arrived, kept for the next try; a transaction the failure aborted gives nothing back. */
+async function spillArrived(transfer: PieceSource, client: PoolClient, log: Logger): Promise<void> {
+  await transfer.close();
+  try {
+    const spilled = await transfer.spill(client);
+    if (spilled.staged + spilled.differed > 0)
+      log.info({ event: 'sync.spill', ...spilled }, 'kept the pieces that arrived for the next try');
+  } catch (err) {
+    log.debug({ event: 'sync.spill', err }, 'the failed load could not give back what arrived');
   }
 }
 
@@ -237,6 +227,7 @@ async function copyTable(
       copyIntoTable(client, def),
     ),
   );
+  source.check();
   metrics.recordTableLoad(def.name, count, (performance.now() - started) / 1000);
   return count;
 }

@@ -25,7 +25,7 @@ import {
 import { expireIfStale } from './lifetime.ts';
 import { heldPieces } from '../repo/pieces.ts';
 import { flushPendingAcks } from './acks.ts';
-import { applyResuming, type Applied } from './load.ts';
+import { apply, type Applied } from './load.ts';
 import {
   acknowledgeAttempt,
   asAppError,
@@ -170,7 +170,7 @@ export class Syncer {
         await transfer.prepare();
         await transfer.open(inline);
       });
-      applied = await applyResuming(a, m, plan, transfer, log);
+      applied = await apply(a, m, plan, transfer, log);
     } finally {
       await transfer.close();
     }

@@ -1,67 +1,97 @@
 /**
- * Verified pieces written to staging (edge_staged_pieces) on another connection than the
- * load's, so the load does not wait for them, and read back from there when a load runs
- * again after a broken transfer.
+ * Staging (edge_staged_pieces): verified pieces kept across a load that failed, so the next
+ * try fetches only what is still missing. A load that goes well stages nothing: each piece
+ * goes from the wire into COPY and is written once. Only when a load fails after pieces
+ * arrived (a transfer that could not be resumed, a manifest that expired) are they read back
+ * out of the load's transaction, before it rolls back, cut at their row counts and staged
+ * where they hash to their ids.
  */
-import type { Pool } from '../../platform/db.ts';
+import { pieceId, toRuns } from '../../contract/pieces.ts';
+import type { Piece } from '../../contract/pieces.ts';
+import type { Pool, PoolClient } from '../../platform/db.ts';
 import { AppError } from '../../platform/errors.ts';
-import { readStaged, stagePieces, type StagedPiece } from '../repo/pieces.ts';
+import { copyKeyRange, readStaged, stagePieces, type StagedPiece } from '../repo/pieces.ts';
+import type { TablePlan } from './plan.ts';
 
-/** Verified pieces are written to staging in batches of about this size. */
+/** Spilled pieces are written to staging in batches of about this size. */
 const STAGE_BATCH_BYTES = 1 << 20;
-/** Bytes handed to staging and not yet written, beyond which the transfer waits for the writes. */
-const MAX_UNWRITTEN_BYTES = 8 << 20;
+const NEWLINE = 0x0a;
 
-export class StagingWriter {
-  readonly #pool: Pool;
-  #batch: StagedPiece[] = [];
-  #batchBytes = 0;
-  #writing: Promise<void> = Promise.resolve();
-  #unwritten = 0;
-
-  constructor(pool: Pool) {
-    this.#pool = pool;
+/** The staged pieces `ids`, in order. */
+export async function* readBack(pool: Pool, ids: readonly string[]): AsyncGenerator<Buffer> {
+  const found = await readStaged(pool, ids);
+  for (const id of ids) {
+    const data = found.get(id);
+    if (!data) throw new AppError('LOAD_FAILED', `staged piece ${id} is missing`);
+    yield data;
   }
+}
 
-  /** Queues a verified piece; waits only when staging falls behind the link. */
-  async add(piece: StagedPiece): Promise<void> {
-    this.#batch.push(piece);
-    this.#batchBytes += piece.data.length;
-    if (this.#batchBytes >= STAGE_BATCH_BYTES) this.flush();
-    // Staging slower than the link: wait for it rather than hold the difference in memory.
-    if (this.#unwritten > MAX_UNWRITTEN_BYTES) await this.#writing;
-  }
+export interface Spilled {
+  staged: number;
+  /** Read back with other bytes than Central sent (so not staged: fetched again next time). */
+  differed: number;
+}
 
-  /** Writes the batch on another connection, after the batches before it; a failure surfaces at `written`. */
-  flush(): void {
-    const [batch, bytes] = [this.#batch, this.#batchBytes];
-    [this.#batch, this.#batchBytes] = [[], 0];
-    if (batch.length === 0) return;
-    this.#unwritten += bytes;
-    this.#writing = this.#writing.then(async () => {
-      await stagePieces(this.#pool, batch);
-      this.#unwritten -= bytes;
-    });
-    // Surfaced where it is awaited (a wait for staging, the read-back, close). A load that
-    // failed for its own reason (its PostgreSQL restarted) may never await it, and an
-    // unawaited rejection would end the process: it is marked handled here.
-    this.#writing.catch(() => undefined);
-  }
-
-  /** Everything queued, written. */
-  async written(): Promise<void> {
-    this.flush();
-    await this.#writing;
-  }
-
-  /** The staged pieces `ids`, in order, once everything queued is written. */
-  async *readBack(ids: string[]): AsyncGenerator<Buffer> {
-    await this.written();
-    const found = await readStaged(this.#pool, ids);
-    for (const id of ids) {
-      const data = found.get(id);
-      if (!data) throw new AppError('LOAD_FAILED', `staged piece ${id} is missing`);
-      yield data;
+/**
+ * Before the failed load's ROLLBACK, on its connection: the pieces in `received` (loaded by
+ * it, not staged) read back by key range and staged through `pool`, so they outlive it.
+ */
+export async function spill(
+  tx: PoolClient,
+  pool: Pool,
+  plan: readonly TablePlan[],
+  received: ReadonlySet<string>,
+): Promise<Spilled> {
+  const out: Spilled = { staged: 0, differed: 0 };
+  let batch: StagedPiece[] = [];
+  let bytes = 0;
+  for (const t of plan) {
+    const got = t.load.filter((j) => received.has(t.pieces[j]!.id));
+    for (const [from, to] of toRuns(got)) {
+      const pieces = t.pieces.slice(from, to + 1);
+      const rows = copyKeyRange(tx, t.def, from === 0 ? null : t.pieces[from - 1]!.last, pieces.at(-1)!.last);
+      let k = 0;
+      for await (const chunks of byRows(rows, pieces)) {
+        const piece = pieces[k++]!;
+        if (pieceId(chunks) !== piece.id) {
+          out.differed++;
+          continue;
+        }
+        const data = Buffer.concat(chunks);
+        batch.push({ id: piece.id, table: t.def.name, rows: piece.rows, data });
+        bytes += data.length;
+        out.staged++;
+        if (bytes >= STAGE_BATCH_BYTES) {
+          await stagePieces(pool, batch);
+          [batch, bytes] = [[], 0];
+        }
+      }
+      out.differed += pieces.length - k;
     }
+  }
+  await stagePieces(pool, batch);
+  return out;
+}
+
+/** COPY text cut after each piece's row count: one list of chunks per piece, in order. */
+async function* byRows(source: AsyncIterable<Buffer>, pieces: readonly Piece[]): AsyncGenerator<Buffer[]> {
+  let k = 0;
+  let need = pieces[0]?.rows ?? 0;
+  let parts: Buffer[] = [];
+  for await (const data of source) {
+    let chunk = data as Buffer;
+    let pos = 0;
+    while (k < pieces.length) {
+      const nl = chunk.indexOf(NEWLINE, pos);
+      if (nl < 0) break;
+      pos = nl + 1;
+      if (--need > 0) continue;
+      parts.push(chunk.subarray(0, pos));
+      yield parts;
+      [parts, chunk, pos] = [[], chunk.subarray(pos), 0];
+      need = pieces[++k]?.rows ?? 0;
+    }
+    if (k < pieces.length && chunk.length > 0) parts.push(chunk);
   }
 }

@@ -63,11 +63,6 @@ export class SyncStats {
     this.#counts.piecesRefetched++;
   }
 
-  /** A load (run again after a resume) counts its deletions afresh: they were rolled back. */
-  loadStarted(): void {
-    this.#counts.rowsDeleted = 0;
-  }
-
   rowsDeleted(n: number): void {
     this.#counts.rowsDeleted += n;
   }

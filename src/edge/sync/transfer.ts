@@ -1,11 +1,12 @@
 /**
  * Getting the pieces a plan loads. The usual way is one fetch read straight into the load (or,
- * on a first sync, the pieces Central sent in the snapshot answer, read the same way):
- * each piece checked against its id as it arrives, handed to COPY and kept in staging on the
- * way (written on another connection, so the load does not wait for it). If that fetch breaks
- * (a cut, a stall, a piece that fails its hash), the load is rolled back and the rest is
- * fetched into staging, resuming after each cut with what is still missing while the manifest
- * is valid; the load then reads every piece back from staging.
+ * on a first sync, the pieces Central sent in the snapshot answer, read the same way): each
+ * piece checked against its id as it arrives and handed to COPY, written once. If that fetch
+ * breaks (a cut, a stall, a piece that fails its hash), the load waits in its transaction
+ * while the transfer asks again for what has not arrived, after each cut, while the manifest
+ * is valid, and the load goes on from there: nothing that arrived is fetched twice. If it
+ * cannot go on, the table's rows end at the last whole piece, the load fails, and what arrived
+ * is spilled to staging (staging.ts) before the rollback, for the next try.
  */
 import { pieceId, toRuns } from '../../contract/pieces.ts';
 import {
@@ -15,7 +16,7 @@ import {
   type SnapshotItem,
 } from '../../contract/snapshot-reader.ts';
 import type { Manifest } from '../../contract/wire.ts';
-import type { Pool } from '../../platform/db.ts';
+import type { Pool, PoolClient } from '../../platform/db.ts';
 import { AppError } from '../../platform/errors.ts';
 import type { Logger } from '../../platform/logger.ts';
 import { deleteStaged, pruneStaged, stagedAmong } from '../repo/pieces.ts';
@@ -25,7 +26,7 @@ import type { CentralClient } from './client.ts';
 import { reasonOf } from './errors.ts';
 import type { PieceSource } from './load.ts';
 import type { TablePlan } from './plan.ts';
-import { StagingWriter } from './staging.ts';
+import { readBack, spill, type Spilled } from './staging.ts';
 import type { SyncStats } from './stats.ts';
 
 export interface TransferDeps {
@@ -61,8 +62,14 @@ export class PieceTransfer implements PieceSource {
   readonly #m: Manifest;
   readonly #plan: readonly TablePlan[];
   readonly #stats: SyncStats;
-  readonly #staging: StagingWriter;
   #staged = new Set<string>();
+  /** Pieces that arrived in this sync and went into the load (not staged). */
+  readonly #received = new Set<string>();
+  /** Why the rows stopped early: the load fails with it once the table's COPY has ended. */
+  #broken: unknown;
+  /** Fetches in a row that brought nothing, and the count of pieces when the last one opened. */
+  #failures = 0;
+  #mark = 0;
   readonly #bad = new Map<string, number>();
   #body: AsyncGenerator<Uint8Array> | undefined;
   #items: AsyncGenerator<PiecesItem> | undefined;
@@ -74,7 +81,6 @@ export class PieceTransfer implements PieceSource {
     this.#m = m;
     this.#plan = plan;
     this.#stats = stats;
-    this.#staging = new StagingWriter(deps.pool);
   }
 
   /** Staging cut down to this manifest's pieces (it never holds more than one scope), and what it has. */
@@ -104,6 +110,7 @@ export class PieceTransfer implements PieceSource {
     const want = this.#wanted();
     if (Object.keys(want).length === 0) return;
     this.#checkExpiry();
+    this.#mark = this.#stats.piecesFetched;
     this.#stats.fetchStarted();
     this.#body = await this.#deps.central
       .requestPieces({ mac: this.#deps.mac, manifestId: this.#m.manifestId, want }, {}, this.#deps.deadlineAt)
@@ -121,20 +128,37 @@ export class PieceTransfer implements PieceSource {
     this.#items = readPieces(this.#stats.pieces(this.#body));
   }
 
-  /** The bytes of `t`'s pieces to load, in order: staged ones read back, the others off the fetch. */
+  /**
+   * The bytes of `t`'s pieces to load, in order: staged ones read back, the others off the
+   * fetch, which is opened again after a break. If it cannot be, the rows end at the last
+   * whole piece and `check` throws why, so the COPY ends cleanly and what arrived can spill.
+   */
   async *rows(t: TablePlan): AsyncGenerator<Buffer> {
     const run: string[] = [];
     for (const j of t.load) {
       const piece = t.pieces[j]!;
       if (!this.#items || (!this.#inline && this.#staged.has(piece.id))) {
         run.push(piece.id);
-        if (run.length >= READ_BATCH) yield* this.#staging.readBack(run.splice(0));
+        if (run.length >= READ_BATCH) yield* readBack(this.#deps.pool, run.splice(0));
         continue;
       }
-      if (run.length > 0) yield* this.#staging.readBack(run.splice(0));
-      yield await this.#take(t, j);
+      if (run.length > 0) yield* readBack(this.#deps.pool, run.splice(0));
+      const data = await this.#piece(t, j);
+      if (!data) return;
+      yield data;
     }
-    if (run.length > 0) yield* this.#staging.readBack(run);
+    if (run.length > 0) yield* readBack(this.#deps.pool, run);
+  }
+
+  /** After a table's COPY: the reason its rows ended early, if they did. */
+  check(): void {
+    if (this.#broken !== undefined) throw this.#broken;
+  }
+
+  /** Before a failed load's ROLLBACK: what arrived, staged for the next try. */
+  async spill(tx: PoolClient): Promise<Spilled> {
+    if (this.#received.size === 0) return { staged: 0, differed: 0 };
+    return await spill(tx, this.#deps.pool, this.#plan, this.#received);
   }
 
   /** Once the load has taken every piece: the fetch must end there. */
@@ -147,13 +171,12 @@ export class PieceTransfer implements PieceSource {
     await this.close();
   }
 
-  /** Ends the fetch, if one is open, and writes what was verified to staging. */
+  /** Ends the fetch, if one is open. */
   async close(): Promise<void> {
     this.#items = undefined;
     this.#inline = false;
     await this.#body?.return(undefined).catch(() => undefined);
     this.#body = undefined;
-    await this.#staging.written();
   }
 
   /** After the commit: the staged pieces it loaded are no longer needed. */
@@ -161,7 +184,7 @@ export class PieceTransfer implements PieceSource {
     return deleteStaged(this.#deps.pool, this.#ids());
   }
 
-  /** Whether a failed load may go on by fetching the rest into staging. */
+  /** Whether a transfer that failed with `err` may go on by asking again for what is missing. */
   resumable(err: unknown): boolean {
     if (err instanceof BadPiece || err instanceof SnapshotFormatError) return true;
     if (!(err instanceof AppError)) return false;
@@ -169,36 +192,47 @@ export class PieceTransfer implements PieceSource {
     return reasonOf(err) === 'STALLED';
   }
 
-  /** Every piece still missing, fetched into staging; a cut fetch is asked again for what it did not bring. */
-  async resume(): Promise<void> {
-    let failures = 0;
+  /** Piece `j` of `t`, off the fetch, opened again after each break; undefined once it cannot be. */
+  async #piece(t: TablePlan, j: number): Promise<Buffer | undefined> {
     for (;;) {
-      const want = this.#wanted();
-      if (Object.keys(want).length === 0) return;
-      const before = this.#stats.piecesFetched;
+      try {
+        return await this.#take(t, j);
+      } catch (err) {
+        try {
+          await this.#reopen(err);
+        } catch (final) {
+          this.#broken = asTransferError(final);
+          return undefined;
+        }
+      }
+    }
+  }
+
+  /**
+   * After a fetch broke with `err`: a new fetch of what has not arrived, after a pause that
+   * grows while fetches bring nothing; throws when the break is not the link's, when too many
+   * fetches in a row brought nothing, or when the sync's time would run out.
+   */
+  async #reopen(err: unknown): Promise<void> {
+    for (;;) {
+      await this.close();
+      if (!this.resumable(err)) throw err;
+      const progressed = this.#stats.piecesFetched > this.#mark;
+      this.#failures = progressed ? 0 : this.#failures + 1;
+      if (this.#failures >= MAX_FAILURES) throw err;
+      const delay = progressed ? 0 : Math.min(this.#deps.resumeDelayMs * 2 ** (this.#failures - 1), 15_000);
+      if (Date.now() + delay >= this.#deps.deadlineAt) throw err;
+      this.#deps.log.warn(
+        { event: 'sync.resume', err, fetched: this.#stats.piecesFetched, delayMs: delay },
+        'transfer broke; the load waits while the pieces still missing are asked for',
+      );
+      await new Promise((resolve) => setTimeout(resolve, delay));
+      this.#mark = this.#stats.piecesFetched;
       try {
         await this.open();
-        for await (const item of this.#items!) {
-          if (item.type === 'end') break;
-          const t = this.#plan.find((p) => p.def.name === item.frame.table);
-          if (!t) throw new AppError('SNAPSHOT_INVALID', `Central sent a piece of ${item.frame.table}`);
-          await this.#accept(t, item).catch((err: unknown) => {
-            if (!(err instanceof BadPiece)) throw err;
-          });
-        }
-        await this.close();
-      } catch (err) {
-        await this.close();
-        const progressed = this.#stats.piecesFetched > before;
-        failures = progressed ? 0 : failures + 1;
-        if (!this.resumable(err) || failures >= MAX_FAILURES) throw asTransferError(err);
-        const delay = progressed ? 0 : Math.min(this.#deps.resumeDelayMs * 2 ** (failures - 1), 15_000);
-        if (Date.now() + delay >= this.#deps.deadlineAt) throw asTransferError(err);
-        this.#deps.log.warn(
-          { event: 'sync.resume', err, fetched: this.#stats.piecesFetched, delayMs: delay },
-          'transfer broke; resuming with the pieces still missing',
-        );
-        await new Promise((resolve) => setTimeout(resolve, delay));
+        return;
+      } catch (next) {
+        err = next;
       }
     }
   }
@@ -210,7 +244,10 @@ export class PieceTransfer implements PieceSource {
   #wanted(): Record<string, [number, number][]> {
     const want: Record<string, [number, number][]> = {};
     for (const t of this.#plan) {
-      const missing = t.load.filter((j) => !this.#staged.has(t.pieces[j]!.id));
+      const missing = t.load.filter((j) => {
+        const id = t.pieces[j]!.id;
+        return !this.#staged.has(id) && !this.#received.has(id);
+      });
       if (missing.length > 0) want[t.def.name] = toRuns(missing);
     }
     return want;
@@ -234,7 +271,7 @@ export class PieceTransfer implements PieceSource {
     return this.#accept(t, next.value);
   }
 
-  /** A piece off the wire: checked against its id, then staged (in the background) and returned. */
+  /** A piece off the wire: checked against its id, counted as received, and returned. */
   async #accept(t: TablePlan, item: Extract<PiecesItem, { type: 'piece' }>): Promise<Buffer> {
     const { frame } = item;
     const piece = t.pieces[frame.index];
@@ -271,11 +308,9 @@ export class PieceTransfer implements PieceSource {
         );
       throw new BadPiece(`${frame.table} piece ${frame.index} failed its hash`);
     }
-    const data = Buffer.concat(chunks, bytes);
-    this.#staged.add(piece.id);
+    this.#received.add(piece.id);
     this.#stats.pieceFetched();
-    await this.#staging.add({ id: piece.id, table: frame.table, rows: piece.rows, data });
-    return data;
+    return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, bytes);
   }
 }
 
