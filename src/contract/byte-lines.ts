@@ -2,13 +2,15 @@
  * Canonical lines (contract §3) written from the COPY bytes into one reused buffer, which
  * is hashed a buffer at a time: no string and no object per row for the values whose COPY
  * text already is, or maps by a fixed rule to, their canonical JSON. That covers uuid,
- * integer, bigint, numeric, macaddr, boolean, UTC timestamps of years 1–9999, and text
- * with no escape, quote or control character. Anything else (jsonb, other text, other
- * timestamps) goes through the general path's `canonicalValue` for that one field.
+ * integer, bigint, numeric, macaddr, boolean, UTC timestamps of years 1–9999, text with no
+ * escape, quote or control character, and flat jsonb objects of plain keys and scalars
+ * (jsonb-bytes.ts). Anything else (other jsonb, other text, other timestamps) goes through
+ * the general path's `canonicalValue` for that one field.
  * RowCanonicalizer gives the same bytes for the same rows; test/contract.test.ts holds
  * the two equal over random rows of every type.
  */
 import type { Hash } from 'node:crypto';
+import { writeFlatJsonb } from './jsonb-bytes.ts';
 import type { Column, TableDef } from './tables.ts';
 
 export class FieldCountError extends Error {}
@@ -16,7 +18,7 @@ export class FieldCountError extends Error {}
 /** The general path for one field: its canonical JSON text. */
 export type CanonicalValue = (col: Column, field: string) => string;
 
-type Kind = 'raw' | 'quoted' | 'boolean' | 'text' | 'timestamptz' | 'general';
+type Kind = 'raw' | 'quoted' | 'boolean' | 'text' | 'timestamptz' | 'jsonb';
 
 const KIND: Record<Column['type'], Kind> = {
   integer: 'raw',
@@ -27,7 +29,7 @@ const KIND: Record<Column['type'], Kind> = {
   boolean: 'boolean',
   text: 'text',
   timestamptz: 'timestamptz',
-  jsonb: 'general',
+  jsonb: 'jsonb',
 };
 
 const TAB = 0x09;
@@ -147,8 +149,12 @@ export class ByteLineWriter {
         return true;
       case 'timestamptz':
         return this.#timestamp(buf, a, b);
-      case 'general':
-        return false;
+      case 'jsonb': {
+        const end = writeFlatJsonb(buf, a, b, this.#out, this.#pos);
+        if (end < 0) return false;
+        this.#pos = end;
+        return true;
+      }
     }
   }
 
