@@ -17,7 +17,7 @@ import { enrollDevice } from '../src/central/fleet/enroll.ts';
 import { generateSigningKeys } from '../src/contract/signing.ts';
 import { loadEdgeConfig } from '../src/edge/config.ts';
 import { prepareEdgeDatabase } from '../src/edge/migrations.ts';
-import { createSyncer } from '../src/edge/server.ts';
+import { createSyncer } from '../src/edge/syncer.ts';
 import { createPool } from '../src/platform/db.ts';
 import { startEmbeddedCluster } from '../src/platform/embedded.ts';
 import { migrate } from '../src/platform/migrate.ts';

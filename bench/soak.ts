@@ -17,7 +17,7 @@ import { DEFAULT_SHAPE, seedCentral } from '../src/central/fleet/seed.ts';
 import { generateSigningKeys } from '../src/contract/signing.ts';
 import { loadEdgeConfig } from '../src/edge/config.ts';
 import { edgeMigrations } from '../src/edge/migrations.ts';
-import { createSyncer } from '../src/edge/server.ts';
+import { createSyncer } from '../src/edge/syncer.ts';
 import type { SyncResult } from '../src/edge/model.ts';
 import { createPool, databaseUrl } from '../src/platform/db.ts';
 import { freePort, startEmbeddedCluster } from '../src/platform/embedded.ts';

@@ -7,7 +7,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { buildEdge, createSyncer } from '../src/edge/server.ts';
+import { buildEdge } from '../src/edge/server.ts';
+import { createSyncer } from '../src/edge/syncer.ts';
 import { startLink, type Link } from '../scripts/lib/link.ts';
 import { oneScopeCentral } from './helpers/central.ts';
 import { centralScopeRows, edgeConfig, edgeRows, quietLog } from './helpers/edge.ts';

@@ -14,7 +14,7 @@ import { ServedModels } from '../src/central/sync/versions.ts';
 import { DATA_MODEL, DATA_MODELS, requireProjection, withColumn } from '../src/contract/data-model.ts';
 import { SCHEMA_VERSION_HEADER } from '../src/contract/wire.ts';
 import { edgeMigrations, prepareEdgeDatabase } from '../src/edge/migrations.ts';
-import { createSyncer } from '../src/edge/server.ts';
+import { createSyncer } from '../src/edge/syncer.ts';
 import { verifyLocal } from '../src/edge/verify/local.ts';
 import { migrate, type Migration } from '../src/platform/migrate.ts';
 import { seedEnrolledDevices, startCentral, type RunningCentral } from './helpers/central.ts';

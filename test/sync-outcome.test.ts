@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { generateSigningKeys } from '../src/contract/signing.ts';
-import { createSyncer } from '../src/edge/server.ts';
+import { createSyncer } from '../src/edge/syncer.ts';
 import { seedOneScope, startCentral, type RunningCentral } from './helpers/central.ts';
 import { capturedLog } from './helpers/log.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';

@@ -20,7 +20,7 @@ const { loggerOptions } = await import('../src/platform/logger.ts');
 const { startCentral, seedOneScope } = await import('./helpers/central.ts');
 const { createTestDatabase } = await import('./helpers/db.ts');
 const { edgeConfig } = await import('./helpers/edge.ts');
-const { createSyncer } = await import('../src/edge/server.ts');
+const { createSyncer } = await import('../src/edge/syncer.ts');
 
 type Line = Record<string, unknown>;
 

@@ -1,7 +1,7 @@
 import { Type } from 'typebox';
 import { loadEdgeConfig, ReaderRoleSetting } from '../edge/config.ts';
 import { prepareEdgeDatabase } from '../edge/migrations.ts';
-import { createSyncer, runEdge } from '../edge/server.ts';
+import { createSyncer } from '../edge/syncer.ts';
 import type { SyncResult } from '../edge/model.ts';
 import { verifyLocal } from '../edge/verify/local.ts';
 import { loadConfig, LogFormatSetting, LogLevelSetting, secret } from '../platform/config.ts';
@@ -46,6 +46,8 @@ export const edgeCommands: Record<string, Command> = {
 
   async serve(argv) {
     parseFlags(argv, {});
+    // Imported here: the other edge commands load no HTTP server.
+    const { runEdge } = await import('../edge/server.ts');
     await runEdge(loadEdgeConfig());
     return -1;
   },

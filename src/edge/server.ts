@@ -3,7 +3,6 @@
  * jitter so a fleet does not call Central in lockstep), and the local API. On
  * SIGTERM/SIGINT: stop scheduling, let a running sync finish, close.
  */
-import { RateCap } from './sync/rate-cap.ts';
 import Fastify from 'fastify';
 import fp from 'fastify-plugin';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -12,60 +11,15 @@ import { serverOptions } from '../platform/http.ts';
 import { createLogger, type Logger } from '../platform/logger.ts';
 import { stopOnSignal } from '../platform/lifecycle.ts';
 import { repeatEvery } from '../platform/schedule.ts';
-import { DATA_MODEL, type DataModel } from '../contract/data-model.ts';
+import { DATA_MODEL } from '../contract/data-model.ts';
 import { edgeApp } from './app.ts';
-import { EdgeMetrics } from './metrics.ts';
 import { jitterSeconds, type EdgeConfig } from './config.ts';
 import { edgeMigrations, prepareEdgeDatabase } from './migrations.ts';
-import { CentralClient } from './sync/client.ts';
 import { scheduledVerify } from './verify/scheduled.ts';
-import { Syncer } from './sync/run.ts';
+import type { Syncer } from './sync/run.ts';
+import { createSyncer } from './syncer.ts';
 import type { SyncResult, SyncTrigger } from './model.ts';
-import { countPendingAcks, getState } from './repo/ledger.ts';
 import { loadModeOf } from './repo/tables.ts';
-
-export function createSyncer(
-  config: EdgeConfig,
-  pool: Pool,
-  log: Logger,
-  options: { initialDelayMs?: number; defaultMetrics?: boolean; model?: DataModel } = {},
-): Syncer {
-  const model = options.model ?? DATA_MODEL;
-  const central = new CentralClient({
-    schemaVersion: model.version,
-    baseUrl: config.CENTRAL_URL,
-    token: config.DEVICE_TOKEN,
-    retryAttempts: config.HTTP_RETRY_ATTEMPTS,
-    attemptTimeoutMs: config.HTTP_STALL_TIMEOUT_SECONDS * 1000,
-    stallTimeoutMs: config.HTTP_STALL_TIMEOUT_SECONDS * 1000,
-    ...(config.centralCa ? { ca: config.centralCa, caFile: config.CENTRAL_CA_FILE } : {}),
-    ...(options.initialDelayMs === undefined ? {} : { initialDelayMs: options.initialDelayMs }),
-    ...(config.DOWNLOAD_RATE_KBPS > 0 ? { rateCap: new RateCap(config.DOWNLOAD_RATE_KBPS) } : {}),
-  });
-  const metrics = new EdgeMetrics({ defaults: options.defaultMetrics ?? false });
-  metrics.observe({
-    breakerState: () => central.breakerState,
-    pendingAcks: () => countPendingAcks(pool),
-    lastSuccessAt: async () => {
-      const state = await getState(pool);
-      const at = state.lastCheckAt ?? state.lastSuccessAt;
-      return at === undefined ? undefined : new Date(at);
-    },
-  });
-  return new Syncer({
-    pool,
-    central,
-    mac: config.mac,
-    log,
-    metrics,
-    publicKeys: config.publicKeys,
-    deadlineMs: config.SYNC_DEADLINE_SECONDS * 1000,
-    model,
-    dataLifetimeDays: config.DATA_LIFETIME_DAYS,
-    // The first pause before resuming a transfer that brought nothing, as for retries.
-    ...(options.initialDelayMs === undefined ? {} : { resumeDelayMs: options.initialDelayMs }),
-  });
-}
 
 export async function buildEdge(config: EdgeConfig, pool: Pool, syncer: Syncer, logger: Logger | false) {
   const migrations = await edgeMigrations();

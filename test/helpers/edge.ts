@@ -1,7 +1,7 @@
 /** Edge pieces over a test database, talking to a Central URL over real HTTP. */
 import pino from 'pino';
 import { loadEdgeConfig, type EdgeConfig } from '../../src/edge/config.ts';
-import { createSyncer } from '../../src/edge/server.ts';
+import { createSyncer } from '../../src/edge/syncer.ts';
 import type { Syncer } from '../../src/edge/sync/run.ts';
 import { columnList, orderBy, TABLES, type TableDef } from '../../src/contract/tables.ts';
 import { scopeSelectSql, setScopeAndReadVersion } from '../../src/central/sync/repo/scope.ts';
