@@ -129,12 +129,18 @@ export const centralCommands: Record<string, Command> = {
         await once();
         return 0;
       }
-      // The stack's housekeeping service: prune now, then every N hours until stopped.
-      const stopping = new Promise((resolve) => stopOnSignal(log, async () => resolve(undefined)));
+      // The stack's housekeeping service: prune now, then every N hours until stopped (the
+      // stop waits for a running prune; the process then ends).
+      const running: { schedule?: { stop(): Promise<void> } } = {};
+      const stopping = new Promise((resolve) =>
+        stopOnSignal(log, async () => {
+          await running.schedule?.stop();
+          resolve(undefined);
+        }),
+      );
       await once().catch((err: unknown) => log.error({ err, event: 'audit.prune' }, 'prune failed'));
-      const schedule = repeatEvery(everyHours * 3_600_000, 60_000, once);
+      running.schedule = repeatEvery(everyHours * 3_600_000, 60_000, once);
       await stopping;
-      await schedule.stop();
       return 0;
     });
   },

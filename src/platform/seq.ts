@@ -230,7 +230,8 @@ export class SeqSink extends Writable {
     while ((this.#buffer.length > 0 || this.#sending) && Date.now() < deadline) {
       const failedBefore = this.#counts.failedRequests;
       await Promise.race([this.#flush(), sleep(deadline - Date.now())]);
-      if (this.#counts.failedRequests > failedBefore) await sleep(Math.min(100, deadline - Date.now()));
+      // A Seq that refused or is not there would take the whole deadline: one try is enough.
+      if (this.#counts.failedRequests > failedBefore) return;
       this.#retryAt = 0;
     }
   }

@@ -164,8 +164,13 @@ export async function startTracing(options: TracingOptions): Promise<Tracing> {
 }
 
 /** Flushes and stops the exporter, if tracing was started; a no-op otherwise. */
-export async function shutdownTracing(): Promise<void> {
-  await current?.shutdown().catch(() => undefined);
+/** Ends tracing, sending what is buffered; gives up after `boundMs` (an exporter retries for longer). */
+export async function shutdownTracing(boundMs = 5_000): Promise<void> {
+  if (!current) return;
+  let timer: NodeJS.Timeout | undefined;
+  const bound = new Promise<void>((resolve) => (timer = setTimeout(resolve, boundMs)));
+  await Promise.race([current.shutdown().catch(() => undefined), bound]);
+  clearTimeout(timer);
 }
 
 /** The service name for a CLI invocation (OTEL_SERVICE_NAME overrides it through the resource). */
