@@ -26,7 +26,6 @@ import type { PreparedSync, SyncDeps } from './deps.ts';
 import { spendDeviceBudget } from './budgets.ts';
 import { digestAndCut } from './scope/digests.ts';
 import type { ScopeMemory } from './memory/memory.ts';
-import { ownCopy } from './memory/table-cache.ts';
 import type { SnapshotSession } from './sources/snapshot-session.ts';
 import type { AnswerScope } from './answer-scope.ts';
 
@@ -314,6 +313,7 @@ async function* runPieces(
   // The run's last keys as bytes, by `at - from`.
   const lasts = pieces.slice(from, to + 1).map((p) => Buffer.from(p.last, 'latin1'));
   const out: Buffer[] = [];
+  const keep = memory.pieceKeeper();
   let at = from;
   let held: Buffer[] = [];
   let heldRows = 0;
@@ -325,10 +325,10 @@ async function* runPieces(
     const same = heldBytes <= HOLD_MAX_BYTES && heldRows === p.rows && id.digest('hex') === p.id;
     if (same) {
       stats.sent++;
-      // One copy, so the cache does not keep the COPY chunks the rows were sliced from.
-      const rows = ownCopy(held);
-      memory.keepPieceRows(def.name, p, rows);
-      out.push(frame({ table: def.name, index: at, rowCount: p.rows }), rows);
+      // Kept (as its own copy) only up to what one table may hold: a run longer than the cache
+      // would evict every piece before it was asked for again, at a copy each.
+      keep(def.name, p, held);
+      out.push(frame({ table: def.name, index: at, rowCount: p.rows }), ...held);
     } else out.push(goneFrame(def, at, stats));
     [held, heldRows, heldBytes] = [[], 0, 0];
     at++;

@@ -83,11 +83,7 @@ export class ScopeMemory {
     return this.#tables.piece(table, p);
   }
 
-  keepPieceRows(table: string, p: Piece, rows: Buffer): void {
-    this.#tables.keepPiece(table, p, rows);
-  }
-
-  /** Keeps the pieces of one digest pass as they are cut, up to what one table may hold. */
+  /** Keeps the pieces of one digest pass, or one run read for an answer, up to what one table may hold. */
   pieceKeeper(): (table: string, p: Piece, rows: readonly Buffer[]) => void {
     return this.#tables.pieceKeeper();
   }
