@@ -8,6 +8,21 @@ import { once } from 'node:events';
 import { resolve } from 'node:path';
 import { it } from 'node:test';
 
+/** Runs `script` (which prints `ready`), sends it SIGTERM, and says how it ended and how fast. */
+async function stopped(script: string, env: Record<string, string> = {}) {
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, ...env },
+  });
+  let out = '';
+  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+  while (!out.includes('ready')) await once(child.stdout, 'data');
+  const started = performance.now();
+  child.kill('SIGTERM');
+  const [code] = (await once(child, 'exit')) as [number | null];
+  return { code, ms: performance.now() - started, out };
+}
+
 it('exits with status 1 and says why when stopping outlasts the bound', async () => {
   const lifecycle = resolve('src/platform/lifecycle.ts');
   const script = `
@@ -16,16 +31,7 @@ it('exits with status 1 and says why when stopping outlasts the bound', async ()
     stopOnSignal(pino(), () => new Promise(() => {}), 500);
     setInterval(() => {}, 1000); // work that never ends
     console.log('ready');`;
-  const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  let out = '';
-  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-  while (!out.includes('ready')) await once(child.stdout, 'data');
-  const started = performance.now();
-  child.kill('SIGTERM');
-  const [code] = (await once(child, 'exit')) as [number | null];
-  const ms = performance.now() - started;
+  const { code, ms, out } = await stopped(script);
   assert.equal(code, 1);
   assert.ok(ms < 5_000, `exited after ${Math.round(ms)} ms`);
   assert.match(out, /"event":"shutdown.finish","outcome":"timeout"/);
@@ -49,17 +55,7 @@ it('exits 0 at once when the collector and Seq it sends to are not there', async
       span.end();
     });
     console.log('ready');`;
-  const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:9' },
-  });
-  let out = '';
-  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-  while (!out.includes('ready')) await once(child.stdout, 'data');
-  const started = performance.now();
-  child.kill('SIGTERM');
-  const [code] = (await once(child, 'exit')) as [number | null];
-  const ms = performance.now() - started;
+  const { code, ms, out } = await stopped(script, { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:9' });
   assert.equal(code, 0, out);
   assert.ok(ms < 4_000, `exited after ${Math.round(ms)} ms`);
   assert.match(out, /"event":"shutdown.finish","outcome":"success"/);
