@@ -131,14 +131,18 @@ export const centralCommands: Record<string, Command> = {
       }
       // The stack's housekeeping service: prune now, then every N hours until stopped (the
       // stop waits for a running prune; the process then ends).
-      const running: { schedule?: { stop(): Promise<void> } } = {};
+      const running: { first?: Promise<void>; schedule?: { stop(): Promise<void> } } = {};
       const stopping = new Promise((resolve) =>
         stopOnSignal(log, async () => {
+          await running.first;
           await running.schedule?.stop();
           resolve(undefined);
         }),
       );
-      await once().catch((err: unknown) => log.error({ err, event: 'audit.prune' }, 'prune failed'));
+      running.first = once().catch((err: unknown) =>
+        log.error({ err, event: 'audit.prune' }, 'prune failed'),
+      );
+      await running.first;
       running.schedule = repeatEvery(everyHours * 3_600_000, 60_000, once);
       await stopping;
       return 0;

@@ -163,8 +163,10 @@ export async function startTracing(options: TracingOptions): Promise<Tracing> {
   return current;
 }
 
-/** Flushes and stops the exporter, if tracing was started; a no-op otherwise. */
-/** Ends tracing, sending what is buffered; gives up after `boundMs` (an exporter retries for longer). */
+/**
+ * Flushes and stops the exporter, if tracing was started (a no-op otherwise); gives up after
+ * `boundMs`, as an exporter retries an absent collector for longer.
+ */
 export async function shutdownTracing(boundMs = 5_000): Promise<void> {
   if (!current) return;
   let timer: NodeJS.Timeout | undefined;

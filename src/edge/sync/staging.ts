@@ -46,6 +46,12 @@ export async function spill(
   const out: Spilled = { staged: 0, differed: 0 };
   let batch: StagedPiece[] = [];
   let bytes = 0;
+  // A write that fails must not stop a COPY midway (its connection would wait for the rest):
+  // staging stops, the reads go to their end, and the failure is raised after them.
+  let failed: unknown;
+  const write = async (pieces: StagedPiece[]) => {
+    if (failed === undefined) await stagePieces(pool, pieces).catch((err: unknown) => (failed = err));
+  };
   for (const t of plan) {
     const got = t.load.filter((j) => received.has(t.pieces[j]!.id));
     for (const [from, to] of toRuns(got)) {
@@ -63,14 +69,15 @@ export async function spill(
         bytes += data.length;
         out.staged++;
         if (bytes >= STAGE_BATCH_BYTES) {
-          await stagePieces(pool, batch);
+          await write(batch);
           [batch, bytes] = [[], 0];
         }
       }
       out.differed += pieces.length - k;
     }
   }
-  await stagePieces(pool, batch);
+  await write(batch);
+  if (failed !== undefined) throw failed;
   return out;
 }
 

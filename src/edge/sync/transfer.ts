@@ -194,6 +194,7 @@ export class PieceTransfer implements PieceSource {
 
   /** Piece `j` of `t`, off the fetch, opened again after each break; undefined once it cannot be. */
   async #piece(t: TablePlan, j: number): Promise<Buffer | undefined> {
+    const { id } = t.pieces[j]!;
     for (;;) {
       try {
         return await this.#take(t, j);
@@ -203,6 +204,11 @@ export class PieceTransfer implements PieceSource {
         } catch (final) {
           this.#broken = asTransferError(final);
           return undefined;
+        }
+        // Cut among pieces sent inline, which staging did not replace: the fetch that follows
+        // leaves out what is staged, this piece too.
+        if (this.#staged.has(id)) {
+          for await (const data of readBack(this.#deps.pool, [id])) return data;
         }
       }
     }
