@@ -12,7 +12,7 @@
  * sorts the uuid, so keys compare as strings.
  */
 import { createHash, type Hash } from 'node:crypto';
-import type { TableDef } from './tables.ts';
+import { orderBy, type TableDef } from './tables.ts';
 
 export const PIECE_AVERAGE_ROWS = 256;
 export const PIECE_MAX_ROWS = 4096;
@@ -33,6 +33,27 @@ export const pieceFromWire = ([id, rows, last]: PieceRef): Piece => ({ id, rows,
 const UUID = '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}';
 /** A key as it travels: one uuid per key column, tab-separated. */
 export const KEY_PATTERN = `^${UUID}(\t${UUID})*$`;
+
+/**
+ * A key range (after, last] for a COPY, which takes no bind parameters: the keys are bound
+ * to transaction-local settings by KEY_RANGE_SQL (with `keyRangeParams`), and `keyRangeSql`
+ * compares the table's key with them, each split into its uuids.
+ */
+export const KEY_RANGE_SQL =
+  "SELECT set_config('dbupdate.after', $1::text, true), set_config('dbupdate.last', $2::text, true)";
+
+export const keyRangeParams = (after: string | null, last: string): string[] => [after ?? '', last];
+
+/** The condition on `def`'s key for the range bound by KEY_RANGE_SQL; no lower bound if `after` was null. */
+export function keyRangeSql(def: TableDef, after: string | null): string {
+  const bound = (op: '>' | '<=', setting: string) => {
+    const parts = def.primaryKey.map(
+      (_, i) => `split_part(current_setting('dbupdate.${setting}'), E'\\t', ${i + 1})::uuid`,
+    );
+    return `(${orderBy(def)}) ${op} (${parts.join(', ')})`;
+  };
+  return after === null ? bound('<=', 'last') : `${bound('>', 'after')} AND ${bound('<=', 'last')}`;
+}
 
 /** How many leading columns form the key; the table must list its key columns first, as uuids. */
 function keyWidth(def: TableDef): number {

@@ -1,7 +1,7 @@
 /** Staged pieces (received, verified, not yet loaded) and the pieces of the tables as held. */
 import type { Readable } from 'node:stream';
 import { to as copyTo } from 'pg-copy-streams';
-import type { Piece } from '../../contract/pieces.ts';
+import { KEY_RANGE_SQL, keyRangeParams, keyRangeSql, type Piece } from '../../contract/pieces.ts';
 import { columnList, orderBy, type TableDef } from '../../contract/tables.ts';
 import type { PoolClient, Queryable } from '../../platform/db.ts';
 
@@ -137,28 +137,20 @@ export async function deleteKeyRange(
   return rowCount ?? 0;
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-
-/** The key columns against a tab-joined key, as literals: COPY takes no bind parameters. */
-function keyLiteral(def: TableDef, key: string): string {
-  const values = key.split('\t');
-  if (values.length !== def.primaryKey.length || !values.every((v) => UUID.test(v)))
-    throw new Error(`${def.name}: key ${key} is not ${def.primaryKey.length} uuid(s)`);
-  return `(${values.map((v) => `'${v}'::uuid`).join(', ')})`;
-}
-
 /**
  * In the load transaction: the rows with keys in (after, last], in key order, as COPY text:
  * the bytes of the pieces they were loaded from, if the session's settings are the load's.
  */
-export function copyKeyRange(tx: PoolClient, def: TableDef, after: string | null, last: string): Readable {
-  const where = [
-    after !== null && `(${orderBy(def)}) > ${keyLiteral(def, after)}`,
-    `(${orderBy(def)}) <= ${keyLiteral(def, last)}`,
-  ].filter(Boolean);
+export async function copyKeyRange(
+  tx: PoolClient,
+  def: TableDef,
+  after: string | null,
+  last: string,
+): Promise<Readable> {
+  await tx.query(KEY_RANGE_SQL, keyRangeParams(after, last));
   return tx.query(
     copyTo(
-      `COPY (SELECT ${columnList(def)} FROM "${def.name}" WHERE ${where.join(' AND ')} ORDER BY ${orderBy(def)}) TO STDOUT`,
+      `COPY (SELECT ${columnList(def)} FROM "${def.name}" WHERE ${keyRangeSql(def, after)} ORDER BY ${orderBy(def)}) TO STDOUT`,
     ),
   );
 }

@@ -56,7 +56,12 @@ export async function spill(
     const got = t.load.filter((j) => received.has(t.pieces[j]!.id));
     for (const [from, to] of toRuns(got)) {
       const pieces = t.pieces.slice(from, to + 1);
-      const rows = copyKeyRange(tx, t.def, from === 0 ? null : t.pieces[from - 1]!.last, pieces.at(-1)!.last);
+      const rows = await copyKeyRange(
+        tx,
+        t.def,
+        from === 0 ? null : t.pieces[from - 1]!.last,
+        pieces.at(-1)!.last,
+      );
       let k = 0;
       for await (const chunks of byRows(rows, pieces)) {
         const piece = pieces[k++]!;

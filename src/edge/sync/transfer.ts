@@ -184,14 +184,6 @@ export class PieceTransfer implements PieceSource {
     return deleteStaged(this.#deps.pool, this.#ids());
   }
 
-  /** Whether a transfer that failed with `err` may go on by asking again for what is missing. */
-  resumable(err: unknown): boolean {
-    if (err instanceof BadPiece || err instanceof SnapshotFormatError) return true;
-    if (!(err instanceof AppError)) return false;
-    if (err.code === 'TRANSFER_CUT' || err.code === 'CENTRAL_UNREACHABLE') return true;
-    return reasonOf(err) === 'STALLED';
-  }
-
   /** Piece `j` of `t`, off the fetch, opened again after each break; undefined once it cannot be. */
   async #piece(t: TablePlan, j: number): Promise<Buffer | undefined> {
     const { id } = t.pieces[j]!;
@@ -222,7 +214,7 @@ export class PieceTransfer implements PieceSource {
   async #reopen(err: unknown): Promise<void> {
     for (;;) {
       await this.close();
-      if (!this.resumable(err)) throw err;
+      if (!resumable(err)) throw err;
       const progressed = this.#stats.piecesFetched > this.#mark;
       this.#failures = progressed ? 0 : this.#failures + 1;
       if (this.#failures >= MAX_FAILURES) throw err;
@@ -233,7 +225,6 @@ export class PieceTransfer implements PieceSource {
         'transfer broke; the load waits while the pieces still missing are asked for',
       );
       await new Promise((resolve) => setTimeout(resolve, delay));
-      this.#mark = this.#stats.piecesFetched;
       try {
         await this.open();
         return;
@@ -348,6 +339,14 @@ export async function inlinePieces(
 async function* failing(err: unknown): AsyncGenerator<PiecesItem> {
   yield* [];
   throw err;
+}
+
+/** Whether a transfer that failed with `err` may go on by asking again for what is missing. */
+function resumable(err: unknown): boolean {
+  if (err instanceof BadPiece || err instanceof SnapshotFormatError) return true;
+  if (!(err instanceof AppError)) return false;
+  if (err.code === 'TRANSFER_CUT' || err.code === 'CENTRAL_UNREACHABLE') return true;
+  return reasonOf(err) === 'STALLED';
 }
 
 function asTransferError(err: unknown): unknown {

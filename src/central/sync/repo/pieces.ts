@@ -1,7 +1,8 @@
 /** What the pieces endpoint reads: a manifest with its device and tables, piece ranges, and its audit rows. */
 import { to as copyTo } from 'pg-copy-streams';
 import type { TableDigest } from '../../../contract/canonical.ts';
-import { columnList, orderBy, type TableDef } from '../../../contract/tables.ts';
+import { KEY_RANGE_SQL, keyRangeParams, keyRangeSql } from '../../../contract/pieces.ts';
+import { columnList, type TableDef } from '../../../contract/tables.ts';
 import { prepared, type PoolClient, type Queryable } from '../../../platform/db.ts';
 import { deviceFromRow, type Device, type DeviceRow } from '../../model.ts';
 import { acceptedHashesSql } from './devices.ts';
@@ -67,14 +68,6 @@ export async function findManifestsForPieces(
   });
 }
 
-/** The key columns against a tab-joined key held in a transaction-local setting. */
-function keyBound(def: TableDef, op: '>' | '<=', setting: string): string {
-  const parts = def.primaryKey.map(
-    (_, i) => `split_part(current_setting('dbupdate.${setting}'), E'\\t', ${i + 1})::uuid`,
-  );
-  return `(${orderBy(def)}) ${op} (${parts.join(', ')})`;
-}
-
 /**
  * COPY text of the scoped rows with keys in (after, last], in key order. The bounds travel
  * as settings, as the scope does (sync/repo/scope.ts): COPY takes no bind parameters.
@@ -85,17 +78,13 @@ export async function copyPieceRange(
   after: string | null,
   last: string,
 ): Promise<NodeJS.ReadableStream> {
-  await client.query(
-    `SELECT set_config('dbupdate.after', $1::text, true), set_config('dbupdate.last', $2::text, true)`,
-    [after ?? '', last],
-  );
+  await client.query(KEY_RANGE_SQL, keyRangeParams(after, last));
   const scoped = scopeSelectSql(def);
   const where = scoped.indexOf(' WHERE ');
   const order = scoped.lastIndexOf(' ORDER BY ');
-  const bounds = [after === null ? undefined : keyBound(def, '>', 'after'), keyBound(def, '<=', 'last')];
   const sql =
     `SELECT ${columnList(def)} FROM "${def.name}" WHERE ${scoped.slice(where + 7, order)}` +
-    ` AND ${bounds.filter(Boolean).join(' AND ')}${scoped.slice(order)}`;
+    ` AND ${keyRangeSql(def, after)}${scoped.slice(order)}`;
   return client.query(copyTo(`COPY (${sql}) TO STDOUT`));
 }
 
