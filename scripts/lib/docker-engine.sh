@@ -1,4 +1,5 @@
-# Shared by scripts/container-check and scripts/arm64-image-check (sourced, bash).
+# shellcheck shell=bash
+# Shared by scripts/container-check and scripts/arm64-image-check (sourced; checked through them).
 
 # Starts dockerd when no engine answers, with its pidfile and log in DIR; sets engine_pid to the
 # pid of the one it started (empty when an engine already answered), for the caller to stop.
