@@ -74,6 +74,32 @@ describe('field links: pieces, resume and deltas', () => {
     assert.equal(audited.rows.at(-1).status, 'served');
   });
 
+  it('waits out a Central that is away for seconds after a cut, and finishes in the same sync', async () => {
+    const { port } = new URL(scope.central.url);
+    const target = { host: '127.0.0.1', port: Number(port) };
+    const probe = await startLink(target, { bitsPerSecond: 0, latencyMs: 0 });
+    assert.equal(
+      (await testSyncer(await scope.newEdge(), probe.url, scope.mac, scope.token).run('cli')).status,
+      'success',
+    );
+    await probe.close();
+    // Cut halfway, then nothing answers for 2.5 s (Central restarting): the client's retries
+    // fail, its circuit opens, and the load waits for the circuit's probe instead of failing.
+    const link = await startLink(target, {
+      bitsPerSecond: 2_000_000,
+      latencyMs: 5,
+      cutAtBytes: [Math.floor(probe.bytesDown * 0.5)],
+      downForMs: 2500,
+    });
+    const db = await scope.newEdge();
+    const result = await testSyncer(db, link.url, scope.mac, scope.token).run('cli');
+    await link.close();
+    assert.equal(result.status, 'success', JSON.stringify(result.error));
+    assert.equal(link.cuts, 1);
+    assert.ok(link.refused >= 5, `${link.refused} connections refused: the circuit opened`);
+    assert.deepEqual(await edgeRows(db.pool), await centralScopeRows(scope.centralDb.pool, scope.mac));
+  });
+
   it('restarts cleanly when the manifest expires mid-transfer, keeping the pieces it had', async () => {
     // A Central whose manifests live 10 s, behind a 100 kbit/s link cut once most of the way:
     // by the time the edge would resume, its manifest has expired.

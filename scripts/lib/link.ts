@@ -16,6 +16,8 @@ export interface LinkOptions {
   cutEveryMs?: number;
   /** Cut every open connection once the bytes delivered reach each of these totals, in order. */
   cutAtBytes?: number[];
+  /** After each cut, new connections are dropped at once for this long: a server restarting. */
+  downForMs?: number;
 }
 
 export interface Link {
@@ -24,6 +26,8 @@ export interface Link {
   readonly bytesDown: number;
   /** Connections cut so far. */
   readonly cuts: number;
+  /** Connections dropped at once while the link was down after a cut. */
+  readonly refused: number;
   close(): Promise<void>;
 }
 
@@ -80,14 +84,22 @@ export async function startLink(target: { host: string; port: number }, options:
   const open = new Set<Socket>();
   let bytesDown = 0;
   let cuts = 0;
+  let refused = 0;
+  let downUntil = 0;
   const cutAt = [...(options.cutAtBytes ?? [])];
   const cutAll = () => {
+    downUntil = performance.now() + (options.downForMs ?? 0);
     for (const socket of open) {
       cuts++;
       socket.destroy();
     }
   };
   const server = createServer((client) => {
+    if (performance.now() < downUntil) {
+      refused++;
+      client.destroy();
+      return;
+    }
     const upstream = connect(target.port, target.host);
     open.add(client);
     const close = () => {
@@ -116,6 +128,9 @@ export async function startLink(target: { host: string; port: number }, options:
     },
     get cuts() {
       return cuts;
+    },
+    get refused() {
+      return refused;
     },
     async close() {
       clearInterval(cutter);

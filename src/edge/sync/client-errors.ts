@@ -84,6 +84,16 @@ export function toClientError(err: unknown, where: Where, retryAt: number): AppE
   return networkError(err, where);
 }
 
+/**
+ * How long until the circuit lets one call through, when `err` is the open circuit's refusal
+ * (0 otherwise): a try before then never reaches Central.
+ */
+export function circuitWaitMs(err: unknown): number {
+  if (!(err instanceof AppError) || !(err.cause instanceof BrokenCircuitError)) return 0;
+  const seconds = err.details?.['retryAfterSeconds'];
+  return typeof seconds === 'number' ? seconds * 1000 : 0;
+}
+
 function statusError(err: HttpStatusError): AppError {
   let code = '';
   let message = '';

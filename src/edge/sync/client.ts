@@ -10,6 +10,7 @@ import {
   ExponentialBackoff,
   TimeoutStrategy,
   circuitBreaker,
+  halfJitterGenerator,
   handleWhen,
   retry,
   timeout,
@@ -86,16 +87,30 @@ class RetryAfterBackoff implements IBackoffFactory<IRetryBackoffContext<unknown>
   }
 }
 
-const HALF_OPEN_AFTER_MS = 30_000;
+/**
+ * How long the circuit stays open before one try decides: 1–2 s the first time, since a
+ * Central that restarts (a deploy, a killed container) is back within seconds, then doubled
+ * by each failed try up to 15–30 s, so a fleet stops hammering a Central that stays down.
+ */
+const HALF_OPEN_AFTER = { initialDelay: 2_000, maxDelay: 30_000, generator: halfJitterGenerator };
+
+/** A backoff that tells `seen` each duration it gives. */
+function noting<C>(backoff: IBackoff<C>, seen: (ms: number) => void): IBackoff<C> {
+  seen(backoff.duration);
+  return { duration: backoff.duration, next: (c) => noting(backoff.next(c), seen) };
+}
 
 export class CentralClient {
   readonly #opts: CentralClientOptions;
-  readonly #breaker = circuitBreaker(handleWhen(isRetryable), {
-    halfOpenAfter: HALF_OPEN_AFTER_MS,
-    breaker: new ConsecutiveBreaker(5),
-  });
   /** When the breaker lets a call through again (epoch ms), while it is open. */
   #retryAt = 0;
+  readonly #breaker = circuitBreaker(handleWhen(isRetryable), {
+    halfOpenAfter: {
+      next: () =>
+        noting(new ExponentialBackoff(HALF_OPEN_AFTER).next(), (ms) => (this.#retryAt = Date.now() + ms)),
+    },
+    breaker: new ConsecutiveBreaker(5),
+  });
   readonly #policy;
   /**
    * A connection pool that trusts only the pinned CA; undefined: the system's CAs. undici is
@@ -115,7 +130,6 @@ export class CentralClient {
         : Promise.resolve(undefined);
     // A failed import surfaces at the first request, not as an unhandled rejection before it.
     this.#dispatcher.catch(() => undefined);
-    this.#breaker.onBreak(() => (this.#retryAt = Date.now() + HALF_OPEN_AFTER_MS));
     const backoff = new ExponentialBackoff({ initialDelay: opts.initialDelayMs ?? 500, maxDelay: 30_000 });
     this.#policy = wrap(
       retry(handleWhen(isRetryable), {

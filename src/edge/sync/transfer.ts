@@ -21,7 +21,7 @@ import { AppError } from '../../platform/errors.ts';
 import type { Logger } from '../../platform/logger.ts';
 import { deleteStaged, pruneStaged, stagedAmong } from '../repo/pieces.ts';
 import type { ManifestClock } from './manifest-clock.ts';
-import { centralCodeOf } from './client-errors.ts';
+import { centralCodeOf, circuitWaitMs } from './client-errors.ts';
 import type { CentralClient } from './client.ts';
 import { reasonOf } from './errors.ts';
 import type { PieceSource } from './load.ts';
@@ -43,8 +43,9 @@ export interface TransferDeps {
 
 /**
  * Fetches that may fail in a row, bringing nothing, before the sync gives up (about 15 s of
- * backoff at the default delay); any progress starts the count again, so a link cut every
- * few seconds still finishes, and a Central that is gone fails the sync in seconds.
+ * backoff at the default delay, longer when the client's circuit opens: each try then waits
+ * for the circuit's one call); any progress starts the count again, so a link cut every few
+ * seconds still finishes, and a Central that is gone fails the sync within a minute.
  */
 const MAX_FAILURES = 5;
 /** A piece whose bytes fail its id this often is not a link's accident. */
@@ -218,7 +219,10 @@ export class PieceTransfer implements PieceSource {
       const progressed = this.#stats.piecesFetched > this.#mark;
       this.#failures = progressed ? 0 : this.#failures + 1;
       if (this.#failures >= MAX_FAILURES) throw err;
-      const delay = progressed ? 0 : Math.min(this.#deps.resumeDelayMs * 2 ** (this.#failures - 1), 15_000);
+      const backoff = progressed ? 0 : Math.min(this.#deps.resumeDelayMs * 2 ** (this.#failures - 1), 15_000);
+      // A try while the client's circuit is open would not reach Central: wait for its probe,
+      // so a Central restarting for a few seconds costs a pause, not the sync.
+      const delay = Math.max(backoff, circuitWaitMs(err));
       if (Date.now() + delay >= this.#deps.deadlineAt) throw err;
       this.#deps.log.warn(
         { event: 'sync.resume', err, fetched: this.#stats.piecesFetched, delayMs: delay },
