@@ -4,7 +4,8 @@
  * budgets must count only requests that proved who they are (so that nobody can spend a
  * device's budget, or the fleet's, without its credential).
  */
-import { LRUCache } from 'lru-cache';
+import type { LRUCache } from 'lru-cache';
+import { growingLru } from './lru.ts';
 
 export class FixedWindow {
   readonly #limit: number;
@@ -42,7 +43,7 @@ export class KeyedWindows {
   constructor(limit: number, windowMs: number, maxKeys = 100_000) {
     this.#limit = limit;
     this.#windowMs = windowMs;
-    this.#windows = new LRUCache({ max: maxKeys, ttl: windowMs });
+    this.#windows = growingLru(maxKeys, windowMs);
   }
 
   /** 0 when `key` may go ahead, else the seconds until its window resets. */

@@ -9,9 +9,8 @@
 import { context, propagation, trace, type Context } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
-import { registerInstrumentations } from '@opentelemetry/instrumentation';
+import { registerInstrumentations, type Instrumentation } from '@opentelemetry/instrumentation';
 import { HttpInstrumentation } from '@opentelemetry/instrumentation-http';
-import { PgInstrumentation } from '@opentelemetry/instrumentation-pg';
 import { UndiciInstrumentation } from '@opentelemetry/instrumentation-undici';
 import { envDetector, detectResources, resourceFromAttributes } from '@opentelemetry/resources';
 import {
@@ -116,6 +115,22 @@ async function exporterFromEnv(env: NodeJS.ProcessEnv): Promise<{ name: string; 
   return { name, processor: new BatchSpanProcessor({ exporter: new OTLPTraceExporter() }) };
 }
 
+/**
+ * Query spans, loaded only when spans are exported: otherwise every span is unrecorded and
+ * wrapping each query would cost both services CPU (and the edge's CLI 90 ms of start) for nothing.
+ */
+async function pgInstrumentation(): Promise<Instrumentation> {
+  const { PgInstrumentation } = await import('@opentelemetry/instrumentation-pg');
+  // Query text only, never parameter values (MACs, credential hashes).
+  return new PgInstrumentation({
+    requireParentSpan: true,
+    enhancedDatabaseReporting: false,
+    // A span per pool checkout re-parses the connection string each time (a few per cent
+    // of Central's CPU under load) and says nothing the query spans do not.
+    ignoreConnectSpans: true,
+  });
+}
+
 /** Sets up tracing once per process; later calls return the first setup. */
 export async function startTracing(options: TracingOptions): Promise<Tracing> {
   if (current) return current;
@@ -141,18 +156,13 @@ export async function startTracing(options: TracingOptions): Promise<Tracing> {
   registerInstrumentations({
     tracerProvider: provider,
     instrumentations: [
+      // These two carry the trace id across HTTP (in and out) even when nothing is exported,
+      // so both services' log lines of one sync share it.
       new HttpInstrumentation({
         ignoreIncomingRequestHook: (req) => UNTRACED_PATHS.has((req.url ?? '').split('?')[0]!),
       }),
       new UndiciInstrumentation(),
-      // Query text only, never parameter values (MACs, credential hashes).
-      new PgInstrumentation({
-        requireParentSpan: true,
-        enhancedDatabaseReporting: false,
-        // A span per pool checkout re-parses the connection string each time (a few per cent
-        // of Central's CPU under load) and says nothing the query spans do not.
-        ignoreConnectSpans: true,
-      }),
+      ...(chosen.processor ? [await pgInstrumentation()] : []),
     ],
   });
   current = {

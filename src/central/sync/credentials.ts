@@ -8,7 +8,8 @@
  */
 import { createHash, randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
 import { BulkheadRejectedError, bulkhead } from 'cockatiel';
-import { LRUCache } from 'lru-cache';
+import type { LRUCache } from 'lru-cache';
+import { growingLru } from '../../platform/lru.ts';
 import { AppError } from '../../platform/errors.ts';
 import { bearerToken } from '../../platform/http.ts';
 import { promisify } from 'node:util';
@@ -82,8 +83,8 @@ export class CredentialVerifier {
     onCheck?: (source: 'cache' | 'computed') => void;
   }) {
     this.#counted = options.onCheck ?? (() => undefined);
-    this.#verified = new LRUCache({ max: options.maxEntries, ttl: options.ttlMs });
-    this.#refused = new LRUCache({ max: options.maxEntries, ttl: options.ttlMs });
+    this.#verified = growingLru(options.maxEntries, options.ttlMs);
+    this.#refused = growingLru(options.maxEntries, options.ttlMs);
     this.#checks = bulkhead(options.concurrency ?? 2, options.queue ?? 64);
   }
 

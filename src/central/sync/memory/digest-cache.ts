@@ -5,7 +5,8 @@
  * an unchanged device gets its answer without Central reading a single row. Bounded LRU;
  * per process (replicas each keep their own, which is safe).
  */
-import { LRUCache } from 'lru-cache';
+import type { LRUCache } from 'lru-cache';
+import { growingLru } from '../../../platform/lru.ts';
 import type { TableDigest } from '../../../contract/canonical.ts';
 
 export class DigestCache {
@@ -14,8 +15,8 @@ export class DigestCache {
   readonly #shared: LRUCache<string, TableDigest[]>;
 
   constructor(maxEntries: number) {
-    this.#cache = new LRUCache({ max: maxEntries });
-    this.#shared = new LRUCache({ max: maxEntries });
+    this.#cache = growingLru(maxEntries);
+    this.#shared = growingLru(maxEntries);
   }
 
   getShared(key: string): TableDigest[] | undefined {
