@@ -6,22 +6,39 @@ import { sizeTableCache } from '../src/central/sync/memory/sizing.ts';
 import { TEST_KEYS } from './helpers/keys.ts';
 
 const GIB = 2 ** 30;
+const MB = 2 ** 20;
+/** 40-user locations: their shared tables are far under 64 KB a location. */
+const fleet = (locations: number, sharedBytes = locations * 20_000) => ({ locations, sharedBytes });
 
 describe('table cache sizing', () => {
   it('keeps a number the operator set', () => {
-    assert.deepEqual(sizeTableCache(256, 10_000, 24 * GIB), { mb: 256, why: 'TABLE_CACHE_MB as set' });
-    assert.equal(sizeTableCache(0, 10_000, 24 * GIB).mb, 0);
+    assert.deepEqual(sizeTableCache(256, fleet(10_000), 24 * GIB), { mb: 256, why: 'TABLE_CACHE_MB as set' });
+    assert.equal(sizeTableCache(0, fleet(10_000), 24 * GIB).mb, 0);
   });
 
   it('gives 64 KB per location, the fleet bench’s 640 MB at 10,000 locations', () => {
-    const sized = sizeTableCache('auto', 10_000, 24 * GIB);
+    const sized = sizeTableCache('auto', fleet(10_000), 24 * GIB);
     assert.equal(sized.mb, 625);
     assert.match(sized.why, /^TABLE_CACHE_MB=auto: 10000 locations × 64 KB \(24576 MB given\)$/);
   });
 
+  it('holds the shared tables whole when locations are larger (400 users each)', () => {
+    const large = sizeTableCache('auto', fleet(10_000, 1_500 * MB), 24 * GIB);
+    assert.equal(large.mb, 1_500);
+    assert.match(
+      large.why,
+      /^TABLE_CACHE_MB=auto: the 10000 locations' shared tables hold 1500 MB \(24576 MB given\)$/,
+    );
+    assert.equal(
+      sizeTableCache('auto', fleet(10_000, 8_000 * MB), 24 * GIB).mb,
+      6_144,
+      'a quarter of 24 GiB',
+    );
+  });
+
   it('never goes under 64 MB, nor over a quarter of the memory given', () => {
-    assert.equal(sizeTableCache('auto', 3, 24 * GIB).mb, 64);
-    const capped = sizeTableCache('auto', 100_000, 2 * GIB);
+    assert.equal(sizeTableCache('auto', fleet(3), 24 * GIB).mb, 64);
+    const capped = sizeTableCache('auto', fleet(100_000), 2 * GIB);
     assert.equal(capped.mb, 512);
     assert.match(capped.why, /capped at a quarter of the 2048 MB given/);
   });

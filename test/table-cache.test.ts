@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { enrollDevice } from '../src/central/fleet/enroll.ts';
 import { DEFAULT_SHAPE, seedCentral } from '../src/central/fleet/seed.ts';
+import { countFleet } from '../src/central/sync/repo/scope.ts';
 import { startCentral, type RunningCentral } from './helpers/central.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { centralScopeRows, edgeRows, testSyncer } from './helpers/edge.ts';
@@ -47,6 +48,17 @@ describe('the table cache', () => {
     assertRowsMatchManifest(s);
     return s;
   }
+
+  it('counts the fleet it is sized from: locations and the bytes of the tables they share', async () => {
+    const fleet = await countFleet(db.pool);
+    const { rows } = await db.pool.query<{ n: number; bytes: number }>(
+      `SELECT (SELECT count(*)::int FROM locations) AS n, pg_table_size('users')::float8 AS bytes`,
+    );
+    assert.equal(fleet.locations, rows[0]!.n);
+    assert.ok(fleet.locations > 0);
+    // users is one of the shared tables.
+    assert.ok(fleet.sharedBytes > rows[0]!.bytes, `${fleet.sharedBytes} bytes`);
+  });
 
   it('serves a neighbour the shared tables from memory, hashed once, its own row read without a session', async () => {
     const ownRow = () => metric(/^dbupdate_central_digest_cache_total\{result="own_row"\} (\d+)/m);

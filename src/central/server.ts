@@ -25,6 +25,7 @@ import { fleetCounts } from './fleet/repo/device-admin.ts';
 import { CentralMetrics } from './metrics.ts';
 import { ScopeMemory } from './sync/memory/memory.ts';
 import { memoryGiven, sizeTableCache } from './sync/memory/sizing.ts';
+import { countFleet } from './sync/repo/scope.ts';
 import { ReleaseGate } from './release/gate.ts';
 import type { SyncDeps } from './sync/deps.ts';
 import { CredentialVerifier } from './sync/credentials.ts';
@@ -148,16 +149,13 @@ function readerPools(
 
 /** TABLE_CACHE_MB, sized from the fleet when `auto`; a database that cannot answer yet counts no location. */
 async function sizedTableCache(config: CentralConfig, pool: Pool, log: Logger): Promise<number> {
-  const locations =
+  const fleet =
     config.tableCacheMb === 'auto'
-      ? await pool
-          .query<{ n: number }>('SELECT count(*)::int AS n FROM locations')
-          .then((r) => r.rows[0]!.n)
-          .catch(() => 0)
-      : 0;
-  const sized = sizeTableCache(config.tableCacheMb, locations, await memoryGiven());
+      ? await countFleet(pool).catch(() => ({ locations: 0, sharedBytes: 0 }))
+      : { locations: 0, sharedBytes: 0 };
+  const sized = sizeTableCache(config.tableCacheMb, fleet, await memoryGiven());
   log.info(
-    { event: 'config.table_cache', tableCacheMb: sized.mb, locations },
+    { event: 'config.table_cache', tableCacheMb: sized.mb, ...fleet },
     `table cache: ${sized.mb} MB (${sized.why})`,
   );
   return sized.mb;

@@ -5,7 +5,7 @@
  * | TABLE_CACHE_MB | → megabytes                                                                             |
  * |----------------|-----------------------------------------------------------------------------------------|
  * | a number       | that number: the operator's                                                             |
- * | `auto`         | 64 KB per location (a first-sync storm keeps each location's shared rows and pieces: about 50 KB measured, docs/scaling.md), at least 64 MB, at most a quarter of the memory Central is given (its cgroup's limit, else the machine's) |
+ * | `auto`         | enough for every location's shared rows: the larger of 64 KB per location (a 40-user location's shared rows and pieces are about 50 KB, docs/scaling.md) and the size of the shared tables themselves (larger locations); at least 64 MB, at most a quarter of the memory Central is given (its cgroup's limit, else the machine's) |
  *
  * The fleet is counted at start: a fleet that grows by many locations is sized again by a restart.
  */
@@ -21,18 +21,31 @@ export interface Sized {
   why: string;
 }
 
-export function sizeTableCache(setting: number | 'auto', locations: number, memoryBytes: number): Sized {
+/** What Central counts of its fleet at start. */
+export interface FleetSize {
+  locations: number;
+  /** The on-disk size of the tables a location's devices share (all but `devices`). */
+  sharedBytes: number;
+}
+
+export function sizeTableCache(setting: number | 'auto', fleet: FleetSize, memoryBytes: number): Sized {
   if (setting !== 'auto') return { mb: setting, why: 'TABLE_CACHE_MB as set' };
-  const wanted = Math.ceil((locations * PER_LOCATION_BYTES) / MB);
+  const perLocation = Math.ceil((fleet.locations * PER_LOCATION_BYTES) / MB);
+  const shared = Math.ceil(fleet.sharedBytes / MB);
+  const wanted = Math.max(perLocation, shared);
   const ceiling = Math.max(FLOOR_MB, Math.floor(memoryBytes / 4 / MB));
   const mb = Math.min(ceiling, Math.max(FLOOR_MB, wanted));
   const given = `${Math.round(memoryBytes / MB)} MB given`;
+  const reason =
+    shared > perLocation
+      ? `the ${fleet.locations} locations' shared tables hold ${shared} MB`
+      : `${fleet.locations} locations × 64 KB`;
   const why =
     mb === wanted
-      ? `${locations} locations × 64 KB`
+      ? reason
       : mb === FLOOR_MB
-        ? `${locations} locations × 64 KB is under the floor of ${FLOOR_MB} MB`
-        : `${locations} locations × 64 KB = ${wanted} MB, capped at a quarter of the ${given}`;
+        ? `${reason}, under the floor of ${FLOOR_MB} MB`
+        : `${reason}, capped at a quarter of the ${given}`;
   return { mb, why: `TABLE_CACHE_MB=auto: ${why} (${given})` };
 }
 

@@ -5,7 +5,14 @@
  */
 import { to as copyTo } from 'pg-copy-streams';
 import type { PoolClient } from '../../../platform/db.ts';
-import { columnList, COPY_SESSION_SETTINGS, orderBy, type TableDef } from '../../../contract/tables.ts';
+import {
+  columnList,
+  COPY_SESSION_SETTINGS,
+  orderBy,
+  TABLES,
+  type TableDef,
+} from '../../../contract/tables.ts';
+import type { Queryable } from '../../../platform/db.ts';
 import type { Device } from '../../model.ts';
 import { scopeConditions } from '../scope/rule.ts';
 
@@ -126,4 +133,16 @@ export function copyOwnRows(client: PoolClient, def: TableDef): NodeJS.ReadableS
               ORDER BY ${orderBy(def)}) TO STDOUT`,
     ),
   );
+}
+
+/** Locations, and the on-disk size of the tables their devices share, for the table cache's size. */
+export async function countFleet(db: Queryable): Promise<{ locations: number; sharedBytes: number }> {
+  const shared = TABLES.filter((t) => t.name !== 'devices').map((t) => t.name);
+  const { rows } = await db.query<{ locations: number; sharedBytes: number }>(
+    `SELECT (SELECT count(*)::int FROM locations) AS "locations",
+            (SELECT coalesce(sum(pg_table_size(to_regclass(quote_ident(n)))), 0)::float8
+               FROM unnest($1::text[]) n) AS "sharedBytes"`,
+    [shared],
+  );
+  return rows[0]!;
 }
