@@ -34,6 +34,9 @@ describe('table cache sizing', () => {
       6_144,
       'a quarter of 24 GiB',
     );
+    // One location of a million users is streamed to its devices, not held: the floor.
+    assert.equal(sizeTableCache('auto', fleet(1, 400 * MB), 24 * GIB).mb, 64);
+    assert.equal(sizeTableCache('auto', fleet(100, 400 * MB), 24 * GIB).mb, 100, '1 MB a location');
   });
 
   it('never goes under 64 MB, nor over a quarter of the memory given', () => {

@@ -5,9 +5,12 @@
  * | TABLE_CACHE_MB | → megabytes                                                                             |
  * |----------------|-----------------------------------------------------------------------------------------|
  * | a number       | that number: the operator's                                                             |
- * | `auto`         | enough for every location's shared rows: the larger of 64 KB per location (a 40-user location's shared rows and pieces are about 50 KB, docs/scaling.md) and the size of the shared tables themselves (larger locations); at least 64 MB, at most a quarter of the memory Central is given (its cgroup's limit, else the machine's) |
+ * | `auto`         | enough for every location's shared rows: the larger of 64 KB per location (a 40-user location's shared rows and pieces are about 50 KB, docs/scaling.md) and the size of the shared tables themselves (larger locations), counted up to 1 MB a location; at least 64 MB, at most a quarter of the memory Central is given (its cgroup's limit, else the machine's) |
  *
  * The fleet is counted at start: a fleet that grows by many locations is sized again by a restart.
+ * The cache is for what many locations' devices ask for within an interval; a scope larger than
+ * 1 MB a location (one company of a million users) is streamed from PostgreSQL to its few
+ * devices rather than held, so such a fleet does not make Central hold all of its data.
  */
 import { readFile } from 'node:fs/promises';
 import { totalmem } from 'node:os';
@@ -15,6 +18,7 @@ import { totalmem } from 'node:os';
 const MB = 2 ** 20;
 export const PER_LOCATION_BYTES = 64 * 1024;
 export const FLOOR_MB = 64;
+export const LOCATION_CAP_BYTES = MB;
 
 export interface Sized {
   mb: number;
@@ -31,7 +35,7 @@ export interface FleetSize {
 export function sizeTableCache(setting: number | 'auto', fleet: FleetSize, memoryBytes: number): Sized {
   if (setting !== 'auto') return { mb: setting, why: 'TABLE_CACHE_MB as set' };
   const perLocation = Math.ceil((fleet.locations * PER_LOCATION_BYTES) / MB);
-  const shared = Math.ceil(fleet.sharedBytes / MB);
+  const shared = Math.ceil(Math.min(fleet.sharedBytes, fleet.locations * LOCATION_CAP_BYTES) / MB);
   const wanted = Math.max(perLocation, shared);
   const ceiling = Math.max(FLOOR_MB, Math.floor(memoryBytes / 4 / MB));
   const mb = Math.min(ceiling, Math.max(FLOOR_MB, wanted));
