@@ -45,7 +45,8 @@ export interface TransferDeps {
  * Fetches that may fail in a row, bringing nothing, before the sync gives up (about 15 s of
  * backoff at the default delay, longer when the client's circuit opens: each try then waits
  * for the circuit's one call); any progress starts the count again, so a link cut every few
- * seconds still finishes, and a Central that is gone fails the sync within a minute.
+ * seconds still finishes, and a Central that refuses connections fails the sync in about a
+ * minute (one that does not answer at all, within SYNC_DEADLINE_SECONDS).
  */
 const MAX_FAILURES = 5;
 /** A piece whose bytes fail its id this often is not a link's accident. */

@@ -8,9 +8,10 @@
  * | `auto`         | enough for every location's shared rows: the larger of 64 KB per location (a 40-user location's shared rows and pieces are about 50 KB, docs/scaling.md) and the size of the shared tables themselves (larger locations), counted up to 1 MB a location; at least 64 MB, at most a quarter of the memory Central is given (its cgroup's limit, else the machine's) |
  *
  * The fleet is counted at start: a fleet that grows by many locations is sized again by a restart.
- * The cache is for what many locations' devices ask for within an interval; a scope larger than
- * 1 MB a location (one company of a million users) is streamed from PostgreSQL to its few
- * devices rather than held, so such a fleet does not make Central hold all of its data.
+ * The cache is for what many locations' devices ask for within an interval: the shared tables
+ * count up to 1 MB a location on average, so a fleet of few locations with huge scopes (one
+ * company of a million users) streams them from PostgreSQL to its devices rather than holding
+ * them all.
  */
 import { readFile } from 'node:fs/promises';
 import { totalmem } from 'node:os';
