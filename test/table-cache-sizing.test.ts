@@ -35,12 +35,12 @@ describe('table cache sizing', () => {
       'a quarter of 24 GiB',
     );
     // One location of a million users is streamed to its devices, not held: the floor.
-    assert.equal(sizeTableCache('auto', fleet(1, 400 * MB), 24 * GIB).mb, 64);
+    assert.equal(sizeTableCache('auto', fleet(1, 400 * MB), 24 * GIB).mb, 32);
     assert.equal(sizeTableCache('auto', fleet(100, 400 * MB), 24 * GIB).mb, 100, '1 MB a location');
   });
 
-  it('never goes under 64 MB, nor over a quarter of the memory given', () => {
-    assert.equal(sizeTableCache('auto', fleet(3), 24 * GIB).mb, 64);
+  it('never goes under 32 MB, nor over a quarter of the memory given', () => {
+    assert.equal(sizeTableCache('auto', fleet(3), 24 * GIB).mb, 32);
     const capped = sizeTableCache('auto', fleet(100_000), 2 * GIB);
     assert.equal(capped.mb, 512);
     assert.match(capped.why, /capped at a quarter of the 2048 MB given/);

@@ -5,7 +5,7 @@
  * | TABLE_CACHE_MB | → megabytes                                                                             |
  * |----------------|-----------------------------------------------------------------------------------------|
  * | a number       | that number: the operator's                                                             |
- * | `auto`         | enough for every location's shared rows: the larger of 64 KB per location (a 40-user location's shared rows and pieces are about 50 KB, docs/scaling.md) and the size of the shared tables themselves (larger locations), counted up to 1 MB a location; at least 64 MB, at most a quarter of the memory Central is given (its cgroup's limit, else the machine's) |
+ * | `auto`         | enough for every location's shared rows: the larger of 64 KB per location (a 40-user location's shared rows and pieces are about 50 KB, docs/scaling.md) and the size of the shared tables themselves (larger locations), counted up to 1 MB a location; at least 32 MB (500 such locations), at most a quarter of the memory Central is given (its cgroup's limit, else the machine's) |
  *
  * The fleet is counted at start: a fleet that grows by many locations is sized again by a restart.
  * The cache is for what many locations' devices ask for within an interval: the shared tables
@@ -18,7 +18,7 @@ import { totalmem } from 'node:os';
 
 const MB = 2 ** 20;
 export const PER_LOCATION_BYTES = 64 * 1024;
-export const FLOOR_MB = 64;
+export const FLOOR_MB = 32;
 export const LOCATION_CAP_BYTES = MB;
 
 export interface Sized {
