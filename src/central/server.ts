@@ -147,12 +147,10 @@ function readerPools(
   return { snapshotPools, ownRowPool };
 }
 
-/** TABLE_CACHE_MB, sized from the fleet when `auto`; a database that cannot answer yet counts no location. */
+/** TABLE_CACHE_MB, sized from the fleet when `auto`; a database that cannot answer yet counts no fleet. */
 async function sizedTableCache(config: CentralConfig, pool: Pool, log: Logger): Promise<number> {
-  const fleet =
-    config.tableCacheMb === 'auto'
-      ? await countFleet(pool).catch(() => ({ locations: 0, sharedBytes: 0 }))
-      : { locations: 0, sharedBytes: 0 };
+  const none = { locations: 0, sharedBytes: 0 };
+  const fleet = config.tableCacheMb === 'auto' ? await countFleet(pool).catch(() => none) : none;
   const sized = sizeTableCache(config.tableCacheMb, fleet, await memoryGiven());
   log.info(
     { event: 'config.table_cache', tableCacheMb: sized.mb, ...fleet },

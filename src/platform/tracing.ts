@@ -117,7 +117,7 @@ async function exporterFromEnv(env: NodeJS.ProcessEnv): Promise<{ name: string; 
 
 /**
  * Query spans, loaded only when spans are exported: otherwise every span is unrecorded and
- * wrapping each query would cost both services CPU (and the edge's CLI 90 ms of start) for nothing.
+ * wrapping each query would cost both services CPU (and the edge's CLI about 30 ms of start) for nothing.
  */
 async function pgInstrumentation(): Promise<Instrumentation> {
   const { PgInstrumentation } = await import('@opentelemetry/instrumentation-pg');

@@ -17,9 +17,9 @@ import { readFile } from 'node:fs/promises';
 import { totalmem } from 'node:os';
 
 const MB = 2 ** 20;
-export const PER_LOCATION_BYTES = 64 * 1024;
-export const FLOOR_MB = 32;
-export const LOCATION_CAP_BYTES = MB;
+const PER_LOCATION_BYTES = 64 * 1024;
+const FLOOR_MB = 32;
+const LOCATION_CAP_BYTES = MB;
 
 export interface Sized {
   mb: number;
