@@ -85,3 +85,24 @@ it('lets answers from memory past a full session gate, within their own bound; a
   fromMemory.free();
   next.free();
 });
+
+it('gives back a session slot alone once the session is done, keeping the answer slot for the rows from memory', async () => {
+  const admission = new Admission({ max: 1, answers: 1, perDevice: 2, queue: 0, waitMs: 1000 });
+  const shed = (p: Promise<unknown>) =>
+    p.then(
+      () => 'taken',
+      (e: { code: string }) => e.code,
+    );
+  const answer = admission.forRequest();
+  await answer.take('answer');
+  await answer.take('session');
+  answer.freeSession();
+  answer.freeSession(); // idempotent
+  const other = admission.forRequest();
+  assert.equal(await shed(other.take('session')), 'taken', 'the session slot came back');
+  assert.equal(await shed(admission.forRequest().take('answer')), 'OVERLOADED', 'the answer slot did not');
+  answer.free(); // the session slot it gave back is not given back twice
+  assert.equal(await shed(admission.forRequest().take('session')), 'OVERLOADED', 'one session at once still');
+  assert.equal(await shed(admission.forRequest().take('answer')), 'taken', 'now the answer slot');
+  other.free();
+});

@@ -63,8 +63,10 @@ export class Admission {
     claim(deviceId: string): void;
     take(kind: SlotKind, priority?: 'first' | 'normal'): Promise<() => void>;
     free(): void;
+    freeSession(): void;
   } {
     const held: (() => void)[] = [];
+    let session: (() => void) | undefined;
     const free = () => held.forEach((release) => release());
     let claimed = false;
     return {
@@ -75,10 +77,14 @@ export class Admission {
         claimed = true;
       },
       take: async (kind, priority) => {
-        held.push(await (kind === 'answer' ? this.#answers : this.#sessions).take(priority));
+        const release = await (kind === 'answer' ? this.#answers : this.#sessions).take(priority);
+        held.push(release);
+        if (kind === 'session') session = release;
         return free;
       },
       free,
+      // The session slot alone (releases are idempotent, so `free` may still call it).
+      freeSession: () => session?.(),
     };
   }
 

@@ -52,6 +52,11 @@ export class AnswerScope {
     this.#slots = this.#admission.forRequest();
   }
 
+  /** Gives back the session slot early: the session is closed, the answer goes on from memory. */
+  releaseSession(): void {
+    this.#slots.freeSession();
+  }
+
   /** The session the body reads in, closed with the answer unless the body closed it first. */
   hold(session: SnapshotSession): void {
     this.#session = session;

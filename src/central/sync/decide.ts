@@ -14,6 +14,7 @@ import type { Device } from '../model.ts';
 import type { SyncDeps, SyncInput } from './deps.ts';
 import { holdsAnswerSlot, plan } from './planner.ts';
 import {
+  lackedRows,
   piecesInSession,
   readOwnRow,
   recall,
@@ -111,13 +112,17 @@ async function inSession(a: Asking): Promise<Chosen> {
     }),
   );
   const { digests: tables, pieces } = computed.result;
-  if (!a.held.pieces) {
+  // A rows edge whose lacked tables the digest pass just kept (a small scope's are) is sent
+  // them from memory, as a pieces edge is: each row is read once, and the session ends here.
+  const pinned = a.held.pieces ? undefined : lackedRows(deps, tables, a.held);
+  if (!a.held.pieces && !pinned) {
     input.scope.hold(computed.session);
     return { tables, pinned: new Map(), pieces, session: computed.session };
   }
-  // Rows come by /pieces: the session and the slots are done once the digests are, and are
-  // not held while the manifest is stored (a batched write) and sent.
+  // The session (and, for a pieces edge, every slot) is done once the digests are, and is not
+  // held while the manifest is stored (a batched write) and sent.
   await computed.session.close();
-  input.scope.releaseSlots();
-  return { tables, pinned: new Map(), pieces, session: undefined };
+  if (pinned) input.scope.releaseSession();
+  else input.scope.releaseSlots();
+  return { tables, pinned: pinned ?? new Map(), pieces, session: undefined };
 }

@@ -15,8 +15,9 @@
  *
  * `pieces` and `rows` answer from memory; `own-row` completes the shared digests with the
  * device's own row read in a batch (no session); `session` opens a snapshot session, which
- * reads whatever memory lacks. A rows edge whose shared tables are not in memory goes
- * straight to a session: its rows must be read in one anyway.
+ * reads whatever memory lacks (a rows edge is then sent the rows its digest pass kept, and the
+ * session ends there). A rows edge whose shared tables are not in memory goes straight to a
+ * session: its rows must be read in one anyway.
  */
 
 /** What the request knows when it asks. */

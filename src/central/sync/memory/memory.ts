@@ -59,9 +59,25 @@ export class ScopeMemory {
     this.#digests.setShared(locationKey(device, locationVersion, model), digests);
   }
 
-  /** A table's rows (COPY text) by content. */
+  /**
+   * A table's rows (COPY text) by content: kept whole, or put together from its pieces. The
+   * pieces are consecutive runs in key order, so their rows in order are the table's COPY text:
+   * the rows a session's digest pass cut and kept need not be read again for the answer.
+   */
   rows(t: TableDigest): Buffer[] | undefined {
-    return this.#tables.get(t);
+    return this.#tables.get(t) ?? this.#fromPieces(t);
+  }
+
+  #fromPieces(t: TableDigest): Buffer[] | undefined {
+    const pieces = this.#tables.pieces(t);
+    if (!pieces) return undefined;
+    const rows: Buffer[] = [];
+    for (const p of pieces) {
+      const piece = this.#tables.piece(t.name, p);
+      if (!piece) return undefined;
+      rows.push(piece);
+    }
+    return rows;
   }
 
   /** A collector for a table's rows as they stream; `keep()` once their count was checked. */

@@ -131,19 +131,31 @@ export function recall(
     out.known.sharedInMemory = shared !== undefined && (!held.pieces || !!lackedPieces(caches, shared, held));
     return out;
   }
-  const lacked = lacking(digests, held);
   out.known.digests = held.global === globalSha256(digests) ? 'held' : 'lacking';
   if (held.pieces) {
     out.pieces = lackedPieces(caches, digests, held);
     out.known.lackedInMemory = out.pieces !== undefined;
     return out;
   }
-  for (const t of lacked) {
-    const rows = caches.memory.rows(t);
-    if (!rows) return out;
-    out.pinned.set(t.name, rows);
-  }
+  const pinned = lackedRows(caches, digests, held);
+  if (!pinned) return out;
+  out.pinned = pinned;
   out.known.lackedInMemory = true;
+  return out;
+}
+
+/** A rows edge: the rows of every table `held` lacks, from memory; undefined when one is not there. */
+export function lackedRows(
+  caches: ScopeCaches,
+  digests: readonly TableDigest[],
+  held: Held,
+): Map<string, Buffer[]> | undefined {
+  const out = new Map<string, Buffer[]>();
+  for (const t of lacking(digests, held)) {
+    const rows = caches.memory.rows(t);
+    if (!rows) return undefined;
+    out.set(t.name, rows);
+  }
   return out;
 }
 
