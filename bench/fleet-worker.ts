@@ -24,7 +24,8 @@ import { planLoad } from '../src/edge/sync/plan.ts';
 
 export interface WorkerInput {
   base: string;
-  devices: { mac: string; token: string }[];
+  /** With `address`, the device connects from its own loopback address, a new connection per sync. */
+  devices: { mac: string; token: string; address?: string | undefined }[];
   intervalMs: number;
   /** Sockets this worker may hold open to Central; more requests wait for one (bounded descriptors). */
   sockets: number;
@@ -73,7 +74,7 @@ async function post(
 ) {
   const res = await request(`${input.base}${path}`, {
     method: 'POST',
-    dispatcher: agent,
+    dispatcher: device.agent ?? agent,
     headers: { ...edgeRequestHeaders(accept, DATA_MODEL.version, device.token), ...extraHeaders },
     body: JSON.stringify(body),
   });
@@ -113,6 +114,9 @@ const pieces = input.protocol === 'pieces';
 interface Device {
   mac: string;
   token: string;
+  address?: string | undefined;
+  /** A sync's own connection, from the device's own address (`--own-addresses`). */
+  agent?: Agent | undefined;
   known: string | null;
   retryAfterMs: number;
   tables: TableDigest[] | undefined;
@@ -167,6 +171,19 @@ function hold(device: Device, plan: ReturnType<typeof planLoad>) {
 
 /** One attempt; true when the device holds the manifest's data afterwards. */
 async function syncOnce(device: Device, phase: PhaseStats): Promise<boolean> {
+  if (!device.address) return attempt(device, phase);
+  // As a device in the field: its own address, and a new connection for each sync.
+  device.agent = new Agent({ connections: 1, localAddress: device.address });
+  try {
+    return await attempt(device, phase);
+  } finally {
+    const closing = device.agent.close();
+    device.agent = undefined;
+    await closing;
+  }
+}
+
+async function attempt(device: Device, phase: PhaseStats): Promise<boolean> {
   const started = performance.now();
   let status: string;
   try {

@@ -1,7 +1,7 @@
 /**
  * `npm run fleet [-- --devices 1000 --interval 300 --seconds 120 --churn 2 --workers 1
  * --users-per-location 40 --sockets 4000 --env KEY=VALUE --topology single|scale-out --centrals 2
- * --kill-one-at S --protocol pieces|stream --no-inline]`: Central (one process on embedded PostgreSQL, or scaled out on Debian's
+ * --kill-one-at S --protocol pieces|stream --no-inline --own-addresses]`: Central (one process on embedded PostgreSQL, or scaled out on Debian's
  * engines: bench/fleet-topology.ts) and a simulated fleet in worker threads
  * (bench/fleet-worker.ts), all on loopback. Each device syncs on its own schedule, offering the global hash it holds;
  * Central's data changes by one user edit every `--churn` seconds (0: never). Reports per
@@ -40,6 +40,12 @@ const { values } = parseArgs({
     protocol: { type: 'string', default: 'pieces' },
     /** With pieces: devices that hold nothing do not ask for their pieces in the answer (edges before this release). */
     'no-inline': { type: 'boolean', default: false },
+    /**
+     * Each device connects from its own loopback address (127.10.0.1 and on), with a new
+     * connection for each sync, as a fleet in the field does; the per-source rate limit is then
+     * Central's default. Without it, devices share 127.0.0.1 and kept-alive sockets (--sockets).
+     */
+    'own-addresses': { type: 'boolean', default: false },
     env: { type: 'string', multiple: true, default: [] },
     topology: { type: 'string', default: 'single' },
     centrals: { type: 'string', default: '2' },
@@ -263,7 +269,7 @@ try {
     MANIFEST_SIGNING_KEY: keys.privateKey,
     RATE_LIMIT_PER_DEVICE_PER_MINUTE: '1000',
     RATE_LIMIT_GLOBAL_PER_MINUTE: '10000000',
-    RATE_LIMIT_PER_SOURCE_PER_MINUTE: '10000000',
+    ...(values['own-addresses'] ? {} : { RATE_LIMIT_PER_SOURCE_PER_MINUTE: '10000000' }),
     LOG_LEVEL: 'error',
     LOG_FORMAT: 'json',
     ...extraEnv,
@@ -273,7 +279,9 @@ try {
   const threads = Array.from({ length: workers }, (_, w) => {
     const input: WorkerInput = {
       base,
-      devices: fleet.filter((_, i) => i % workers === w),
+      devices: fleet
+        .map((d, i) => ({ ...d, address: values['own-addresses'] ? loopbackAddress(i) : undefined }))
+        .filter((_, i) => i % workers === w),
       intervalMs,
       sockets: Math.max(1, Math.floor(Math.min(16_000, Number(values.sockets)) / workers)),
       warm: values.warm,
@@ -351,6 +359,7 @@ try {
         topology: values.topology,
         protocol: values.protocol,
         inline: values.protocol !== 'stream' && !values['no-inline'],
+        ownAddresses: values['own-addresses'],
         devices: fleet.length,
         intervalSeconds: intervalMs / 1000,
         seconds: Math.round(wall),
@@ -380,4 +389,9 @@ try {
   );
 } finally {
   await topology.stop();
+}
+
+/** The i-th device's own loopback address: 127.10.0.1 and on, 64 a /24, never .0. */
+function loopbackAddress(i: number): string {
+  return `127.${10 + (i >> 14)}.${(i >> 6) & 255}.${1 + (i & 63)}`;
 }
