@@ -82,6 +82,8 @@ export interface PreparedSync {
   body: AsyncIterable<Buffer>;
   /** Every piece follows the manifest in the body (sync/inline-pieces.ts). */
   inlinePieces: boolean;
+  /** Bytes of rows the body sends when it sends them all from memory (it reads nothing); else undefined. */
+  rowsInMemory: number | undefined;
   /** Bytes of the body produced so far (only as fast as the client takes them). */
   readonly progress: { readonly bytes: number };
 }

@@ -41,7 +41,7 @@ export interface PiecesInput {
 }
 
 /** As a snapshot answer, without a manifest of its own. */
-export type PreparedPieces = Omit<PreparedSync, 'manifest' | 'inlinePieces'>;
+export type PreparedPieces = Omit<PreparedSync, 'manifest' | 'inlinePieces' | 'rowsInMemory'>;
 
 interface Wanted {
   def: TableDef;

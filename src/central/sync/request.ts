@@ -258,9 +258,16 @@ function send(r: SyncRequest, source: BodySource, signed: Signed, device: Device
   return {
     manifest,
     inlinePieces: source.inline !== undefined,
+    rowsInMemory: source.session ? undefined : pinnedBytes(source.pinned),
     body: iterateInContext(sending.context, body),
     progress: stats,
   };
+}
+
+function pinnedBytes(pinned: ReadonlyMap<string, Buffer[]>): number {
+  let bytes = 0;
+  for (const chunks of pinned.values()) for (const c of chunks) bytes += c.length;
+  return bytes;
 }
 
 /** A report as stored; a time the database could not hold (or a device's wild clock) becomes now. */
