@@ -58,13 +58,15 @@ it('widens the Retry-After window with the backlog it shed, within 10 minutes', 
   assert.ok(shed.every((s) => s >= 5 && s <= 600));
 });
 
+/** What a take came to: taken, or the code it was refused with. */
+const shed = (p: Promise<unknown>) =>
+  p.then(
+    () => 'taken',
+    (e: { code: string }) => e.code,
+  );
+
 it('lets answers from memory past a full session gate, within their own bound; a release gives back both', async () => {
   const admission = new Admission({ max: 1, answers: 2, perDevice: 2, queue: 0, waitMs: 1000 });
-  const shed = (p: Promise<unknown>) =>
-    p.then(
-      () => 'taken',
-      (e: { code: string }) => e.code,
-    );
   const sessionHolder = admission.forRequest();
   await sessionHolder.take('answer');
   const releaseBoth = await sessionHolder.take('session');
@@ -88,11 +90,6 @@ it('lets answers from memory past a full session gate, within their own bound; a
 
 it('gives back a session slot alone once the session is done, keeping the answer slot for the rows from memory', async () => {
   const admission = new Admission({ max: 1, answers: 1, perDevice: 2, queue: 0, waitMs: 1000 });
-  const shed = (p: Promise<unknown>) =>
-    p.then(
-      () => 'taken',
-      (e: { code: string }) => e.code,
-    );
   const answer = admission.forRequest();
   await answer.take('answer');
   await answer.take('session');
