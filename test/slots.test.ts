@@ -59,7 +59,7 @@ it('widens the Retry-After window with the backlog it shed, within 10 minutes', 
 });
 
 /** What a take came to: taken, or the code it was refused with. */
-const shed = (p: Promise<unknown>) =>
+const outcome = (p: Promise<unknown>) =>
   p.then(
     () => 'taken',
     (e: { code: string }) => e.code,
@@ -70,17 +70,17 @@ it('lets answers from memory past a full session gate, within their own bound; a
   const sessionHolder = admission.forRequest();
   await sessionHolder.take('answer');
   const releaseBoth = await sessionHolder.take('session');
-  assert.equal(await shed(admission.forRequest().take('session')), 'OVERLOADED', 'one session at once');
+  assert.equal(await outcome(admission.forRequest().take('session')), 'OVERLOADED', 'one session at once');
   const fromMemory = admission.forRequest();
-  assert.equal(await shed(fromMemory.take('answer')), 'taken', 'an answer needs no session slot');
-  assert.equal(await shed(admission.forRequest().take('answer')), 'OVERLOADED', 'two answers at once');
+  assert.equal(await outcome(fromMemory.take('answer')), 'taken', 'an answer needs no session slot');
+  assert.equal(await outcome(admission.forRequest().take('answer')), 'OVERLOADED', 'two answers at once');
   releaseBoth(); // what take resolves to gives back every slot the request holds
   const next = admission.forRequest();
-  assert.equal(await shed(next.take('answer')), 'taken', 'its answer slot came back');
-  assert.equal(await shed(next.take('session')), 'taken', 'and its session slot');
+  assert.equal(await outcome(next.take('answer')), 'taken', 'its answer slot came back');
+  assert.equal(await outcome(next.take('session')), 'taken', 'and its session slot');
   sessionHolder.free(); // idempotent: gives back nothing twice
   assert.equal(
-    await shed(admission.forRequest().take('answer')),
+    await outcome(admission.forRequest().take('answer')),
     'OVERLOADED',
     'not more than one came back',
   );
@@ -96,10 +96,14 @@ it('gives back a session slot alone once the session is done, keeping the answer
   answer.freeSession();
   answer.freeSession(); // idempotent
   const other = admission.forRequest();
-  assert.equal(await shed(other.take('session')), 'taken', 'the session slot came back');
-  assert.equal(await shed(admission.forRequest().take('answer')), 'OVERLOADED', 'the answer slot did not');
+  assert.equal(await outcome(other.take('session')), 'taken', 'the session slot came back');
+  assert.equal(await outcome(admission.forRequest().take('answer')), 'OVERLOADED', 'the answer slot did not');
   answer.free(); // the session slot it gave back is not given back twice
-  assert.equal(await shed(admission.forRequest().take('session')), 'OVERLOADED', 'one session at once still');
-  assert.equal(await shed(admission.forRequest().take('answer')), 'taken', 'now the answer slot');
+  assert.equal(
+    await outcome(admission.forRequest().take('session')),
+    'OVERLOADED',
+    'one session at once still',
+  );
+  assert.equal(await outcome(admission.forRequest().take('answer')), 'taken', 'now the answer slot');
   other.free();
 });
