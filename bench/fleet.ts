@@ -43,7 +43,8 @@ const { values } = parseArgs({
     /**
      * Each device connects from its own loopback address (127.10.0.1 and on), with a new
      * connection for each sync, as a fleet in the field does; the per-source rate limit is then
-     * Central's default. Without it, devices share 127.0.0.1 and kept-alive sockets (--sockets).
+     * Central's default (single topology), and --sockets bounds nothing. Without it, devices
+     * share 127.0.0.1 and kept-alive sockets (--sockets).
      */
     'own-addresses': { type: 'boolean', default: false },
     env: { type: 'string', multiple: true, default: [] },
@@ -269,7 +270,10 @@ try {
     MANIFEST_SIGNING_KEY: keys.privateKey,
     RATE_LIMIT_PER_DEVICE_PER_MINUTE: '1000',
     RATE_LIMIT_GLOBAL_PER_MINUTE: '10000000',
-    ...(values['own-addresses'] ? {} : { RATE_LIMIT_PER_SOURCE_PER_MINUTE: '10000000' }),
+    // Behind haproxy (scale-out) every device reaches Central from the balancer's address.
+    ...(values['own-addresses'] && values.topology === 'single'
+      ? {}
+      : { RATE_LIMIT_PER_SOURCE_PER_MINUTE: '10000000' }),
     LOG_LEVEL: 'error',
     LOG_FORMAT: 'json',
     ...extraEnv,

@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import { Admission, SnapshotSlots } from '../src/central/sync/admission.ts';
+import { AnswerScope } from '../src/central/sync/answer-scope.ts';
 
 it('hands a freed slot to the waiter, so a newcomer cannot push the count past max', async () => {
   const slots = new SnapshotSlots({ max: 1, queue: 4, waitMs: 1000 });
@@ -106,4 +107,27 @@ it('gives back a session slot alone once the session is done, keeping the answer
   );
   assert.equal(await outcome(admission.forRequest().take('answer')), 'taken', 'now the answer slot');
   other.free();
+});
+
+it('frees a buffered answer its slots at once, but a held session its slot only once the session is closed', async () => {
+  const admission = new Admission({ max: 1, answers: 1, perDevice: 2, queue: 0, waitMs: 1000 });
+  const fromMemory = new AnswerScope(admission);
+  await fromMemory.admit('answer');
+  await fromMemory.admit('session');
+  fromMemory.answerMade();
+  const next = admission.forRequest();
+  assert.equal(await outcome(next.take('answer')), 'taken', 'its answer slot came back');
+  assert.equal(await outcome(next.take('session')), 'taken', 'and its session slot');
+  next.free();
+
+  const held = new AnswerScope(admission);
+  await held.admit('answer');
+  await held.admit('session');
+  let closed = false;
+  held.hold({ close: async () => void (closed = true) });
+  held.answerMade();
+  assert.equal(await outcome(admission.forRequest().take('session')), 'OVERLOADED', 'its session is open');
+  await held.close({ sent: true });
+  assert.ok(closed);
+  assert.equal(await outcome(admission.forRequest().take('session')), 'taken', 'given back once closed');
 });

@@ -3,7 +3,10 @@
  * all back: its slots and its device's claim (admission.ts), the snapshot session its body reads
  * in, and the audit that is finished with its outcome. The route makes one per request and
  * calls `close` exactly where the answer ends (the response closed, or a failure before it);
- * `close` runs once, however often called:
+ * `close` runs once, however often called. Slots may go back earlier, through this object too,
+ * when the answer no longer needs them: all of them once it reads and sends no rows, or once it
+ * is one buffer (`answerMade`); the session's alone once its session closed after the digests
+ * (`releaseSession`). Whatever is still held goes back in `close`:
  *
  * | order | what                     | why first                                                    |
  * |-------|--------------------------|--------------------------------------------------------------|
@@ -18,6 +21,9 @@
 import type { Admission, SlotKind } from './admission.ts';
 import type { SnapshotSession } from './sources/snapshot-session.ts';
 
+/** All an answer does with its session: close it, with the failure that ended the answer, if any. */
+type HeldSession = Pick<SnapshotSession, 'close'>;
+
 /** How an answer ended: every byte handed to the client, or not (with the failure, if any). */
 export interface AnswerEnd {
   sent: boolean;
@@ -27,7 +33,7 @@ export interface AnswerEnd {
 export class AnswerScope {
   readonly #admission: Admission;
   #slots: ReturnType<Admission['forRequest']>;
-  #session: SnapshotSession | undefined;
+  #session: HeldSession | undefined;
   #onEnd: (end: AnswerEnd) => Promise<void> = async () => {};
   #closed: Promise<void> | undefined;
 
@@ -52,13 +58,21 @@ export class AnswerScope {
     this.#slots = this.#admission.forRequest();
   }
 
+  /**
+   * The answer is made (one buffer, no more reading): its slots and claim go back now, unless it
+   * still holds a session (a held answer's), whose slot goes back only once it is closed.
+   */
+  answerMade(): void {
+    if (!this.#session) this.releaseSlots();
+  }
+
   /** Gives back the session slot early: the session is closed, the answer goes on from memory. */
   releaseSession(): void {
     this.#slots.freeSession();
   }
 
   /** The session the body reads in, closed with the answer unless the body closed it first. */
-  hold(session: SnapshotSession): void {
+  hold(session: HeldSession): void {
     this.#session = session;
   }
 

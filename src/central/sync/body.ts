@@ -8,7 +8,7 @@
  * | no rows (unchanged, pieces to come) | one buffer, one call at level 1 with its size pledged; < 1 KB none |
  * | inline pieces                       | two frames, manifest and pieces, each decodable once arrived  |
  * | rows, all from memory, up to 1 MiB  | one buffer, one call at level 1 with its size pledged          |
- * | rows, streamed from PostgreSQL      | one stream at the codec's default level, as read              |
+ * | rows otherwise (read in a session)  | one stream at the codec's default level, as read              |
  * | pieces (/pieces)                    | one stream at level 1, flushed after every run of whole pieces |
  */
 import { once } from 'node:events';
@@ -24,19 +24,23 @@ import { ErrorBody } from '../../contract/wire.ts';
 
 /**
  * A client that stops reading, or reads a few bytes a second, holds a snapshot slot, a
- * connection and a read transaction: enough of them deny service to the fleet. The body
- * is produced only as fast as the client takes it (backpressure), so its progress is the
- * reader's: below the floor for a whole window, the response is cut.
+ * connection and a read transaction: enough of them deny service to the fleet. A streamed
+ * body is produced only as fast as the client takes it (backpressure), so its progress is the
+ * reader's; a buffered one is all handed over at once, so its progress is what the socket took
+ * (bytesWritten), until it has taken the last byte. Below the floor for a whole window, the
+ * response is cut.
  */
 function cutSlowReader(
   response: ServerResponse,
   progress: { readonly bytes: number },
   floor: { minBytes: number; windowMs: number },
   onCut: (err: Error) => void,
+  buffered: boolean,
 ): NodeJS.Timeout {
   let seen = 0;
+  const done = () => (buffered ? response.writableFinished : response.writableEnded);
   const timer = setInterval(() => {
-    if (progress.bytes - seen < floor.minBytes && !response.writableEnded) {
+    if (progress.bytes - seen < floor.minBytes && !done()) {
       const err = new Error(`client read ${progress.bytes - seen} bytes in ${floor.windowMs} ms; cut`);
       onCut(err);
       response.destroy(err);
@@ -73,14 +77,22 @@ export function streamAnswer(
 ): void {
   let streamError: Error | undefined;
   let payload: Buffer | Readable = body as Buffer;
+  const response = reply.raw;
+  const buffered = Buffer.isBuffer(body);
   // A buffered answer is made: it reads nothing more and needs no slot while it is written.
-  if (Buffer.isBuffer(body)) scope.releaseSlots();
+  if (buffered) scope.answerMade();
   else {
     payload = Readable.from(body, { objectMode: false });
     payload.once('error', (err) => (streamError = err));
   }
-  const response = reply.raw;
-  const watchdog = cutSlowReader(response, progress, floor, (err) => (streamError = err));
+  const taken = buffered
+    ? {
+        get bytes() {
+          return response.socket?.bytesWritten ?? 0;
+        },
+      }
+    : progress;
+  const watchdog = cutSlowReader(response, taken, floor, (err) => (streamError = err), buffered);
   // A response always closes, sent or not (writableFinished says which); one listener for
   // that rather than stream.finished, whose eight listeners per answer cost a twentieth of
   // Central's CPU when a fleet is mostly up to date. A client gone before the last byte is
@@ -155,6 +167,8 @@ export function pickEncoding(accept: string | undefined): Encoding | undefined {
  */
 export const ZSTD_LEVEL_1 = { [zlib.constants.ZSTD_c_compressionLevel]: 1 };
 
+const GZIP_LEVEL_1 = { level: 1 };
+
 const zstdOnce = promisify(zlib.zstdCompress);
 const gzipOnce = promisify(zlib.gzip);
 
@@ -169,8 +183,8 @@ const SYNC_FRAME_BYTES = 256 * 1024;
 function compressFrame(frame: Buffer, encoding: Encoding): Buffer | Promise<Buffer> {
   const options = { params: ZSTD_LEVEL_1, pledgedSrcSize: frame.length };
   if (frame.length <= SYNC_FRAME_BYTES)
-    return encoding === 'zstd' ? zlib.zstdCompressSync(frame, options) : zlib.gzipSync(frame);
-  return encoding === 'zstd' ? zstdOnce(frame, options) : gzipOnce(frame);
+    return encoding === 'zstd' ? zlib.zstdCompressSync(frame, options) : zlib.gzipSync(frame, GZIP_LEVEL_1);
+  return encoding === 'zstd' ? zstdOnce(frame, options) : gzipOnce(frame, GZIP_LEVEL_1);
 }
 
 /**

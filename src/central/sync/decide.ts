@@ -30,7 +30,7 @@ export interface Chosen {
   pinned: ReadonlyMap<string, Buffer[]>;
   /** A pieces edge: the pieces of every table it lacks. */
   pieces: ReadonlyMap<string, readonly Piece[]> | undefined;
-  /** Open while the body still reads rows in it; closed (and its slot free) for a pieces edge. */
+  /** Open while the body still reads rows in it; closed (its slot free) once the rows are in memory or come by pieces. */
   session: SnapshotSession | undefined;
 }
 

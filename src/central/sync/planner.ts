@@ -11,7 +11,7 @@
  * | 3 | in memory; every lacked table's rows too    | –                             | –       | `rows`           | answer (a rows edge)  |
  * | 4 | not in memory                               | in memory (with pieces: theirs)| not read| `own-row`        | answer                |
  * | 5 | not in memory                               | not in memory, a pieces edge, a batch reader | not read | `own-row` (batch first) | answer |
- * | 6 | otherwise                                   | –                             | –       | `session`        | answer and session    |
+ * | 6 | otherwise                                   | –                             | –       | `session`        | answer and session (a rows edge whose rows the pass kept: answer alone after it) |
  *
  * `pieces` and `rows` answer from memory; `own-row` completes the shared digests with the
  * device's own row read in a batch (no session); `session` opens a snapshot session, which

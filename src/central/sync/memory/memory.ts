@@ -7,7 +7,7 @@
  * |-------------------------------|---------------------------------------------------|------------------|----------------------------------------------|
  * | a device's digests            | data model, device, location, company, scope version | digest-cache.ts | the version moves with any change to its scope |
  * | a location's shared digests   | data model, location, company, location version   | digest-cache.ts  | the same, for the tables its devices share    |
- * | a table's rows                | table, row count, SHA-256                         | table-cache.ts   | content-addressed                            |
+ * | a table's rows (or its pieces') | table, row count, SHA-256                       | table-cache.ts   | content-addressed                            |
  * | a table's piece list          | table, row count, SHA-256                         | table-cache.ts   | content-addressed                            |
  * | a piece's rows                | table, row count, piece id (SHA-256 of its rows)  | table-cache.ts   | content-addressed                            |
  *
