@@ -46,3 +46,10 @@ export function countRows(chunk: Uint8Array): number {
   }
   return count;
 }
+
+/** Bytes in a table's COPY text held as chunks. */
+export function chunkBytes(chunks: readonly Uint8Array[]): number {
+  let bytes = 0;
+  for (const c of chunks) bytes += c.byteLength;
+  return bytes;
+}

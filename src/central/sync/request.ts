@@ -8,6 +8,7 @@
 import { trace, context, type Span } from '@opentelemetry/api';
 import { globalSha256, type TableDigest } from '../../contract/canonical.ts';
 import type { DataModel } from '../../contract/data-model.ts';
+import { chunkBytes } from '../../contract/copy-text.ts';
 import type { Piece } from '../../contract/pieces.ts';
 import { signManifest } from '../../contract/signing.ts';
 import type { DeviceReport, Manifest, ManifestSignature } from '../../contract/wire.ts';
@@ -258,16 +259,12 @@ function send(r: SyncRequest, source: BodySource, signed: Signed, device: Device
   return {
     manifest,
     inlinePieces: source.inline !== undefined,
-    rowsInMemory: source.session ? undefined : pinnedBytes(source.pinned),
+    rowsInMemory: source.session
+      ? undefined
+      : [...source.pinned.values()].reduce((n, rows) => n + chunkBytes(rows), 0),
     body: iterateInContext(sending.context, body),
     progress: stats,
   };
-}
-
-function pinnedBytes(pinned: ReadonlyMap<string, Buffer[]>): number {
-  let bytes = 0;
-  for (const chunks of pinned.values()) for (const c of chunks) bytes += c.length;
-  return bytes;
 }
 
 /** A report as stored; a time the database could not hold (or a device's wild clock) becomes now. */

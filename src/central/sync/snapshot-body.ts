@@ -6,7 +6,7 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import type { TableDigest } from '../../contract/canonical.ts';
-import { countRows } from '../../contract/copy-text.ts';
+import { chunkBytes, countRows } from '../../contract/copy-text.ts';
 import { digestTables } from '../../contract/digest-pg.ts';
 import { DATA_MODEL } from '../../contract/data-model.ts';
 import type { TableDef } from '../../contract/tables.ts';
@@ -100,7 +100,7 @@ export async function* snapshotBody(
         if (skip) continue;
         // Content-addressed, so an entry found now is as good as one pinned at the start.
         const cached = source.pinned.get(def.name) ?? source.memory.rows(expected);
-        if (cached) stats.bytesFromCache += cached.reduce((n, c) => n + c.length, 0);
+        if (cached) stats.bytesFromCache += chunkBytes(cached);
         for await (const chunk of cached ?? readTable(source, def, expected, log)) yield emit(chunk);
       }
     }

@@ -8,6 +8,7 @@
  */
 import { LRUCache } from 'lru-cache';
 import type { TableDigest } from '../../../contract/canonical.ts';
+import { chunkBytes } from '../../../contract/copy-text.ts';
 import type { Piece } from '../../../contract/pieces.ts';
 
 /**
@@ -33,7 +34,7 @@ export class TableCache {
       maxBytes > 0
         ? new LRUCache({
             maxSize: maxBytes,
-            sizeCalculation: (chunks) => ENTRY_OVERHEAD + byteLength(chunks),
+            sizeCalculation: (chunks) => ENTRY_OVERHEAD + chunkBytes(chunks),
           })
         : undefined;
   }
@@ -70,7 +71,7 @@ export class TableCache {
   pieceKeeper(): (table: string, p: Piece, rows: readonly Buffer[]) => void {
     let budget = this.#cache ? this.#maxEntryBytes : 0;
     return (table, p, rows) => {
-      const bytes = byteLength(rows);
+      const bytes = chunkBytes(rows);
       if (bytes > budget) {
         budget = 0;
         return;
@@ -109,11 +110,10 @@ export class TableCache {
  * far more memory than it counts (a 150-byte piece kept an 8 KB slab; Central reached 1.2 GB).
  */
 export function ownCopy(chunks: readonly Buffer[]): Buffer {
-  const out = Buffer.allocUnsafeSlow(byteLength(chunks));
+  const out = Buffer.allocUnsafeSlow(chunkBytes(chunks));
   let at = 0;
   for (const c of chunks) at += c.copy(out, at);
   return out;
 }
 
 const pieceKey = (table: string, p: Piece) => `piece|${table}|${p.rows}|${p.id}`;
-const byteLength = (chunks: readonly Buffer[]) => chunks.reduce((n, c) => n + c.length, 0);
