@@ -1,16 +1,17 @@
 /**
- * The default sampler (platform/tracing.ts): a service that exports nothing records no
- * span, yet its spans keep their ids, so log lines still carry a trace id and the edge's
- * trace still reaches Central; a service that exports records every span, also under an
- * edge whose traceparent says "not sampled". Tracing starts here with no exporter, as a
- * service without a collector starts it, before pino is loaded.
+ * Sampling (platform/tracing.ts, tracing-sdk.ts): a service that exports nothing loads no
+ * SDK and records no span, yet its spans keep their ids, so log lines still carry a trace id
+ * and the edge's trace still reaches Central; a service that exports records every span,
+ * also under an edge whose traceparent says "not sampled". Tracing starts here with no
+ * exporter, as a service without a collector starts it, before pino is loaded.
  */
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { ROOT_CONTEXT, SpanKind, TraceFlags, trace } from '@opentelemetry/api';
 import { SamplingDecision } from '@opentelemetry/sdk-trace';
-import { samplerFromEnv, startTracing } from '../src/platform/tracing.ts';
+import { startTracing } from '../src/platform/tracing.ts';
+import { samplerFromEnv } from '../src/platform/tracing-sdk.ts';
 
 const tracing = await startTracing({ serviceName: 'dbupdate-test', env: {} });
 const { pino } = await import('pino');
@@ -26,25 +27,29 @@ const remoteParent = (flags: TraceFlags) =>
     traceFlags: flags,
     isRemote: true,
   });
-const decide = (exporting: boolean, env: NodeJS.ProcessEnv, flags: TraceFlags) =>
-  samplerFromEnv(env, exporting).shouldSample(remoteParent(flags), TRACE_ID, 'POST', SpanKind.SERVER, {}, [])
-    .decision;
+const decide = (env: NodeJS.ProcessEnv, flags: TraceFlags) =>
+  samplerFromEnv(env).shouldSample(remoteParent(flags), TRACE_ID, 'POST', SpanKind.SERVER, {}, []).decision;
 
 describe('default sampler', () => {
-  it('records nothing when nothing exports, whatever the parent says', () => {
-    assert.equal(decide(false, {}, TraceFlags.SAMPLED), SamplingDecision.NOT_RECORD);
-    assert.equal(decide(false, {}, TraceFlags.NONE), SamplingDecision.NOT_RECORD);
+  it('records nothing when nothing exports, whatever the parent says, and keeps its trace', () => {
+    assert.equal(tracing.exporter, 'none');
+    for (const flags of [TraceFlags.SAMPLED, TraceFlags.NONE]) {
+      const span = trace.getTracer('dbupdate-test').startSpan('POST', {}, remoteParent(flags));
+      assert.equal(span.isRecording(), false);
+      assert.equal(span.spanContext().traceId, TRACE_ID);
+      assert.notEqual(span.spanContext().spanId, 'b7ad6b7169203331');
+    }
   });
 
   it('records every span when exporting, also under an edge that marked its trace not sampled', () => {
-    assert.equal(decide(true, {}, TraceFlags.SAMPLED), SamplingDecision.RECORD_AND_SAMPLED);
-    assert.equal(decide(true, {}, TraceFlags.NONE), SamplingDecision.RECORD_AND_SAMPLED);
+    assert.equal(decide({}, TraceFlags.SAMPLED), SamplingDecision.RECORD_AND_SAMPLED);
+    assert.equal(decide({}, TraceFlags.NONE), SamplingDecision.RECORD_AND_SAMPLED);
   });
 
   it('leaves a sampler the operator named as the specification says', () => {
     const env = { OTEL_TRACES_SAMPLER: 'parentbased_always_on' };
-    assert.equal(decide(true, env, TraceFlags.NONE), SamplingDecision.NOT_RECORD);
-    assert.equal(decide(false, env, TraceFlags.SAMPLED), SamplingDecision.RECORD_AND_SAMPLED);
+    assert.equal(decide(env, TraceFlags.NONE), SamplingDecision.NOT_RECORD);
+    assert.equal(decide(env, TraceFlags.SAMPLED), SamplingDecision.RECORD_AND_SAMPLED);
   });
 
   it('still gives every step a trace id and a span id, which its log lines carry', () => {

@@ -9,6 +9,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { createPool, type Pool } from '../platform/db.ts';
 import type { Server as HttpsServer } from 'node:https';
 import { serverOptions } from '../platform/http.ts';
+import { carryTraceContext } from '../platform/tracing.ts';
 import { readTls, reloadTlsOnHangup, ignoreHangup } from '../platform/tls.ts';
 import { createLogger, loggerOptions, type Logger } from '../platform/logger.ts';
 import { migrate, type Migration } from '../platform/migrate.ts';
@@ -181,6 +182,7 @@ export async function buildCentral(
       `Central's migrations bring data model v${atVersion}, its code describes v${models.newest.version}`,
     );
   const app = fastifyFor(config, options.logger);
+  carryTraceContext(app.server);
   const { snapshotPools, ownRowPool } = readerPools(config, app);
   const metrics = options.metrics ?? new CentralMetrics({ defaults: false });
   const snapshots = new SnapshotSource(snapshotPools[0]!, snapshotPools[1], metrics);

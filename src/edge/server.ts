@@ -8,6 +8,7 @@ import fp from 'fastify-plugin';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { createPool, type Pool } from '../platform/db.ts';
 import { serverOptions } from '../platform/http.ts';
+import { carryTraceContext } from '../platform/tracing.ts';
 import { createLogger, type Logger } from '../platform/logger.ts';
 import { stopOnSignal } from '../platform/lifecycle.ts';
 import { repeatEvery } from '../platform/schedule.ts';
@@ -29,6 +30,7 @@ export async function buildEdge(config: EdgeConfig, pool: Pool, syncer: Syncer, 
     bodyLimit: 4096,
     forceCloseConnections: 'idle',
   }).withTypeProvider<TypeBoxTypeProvider>();
+  carryTraceContext(app.server);
   await app.register(fp(edgeApp), {
     pool,
     syncer,

@@ -32,6 +32,7 @@ import {
 import type { Agent } from 'undici';
 import { AppError } from '../../platform/errors.ts';
 import { SOFTWARE_VERSION } from '../../platform/version.ts';
+import { traceHeaders } from '../../platform/tracing.ts';
 import { HttpStatusError, isRetryable, toClientError } from './client-errors.ts';
 import { SyncError } from './errors.ts';
 import type { RateCap } from './rate-cap.ts';
@@ -155,7 +156,7 @@ export class CentralClient {
     path: string,
     body: unknown,
     accept: string,
-    traceHeaders: Record<string, string>,
+    extraHeaders: Record<string, string>,
   ): Promise<Response> {
     const dispatcher = await this.#dispatcher;
     try {
@@ -169,7 +170,8 @@ export class CentralClient {
           method: 'POST',
           headers: {
             ...edgeRequestHeaders(accept, this.#opts.schemaVersion, this.#opts.token),
-            ...traceHeaders,
+            ...extraHeaders,
+            ...traceHeaders(),
           },
           body: JSON.stringify(body),
           signal: request.signal,
@@ -191,30 +193,30 @@ export class CentralClient {
   /** The snapshot stream; the body is watched for stalls and cut when one occurs. */
   requestSnapshot(
     body: SyncRequestBody,
-    traceHeaders: Record<string, string> = {},
+    extraHeaders: Record<string, string> = {},
     /** When the whole transfer must have ended (epoch ms), however steadily bytes trickle in. */
     deadlineAt = Number.POSITIVE_INFINITY,
   ): Promise<AsyncGenerator<Uint8Array>> {
-    return this.#stream('/api/device-sync/request', body, SNAPSHOT_MEDIA_TYPE, traceHeaders, deadlineAt);
+    return this.#stream('/api/device-sync/request', body, SNAPSHOT_MEDIA_TYPE, extraHeaders, deadlineAt);
   }
 
   /** The pieces stream of a manifest (docs/protocol.md, "Pieces"), watched as the snapshot is. */
   requestPieces(
     body: PiecesRequestBody,
-    traceHeaders: Record<string, string> = {},
+    extraHeaders: Record<string, string> = {},
     deadlineAt = Number.POSITIVE_INFINITY,
   ): Promise<AsyncGenerator<Uint8Array>> {
-    return this.#stream('/api/device-sync/pieces', body, PIECES_MEDIA_TYPE, traceHeaders, deadlineAt);
+    return this.#stream('/api/device-sync/pieces', body, PIECES_MEDIA_TYPE, extraHeaders, deadlineAt);
   }
 
   async #stream(
     path: string,
     body: unknown,
     mediaType: string,
-    traceHeaders: Record<string, string>,
+    extraHeaders: Record<string, string>,
     deadlineAt: number,
   ): Promise<AsyncGenerator<Uint8Array>> {
-    const res = await this.#post(path, body, mediaType, traceHeaders);
+    const res = await this.#post(path, body, mediaType, extraHeaders);
     const type = res.headers.get('content-type') ?? '';
     if (!type.startsWith(mediaType)) {
       await res.body?.cancel();
@@ -223,8 +225,8 @@ export class CentralClient {
     return watchStalls(res.body!, this.#opts.stallTimeoutMs, deadlineAt, this.#opts.rateCap);
   }
 
-  async sendAck(ack: AckBody, traceHeaders: Record<string, string> = {}): Promise<AckResponse> {
-    const res = await this.#post('/api/device-sync/ack', ack, 'application/json', traceHeaders);
+  async sendAck(ack: AckBody, extraHeaders: Record<string, string> = {}): Promise<AckResponse> {
+    const res = await this.#post('/api/device-sync/ack', ack, 'application/json', extraHeaders);
     return (await res.json()) as AckResponse;
   }
 }
