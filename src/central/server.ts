@@ -187,7 +187,7 @@ export async function buildCentral(
   const metrics = options.metrics ?? new CentralMetrics({ defaults: false });
   const snapshots = new SnapshotSource(snapshotPools[0]!, snapshotPools[1], metrics);
   const shared = config.RATE_LIMIT_REDIS_URL
-    ? redisLimits(config.RATE_LIMIT_REDIS_URL, metrics, app.log)
+    ? await redisLimits(config.RATE_LIMIT_REDIS_URL, metrics, app.log)
     : undefined;
   if (shared) app.addHook('onClose', () => shared.close());
   metrics.observeFleet(() => fleetCounts(pool));
