@@ -6,6 +6,8 @@
  * with wall time, bytes and the peak RSS (VmHWM) of the Central and Edge processes, each
  * side's steps (Central's hashing pass, manifest and send; Edge's pull, load, verify,
  * commit and ack) and rows per second; then the raw COPY pipe and pg_dump baselines.
+ * `--rounds N` repeats the full sync (into a fresh database) and the bare pipe N-1 more
+ * times, alternating, and reports each series and their medians.
  * Central and Edge databases live in two embedded clusters on this machine.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -25,9 +27,17 @@ import { imageNodeArgs, imageNodeEnv, warmCompileCache } from './image.ts';
 import { seedOneLocation } from './lib/central.ts';
 import { dumpBaseline, rawPipe, scopeSource, startDumpCluster } from './baselines.ts';
 
-const { values } = parseArgs({ options: { users: { type: 'string', default: '100000,1000000' } } });
+const { values } = parseArgs({
+  options: {
+    users: { type: 'string', default: '100000,1000000' },
+    // This VM's neighbours move a single figure by up to 1.4 times (docs/scaling.md): further
+    // rounds of a full sync into a fresh database, each followed by the bare pipe, give medians.
+    rounds: { type: 'string', default: '1' },
+  },
+});
 warmCompileCache();
 const sizes = values.users.split(',').map(Number);
+const rounds = Math.max(1, Number(values.rounds));
 
 async function peakRssMb(pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
@@ -153,6 +163,53 @@ async function leastPrivilege(
   return { full, delta, superuserDelta };
 }
 
+/** The bare pipe into a database that held the scope, emptied first. */
+async function barePipeInto(url: string, source: ReturnType<typeof scopeSource>): Promise<number> {
+  const clean = createPool(url, { applicationName: 'bench', max: 1 });
+  await clean.query(
+    'TRUNCATE companies, locations, groups, location_groups, users, group_users, areas, devices',
+  );
+  await clean.end();
+  return rawPipe(source, url, false);
+}
+
+/** Rounds after the first: a full sync into a fresh edge database, then the bare pipe at once. */
+async function moreRounds(
+  cluster: { createDatabase(name: string, options?: { replace?: boolean }): Promise<string> },
+  edgeEnv: Record<string, string>,
+  pipeUrl: string,
+  source: ReturnType<typeof scopeSource>,
+) {
+  const done: { syncMs: number; stepMs: number; peakMb: number; bareMs: number }[] = [];
+  for (let r = 2; r <= rounds; r++) {
+    const env = {
+      ...edgeEnv,
+      EDGE_DATABASE_URL: await cluster.createDatabase(`bench_edge_round_${r}`, { replace: true }),
+    };
+    if ((await measured(['edge', 'migrate'], env)).code !== 0) throw new Error('edge migrate failed');
+    const sync = await measured(['edge', 'sync'], env);
+    if (sync.code !== 0) throw new Error(`round ${r}: edge sync failed`);
+    const bareMs = await barePipeInto(pipeUrl, source);
+    done.push({ syncMs: sync.ms, stepMs: sync.steps.get('sync') ?? 0, peakMb: sync.peakMb, bareMs });
+  }
+  return done;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+/** Each round's figures and their medians (a middle value of each series, not of the ratios). */
+function roundsLine(all: { syncMs: number; stepMs: number; peakMb: number; bareMs: number }[]): string {
+  const sync = all.map((r) => r.syncMs);
+  const step = all.map((r) => r.stepMs);
+  const bare = all.map((r) => r.bareMs);
+  return (
+    `  ${all.length} rounds (a fresh edge database each, the bare pipe right after): full sync ${sync.join(', ')} ms;` +
+    ` sync step ${step.join(', ')} ms; bare pipe ${bare.join(', ')} ms; per round ${all.map((r) => (r.syncMs / r.bareMs).toFixed(2)).join(', ')};` +
+    ` medians ${median(sync)} / ${median(bare)} = ${(median(sync) / median(bare)).toFixed(2)}` +
+    ` (step ${(median(step) / median(bare)).toFixed(2)}); edge peak ${Math.max(...all.map((r) => r.peakMb))} MB`
+  );
+}
+
 const keys = generateSigningKeys();
 const dir = await mkdtemp(join(tmpdir(), 'dbupdate-bench-'));
 const [centralPg, edgePg] = await Promise.all([
@@ -216,12 +273,9 @@ try {
     await migrate(pipePool, await edgeMigrations());
     await pipePool.end();
     const pipe = await rawPipe(scopeSource(centralUrl, mac), pipeUrl, true);
-    const clean = createPool(pipeUrl, { applicationName: 'bench', max: 1 });
-    await clean.query(
-      'TRUNCATE companies, locations, groups, location_groups, users, group_users, areas, devices',
-    );
-    await clean.end();
-    const barePipe = await rawPipe(scopeSource(centralUrl, mac), pipeUrl, false);
+    const barePipe = await barePipeInto(pipeUrl, scopeSource(centralUrl, mac));
+    const later = await moreRounds(edgePg, edgeEnv, pipeUrl, scopeSource(centralUrl, mac));
+    const centralPeakAfterRounds = await peakRssMb(central.child.pid!);
     const dump = dumpCluster
       ? await dumpBaseline(dumpCluster, scopeSource(centralUrl, mac), String(users))
       : undefined;
@@ -253,6 +307,15 @@ try {
             ` pg_dump / raw pipe = ${(dump.dumpMs / dump.pipeMs).toFixed(2)}`
         : '  pg_dump baseline skipped: no pg_dump with server binaries of its own version (Debian: postgresql-15)',
     );
+    if (later.length > 0) {
+      const first = {
+        syncMs: sync.ms,
+        stepMs: sync.steps.get('sync') ?? 0,
+        peakMb: sync.peakMb,
+        bareMs: barePipe,
+      };
+      console.log(`${roundsLine([first, ...later])}; central peak ${centralPeakAfterRounds} MB`);
+    }
     const split = [
       'sync.pull',
       'sync.validate',
