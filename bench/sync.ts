@@ -7,10 +7,11 @@
  * side's steps (Central's hashing pass, manifest and send; Edge's pull, load, verify,
  * commit and ack) and rows per second; then the raw COPY pipe and pg_dump baselines.
  * `--rounds N` repeats the full sync (into a fresh database) and the bare pipe N-1 more
- * times, alternating, and reports each series and their medians.
+ * times, alternating, and reports each series and their medians. `--split-cores` gives
+ * Central's side and the edge's side a core each, as in the field they have their own.
  * Central and Edge databases live in two embedded clusters on this machine.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { request } from 'node:http';
 import { cpus, tmpdir, totalmem } from 'node:os';
@@ -33,11 +34,37 @@ const { values } = parseArgs({
     // This VM's neighbours move a single figure by up to 1.4 times (docs/scaling.md): further
     // rounds of a full sync into a fresh database, each followed by the bare pipe, give medians.
     rounds: { type: 'string', default: '1' },
+    // A device does not share its cores with Central: Central's side (its PostgreSQL, Central and
+    // this process, which also carries the bare pipe) on CPU 0, the edge's side on CPU 1.
+    'split-cores': { type: 'boolean', default: false },
   },
 });
+const splitCores = values['split-cores'];
 warmCompileCache();
 const sizes = values.users.split(',').map(Number);
 const rounds = Math.max(1, Number(values.rounds));
+
+/** A process and its children on one CPU (children forked later inherit it). */
+function pin(pid: number, cpu: number): void {
+  execFileSync('taskset', ['-pc', String(cpu), String(pid)], { stdio: 'ignore' });
+  for (const child of childrenOf(pid)) pin(child, cpu);
+}
+
+function childrenOf(pid: number): number[] {
+  try {
+    return execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' })
+      .split('\n')
+      .filter(Boolean)
+      .map(Number);
+  } catch {
+    return []; // pgrep exits 1 when there is none
+  }
+}
+
+/** An embedded cluster's postmaster, from its data directory. */
+async function postmasterOf(dataDir: string, name: string): Promise<number> {
+  return Number((await readFile(join(dataDir, name, 'postmaster.pid'), 'utf8')).split('\n')[0]);
+}
 
 async function peakRssMb(pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
@@ -64,6 +91,7 @@ function run(
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  if (splitCores) pin(child.pid!, args[0] === 'edge' ? 1 : 0);
   const steps = new Map<string, number>();
   const read = (stream: NodeJS.ReadableStream, passOn: boolean) => {
     let pending = '';
@@ -216,6 +244,11 @@ const [centralPg, edgePg] = await Promise.all([
   startEmbeddedCluster({ dataDir: dir, name: 'central' }),
   startEmbeddedCluster({ dataDir: dir, name: 'edge' }),
 ]);
+if (splitCores) {
+  pin(process.pid, 0);
+  pin(await postmasterOf(dir, 'central'), 0);
+  pin(await postmasterOf(dir, 'edge'), 1);
+}
 const rows: string[][] = [];
 const dumpCluster = await startDumpCluster();
 try {
@@ -223,7 +256,10 @@ try {
   const pool = createPool(centralUrl, { max: 4, applicationName: 'bench' });
   await migrate(pool, await centralMigrations());
   console.log(
-    `machine: ${cpus().length} × ${cpus()[0]?.model}, ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}`,
+    `machine: ${cpus().length} × ${cpus()[0]?.model}, ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}` +
+      (splitCores
+        ? '; Central, its PostgreSQL and the pipe on CPU 0, the edge and its PostgreSQL on CPU 1'
+        : ''),
   );
 
   for (const users of sizes) {
