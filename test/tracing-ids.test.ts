@@ -6,8 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { registerHooks } from 'node:module';
-import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
+import type { Line } from './helpers/traced-sync.ts';
 
 const loaded = new Set<string>();
 registerHooks({
@@ -20,57 +20,19 @@ registerHooks({
 const { startTracing } = await import('../src/platform/tracing.ts');
 const tracing = await startTracing({ serviceName: 'dbupdate-test', env: {} });
 
-const { pino } = await import('pino');
-const { loggerOptions } = await import('../src/platform/logger.ts');
-const { startCentral, seedOneScope } = await import('./helpers/central.ts');
-const { createTestDatabase } = await import('./helpers/db.ts');
-const { edgeConfig } = await import('./helpers/edge.ts');
-const { createSyncer } = await import('../src/edge/syncer.ts');
-
-type Line = Record<string, unknown>;
-
-function capture(service: string, lines: Line[]) {
-  return pino(
-    { ...loggerOptions(service, 'debug'), transport: undefined },
-    new Writable({
-      write(chunk: Buffer, _enc, done) {
-        for (const text of chunk.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(text) as Line);
-        done();
-      },
-    }),
-  );
-}
+const { tracedSync } = await import('./helpers/traced-sync.ts');
 
 describe('tracing with nothing exported', () => {
-  const centralLines: Line[] = [];
-  const edgeLines: Line[] = [];
-  const cleanup: Array<() => Promise<void>> = [];
+  let centralLines: Line[] = [];
+  let edgeLines: Line[] = [];
+  let close = async () => {};
 
   before(async () => {
-    const central = await createTestDatabase('central');
-    const edge = await createTestDatabase('edge');
-    cleanup.push(
-      () => edge[Symbol.asyncDispose](),
-      () => central[Symbol.asyncDispose](),
-    );
-    const { mac, token } = await seedOneScope(central, 40);
-    // No inline pieces: the pieces are fetched in a request of their own, which carries the trace too.
-    const api = await startCentral(
-      central,
-      { INLINE_PIECES_KB: '0' },
-      capture('central-db-update-api', centralLines),
-    );
-    cleanup.unshift(() => api[Symbol.asyncDispose]());
-    const syncer = createSyncer(
-      edgeConfig(edge, api.url, mac, token),
-      edge.pool,
-      capture('dbupdate-service', edgeLines),
-    );
-    assert.equal((await syncer.run('cli')).status, 'success');
+    const sync = await tracedSync();
+    ({ centralLines, edgeLines, close } = sync);
+    assert.equal(sync.result.status, 'success');
   });
-  after(async () => {
-    for (const close of cleanup) await close();
-  });
+  after(() => close());
 
   const finish = (lines: Line[], name: string) => {
     const line = lines.find((l) => l.event === `${name}.finish`);

@@ -6,23 +6,16 @@
  * so everything else is imported afterwards.
  */
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { SpanKind } from '@opentelemetry/api';
 import { InMemorySpanExporter, type ReadableSpan } from '@opentelemetry/sdk-trace';
 import { startTracing } from '../src/platform/tracing.ts';
+import type { Line } from './helpers/traced-sync.ts';
 
 const exporter = new InMemorySpanExporter();
 await startTracing({ serviceName: 'dbupdate-test', exporter, env: {} });
 
-const { pino } = await import('pino');
-const { loggerOptions } = await import('../src/platform/logger.ts');
-const { startCentral, seedOneScope } = await import('./helpers/central.ts');
-const { createTestDatabase } = await import('./helpers/db.ts');
-const { edgeConfig } = await import('./helpers/edge.ts');
-const { createSyncer } = await import('../src/edge/syncer.ts');
-
-type Line = Record<string, unknown>;
+const { tracedSync } = await import('./helpers/traced-sync.ts');
 
 const EDGE_STEPS = [
   'sync.pull',
@@ -44,61 +37,26 @@ const CENTRAL_STEPS = [
   'ack.store',
 ];
 
-/** The services' own logger settings, writing into an array. */
-function capture(service: string, lines: Line[]) {
-  return pino(
-    { ...loggerOptions(service, 'debug'), transport: undefined },
-    new Writable({
-      write(chunk: Buffer, _enc, done) {
-        for (const text of chunk.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(text) as Line);
-        done();
-      },
-    }),
-  );
-}
-
 describe('tracing', () => {
-  const centralLines: Line[] = [];
-  const edgeLines: Line[] = [];
+  let centralLines: Line[] = [];
+  let edgeLines: Line[] = [];
   let spans: ReadableSpan[] = [];
   let manifestId = '';
   let deviceMac = '';
-  const cleanup: Array<() => Promise<void>> = [];
+  let close = async () => {};
 
   before(async () => {
-    const central = await createTestDatabase('central');
-    const edge = await createTestDatabase('edge');
-    cleanup.push(
-      () => edge[Symbol.asyncDispose](),
-      () => central[Symbol.asyncDispose](),
-    );
-    const { mac, token } = await seedOneScope(central, 40);
-    deviceMac = mac;
-    // No inline pieces: the first sync then fetches its pieces, and that call is traced too.
-    const api = await startCentral(
-      central,
-      { INLINE_PIECES_KB: '0' },
-      capture('central-db-update-api', centralLines),
-    );
-    cleanup.unshift(() => api[Symbol.asyncDispose]());
-    const syncer = createSyncer(
-      edgeConfig(edge, api.url, mac, token),
-      edge.pool,
-      capture('dbupdate-service', edgeLines),
-    );
-    exporter.reset();
-    const result = await syncer.run('cli');
-    assert.equal(result.status, 'success');
-    manifestId = result.manifestId!;
+    const sync = await tracedSync(() => exporter.reset());
+    ({ centralLines, edgeLines, close, mac: deviceMac } = sync);
+    assert.equal(sync.result.status, 'success');
+    manifestId = sync.result.manifestId!;
     // The central request span ends when the response is closed, just after the edge read it.
     const deadline = Date.now() + 5000;
     while (!exporter.getFinishedSpans().some((s) => s.name === 'sync.request') && Date.now() < deadline)
       await new Promise((r) => setTimeout(r, 20));
     spans = exporter.getFinishedSpans();
   });
-  after(async () => {
-    for (const close of cleanup) await close();
-  });
+  after(() => close());
 
   const named = (name: string) => spans.filter((s) => s.name === name);
   const one = (name: string) => {
