@@ -42,11 +42,14 @@ const { values } = parseArgs({
 const splitCores = values['split-cores'];
 warmCompileCache();
 const sizes = values.users.split(',').map(Number);
-const rounds = Math.max(1, Number(values.rounds));
+const rounds = Number(values.rounds);
+if (!Number.isInteger(rounds) || rounds < 1)
+  throw new Error(`--rounds: a whole number from 1, not ${values.rounds}`);
 
 /** A process and its children on one CPU (children forked later inherit it). */
 function pin(pid: number, cpu: number): void {
-  execFileSync('taskset', ['-pc', String(cpu), String(pid)], { stdio: 'ignore' });
+  // -a: every thread the process has already started (V8's and libuv's), not only its main one.
+  execFileSync('taskset', ['-a', '-pc', String(cpu), String(pid)], { stdio: 'ignore' });
   for (const child of childrenOf(pid)) pin(child, cpu);
 }
 
@@ -212,7 +215,8 @@ async function moreRounds(
   for (let r = 2; r <= rounds; r++) {
     const env = {
       ...edgeEnv,
-      EDGE_DATABASE_URL: await cluster.createDatabase(`bench_edge_round_${r}`, { replace: true }),
+      // One name for every round: each replaces the last, so only one copy stays on disk.
+      EDGE_DATABASE_URL: await cluster.createDatabase('bench_edge_round', { replace: true }),
     };
     if ((await measured(['edge', 'migrate'], env)).code !== 0) throw new Error('edge migrate failed');
     const sync = await measured(['edge', 'sync'], env);
@@ -223,9 +227,13 @@ async function moreRounds(
   return done;
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+function median(xs: number[]): number {
+  const sorted = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
 
-/** Each round's figures and their medians (a middle value of each series, not of the ratios). */
+/** Each round's figures, the ratio of their medians and the median of the rounds' ratios. */
 function roundsLine(all: { syncMs: number; stepMs: number; peakMb: number; bareMs: number }[]): string {
   const sync = all.map((r) => r.syncMs);
   const step = all.map((r) => r.stepMs);
@@ -234,7 +242,9 @@ function roundsLine(all: { syncMs: number; stepMs: number; peakMb: number; bareM
     `  ${all.length} rounds (a fresh edge database each, the bare pipe right after): full sync ${sync.join(', ')} ms;` +
     ` sync step ${step.join(', ')} ms; bare pipe ${bare.join(', ')} ms; per round ${all.map((r) => (r.syncMs / r.bareMs).toFixed(2)).join(', ')};` +
     ` medians ${median(sync)} / ${median(bare)} = ${(median(sync) / median(bare)).toFixed(2)}` +
-    ` (step ${(median(step) / median(bare)).toFixed(2)}); edge peak ${Math.max(...all.map((r) => r.peakMb))} MB`
+    ` (step ${(median(step) / median(bare)).toFixed(2)});` +
+    ` median of the rounds' ratios ${median(all.map((r) => r.syncMs / r.bareMs)).toFixed(2)}` +
+    ` (step ${median(all.map((r) => r.stepMs / r.bareMs)).toFixed(2)}); edge peak ${Math.max(...all.map((r) => r.peakMb))} MB`
   );
 }
 
