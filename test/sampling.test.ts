@@ -9,8 +9,9 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { ROOT_CONTEXT, SpanKind, TraceFlags, trace } from '@opentelemetry/api';
-import { SamplingDecision } from '@opentelemetry/sdk-trace';
-import { startTracing } from '../src/platform/tracing.ts';
+import { SamplingDecision, TraceIdRatioBasedSampler } from '@opentelemetry/sdk-trace';
+import { IdTracerProvider } from '../src/platform/trace-ids.ts';
+import { samplerName, startTracing } from '../src/platform/tracing.ts';
 import { samplerFromEnv } from '../src/platform/tracing-sdk.ts';
 
 const tracing = await startTracing({ serviceName: 'dbupdate-test', env: {} });
@@ -39,6 +40,40 @@ describe('default sampler', () => {
       assert.equal(span.spanContext().traceId, TRACE_ID);
       assert.notEqual(span.spanContext().spanId, 'b7ad6b7169203331');
     }
+  });
+
+  it('passes on the flag the named sampler would set, though nothing is exported', () => {
+    const flagOf = (sampler: Parameters<typeof samplerName>[0], flags: TraceFlags | undefined) => {
+      const ctx = flags === undefined ? ROOT_CONTEXT : remoteParent(flags);
+      const name = samplerName(sampler);
+      return new IdTracerProvider(name, Number(sampler.OTEL_TRACES_SAMPLER_ARG ?? '1'))
+        .getTracer('t')
+        .startSpan('POST', {}, ctx)
+        .spanContext().traceFlags;
+    };
+    const { SAMPLED, NONE } = TraceFlags;
+    for (const flags of [SAMPLED, NONE, undefined]) {
+      assert.equal(flagOf({}, flags), NONE);
+      assert.equal(flagOf({ OTEL_TRACES_SAMPLER: 'always_on' }, flags), SAMPLED);
+      assert.equal(flagOf({ OTEL_TRACES_SAMPLER: 'always_off' }, flags), NONE);
+    }
+    assert.equal(flagOf({ OTEL_TRACES_SAMPLER: 'parentbased_always_off' }, SAMPLED), SAMPLED);
+    assert.equal(flagOf({ OTEL_TRACES_SAMPLER: 'parentbased_always_on' }, NONE), NONE);
+    assert.equal(flagOf({ OTEL_TRACES_SAMPLER: 'parentbased_always_on' }, undefined), SAMPLED);
+  });
+
+  it("samples by trace id ratio as the SDK's sampler does", () => {
+    const tracer = new IdTracerProvider('traceidratio', 0.5).getTracer('t');
+    const sdk = new TraceIdRatioBasedSampler(0.5);
+    let agreed = 0;
+    for (let i = 0; i < 200; i++) {
+      const span = tracer.startSpan('POST', {}, ROOT_CONTEXT).spanContext();
+      const ours = span.traceFlags === TraceFlags.SAMPLED;
+      const theirs =
+        sdk.shouldSample(ROOT_CONTEXT, span.traceId).decision === SamplingDecision.RECORD_AND_SAMPLED;
+      if (ours === theirs) agreed++;
+    }
+    assert.equal(agreed, 200);
   });
 
   it('records every span when exporting, also under an edge that marked its trace not sampled', () => {

@@ -59,6 +59,17 @@ describe('tracing with nothing exported', () => {
       assert.equal(finish(centralLines, name).traceId, traceId, name);
   });
 
+  it("logs Central's request lines in a server span of its own, under the edge's trace", () => {
+    const traceId = finish(edgeLines, 'sync').traceId;
+    const edgeSpans = new Set(edgeLines.map((l) => l.spanId));
+    const requestLines = centralLines.filter((l) => l.reqId !== undefined && l.event === undefined);
+    assert.ok(requestLines.length >= 3, `request lines: ${requestLines.length}`);
+    for (const line of requestLines) {
+      assert.equal(line.traceId, traceId, String(line.msg));
+      assert.ok(!edgeSpans.has(line.spanId), `${String(line.msg)} has a span of Central's`);
+    }
+  });
+
   it('gives each step a span id of its own', () => {
     const steps = [...edgeLines, ...centralLines].filter((l) => String(l.event).endsWith('.finish'));
     const ids = steps.map((l) => l.spanId);

@@ -10,7 +10,7 @@
  * everything else afterwards.
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import { ROOT_CONTEXT, context, propagation, trace, type Context } from '@opentelemetry/api';
+import { ROOT_CONTEXT, SpanKind, context, propagation, trace, type Context } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import type { SpanExporter } from '@opentelemetry/sdk-trace';
@@ -72,38 +72,45 @@ export async function startTracing(options: TracingOptions): Promise<Tracing> {
   if (current) return current;
   const env = options.env ?? process.env;
   if (env.OTEL_SDK_DISABLED === 'true') return (current = noExport('disabled'));
-  samplerName(env);
-  const name = options.exporter ? 'memory' : exporterName(env);
+  const sampler = samplerName(env);
+  const name = exporterName(env);
+  const exporter = options.exporter
+    ? { name: 'memory' as const, spans: options.exporter }
+    : name === 'none'
+      ? undefined
+      : { name };
   context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
   propagation.setGlobalPropagator(new W3CTraceContextPropagator());
-  if (name === 'none') {
-    trace.setGlobalTracerProvider(new IdTracerProvider());
+  if (exporter === undefined) {
+    trace.setGlobalTracerProvider(new IdTracerProvider(sampler, Number(env.OTEL_TRACES_SAMPLER_ARG ?? '1')));
     carrying = true;
-    return (current = noExport(name));
+    return (current = noExport('none'));
   }
   const { startSdk } = await import('./tracing-sdk.ts');
-  current = await startSdk({
-    serviceName: options.serviceName,
-    env,
-    exporter: options.exporter
-      ? { name: 'memory', spans: options.exporter }
-      : { name: name as 'console' | 'otlp' },
-  });
-  return current;
+  return (current = await startSdk({ serviceName: options.serviceName, env, exporter }));
 }
 
+/** Probes and scrapes would drown the traces that matter. */
+export const UNTRACED_PATHS = new Set(['/metrics', '/healthz', '/readyz', '/livez']);
+
+const untraced = (req: IncomingMessage) => UNTRACED_PATHS.has((req.url ?? '').split('?')[0]!);
+
 /**
- * Runs each request a server takes in the context its `traceparent` names (what the HTTP
- * instrumentation does when the SDK is loaded), with the request's and response's
- * listeners bound to it, so the body's events run in it too.
+ * Runs each request a server takes in a server span of its own, under the context its
+ * `traceparent` names (what the HTTP instrumentation does when the SDK is loaded), with the
+ * request's and response's listeners bound to it, so the body's events run in it too: every
+ * line logged for the request carries a trace id, also when the caller sent none.
  */
 export function carryTraceContext(server: Server): void {
   if (!carrying) return;
   const emit = server.emit;
+  const tracer = trace.getTracer('dbupdate-http');
   server.emit = function (this: Server, event: string | symbol, ...args: unknown[]): boolean {
-    if (event !== 'request') return Reflect.apply(emit, this, [event, ...args]) as boolean;
     const [req, res] = args as [IncomingMessage, ServerResponse];
-    const ctx = propagation.extract(ROOT_CONTEXT, req.headers);
+    if (event !== 'request' || untraced(req)) return Reflect.apply(emit, this, [event, ...args]) as boolean;
+    const parent = propagation.extract(ROOT_CONTEXT, req.headers);
+    const span = tracer.startSpan(req.method ?? 'HTTP', { kind: SpanKind.SERVER }, parent);
+    const ctx = trace.setSpan(parent, span);
     context.bind(ctx, req);
     context.bind(ctx, res);
     return context.with(ctx, () => Reflect.apply(emit, this, [event, ...args]) as boolean);
