@@ -11,7 +11,8 @@ import { describe, it } from 'node:test';
 import { ROOT_CONTEXT, SpanKind, TraceFlags, trace } from '@opentelemetry/api';
 import { SamplingDecision, TraceIdRatioBasedSampler } from '@opentelemetry/sdk-trace';
 import { IdTracerProvider } from '../src/platform/trace-ids.ts';
-import { samplerName, startTracing } from '../src/platform/tracing.ts';
+import { startTracing } from '../src/platform/tracing.ts';
+import { samplerName } from '../src/platform/trace-settings.ts';
 import { samplerFromEnv } from '../src/platform/tracing-sdk.ts';
 
 const tracing = await startTracing({ serviceName: 'dbupdate-test', env: {} });

@@ -27,7 +27,7 @@ import {
   type Tracer,
   type TracerProvider,
 } from '@opentelemetry/api';
-import type { SamplerName } from './tracing.ts';
+import type { SamplerName } from './trace-settings.ts';
 
 /** The SDK's TraceIdRatioBasedSampler's rule, so both agree on a trace. */
 function byRatio(traceId: string, ratio: number): boolean {

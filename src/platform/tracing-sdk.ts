@@ -23,7 +23,7 @@ import {
   type SpanProcessor,
 } from '@opentelemetry/sdk-trace';
 import { AppError } from './errors.ts';
-import { UNTRACED_PATHS, samplerName, type Tracing } from './tracing.ts';
+import { UNTRACED_PATHS, samplerName, type Tracing } from './trace-settings.ts';
 
 /**
  * The sampler OTEL_TRACES_SAMPLER names. With none, every span is recorded, also under an

@@ -14,15 +14,10 @@ import { ROOT_CONTEXT, SpanKind, context, propagation, trace, type Context } fro
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import type { SpanExporter } from '@opentelemetry/sdk-trace';
-import { AppError } from './errors.ts';
 import { IdTracerProvider } from './trace-ids.ts';
+import { UNTRACED_PATHS, exporterName, samplerName, type Tracing } from './trace-settings.ts';
 
-export interface Tracing {
-  /** Where spans go: 'otlp', 'console', 'memory' (tests) or 'none'. */
-  readonly exporter: string;
-  forceFlush(): Promise<void>;
-  shutdown(): Promise<void>;
-}
+export type { Tracing } from './trace-settings.ts';
 
 export interface TracingOptions {
   serviceName: string;
@@ -34,32 +29,6 @@ export interface TracingOptions {
 let current: Tracing | undefined;
 /** Whether this file carries the traceparent (no SDK, so no HTTP instrumentation does). */
 let carrying = false;
-
-const SAMPLERS = [
-  'always_on',
-  'always_off',
-  'traceidratio',
-  'parentbased_always_on',
-  'parentbased_always_off',
-  'parentbased_traceidratio',
-] as const;
-export type SamplerName = (typeof SAMPLERS)[number];
-
-/** The sampler OTEL_TRACES_SAMPLER names, checked also when nothing is exported. */
-export function samplerName(env: NodeJS.ProcessEnv): SamplerName | undefined {
-  const name = env.OTEL_TRACES_SAMPLER?.trim().toLowerCase();
-  if (!name) return undefined;
-  if ((SAMPLERS as readonly string[]).includes(name)) return name as SamplerName;
-  throw new AppError('CONFIG_INVALID', `OTEL_TRACES_SAMPLER: unsupported sampler ${JSON.stringify(name)}`);
-}
-
-/** The exporter the OTEL_* variables ask for; none unless an endpoint or exporter is named. */
-function exporterName(env: NodeJS.ProcessEnv): 'none' | 'console' | 'otlp' {
-  const endpoint = env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? env.OTEL_EXPORTER_OTLP_ENDPOINT;
-  const name = (env.OTEL_TRACES_EXPORTER ?? (endpoint ? 'otlp' : 'none')).trim().toLowerCase();
-  if (name === 'none' || name === 'console' || name === 'otlp') return name;
-  throw new AppError('CONFIG_INVALID', `OTEL_TRACES_EXPORTER: unsupported exporter ${JSON.stringify(name)}`);
-}
 
 const noExport = (exporter: string): Tracing => ({
   exporter,
@@ -89,9 +58,6 @@ export async function startTracing(options: TracingOptions): Promise<Tracing> {
   const { startSdk } = await import('./tracing-sdk.ts');
   return (current = await startSdk({ serviceName: options.serviceName, env, exporter }));
 }
-
-/** Probes and scrapes would drown the traces that matter. */
-export const UNTRACED_PATHS = new Set(['/metrics', '/healthz', '/readyz', '/livez']);
 
 const untraced = (req: IncomingMessage) => UNTRACED_PATHS.has((req.url ?? '').split('?')[0]!);
 

@@ -1,0 +1,42 @@
+/**
+ * What the OTEL_* variables ask of tracing, read the same way whether the SDK is loaded
+ * (`tracing-sdk.ts`) or not (`tracing.ts`, `trace-ids.ts`): a bad name fails at start with
+ * CONFIG_INVALID in both.
+ */
+import { AppError } from './errors.ts';
+
+export interface Tracing {
+  /** Where spans go: 'otlp', 'console', 'memory' (tests) or 'none'. */
+  readonly exporter: string;
+  forceFlush(): Promise<void>;
+  shutdown(): Promise<void>;
+}
+
+const SAMPLERS = [
+  'always_on',
+  'always_off',
+  'traceidratio',
+  'parentbased_always_on',
+  'parentbased_always_off',
+  'parentbased_traceidratio',
+] as const;
+export type SamplerName = (typeof SAMPLERS)[number];
+
+/** The sampler OTEL_TRACES_SAMPLER names, checked also when nothing is exported. */
+export function samplerName(env: NodeJS.ProcessEnv): SamplerName | undefined {
+  const name = env.OTEL_TRACES_SAMPLER?.trim().toLowerCase();
+  if (!name) return undefined;
+  if ((SAMPLERS as readonly string[]).includes(name)) return name as SamplerName;
+  throw new AppError('CONFIG_INVALID', `OTEL_TRACES_SAMPLER: unsupported sampler ${JSON.stringify(name)}`);
+}
+
+/** The exporter the OTEL_* variables ask for; none unless an endpoint or exporter is named. */
+export function exporterName(env: NodeJS.ProcessEnv): 'none' | 'console' | 'otlp' {
+  const endpoint = env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? env.OTEL_EXPORTER_OTLP_ENDPOINT;
+  const name = (env.OTEL_TRACES_EXPORTER ?? (endpoint ? 'otlp' : 'none')).trim().toLowerCase();
+  if (name === 'none' || name === 'console' || name === 'otlp') return name;
+  throw new AppError('CONFIG_INVALID', `OTEL_TRACES_EXPORTER: unsupported exporter ${JSON.stringify(name)}`);
+}
+
+/** Probes and scrapes would drown the traces that matter. */
+export const UNTRACED_PATHS = new Set(['/metrics', '/healthz', '/readyz', '/livez']);
