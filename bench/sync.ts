@@ -24,6 +24,7 @@ import { freePort, startEmbeddedCluster } from '../src/platform/embedded.ts';
 import { migrate } from '../src/platform/migrate.ts';
 import { edgeMigrations } from '../src/edge/migrations.ts';
 import { generateSigningKeys } from '../src/contract/signing.ts';
+import { TABLE_NAMES } from '../src/contract/tables.ts';
 import { imageNodeArgs, imageNodeEnv, warmCompileCache } from './image.ts';
 import { seedOneLocation } from './lib/central.ts';
 import { dumpBaseline, rawPipe, scopeSource, startDumpCluster } from './baselines.ts';
@@ -197,9 +198,7 @@ async function leastPrivilege(
 /** The bare pipe into a database that held the scope, emptied first. */
 async function barePipeInto(url: string, source: ReturnType<typeof scopeSource>): Promise<number> {
   const clean = createPool(url, { applicationName: 'bench', max: 1 });
-  await clean.query(
-    'TRUNCATE companies, locations, groups, location_groups, users, group_users, areas, devices',
-  );
+  await clean.query(`TRUNCATE ${TABLE_NAMES.map((name) => `"${name}"`).join(', ')}`);
   await clean.end();
   return rawPipe(source, url, false);
 }

@@ -6,17 +6,16 @@
  * exporter, as a service without a collector starts it, before pino is loaded.
  */
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { ROOT_CONTEXT, SpanKind, TraceFlags, trace } from '@opentelemetry/api';
 import { SamplingDecision, TraceIdRatioBasedSampler } from '@opentelemetry/sdk-trace';
 import { IdTracerProvider } from '../src/platform/trace-ids.ts';
 import { startTracing } from '../src/platform/tracing.ts';
-import { samplerName } from '../src/platform/trace-settings.ts';
+import { samplerName, samplerRatio } from '../src/platform/trace-settings.ts';
 import { samplerFromEnv } from '../src/platform/tracing-sdk.ts';
 
 const tracing = await startTracing({ serviceName: 'dbupdate-test', env: {} });
-const { pino } = await import('pino');
+const { capturedLog } = await import('./helpers/log.ts');
 const { loggerOptions } = await import('../src/platform/logger.ts');
 const { startStep } = await import('../src/platform/step.ts');
 
@@ -47,7 +46,7 @@ describe('default sampler', () => {
     const flagOf = (sampler: Parameters<typeof samplerName>[0], flags: TraceFlags | undefined) => {
       const ctx = flags === undefined ? ROOT_CONTEXT : remoteParent(flags);
       const name = samplerName(sampler);
-      return new IdTracerProvider(name, Number(sampler.OTEL_TRACES_SAMPLER_ARG ?? '1'))
+      return new IdTracerProvider(name, samplerRatio(sampler))
         .getTracer('t')
         .startSpan('POST', {}, ctx)
         .spanContext().traceFlags;
@@ -90,17 +89,10 @@ describe('default sampler', () => {
 
   it('still gives every step a trace id and a span id, which its log lines carry', () => {
     assert.equal(tracing.exporter, 'none');
-    const lines: Record<string, unknown>[] = [];
-    const log = pino(
-      { ...loggerOptions('dbupdate-test', 'info'), transport: undefined },
-      new Writable({
-        write(chunk: Buffer, _enc, done) {
-          for (const text of chunk.toString().split('\n').filter(Boolean))
-            lines.push(JSON.parse(text) as Record<string, unknown>);
-          done();
-        },
-      }),
-    );
+    const { logger: log, lines } = capturedLog({
+      ...loggerOptions('dbupdate-test', 'info'),
+      transport: undefined,
+    });
     const open = startStep(log, 'sync.request', { device: 'aa:bb:cc:dd:ee:ff' });
     open.finish();
     assert.equal(open.span.isRecording(), false);

@@ -29,13 +29,12 @@ import {
 } from '@opentelemetry/api';
 import type { SamplerName } from './trace-settings.ts';
 
-/** The SDK's TraceIdRatioBasedSampler's rule, so both agree on a trace. */
+/** The SDK's TraceIdRatioBasedSampler's rule, so both agree on a trace (ratio from `samplerRatio`). */
 function byRatio(traceId: string, ratio: number): boolean {
-  const bounded = Number.isFinite(ratio) ? Math.min(Math.max(ratio, 0), 1) : 1;
   let accumulated = 0;
   for (let i = 0; i < traceId.length / 8; i++)
     accumulated = (accumulated ^ parseInt(traceId.slice(i * 8, i * 8 + 8), 16)) >>> 0;
-  return accumulated <= Math.floor(bounded * 0xffffffff);
+  return accumulated <= Math.floor(ratio * 0xffffffff);
 }
 
 function sampled(

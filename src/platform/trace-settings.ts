@@ -38,5 +38,15 @@ export function exporterName(env: NodeJS.ProcessEnv): 'none' | 'console' | 'otlp
   throw new AppError('CONFIG_INVALID', `OTEL_TRACES_EXPORTER: unsupported exporter ${JSON.stringify(name)}`);
 }
 
+/** OTEL_TRACES_SAMPLER_ARG as a ratio sampler takes it: between 0 and 1, 1 when unset or not a number. */
+export function samplerRatio(env: NodeJS.ProcessEnv): number {
+  const ratio = Number(env.OTEL_TRACES_SAMPLER_ARG ?? '1');
+  return Number.isFinite(ratio) ? Math.min(Math.max(ratio, 0), 1) : 1;
+}
+
 /** Probes and scrapes would drown the traces that matter. */
-export const UNTRACED_PATHS = new Set(['/metrics', '/healthz', '/readyz', '/livez']);
+const UNTRACED_PATHS = new Set(['/metrics', '/healthz', '/readyz', '/livez']);
+
+/** Whether a request is a probe or a scrape, which no span is made for. */
+export const isUntraced = (req: { url?: string | undefined }): boolean =>
+  UNTRACED_PATHS.has((req.url ?? '').split('?')[0]!);

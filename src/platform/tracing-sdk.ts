@@ -23,7 +23,7 @@ import {
   type SpanProcessor,
 } from '@opentelemetry/sdk-trace';
 import { AppError } from './errors.ts';
-import { UNTRACED_PATHS, samplerName, type Tracing } from './trace-settings.ts';
+import { isUntraced, samplerName, samplerRatio, type Tracing } from './trace-settings.ts';
 
 /**
  * The sampler OTEL_TRACES_SAMPLER names. With none, every span is recorded, also under an
@@ -31,9 +31,7 @@ import { UNTRACED_PATHS, samplerName, type Tracing } from './trace-settings.ts';
  * its part.
  */
 export function samplerFromEnv(env: NodeJS.ProcessEnv): Sampler {
-  const ratio = Number(env.OTEL_TRACES_SAMPLER_ARG ?? '1');
-  const ratioSampler = () =>
-    new TraceIdRatioBasedSampler(Number.isFinite(ratio) ? Math.min(Math.max(ratio, 0), 1) : 1);
+  const ratioSampler = () => new TraceIdRatioBasedSampler(samplerRatio(env));
   switch (samplerName(env)) {
     case undefined:
       return new ParentBasedSampler({
@@ -107,7 +105,7 @@ export async function startSdk({ serviceName, env, exporter }: SdkOptions): Prom
     tracerProvider: provider,
     instrumentations: [
       new HttpInstrumentation({
-        ignoreIncomingRequestHook: (req) => UNTRACED_PATHS.has((req.url ?? '').split('?')[0]!),
+        ignoreIncomingRequestHook: isUntraced,
       }),
       new UndiciInstrumentation(),
       await pgInstrumentation(),

@@ -15,7 +15,7 @@ import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-ho
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import type { SpanExporter } from '@opentelemetry/sdk-trace';
 import { IdTracerProvider } from './trace-ids.ts';
-import { UNTRACED_PATHS, exporterName, samplerName, type Tracing } from './trace-settings.ts';
+import { exporterName, isUntraced, samplerName, samplerRatio, type Tracing } from './trace-settings.ts';
 
 export type { Tracing } from './trace-settings.ts';
 
@@ -51,15 +51,13 @@ export async function startTracing(options: TracingOptions): Promise<Tracing> {
   context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
   propagation.setGlobalPropagator(new W3CTraceContextPropagator());
   if (exporter === undefined) {
-    trace.setGlobalTracerProvider(new IdTracerProvider(sampler, Number(env.OTEL_TRACES_SAMPLER_ARG ?? '1')));
+    trace.setGlobalTracerProvider(new IdTracerProvider(sampler, samplerRatio(env)));
     carrying = true;
     return (current = noExport('none'));
   }
   const { startSdk } = await import('./tracing-sdk.ts');
   return (current = await startSdk({ serviceName: options.serviceName, env, exporter }));
 }
-
-const untraced = (req: IncomingMessage) => UNTRACED_PATHS.has((req.url ?? '').split('?')[0]!);
 
 /**
  * Runs each request a server takes in a server span of its own, under the context its
@@ -73,7 +71,7 @@ export function carryTraceContext(server: Server): void {
   const tracer = trace.getTracer('dbupdate-http');
   server.emit = function (this: Server, event: string | symbol, ...args: unknown[]): boolean {
     const [req, res] = args as [IncomingMessage, ServerResponse];
-    if (event !== 'request' || untraced(req)) return Reflect.apply(emit, this, [event, ...args]) as boolean;
+    if (event !== 'request' || isUntraced(req)) return Reflect.apply(emit, this, [event, ...args]) as boolean;
     const parent = propagation.extract(ROOT_CONTEXT, req.headers);
     const span = tracer.startSpan(req.method ?? 'HTTP', { kind: SpanKind.SERVER }, parent);
     const ctx = trace.setSpan(parent, span);
